@@ -1,0 +1,134 @@
+//! `reef coordinator` and `reef agent`: thin shells that parse flags, connect,
+//! and run the library until SIGINT or SIGTERM.
+
+use crate::{client, parse_pairs, shutdown_signal, LabelArgs};
+use anyhow::Result;
+use clap::Args;
+use reef_proto::units::{parse_duration, parse_size};
+use std::path::PathBuf;
+use tokio_util::sync::CancellationToken;
+
+#[derive(Args)]
+pub struct CoordinatorArgs {
+    /// A node not heard from for this long is marked down.
+    #[arg(long, default_value = "3s", value_parser = parse_duration)]
+    pub node_grace: std::time::Duration,
+    /// Replicas of every stream and bucket (3 on a 3-server NATS cluster).
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u8).range(1..=5))]
+    pub replicas: u8,
+    /// Upper bound of the logs stream; the oldest lines are dropped beyond it.
+    #[arg(long, default_value = "1G", value_parser = parse_size)]
+    pub logs_max_bytes: u64,
+}
+
+#[derive(Args)]
+pub struct AgentArgs {
+    /// This node's name (letters, digits, '.', '_', '-').
+    #[arg(long)]
+    pub name: String,
+    /// Where the node id, job records and job working directories live
+    /// [default: /var/lib/reef/NAME].
+    #[arg(long)]
+    pub data_dir: Option<PathBuf>,
+    #[command(flatten)]
+    pub labels: LabelArgs,
+    /// CPU cores to offer [default: all of the machine's].
+    #[arg(long, value_parser = parse_cpu)]
+    pub cpu: Option<u32>,
+    /// Memory to offer, e.g. 8G [default: all of the machine's].
+    #[arg(long, value_parser = parse_size)]
+    pub memory: Option<u64>,
+    /// Time between SIGTERM and SIGKILL when a job is stopped.
+    #[arg(long, default_value = "5s", value_parser = parse_duration)]
+    pub stop_grace: std::time::Duration,
+}
+
+/// Parses a CPU amount in cores (`2`, `0.5`) into thousandths of a core.
+pub fn parse_cpu(input: &str) -> Result<u32, String> {
+    let cores: f64 = input
+        .trim()
+        .parse()
+        .map_err(|_| format!("invalid cpu {input:?}: expected a number of cores, e.g. 0.5 or 2"))?;
+    if !(0.001..=1024.0).contains(&cores) {
+        return Err(format!(
+            "invalid cpu {input:?}: must be between 0.001 and 1024 cores"
+        ));
+    }
+    Ok((cores * 1000.0).round() as u32)
+}
+
+pub fn coordinator_config(args: &CoordinatorArgs) -> reef_coordinator::Config {
+    reef_coordinator::Config {
+        store: reef_coordinator::StoreConfig {
+            replicas: args.replicas as usize,
+            logs_max_bytes: args.logs_max_bytes.min(i64::MAX as u64) as i64,
+            ..Default::default()
+        },
+        node_grace: args.node_grace,
+    }
+}
+
+pub fn agent_config(args: &AgentArgs) -> Result<reef_node_agent::Config> {
+    let mut config = reef_node_agent::Config::new(
+        &args.name,
+        args.data_dir
+            .clone()
+            .unwrap_or_else(|| crate::default_data_dir(&args.name)),
+    );
+    config.labels = parse_pairs("label", &args.labels.labels)?;
+    config.cpu_millis = args.cpu;
+    config.memory_bytes = args.memory;
+    config.stop_grace = args.stop_grace;
+    Ok(config)
+}
+
+pub async fn coordinator(nats: &str, args: CoordinatorArgs) -> Result<()> {
+    let config = coordinator_config(&args);
+    let client = client::connect_daemon(nats, "reef-coordinator").await?;
+    let shutdown = CancellationToken::new();
+    let run = reef_coordinator::run(client.clone(), config, shutdown.clone());
+    tokio::pin!(run);
+    tokio::select! {
+        result = &mut run => result?,
+        _ = shutdown_signal() => {
+            shutdown.cancel();
+            run.await?;
+        }
+    }
+    client.flush().await.ok();
+    Ok(())
+}
+
+pub async fn agent(nats: &str, args: AgentArgs) -> Result<()> {
+    let config = agent_config(&args)?;
+    let client = client::connect_daemon(nats, &format!("reef-agent-{}", args.name)).await?;
+    let shutdown = CancellationToken::new();
+    let run = reef_node_agent::run(client, config, shutdown.clone());
+    tokio::pin!(run);
+    tokio::select! {
+        result = &mut run => result?,
+        _ = shutdown_signal() => {
+            shutdown.cancel();
+            run.await?;
+        }
+    }
+    Ok(())
+}
+
+/// Sends SIGTERM to a child process.
+pub fn terminate(pid: u32) {
+    use nix::sys::signal::{kill, Signal};
+    let _ = kill(nix::unistd::Pid::from_raw(pid as i32), Signal::SIGTERM);
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn cpu_amounts() {
+        assert_eq!(super::parse_cpu("2"), Ok(2000));
+        assert_eq!(super::parse_cpu("0.25"), Ok(250));
+        assert!(super::parse_cpu("0").is_err());
+        assert!(super::parse_cpu("lots").is_err());
+        assert!(super::parse_cpu("NaN").is_err());
+    }
+}

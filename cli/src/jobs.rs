@@ -1,0 +1,151 @@
+//! `reef jobs`, `reef job status|stop` and `reef nodes`.
+
+use crate::client::{call, connect};
+use crate::views;
+use anyhow::{anyhow, bail, Result};
+use reef_proto::api::{ApiRequest, ApiResponse, NodeStatus};
+use reef_proto::job::{JobRecord, JobState};
+use reef_proto::units::{format_duration, format_size};
+use reef_proto::{now_ms, JobId};
+use std::collections::HashMap;
+use std::time::Duration;
+
+/// Finds a job by full id or unique prefix.
+pub async fn resolve(client: &async_nats::Client, id: &str) -> Result<JobRecord> {
+    if let Ok(id) = id.parse::<JobId>() {
+        return match call(client, ApiRequest::GetJob(id)).await? {
+            ApiResponse::Job(job) => Ok(*job),
+            _ => bail!("unexpected reply from the coordinator"),
+        };
+    }
+    if id.is_empty() || !id.chars().all(|c| c.is_ascii_hexdigit() || c == '-') {
+        bail!("{id:?} is not a job id");
+    }
+    let ApiResponse::Jobs { jobs, .. } = call(client, ApiRequest::ListJobs).await? else {
+        bail!("unexpected reply from the coordinator");
+    };
+    let mut matches = jobs
+        .into_iter()
+        .filter(|j| j.id.to_string().starts_with(id));
+    match (matches.next(), matches.next()) {
+        (Some(job), None) => Ok(job),
+        (None, _) => bail!("no job {id}"),
+        (Some(_), Some(_)) => bail!("{id} matches more than one job; give more of the id"),
+    }
+}
+
+async fn node_list(client: &async_nats::Client) -> Result<Vec<NodeStatus>> {
+    match call(client, ApiRequest::ListNodes).await? {
+        ApiResponse::Nodes(nodes) => Ok(nodes),
+        _ => Err(anyhow!("unexpected reply from the coordinator")),
+    }
+}
+
+async fn node_names(client: &async_nats::Client) -> HashMap<String, String> {
+    node_list(client)
+        .await
+        .unwrap_or_default()
+        .into_iter()
+        .map(|n| (n.record.id.to_string(), n.record.name))
+        .collect()
+}
+
+fn print_json(value: &serde_json::Value) -> Result<()> {
+    println!("{}", serde_json::to_string_pretty(value)?);
+    Ok(())
+}
+
+pub async fn list(nats: &str, json: bool) -> Result<()> {
+    let client = connect(nats).await?;
+    let ApiResponse::Jobs { jobs, truncated } = call(&client, ApiRequest::ListJobs).await? else {
+        bail!("unexpected reply from the coordinator");
+    };
+    let names = node_names(&client).await;
+    if json {
+        return print_json(&serde_json::Value::Array(
+            jobs.iter().map(|j| views::job_json(j, &names)).collect(),
+        ));
+    }
+    let now = now_ms();
+    let rows: Vec<Vec<String>> = jobs
+        .iter()
+        .map(|j| views::job_row(j, &names, now))
+        .collect();
+    views::print_table(views::JOB_HEADER, &rows);
+    if truncated {
+        eprintln!("(only the newest {} jobs are listed)", jobs.len());
+    }
+    Ok(())
+}
+
+pub async fn status(nats: &str, id: &str, json: bool) -> Result<()> {
+    let client = connect(nats).await?;
+    let job = resolve(&client, id).await?;
+    let names = node_names(&client).await;
+    if json {
+        return print_json(&views::job_json(&job, &names));
+    }
+    let node = job
+        .node
+        .map(|n| {
+            names
+                .get(&n.to_string())
+                .cloned()
+                .unwrap_or_else(|| n.to_string())
+        })
+        .unwrap_or_else(|| "-".into());
+    println!("id:        {}", job.id);
+    match &job.state {
+        JobState::Exited { code } => println!("state:     exited with code {code}"),
+        JobState::Pending { reason } => println!("state:     pending: {reason}"),
+        JobState::Failed { reason } => println!("state:     failed: {reason}"),
+        JobState::Lost { reason } => println!("state:     lost: {reason}"),
+        other => println!("state:     {}", other.name()),
+    }
+    println!("command:   {}", job.spec.command.join(" "));
+    println!("node:      {node}");
+    println!(
+        "resources: {} cpu, {} memory",
+        job.spec.resources.cpu_millis as f64 / 1000.0,
+        format_size(job.spec.resources.memory_bytes)
+    );
+    if let Some(started) = job.started_at_ms {
+        let end = job.finished_at_ms.unwrap_or_else(now_ms);
+        println!(
+            "runtime:   {}",
+            format_duration(Duration::from_millis(end.saturating_sub(started)))
+        );
+    }
+    if let Some((out, err)) = job.output_lines {
+        println!("output:    {out} stdout lines, {err} stderr lines");
+    }
+    Ok(())
+}
+
+pub async fn stop(nats: &str, id: &str) -> Result<()> {
+    let client = connect(nats).await?;
+    let job = resolve(&client, id).await?;
+    let ApiResponse::Job(job) = call(&client, ApiRequest::StopJob(job.id)).await? else {
+        bail!("unexpected reply from the coordinator");
+    };
+    if job.state.is_terminal() && !job.stop_requested {
+        println!("job {} had already ended ({})", job.id, job.state.name());
+    } else if job.state.is_terminal() {
+        println!("job {} stopped", job.id);
+    } else {
+        println!("stopping job {}", job.id);
+    }
+    Ok(())
+}
+
+pub async fn nodes(nats: &str, json: bool) -> Result<()> {
+    let client = connect(nats).await?;
+    let nodes = node_list(&client).await?;
+    if json {
+        return print_json(&serde_json::Value::Array(
+            nodes.iter().map(views::node_json).collect(),
+        ));
+    }
+    views::print_table(views::NODE_HEADER, &views::node_rows(&nodes));
+    Ok(())
+}

@@ -1,0 +1,219 @@
+//! Reading job output from the logs stream: the backlog (optionally only its
+//! last N lines), then, when following, live lines until the job has ended
+//! and every line it produced has been printed.
+
+use crate::client;
+use anyhow::{anyhow, Context as _, Result};
+use async_nats::jetstream::{self, consumer};
+use clap::Args;
+use futures::StreamExt;
+use reef_proto::job::JobRecord;
+use reef_proto::subjects::{self, Output};
+use reef_proto::{decode, JobId};
+use std::collections::VecDeque;
+use std::io::Write;
+use std::time::Duration;
+
+#[derive(Args)]
+pub struct LogsArgs {
+    /// Job id (or a unique prefix of one).
+    pub job: String,
+    /// Keep printing new output until the job ends.
+    #[arg(short = 'f', long)]
+    pub follow: bool,
+    /// Only the last N lines of what is already there.
+    #[arg(long, value_name = "N")]
+    pub tail: Option<usize>,
+}
+
+/// After a job ends, how long to wait for lines still in flight.
+const LATE_LINES: Duration = Duration::from_secs(3);
+/// Longest wait for one backlog message before giving up.
+const BACKLOG_WAIT: Duration = Duration::from_secs(10);
+
+pub async fn logs(nats: &str, args: LogsArgs) -> Result<()> {
+    let client = client::connect(nats).await?;
+    let job = crate::jobs::resolve(&client, &args.job).await?;
+    let js = jetstream::new(client);
+    let mut output = JobOutput::open(&js, job.id, args.tail).await?;
+    if args.follow {
+        output.follow(&js, job.id, |_| {}).await?;
+    } else {
+        output.print_backlog().await?;
+    }
+    Ok(())
+}
+
+/// One job's output, read in order from the logs stream.
+pub struct JobOutput {
+    messages: consumer::pull::Ordered,
+    /// Messages that were in the stream when it was opened.
+    backlog: u64,
+    read: u64,
+    tail: Option<VecDeque<(Output, Vec<u8>)>>,
+    tail_len: usize,
+    /// Lines printed (stdout, stderr).
+    pub printed: (u64, u64),
+    closed: bool,
+}
+
+impl JobOutput {
+    pub async fn open(js: &jetstream::Context, job: JobId, tail: Option<usize>) -> Result<Self> {
+        let stream = js.get_stream(subjects::LOGS_STREAM).await.map_err(|e| {
+            anyhow!("could not open the logs stream (has a coordinator ever run?): {e}")
+        })?;
+        let consumer = stream
+            .create_consumer(consumer::pull::OrderedConfig {
+                filter_subject: subjects::job_logs(job),
+                deliver_policy: consumer::DeliverPolicy::All,
+                ..Default::default()
+            })
+            .await
+            .context("could not read the logs stream")?;
+        let backlog = consumer.cached_info().num_pending;
+        let messages = consumer
+            .messages()
+            .await
+            .context("could not read the logs stream")?;
+        Ok(Self {
+            messages,
+            backlog,
+            read: 0,
+            tail: tail.map(|n| VecDeque::with_capacity(n.min(10_000))),
+            tail_len: tail.unwrap_or(0),
+            printed: (0, 0),
+            closed: false,
+        })
+    }
+
+    /// Prints what was in the stream when it was opened.
+    pub async fn print_backlog(&mut self) -> Result<()> {
+        while self.read < self.backlog && !self.closed {
+            let msg = tokio::time::timeout(BACKLOG_WAIT, self.messages.next())
+                .await
+                .map_err(|_| anyhow!("timed out reading logs"))?;
+            match msg {
+                Some(Ok(msg)) => self.take(&msg.subject, msg.payload.to_vec()),
+                Some(Err(e)) => return Err(anyhow!("reading logs failed: {e}")),
+                None => break,
+            }
+        }
+        self.flush_tail();
+        Ok(())
+    }
+
+    /// Prints the backlog and then live output until the job has ended and
+    /// every line it reported has been printed. `on_update` sees each new
+    /// version of the job record. Returns the final record.
+    pub async fn follow(
+        &mut self,
+        js: &jetstream::Context,
+        job: JobId,
+        mut on_update: impl FnMut(&JobRecord),
+    ) -> Result<JobRecord> {
+        let jobs = js
+            .get_key_value(subjects::JOBS_BUCKET)
+            .await
+            .map_err(|e| anyhow!("could not open the jobs bucket: {e}"))?;
+        let mut watch = jobs
+            .watch(job.to_string())
+            .await
+            .context("could not watch the job")?;
+        let mut last: Option<JobRecord> = None;
+        let mut ended_at: Option<tokio::time::Instant> = None;
+        loop {
+            if let Some(job) = &last {
+                if job.state.is_terminal() {
+                    let (out, err) = job.output_lines.unwrap_or((0, 0));
+                    if self.printed.0 >= out && self.printed.1 >= err {
+                        self.flush_tail();
+                        return Ok(job.clone());
+                    }
+                }
+            }
+            let late = async {
+                match ended_at {
+                    Some(at) => tokio::time::sleep_until(at + LATE_LINES).await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                msg = self.messages.next(), if !self.closed => match msg {
+                    Some(Ok(msg)) => self.take(&msg.subject, msg.payload.to_vec()),
+                    Some(Err(e)) => return Err(anyhow!("reading logs failed: {e}")),
+                    None => self.closed = true,
+                },
+                entry = watch.next(), if ended_at.is_none() => match entry {
+                    Some(Ok(entry)) => {
+                        if let Ok(record) = decode::<JobRecord>(&entry.value) {
+                            on_update(&record);
+                            if record.state.is_terminal() {
+                                ended_at = Some(tokio::time::Instant::now());
+                            }
+                            last = Some(record);
+                        }
+                    }
+                    Some(Err(e)) => return Err(anyhow!("watching the job failed: {e}")),
+                    None => return Err(anyhow!("the job watch ended unexpectedly")),
+                },
+                _ = late => {
+                    // Some lines never arrived (dropped while NATS was away); do not wait forever.
+                    self.flush_tail();
+                    return last.ok_or_else(|| anyhow!("job vanished"));
+                }
+            }
+        }
+    }
+
+    fn take(&mut self, subject: &str, line: Vec<u8>) {
+        let output = subjects::log_output(subject).unwrap_or(Output::Stdout);
+        self.read += 1;
+        match output {
+            Output::Stdout => self.printed.0 += 1,
+            Output::Stderr => self.printed.1 += 1,
+        }
+        if self.read <= self.backlog {
+            if let Some(tail) = &mut self.tail {
+                if self.tail_len == 0 {
+                    return;
+                }
+                if tail.len() == self.tail_len {
+                    tail.pop_front();
+                }
+                tail.push_back((output, line));
+                if self.read == self.backlog {
+                    self.flush_tail();
+                }
+                return;
+            }
+        }
+        print_line(output, &line);
+    }
+
+    fn flush_tail(&mut self) {
+        if let Some(tail) = self.tail.take() {
+            for (output, line) in tail {
+                print_line(output, &line);
+            }
+        }
+    }
+}
+
+fn print_line(output: Output, line: &[u8]) {
+    let result = match output {
+        Output::Stdout => {
+            let mut out = std::io::stdout().lock();
+            out.write_all(line).and_then(|()| out.write_all(b"\n"))
+        }
+        Output::Stderr => {
+            let mut err = std::io::stderr().lock();
+            err.write_all(line).and_then(|()| err.write_all(b"\n"))
+        }
+    };
+    if let Err(e) = result {
+        if e.kind() == std::io::ErrorKind::BrokenPipe {
+            // The reader went away (`reef logs X | head`): stop quietly.
+            std::process::exit(0);
+        }
+    }
+}

@@ -1,0 +1,190 @@
+//! `reef`: the one binary. User commands (`run`, `jobs`, `job`, `logs`,
+//! `nodes`) talk to the coordinators over NATS; `coordinator`, `agent` and
+//! `dev` run the cluster's own processes.
+
+#![forbid(unsafe_code)]
+#![deny(rust_2018_idioms)]
+
+mod client;
+mod daemons;
+mod dev;
+mod jobs;
+mod logs;
+mod run;
+mod views;
+
+use clap::{Args, Parser, Subcommand};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(Parser)]
+#[command(
+    name = "reef",
+    version,
+    about = "Run apps and compute jobs on a cluster of your own machines, over NATS."
+)]
+struct Cli {
+    /// NATS server URL(s), comma separated.
+    #[arg(
+        long,
+        global = true,
+        env = "REEF_NATS_URL",
+        default_value = "nats://127.0.0.1:4222"
+    )]
+    nats: String,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run a command as a job on the cluster, streaming its output; exits with its exit code.
+    Run(run::RunArgs),
+    /// List jobs, newest first.
+    Jobs {
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Inspect or stop one job.
+    Job {
+        #[command(subcommand)]
+        command: JobCommand,
+    },
+    /// Print a job's output (stdout to stdout, stderr to stderr).
+    Logs(logs::LogsArgs),
+    /// List the cluster's nodes.
+    Nodes {
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Run a coordinator.
+    Coordinator(daemons::CoordinatorArgs),
+    /// Run a node agent on this machine.
+    Agent(daemons::AgentArgs),
+    /// Run a whole local cluster: nats-server, a coordinator and N agents.
+    Dev(dev::DevArgs),
+}
+
+#[derive(Subcommand)]
+enum JobCommand {
+    /// Show a job's state, node, exit code and timings.
+    Status {
+        /// Job id (or a unique prefix of one).
+        id: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Stop a job: SIGTERM to its whole process group, then SIGKILL after a grace period.
+    Stop {
+        /// Job id (or a unique prefix of one).
+        id: String,
+    },
+}
+
+/// Flags shared by commands that take node labels.
+#[derive(Args, Clone, Debug, Default)]
+pub struct LabelArgs {
+    /// A label, KEY=VALUE (repeatable).
+    #[arg(long = "label", value_name = "KEY=VALUE")]
+    pub labels: Vec<String>,
+}
+
+fn init_tracing(default: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("REEF_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let daemon = matches!(
+        cli.command,
+        Command::Coordinator(_) | Command::Agent(_) | Command::Dev(_)
+    );
+    init_tracing(if daemon { "info,async_nats=warn" } else { "warn,async_nats=error" });
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("reef: could not start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(dispatch(cli)) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("reef: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
+    let nats = cli.nats;
+    match cli.command {
+        Command::Run(args) => run::run(&nats, args).await,
+        Command::Jobs { json } => jobs::list(&nats, json).await.map(|()| ExitCode::SUCCESS),
+        Command::Job {
+            command: JobCommand::Status { id, json },
+        } => jobs::status(&nats, &id, json)
+            .await
+            .map(|()| ExitCode::SUCCESS),
+        Command::Job {
+            command: JobCommand::Stop { id },
+        } => jobs::stop(&nats, &id).await.map(|()| ExitCode::SUCCESS),
+        Command::Logs(args) => logs::logs(&nats, args).await.map(|()| ExitCode::SUCCESS),
+        Command::Nodes { json } => jobs::nodes(&nats, json).await.map(|()| ExitCode::SUCCESS),
+        Command::Coordinator(args) => daemons::coordinator(&nats, args)
+            .await
+            .map(|()| ExitCode::SUCCESS),
+        Command::Agent(args) => daemons::agent(&nats, args)
+            .await
+            .map(|()| ExitCode::SUCCESS),
+        Command::Dev(args) => dev::dev(args).await.map(|()| ExitCode::SUCCESS),
+    }
+}
+
+/// Parses repeated `KEY=VALUE` flags.
+pub fn parse_pairs(
+    flag: &str,
+    pairs: &[String],
+) -> anyhow::Result<std::collections::BTreeMap<String, String>> {
+    let mut map = std::collections::BTreeMap::new();
+    for pair in pairs {
+        let Some((k, v)) = pair.split_once('=') else {
+            anyhow::bail!("--{flag} {pair:?}: expected KEY=VALUE");
+        };
+        if map.insert(k.to_string(), v.to_string()).is_some() {
+            anyhow::bail!("--{flag}: {k} is given twice");
+        }
+    }
+    Ok(map)
+}
+
+/// Resolves once SIGINT or SIGTERM arrives.
+pub async fn shutdown_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
+        // Without signal handlers there is nothing to wait for; never resolve.
+        return std::future::pending().await;
+    };
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = int.recv() => {}
+    }
+}
+
+/// Default data directory for an agent named `name`.
+pub fn default_data_dir(name: &str) -> PathBuf {
+    PathBuf::from("/var/lib/reef").join(name)
+}

@@ -1,0 +1,117 @@
+//! `reef run`: submit a job, stream its output live, and exit with its exit
+//! code. Ctrl-C stops the job (a second Ctrl-C detaches).
+
+use crate::client::{call, connect};
+use crate::daemons::parse_cpu;
+use crate::logs::JobOutput;
+use crate::{parse_pairs, LabelArgs};
+use anyhow::{bail, Result};
+use async_nats::jetstream;
+use clap::Args;
+use reef_proto::api::{ApiRequest, ApiResponse};
+use reef_proto::job::{JobSpec, JobState, Resources, DEFAULT_CPU_MILLIS, DEFAULT_MEMORY_BYTES};
+use reef_proto::units::{parse_duration, parse_size};
+use std::process::ExitCode;
+
+#[derive(Args)]
+pub struct RunArgs {
+    /// CPU cores the job needs (e.g. 0.5, 2).
+    #[arg(long, value_parser = parse_cpu)]
+    pub cpu: Option<u32>,
+    /// Memory the job needs (e.g. 512M, 2G).
+    #[arg(long, value_parser = parse_size)]
+    pub mem: Option<u64>,
+    /// Only run on nodes with this label, KEY=VALUE (repeatable).
+    #[command(flatten)]
+    pub labels: LabelArgs,
+    /// An environment variable for the job, KEY=VALUE (repeatable).
+    #[arg(long = "env", value_name = "KEY=VALUE")]
+    pub env: Vec<String>,
+    /// Working directory on the node (absolute) [default: a fresh directory per run].
+    #[arg(long)]
+    pub workdir: Option<String>,
+    /// Kill the job after this long (e.g. 30s, 5m, 2h).
+    #[arg(long, value_parser = parse_duration)]
+    pub timeout: Option<std::time::Duration>,
+    /// Print the job id and return at once.
+    #[arg(long, short = 'd')]
+    pub detach: bool,
+    /// The command and its arguments.
+    #[arg(last = true, required = true, value_name = "CMD")]
+    pub command: Vec<String>,
+}
+
+impl RunArgs {
+    pub fn spec(&self) -> Result<JobSpec> {
+        let mut spec = JobSpec::new(self.command.clone());
+        spec.resources = Resources {
+            cpu_millis: self.cpu.unwrap_or(DEFAULT_CPU_MILLIS),
+            memory_bytes: self.mem.unwrap_or(DEFAULT_MEMORY_BYTES),
+        };
+        spec.constraints = parse_pairs("label", &self.labels.labels)?;
+        spec.env = parse_pairs("env", &self.env)?;
+        spec.workdir = self.workdir.clone();
+        spec.timeout_ms = self
+            .timeout
+            .map(|t| t.as_millis().min(u64::MAX as u128) as u64);
+        spec.validate()?;
+        Ok(spec)
+    }
+}
+
+pub async fn run(nats: &str, args: RunArgs) -> Result<ExitCode> {
+    let spec = args.spec()?;
+    let client = connect(nats).await?;
+    let ApiResponse::Job(job) = call(&client, ApiRequest::SubmitJob(spec)).await? else {
+        bail!("unexpected reply from the coordinator");
+    };
+    if args.detach {
+        println!("{}", job.id);
+        return Ok(ExitCode::SUCCESS);
+    }
+    let js = jetstream::new(client.clone());
+    let mut output = JobOutput::open(&js, job.id, None).await?;
+    let mut last_reason = String::new();
+    let follow = output.follow(&js, job.id, |record| {
+        if let JobState::Pending { reason } = &record.state {
+            if *reason != last_reason {
+                eprintln!("reef: job {} is waiting: {reason}", record.id);
+                last_reason = reason.clone();
+            }
+        }
+    });
+    tokio::pin!(follow);
+    let mut interrupts = 0;
+    let record = loop {
+        tokio::select! {
+            record = &mut follow => break record?,
+            _ = tokio::signal::ctrl_c() => {
+                interrupts += 1;
+                if interrupts > 1 {
+                    eprintln!("reef: detached; the job keeps going (reef job status {})", job.id);
+                    return Ok(ExitCode::from(130));
+                }
+                eprintln!("reef: stopping job {} (Ctrl-C again to detach)", job.id);
+                if let Err(e) = call(&client, ApiRequest::StopJob(job.id)).await {
+                    eprintln!("reef: could not stop the job: {e:#}");
+                }
+            }
+        }
+    };
+    Ok(match record.state {
+        JobState::Exited { code } => ExitCode::from(u8::try_from(code).unwrap_or(1)),
+        JobState::Stopped => {
+            eprintln!("reef: job {} was stopped", record.id);
+            ExitCode::from(130)
+        }
+        JobState::Failed { reason } => {
+            eprintln!("reef: job {} failed: {reason}", record.id);
+            ExitCode::from(1)
+        }
+        JobState::Lost { reason } => {
+            eprintln!("reef: job {} was lost: {reason}", record.id);
+            ExitCode::from(1)
+        }
+        other => bail!("job ended in an unexpected state {}", other.name()),
+    })
+}

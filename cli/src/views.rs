@@ -1,0 +1,156 @@
+//! The stable JSON shapes of `--json` output (documented in docs/cli.md) and
+//! the human tables. JSON views are built explicitly so the wire types can
+//! change without changing what scripts read.
+
+use reef_proto::api::{NodeState, NodeStatus};
+use reef_proto::job::{JobRecord, JobState};
+use reef_proto::units::{format_duration, format_size};
+use serde_json::{json, Value};
+use std::collections::HashMap;
+use std::time::Duration;
+
+pub fn job_json(job: &JobRecord, node_names: &HashMap<String, String>) -> Value {
+    let (exit_code, reason) = match &job.state {
+        JobState::Exited { code } => (Some(*code), None),
+        JobState::Pending { reason } | JobState::Failed { reason } | JobState::Lost { reason } => {
+            (None, Some(reason.clone()))
+        }
+        _ => (None, None),
+    };
+    let node = job.node.map(|n| n.to_string());
+    json!({
+        "id": job.id.to_string(),
+        "state": job.state.name(),
+        "exit_code": exit_code,
+        "reason": reason,
+        "command": job.spec.command,
+        "node": node,
+        "node_name": node.as_ref().and_then(|n| node_names.get(n)),
+        "alloc": job.alloc.map(|a| a.to_string()),
+        "cpu": job.spec.resources.cpu_millis as f64 / 1000.0,
+        "memory_bytes": job.spec.resources.memory_bytes,
+        "constraints": job.spec.constraints,
+        "timeout_ms": job.spec.timeout_ms,
+        "stop_requested": job.stop_requested,
+        "submitted_at_ms": job.submitted_at_ms,
+        "started_at_ms": job.started_at_ms,
+        "finished_at_ms": job.finished_at_ms,
+        "output_lines": job.output_lines.map(|(out, err)| json!({"stdout": out, "stderr": err})),
+    })
+}
+
+pub fn node_json(node: &NodeStatus) -> Value {
+    let r = &node.record;
+    json!({
+        "id": r.id.to_string(),
+        "name": r.name,
+        "state": node_state(node.state),
+        "labels": r.labels,
+        "resources": {
+            "cpu": r.resources.cpu_millis as f64 / 1000.0,
+            "memory_bytes": r.resources.memory_bytes,
+            "disk_bytes": r.resources.disk_bytes,
+        },
+        "allocated": {
+            "cpu": node.allocated.cpu_millis as f64 / 1000.0,
+            "memory_bytes": node.allocated.memory_bytes,
+        },
+        "allocations": node.allocations,
+        "version": r.version,
+        "last_seen_ms": node.last_seen_ms,
+        "started_at_ms": r.started_at_ms,
+    })
+}
+
+fn node_state(state: NodeState) -> &'static str {
+    match state {
+        NodeState::Ready => "ready",
+        NodeState::Down => "down",
+    }
+}
+
+/// Prints rows as left-aligned columns.
+pub fn print_table(header: &[&str], rows: &[Vec<String>]) {
+    let mut widths: Vec<usize> = header.iter().map(|h| h.len()).collect();
+    for row in rows {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    let line = |cells: Vec<String>| {
+        let mut out = String::new();
+        for (i, (cell, w)) in cells.iter().zip(&widths).enumerate() {
+            if i + 1 == cells.len() {
+                out.push_str(cell);
+            } else {
+                out.push_str(&format!("{cell:<w$}  "));
+            }
+        }
+        println!("{}", out.trim_end());
+    };
+    line(header.iter().map(|h| h.to_string()).collect());
+    for row in rows {
+        line(row.clone());
+    }
+}
+
+pub fn node_rows(nodes: &[NodeStatus]) -> Vec<Vec<String>> {
+    nodes
+        .iter()
+        .map(|n| {
+            let r = &n.record;
+            let labels: Vec<String> = r.labels.iter().map(|(k, v)| format!("{k}={v}")).collect();
+            vec![
+                r.name.clone(),
+                r.id.to_string(),
+                node_state(n.state).to_string(),
+                format!(
+                    "{:.1}/{:.1}",
+                    n.allocated.cpu_millis as f64 / 1000.0,
+                    r.resources.cpu_millis as f64 / 1000.0
+                ),
+                format!(
+                    "{}/{}",
+                    format_size(n.allocated.memory_bytes),
+                    format_size(r.resources.memory_bytes)
+                ),
+                format_size(r.resources.disk_bytes),
+                n.allocations.to_string(),
+                if labels.is_empty() {
+                    "-".into()
+                } else {
+                    labels.join(",")
+                },
+            ]
+        })
+        .collect()
+}
+
+pub const NODE_HEADER: &[&str] = &[
+    "NAME", "ID", "STATE", "CPU", "MEMORY", "DISK", "ALLOCS", "LABELS",
+];
+pub const JOB_HEADER: &[&str] = &["ID", "STATE", "NODE", "AGE", "COMMAND"];
+
+pub fn job_row(job: &JobRecord, node_names: &HashMap<String, String>, now_ms: u64) -> Vec<String> {
+    let state = match &job.state {
+        JobState::Exited { code } => format!("exited({code})"),
+        other => other.name().to_string(),
+    };
+    let node = job
+        .node
+        .map(|n| {
+            node_names
+                .get(&n.to_string())
+                .cloned()
+                .unwrap_or_else(|| n.to_string())
+        })
+        .unwrap_or_else(|| "-".into());
+    let age = format_duration(Duration::from_millis(
+        now_ms.saturating_sub(job.submitted_at_ms),
+    ));
+    let mut command = job.spec.command.join(" ");
+    if command.chars().count() > 60 {
+        command = command.chars().take(57).collect::<String>() + "...";
+    }
+    vec![job.id.to_string(), state, node, age, command]
+}

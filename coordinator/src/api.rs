@@ -1,0 +1,184 @@
+//! API handlers: every request on `reef.api.<verb>` gets exactly one reply,
+//! a result or a typed error naming what was wrong.
+
+use crate::error::CoordinatorError;
+use crate::{store, Coordinator};
+use reef_proto::api::{ApiError, ApiErrorKind, ApiReply, ApiRequest, ApiResponse, MAX_LISTED_JOBS};
+use reef_proto::job::{JobRecord, JobSpec, JobState};
+use reef_proto::node::{validate_node_name, NodeRecord};
+use reef_proto::{decode, encode, now_ms, subjects, JobId};
+use std::time::Instant;
+
+fn invalid(message: impl Into<String>) -> ApiError {
+    ApiError::new(ApiErrorKind::Invalid, message)
+}
+
+impl From<CoordinatorError> for ApiError {
+    fn from(e: CoordinatorError) -> Self {
+        let kind = match e {
+            CoordinatorError::Corrupt { .. } => ApiErrorKind::Internal,
+            _ => ApiErrorKind::Unavailable,
+        };
+        ApiError::new(kind, e.to_string())
+    }
+}
+
+impl Coordinator {
+    pub(crate) async fn handle_api(&mut self, msg: async_nats::Message) {
+        let Some(reply_to) = msg.reply.clone() else {
+            self.malformed += 1;
+            tracing::debug!(subject = %msg.subject, "dropping API message without a reply subject");
+            return;
+        };
+        let result = match decode::<ApiRequest>(&msg.payload) {
+            Ok(request) => {
+                let verb = msg
+                    .subject
+                    .strip_prefix(subjects::API_PREFIX)
+                    .and_then(|v| v.strip_prefix('.'))
+                    .unwrap_or_default();
+                if verb != request.verb() {
+                    Err(invalid(format!(
+                        "a {} request was sent to {}",
+                        request.verb(),
+                        msg.subject
+                    )))
+                } else {
+                    self.serve(request).await
+                }
+            }
+            Err(e) => {
+                self.malformed += 1;
+                Err(invalid(format!("malformed request: {e}")))
+            }
+        };
+        let reply = match encode(&ApiReply(result)) {
+            Ok(bytes) => bytes,
+            Err(e) => {
+                tracing::error!(error = %e, "reply could not be encoded");
+                match encode(&ApiReply(Err(ApiError::new(
+                    ApiErrorKind::Internal,
+                    e.to_string(),
+                )))) {
+                    Ok(bytes) => bytes,
+                    Err(_) => return,
+                }
+            }
+        };
+        if let Err(e) = self.client.publish(reply_to, reply).await {
+            tracing::warn!(error = %e, "could not send API reply");
+        }
+    }
+
+    async fn serve(&mut self, request: ApiRequest) -> Result<ApiResponse, ApiError> {
+        match request {
+            ApiRequest::SubmitJob(spec) => self
+                .submit(spec)
+                .await
+                .map(|j| ApiResponse::Job(Box::new(j))),
+            ApiRequest::GetJob(id) => self
+                .job(id)
+                .await
+                .map(|(job, _)| ApiResponse::Job(Box::new(job))),
+            ApiRequest::ListJobs => {
+                let mut jobs = store::all::<JobRecord>(&self.store.jobs).await?;
+                jobs.sort_by_key(|j| std::cmp::Reverse(j.id));
+                let truncated = jobs.len() > MAX_LISTED_JOBS;
+                jobs.truncate(MAX_LISTED_JOBS);
+                Ok(ApiResponse::Jobs { jobs, truncated })
+            }
+            ApiRequest::StopJob(id) => self.stop(id).await.map(|j| ApiResponse::Job(Box::new(j))),
+            ApiRequest::ListNodes => Ok(ApiResponse::Nodes(
+                self.cluster.node_statuses(Instant::now()),
+            )),
+            ApiRequest::RegisterNode(record) => {
+                self.register(record).await.map(ApiResponse::Registered)
+            }
+        }
+    }
+
+    async fn job(&self, id: JobId) -> Result<(JobRecord, u64), ApiError> {
+        store::get::<JobRecord>(&self.store.jobs, &id.to_string())
+            .await?
+            .ok_or_else(|| ApiError::new(ApiErrorKind::NotFound, format!("no job {id}")))
+    }
+
+    async fn submit(&mut self, spec: JobSpec) -> Result<JobRecord, ApiError> {
+        spec.validate().map_err(|e| invalid(e.to_string()))?;
+        let job = JobRecord {
+            id: JobId::new(),
+            spec,
+            state: JobState::Pending {
+                reason: "waiting to be placed".into(),
+            },
+            alloc: None,
+            node: None,
+            submitted_at_ms: now_ms(),
+            started_at_ms: None,
+            finished_at_ms: None,
+            stop_requested: false,
+            output_lines: None,
+        };
+        match self.choose(&job.spec) {
+            Ok(node) => Ok(self
+                .assign(&job, None, node)
+                .await?
+                .ok_or_else(|| ApiError::new(ApiErrorKind::Internal, "job id collision"))?),
+            Err(reason) => {
+                let mut pending = job;
+                pending.state = JobState::Pending { reason };
+                store::create(&self.store.jobs, &pending.id.to_string(), &pending).await?;
+                self.cluster.pending.insert(pending.id);
+                Ok(pending)
+            }
+        }
+    }
+
+    async fn stop(&mut self, id: JobId) -> Result<JobRecord, ApiError> {
+        let key = id.to_string();
+        let updated = store::modify::<JobRecord>(&self.store.jobs, &key, |job| {
+            if job.state.is_terminal() || job.stop_requested {
+                return false;
+            }
+            job.stop_requested = true;
+            if matches!(job.state, JobState::Pending { .. }) {
+                job.state = JobState::Stopped;
+                job.finished_at_ms = Some(now_ms());
+            }
+            true
+        })
+        .await?
+        .ok_or_else(|| ApiError::new(ApiErrorKind::NotFound, format!("no job {id}")))?;
+        if updated.state == JobState::Stopped {
+            self.cluster.pending.remove(&id);
+        } else if let (false, Some(alloc), Some(node)) =
+            (updated.state.is_terminal(), updated.alloc, updated.node)
+        {
+            // Sent again on a repeated stop: the agent treats stops idempotently.
+            self.publish_stop(node, alloc, id).await?;
+        }
+        Ok(updated)
+    }
+
+    async fn register(&mut self, mut record: NodeRecord) -> Result<reef_proto::NodeId, ApiError> {
+        validate_node_name(&record.name).map_err(invalid)?;
+        reef_proto::job::validate_labels(&record.labels)
+            .map_err(|e| invalid(format!("label {e}")))?;
+        if record.resources.cpu_millis == 0 || record.resources.memory_bytes == 0 {
+            return Err(invalid("a node must offer some cpu and memory"));
+        }
+        record.registered_at_ms = now_ms();
+        let bytes = encode(&record).map_err(|e| invalid(e.to_string()))?;
+        self.store
+            .nodes
+            .put(record.id.to_string(), bytes)
+            .await
+            .map_err(CoordinatorError::store)?;
+        let id = record.id;
+        tracing::info!(node = %id, name = %record.name, "node registered");
+        self.cluster.upsert_node(record);
+        self.cluster.heard_from(id, Instant::now(), now_ms());
+        self.place_pending().await;
+        Ok(id)
+    }
+}

@@ -1,0 +1,140 @@
+//! The coordinator's working view of the cluster: registered nodes with their
+//! liveness and committed resources, live allocations, and pending jobs. It is
+//! rebuilt from the KV buckets on start; the buckets stay the truth.
+
+use crate::scheduler::Candidate;
+use reef_proto::alloc::Allocation;
+use reef_proto::api::{NodeState, NodeStatus};
+use reef_proto::job::Resources;
+use reef_proto::node::NodeRecord;
+use reef_proto::{AllocId, JobId, NodeId};
+use std::collections::{BTreeSet, HashMap};
+use std::time::{Duration, Instant};
+
+pub(crate) struct NodeEntry {
+    pub record: NodeRecord,
+    /// When this coordinator last heard a heartbeat (None: not since it started).
+    pub last_seen: Option<Instant>,
+    pub last_seen_ms: u64,
+    pub allocated: Resources,
+    pub allocations: u32,
+}
+
+pub(crate) struct Cluster {
+    pub nodes: HashMap<NodeId, NodeEntry>,
+    pub live: HashMap<AllocId, Allocation>,
+    /// Jobs waiting for a node, oldest first (ids are time-ordered).
+    pub pending: BTreeSet<JobId>,
+    grace: Duration,
+}
+
+impl Cluster {
+    pub fn new(grace: Duration) -> Self {
+        Self {
+            nodes: HashMap::new(),
+            live: HashMap::new(),
+            pending: BTreeSet::new(),
+            grace,
+        }
+    }
+
+    fn is_ready(&self, entry: &NodeEntry, now: Instant) -> bool {
+        entry
+            .last_seen
+            .is_some_and(|seen| now.duration_since(seen) <= self.grace)
+    }
+
+    /// Adds or refreshes a node record, keeping its liveness and accounting.
+    pub fn upsert_node(&mut self, record: NodeRecord) {
+        match self.nodes.get_mut(&record.id) {
+            Some(entry) => entry.record = record,
+            None => {
+                self.nodes.insert(
+                    record.id,
+                    NodeEntry {
+                        record,
+                        last_seen: None,
+                        last_seen_ms: 0,
+                        allocated: Resources {
+                            cpu_millis: 0,
+                            memory_bytes: 0,
+                        },
+                        allocations: 0,
+                    },
+                );
+            }
+        }
+    }
+
+    /// Records a heartbeat; false if the node is not known here.
+    pub fn heard_from(&mut self, node: NodeId, now: Instant, now_ms: u64) -> bool {
+        match self.nodes.get_mut(&node) {
+            Some(entry) => {
+                entry.last_seen = Some(now);
+                entry.last_seen_ms = now_ms;
+                true
+            }
+            None => false,
+        }
+    }
+
+    pub fn candidates(&self, now: Instant) -> Vec<Candidate<'_>> {
+        self.nodes
+            .values()
+            .map(|entry| Candidate {
+                id: entry.record.id,
+                name: &entry.record.name,
+                ready: self.is_ready(entry, now),
+                labels: &entry.record.labels,
+                capacity: entry.record.resources,
+                allocated: entry.allocated,
+                allocations: entry.allocations,
+            })
+            .collect()
+    }
+
+    /// Counts a live allocation against its node. Idempotent per allocation id.
+    pub fn commit(&mut self, alloc: Allocation) {
+        if let Some(known) = self.live.get_mut(&alloc.id) {
+            *known = alloc;
+            return;
+        }
+        if let Some(node) = self.nodes.get_mut(&alloc.node) {
+            node.allocated.cpu_millis += alloc.resources.cpu_millis;
+            node.allocated.memory_bytes += alloc.resources.memory_bytes;
+            node.allocations += 1;
+        }
+        self.live.insert(alloc.id, alloc);
+    }
+
+    /// Releases a finished allocation's resources.
+    pub fn release(&mut self, alloc: AllocId) -> Option<Allocation> {
+        let alloc = self.live.remove(&alloc)?;
+        if let Some(node) = self.nodes.get_mut(&alloc.node) {
+            node.allocated.cpu_millis -= alloc.resources.cpu_millis;
+            node.allocated.memory_bytes -= alloc.resources.memory_bytes;
+            node.allocations -= 1;
+        }
+        Some(alloc)
+    }
+
+    pub fn node_statuses(&self, now: Instant) -> Vec<NodeStatus> {
+        let mut out: Vec<NodeStatus> = self
+            .nodes
+            .values()
+            .map(|entry| NodeStatus {
+                record: entry.record.clone(),
+                state: if self.is_ready(entry, now) {
+                    NodeState::Ready
+                } else {
+                    NodeState::Down
+                },
+                last_seen_ms: entry.last_seen_ms,
+                allocated: entry.allocated,
+                allocations: entry.allocations,
+            })
+            .collect();
+        out.sort_by(|a, b| a.record.name.cmp(&b.record.name));
+        out
+    }
+}

@@ -1,0 +1,133 @@
+//! Applying allocation events reported by agents. Each event carries a
+//! per-allocation sequence number; one already applied is acknowledged and
+//! ignored, so JetStream redelivery never has a second effect. An event is
+//! acknowledged only after its effect is in KV.
+
+use crate::error::CoordinatorError;
+use crate::{store, Coordinator};
+use async_nats::jetstream::{message::AckKind, Message};
+use reef_proto::agent::AllocEvent;
+use reef_proto::alloc::{AllocState, Allocation};
+use reef_proto::job::{JobRecord, JobState};
+use reef_proto::{decode, now_ms, subjects};
+
+/// What to tell JetStream about an event message.
+enum Outcome {
+    Done,
+    /// Bad message: never redeliver it.
+    Drop,
+    /// Could not be applied now: redeliver later.
+    Retry,
+}
+
+impl Coordinator {
+    pub(crate) async fn handle_event(&mut self, msg: Message) {
+        let outcome = match decode::<AllocEvent>(&msg.payload) {
+            Err(e) => {
+                tracing::debug!(subject = %msg.subject, error = %e, "dropping malformed event");
+                Outcome::Drop
+            }
+            Ok(event) if msg.subject.as_str() != subjects::event(event.node, event.alloc) => {
+                tracing::debug!(subject = %msg.subject, "dropping event published on another subject");
+                Outcome::Drop
+            }
+            Ok(event) => match self.apply(&event).await {
+                Ok(outcome) => outcome,
+                Err(e) => {
+                    tracing::warn!(alloc = %event.alloc, error = %e, "could not apply event");
+                    Outcome::Retry
+                }
+            },
+        };
+        let ack = match outcome {
+            Outcome::Done => msg.ack().await,
+            Outcome::Drop => {
+                self.malformed += 1;
+                msg.ack_with(AckKind::Term).await
+            }
+            Outcome::Retry => {
+                msg.ack_with(AckKind::Nak(Some(std::time::Duration::from_millis(500))))
+                    .await
+            }
+        };
+        if let Err(e) = ack {
+            tracing::warn!(error = %e, "could not acknowledge event");
+        }
+    }
+
+    async fn apply(&mut self, event: &AllocEvent) -> Result<Outcome, CoordinatorError> {
+        let key = event.alloc.to_string();
+        let mut applied = false;
+        let Some(alloc) = store::modify::<Allocation>(&self.store.allocs, &key, |alloc| {
+            applied = false;
+            if alloc.node != event.node || alloc.job != event.job || event.seq <= alloc.event_seq {
+                return false;
+            }
+            alloc.event_seq = event.seq;
+            alloc.updated_at_ms = now_ms();
+            if alloc.state.can_become(&event.state) {
+                alloc.state = event.state.clone();
+                applied = true;
+            }
+            true
+        })
+        .await?
+        else {
+            tracing::debug!(alloc = %event.alloc, "event for an unknown allocation");
+            return Ok(Outcome::Drop);
+        };
+        if alloc.node != event.node || alloc.job != event.job {
+            tracing::warn!(alloc = %event.alloc, node = %event.node, "event from a node that does not hold the allocation");
+            return Ok(Outcome::Drop);
+        }
+        if !applied {
+            return Ok(Outcome::Done);
+        }
+        self.update_job(&alloc, event).await?;
+        if alloc.state.is_terminal() {
+            self.cluster.release(alloc.id);
+            self.place_pending().await;
+        } else {
+            self.cluster.commit(alloc);
+        }
+        Ok(Outcome::Done)
+    }
+
+    async fn update_job(
+        &mut self,
+        alloc: &Allocation,
+        event: &AllocEvent,
+    ) -> Result<(), CoordinatorError> {
+        let key = alloc.job.to_string();
+        store::modify::<JobRecord>(&self.store.jobs, &key, |job| {
+            if job.alloc != Some(alloc.id) || job.state.is_terminal() {
+                return false;
+            }
+            let next = match &alloc.state {
+                AllocState::Assigned | AllocState::Accepted | AllocState::Starting => return false,
+                AllocState::Running { .. } | AllocState::Stopping => {
+                    if job.started_at_ms.is_none() {
+                        job.started_at_ms = Some(event.at_ms);
+                    }
+                    JobState::Running
+                }
+                AllocState::Exited { code } => JobState::Exited { code: *code },
+                AllocState::Stopped => JobState::Stopped,
+                AllocState::Failed { reason } => JobState::Failed {
+                    reason: reason.clone(),
+                },
+                AllocState::Lost { reason } => JobState::Lost {
+                    reason: reason.clone(),
+                },
+            };
+            if next.is_terminal() {
+                job.finished_at_ms = Some(event.at_ms);
+                job.output_lines = event.output_lines;
+            }
+            job.state = next;
+            true
+        })
+        .await?;
+        Ok(())
+    }
+}

@@ -1,0 +1,208 @@
+//! Runs one allocation as a child process in its own process group, ships its
+//! output, enforces its timeout, honours stop requests, and records and
+//! reports every state change. When the main process ends, whatever it left
+//! behind in its group is killed too, so a job never outlives its allocation.
+
+use crate::process::{exit_code, signal_group, start_time};
+use crate::{logs, Agent};
+use nix::sys::signal::Signal;
+use reef_proto::alloc::AllocState;
+use reef_proto::subjects::{self, Output};
+use reef_proto::units::format_duration;
+use reef_proto::AllocId;
+use std::process::Stdio;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+
+/// How a running job came to an end.
+enum Ending {
+    /// The main process exited by itself.
+    Exited(std::process::ExitStatus),
+    Stop,
+    Timeout(Duration),
+    Shutdown,
+}
+
+/// How long log shippers may take to drain after the process group is gone.
+const LOG_DRAIN: Duration = Duration::from_secs(10);
+
+/// Runs allocation `alloc` to completion. `stop` is cancelled by a stop request.
+pub(crate) async fn run(agent: Arc<Agent>, alloc: AllocId, stop: CancellationToken) {
+    let final_state = execute(&agent, alloc, &stop).await;
+    let record = agent
+        .records
+        .update(alloc, |r| {
+            if r.state.can_become(&final_state.0) {
+                r.state = final_state.0.clone();
+                r.seq += 1;
+            }
+            r.output_lines = final_state.1;
+        })
+        .await;
+    match record {
+        Ok(Some(record)) => agent.report(&record).await,
+        Ok(None) => {}
+        Err(e) => tracing::error!(%alloc, error = %e, "could not record the end of an allocation"),
+    }
+    agent.forget_running(alloc);
+}
+
+async fn execute(
+    agent: &Arc<Agent>,
+    alloc: AllocId,
+    stop: &CancellationToken,
+) -> (AllocState, Option<(u64, u64)>) {
+    let failed = |reason: String| (AllocState::Failed { reason }, None);
+    let Some(record) = agent.records.get(alloc) else {
+        return failed("allocation record vanished".into());
+    };
+    let assignment = record.assignment;
+    let spec = &assignment.spec;
+    if let Err(e) = spec.validate() {
+        return failed(format!("invalid job: {e}"));
+    }
+    if stop.is_cancelled() {
+        return (AllocState::Stopped, None);
+    }
+    agent.transition(alloc, AllocState::Starting).await;
+
+    let workdir = match &spec.workdir {
+        Some(dir) => std::path::PathBuf::from(dir),
+        None => agent.config.data_dir.join("work").join(alloc.to_string()),
+    };
+    if let Err(e) = tokio::fs::create_dir_all(&workdir).await {
+        return failed(format!(
+            "could not create working directory {}: {e}",
+            workdir.display()
+        ));
+    }
+    let mut command = tokio::process::Command::new(&spec.command[0]);
+    command
+        .args(&spec.command[1..])
+        .env_clear()
+        .env(
+            "PATH",
+            std::env::var_os("PATH").unwrap_or_else(|| "/usr/local/bin:/usr/bin:/bin".into()),
+        )
+        .env("HOME", &workdir)
+        .env("LANG", "C.UTF-8")
+        .env("REEF_JOB_ID", assignment.job.to_string())
+        .env("REEF_ALLOC_ID", alloc.to_string())
+        .env("REEF_NODE_ID", assignment.node.to_string())
+        .envs(&spec.env)
+        .current_dir(&workdir)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .process_group(0)
+        .kill_on_drop(false);
+    let mut child = match command.spawn() {
+        Ok(child) => child,
+        Err(e) => return failed(format!("could not start {:?}: {e}", spec.command[0])),
+    };
+    let Some(pid) = child.id() else {
+        return failed("the process exited before it could be tracked".into());
+    };
+    let started = start_time(pid);
+    if let Err(e) = agent
+        .records
+        .update(alloc, |r| {
+            r.pgid = Some(pid);
+            r.pgid_start_time = started;
+        })
+        .await
+    {
+        tracing::error!(%alloc, error = %e, "could not record the process id");
+    }
+    agent.transition(alloc, AllocState::Running { pid }).await;
+
+    let mut shippers = tokio::task::JoinSet::new();
+    for (output, pipe) in [
+        (
+            Output::Stdout,
+            child
+                .stdout
+                .take()
+                .map(|p| Box::new(p) as Box<dyn tokio::io::AsyncRead + Send + Unpin>),
+        ),
+        (
+            Output::Stderr,
+            child
+                .stderr
+                .take()
+                .map(|p| Box::new(p) as Box<dyn tokio::io::AsyncRead + Send + Unpin>),
+        ),
+    ] {
+        if let Some(pipe) = pipe {
+            let subject = subjects::logs(assignment.job, alloc, output);
+            let js = agent.js.clone();
+            shippers.spawn(async move { (output, logs::ship(js, subject, pipe).await) });
+        }
+    }
+
+    let timeout = spec.timeout_ms.map(Duration::from_millis);
+    let timeout_sleep = async {
+        match timeout {
+            Some(t) => tokio::time::sleep(t).await,
+            None => std::future::pending().await,
+        }
+    };
+    let ending = tokio::select! {
+        status = child.wait() => {
+            match status {
+                Ok(status) => Ending::Exited(status),
+                Err(e) => return failed(format!("waiting for the process failed: {e}")),
+            }
+        }
+        _ = stop.cancelled() => Ending::Stop,
+        _ = agent.shutdown.cancelled() => Ending::Shutdown,
+        _ = timeout_sleep => Ending::Timeout(timeout.unwrap_or_default()),
+    };
+    let state = match ending {
+        Ending::Exited(status) => AllocState::Exited {
+            code: exit_code(status),
+        },
+        ending => {
+            agent.transition(alloc, AllocState::Stopping).await;
+            signal_group(pid, Signal::SIGTERM);
+            let grace = agent.config.stop_grace;
+            if tokio::time::timeout(grace, child.wait()).await.is_err() {
+                signal_group(pid, Signal::SIGKILL);
+                let _ = child.wait().await;
+            }
+            match ending {
+                Ending::Exited(status) => AllocState::Exited {
+                    code: exit_code(status),
+                },
+                Ending::Stop => AllocState::Stopped,
+                Ending::Timeout(t) => AllocState::Failed {
+                    reason: format!("timed out after {}", format_duration(t)),
+                },
+                Ending::Shutdown => AllocState::Lost {
+                    reason: "the node's agent shut down while the job was running".into(),
+                },
+            }
+        }
+    };
+    // The main process is gone: end whatever it left in its group, which also
+    // closes the pipes the shippers read.
+    signal_group(pid, Signal::SIGKILL);
+    let mut lines = (0, 0);
+    let drained = tokio::time::timeout(LOG_DRAIN, async {
+        while let Some(result) = shippers.join_next().await {
+            if let Ok((output, (shipped, _dropped))) = result {
+                match output {
+                    Output::Stdout => lines.0 = shipped,
+                    Output::Stderr => lines.1 = shipped,
+                }
+            }
+        }
+    })
+    .await;
+    if drained.is_err() {
+        tracing::warn!(%alloc, "job output still open after its process group ended; abandoning it");
+        shippers.abort_all();
+    }
+    (state, Some(lines))
+}

@@ -1,0 +1,134 @@
+//! Assignment intake: the node's durable pull consumer on
+//! `reef.assign.<node>`. A `run` command is acknowledged only after its
+//! record is on disk; a redelivered one is acknowledged and ignored; a
+//! malformed one, or one meant for another node, is terminated (never
+//! redelivered) and counted.
+
+use crate::{Agent, AgentError};
+use async_nats::jetstream::{consumer, message::AckKind, Message};
+use futures::StreamExt;
+use reef_proto::agent::AgentCommand;
+use reef_proto::{decode, subjects};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// How long to wait between attempts to open the consumer.
+const RETRY: Duration = Duration::from_millis(500);
+
+impl Agent {
+    pub(crate) async fn intake_loop(self: Arc<Self>) -> Result<(), AgentError> {
+        let Some(mut messages) = self.open_consumer().await else {
+            return Ok(());
+        };
+        loop {
+            tokio::select! {
+                _ = self.shutdown.cancelled() => return Ok(()),
+                msg = messages.next() => match msg {
+                    Some(Ok(msg)) => self.handle_command(msg).await,
+                    Some(Err(e)) => tracing::warn!(error = %e, "assignment consumer error"),
+                    None => {
+                        tracing::warn!("assignment consumer ended; re-opening it");
+                        match self.open_consumer().await {
+                            Some(m) => messages = m,
+                            None => return Ok(()),
+                        }
+                    }
+                },
+            }
+        }
+    }
+
+    /// Opens the consumer, waiting for a coordinator to create the stream.
+    /// None if shutdown came first.
+    async fn open_consumer(&self) -> Option<consumer::pull::Stream> {
+        let mut warned = false;
+        loop {
+            match self.try_open_consumer().await {
+                Ok(messages) => return Some(messages),
+                Err(e) => {
+                    if !warned {
+                        tracing::warn!(error = %e, "waiting for the assignment stream (is a coordinator running?)");
+                        warned = true;
+                    }
+                }
+            }
+            tokio::select! {
+                _ = self.shutdown.cancelled() => return None,
+                _ = tokio::time::sleep(RETRY) => {}
+            }
+        }
+    }
+
+    async fn try_open_consumer(&self) -> Result<consumer::pull::Stream, async_nats::Error> {
+        let stream = self.js.get_stream(subjects::ASSIGN_STREAM).await?;
+        let name = subjects::assign_consumer(self.node);
+        let consumer: consumer::PullConsumer = stream
+            .get_or_create_consumer(
+                &name,
+                consumer::pull::Config {
+                    durable_name: Some(name.clone()),
+                    filter_subject: subjects::assign(self.node),
+                    ack_policy: consumer::AckPolicy::Explicit,
+                    ack_wait: Duration::from_secs(30),
+                    ..Default::default()
+                },
+            )
+            .await?;
+        Ok(consumer.messages().await?)
+    }
+
+    async fn handle_command(self: &Arc<Self>, msg: Message) {
+        let ack = match decode::<AgentCommand>(&msg.payload) {
+            Err(e) => {
+                tracing::warn!(error = %e, "dropping malformed command");
+                self.malformed.fetch_add(1, Ordering::Relaxed);
+                AckKind::Term
+            }
+            Ok(AgentCommand::Run(assignment)) if assignment.node != self.node => {
+                tracing::warn!(alloc = %assignment.alloc, "dropping an assignment for another node");
+                self.malformed.fetch_add(1, Ordering::Relaxed);
+                AckKind::Term
+            }
+            Ok(AgentCommand::Run(assignment)) => {
+                let alloc = assignment.alloc;
+                match self.records.accept(assignment).await {
+                    Ok(true) => {
+                        tracing::debug!(%alloc, "assignment accepted");
+                        // Acknowledge first so the job starts with the assignment settled.
+                        let acked = msg.ack().await;
+                        if let Err(e) = acked {
+                            tracing::warn!(%alloc, error = %e, "could not acknowledge assignment; it will be redelivered and ignored");
+                        }
+                        if let Some(record) = self.records.get(alloc) {
+                            self.report(&record).await;
+                        }
+                        self.start(alloc);
+                        return;
+                    }
+                    Ok(false) => {
+                        tracing::debug!(%alloc, "redelivered assignment ignored");
+                        AckKind::Ack
+                    }
+                    Err(e) => {
+                        tracing::error!(%alloc, error = %e, "could not record assignment; asking for redelivery");
+                        AckKind::Nak(Some(Duration::from_secs(1)))
+                    }
+                }
+            }
+            Ok(AgentCommand::Stop { alloc, .. }) => {
+                match self.lock_running().get(&alloc) {
+                    Some(token) => {
+                        tracing::info!(%alloc, "stop requested");
+                        token.cancel();
+                    }
+                    None => tracing::debug!(%alloc, "stop for an allocation that is not running"),
+                }
+                AckKind::Ack
+            }
+        };
+        if let Err(e) = msg.ack_with(ack).await {
+            tracing::warn!(error = %e, "could not acknowledge command");
+        }
+    }
+}

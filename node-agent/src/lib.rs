@@ -1,0 +1,180 @@
+//! The reef node agent: one per machine.
+//!
+//! It keeps a stable node id in its data directory, registers the machine's
+//! resources and labels, heartbeats, pulls its assignments from its own
+//! durable JetStream consumer (acknowledging each only after recording it on
+//! disk), runs each job as a process group, ships its output, and reports every
+//! state change. After a restart it neither re-runs a finished job nor loses
+//! the report of one that was running.
+//!
+//! - `identity`, `resources`: who this node is and what it offers.
+//! - `records`: the durable per-allocation records.
+//! - `intake`: the assignment consumer.
+//! - `executor`, `process`, `logs`: running jobs.
+//! - `report`: registration, heartbeats and events.
+
+#![forbid(unsafe_code)]
+#![deny(rust_2018_idioms)]
+
+pub mod error;
+mod executor;
+pub mod identity;
+mod intake;
+pub mod logs;
+pub mod process;
+pub mod records;
+mod recovery;
+mod report;
+pub mod resources;
+
+pub use error::AgentError;
+
+use async_nats::jetstream;
+use records::Records;
+use reef_proto::alloc::AllocState;
+use reef_proto::node::NodeResources;
+use reef_proto::{AllocId, NodeId};
+use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+/// Agent settings.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// Human name of the node.
+    pub name: String,
+    /// Where the node id, allocation records and job working directories live.
+    pub data_dir: PathBuf,
+    pub labels: BTreeMap<String, String>,
+    /// Offer this many thousandths of a core instead of what the machine has.
+    pub cpu_millis: Option<u32>,
+    /// Offer this much memory instead of what the machine has.
+    pub memory_bytes: Option<u64>,
+    /// Between SIGTERM and SIGKILL when a job is stopped.
+    pub stop_grace: Duration,
+    pub heartbeat_interval: Duration,
+}
+
+impl Config {
+    pub fn new(name: impl Into<String>, data_dir: impl Into<PathBuf>) -> Self {
+        Self {
+            name: name.into(),
+            data_dir: data_dir.into(),
+            labels: BTreeMap::new(),
+            cpu_millis: None,
+            memory_bytes: None,
+            stop_grace: Duration::from_secs(5),
+            heartbeat_interval: Duration::from_secs(1),
+        }
+    }
+}
+
+/// Everything the agent's tasks share.
+pub(crate) struct Agent {
+    client: async_nats::Client,
+    js: jetstream::Context,
+    node: NodeId,
+    config: Config,
+    resources: NodeResources,
+    started_at_ms: u64,
+    records: Records,
+    /// Stop tokens of allocations that are live on this node.
+    running: Mutex<HashMap<AllocId, CancellationToken>>,
+    tasks: TaskTracker,
+    shutdown: CancellationToken,
+    /// Commands that failed to decode or validate, dropped.
+    malformed: std::sync::atomic::AtomicU64,
+}
+
+/// Runs an agent on `client` until `shutdown` is cancelled; running jobs are
+/// then stopped and reported before it returns.
+pub async fn run(
+    client: async_nats::Client,
+    config: Config,
+    shutdown: CancellationToken,
+) -> Result<(), AgentError> {
+    reef_proto::node::validate_node_name(&config.name).map_err(AgentError::Config)?;
+    reef_proto::job::validate_labels(&config.labels)
+        .map_err(|e| AgentError::Config(format!("label {e}")))?;
+    std::fs::create_dir_all(&config.data_dir).map_err(|e| AgentError::DataDir {
+        path: config.data_dir.clone(),
+        reason: e.to_string(),
+    })?;
+    let node = identity::load_or_create(&config.data_dir)?;
+    let records = Records::open(&config.data_dir).map_err(|e| AgentError::DataDir {
+        path: config.data_dir.join("allocs"),
+        reason: e.to_string(),
+    })?;
+    let mut resources = resources::detect(&config.data_dir);
+    if let Some(cpu) = config.cpu_millis {
+        resources.cpu_millis = cpu;
+    }
+    if let Some(memory) = config.memory_bytes {
+        resources.memory_bytes = memory;
+    }
+    let agent = Arc::new(Agent {
+        js: jetstream::new(client.clone()),
+        client,
+        node,
+        config,
+        resources,
+        started_at_ms: reef_proto::now_ms(),
+        records,
+        running: Mutex::new(HashMap::new()),
+        tasks: TaskTracker::new(),
+        shutdown: shutdown.clone(),
+        malformed: Default::default(),
+    });
+    tracing::info!(%node, name = %agent.config.name, "agent starting");
+    agent.recover().await;
+
+    let heartbeats = tokio::spawn(agent.clone().heartbeat_loop());
+    let result = agent.clone().intake_loop().await;
+
+    // Shutdown: executors see the token, stop their jobs and report them.
+    shutdown.cancel();
+    agent.tasks.close();
+    let deadline = agent.config.stop_grace + Duration::from_secs(15);
+    if tokio::time::timeout(deadline, agent.tasks.wait())
+        .await
+        .is_err()
+    {
+        tracing::warn!("some jobs did not finish stopping before the deadline");
+    }
+    let _ = heartbeats.await;
+    let _ = agent.client.flush().await;
+    tracing::info!(
+        malformed = agent.malformed.load(std::sync::atomic::Ordering::Relaxed),
+        "agent stopped"
+    );
+    result
+}
+
+impl Agent {
+    /// Starts the executor for a recorded allocation, registering its stop token first.
+    fn start(self: &Arc<Self>, alloc: AllocId) {
+        let stop = CancellationToken::new();
+        self.lock_running().insert(alloc, stop.clone());
+        self.tasks.spawn(executor::run(self.clone(), alloc, stop));
+    }
+
+    fn lock_running(&self) -> std::sync::MutexGuard<'_, HashMap<AllocId, CancellationToken>> {
+        self.running.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn forget_running(&self, alloc: AllocId) {
+        self.lock_running().remove(&alloc);
+    }
+
+    /// Records and reports a state change.
+    async fn transition(&self, alloc: AllocId, state: AllocState) {
+        match self.records.transition(alloc, state).await {
+            Ok(Some(record)) => self.report(&record).await,
+            Ok(None) => {}
+            Err(e) => tracing::error!(%alloc, error = %e, "could not record a state change"),
+        }
+    }
+}

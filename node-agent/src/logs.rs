@@ -1,0 +1,152 @@
+//! Log shipping: a job's stdout and stderr, split into lines (long lines cut
+//! at [`MAX_LINE_BYTES`]), each published to the logs stream. Publish acks are
+//! awaited in a bounded window so a chatty job cannot pile up unbounded
+//! pending acks, and the line count returned is what readers can expect.
+
+use async_nats::jetstream::{self, context::PublishAckFuture};
+use std::collections::VecDeque;
+use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
+
+/// Longest line shipped as one message; longer lines are split.
+pub const MAX_LINE_BYTES: usize = 16 * 1024;
+/// Most publish acks outstanding per output stream.
+const ACK_WINDOW: usize = 256;
+
+/// Ships every line of `reader` to `subject`. Returns (lines shipped, lines dropped).
+pub async fn ship(
+    js: jetstream::Context,
+    subject: String,
+    reader: impl AsyncRead + Unpin,
+) -> (u64, u64) {
+    let mut shipper = Shipper {
+        js,
+        subject,
+        pending: VecDeque::new(),
+        shipped: 0,
+        dropped: 0,
+    };
+    let mut lines = LineSplitter::new(reader);
+    loop {
+        match lines.next_line().await {
+            Ok(Some(line)) => shipper.send(line).await,
+            Ok(None) => break,
+            Err(e) => {
+                tracing::warn!(subject = %shipper.subject, error = %e, "reading job output failed");
+                break;
+            }
+        }
+    }
+    while let Some(ack) = shipper.pending.pop_front() {
+        shipper.settle(ack).await;
+    }
+    (shipper.shipped, shipper.dropped)
+}
+
+struct Shipper {
+    js: jetstream::Context,
+    subject: String,
+    pending: VecDeque<PublishAckFuture>,
+    shipped: u64,
+    dropped: u64,
+}
+
+impl Shipper {
+    async fn send(&mut self, line: Vec<u8>) {
+        if self.pending.len() >= ACK_WINDOW {
+            if let Some(ack) = self.pending.pop_front() {
+                self.settle(ack).await;
+            }
+        }
+        match self.js.publish(self.subject.clone(), line.into()).await {
+            Ok(ack) => self.pending.push_back(ack),
+            Err(e) => {
+                self.dropped += 1;
+                tracing::debug!(error = %e, "log line not published");
+            }
+        }
+    }
+
+    async fn settle(&mut self, ack: PublishAckFuture) {
+        match ack.await {
+            Ok(_) => self.shipped += 1,
+            Err(e) => {
+                self.dropped += 1;
+                tracing::debug!(error = %e, "log line not acknowledged");
+            }
+        }
+    }
+}
+
+/// Splits a byte stream into lines without the trailing newline, never
+/// holding more than [`MAX_LINE_BYTES`] of one line.
+pub struct LineSplitter<R> {
+    reader: BufReader<R>,
+    line: Vec<u8>,
+}
+
+impl<R: AsyncRead + Unpin> LineSplitter<R> {
+    pub fn new(reader: R) -> Self {
+        Self {
+            reader: BufReader::with_capacity(64 * 1024, reader),
+            line: Vec::new(),
+        }
+    }
+
+    pub async fn next_line(&mut self) -> std::io::Result<Option<Vec<u8>>> {
+        loop {
+            let buf = self.reader.fill_buf().await?;
+            if buf.is_empty() {
+                return Ok((!self.line.is_empty()).then(|| std::mem::take(&mut self.line)));
+            }
+            let room = MAX_LINE_BYTES - self.line.len();
+            let (consumed, complete) = match buf.iter().position(|b| *b == b'\n') {
+                Some(i) if i <= room => {
+                    self.line.extend_from_slice(&buf[..i]);
+                    (i + 1, true)
+                }
+                _ => {
+                    let n = buf.len().min(room);
+                    self.line.extend_from_slice(&buf[..n]);
+                    (n, self.line.len() >= MAX_LINE_BYTES)
+                }
+            };
+            self.reader.consume(consumed);
+            if complete {
+                return Ok(Some(std::mem::take(&mut self.line)));
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn split(input: &[u8]) -> Vec<Vec<u8>> {
+        let mut s = LineSplitter::new(input);
+        let mut out = Vec::new();
+        while let Some(line) = s.next_line().await.expect("read") {
+            out.push(line);
+        }
+        out
+    }
+
+    #[tokio::test]
+    async fn splits_lines_and_keeps_a_final_partial_one() {
+        assert_eq!(
+            split(b"a\nbb\n\nc").await,
+            vec![b"a".to_vec(), b"bb".to_vec(), vec![], b"c".to_vec()]
+        );
+        assert!(split(b"").await.is_empty());
+    }
+
+    #[tokio::test]
+    async fn long_lines_are_cut() {
+        let mut input = vec![b'x'; MAX_LINE_BYTES * 2 + 10];
+        input.push(b'\n');
+        let lines = split(&input).await;
+        assert_eq!(lines.len(), 3);
+        assert_eq!(lines[0].len(), MAX_LINE_BYTES);
+        assert_eq!(lines[2].len(), 10);
+    }
+}

@@ -1,0 +1,227 @@
+//! The agent's durable memory of its allocations: one JSON file per
+//! allocation under `<data-dir>/allocs/`, replaced atomically (write, fsync,
+//! rename, fsync the directory) on every state change. An assignment is
+//! acknowledged only after its record is on disk, and after a restart these
+//! files say what was running, what finished, and what is still unreported.
+
+use reef_proto::agent::{AllocEvent, Assignment};
+use reef_proto::alloc::AllocState;
+use reef_proto::{now_ms, AllocId};
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+/// What the agent knows of one allocation.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct LocalAlloc {
+    pub assignment: Assignment,
+    pub state: AllocState,
+    /// Sequence number of `state`; bumped on every change.
+    pub seq: u32,
+    /// Highest sequence number the coordinator has been sent (and JetStream acknowledged).
+    pub reported_seq: u32,
+    /// Process group of the running job, with its start time to recognise it later.
+    pub pgid: Option<u32>,
+    pub pgid_start_time: Option<u64>,
+    pub output_lines: Option<(u64, u64)>,
+    pub updated_at_ms: u64,
+}
+
+impl LocalAlloc {
+    pub fn event(&self) -> AllocEvent {
+        AllocEvent {
+            alloc: self.assignment.alloc,
+            job: self.assignment.job,
+            node: self.assignment.node,
+            seq: self.seq,
+            state: self.state.clone(),
+            at_ms: self.updated_at_ms,
+            output_lines: self.output_lines,
+        }
+    }
+}
+
+/// All allocation records, in memory and on disk.
+#[derive(Clone)]
+pub struct Records {
+    dir: PathBuf,
+    inner: Arc<Mutex<HashMap<AllocId, LocalAlloc>>>,
+}
+
+impl Records {
+    /// Opens `<data_dir>/allocs`, loading every record in it. Unreadable
+    /// records are moved aside (`.corrupt`) and reported in the log.
+    pub fn open(data_dir: &Path) -> std::io::Result<Self> {
+        let dir = data_dir.join("allocs");
+        std::fs::create_dir_all(&dir)?;
+        let mut map = HashMap::new();
+        for entry in std::fs::read_dir(&dir)? {
+            let path = entry?.path();
+            if path.extension().and_then(|e| e.to_str()) != Some("json") {
+                continue;
+            }
+            match std::fs::read(&path)
+                .map_err(|e| e.to_string())
+                .and_then(|b| serde_json::from_slice::<LocalAlloc>(&b).map_err(|e| e.to_string()))
+            {
+                Ok(record) => {
+                    map.insert(record.assignment.alloc, record);
+                }
+                Err(e) => {
+                    tracing::error!(path = %path.display(), error = %e, "unreadable allocation record, moved aside");
+                    let _ = std::fs::rename(&path, path.with_extension("corrupt"));
+                }
+            }
+        }
+        Ok(Self {
+            dir,
+            inner: Arc::new(Mutex::new(map)),
+        })
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<AllocId, LocalAlloc>> {
+        // A poisoned lock only means another task panicked mid-update of the
+        // in-memory map; the files stay the truth, so carry on.
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub fn get(&self, alloc: AllocId) -> Option<LocalAlloc> {
+        self.lock().get(&alloc).cloned()
+    }
+
+    pub fn all(&self) -> Vec<LocalAlloc> {
+        self.lock().values().cloned().collect()
+    }
+
+    pub fn live_count(&self) -> usize {
+        self.lock()
+            .values()
+            .filter(|r| !r.state.is_terminal())
+            .count()
+    }
+
+    /// Records a new assignment in state `accepted`. Returns false (and writes
+    /// nothing) if the allocation is already known: a redelivery.
+    pub async fn accept(&self, assignment: Assignment) -> std::io::Result<bool> {
+        let record = LocalAlloc {
+            assignment,
+            state: AllocState::Accepted,
+            seq: 1,
+            reported_seq: 0,
+            pgid: None,
+            pgid_start_time: None,
+            output_lines: None,
+            updated_at_ms: now_ms(),
+        };
+        let id = record.assignment.alloc;
+        if self.lock().contains_key(&id) {
+            return Ok(false);
+        }
+        self.save(&record).await?;
+        self.lock().entry(id).or_insert(record);
+        Ok(true)
+    }
+
+    /// Applies `change` to a record and persists it. Returns the new record.
+    pub async fn update(
+        &self,
+        alloc: AllocId,
+        change: impl FnOnce(&mut LocalAlloc),
+    ) -> std::io::Result<Option<LocalAlloc>> {
+        let updated = {
+            let mut map = self.lock();
+            let Some(record) = map.get_mut(&alloc) else {
+                return Ok(None);
+            };
+            change(record);
+            record.updated_at_ms = now_ms();
+            record.clone()
+        };
+        self.save(&updated).await?;
+        Ok(Some(updated))
+    }
+
+    /// Moves a live record to `state` (a no-op if the state machine forbids it).
+    pub async fn transition(
+        &self,
+        alloc: AllocId,
+        state: AllocState,
+    ) -> std::io::Result<Option<LocalAlloc>> {
+        self.update(alloc, |r| {
+            if r.state.can_become(&state) {
+                r.state = state;
+                r.seq += 1;
+            }
+        })
+        .await
+    }
+
+    /// Notes that the coordinator has been sent `seq`.
+    pub async fn mark_reported(&self, alloc: AllocId, seq: u32) -> std::io::Result<()> {
+        let changed = {
+            let mut map = self.lock();
+            match map.get_mut(&alloc) {
+                Some(r) if r.reported_seq < seq => {
+                    r.reported_seq = seq;
+                    Some(r.clone())
+                }
+                _ => None,
+            }
+        };
+        if let Some(record) = changed {
+            self.save(&record).await?;
+        }
+        Ok(())
+    }
+
+    /// Forgets terminal, reported records older than `max_age_ms`.
+    pub fn prune(&self, max_age_ms: u64) {
+        let cutoff = now_ms().saturating_sub(max_age_ms);
+        let old: Vec<AllocId> = self
+            .lock()
+            .values()
+            .filter(|r| {
+                r.state.is_terminal() && r.reported_seq >= r.seq && r.updated_at_ms < cutoff
+            })
+            .map(|r| r.assignment.alloc)
+            .collect();
+        for id in old {
+            let _ = std::fs::remove_file(self.path(id));
+            self.lock().remove(&id);
+        }
+    }
+
+    fn path(&self, alloc: AllocId) -> PathBuf {
+        self.dir.join(format!("{alloc}.json"))
+    }
+
+    async fn save(&self, record: &LocalAlloc) -> std::io::Result<()> {
+        let path = self.path(record.assignment.alloc);
+        let bytes = serde_json::to_vec_pretty(record).map_err(std::io::Error::other)?;
+        tokio::task::spawn_blocking(move || write_atomic(&path, &bytes))
+            .await
+            .map_err(std::io::Error::other)?
+    }
+}
+
+/// Replaces `path` with `bytes` so that a crash leaves the old or the new
+/// content, never a torn file.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let tmp = path.with_extension("tmp");
+    {
+        let mut file = std::fs::File::create(&tmp)?;
+        file.write_all(bytes)?;
+        file.sync_all()?;
+    }
+    std::fs::rename(&tmp, path)?;
+    if let Some(dir) = path.parent() {
+        std::fs::File::open(dir)?.sync_all()?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+#[path = "records_tests.rs"]
+mod tests;

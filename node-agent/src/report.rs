@@ -1,0 +1,152 @@
+//! Talking back: registration with a coordinator, heartbeats on core NATS,
+//! and allocation events on JetStream. An event counts as reported once
+//! JetStream acknowledged it; anything unreported is retried with every
+//! heartbeat, so a NATS outage delays reports but never loses them.
+
+use crate::records::LocalAlloc;
+use crate::Agent;
+use reef_proto::api::{ApiReply, ApiRequest};
+use reef_proto::node::{Heartbeat, NodeRecord};
+use reef_proto::{decode, encode, now_ms, subjects};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// How long one publish or request may take before it counts as failed.
+const NATS_TIMEOUT: Duration = Duration::from_secs(5);
+/// Terminal, reported records are kept this long to recognise redeliveries.
+const KEEP_FINISHED_MS: u64 = 24 * 3_600_000;
+
+impl Agent {
+    /// Publishes the record's current state as an event and notes it reported.
+    pub(crate) async fn report(&self, record: &LocalAlloc) {
+        let event = record.event();
+        let payload = match encode(&event) {
+            Ok(p) => p,
+            Err(e) => {
+                tracing::error!(alloc = %event.alloc, error = %e, "event could not be encoded");
+                return;
+            }
+        };
+        let subject = subjects::event(self.node, event.alloc);
+        let sent = tokio::time::timeout(NATS_TIMEOUT, async {
+            self.js.publish(subject, payload).await?.await?;
+            Ok::<_, async_nats::Error>(())
+        })
+        .await;
+        match sent {
+            Ok(Ok(())) => {
+                if let Err(e) = self.records.mark_reported(event.alloc, event.seq).await {
+                    tracing::error!(alloc = %event.alloc, error = %e, "could not record a report");
+                }
+            }
+            Ok(Err(e)) => {
+                tracing::warn!(alloc = %event.alloc, error = %e, "event not reported yet; will retry")
+            }
+            Err(_) => tracing::warn!(alloc = %event.alloc, "event report timed out; will retry"),
+        }
+    }
+
+    /// Registers until a coordinator accepts, then heartbeats until shutdown,
+    /// retrying unreported events on every beat.
+    pub(crate) async fn heartbeat_loop(self: Arc<Self>) {
+        let mut registered = false;
+        let mut interval = tokio::time::interval(self.config.heartbeat_interval);
+        interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut beats: u64 = 0;
+        loop {
+            tokio::select! {
+                _ = self.shutdown.cancelled() => break,
+                _ = interval.tick() => {}
+            }
+            if !registered {
+                registered = self.register().await;
+            }
+            self.beat().await;
+            for record in self.records.all() {
+                if record.reported_seq < record.seq
+                    && !self.lock_running().contains_key(&record.assignment.alloc)
+                {
+                    self.report(&record).await;
+                }
+            }
+            beats += 1;
+            if beats % 3600 == 0 {
+                self.records.prune(KEEP_FINISHED_MS);
+            }
+        }
+        // Final reports from jobs stopped at shutdown are sent by their
+        // executors; this catches any that were already pending.
+        for record in self.records.all() {
+            if record.reported_seq < record.seq {
+                self.report(&record).await;
+            }
+        }
+    }
+
+    fn node_record(&self) -> NodeRecord {
+        NodeRecord {
+            id: self.node,
+            name: self.config.name.clone(),
+            labels: self.config.labels.clone(),
+            resources: self.resources,
+            version: env!("CARGO_PKG_VERSION").to_string(),
+            started_at_ms: self.started_at_ms,
+            registered_at_ms: 0,
+        }
+    }
+
+    /// One registration attempt; true once a coordinator accepted it.
+    async fn register(&self) -> bool {
+        let request = match encode(&ApiRequest::RegisterNode(self.node_record())) {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::error!(error = %e, "registration could not be encoded");
+                return false;
+            }
+        };
+        let subject = subjects::api(subjects::verbs::NODE_REGISTER);
+        let reply = tokio::time::timeout(NATS_TIMEOUT, self.client.request(subject, request)).await;
+        match reply {
+            Ok(Ok(msg)) => match decode::<ApiReply>(&msg.payload) {
+                Ok(ApiReply(Ok(_))) => {
+                    tracing::info!(node = %self.node, "registered with the coordinator");
+                    true
+                }
+                Ok(ApiReply(Err(e))) => {
+                    tracing::error!(error = %e, "registration refused");
+                    false
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "malformed registration reply");
+                    false
+                }
+            },
+            Ok(Err(e)) => {
+                tracing::debug!(error = %e, "no coordinator answered the registration yet");
+                false
+            }
+            Err(_) => false,
+        }
+    }
+
+    async fn beat(&self) {
+        let hb = Heartbeat {
+            node: self.node,
+            started_at_ms: self.started_at_ms,
+            running: self.records.live_count() as u32,
+            sent_at_ms: now_ms(),
+        };
+        match encode(&hb) {
+            Ok(payload) => {
+                if let Err(e) = self
+                    .client
+                    .publish(subjects::heartbeat(self.node), payload)
+                    .await
+                {
+                    tracing::debug!(error = %e, "heartbeat not sent");
+                }
+            }
+            Err(e) => tracing::error!(error = %e, "heartbeat could not be encoded"),
+        }
+    }
+}

@@ -1,0 +1,107 @@
+//! The request/reply API between the CLI (or any client) and the coordinators,
+//! on `reef.api.<verb>`. Every request gets a reply: a result or a typed error.
+
+use crate::envelope::{Message, MessageKind};
+use crate::ids::{JobId, NodeId};
+use crate::job::{JobRecord, JobSpec, Resources};
+use crate::node::NodeRecord;
+use crate::subjects::verbs;
+use serde::{Deserialize, Serialize};
+
+/// Most jobs one `job.list` reply carries (newest first).
+pub const MAX_LISTED_JOBS: usize = 1000;
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ApiRequest {
+    SubmitJob(JobSpec),
+    ListJobs,
+    GetJob(JobId),
+    StopJob(JobId),
+    ListNodes,
+    RegisterNode(NodeRecord),
+}
+
+impl ApiRequest {
+    /// The verb, and so the subject, this request is sent on.
+    pub fn verb(&self) -> &'static str {
+        match self {
+            ApiRequest::SubmitJob(_) => verbs::JOB_SUBMIT,
+            ApiRequest::ListJobs => verbs::JOB_LIST,
+            ApiRequest::GetJob(_) => verbs::JOB_GET,
+            ApiRequest::StopJob(_) => verbs::JOB_STOP,
+            ApiRequest::ListNodes => verbs::NODE_LIST,
+            ApiRequest::RegisterNode(_) => verbs::NODE_REGISTER,
+        }
+    }
+}
+
+impl Message for ApiRequest {
+    const KIND: MessageKind = MessageKind::ApiRequest;
+}
+
+/// Whether a node is heard from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum NodeState {
+    Ready,
+    /// No heartbeat within the grace period.
+    Down,
+}
+
+/// A node as `reef nodes` shows it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NodeStatus {
+    pub record: NodeRecord,
+    pub state: NodeState,
+    pub last_seen_ms: u64,
+    /// Resources committed to live allocations on this node.
+    pub allocated: Resources,
+    /// Live allocations on this node.
+    pub allocations: u32,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ApiResponse {
+    Job(Box<JobRecord>),
+    Jobs {
+        jobs: Vec<JobRecord>,
+        /// More jobs exist than were listed.
+        truncated: bool,
+    },
+    Nodes(Vec<NodeStatus>),
+    Registered(NodeId),
+}
+
+/// What kind of failure an API error is, so clients can react without parsing text.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ApiErrorKind {
+    /// The request itself is wrong; the message names the field.
+    Invalid,
+    NotFound,
+    /// The coordinator could not reach its state; retrying may help.
+    Unavailable,
+    Internal,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+#[error("{message}")]
+pub struct ApiError {
+    pub kind: ApiErrorKind,
+    pub message: String,
+}
+
+impl ApiError {
+    pub fn new(kind: ApiErrorKind, message: impl Into<String>) -> Self {
+        Self {
+            kind,
+            message: message.into(),
+        }
+    }
+}
+
+/// The reply to every API request.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ApiReply(pub Result<ApiResponse, ApiError>);
+
+impl Message for ApiReply {
+    const KIND: MessageKind = MessageKind::ApiReply;
+}

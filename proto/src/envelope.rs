@@ -1,0 +1,140 @@
+//! The envelope every reef message travels in.
+//!
+//! Layout: the 4-byte magic `REEF`, then a postcard-encoded [`Envelope`]
+//! carrying the protocol version, the message kind, the postcard-encoded payload
+//! and an optional signature (filled in once assignments are signed). Decoding
+//! never trusts the bytes: the size is checked before anything is parsed, the
+//! kind must be the one the caller expects, and trailing bytes are refused.
+
+use bytes::Bytes;
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+
+/// First bytes of every reef message.
+pub const MAGIC: &[u8; 4] = b"REEF";
+/// The protocol version this build speaks.
+pub const VERSION: u16 = 1;
+/// The largest encoded message reef sends or accepts (the NATS default max payload).
+pub const MAX_MESSAGE_BYTES: usize = 1024 * 1024;
+
+/// What a message is, so a message published on the wrong subject is refused
+/// rather than misread as another type.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[repr(u8)]
+pub enum MessageKind {
+    ApiRequest = 1,
+    ApiReply = 2,
+    AgentCommand = 3,
+    AllocEvent = 4,
+    Heartbeat = 5,
+    JobRecord = 6,
+    Allocation = 7,
+    NodeRecord = 8,
+}
+
+/// A type that travels inside an envelope.
+pub trait Message: Serialize + DeserializeOwned {
+    const KIND: MessageKind;
+}
+
+#[derive(Serialize, Deserialize)]
+struct Envelope {
+    version: u16,
+    kind: MessageKind,
+    payload: Vec<u8>,
+    signature: Option<Vec<u8>>,
+}
+
+/// Failure to encode a message.
+#[derive(Debug, thiserror::Error)]
+pub enum EncodeError {
+    /// message of {size} bytes is larger than the {max}-byte limit
+    #[error("message of {size} bytes is larger than the {max}-byte limit")]
+    TooLarge { size: usize, max: usize },
+    /// the message could not be serialized
+    #[error("message could not be serialized: {0}")]
+    Serialize(#[from] postcard::Error),
+}
+
+/// Why bytes were not accepted as a message.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum DecodeError {
+    #[error("message of {size} bytes is larger than the {max}-byte limit")]
+    TooLarge { size: usize, max: usize },
+    #[error("not a reef message (bad magic bytes)")]
+    BadMagic,
+    #[error("malformed envelope: {0}")]
+    Envelope(String),
+    #[error("unsupported protocol version {got} (this build speaks {VERSION})")]
+    Version { got: u16 },
+    #[error("expected a {expected:?} message, got {got:?}")]
+    WrongKind {
+        expected: MessageKind,
+        got: MessageKind,
+    },
+    #[error("malformed {kind:?} payload: {reason}")]
+    Payload { kind: MessageKind, reason: String },
+}
+
+/// Encodes `msg` in an unsigned envelope.
+pub fn encode<T: Message>(msg: &T) -> Result<Bytes, EncodeError> {
+    let envelope = Envelope {
+        version: VERSION,
+        kind: T::KIND,
+        payload: postcard::to_stdvec(msg)?,
+        signature: None,
+    };
+    let mut out = MAGIC.to_vec();
+    out.extend(postcard::to_stdvec(&envelope)?);
+    if out.len() > MAX_MESSAGE_BYTES {
+        return Err(EncodeError::TooLarge {
+            size: out.len(),
+            max: MAX_MESSAGE_BYTES,
+        });
+    }
+    Ok(Bytes::from(out))
+}
+
+/// Decodes a message of type `T`, refusing anything that is not exactly one.
+pub fn decode<T: Message>(bytes: &[u8]) -> Result<T, DecodeError> {
+    if bytes.len() > MAX_MESSAGE_BYTES {
+        return Err(DecodeError::TooLarge {
+            size: bytes.len(),
+            max: MAX_MESSAGE_BYTES,
+        });
+    }
+    let body = bytes.strip_prefix(MAGIC).ok_or(DecodeError::BadMagic)?;
+    let (envelope, rest): (Envelope, _) =
+        postcard::take_from_bytes(body).map_err(|e| DecodeError::Envelope(e.to_string()))?;
+    if !rest.is_empty() {
+        return Err(DecodeError::Envelope(format!(
+            "{} trailing bytes",
+            rest.len()
+        )));
+    }
+    if envelope.version != VERSION {
+        return Err(DecodeError::Version {
+            got: envelope.version,
+        });
+    }
+    if envelope.kind != T::KIND {
+        return Err(DecodeError::WrongKind {
+            expected: T::KIND,
+            got: envelope.kind,
+        });
+    }
+    let payload_error = |reason: String| DecodeError::Payload {
+        kind: T::KIND,
+        reason,
+    };
+    let (msg, rest) =
+        postcard::take_from_bytes(&envelope.payload).map_err(|e| payload_error(e.to_string()))?;
+    if !rest.is_empty() {
+        return Err(payload_error(format!("{} trailing bytes", rest.len())));
+    }
+    Ok(msg)
+}
+
+#[cfg(test)]
+#[path = "envelope_tests.rs"]
+mod tests;

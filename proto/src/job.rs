@@ -1,0 +1,316 @@
+//! Jobs: what a user asks to run ([`JobSpec`]), how that request is checked,
+//! and the record the coordinator keeps of it ([`JobRecord`]).
+
+use crate::envelope::{Message, MessageKind};
+use crate::ids::{AllocId, JobId, NodeId};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// Limits on a job specification; a spec outside them is refused at submit.
+pub mod limits {
+    pub const MAX_ARGS: usize = 4096;
+    pub const MAX_ARG_BYTES: usize = 64 * 1024;
+    pub const MAX_ENV: usize = 1024;
+    pub const MAX_LABELS: usize = 64;
+    pub const MAX_LABEL_BYTES: usize = 253;
+    pub const MAX_CPU_MILLIS: u32 = 1_024_000;
+    pub const MAX_TIMEOUT_MS: u64 = 30 * 24 * 3_600_000;
+}
+
+/// Default CPU request: a tenth of a core, enough for most short jobs.
+pub const DEFAULT_CPU_MILLIS: u32 = 100;
+/// Default memory request.
+pub const DEFAULT_MEMORY_BYTES: u64 = 64 << 20;
+
+/// What a piece of work needs from a node.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Resources {
+    /// Thousandths of a CPU core.
+    pub cpu_millis: u32,
+    pub memory_bytes: u64,
+}
+
+impl Default for Resources {
+    fn default() -> Self {
+        Self {
+            cpu_millis: DEFAULT_CPU_MILLIS,
+            memory_bytes: DEFAULT_MEMORY_BYTES,
+        }
+    }
+}
+
+/// A compute job as submitted by `reef run`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JobSpec {
+    /// Program and arguments; the program is looked up on the node's PATH.
+    pub command: Vec<String>,
+    pub env: BTreeMap<String, String>,
+    /// Working directory on the node; by default a fresh directory per allocation.
+    pub workdir: Option<String>,
+    pub resources: Resources,
+    /// Node labels the job requires (every pair must match).
+    pub constraints: BTreeMap<String, String>,
+    /// Kill the job after this long.
+    pub timeout_ms: Option<u64>,
+}
+
+/// Why a job specification was refused.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum SpecError {
+    #[error("command is empty: give a program to run")]
+    EmptyCommand,
+    #[error("command: {0}")]
+    Command(String),
+    #[error("env: {0}")]
+    Env(String),
+    #[error("workdir: {0}")]
+    Workdir(String),
+    #[error("resources: {0}")]
+    Resources(String),
+    #[error("label {0}")]
+    Label(String),
+    #[error("timeout: {0}")]
+    Timeout(String),
+}
+
+impl JobSpec {
+    /// A spec with default resources running `command`.
+    pub fn new(command: Vec<String>) -> Self {
+        Self {
+            command,
+            env: BTreeMap::new(),
+            workdir: None,
+            resources: Resources::default(),
+            constraints: BTreeMap::new(),
+            timeout_ms: None,
+        }
+    }
+
+    /// Checks every field; the coordinator calls this before accepting a job and
+    /// the agent again before running one.
+    pub fn validate(&self) -> Result<(), SpecError> {
+        if self.command.is_empty() || self.command[0].is_empty() {
+            return Err(SpecError::EmptyCommand);
+        }
+        if self.command.len() > limits::MAX_ARGS {
+            return Err(SpecError::Command(format!(
+                "{} arguments, at most {} allowed",
+                self.command.len(),
+                limits::MAX_ARGS
+            )));
+        }
+        for (i, arg) in self.command.iter().enumerate() {
+            if arg.len() > limits::MAX_ARG_BYTES {
+                return Err(SpecError::Command(format!(
+                    "argument {i} is {} bytes, at most {} allowed",
+                    arg.len(),
+                    limits::MAX_ARG_BYTES
+                )));
+            }
+            if arg.contains('\0') {
+                return Err(SpecError::Command(format!(
+                    "argument {i} contains a NUL byte"
+                )));
+            }
+        }
+        if self.env.len() > limits::MAX_ENV {
+            return Err(SpecError::Env(format!(
+                "{} variables, at most {} allowed",
+                self.env.len(),
+                limits::MAX_ENV
+            )));
+        }
+        for (key, value) in &self.env {
+            validate_env_key(key).map_err(SpecError::Env)?;
+            if value.contains('\0') || value.len() > limits::MAX_ARG_BYTES {
+                return Err(SpecError::Env(format!(
+                    "value of {key} contains a NUL byte or is longer than {} bytes",
+                    limits::MAX_ARG_BYTES
+                )));
+            }
+        }
+        if let Some(dir) = &self.workdir {
+            if !dir.starts_with('/') || dir.contains('\0') || dir.len() > 4096 {
+                return Err(SpecError::Workdir(format!(
+                    "{dir:?} must be an absolute path without NUL bytes"
+                )));
+            }
+        }
+        let r = &self.resources;
+        if r.cpu_millis == 0 || r.cpu_millis > limits::MAX_CPU_MILLIS {
+            return Err(SpecError::Resources(format!(
+                "cpu must be between 0.001 and {} cores",
+                limits::MAX_CPU_MILLIS / 1000
+            )));
+        }
+        if r.memory_bytes == 0 {
+            return Err(SpecError::Resources("memory must be more than 0".into()));
+        }
+        validate_labels(&self.constraints).map_err(SpecError::Label)?;
+        if let Some(t) = self.timeout_ms {
+            if t == 0 || t > limits::MAX_TIMEOUT_MS {
+                return Err(SpecError::Timeout(format!(
+                    "must be between 1ms and 30 days, got {t}ms"
+                )));
+            }
+        }
+        Ok(())
+    }
+}
+
+fn validate_env_key(key: &str) -> Result<(), String> {
+    let ok = !key.is_empty()
+        && key.len() <= 256
+        && !key.starts_with(|c: char| c.is_ascii_digit())
+        && key.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "invalid variable name {key:?}: use letters, digits and '_', not starting with a digit"
+        ))
+    }
+}
+
+/// Checks label keys and values: `[A-Za-z0-9._/-]`, non-empty keys, bounded sizes.
+pub fn validate_labels(labels: &BTreeMap<String, String>) -> Result<(), String> {
+    if labels.len() > limits::MAX_LABELS {
+        return Err(format!(
+            "set has {} labels, at most {} allowed",
+            labels.len(),
+            limits::MAX_LABELS
+        ));
+    }
+    let valid = |s: &str| {
+        s.len() <= limits::MAX_LABEL_BYTES
+            && s.chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '/' | '-'))
+    };
+    for (key, value) in labels {
+        if key.is_empty() || !valid(key) || !valid(value) {
+            return Err(format!(
+                "{key:?}={value:?} is invalid: use letters, digits, '.', '_', '/', '-' (at most {} bytes)",
+                limits::MAX_LABEL_BYTES
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Where a job stands, as the coordinator records it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum JobState {
+    /// Not placed yet; `reason` says why.
+    Pending {
+        reason: String,
+    },
+    /// Placed on a node; the agent has not started it yet.
+    Assigned,
+    Running,
+    /// The process ended by itself with this exit code (128+N for signal N).
+    Exited {
+        code: i32,
+    },
+    /// Stopped on request (`reef job stop`).
+    Stopped,
+    /// Could not be run, or was killed by its timeout.
+    Failed {
+        reason: String,
+    },
+    /// The node lost track of it (for example, the agent restarted mid-run).
+    Lost {
+        reason: String,
+    },
+}
+
+impl JobState {
+    pub fn is_terminal(&self) -> bool {
+        matches!(
+            self,
+            JobState::Exited { .. }
+                | JobState::Stopped
+                | JobState::Failed { .. }
+                | JobState::Lost { .. }
+        )
+    }
+
+    /// A short lowercase name, as shown in tables.
+    pub fn name(&self) -> &'static str {
+        match self {
+            JobState::Pending { .. } => "pending",
+            JobState::Assigned => "assigned",
+            JobState::Running => "running",
+            JobState::Exited { .. } => "exited",
+            JobState::Stopped => "stopped",
+            JobState::Failed { .. } => "failed",
+            JobState::Lost { .. } => "lost",
+        }
+    }
+}
+
+/// The coordinator's record of one job, stored in the jobs bucket.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JobRecord {
+    pub id: JobId,
+    pub spec: JobSpec,
+    pub state: JobState,
+    /// The current (latest) allocation, once placed.
+    pub alloc: Option<AllocId>,
+    pub node: Option<NodeId>,
+    pub submitted_at_ms: u64,
+    pub started_at_ms: Option<u64>,
+    pub finished_at_ms: Option<u64>,
+    /// A stop was requested; the job ends as `stopped`.
+    pub stop_requested: bool,
+    /// Lines of output (stdout, stderr) the job produced, known once it ended.
+    pub output_lines: Option<(u64, u64)>,
+}
+
+impl Message for JobRecord {
+    const KIND: MessageKind = MessageKind::JobRecord;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec() -> JobSpec {
+        JobSpec::new(vec!["echo".into(), "hi".into()])
+    }
+
+    #[test]
+    fn a_plain_spec_is_valid() {
+        assert_eq!(spec().validate(), Ok(()));
+    }
+
+    #[test]
+    fn bad_specs_name_the_field() {
+        let mut s = spec();
+        s.command.clear();
+        assert_eq!(s.validate(), Err(SpecError::EmptyCommand));
+
+        let mut s = spec();
+        s.env.insert("1BAD".into(), "x".into());
+        assert!(matches!(s.validate(), Err(SpecError::Env(_))));
+
+        let mut s = spec();
+        s.resources.cpu_millis = 0;
+        assert!(matches!(s.validate(), Err(SpecError::Resources(_))));
+
+        let mut s = spec();
+        s.constraints.insert("a b".into(), "c".into());
+        assert!(matches!(s.validate(), Err(SpecError::Label(_))));
+
+        let mut s = spec();
+        s.workdir = Some("relative".into());
+        assert!(matches!(s.validate(), Err(SpecError::Workdir(_))));
+
+        let mut s = spec();
+        s.timeout_ms = Some(0);
+        assert!(matches!(s.validate(), Err(SpecError::Timeout(_))));
+
+        let mut s = spec();
+        s.command.push("a\0b".into());
+        assert!(matches!(s.validate(), Err(SpecError::Command(_))));
+    }
+}

@@ -1,0 +1,38 @@
+//! The reef wire protocol: every type that crosses NATS, every subject name, and
+//! the versioned envelope they travel in. No I/O lives here, so every rule in
+//! this crate is tested without a server.
+//!
+//! - [`subjects`]: subject, stream, bucket and consumer names, in one place.
+//! - [`envelope`]: the versioned, size-limited postcard envelope, with room for a
+//!   signature.
+//! - [`ids`]: job, allocation and node identifiers (uuid v7).
+//! - [`job`]: job specifications, their validation, and job records.
+//! - [`alloc`]: allocations and their state machine.
+//! - [`node`]: node descriptions and heartbeats.
+//! - [`agent`]: what the coordinator tells an agent, and what an agent reports.
+//! - [`api`]: the request/reply API the CLI speaks.
+//! - [`units`]: parsing and printing of sizes and durations.
+
+#![forbid(unsafe_code)]
+#![deny(rust_2018_idioms)]
+
+pub mod agent;
+pub mod alloc;
+pub mod api;
+pub mod envelope;
+pub mod ids;
+pub mod job;
+pub mod node;
+pub mod subjects;
+pub mod units;
+
+pub use envelope::{decode, encode, DecodeError, EncodeError, Message, MessageKind};
+pub use ids::{AllocId, JobId, NodeId};
+
+/// Milliseconds since the Unix epoch, the one clock format on the wire.
+pub fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}

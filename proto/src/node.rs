@@ -1,0 +1,67 @@
+//! Nodes: what an agent tells the cluster about its machine, and the small
+//! heartbeat it sends about once a second.
+
+use crate::envelope::{Message, MessageKind};
+use crate::ids::NodeId;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// What a node offers.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NodeResources {
+    /// Thousandths of a CPU core (a 4-core machine offers 4000).
+    pub cpu_millis: u32,
+    pub memory_bytes: u64,
+    pub disk_bytes: u64,
+}
+
+/// A node's self-description, sent on registration and kept in the nodes bucket.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NodeRecord {
+    pub id: NodeId,
+    /// Human name (`--name`); unique by convention, not used in subjects.
+    pub name: String,
+    pub labels: BTreeMap<String, String>,
+    pub resources: NodeResources,
+    /// The agent's version.
+    pub version: String,
+    /// When this agent process started; changes on every agent restart.
+    pub started_at_ms: u64,
+    /// Set by the coordinator when it accepts the registration.
+    pub registered_at_ms: u64,
+}
+
+impl Message for NodeRecord {
+    const KIND: MessageKind = MessageKind::NodeRecord;
+}
+
+/// Sent on `reef.hb.<node>` about once a second over core NATS.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Heartbeat {
+    pub node: NodeId,
+    /// The agent process's start time, so a restart is noticed even between beats.
+    pub started_at_ms: u64,
+    /// Allocations the agent is running now.
+    pub running: u32,
+    pub sent_at_ms: u64,
+}
+
+impl Message for Heartbeat {
+    const KIND: MessageKind = MessageKind::Heartbeat;
+}
+
+/// Checks a node name: 1-64 of `[A-Za-z0-9._-]`.
+pub fn validate_node_name(name: &str) -> Result<(), String> {
+    let ok = !name.is_empty()
+        && name.len() <= 64
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "invalid node name {name:?}: use 1 to 64 letters, digits, '.', '_' or '-'"
+        ))
+    }
+}

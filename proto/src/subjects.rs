@@ -1,0 +1,125 @@
+//! Every NATS subject, stream, consumer and KV bucket name reef uses.
+//!
+//! Ids are rendered hyphenated, which is valid in a subject token and a KV key;
+//! node names never appear in subjects, so a user-chosen name cannot inject
+//! wildcards or extra tokens.
+
+use crate::{AllocId, JobId, NodeId};
+
+/// Prefix of every API subject; coordinators subscribe to `reef.api.>`.
+pub const API_PREFIX: &str = "reef.api";
+/// Queue group the coordinators share for API requests.
+pub const API_QUEUE_GROUP: &str = "reef-coordinators";
+
+/// API verbs, one subject each: `reef.api.<verb>`.
+pub mod verbs {
+    pub const JOB_SUBMIT: &str = "job.submit";
+    pub const JOB_LIST: &str = "job.list";
+    pub const JOB_GET: &str = "job.get";
+    pub const JOB_STOP: &str = "job.stop";
+    pub const NODE_LIST: &str = "node.list";
+    pub const NODE_REGISTER: &str = "node.register";
+}
+
+/// `reef.api.<verb>`.
+pub fn api(verb: &str) -> String {
+    format!("{API_PREFIX}.{verb}")
+}
+
+/// Stream holding every agent command; subjects `reef.assign.<node>`.
+pub const ASSIGN_STREAM: &str = "REEF_ASSIGN";
+pub const ASSIGN_WILDCARD: &str = "reef.assign.>";
+
+/// Commands for one node.
+pub fn assign(node: NodeId) -> String {
+    format!("reef.assign.{node}")
+}
+
+/// Durable pull consumer through which one node receives its commands.
+pub fn assign_consumer(node: NodeId) -> String {
+    format!("assign-{node}")
+}
+
+/// Stream of allocation events; subjects `reef.events.<node>.<alloc>`.
+pub const EVENTS_STREAM: &str = "REEF_EVENTS";
+pub const EVENTS_WILDCARD: &str = "reef.events.>";
+/// The durable consumer the coordinators share to apply events.
+pub const EVENTS_CONSUMER: &str = "coordinator-events";
+
+pub fn event(node: NodeId, alloc: AllocId) -> String {
+    format!("reef.events.{node}.{alloc}")
+}
+
+/// Heartbeats on core NATS: `reef.hb.<node>`.
+pub const HEARTBEAT_WILDCARD: &str = "reef.hb.*";
+
+pub fn heartbeat(node: NodeId) -> String {
+    format!("reef.hb.{node}")
+}
+
+/// Stream of job output; subjects `reef.logs.<job>.<alloc>.<out|err>`.
+pub const LOGS_STREAM: &str = "REEF_LOGS";
+pub const LOGS_WILDCARD: &str = "reef.logs.>";
+
+/// Which output stream of a process a log line came from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Output {
+    Stdout,
+    Stderr,
+}
+
+impl Output {
+    pub fn token(self) -> &'static str {
+        match self {
+            Output::Stdout => "out",
+            Output::Stderr => "err",
+        }
+    }
+}
+
+pub fn logs(job: JobId, alloc: AllocId, output: Output) -> String {
+    format!("reef.logs.{job}.{alloc}.{}", output.token())
+}
+
+/// Every log subject of one job, for `reef logs`.
+pub fn job_logs(job: JobId) -> String {
+    format!("reef.logs.{job}.>")
+}
+
+/// Parses the output token out of a log subject.
+pub fn log_output(subject: &str) -> Option<Output> {
+    match subject.rsplit('.').next()? {
+        "out" => Some(Output::Stdout),
+        "err" => Some(Output::Stderr),
+        _ => None,
+    }
+}
+
+/// KV bucket of job records, keyed by job id.
+pub const JOBS_BUCKET: &str = "reef-jobs";
+/// KV bucket of allocations, keyed by allocation id.
+pub const ALLOCS_BUCKET: &str = "reef-allocs";
+/// KV bucket of registered nodes, keyed by node id.
+pub const NODES_BUCKET: &str = "reef-nodes";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn subjects_have_the_documented_shape() {
+        let node = NodeId::new();
+        let alloc = AllocId::new();
+        let job = JobId::new();
+        assert_eq!(assign(node), format!("reef.assign.{node}"));
+        assert_eq!(event(node, alloc).split('.').count(), 4);
+        assert_eq!(
+            log_output(&logs(job, alloc, Output::Stderr)),
+            Some(Output::Stderr)
+        );
+        assert!(
+            logs(job, alloc, Output::Stdout).starts_with(&job_logs(job)[..job_logs(job).len() - 1])
+        );
+        assert_eq!(api(verbs::JOB_SUBMIT), "reef.api.job.submit");
+    }
+}

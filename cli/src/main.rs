@@ -106,7 +106,11 @@ fn main() -> ExitCode {
         cli.command,
         Command::Coordinator(_) | Command::Agent(_) | Command::Dev(_)
     );
-    init_tracing(if daemon { "info,async_nats=warn" } else { "warn,async_nats=error" });
+    init_tracing(if daemon {
+        "info,async_nats=warn"
+    } else {
+        "warn,async_nats=error"
+    });
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -1,1 +1,18 @@
-//! placeholder
+//! The end-to-end test harness: real `nats-server` processes (one, or a
+//! 3-server cluster) on free ports in temp dirs, real `reef` coordinator and
+//! agent processes, and the `reef` CLI, all killed when dropped. Every wait is
+//! bounded; nothing sleeps a fixed time and hopes.
+
+#![forbid(unsafe_code)]
+#![deny(rust_2018_idioms)]
+
+pub mod api;
+pub mod cluster;
+pub mod nats;
+pub mod reef;
+pub mod wait;
+
+pub use cluster::TestCluster;
+pub use nats::{NatsCluster, NatsServer};
+pub use reef::{Cli, CliOutput, ReefProcess};
+pub use wait::eventually;

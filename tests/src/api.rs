@@ -1,0 +1,38 @@
+//! Direct API calls from tests, over the same NATS request/reply the CLI uses.
+
+use reef_proto::api::{ApiReply, ApiRequest, ApiResponse};
+use reef_proto::job::{JobRecord, JobSpec};
+use reef_proto::{decode, encode, subjects};
+use std::time::Duration;
+
+/// Sends `request` and returns the coordinator's answer (panics on transport errors).
+pub async fn call(client: &async_nats::Client, request: ApiRequest) -> ApiReply {
+    let subject = subjects::api(request.verb());
+    let payload = encode(&request).expect("encode request");
+    let reply = tokio::time::timeout(Duration::from_secs(10), client.request(subject, payload))
+        .await
+        .expect("API request timed out")
+        .expect("API request failed");
+    decode::<ApiReply>(&reply.payload).expect("decode reply")
+}
+
+/// Submits a job and returns its record.
+pub async fn submit(client: &async_nats::Client, spec: JobSpec) -> JobRecord {
+    match call(client, ApiRequest::SubmitJob(spec)).await.0 {
+        Ok(ApiResponse::Job(job)) => *job,
+        other => panic!("submit failed: {other:?}"),
+    }
+}
+
+/// Every job the coordinator lists.
+pub async fn jobs(client: &async_nats::Client) -> Vec<JobRecord> {
+    match call(client, ApiRequest::ListJobs).await.0 {
+        Ok(ApiResponse::Jobs { jobs, .. }) => jobs,
+        other => panic!("list failed: {other:?}"),
+    }
+}
+
+/// A job running `sh -c SCRIPT`.
+pub fn shell(script: &str) -> JobSpec {
+    JobSpec::new(vec!["sh".into(), "-c".into(), script.into()])
+}

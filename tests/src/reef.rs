@@ -1,0 +1,262 @@
+//! Real `reef` processes: coordinators and agents started from the built
+//! binary (killed with SIGKILL on drop), and CLI invocations with a deadline.
+
+use crate::wait::eventually;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+/// The `reef` binary: `REEF_BIN`, else `reef` beside the test executable's
+/// `deps/` directory (`cargo build --bin reef` puts it there).
+pub fn reef_bin() -> PathBuf {
+    if let Some(path) = std::env::var_os("REEF_BIN") {
+        return PathBuf::from(path);
+    }
+    let exe = std::env::current_exe().expect("current exe");
+    let dir = exe
+        .parent()
+        .and_then(|deps| deps.parent())
+        .expect("test binary lives in target/<profile>/deps");
+    let bin = dir.join("reef");
+    assert!(
+        bin.is_file(),
+        "{} is missing: run `cargo build --bin reef` before the tests (scripts/test.sh does)",
+        bin.display()
+    );
+    bin
+}
+
+/// A running `reef coordinator` or `reef agent`; SIGKILLed on drop.
+pub struct ReefProcess {
+    child: Option<Child>,
+    args: Vec<String>,
+    pub log: PathBuf,
+}
+
+impl ReefProcess {
+    fn spawn(args: Vec<String>, log: PathBuf) -> Self {
+        let mut process = Self {
+            child: None,
+            args,
+            log,
+        };
+        process.launch();
+        process
+    }
+
+    fn launch(&mut self) {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.log)
+            .expect("open process log");
+        let child = Command::new(reef_bin())
+            .args(&self.args)
+            .env(
+                "REEF_LOG",
+                "info,async_nats=warn,reef_coordinator=debug,reef_node_agent=debug",
+            )
+            .env("NO_COLOR", "1")
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().expect("log handle"))
+            .stderr(log)
+            .spawn()
+            .expect("start reef");
+        self.child = Some(child);
+    }
+
+    /// Starts a coordinator against `nats` with extra flags, logging to `dir`.
+    pub fn coordinator(nats: &str, dir: &Path, extra: &[&str]) -> Self {
+        let mut args = vec!["--nats".to_string(), nats.to_string(), "coordinator".into()];
+        args.extend(extra.iter().map(|s| s.to_string()));
+        let log = dir.join(format!("coordinator-{}.log", uuid::Uuid::now_v7()));
+        Self::spawn(args, log)
+    }
+
+    /// Starts an agent named `name` with its data in `dir/name`.
+    pub fn agent(nats: &str, dir: &Path, name: &str, extra: &[&str]) -> Self {
+        let mut args = vec![
+            "--nats".to_string(),
+            nats.to_string(),
+            "agent".into(),
+            "--name".into(),
+            name.into(),
+            "--data-dir".into(),
+            dir.join(name).display().to_string(),
+            "--stop-grace".into(),
+            "2s".into(),
+        ];
+        args.extend(extra.iter().map(|s| s.to_string()));
+        Self::spawn(args, dir.join(format!("agent-{name}.log")))
+    }
+
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(|c| c.id())
+    }
+
+    /// kill -9.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// SIGTERM, then wait (bounded) for a clean exit; returns whether it exited 0.
+    pub async fn terminate(&mut self) -> bool {
+        let Some(mut child) = self.child.take() else {
+            return false;
+        };
+        let pid = nix::unistd::Pid::from_raw(child.id() as i32);
+        let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
+        let status = eventually(
+            "process to exit after SIGTERM",
+            Duration::from_secs(30),
+            || {
+                let status = child.try_wait().ok().flatten();
+                async move { status }
+            },
+        )
+        .await;
+        status.success()
+    }
+
+    /// Starts the same process again (after `kill`).
+    pub fn restart(&mut self) {
+        self.kill();
+        self.launch();
+    }
+
+    /// Whether the process is still running.
+    pub fn is_running(&mut self) -> bool {
+        self.child
+            .as_mut()
+            .is_some_and(|c| matches!(c.try_wait(), Ok(None)))
+    }
+
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for ReefProcess {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// What a CLI invocation printed and how it exited.
+#[derive(Debug)]
+pub struct CliOutput {
+    pub code: Option<i32>,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl CliOutput {
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.stdout).unwrap_or_else(|e| {
+            panic!(
+                "stdout is not JSON ({e}): {}\nstderr: {}",
+                self.stdout, self.stderr
+            )
+        })
+    }
+}
+
+/// The `reef` CLI pointed at one NATS URL.
+#[derive(Clone)]
+pub struct Cli {
+    pub nats: String,
+}
+
+impl Cli {
+    pub fn new(nats: &str) -> Self {
+        Self {
+            nats: nats.to_string(),
+        }
+    }
+
+    /// Runs `reef --nats URL ARGS...`, killing it after `timeout`.
+    pub async fn run_with_timeout(&self, args: &[&str], timeout: Duration) -> CliOutput {
+        let mut command = tokio::process::Command::new(reef_bin());
+        command
+            .arg("--nats")
+            .arg(&self.nats)
+            .args(args)
+            .env_remove("REEF_NATS_URL")
+            .stdin(Stdio::null())
+            .kill_on_drop(true);
+        let output = tokio::time::timeout(timeout, command.output())
+            .await
+            .unwrap_or_else(|_| {
+                panic!(
+                    "`reef {}` did not finish within {timeout:?}",
+                    args.join(" ")
+                )
+            })
+            .expect("run reef");
+        CliOutput {
+            code: output.status.code(),
+            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+        }
+    }
+
+    pub async fn run(&self, args: &[&str]) -> CliOutput {
+        self.run_with_timeout(args, Duration::from_secs(60)).await
+    }
+
+    /// Runs and insists on exit code 0.
+    pub async fn ok(&self, args: &[&str]) -> CliOutput {
+        let out = self.run(args).await;
+        assert_eq!(
+            out.code,
+            Some(0),
+            "`reef {}` failed: {out:?}",
+            args.join(" ")
+        );
+        out
+    }
+
+    /// `reef nodes --json`.
+    pub async fn nodes(&self) -> Vec<serde_json::Value> {
+        let out = self.run(&["nodes", "--json"]).await;
+        if out.code != Some(0) {
+            return Vec::new();
+        }
+        out.json().as_array().cloned().unwrap_or_default()
+    }
+
+    /// Waits until `n` nodes are registered and ready.
+    pub async fn wait_for_nodes(&self, n: usize) -> Vec<serde_json::Value> {
+        eventually(
+            &format!("{n} ready nodes"),
+            Duration::from_secs(30),
+            || async {
+                let nodes = self.nodes().await;
+                let ready = nodes.iter().filter(|n| n["state"] == "ready").count();
+                (ready == n).then_some(nodes)
+            },
+        )
+        .await
+    }
+
+    /// `reef job status ID --json`.
+    pub async fn job(&self, id: &str) -> serde_json::Value {
+        self.ok(&["job", "status", id, "--json"]).await.json()
+    }
+
+    /// Waits until job `id` is in a terminal state and returns it.
+    pub async fn wait_for_end(&self, id: &str, timeout: Duration) -> serde_json::Value {
+        eventually(&format!("job {id} to end"), timeout, || async {
+            let job = self.job(id).await;
+            matches!(
+                job["state"].as_str(),
+                Some("exited" | "stopped" | "failed" | "lost")
+            )
+            .then_some(job)
+        })
+        .await
+    }
+}

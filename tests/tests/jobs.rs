@@ -1,0 +1,185 @@
+//! Compute jobs end to end: real nats-server, coordinator, agents and CLI.
+
+use reef_proto::job::JobState;
+use reef_tests::{api, eventually, ReefProcess, TestCluster};
+use std::collections::{HashMap, HashSet};
+use std::time::Duration;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_streams_its_output_and_passes_on_its_exit_code() {
+    let cluster = TestCluster::start(2).await;
+    let nodes = cluster.cli.nodes().await;
+    let names: HashSet<&str> = nodes.iter().filter_map(|n| n["name"].as_str()).collect();
+    assert_eq!(names, HashSet::from(["node-1", "node-2"]));
+    for node in &nodes {
+        assert!(
+            node["resources"]["cpu"].as_f64().unwrap_or(0.0) >= 1.0,
+            "{node}"
+        );
+        assert!(
+            node["resources"]["memory_bytes"].as_u64().unwrap_or(0) > 0,
+            "{node}"
+        );
+        assert_eq!(node["state"], "ready");
+    }
+
+    let out = cluster
+        .cli
+        .run(&["run", "--", "sh", "-c", "echo hello; exit 3"])
+        .await;
+    assert_eq!(out.code, Some(3), "{out:?}\n{}", cluster.logs());
+    assert_eq!(out.stdout, "hello\n");
+
+    let jobs = cluster.cli.ok(&["jobs", "--json"]).await.json();
+    let job = &jobs[0];
+    assert_eq!(job["state"], "exited");
+    assert_eq!(job["exit_code"], 3);
+    let id = job["id"].as_str().expect("job id");
+    let logs = cluster.cli.ok(&["logs", id]).await;
+    assert_eq!(logs.stdout, "hello\n");
+
+    // stderr stays stderr, and output survives the job.
+    let out = cluster
+        .cli
+        .run(&["run", "--", "sh", "-c", "echo out; echo err >&2; echo more"])
+        .await;
+    assert_eq!(out.code, Some(0), "{out:?}");
+    assert_eq!(out.stdout, "out\nmore\n");
+    assert!(out.stderr.contains("err\n"), "{out:?}");
+    let status = cluster.cli.ok(&["jobs", "--json"]).await.json();
+    let id = status[0]["id"].as_str().expect("id");
+    let tail = cluster.cli.ok(&["logs", id, "--tail", "1"]).await;
+    assert_eq!(tail.stdout, "more\n");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_hundred_jobs_all_run_exactly_once_on_both_nodes() {
+    let cluster = TestCluster::start(2).await;
+    let client = async_nats::connect(&cluster.nats.url)
+        .await
+        .expect("connect");
+    let runs = cluster.path("runs");
+    let script = format!("echo \"$REEF_JOB_ID $REEF_NODE_ID\" >> {runs}");
+    let submitted =
+        futures::future::join_all((0..200).map(|_| api::submit(&client, api::shell(&script))))
+            .await;
+    let ids: HashSet<String> = submitted.iter().map(|j| j.id.to_string()).collect();
+    assert_eq!(ids.len(), 200);
+
+    let jobs = eventually("200 jobs to end", Duration::from_secs(120), || async {
+        let jobs = api::jobs(&client).await;
+        (jobs.len() == 200 && jobs.iter().all(|j| j.state.is_terminal())).then_some(jobs)
+    })
+    .await;
+    for job in &jobs {
+        assert_eq!(job.state, JobState::Exited { code: 0 }, "{job:?}");
+    }
+    let text = std::fs::read_to_string(&runs).expect("runs file");
+    let mut per_job: HashMap<&str, usize> = HashMap::new();
+    let mut per_node: HashMap<&str, usize> = HashMap::new();
+    for line in text.lines() {
+        let (job, node) = line.split_once(' ').expect("job and node");
+        *per_job.entry(job).or_default() += 1;
+        *per_node.entry(node).or_default() += 1;
+    }
+    assert_eq!(per_job.len(), 200, "every job ran");
+    assert!(
+        per_job.values().all(|&n| n == 1),
+        "no job ran twice: {per_job:?}"
+    );
+    assert!(per_job.keys().all(|id| ids.contains(*id)));
+    assert_eq!(per_node.len(), 2, "both nodes ran jobs: {per_node:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_too_big_for_every_node_waits_until_a_bigger_node_joins() {
+    let mut cluster = TestCluster::start(1).await;
+    let out = cluster
+        .cli
+        .ok(&["run", "--detach", "--mem", "64T", "--", "echo", "big"])
+        .await;
+    let id = out.stdout.trim().to_string();
+    let job = cluster.cli.job(&id).await;
+    assert_eq!(job["state"], "pending");
+    let reason = job["reason"].as_str().expect("reason");
+    assert!(reason.contains("too little free memory"), "{reason}");
+    assert!(reason.contains("needs 64T"), "{reason}");
+
+    cluster.agents.push(ReefProcess::agent(
+        &cluster.nats.url,
+        cluster.dir.path(),
+        "big",
+        &["--memory", "128T"],
+    ));
+    let job = cluster.cli.wait_for_end(&id, Duration::from_secs(30)).await;
+    assert_eq!(job["state"], "exited", "{job}");
+    assert_eq!(job["exit_code"], 0);
+    assert_eq!(job["node_name"], "big");
+    assert_eq!(cluster.cli.ok(&["logs", &id]).await.stdout, "big\n");
+}
+
+/// Whether a process is gone (a zombie waiting for its reaper counts as gone).
+fn process_gone(pid: &str) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Err(_) => true,
+        Ok(stat) => stat
+            .rsplit_once(')')
+            .and_then(|(_, rest)| rest.split_whitespace().next())
+            .is_some_and(|state| state == "Z" || state == "X"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stopping_a_job_kills_its_whole_process_tree() {
+    let cluster = TestCluster::start(1).await;
+    let pids = cluster.path("pids");
+    let script = format!(
+        "sleep 300 & echo $! >> {pids}; sh -c 'sleep 301 & echo $! >> {pids}; wait' & echo $$ >> {pids}; wait"
+    );
+    let id = cluster
+        .cli
+        .ok(&["run", "--detach", "--", "sh", "-c", &script])
+        .await
+        .stdout
+        .trim()
+        .to_string();
+    let pids: Vec<String> = eventually(
+        "the job to start its tree",
+        Duration::from_secs(20),
+        || async {
+            let text = std::fs::read_to_string(&pids).unwrap_or_default();
+            let pids: Vec<String> = text.lines().map(str::to_string).collect();
+            (pids.len() == 3).then_some(pids)
+        },
+    )
+    .await;
+    assert!(pids.iter().all(|p| !process_gone(p)), "tree is running");
+
+    let out = cluster.cli.ok(&["job", "stop", &id]).await;
+    assert!(out.stdout.contains("stopping"), "{out:?}");
+    let job = cluster.cli.wait_for_end(&id, Duration::from_secs(20)).await;
+    assert_eq!(job["state"], "stopped", "{job}");
+    eventually(
+        "every process of the job to be gone",
+        Duration::from_secs(10),
+        || async { pids.iter().all(|p| process_gone(p)).then_some(()) },
+    )
+    .await;
+    // Stopping again is harmless and says so.
+    let again = cluster.cli.ok(&["job", "stop", &id]).await;
+    assert!(
+        again.stdout.contains("stopped") || again.stdout.contains("ended"),
+        "{again:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_timeout_kills_the_job_and_says_so() {
+    let cluster = TestCluster::start(1).await;
+    let out = cluster
+        .cli
+        .run(&["run", "--timeout", "500ms", "--", "sleep", "30"])
+        .await;
+    assert_eq!(out.code, Some(1), "{out:?}");
+    assert!(out.stderr.contains("timed out after"), "{out:?}");
+}

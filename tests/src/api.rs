@@ -36,3 +36,16 @@ pub async fn jobs(client: &async_nats::Client) -> Vec<JobRecord> {
 pub fn shell(script: &str) -> JobSpec {
     JobSpec::new(vec!["sh".into(), "-c".into(), script.into()])
 }
+
+/// Like [`jobs`], but None when no coordinator answers (for example while one restarts).
+pub async fn try_jobs(client: &async_nats::Client) -> Option<Vec<JobRecord>> {
+    let payload = encode(&ApiRequest::ListJobs).ok()?;
+    let reply = client
+        .request(subjects::api(subjects::verbs::JOB_LIST), payload)
+        .await
+        .ok()?;
+    match decode::<ApiReply>(&reply.payload).ok()?.0 {
+        Ok(ApiResponse::Jobs { jobs, .. }) => Some(jobs),
+        _ => None,
+    }
+}

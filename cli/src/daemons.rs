@@ -86,15 +86,11 @@ pub async fn coordinator(nats: &str, args: CoordinatorArgs) -> Result<()> {
     let config = coordinator_config(&args);
     let client = client::connect_daemon(nats, "reef-coordinator").await?;
     let shutdown = CancellationToken::new();
-    let run = reef_coordinator::run(client.clone(), config, shutdown.clone());
-    tokio::pin!(run);
-    tokio::select! {
-        result = &mut run => result?,
-        _ = shutdown_signal() => {
-            shutdown.cancel();
-            run.await?;
-        }
-    }
+    until_signal(
+        reef_coordinator::run(client.clone(), config, shutdown.clone()),
+        shutdown,
+    )
+    .await?;
     client.flush().await.ok();
     Ok(())
 }
@@ -103,16 +99,28 @@ pub async fn agent(nats: &str, args: AgentArgs) -> Result<()> {
     let config = agent_config(&args)?;
     let client = client::connect_daemon(nats, &format!("reef-agent-{}", args.name)).await?;
     let shutdown = CancellationToken::new();
-    let run = reef_node_agent::run(client, config, shutdown.clone());
+    until_signal(
+        reef_node_agent::run(client, config, shutdown.clone()),
+        shutdown,
+    )
+    .await?;
+    Ok(())
+}
+
+/// Drives `run` to completion; on SIGINT or SIGTERM, cancels `shutdown` and
+/// lets `run` finish its clean shutdown.
+async fn until_signal<E>(
+    run: impl std::future::Future<Output = Result<(), E>>,
+    shutdown: CancellationToken,
+) -> Result<(), E> {
     tokio::pin!(run);
     tokio::select! {
-        result = &mut run => result?,
+        result = &mut run => result,
         _ = shutdown_signal() => {
             shutdown.cancel();
-            run.await?;
+            run.await
         }
     }
-    Ok(())
 }
 
 /// Sends SIGTERM to a child process.

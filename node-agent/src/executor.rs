@@ -33,10 +33,7 @@ pub(crate) async fn run(agent: Arc<Agent>, alloc: AllocId, stop: CancellationTok
     let record = agent
         .records
         .update(alloc, |r| {
-            if r.state.can_become(&final_state.0) {
-                r.state = final_state.0.clone();
-                r.seq += 1;
-            }
+            r.advance(final_state.0.clone());
             r.output_lines = final_state.1;
         })
         .await;
@@ -105,17 +102,20 @@ async fn execute(
         return failed("the process exited before it could be tracked".into());
     };
     let started = start_time(pid);
-    if let Err(e) = agent
+    // One durable write records both the process group (for recovery) and the state.
+    match agent
         .records
         .update(alloc, |r| {
             r.pgid = Some(pid);
             r.pgid_start_time = started;
+            r.advance(AllocState::Running { pid });
         })
         .await
     {
-        tracing::error!(%alloc, error = %e, "could not record the process id");
+        Ok(Some(record)) => agent.report(&record).await,
+        Ok(None) => {}
+        Err(e) => tracing::error!(%alloc, error = %e, "could not record the running process"),
     }
-    agent.transition(alloc, AllocState::Running { pid }).await;
 
     let mut shippers = tokio::task::JoinSet::new();
     for (output, pipe) in [

@@ -30,6 +30,17 @@ pub struct LocalAlloc {
 }
 
 impl LocalAlloc {
+    /// Moves to `state` if the state machine allows it, bumping the sequence
+    /// number; false (and no change) otherwise.
+    pub fn advance(&mut self, state: AllocState) -> bool {
+        if !self.state.can_become(&state) {
+            return false;
+        }
+        self.state = state;
+        self.seq += 1;
+        true
+    }
+
     pub fn event(&self) -> AllocEvent {
         AllocEvent {
             alloc: self.assignment.alloc,
@@ -95,6 +106,15 @@ impl Records {
         self.lock().values().cloned().collect()
     }
 
+    /// Records with a state change the coordinator has not acknowledged yet.
+    pub fn unreported(&self) -> Vec<LocalAlloc> {
+        self.lock()
+            .values()
+            .filter(|r| r.reported_seq < r.seq)
+            .cloned()
+            .collect()
+    }
+
     pub fn live_count(&self) -> usize {
         self.lock()
             .values()
@@ -150,10 +170,7 @@ impl Records {
         state: AllocState,
     ) -> std::io::Result<Option<LocalAlloc>> {
         self.update(alloc, |r| {
-            if r.state.can_become(&state) {
-                r.state = state;
-                r.seq += 1;
-            }
+            r.advance(state);
         })
         .await
     }
@@ -171,7 +188,9 @@ impl Records {
             }
         };
         if let Some(record) = changed {
-            self.save(&record).await?;
+            // Not synced: losing this in a crash only means reporting the
+            // same state again, which the coordinator ignores.
+            self.save_with(&record, false).await?;
         }
         Ok(())
     }
@@ -198,9 +217,13 @@ impl Records {
     }
 
     async fn save(&self, record: &LocalAlloc) -> std::io::Result<()> {
+        self.save_with(record, true).await
+    }
+
+    async fn save_with(&self, record: &LocalAlloc, durable: bool) -> std::io::Result<()> {
         let path = self.path(record.assignment.alloc);
         let bytes = serde_json::to_vec_pretty(record).map_err(std::io::Error::other)?;
-        tokio::task::spawn_blocking(move || write_atomic(&path, &bytes))
+        tokio::task::spawn_blocking(move || write_file(&path, &bytes, durable))
             .await
             .map_err(std::io::Error::other)?
     }
@@ -209,15 +232,25 @@ impl Records {
 /// Replaces `path` with `bytes` so that a crash leaves the old or the new
 /// content, never a torn file.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    write_file(path, bytes, true)
+}
+
+/// Replaces `path` atomically; with `durable`, also survives a power loss
+/// once this returns.
+fn write_file(path: &Path, bytes: &[u8], durable: bool) -> std::io::Result<()> {
     let tmp = path.with_extension("tmp");
     {
         let mut file = std::fs::File::create(&tmp)?;
         file.write_all(bytes)?;
-        file.sync_all()?;
+        if durable {
+            file.sync_all()?;
+        }
     }
     std::fs::rename(&tmp, path)?;
-    if let Some(dir) = path.parent() {
-        std::fs::File::open(dir)?.sync_all()?;
+    if durable {
+        if let Some(dir) = path.parent() {
+            std::fs::File::open(dir)?.sync_all()?;
+        }
     }
     Ok(())
 }

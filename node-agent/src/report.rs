@@ -62,10 +62,9 @@ impl Agent {
                 registered = self.register().await;
             }
             self.beat().await;
-            for record in self.records.all() {
-                if record.reported_seq < record.seq
-                    && !self.lock_running().contains_key(&record.assignment.alloc)
-                {
+            for record in self.records.unreported() {
+                // Live allocations are reported by their executors.
+                if !self.lock_running().contains_key(&record.assignment.alloc) {
                     self.report(&record).await;
                 }
             }
@@ -76,10 +75,8 @@ impl Agent {
         }
         // Final reports from jobs stopped at shutdown are sent by their
         // executors; this catches any that were already pending.
-        for record in self.records.all() {
-            if record.reported_seq < record.seq {
-                self.report(&record).await;
-            }
+        for record in self.records.unreported() {
+            self.report(&record).await;
         }
     }
 

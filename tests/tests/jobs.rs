@@ -1,6 +1,7 @@
 //! Compute jobs end to end: real nats-server, coordinator, agents and CLI.
 
 use reef_proto::job::JobState;
+use reef_tests::process::is_alive;
 use reef_tests::{api, eventually, ReefProcess, TestCluster};
 use std::collections::{HashMap, HashSet};
 use std::time::Duration;
@@ -46,10 +47,18 @@ async fn a_job_streams_its_output_and_passes_on_its_exit_code() {
     assert_eq!(out.code, Some(0), "{out:?}");
     assert_eq!(out.stdout, "out\nmore\n");
     assert!(out.stderr.contains("err\n"), "{out:?}");
-    let status = cluster.cli.ok(&["jobs", "--json"]).await.json();
-    let id = status[0]["id"].as_str().expect("id");
-    let tail = cluster.cli.ok(&["logs", id, "--tail", "1"]).await;
-    assert_eq!(tail.stdout, "more\n");
+
+    // --tail keeps the last lines. (Order between stdout and stderr is not
+    // kept across the two pipes, so this job writes only stdout.)
+    let out = cluster
+        .cli
+        .ok(&["run", "--", "sh", "-c", "echo a; echo b; echo c"])
+        .await;
+    assert_eq!(out.stdout, "a\nb\nc\n");
+    let jobs = cluster.cli.ok(&["jobs", "--json"]).await.json();
+    let id = jobs[0]["id"].as_str().expect("id");
+    let tail = cluster.cli.ok(&["logs", id, "--tail", "2"]).await;
+    assert_eq!(tail.stdout, "b\nc\n", "{tail:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -118,17 +127,6 @@ async fn a_job_too_big_for_every_node_waits_until_a_bigger_node_joins() {
     assert_eq!(cluster.cli.ok(&["logs", &id]).await.stdout, "big\n");
 }
 
-/// Whether a process is gone (a zombie waiting for its reaper counts as gone).
-fn process_gone(pid: &str) -> bool {
-    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Err(_) => true,
-        Ok(stat) => stat
-            .rsplit_once(')')
-            .and_then(|(_, rest)| rest.split_whitespace().next())
-            .is_some_and(|state| state == "Z" || state == "X"),
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stopping_a_job_kills_its_whole_process_tree() {
     let cluster = TestCluster::start(1).await;
@@ -153,7 +151,7 @@ async fn stopping_a_job_kills_its_whole_process_tree() {
         },
     )
     .await;
-    assert!(pids.iter().all(|p| !process_gone(p)), "tree is running");
+    assert!(pids.iter().all(|p| is_alive(p)), "tree is running");
 
     let out = cluster.cli.ok(&["job", "stop", &id]).await;
     assert!(out.stdout.contains("stopping"), "{out:?}");
@@ -162,7 +160,7 @@ async fn stopping_a_job_kills_its_whole_process_tree() {
     eventually(
         "every process of the job to be gone",
         Duration::from_secs(10),
-        || async { pids.iter().all(|p| process_gone(p)).then_some(()) },
+        || async { pids.iter().all(|p| !is_alive(p)).then_some(()) },
     )
     .await;
     // Stopping again is harmless and says so.
@@ -182,4 +180,88 @@ async fn a_timeout_kills_the_job_and_says_so() {
         .await;
     assert_eq!(out.code, Some(1), "{out:?}");
     assert!(out.stderr.contains("timed out after"), "{out:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn logs_follow_prints_lines_as_they_come_and_ends_with_the_job() {
+    use tokio::io::AsyncBufReadExt;
+    let cluster = TestCluster::start(1).await;
+    let go = cluster.path("go");
+    let script = format!("echo one; while [ ! -e {go} ]; do sleep 0.05; done; echo two");
+    let id = cluster
+        .cli
+        .ok(&["run", "--detach", "--", "sh", "-c", &script])
+        .await
+        .stdout
+        .trim()
+        .to_string();
+
+    let mut follower = tokio::process::Command::new(reef_tests::reef::reef_bin())
+        .args(["--nats", &cluster.nats.url, "logs", "-f", &id])
+        .stdout(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("start reef logs -f");
+    let mut lines = tokio::io::BufReader::new(follower.stdout.take().expect("stdout")).lines();
+    let first = tokio::time::timeout(Duration::from_secs(20), lines.next_line())
+        .await
+        .expect("first line in time")
+        .expect("read");
+    assert_eq!(
+        first.as_deref(),
+        Some("one"),
+        "the first line arrives while the job still runs"
+    );
+    assert_eq!(cluster.cli.job(&id).await["state"], "running");
+
+    std::fs::write(&go, "").expect("release the job");
+    let second = tokio::time::timeout(Duration::from_secs(20), lines.next_line())
+        .await
+        .expect("second line in time")
+        .expect("read");
+    assert_eq!(second.as_deref(), Some("two"));
+    let end = tokio::time::timeout(Duration::from_secs(20), lines.next_line())
+        .await
+        .expect("the follower ends with the job")
+        .expect("read");
+    assert_eq!(end, None);
+    let status = tokio::time::timeout(Duration::from_secs(10), follower.wait())
+        .await
+        .expect("exit in time")
+        .expect("wait");
+    assert!(status.success());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ctrl_c_on_reef_run_stops_the_job() {
+    let cluster = TestCluster::start(1).await;
+    let started = cluster.path("started");
+    let script = format!("touch {started}; sleep 300");
+    let mut run = tokio::process::Command::new(reef_tests::reef::reef_bin())
+        .args([
+            "--nats",
+            &cluster.nats.url,
+            "run",
+            "--",
+            "sh",
+            "-c",
+            &script,
+        ])
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("start reef run");
+    eventually("the job to start", Duration::from_secs(20), || async {
+        std::path::Path::new(&started).exists().then_some(())
+    })
+    .await;
+    let pid = nix::unistd::Pid::from_raw(run.id().expect("pid") as i32);
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGINT).expect("SIGINT");
+    let status = tokio::time::timeout(Duration::from_secs(20), run.wait())
+        .await
+        .expect("reef run ends after Ctrl-C")
+        .expect("wait");
+    assert_eq!(status.code(), Some(130));
+    let jobs = cluster.cli.ok(&["jobs", "--json"]).await.json();
+    assert_eq!(jobs[0]["state"], "stopped", "{jobs}");
 }

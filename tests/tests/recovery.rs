@@ -2,6 +2,7 @@
 //! with work queued, and clean shutdown on SIGTERM.
 
 use reef_proto::job::JobState;
+use reef_tests::process::is_alive;
 use reef_tests::{api, eventually, NatsServer, ReefProcess, TestCluster};
 use std::collections::HashMap;
 use std::time::Duration;
@@ -12,14 +13,6 @@ fn lines(path: &str) -> Vec<String> {
         .lines()
         .map(str::to_string)
         .collect()
-}
-
-fn alive(pid: &str) -> bool {
-    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
-        stat.rsplit_once(')')
-            .and_then(|(_, rest)| rest.split_whitespace().next())
-            .is_some_and(|state| state != "Z" && state != "X")
-    })
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -42,7 +35,7 @@ async fn an_agent_killed_mid_job_reports_it_lost_and_never_reruns_it() {
     .await;
 
     cluster.agents[0].kill();
-    assert!(alive(&pid), "the job outlives a SIGKILLed agent");
+    assert!(is_alive(&pid), "the job outlives a SIGKILLed agent");
     cluster.agents[0].restart();
 
     let job = cluster.cli.wait_for_end(&id, Duration::from_secs(30)).await;
@@ -52,7 +45,7 @@ async fn an_agent_killed_mid_job_reports_it_lost_and_never_reruns_it() {
     eventually(
         "the orphaned job process to be killed",
         Duration::from_secs(10),
-        || async { (!alive(&pid)).then_some(()) },
+        || async { (!is_alive(&pid)).then_some(()) },
     )
     .await;
     assert_eq!(lines(&runs).len(), 1, "the job did not run a second time");

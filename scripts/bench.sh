@@ -1,0 +1,10 @@
+#!/usr/bin/env bash
+# Runs the benchmarks (release build). They print their numbers and ratios
+# against baselines measured in the same run; docs/benchmarks.md records them.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+. scripts/lib.sh
+ensure_nats_server
+
+cargo build --release --bin reef
+cargo bench -p reef-tests --bench dispatch

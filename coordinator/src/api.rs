@@ -1,6 +1,7 @@
 //! API handlers: every request on `reef.api.<verb>` gets exactly one reply,
 //! a result or a typed error naming what was wrong.
 
+use crate::cluster::Pending;
 use crate::error::CoordinatorError;
 use crate::{store, Coordinator};
 use reef_proto::api::{ApiError, ApiErrorKind, ApiReply, ApiRequest, ApiResponse, MAX_LISTED_JOBS};
@@ -126,9 +127,17 @@ impl Coordinator {
                 .ok_or_else(|| ApiError::new(ApiErrorKind::Internal, "job id collision"))?),
             Err(reason) => {
                 let mut pending = job;
-                pending.state = JobState::Pending { reason };
+                pending.state = JobState::Pending {
+                    reason: reason.clone(),
+                };
                 store::create(&self.store.jobs, &pending.id.to_string(), &pending).await?;
-                self.cluster.pending.insert(pending.id);
+                self.cluster.pending.insert(
+                    pending.id,
+                    Pending {
+                        spec: pending.spec.clone(),
+                        reason,
+                    },
+                );
                 Ok(pending)
             }
         }
@@ -178,7 +187,7 @@ impl Coordinator {
         tracing::info!(node = %id, name = %record.name, "node registered");
         self.cluster.upsert_node(record);
         self.cluster.heard_from(id, Instant::now(), now_ms());
-        self.place_pending().await;
+        self.place_pending(false).await;
         Ok(id)
     }
 }

@@ -5,10 +5,11 @@
 use crate::scheduler::Candidate;
 use reef_proto::alloc::Allocation;
 use reef_proto::api::{NodeState, NodeStatus};
+use reef_proto::job::JobSpec;
 use reef_proto::job::Resources;
 use reef_proto::node::NodeRecord;
 use reef_proto::{AllocId, JobId, NodeId};
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, HashMap};
 use std::time::{Duration, Instant};
 
 pub(crate) struct NodeEntry {
@@ -20,11 +21,18 @@ pub(crate) struct NodeEntry {
     pub allocations: u32,
 }
 
+/// A job waiting for room, as kept in memory between placement passes.
+pub(crate) struct Pending {
+    pub spec: JobSpec,
+    pub reason: String,
+}
+
 pub(crate) struct Cluster {
     pub nodes: HashMap<NodeId, NodeEntry>,
     pub live: HashMap<AllocId, Allocation>,
-    /// Jobs waiting for a node, oldest first (ids are time-ordered).
-    pub pending: BTreeSet<JobId>,
+    /// Jobs waiting for a node, oldest first (ids are time-ordered), with the
+    /// reason last written to their record.
+    pub pending: BTreeMap<JobId, Pending>,
     grace: Duration,
 }
 
@@ -33,7 +41,7 @@ impl Cluster {
         Self {
             nodes: HashMap::new(),
             live: HashMap::new(),
-            pending: BTreeSet::new(),
+            pending: BTreeMap::new(),
             grace,
         }
     }

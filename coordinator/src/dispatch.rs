@@ -1,8 +1,10 @@
-//! Turning placement decisions into state: an allocation and the job's new
-//! state in KV first, then the assignment on the node's JetStream subject
-//! (deduplicated by allocation id), so a crash between the two steps is
-//! repaired on the next start by re-publishing.
+//! Turning placement decisions into state: the allocation and the job's new
+//! state go to KV first, then the assignment to the node's JetStream subject
+//! (deduplicated by allocation id). An assignment that could not be published
+//! is retried until it is, and after a restart every allocation still
+//! `assigned` is published again; the agent ignores copies.
 
+use crate::cluster::Pending;
 use crate::error::CoordinatorError;
 use crate::{scheduler, store, Coordinator};
 use async_nats::HeaderMap;
@@ -21,8 +23,9 @@ impl Coordinator {
         scheduler::place(spec, &self.cluster.candidates(Instant::now()))
     }
 
-    /// Records an allocation of `job` on `node`, then publishes it.
-    /// Returns the job as stored.
+    /// Records an allocation of `job` on `node`, then publishes it. The job is
+    /// created (`job_revision` None) or updated from that revision; if it
+    /// changed meanwhile, the allocation is withdrawn and None returned.
     pub(crate) async fn assign(
         &mut self,
         job: &JobRecord,
@@ -40,39 +43,63 @@ impl Coordinator {
             created_at_ms: now,
             updated_at_ms: now,
         };
-        store::create(&self.store.allocs, &alloc.id.to_string(), &alloc).await?;
+        let alloc_key = alloc.id.to_string();
+        store::create(&self.store.allocs, &alloc_key, &alloc).await?;
         let mut assigned = job.clone();
         assigned.state = JobState::Assigned;
         assigned.alloc = Some(alloc.id);
         assigned.node = Some(node);
         let key = job.id.to_string();
         let written = match job_revision {
-            None => store::create(&self.store.jobs, &key, &assigned)
-                .await
-                .map(Some)?,
+            None => Some(store::create(&self.store.jobs, &key, &assigned).await?),
             Some(rev) => store::put_if(&self.store.jobs, &key, &assigned, rev).await?,
         };
         if written.is_none() {
-            // The job changed under us (stopped, or placed by another
-            // coordinator): withdraw the allocation.
-            let mut withdrawn = alloc;
-            withdrawn.state = AllocState::Lost {
-                reason: "withdrawn before dispatch".into(),
-            };
-            let _ =
-                store::modify::<Allocation>(&self.store.allocs, &withdrawn.id.to_string(), |a| {
-                    *a = withdrawn.clone();
-                    true
+            // Stopped, or placed by another coordinator, since it was read.
+            store::modify::<Allocation>(&self.store.allocs, &alloc_key, |a| {
+                a.state.advance(AllocState::Lost {
+                    reason: "withdrawn before dispatch: the job changed".into(),
                 })
-                .await;
+            })
+            .await?;
             return Ok(None);
         }
         self.cluster.commit(alloc.clone());
-        self.publish_run(&alloc, &job.spec).await?;
+        if let Err(e) = self.publish_run(&alloc, &job.spec).await {
+            // The job is accepted (it is in KV); the assignment is retried.
+            tracing::warn!(alloc = %alloc.id, error = %e, "assignment not published yet; will retry");
+            self.unsent.insert(alloc.id);
+        }
         Ok(Some(assigned))
     }
 
-    pub(crate) async fn publish_run(
+    /// Publishes every assignment that is recorded but not known to be in the stream.
+    pub(crate) async fn retry_unsent(&mut self) {
+        for id in std::mem::take(&mut self.unsent) {
+            let Some(alloc) = self.cluster.live.get(&id).cloned() else {
+                continue;
+            };
+            if alloc.state != AllocState::Assigned {
+                continue;
+            }
+            let job = match store::get::<JobRecord>(&self.store.jobs, &alloc.job.to_string()).await
+            {
+                Ok(Some((job, _))) => job,
+                Ok(None) => continue,
+                Err(e) => {
+                    tracing::warn!(alloc = %id, error = %e, "could not read job to re-publish");
+                    self.unsent.insert(id);
+                    continue;
+                }
+            };
+            if let Err(e) = self.publish_run(&alloc, &job.spec).await {
+                tracing::warn!(alloc = %id, error = %e, "assignment still not published");
+                self.unsent.insert(id);
+            }
+        }
+    }
+
+    async fn publish_run(
         &self,
         alloc: &Allocation,
         spec: &JobSpec,
@@ -118,48 +145,87 @@ impl Coordinator {
         Ok(())
     }
 
-    /// Tries to place waiting jobs, oldest first.
-    pub(crate) async fn place_pending(&mut self) {
-        if self.cluster.pending.is_empty() {
-            return;
+    /// Places waiting jobs that fit now, oldest first. Decisions are made on
+    /// the in-memory view; only placements touch KV. With `refresh_reasons`,
+    /// the visible reason of jobs that still wait is brought up to date.
+    pub(crate) async fn place_pending(&mut self, refresh_reasons: bool) {
+        let mut placements = Vec::new();
+        let mut reasons = Vec::new();
+        for (id, pending) in self.cluster.pending.iter().take(PENDING_PER_PASS) {
+            match self.choose(&pending.spec) {
+                Ok(_) => placements.push(*id),
+                Err(reason) if refresh_reasons && reason != pending.reason => {
+                    reasons.push((*id, reason))
+                }
+                Err(_) => {}
+            }
         }
-        let ids: Vec<JobId> = self
-            .cluster
-            .pending
-            .iter()
-            .take(PENDING_PER_PASS)
-            .copied()
-            .collect();
-        for id in ids {
+        // Placing one job changes what fits for the next: choose again for each.
+        for id in placements {
             if let Err(e) = self.place_one_pending(id).await {
                 tracing::warn!(job = %id, error = %e, "could not place pending job");
                 return;
             }
         }
+        for (id, reason) in reasons {
+            if let Err(e) = self.set_pending_reason(id, reason).await {
+                tracing::warn!(job = %id, error = %e, "could not update a pending job's reason");
+            }
+        }
     }
 
     async fn place_one_pending(&mut self, id: JobId) -> Result<(), CoordinatorError> {
-        let key = id.to_string();
-        let Some((job, revision)) = store::get::<JobRecord>(&self.store.jobs, &key).await? else {
+        let Some(pending) = self.cluster.pending.get(&id) else {
+            return Ok(());
+        };
+        let Ok(node) = self.choose(&pending.spec) else {
+            return Ok(());
+        };
+        let Some((job, revision)) =
+            store::get::<JobRecord>(&self.store.jobs, &id.to_string()).await?
+        else {
             self.cluster.pending.remove(&id);
             return Ok(());
         };
-        let JobState::Pending { reason: old_reason } = &job.state else {
+        if !matches!(job.state, JobState::Pending { .. }) {
             self.cluster.pending.remove(&id);
             return Ok(());
-        };
-        match self.choose(&job.spec) {
-            Ok(node) => {
+        }
+        self.cluster.pending.remove(&id);
+        if self.assign(&job, Some(revision), node).await?.is_none() {
+            tracing::debug!(job = %id, "job changed while being placed");
+        }
+        Ok(())
+    }
+
+    async fn set_pending_reason(
+        &mut self,
+        id: JobId,
+        reason: String,
+    ) -> Result<(), CoordinatorError> {
+        let updated = store::modify::<JobRecord>(&self.store.jobs, &id.to_string(), |job| {
+            if !matches!(job.state, JobState::Pending { .. }) {
+                return false;
+            }
+            job.state = JobState::Pending {
+                reason: reason.clone(),
+            };
+            true
+        })
+        .await?;
+        match updated {
+            Some(job) if matches!(job.state, JobState::Pending { .. }) => {
+                self.cluster.pending.insert(
+                    id,
+                    Pending {
+                        spec: job.spec,
+                        reason,
+                    },
+                );
+            }
+            _ => {
                 self.cluster.pending.remove(&id);
-                self.assign(&job, Some(revision), node).await?;
             }
-            Err(reason) if &reason != old_reason => {
-                // Keep the visible reason current.
-                let mut updated = job.clone();
-                updated.state = JobState::Pending { reason };
-                store::put_if(&self.store.jobs, &key, &updated, revision).await?;
-            }
-            Err(_) => {}
         }
         Ok(())
     }

@@ -65,10 +65,7 @@ impl Coordinator {
             }
             alloc.event_seq = event.seq;
             alloc.updated_at_ms = now_ms();
-            if alloc.state.can_become(&event.state) {
-                alloc.state = event.state.clone();
-                applied = true;
-            }
+            applied = alloc.state.advance(event.state.clone());
             true
         })
         .await?
@@ -86,7 +83,7 @@ impl Coordinator {
         self.update_job(&alloc, event).await?;
         if alloc.state.is_terminal() {
             self.cluster.release(alloc.id);
-            self.place_pending().await;
+            self.place_pending(false).await;
         } else {
             self.cluster.commit(alloc);
         }

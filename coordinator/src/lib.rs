@@ -28,7 +28,7 @@ use async_nats::jetstream::{self, consumer};
 use cluster::Cluster;
 use futures::StreamExt;
 use reef_proto::subjects;
-use std::collections::HashSet;
+use std::collections::{BTreeSet, HashSet};
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
@@ -55,6 +55,8 @@ pub(crate) struct Coordinator {
     cluster: Cluster,
     /// Nodes heard in heartbeats but not (yet) in this coordinator's view.
     unknown_nodes: HashSet<reef_proto::NodeId>,
+    /// Allocations recorded in KV whose assignment may not be in the stream yet.
+    unsent: BTreeSet<reef_proto::AllocId>,
     /// Messages that failed to decode or validate, dropped.
     malformed: u64,
 }
@@ -84,6 +86,7 @@ pub async fn run(
         store,
         cluster: Cluster::new(config.node_grace),
         unknown_nodes: HashSet::new(),
+        unsent: BTreeSet::new(),
         malformed: 0,
     };
     coordinator.load().await?;
@@ -124,28 +127,28 @@ impl Coordinator {
         for node in store::all::<NodeRecord>(&self.store.nodes).await? {
             self.cluster.upsert_node(node);
         }
-        let mut unsent = Vec::new();
         for alloc in store::all::<Allocation>(&self.store.allocs).await? {
             if alloc.state.is_terminal() {
                 continue;
             }
             if alloc.state == AllocState::Assigned {
-                unsent.push(alloc.clone());
+                // Its assignment may never have reached the stream.
+                self.unsent.insert(alloc.id);
             }
             self.cluster.commit(alloc);
         }
         for job in store::all::<JobRecord>(&self.store.jobs).await? {
-            if matches!(job.state, JobState::Pending { .. }) {
-                self.cluster.pending.insert(job.id);
+            if let JobState::Pending { reason } = job.state {
+                self.cluster.pending.insert(
+                    job.id,
+                    cluster::Pending {
+                        spec: job.spec,
+                        reason,
+                    },
+                );
             }
         }
-        for alloc in unsent {
-            if let Some((job, _)) =
-                store::get::<JobRecord>(&self.store.jobs, &alloc.job.to_string()).await?
-            {
-                self.publish_run(&alloc, &job.spec).await?;
-            }
-        }
+        self.retry_unsent().await;
         tracing::info!(
             nodes = self.cluster.nodes.len(),
             live = self.cluster.live.len(),
@@ -219,6 +222,7 @@ impl Coordinator {
                 Err(e) => tracing::warn!(%node, error = %e, "could not load node"),
             }
         }
-        self.place_pending().await;
+        self.retry_unsent().await;
+        self.place_pending(true).await;
     }
 }

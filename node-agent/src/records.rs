@@ -33,12 +33,11 @@ impl LocalAlloc {
     /// Moves to `state` if the state machine allows it, bumping the sequence
     /// number; false (and no change) otherwise.
     pub fn advance(&mut self, state: AllocState) -> bool {
-        if !self.state.can_become(&state) {
-            return false;
+        let moved = self.state.advance(state);
+        if moved {
+            self.seq += 1;
         }
-        self.state = state;
-        self.seq += 1;
-        true
+        moved
     }
 
     pub fn event(&self) -> AllocEvent {

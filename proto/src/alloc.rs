@@ -73,6 +73,16 @@ impl AllocState {
         }
     }
 
+    /// Moves to `next` if [`can_become`](Self::can_become) allows it;
+    /// returns whether it moved.
+    pub fn advance(&mut self, next: AllocState) -> bool {
+        let allowed = self.can_become(&next);
+        if allowed {
+            *self = next;
+        }
+        allowed
+    }
+
     pub fn name(&self) -> &'static str {
         match self {
             AllocState::Assigned => "assigned",

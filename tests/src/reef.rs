@@ -247,10 +247,15 @@ impl Cli {
         self.ok(&["job", "status", id, "--json"]).await.json()
     }
 
-    /// Waits until job `id` is in a terminal state and returns it.
+    /// Waits until job `id` is in a terminal state and returns it. Failed
+    /// calls count as "not yet" (a coordinator may be reconnecting).
     pub async fn wait_for_end(&self, id: &str, timeout: Duration) -> serde_json::Value {
         eventually(&format!("job {id} to end"), timeout, || async {
-            let job = self.job(id).await;
+            let out = self.run(&["job", "status", id, "--json"]).await;
+            if out.code != Some(0) {
+                return None;
+            }
+            let job = out.json();
             matches!(
                 job["state"].as_str(),
                 Some("exited" | "stopped" | "failed" | "lost")

@@ -5,8 +5,8 @@
 use crate::scheduler::Candidate;
 use reef_proto::alloc::Allocation;
 use reef_proto::api::{NodeState, NodeStatus};
-use reef_proto::job::JobSpec;
 use reef_proto::job::Resources;
+use reef_proto::job::{JobRecord, JobSpec};
 use reef_proto::node::NodeRecord;
 use reef_proto::{AllocId, JobId, NodeId};
 use std::collections::{BTreeMap, HashMap};
@@ -30,6 +30,10 @@ pub(crate) struct Pending {
 pub(crate) struct Cluster {
     pub nodes: HashMap<NodeId, NodeEntry>,
     pub live: HashMap<AllocId, Allocation>,
+    /// Last known KV revisions of live allocations, and the records of their
+    /// jobs: caches that save a read per event (see `store::modify_from`).
+    pub alloc_revisions: HashMap<AllocId, u64>,
+    pub live_jobs: HashMap<JobId, (JobRecord, u64)>,
     /// Jobs waiting for a node, oldest first (ids are time-ordered), with the
     /// reason last written to their record.
     pub pending: BTreeMap<JobId, Pending>,
@@ -41,6 +45,8 @@ impl Cluster {
         Self {
             nodes: HashMap::new(),
             live: HashMap::new(),
+            alloc_revisions: HashMap::new(),
+            live_jobs: HashMap::new(),
             pending: BTreeMap::new(),
             grace,
         }
@@ -115,9 +121,11 @@ impl Cluster {
         self.live.insert(alloc.id, alloc);
     }
 
-    /// Releases a finished allocation's resources.
+    /// Releases a finished allocation's resources and forgets its caches.
     pub fn release(&mut self, alloc: AllocId) -> Option<Allocation> {
+        self.alloc_revisions.remove(&alloc);
         let alloc = self.live.remove(&alloc)?;
+        self.live_jobs.remove(&alloc.job);
         if let Some(node) = self.nodes.get_mut(&alloc.node) {
             node.allocated.cpu_millis -= alloc.resources.cpu_millis;
             node.allocated.memory_bytes -= alloc.resources.memory_bytes;

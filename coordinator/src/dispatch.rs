@@ -44,7 +44,7 @@ impl Coordinator {
             updated_at_ms: now,
         };
         let alloc_key = alloc.id.to_string();
-        store::create(&self.store.allocs, &alloc_key, &alloc).await?;
+        let alloc_revision = store::create(&self.store.allocs, &alloc_key, &alloc).await?;
         let mut assigned = job.clone();
         assigned.state = JobState::Assigned;
         assigned.alloc = Some(alloc.id);
@@ -65,6 +65,14 @@ impl Coordinator {
             return Ok(None);
         }
         self.cluster.commit(alloc.clone());
+        self.cluster
+            .alloc_revisions
+            .insert(alloc.id, alloc_revision);
+        if let Some(revision) = written {
+            self.cluster
+                .live_jobs
+                .insert(job.id, (assigned.clone(), revision));
+        }
         if let Err(e) = self.publish_run(&alloc, &job.spec).await {
             // The job is accepted (it is in KV); the assignment is retried.
             tracing::warn!(alloc = %alloc.id, error = %e, "assignment not published yet; will retry");

@@ -58,17 +58,27 @@ impl Coordinator {
     async fn apply(&mut self, event: &AllocEvent) -> Result<Outcome, CoordinatorError> {
         let key = event.alloc.to_string();
         let mut applied = false;
-        let Some(alloc) = store::modify::<Allocation>(&self.store.allocs, &key, |alloc| {
-            applied = false;
-            if alloc.node != event.node || alloc.job != event.job || event.seq <= alloc.event_seq {
-                return false;
-            }
-            alloc.event_seq = event.seq;
-            alloc.updated_at_ms = now_ms();
-            applied = alloc.state.advance(event.state.clone());
-            true
-        })
-        .await?
+        let cached = self
+            .cluster
+            .live
+            .get(&event.alloc)
+            .cloned()
+            .zip(self.cluster.alloc_revisions.get(&event.alloc).copied());
+        let Some((alloc, revision)) =
+            store::modify_from::<Allocation>(&self.store.allocs, &key, cached, |alloc| {
+                applied = false;
+                if alloc.node != event.node
+                    || alloc.job != event.job
+                    || event.seq <= alloc.event_seq
+                {
+                    return false;
+                }
+                alloc.event_seq = event.seq;
+                alloc.updated_at_ms = now_ms();
+                applied = alloc.state.advance(event.state.clone());
+                true
+            })
+            .await?
         else {
             tracing::debug!(alloc = %event.alloc, "event for an unknown allocation");
             return Ok(Outcome::Drop);
@@ -80,6 +90,7 @@ impl Coordinator {
         if !applied {
             return Ok(Outcome::Done);
         }
+        self.cluster.alloc_revisions.insert(alloc.id, revision);
         self.update_job(&alloc, event).await?;
         if alloc.state.is_terminal() {
             self.cluster.release(alloc.id);
@@ -96,7 +107,8 @@ impl Coordinator {
         event: &AllocEvent,
     ) -> Result<(), CoordinatorError> {
         let key = alloc.job.to_string();
-        store::modify::<JobRecord>(&self.store.jobs, &key, |job| {
+        let cached = self.cluster.live_jobs.remove(&alloc.job);
+        let stored = store::modify_from::<JobRecord>(&self.store.jobs, &key, cached, |job| {
             if job.alloc != Some(alloc.id) || job.state.is_terminal() {
                 return false;
             }
@@ -117,6 +129,9 @@ impl Coordinator {
                     reason: reason.clone(),
                 },
             };
+            if next == job.state {
+                return false;
+            }
             if next.is_terminal() {
                 job.finished_at_ms = Some(event.at_ms);
                 job.output_lines = event.output_lines;
@@ -125,6 +140,11 @@ impl Coordinator {
             true
         })
         .await?;
+        if let Some((job, revision)) = stored {
+            if !job.state.is_terminal() {
+                self.cluster.live_jobs.insert(job.id, (job, revision));
+            }
+        }
         Ok(())
     }
 }

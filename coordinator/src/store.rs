@@ -168,17 +168,40 @@ pub async fn put_if<T: Message>(
 pub async fn modify<T: Message + Clone>(
     kv: &kv::Store,
     key: &str,
-    mut change: impl FnMut(&mut T) -> bool,
+    change: impl FnMut(&mut T) -> bool,
 ) -> Result<Option<T>, CoordinatorError> {
+    Ok(modify_from(kv, key, None, change)
+        .await?
+        .map(|(value, _)| value))
+}
+
+/// Like [`modify`], starting from a cached value and revision when there is
+/// one, which saves a read when the cache is current. A stale cache costs one
+/// failed write and then a read; a decision not to write is never taken on
+/// cached data alone. Returns the value as stored and its revision.
+pub async fn modify_from<T: Message + Clone>(
+    kv: &kv::Store,
+    key: &str,
+    mut cached: Option<(T, u64)>,
+    mut change: impl FnMut(&mut T) -> bool,
+) -> Result<Option<(T, u64)>, CoordinatorError> {
     for _ in 0..16 {
-        let Some((mut value, revision)) = get::<T>(kv, key).await? else {
-            return Ok(None);
+        let from_cache = cached.is_some();
+        let (mut value, revision) = match cached.take() {
+            Some(hit) => hit,
+            None => match get::<T>(kv, key).await? {
+                Some(fresh) => fresh,
+                None => return Ok(None),
+            },
         };
         if !change(&mut value) {
-            return Ok(Some(value));
+            if from_cache {
+                continue;
+            }
+            return Ok(Some((value, revision)));
         }
-        if put_if(kv, key, &value, revision).await?.is_some() {
-            return Ok(Some(value));
+        if let Some(new_revision) = put_if(kv, key, &value, revision).await? {
+            return Ok(Some((value, new_revision)));
         }
     }
     Err(CoordinatorError::Conflict {

@@ -4,6 +4,7 @@
 //! behind in its group is killed too, so a job never outlives its allocation.
 
 use crate::process::{exit_code, signal_group, start_time};
+use crate::records::Durability;
 use crate::{logs, Agent};
 use nix::sys::signal::Signal;
 use reef_proto::alloc::AllocState;
@@ -32,7 +33,7 @@ pub(crate) async fn run(agent: Arc<Agent>, alloc: AllocId, stop: CancellationTok
     let final_state = execute(&agent, alloc, &stop).await;
     let record = agent
         .records
-        .update(alloc, |r| {
+        .update(alloc, Durability::Written, |r| {
             r.advance(final_state.0.clone());
             r.output_lines = final_state.1;
         })
@@ -62,7 +63,16 @@ async fn execute(
     if stop.is_cancelled() {
         return (AllocState::Stopped, None);
     }
-    agent.transition(alloc, AllocState::Starting).await;
+    // Synced before the process exists, so that after any crash this
+    // allocation is known to have possibly run, and is never started again.
+    // Not reported: `running` follows within milliseconds and supersedes it.
+    if let Err(e) = agent
+        .records
+        .transition(alloc, AllocState::Starting, Durability::Synced)
+        .await
+    {
+        return failed(format!("could not record the start durably: {e}"));
+    }
 
     let workdir = match &spec.workdir {
         Some(dir) => std::path::PathBuf::from(dir),
@@ -105,7 +115,7 @@ async fn execute(
     // One durable write records both the process group (for recovery) and the state.
     match agent
         .records
-        .update(alloc, |r| {
+        .update(alloc, Durability::Written, |r| {
             r.pgid = Some(pid);
             r.pgid_start_time = started;
             r.advance(AllocState::Running { pid });

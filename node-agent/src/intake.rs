@@ -100,9 +100,9 @@ impl Agent {
                         if let Err(e) = acked {
                             tracing::warn!(%alloc, error = %e, "could not acknowledge assignment; it will be redelivered and ignored");
                         }
-                        if let Some(record) = self.records.get(alloc) {
-                            self.report(&record).await;
-                        }
+                        // The executor reports right away (`starting`), which
+                        // supersedes `accepted`; reporting here too would cost
+                        // a round trip per assignment on the intake path.
                         self.start(alloc);
                         return;
                     }

@@ -30,7 +30,7 @@ pub mod resources;
 pub use error::AgentError;
 
 use async_nats::jetstream;
-use records::Records;
+use records::{Durability, Records};
 use reef_proto::alloc::AllocState;
 use reef_proto::node::NodeResources;
 use reef_proto::{AllocId, NodeId};
@@ -169,9 +169,13 @@ impl Agent {
         self.lock_running().remove(&alloc);
     }
 
-    /// Records and reports a state change.
+    /// Records (written, not synced) and reports a state change.
     async fn transition(&self, alloc: AllocId, state: AllocState) {
-        match self.records.transition(alloc, state).await {
+        match self
+            .records
+            .transition(alloc, state, Durability::Written)
+            .await
+        {
             Ok(Some(record)) => self.report(&record).await,
             Ok(None) => {}
             Err(e) => tracing::error!(%alloc, error = %e, "could not record a state change"),

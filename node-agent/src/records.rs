@@ -13,6 +13,20 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
+/// How hard a write must be before it returns.
+///
+/// `Synced` survives power loss (fsync of the file and its directory).
+/// `Written` survives the agent being killed, since the page cache outlives
+/// the process; it is enough for changes that matter only while the machine
+/// stays up (the process group of a running job, which a power loss ends
+/// anyway) or that are already safe elsewhere (a terminal state reported to
+/// JetStream, whose replay after a power loss the coordinator ignores).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Durability {
+    Synced,
+    Written,
+}
+
 /// What the agent knows of one allocation.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct LocalAlloc {
@@ -138,7 +152,7 @@ impl Records {
         if self.lock().contains_key(&id) {
             return Ok(false);
         }
-        self.save(&record).await?;
+        self.save(&record, Durability::Synced).await?;
         self.lock().entry(id).or_insert(record);
         Ok(true)
     }
@@ -147,6 +161,7 @@ impl Records {
     pub async fn update(
         &self,
         alloc: AllocId,
+        durability: Durability,
         change: impl FnOnce(&mut LocalAlloc),
     ) -> std::io::Result<Option<LocalAlloc>> {
         let updated = {
@@ -158,7 +173,7 @@ impl Records {
             record.updated_at_ms = now_ms();
             record.clone()
         };
-        self.save(&updated).await?;
+        self.save(&updated, durability).await?;
         Ok(Some(updated))
     }
 
@@ -167,8 +182,9 @@ impl Records {
         &self,
         alloc: AllocId,
         state: AllocState,
+        durability: Durability,
     ) -> std::io::Result<Option<LocalAlloc>> {
-        self.update(alloc, |r| {
+        self.update(alloc, durability, |r| {
             r.advance(state);
         })
         .await
@@ -189,7 +205,7 @@ impl Records {
         if let Some(record) = changed {
             // Not synced: losing this in a crash only means reporting the
             // same state again, which the coordinator ignores.
-            self.save_with(&record, false).await?;
+            self.save(&record, Durability::Written).await?;
         }
         Ok(())
     }
@@ -215,13 +231,10 @@ impl Records {
         self.dir.join(format!("{alloc}.json"))
     }
 
-    async fn save(&self, record: &LocalAlloc) -> std::io::Result<()> {
-        self.save_with(record, true).await
-    }
-
-    async fn save_with(&self, record: &LocalAlloc, durable: bool) -> std::io::Result<()> {
+    async fn save(&self, record: &LocalAlloc, durability: Durability) -> std::io::Result<()> {
         let path = self.path(record.assignment.alloc);
         let bytes = serde_json::to_vec_pretty(record).map_err(std::io::Error::other)?;
+        let durable = durability == Durability::Synced;
         tokio::task::spawn_blocking(move || write_file(&path, &bytes, durable))
             .await
             .map_err(std::io::Error::other)?

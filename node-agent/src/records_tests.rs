@@ -20,7 +20,7 @@ async fn records_survive_a_reopen_and_redelivery_is_refused() {
     assert!(records.accept(a.clone()).await.expect("accept"));
     assert!(!records.accept(a.clone()).await.expect("accept again"));
     records
-        .transition(a.alloc, AllocState::Running { pid: 42 })
+        .transition(a.alloc, AllocState::Running { pid: 42 }, Durability::Synced)
         .await
         .expect("transition");
 
@@ -38,11 +38,11 @@ async fn forbidden_transitions_change_nothing() {
     let a = assignment();
     records.accept(a.clone()).await.expect("accept");
     records
-        .transition(a.alloc, AllocState::Exited { code: 0 })
+        .transition(a.alloc, AllocState::Exited { code: 0 }, Durability::Written)
         .await
         .expect("exit");
     let after = records
-        .transition(a.alloc, AllocState::Running { pid: 1 })
+        .transition(a.alloc, AllocState::Running { pid: 1 }, Durability::Synced)
         .await
         .expect("no-op")
         .expect("record");

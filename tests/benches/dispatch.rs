@@ -135,7 +135,12 @@ async fn reef_jobs(
         }
         to_end.push(seen.ended[&id].saturating_duration_since(t0));
     }
-    assert_eq!(to_running.len(), n, "every job reported running");
+    if to_running.len() != n {
+        println!(
+            "note: {} of {n} jobs had no `running` event seen (reported straight to their end)",
+            n - to_running.len()
+        );
+    }
     (stats(to_running), stats(to_end), wall)
 }
 
@@ -159,8 +164,8 @@ async fn main() {
     let nats = NatsServer::start().await;
     let dir = tempfile::tempdir().expect("tempdir");
     let _coordinator = ReefProcess::coordinator(&nats.url, dir.path(), &[]);
-    let _a = ReefProcess::agent(&nats.url, dir.path(), "a", &[]);
-    let _b = ReefProcess::agent(&nats.url, dir.path(), "b", &[]);
+    let a = ReefProcess::agent(&nats.url, dir.path(), "a", &[]);
+    let b = ReefProcess::agent(&nats.url, dir.path(), "b", &[]);
     Cli::new(&nats.url).wait_for_nodes(2).await;
 
     let client = async_nats::connect(&nats.url).await.expect("connect");
@@ -195,6 +200,11 @@ async fn main() {
     let (seq_run, seq_end, seq_wall) = reef_jobs(&client, &seen, n, 1).await;
     let (burst_run, burst_end, burst_wall) = reef_jobs(&client, &seen, n, 16).await;
     recorder.abort();
+    for agent in [&a, &b] {
+        for line in agent.log_text().lines().filter(|l| l.contains("WARN") || l.contains("ERROR")) {
+            println!("agent log: {line}");
+        }
+    }
 
     row("baseline: local spawn of `true` (spawn→exit)", &spawn);
     row("baseline: NATS request/reply round trip", &rtt);

@@ -201,7 +201,11 @@ async fn main() {
     let (burst_run, burst_end, burst_wall) = reef_jobs(&client, &seen, n, 16).await;
     recorder.abort();
     for agent in [&a, &b] {
-        for line in agent.log_text().lines().filter(|l| l.contains("WARN") || l.contains("ERROR")) {
+        for line in agent
+            .log_text()
+            .lines()
+            .filter(|l| l.contains("WARN") || l.contains("ERROR"))
+        {
             println!("agent log: {line}");
         }
     }

@@ -265,3 +265,71 @@ async fn ctrl_c_on_reef_run_stops_the_job() {
     let jobs = cluster.cli.ok(&["jobs", "--json"]).await.json();
     assert_eq!(jobs[0]["state"], "stopped", "{jobs}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn env_workdir_and_labels_reach_the_job() {
+    let nats = reef_tests::NatsServer::start().await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let _coordinator = ReefProcess::coordinator(&nats.url, dir.path(), &[]);
+    let _a = ReefProcess::agent(&nats.url, dir.path(), "plain", &[]);
+    let _b = ReefProcess::agent(
+        &nats.url,
+        dir.path(),
+        "gpu-box",
+        &["--label", "zone=b", "--label", "gpu=yes"],
+    );
+    let cli = reef_tests::Cli::new(&nats.url);
+    let nodes = cli.wait_for_nodes(2).await;
+    let labelled = nodes
+        .iter()
+        .find(|n| n["name"] == "gpu-box")
+        .expect("gpu-box listed");
+    assert_eq!(labelled["labels"]["zone"], "b");
+    assert_eq!(labelled["labels"]["gpu"], "yes");
+
+    let workdir = dir.path().join("work-here");
+    std::fs::create_dir_all(&workdir).expect("mkdir");
+    let workdir = workdir.display().to_string();
+    for _ in 0..4 {
+        let out = cli
+            .run(&[
+                "run",
+                "--label",
+                "zone=b",
+                "--env",
+                "GREETING=hi there",
+                "--workdir",
+                &workdir,
+                "--",
+                "sh",
+                "-c",
+                "echo \"$GREETING\"; pwd; echo $REEF_NODE_ID",
+            ])
+            .await;
+        assert_eq!(out.code, Some(0), "{out:?}");
+        let lines: Vec<&str> = out.stdout.lines().collect();
+        assert_eq!(lines[0], "hi there");
+        assert_eq!(lines[1], workdir);
+        assert_eq!(
+            lines[2],
+            labelled["id"].as_str().expect("id"),
+            "the job ran on the labelled node"
+        );
+    }
+    // No node has the label: the job waits and says why.
+    let id = cli
+        .ok(&["run", "--detach", "--label", "zone=c", "--", "true"])
+        .await
+        .stdout
+        .trim()
+        .to_string();
+    let job = cli.job(&id).await;
+    assert_eq!(job["state"], "pending");
+    assert!(
+        job["reason"]
+            .as_str()
+            .unwrap_or("")
+            .contains("without labels zone=c"),
+        "{job}"
+    );
+}

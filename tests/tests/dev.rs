@@ -1,0 +1,55 @@
+//! `reef dev`: one command brings up nats-server, a coordinator and agents,
+//! and SIGTERM takes all of it down cleanly.
+
+use reef_tests::reef::reef_bin;
+use reef_tests::wait::free_port;
+use reef_tests::{eventually, Cli};
+use std::time::Duration;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reef_dev_runs_a_whole_cluster_and_stops_cleanly() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let port = free_port();
+    let mut dev = tokio::process::Command::new(reef_bin())
+        .args([
+            "dev",
+            "--nodes",
+            "3",
+            "--port",
+            &port.to_string(),
+            "--data-dir",
+        ])
+        .arg(dir.path())
+        .env("NO_COLOR", "1")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("start reef dev");
+    let cli = Cli::new(&format!("nats://127.0.0.1:{port}"));
+    let nodes = cli.wait_for_nodes(3).await;
+    assert_eq!(nodes.len(), 3);
+    let out = cli.run(&["run", "--", "sh", "-c", "echo from dev"]).await;
+    assert_eq!(out.code, Some(0), "{out:?}");
+    assert_eq!(out.stdout, "from dev\n");
+
+    let pid = nix::unistd::Pid::from_raw(dev.id().expect("pid") as i32);
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).expect("SIGTERM");
+    let status = tokio::time::timeout(Duration::from_secs(30), dev.wait())
+        .await
+        .expect("reef dev stops within 30s")
+        .expect("wait");
+    assert!(status.success(), "{status:?}");
+    // Its nats-server went with it.
+    eventually(
+        "the dev nats-server to stop listening",
+        Duration::from_secs(10),
+        || async {
+            tokio::net::TcpStream::connect(("127.0.0.1", port))
+                .await
+                .is_err()
+                .then_some(())
+        },
+    )
+    .await;
+}

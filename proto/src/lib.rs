@@ -11,6 +11,7 @@
 //! - [`node`]: node descriptions and heartbeats.
 //! - [`agent`]: what the coordinator tells an agent, and what an agent reports.
 //! - [`api`]: the request/reply API the CLI speaks.
+//! - [`manifest`]: `Reef.toml`, parsed and validated into an app spec.
 //! - [`units`]: parsing and printing of sizes and durations.
 
 #![forbid(unsafe_code)]
@@ -22,6 +23,7 @@ pub mod api;
 pub mod envelope;
 pub mod ids;
 pub mod job;
+pub mod manifest;
 pub mod node;
 pub mod subjects;
 pub mod units;

@@ -1,0 +1,225 @@
+use super::Strategy;
+use super::*;
+use proptest::prelude::*;
+
+const FULL: &str = r#"
+[app]
+name = "hello"
+domains = ["hello.example.com", "www.hello.example.com"]
+
+[deploy]
+type = "exec"
+binary = "bin/server"
+health = "/healthz"
+health_interval = "200ms"
+health_timeout = "1s"
+health_attempts = 50
+strategy = "sequential"
+drain = 5
+replicas = 2
+pre_start = "./migrate.sh"
+post_deploy = "echo deployed"
+
+[deploy.restart]
+attempts = 3
+interval = "1m"
+delay = "1s"
+max_delay = "10s"
+
+[env]
+DATABASE_PATH = "${data_dir}/db.sqlite"
+LISTEN = "0.0.0.0:${port}"
+API_KEY = "${secret:api-key}"
+PRICE = "$$5"
+
+[resources]
+cpu = 0.5
+memory = "256M"
+
+[placement]
+labels = { zone = "eu" }
+"#;
+
+#[test]
+fn a_full_manifest_parses() {
+    let spec = parse(FULL).expect("valid");
+    assert_eq!(spec.name, "hello");
+    assert_eq!(spec.domains.len(), 2);
+    assert_eq!(spec.run.argv(), vec!["bin/server".to_string()]);
+    assert_eq!(
+        spec.health.check,
+        HealthCheck::Http {
+            path: "/healthz".into()
+        }
+    );
+    assert_eq!(spec.health.interval_ms, 200);
+    assert_eq!(spec.strategy, Strategy::Sequential);
+    assert_eq!(spec.drain_ms, 5000);
+    assert_eq!(spec.replicas, 2);
+    assert_eq!(spec.restart.attempts, 3);
+    assert_eq!(spec.resources.cpu_millis, 500);
+    assert_eq!(spec.resources.memory_bytes, 256 << 20);
+    assert_eq!(spec.constraints.get("zone").map(String::as_str), Some("eu"));
+    assert_eq!(spec.secrets(), vec!["api-key"]);
+    let db = spec.env["DATABASE_PATH"]
+        .render("/data/hello", 8080, |_| None)
+        .expect("render");
+    assert_eq!(db, "/data/hello/db.sqlite");
+    let listen = spec.env["LISTEN"]
+        .render("/d", 8080, |_| None)
+        .expect("render");
+    assert_eq!(listen, "0.0.0.0:8080");
+    assert_eq!(
+        spec.env["PRICE"].render("/d", 1, |_| None).expect("render"),
+        "$5"
+    );
+    assert_eq!(
+        spec.env["API_KEY"].render("/d", 1, |k| (k == "api-key").then(|| "s3cret".into())),
+        Ok("s3cret".into())
+    );
+    assert!(spec.env["API_KEY"].render("/d", 1, |_| None).is_err());
+}
+
+#[test]
+fn defaults_are_sensible() {
+    let spec =
+        parse("[app]\nname = \"x\"\n[deploy]\ncommand = [\"python3\", \"-m\", \"http.server\"]\n")
+            .expect("valid");
+    assert_eq!(spec.strategy, Strategy::BlueGreen);
+    assert_eq!(spec.replicas, 1);
+    assert_eq!(spec.health.check, HealthCheck::Tcp);
+    assert_eq!(spec.health.interval_ms, 100);
+    assert_eq!(spec.drain_ms, 10_000);
+    assert!(spec.domains.is_empty());
+}
+
+#[test]
+fn beam_releases_run_in_the_foreground() {
+    let spec = parse("[app]\nname = \"my-app\"\n[deploy]\ntype = \"beam\"\n").expect("valid");
+    assert_eq!(
+        spec.run.argv(),
+        vec!["bin/my_app".to_string(), "start".into()]
+    );
+    let spec = parse("[app]\nname = \"x\"\n[deploy]\ntype = \"beam\"\nrelease = \"rel\"\nbeam_command = \"foreground\"\n").expect("valid");
+    assert_eq!(
+        spec.run.argv(),
+        vec!["bin/rel".to_string(), "foreground".into()]
+    );
+}
+
+fn error(text: &str) -> String {
+    parse(text).expect_err("should be refused").to_string()
+}
+
+#[test]
+fn errors_name_the_field() {
+    let base = "[app]\nname = \"x\"\n[deploy]\nbinary = \"server\"\n";
+    let cases = [
+        (
+            "[app]\nname = \"x\"\nbogus = 1\n[deploy]\nbinary = \"s\"\n",
+            "bogus",
+        ),
+        (&format!("{base}drian = 5\n"), "drian"),
+        (
+            "[app]\nname = \"Bad_Name\"\n[deploy]\nbinary = \"s\"\n",
+            "app.name",
+        ),
+        (
+            "[app]\nname = \"x\"\ndomains = [\"exa mple.com\"]\n[deploy]\nbinary = \"s\"\n",
+            "app.domains[0]",
+        ),
+        (
+            "[app]\nname = \"x\"\ndomains = [\"a.com\", \"a.com\"]\n[deploy]\nbinary = \"s\"\n",
+            "app.domains[1]",
+        ),
+        (
+            "[app]\nname = \"x\"\n[deploy]\nbinary = \"../s\"\n",
+            "deploy.binary",
+        ),
+        (
+            "[app]\nname = \"x\"\n[deploy]\nbinary = \"/bin/sh\"\n",
+            "deploy.binary",
+        ),
+        ("[app]\nname = \"x\"\n", "deploy"),
+        (
+            "[app]\nname = \"x\"\n[deploy]\nbinary = \"s\"\ncommand = [\"s\"]\n",
+            "deploy.command",
+        ),
+        (&format!("{base}health = \"healthz\"\n"), "deploy.health"),
+        (
+            &format!("{base}health_interval = \"fast\"\n"),
+            "deploy.health_interval",
+        ),
+        (&format!("{base}strategy = \"rolling\"\n"), "strategy"),
+        (&format!("{base}replicas = 0\n"), "deploy.replicas"),
+        (&format!("{base}drain = 99999\n"), "deploy.drain"),
+        (
+            &format!("{base}[deploy.restart]\ndelay = \"1m\"\nmax_delay = \"1s\"\n"),
+            "deploy.restart.max_delay",
+        ),
+        (&format!("{base}[env]\nX = \"${{nope}}\"\n"), "env.X"),
+        (&format!("{base}[env]\nX = \"${{data_dir\"\n"), "env.X"),
+        (&format!("{base}[env]\nPORT = \"1\"\n"), "env.PORT"),
+        (&format!("{base}[env]\n\"1X\" = \"1\"\n"), "env.1X"),
+        (&format!("{base}[resources]\ncpu = 0\n"), "resources.cpu"),
+        (
+            &format!("{base}[resources]\nmemory = \"lots\"\n"),
+            "resources.memory",
+        ),
+        (
+            &format!("{base}[placement]\nlabels = {{ \"a b\" = \"c\" }}\n"),
+            "placement.labels",
+        ),
+        (&format!("{base}[placement]\nzone = \"eu\"\n"), "zone"),
+        (
+            "[app]\nname = \"x\"\n[deploy]\ntype = \"beam\"\nbinary = \"s\"\n",
+            "deploy.command",
+        ),
+        (
+            "[app]\nname = \"x\"\n[deploy]\ntype = \"docker\"\n",
+            "docker",
+        ),
+        ("not toml at all [", "Reef.toml"),
+    ];
+    for (text, field) in cases {
+        let message = error(text);
+        assert!(message.contains(field), "expected {field:?} in {message:?}");
+    }
+}
+
+#[test]
+fn templates() {
+    assert_eq!(
+        EnvTemplate::parse("plain").expect("ok").0,
+        vec![EnvPart::Text("plain".into())]
+    );
+    assert_eq!(
+        EnvTemplate::parse("a${port}b").expect("ok").0,
+        vec![
+            EnvPart::Text("a".into()),
+            EnvPart::Port,
+            EnvPart::Text("b".into())
+        ]
+    );
+    // A lone `$`, as in a shell snippet, is kept.
+    assert_eq!(
+        EnvTemplate::parse("$HOME").expect("ok").0,
+        vec![EnvPart::Text("$HOME".into())]
+    );
+    assert!(EnvTemplate::parse("${secret:}").is_err());
+    assert!(EnvTemplate::parse("${secret:a b}").is_err());
+}
+
+proptest! {
+    #[test]
+    fn arbitrary_text_never_panics(text in ".{0,400}") {
+        let _ = parse(&text);
+        let _ = EnvTemplate::parse(&text);
+    }
+
+    #[test]
+    fn templates_without_substitutions_render_as_written(text in "[^$\\x00]{0,100}") {
+        let t = EnvTemplate::parse(&text).expect("plain text parses");
+        prop_assert_eq!(t.render("/d", 1, |_| None).expect("renders"), text);
+    }
+}

@@ -38,9 +38,25 @@ pub struct AgentArgs {
     /// Memory to offer, e.g. 8G [default: all of the machine's].
     #[arg(long, value_parser = parse_size)]
     pub memory: Option<u64>,
+    /// Where the node proxy listens for HTTP, or `off`.
+    #[arg(long, default_value = "0.0.0.0:80", value_parser = parse_listen)]
+    pub http: Listen,
     /// Time between SIGTERM and SIGKILL when a job is stopped.
     #[arg(long, default_value = "5s", value_parser = parse_duration)]
     pub stop_grace: std::time::Duration,
+}
+
+/// A listen address, or none.
+#[derive(Clone, Copy, Debug)]
+pub struct Listen(pub Option<std::net::SocketAddr>);
+
+fn parse_listen(input: &str) -> Result<Listen, String> {
+    if input == "off" {
+        return Ok(Listen(None));
+    }
+    input.parse().map(|addr| Listen(Some(addr))).map_err(|_| {
+        format!("invalid address {input:?}: expected HOST:PORT (e.g. 0.0.0.0:80) or off")
+    })
 }
 
 /// Parses a CPU amount in cores (`2`, `0.5`) into thousandths of a core.
@@ -79,6 +95,7 @@ pub fn agent_config(args: &AgentArgs) -> Result<reef_node_agent::Config> {
     config.cpu_millis = args.cpu;
     config.memory_bytes = args.memory;
     config.stop_grace = args.stop_grace;
+    config.http = args.http.0;
     Ok(config)
 }
 

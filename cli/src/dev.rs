@@ -60,6 +60,14 @@ fn pick_port(requested: Option<u16>) -> Result<u16> {
     Ok(TcpListener::bind(("127.0.0.1", 0))?.local_addr()?.port())
 }
 
+/// `preferred` if it is free on 127.0.0.1, else any free port.
+fn free_port(preferred: u16) -> Result<u16> {
+    if TcpListener::bind(("127.0.0.1", preferred)).is_ok() {
+        return Ok(preferred);
+    }
+    Ok(TcpListener::bind(("127.0.0.1", 0))?.local_addr()?.port())
+}
+
 async fn wait_for_port(port: u16, child: &mut tokio::process::Child) -> Result<()> {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
     loop {
@@ -108,6 +116,7 @@ pub async fn dev(args: DevArgs) -> Result<()> {
     let shutdown = CancellationToken::new();
     let mut tasks = tokio::task::JoinSet::new();
     let coordinator_client = client::connect_daemon(&url, "reef-coordinator").await?;
+    let mut proxies = Vec::new();
     let token = shutdown.clone();
     tasks.spawn(async move {
         reef_coordinator::run(
@@ -120,7 +129,10 @@ pub async fn dev(args: DevArgs) -> Result<()> {
     });
     for i in 1..=args.nodes {
         let name = format!("node-{i}");
-        let config = reef_node_agent::Config::new(&name, data_dir.join(&name));
+        let mut config = reef_node_agent::Config::new(&name, data_dir.join(&name));
+        let http = std::net::SocketAddr::from(([127, 0, 0, 1], free_port(8080 + i - 1)?));
+        config.http = Some(http);
+        proxies.push((name.clone(), http));
         let agent_client = client::connect_daemon(&url, &format!("reef-agent-{name}")).await?;
         let token = shutdown.clone();
         tasks.spawn(async move {
@@ -141,6 +153,10 @@ pub async fn dev(args: DevArgs) -> Result<()> {
     println!("  reef run -- sh -c 'echo hello from $REEF_NODE_ID'");
     println!("  reef run --detach -- sleep 30    # then: reef jobs, reef job stop ID");
     println!("  reef logs JOB_ID");
+    println!();
+    for (name, addr) in &proxies {
+        println!("  {name} proxy: http://{addr}/  (curl -H 'Host: APP-DOMAIN' http://{addr}/)");
+    }
     println!();
     println!("Ctrl-C stops the cluster.");
 

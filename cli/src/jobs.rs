@@ -41,7 +41,7 @@ async fn node_list(client: &async_nats::Client) -> Result<Vec<NodeStatus>> {
     }
 }
 
-async fn node_names(client: &async_nats::Client) -> HashMap<String, String> {
+pub async fn node_names(client: &async_nats::Client) -> HashMap<String, String> {
     node_list(client)
         .await
         .unwrap_or_default()

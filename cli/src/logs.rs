@@ -217,3 +217,36 @@ fn print_line(output: Output, line: &[u8]) {
         }
     }
 }
+
+/// The last `n` lines stored under a log subject filter.
+pub async fn last_lines(js: &jetstream::Context, filter: &str, n: usize) -> Result<Vec<Vec<u8>>> {
+    let stream = js
+        .get_stream(subjects::LOGS_STREAM)
+        .await
+        .map_err(|e| anyhow!("could not open the logs stream: {e}"))?;
+    let consumer = stream
+        .create_consumer(consumer::pull::OrderedConfig {
+            filter_subject: filter.to_string(),
+            deliver_policy: consumer::DeliverPolicy::All,
+            ..Default::default()
+        })
+        .await
+        .context("could not read the logs stream")?;
+    let backlog = consumer.cached_info().num_pending;
+    let mut messages = consumer
+        .messages()
+        .await
+        .context("could not read the logs stream")?;
+    let mut lines = VecDeque::with_capacity(n);
+    for _ in 0..backlog {
+        let msg = tokio::time::timeout(BACKLOG_WAIT, messages.next())
+            .await
+            .map_err(|_| anyhow!("timed out reading logs"))?;
+        let Some(Ok(msg)) = msg else { break };
+        if lines.len() == n {
+            lines.pop_front();
+        }
+        lines.push_back(msg.payload.to_vec());
+    }
+    Ok(lines.into())
+}

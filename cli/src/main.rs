@@ -5,6 +5,7 @@
 #![forbid(unsafe_code)]
 #![deny(rust_2018_idioms)]
 
+mod apps;
 mod client;
 mod daemons;
 mod dev;
@@ -59,6 +60,21 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Deploy an app: pack the directory, upload it, roll the release out.
+    Deploy(apps::DeployArgs),
+    /// List apps.
+    Apps {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show an app's release and instances.
+    Status {
+        app: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// List an app's releases, newest first.
+    Releases { app: String },
     /// Run a coordinator.
     Coordinator(daemons::CoordinatorArgs),
     /// Run a node agent on this machine.
@@ -145,6 +161,14 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         } => jobs::stop(&nats, &id).await.map(|()| ExitCode::SUCCESS),
         Command::Logs(args) => logs::logs(&nats, args).await.map(|()| ExitCode::SUCCESS),
         Command::Nodes { json } => jobs::nodes(&nats, json).await.map(|()| ExitCode::SUCCESS),
+        Command::Deploy(args) => apps::deploy(&nats, args).await,
+        Command::Apps { json } => apps::apps(&nats, json).await.map(|()| ExitCode::SUCCESS),
+        Command::Status { app, json } => apps::status(&nats, &app, json)
+            .await
+            .map(|()| ExitCode::SUCCESS),
+        Command::Releases { app } => apps::releases(&nats, &app)
+            .await
+            .map(|()| ExitCode::SUCCESS),
         Command::Coordinator(args) => daemons::coordinator(&nats, args)
             .await
             .map(|()| ExitCode::SUCCESS),

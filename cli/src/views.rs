@@ -2,7 +2,8 @@
 //! the human tables. JSON views are built explicitly so the wire types can
 //! change without changing what scripts read.
 
-use reef_proto::api::{NodeState, NodeStatus};
+use reef_proto::api::{AppStatus, NodeState, NodeStatus};
+use reef_proto::app::Instance;
 use reef_proto::job::{JobRecord, JobState};
 use reef_proto::units::{format_duration, format_size};
 use serde_json::{json, Value};
@@ -153,4 +154,55 @@ pub fn job_row(job: &JobRecord, node_names: &HashMap<String, String>, now_ms: u6
         command = command.chars().take(57).collect::<String>() + "...";
     }
     vec![job.id.to_string(), state, node, age, command]
+}
+
+pub const INSTANCE_HEADER: &[&str] = &[
+    "INSTANCE", "RELEASE", "NODE", "STATE", "PORT", "RESTARTS", "UPTIME", "MESSAGE",
+];
+
+pub fn instance_rows(
+    instances: &[Instance],
+    node_names: &HashMap<String, String>,
+) -> Vec<Vec<String>> {
+    let now = reef_proto::now_ms();
+    instances
+        .iter()
+        .map(|i| {
+            vec![
+                i.id.to_string(),
+                i.version.to_string(),
+                node_names
+                    .get(&i.node.to_string())
+                    .cloned()
+                    .unwrap_or_else(|| i.node.to_string()),
+                i.state.name().to_string(),
+                i.port.map(|p| p.to_string()).unwrap_or_else(|| "-".into()),
+                i.restarts.to_string(),
+                format_duration(Duration::from_millis(now.saturating_sub(i.created_at_ms))),
+                i.message.clone().unwrap_or_default(),
+            ]
+        })
+        .collect()
+}
+
+pub fn app_json(status: &AppStatus, node_names: &HashMap<String, String>) -> Value {
+    json!({
+        "name": status.record.name,
+        "release": status.record.version,
+        "replicas": status.record.replicas,
+        "domains": status.release.spec.domains,
+        "artifact": { "digest": status.release.artifact.digest, "size": status.release.artifact.size },
+        "instances": status.instances.iter().map(|i| json!({
+            "id": i.id.to_string(),
+            "release": i.version,
+            "node": i.node.to_string(),
+            "node_name": node_names.get(&i.node.to_string()),
+            "state": i.state.name(),
+            "port": i.port,
+            "restarts": i.restarts,
+            "message": i.message,
+            "created_at_ms": i.created_at_ms,
+            "updated_at_ms": i.updated_at_ms,
+        })).collect::<Vec<_>>(),
+    })
 }

@@ -95,6 +95,21 @@ impl Coordinator {
             ApiRequest::RegisterNode(record) => {
                 self.register(record).await.map(ApiResponse::Registered)
             }
+            ApiRequest::DeployApp { spec, artifact } => {
+                let (release, instances) = self.deploy_app(*spec, artifact).await?;
+                Ok(ApiResponse::Deploying {
+                    release: Box::new(release),
+                    instances,
+                })
+            }
+            ApiRequest::ListApps => self.list_apps().await.map(ApiResponse::Apps),
+            ApiRequest::AppStatus(name) => self
+                .app_status(&name)
+                .await
+                .map(|s| ApiResponse::App(Box::new(s))),
+            ApiRequest::ListReleases(name) => {
+                self.list_releases(&name).await.map(ApiResponse::Releases)
+            }
         }
     }
 

@@ -5,6 +5,7 @@
 use crate::scheduler::Candidate;
 use reef_proto::alloc::Allocation;
 use reef_proto::api::{NodeState, NodeStatus};
+use reef_proto::app::Instance;
 use reef_proto::job::Resources;
 use reef_proto::job::{JobRecord, JobSpec};
 use reef_proto::node::NodeRecord;
@@ -34,6 +35,8 @@ pub(crate) struct Cluster {
     /// jobs: caches that save a read per event (see `store::modify_from`).
     pub alloc_revisions: HashMap<AllocId, u64>,
     pub live_jobs: HashMap<JobId, (JobRecord, u64)>,
+    /// Live app instances, with the resources reserved for each.
+    pub instances: HashMap<AllocId, (Instance, Resources)>,
     /// Jobs waiting for a node, oldest first (ids are time-ordered), with the
     /// reason last written to their record.
     pub pending: BTreeMap<JobId, Pending>,
@@ -47,6 +50,7 @@ impl Cluster {
             live: HashMap::new(),
             alloc_revisions: HashMap::new(),
             live_jobs: HashMap::new(),
+            instances: HashMap::new(),
             pending: BTreeMap::new(),
             grace,
         }
@@ -107,17 +111,35 @@ impl Cluster {
             .collect()
     }
 
+    fn reserve(&mut self, node: NodeId, resources: Resources) {
+        if let Some(node) = self.nodes.get_mut(&node) {
+            node.allocated.cpu_millis += resources.cpu_millis;
+            node.allocated.memory_bytes += resources.memory_bytes;
+            node.allocations += 1;
+        }
+    }
+
+    fn unreserve(&mut self, node: NodeId, resources: Resources) {
+        if let Some(node) = self.nodes.get_mut(&node) {
+            node.allocated.cpu_millis = node
+                .allocated
+                .cpu_millis
+                .saturating_sub(resources.cpu_millis);
+            node.allocated.memory_bytes = node
+                .allocated
+                .memory_bytes
+                .saturating_sub(resources.memory_bytes);
+            node.allocations = node.allocations.saturating_sub(1);
+        }
+    }
+
     /// Counts a live allocation against its node. Idempotent per allocation id.
     pub fn commit(&mut self, alloc: Allocation) {
         if let Some(known) = self.live.get_mut(&alloc.id) {
             *known = alloc;
             return;
         }
-        if let Some(node) = self.nodes.get_mut(&alloc.node) {
-            node.allocated.cpu_millis += alloc.resources.cpu_millis;
-            node.allocated.memory_bytes += alloc.resources.memory_bytes;
-            node.allocations += 1;
-        }
+        self.reserve(alloc.node, alloc.resources);
         self.live.insert(alloc.id, alloc);
     }
 
@@ -126,12 +148,26 @@ impl Cluster {
         self.alloc_revisions.remove(&alloc);
         let alloc = self.live.remove(&alloc)?;
         self.live_jobs.remove(&alloc.job);
-        if let Some(node) = self.nodes.get_mut(&alloc.node) {
-            node.allocated.cpu_millis -= alloc.resources.cpu_millis;
-            node.allocated.memory_bytes -= alloc.resources.memory_bytes;
-            node.allocations -= 1;
-        }
+        self.unreserve(alloc.node, alloc.resources);
         Some(alloc)
+    }
+
+    /// Counts a live app instance (needing `resources`) against its node.
+    /// Idempotent per instance id.
+    pub fn commit_instance(&mut self, instance: Instance, resources: Resources) {
+        if let Some(known) = self.instances.get_mut(&instance.id) {
+            known.0 = instance;
+            return;
+        }
+        self.reserve(instance.node, resources);
+        self.instances.insert(instance.id, (instance, resources));
+    }
+
+    /// Releases a finished instance's resources.
+    pub fn release_instance(&mut self, id: AllocId) -> Option<Instance> {
+        let (instance, resources) = self.instances.remove(&id)?;
+        self.unreserve(instance.node, resources);
+        Some(instance)
     }
 
     pub fn node_statuses(&self, now: Instant) -> Vec<NodeStatus> {

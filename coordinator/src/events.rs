@@ -8,8 +8,9 @@ use crate::{store, Coordinator};
 use async_nats::jetstream::{message::AckKind, Message};
 use reef_proto::agent::AllocEvent;
 use reef_proto::alloc::{AllocState, Allocation};
+use reef_proto::app::InstanceEvent;
 use reef_proto::job::{JobRecord, JobState};
-use reef_proto::{decode, now_ms, subjects};
+use reef_proto::{decode, now_ms, peek_kind, subjects, MessageKind};
 
 /// What to tell JetStream about an event message.
 enum Outcome {
@@ -22,6 +23,10 @@ enum Outcome {
 
 impl Coordinator {
     pub(crate) async fn handle_event(&mut self, msg: Message) {
+        if peek_kind(&msg.payload) == Ok(MessageKind::InstanceEvent) {
+            let outcome = self.handle_instance_event(&msg).await;
+            return self.settle(msg, outcome).await;
+        }
         let outcome = match decode::<AllocEvent>(&msg.payload) {
             Err(e) => {
                 tracing::debug!(subject = %msg.subject, error = %e, "dropping malformed event");
@@ -39,6 +44,31 @@ impl Coordinator {
                 }
             },
         };
+        self.settle(msg, outcome).await;
+    }
+
+    async fn handle_instance_event(&mut self, msg: &Message) -> Outcome {
+        let event = match decode::<InstanceEvent>(&msg.payload) {
+            Ok(event) => event,
+            Err(e) => {
+                tracing::debug!(subject = %msg.subject, error = %e, "dropping malformed instance event");
+                return Outcome::Drop;
+            }
+        };
+        if msg.subject.as_str() != subjects::event(event.node, event.instance) {
+            return Outcome::Drop;
+        }
+        match self.apply_instance_event(&event).await {
+            Ok(true) => Outcome::Done,
+            Ok(false) => Outcome::Drop,
+            Err(e) => {
+                tracing::warn!(instance = %event.instance, error = %e, "could not apply instance event");
+                Outcome::Retry
+            }
+        }
+    }
+
+    async fn settle(&mut self, msg: Message, outcome: Outcome) {
         let ack = match outcome {
             Outcome::Done => msg.ack().await,
             Outcome::Drop => {

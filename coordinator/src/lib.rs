@@ -14,10 +14,12 @@
 #![deny(rust_2018_idioms)]
 
 mod api;
+mod apps;
 mod cluster;
 mod dispatch;
 pub mod error;
 mod events;
+mod rollout;
 pub mod scheduler;
 pub mod store;
 
@@ -148,6 +150,7 @@ impl Coordinator {
                 );
             }
         }
+        self.load_instances().await?;
         self.retry_unsent().await;
         tracing::info!(
             nodes = self.cluster.nodes.len(),

@@ -61,7 +61,7 @@ struct Rejections {
 }
 
 impl Rejections {
-    fn reason(&self, spec: &JobSpec) -> String {
+    fn reason(&self, demand: &Demand<'_>) -> String {
         let total = self.not_ready + self.labels + self.cpu + self.memory;
         if total == 0 {
             return "no nodes are registered".to_string();
@@ -71,7 +71,7 @@ impl Rejections {
             parts.push(format!("{} down", self.not_ready));
         }
         if self.labels > 0 {
-            let wanted: Vec<String> = spec
+            let wanted: Vec<String> = demand
                 .constraints
                 .iter()
                 .map(|(k, v)| format!("{k}={v}"))
@@ -86,7 +86,7 @@ impl Rejections {
             parts.push(format!(
                 "{} with too little free cpu (needs {:.3} cores, most free {:.3})",
                 self.cpu,
-                spec.resources.cpu_millis as f64 / 1000.0,
+                demand.resources.cpu_millis as f64 / 1000.0,
                 self.most_free_cpu as f64 / 1000.0
             ));
         }
@@ -94,7 +94,7 @@ impl Rejections {
             parts.push(format!(
                 "{} with too little free memory (needs {}, most free {})",
                 self.memory,
-                format_size(spec.resources.memory_bytes),
+                format_size(demand.resources.memory_bytes),
                 format_size(self.most_free_memory)
             ));
         }
@@ -102,9 +102,30 @@ impl Rejections {
     }
 }
 
+/// What a piece of work asks of a node.
+#[derive(Clone, Copy, Debug)]
+pub struct Demand<'a> {
+    pub resources: Resources,
+    pub constraints: &'a BTreeMap<String, String>,
+}
+
+impl<'a> From<&'a JobSpec> for Demand<'a> {
+    fn from(spec: &'a JobSpec) -> Self {
+        Demand {
+            resources: spec.resources,
+            constraints: &spec.constraints,
+        }
+    }
+}
+
 /// Picks the node for `spec`, or says why none fits.
 pub fn place(spec: &JobSpec, nodes: &[Candidate<'_>]) -> Result<NodeId, String> {
-    let need = &spec.resources;
+    place_demand(spec.into(), nodes)
+}
+
+/// Picks the node for `demand`, or says why none fits.
+pub fn place_demand(demand: Demand<'_>, nodes: &[Candidate<'_>]) -> Result<NodeId, String> {
+    let need = &demand.resources;
     let mut rejected = Rejections::default();
     let mut best: Option<(&Candidate<'_>, f64)> = None;
     for node in nodes {
@@ -112,7 +133,7 @@ pub fn place(spec: &JobSpec, nodes: &[Candidate<'_>]) -> Result<NodeId, String> 
             rejected.not_ready += 1;
             continue;
         }
-        if !spec
+        if !demand
             .constraints
             .iter()
             .all(|(k, v)| node.labels.get(k) == Some(v))
@@ -150,7 +171,7 @@ pub fn place(spec: &JobSpec, nodes: &[Candidate<'_>]) -> Result<NodeId, String> 
         }
     }
     best.map(|(node, _)| node.id)
-        .ok_or_else(|| rejected.reason(spec))
+        .ok_or_else(|| rejected.reason(&demand))
 }
 
 #[cfg(test)]

@@ -34,6 +34,10 @@ pub struct Store {
     pub jobs: kv::Store,
     pub allocs: kv::Store,
     pub nodes: kv::Store,
+    pub apps: kv::Store,
+    pub releases: kv::Store,
+    pub instances: kv::Store,
+    pub artifacts: async_nats::jetstream::object_store::ObjectStore,
 }
 
 fn setup_error(what: &str, err: impl std::fmt::Display) -> CoordinatorError {
@@ -98,6 +102,10 @@ pub async fn ensure(
         jobs: open_bucket(&js, bucket(subjects::JOBS_BUCKET)).await?,
         allocs: open_bucket(&js, bucket(subjects::ALLOCS_BUCKET)).await?,
         nodes: open_bucket(&js, bucket(subjects::NODES_BUCKET)).await?,
+        apps: open_bucket(&js, bucket(subjects::APPS_BUCKET)).await?,
+        releases: open_bucket(&js, bucket(subjects::RELEASES_BUCKET)).await?,
+        instances: open_bucket(&js, bucket(subjects::INSTANCES_BUCKET)).await?,
+        artifacts: open_object_store(&js, config.replicas).await?,
         js,
     })
 }
@@ -117,6 +125,32 @@ async fn open_bucket(
             .get_key_value(&name)
             .await
             .map_err(|e| setup_error(&format!("bucket {name}"), e)),
+    }
+}
+
+async fn open_object_store(
+    js: &jetstream::Context,
+    replicas: usize,
+) -> Result<async_nats::jetstream::object_store::ObjectStore, CoordinatorError> {
+    use async_nats::jetstream::object_store;
+    let name = subjects::ARTIFACTS_STORE;
+    if let Ok(store) = js.get_object_store(name).await {
+        return Ok(store);
+    }
+    let created = js
+        .create_object_store(object_store::Config {
+            bucket: name.to_string(),
+            description: Some("release artifacts, named by sha256".into()),
+            num_replicas: replicas,
+            ..Default::default()
+        })
+        .await;
+    match created {
+        Ok(store) => Ok(store),
+        Err(_) => js
+            .get_object_store(name)
+            .await
+            .map_err(|e| setup_error(&format!("object store {name}"), e)),
     }
 }
 

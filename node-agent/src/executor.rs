@@ -39,7 +39,7 @@ pub(crate) async fn run(agent: Arc<Agent>, alloc: AllocId, stop: CancellationTok
         })
         .await;
     match record {
-        Ok(Some(record)) => agent.report(&record).await,
+        Ok(Some(record)) => agent.report(&agent.records, &record).await,
         Ok(None) => {}
         Err(e) => tracing::error!(%alloc, error = %e, "could not record the end of an allocation"),
     }
@@ -122,7 +122,7 @@ async fn execute(
         })
         .await
     {
-        Ok(Some(record)) => agent.report(&record).await,
+        Ok(Some(record)) => agent.report(&agent.records, &record).await,
         Ok(None) => {}
         Err(e) => tracing::error!(%alloc, error = %e, "could not record the running process"),
     }

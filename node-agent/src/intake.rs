@@ -92,7 +92,7 @@ impl Agent {
             }
             Ok(AgentCommand::Run(assignment)) => {
                 let alloc = assignment.alloc;
-                match self.records.accept(assignment).await {
+                match self.records.accept_assignment(assignment).await {
                     Ok(true) => {
                         tracing::debug!(%alloc, "assignment accepted");
                         // Acknowledge first so the job starts with the assignment settled.
@@ -116,6 +116,31 @@ impl Agent {
                     }
                 }
             }
+            Ok(AgentCommand::Deploy(assignment)) if assignment.node != self.node => {
+                tracing::warn!(instance = %assignment.instance, "dropping a deploy for another node");
+                self.malformed.fetch_add(1, Ordering::Relaxed);
+                AckKind::Term
+            }
+            Ok(AgentCommand::Deploy(assignment)) => {
+                let instance = assignment.instance;
+                match self.accept_instance(*assignment).await {
+                    Ok(true) => tracing::info!(%instance, "deploy accepted"),
+                    Ok(false) => tracing::debug!(%instance, "redelivered deploy ignored"),
+                    Err(e) => {
+                        tracing::error!(%instance, error = %e, "could not record deploy; asking for redelivery");
+                        return self
+                            .settle(msg, AckKind::Nak(Some(Duration::from_secs(1))))
+                            .await;
+                    }
+                }
+                AckKind::Ack
+            }
+            Ok(AgentCommand::StopInstance { instance }) => {
+                if !self.stop_instance(instance) {
+                    tracing::debug!(%instance, "stop for an instance that is not running here");
+                }
+                AckKind::Ack
+            }
             Ok(AgentCommand::Stop { alloc, .. }) => {
                 match self.lock_running().get(&alloc) {
                     Some(token) => {
@@ -127,6 +152,10 @@ impl Agent {
                 AckKind::Ack
             }
         };
+        self.settle(msg, ack).await;
+    }
+
+    async fn settle(&self, msg: Message, ack: AckKind) {
         if let Err(e) = msg.ack_with(ack).await {
             tracing::warn!(error = %e, "could not acknowledge command");
         }

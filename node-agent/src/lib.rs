@@ -26,6 +26,7 @@ pub mod records;
 mod recovery;
 mod report;
 pub mod resources;
+mod service;
 
 pub use error::AgentError;
 
@@ -56,6 +57,8 @@ pub struct Config {
     /// Between SIGTERM and SIGKILL when a job is stopped.
     pub stop_grace: Duration,
     pub heartbeat_interval: Duration,
+    /// Where the node proxy listens for HTTP (None: no proxy).
+    pub http: Option<std::net::SocketAddr>,
 }
 
 impl Config {
@@ -68,6 +71,7 @@ impl Config {
             memory_bytes: None,
             stop_grace: Duration::from_secs(5),
             heartbeat_interval: Duration::from_secs(1),
+            http: None,
         }
     }
 }
@@ -80,7 +84,10 @@ pub(crate) struct Agent {
     config: Config,
     resources: NodeResources,
     started_at_ms: u64,
-    records: Records,
+    records: Records<records::LocalAlloc>,
+    instances: Records<service::LocalInstance>,
+    services: service::Services,
+    router: reef_proxy::Router,
     /// Stop tokens of allocations that are live on this node.
     running: Mutex<HashMap<AllocId, CancellationToken>>,
     tasks: TaskTracker,
@@ -104,10 +111,22 @@ pub async fn run(
         reason: e.to_string(),
     })?;
     let node = identity::load_or_create(&config.data_dir)?;
-    let records = Records::open(&config.data_dir).map_err(|e| AgentError::DataDir {
+    let records = Records::open(&config.data_dir, "allocs").map_err(|e| AgentError::DataDir {
         path: config.data_dir.join("allocs"),
         reason: e.to_string(),
     })?;
+    let instances =
+        Records::open(&config.data_dir, "instances").map_err(|e| AgentError::DataDir {
+            path: config.data_dir.join("instances"),
+            reason: e.to_string(),
+        })?;
+    let proxy_listener =
+        match config.http {
+            Some(addr) => Some(tokio::net::TcpListener::bind(addr).await.map_err(|e| {
+                AgentError::Config(format!("cannot listen for HTTP on {addr}: {e}"))
+            })?),
+            None => None,
+        };
     let mut resources = resources::detect(&config.data_dir);
     if let Some(cpu) = config.cpu_millis {
         resources.cpu_millis = cpu;
@@ -123,6 +142,9 @@ pub async fn run(
         resources,
         started_at_ms: reef_proto::now_ms(),
         records,
+        instances,
+        services: service::Services::default(),
+        router: reef_proxy::Router::new(),
         running: Mutex::new(HashMap::new()),
         tasks: TaskTracker::new(),
         shutdown: shutdown.clone(),
@@ -131,6 +153,15 @@ pub async fn run(
     tracing::info!(%node, name = %agent.config.name, "agent starting");
     agent.recover().await;
 
+    let proxy = proxy_listener.map(|listener| {
+        tracing::info!(addr = ?listener.local_addr().ok(), "node proxy listening");
+        tokio::spawn(reef_proxy::serve(
+            listener,
+            agent.router.clone(),
+            reef_proxy::ProxyConfig::default(),
+            shutdown.clone(),
+        ))
+    });
     let heartbeats = tokio::spawn(agent.clone().heartbeat_loop());
     let result = agent.clone().intake_loop().await;
 
@@ -145,6 +176,13 @@ pub async fn run(
         tracing::warn!("some jobs did not finish stopping before the deadline");
     }
     let _ = heartbeats.await;
+    if let Some(proxy) = proxy {
+        match proxy.await {
+            Ok(Err(e)) => tracing::warn!(error = %e, "node proxy stopped with an error"),
+            Err(e) => tracing::warn!(error = %e, "node proxy task failed"),
+            Ok(Ok(())) => {}
+        }
+    }
     let _ = agent.client.flush().await;
     tracing::info!(
         malformed = agent.malformed.load(std::sync::atomic::Ordering::Relaxed),
@@ -176,7 +214,7 @@ impl Agent {
             .transition(alloc, state, Durability::Written)
             .await
         {
-            Ok(Some(record)) => self.report(&record).await,
+            Ok(Some(record)) => self.report(&self.records, &record).await,
             Ok(None) => {}
             Err(e) => tracing::error!(%alloc, error = %e, "could not record a state change"),
         }

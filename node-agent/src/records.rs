@@ -1,8 +1,9 @@
-//! The agent's durable memory of its allocations: one JSON file per
-//! allocation under `<data-dir>/allocs/`, replaced atomically (write, fsync,
-//! rename, fsync the directory) on every state change. An assignment is
-//! acknowledged only after its record is on disk, and after a restart these
-//! files say what was running, what finished, and what is still unreported.
+//! The agent's durable memory of what it runs: one JSON file per allocation
+//! (job runs under `<data-dir>/allocs/`, app instances under
+//! `<data-dir>/instances/`), replaced atomically (write, fsync, rename, fsync
+//! the directory) on every state change. An assignment is acknowledged only
+//! after its record is on disk, and after a restart these files say what was
+//! running, what finished, and what is still unreported.
 
 use reef_proto::agent::{AllocEvent, Assignment};
 use reef_proto::alloc::AllocState;
@@ -25,6 +26,20 @@ use std::sync::{Arc, Mutex};
 pub enum Durability {
     Synced,
     Written,
+}
+
+/// A record kept by [`Records`]: identified by an allocation id, with a
+/// sequence number per state change and the highest one reported.
+pub trait Record: Serialize + serde::de::DeserializeOwned + Clone + Send + 'static {
+    fn id(&self) -> AllocId;
+    fn seq(&self) -> u32;
+    fn reported_seq(&self) -> u32;
+    fn set_reported_seq(&mut self, seq: u32);
+    fn is_terminal(&self) -> bool;
+    fn updated_at_ms(&self) -> u64;
+    fn set_updated_at_ms(&mut self, at: u64);
+    /// The event that reports the record's current state.
+    fn event_payload(&self) -> Result<bytes::Bytes, reef_proto::EncodeError>;
 }
 
 /// What the agent knows of one allocation.
@@ -67,18 +82,45 @@ impl LocalAlloc {
     }
 }
 
-/// All allocation records, in memory and on disk.
-#[derive(Clone)]
-pub struct Records {
-    dir: PathBuf,
-    inner: Arc<Mutex<HashMap<AllocId, LocalAlloc>>>,
+impl Record for LocalAlloc {
+    fn id(&self) -> AllocId {
+        self.assignment.alloc
+    }
+    fn seq(&self) -> u32 {
+        self.seq
+    }
+    fn reported_seq(&self) -> u32 {
+        self.reported_seq
+    }
+    fn set_reported_seq(&mut self, seq: u32) {
+        self.reported_seq = seq;
+    }
+    fn is_terminal(&self) -> bool {
+        self.state.is_terminal()
+    }
+    fn updated_at_ms(&self) -> u64 {
+        self.updated_at_ms
+    }
+    fn set_updated_at_ms(&mut self, at: u64) {
+        self.updated_at_ms = at;
+    }
+    fn event_payload(&self) -> Result<bytes::Bytes, reef_proto::EncodeError> {
+        reef_proto::encode(&self.event())
+    }
 }
 
-impl Records {
-    /// Opens `<data_dir>/allocs`, loading every record in it. Unreadable
+/// Durable records of one kind, in memory and on disk.
+#[derive(Clone)]
+pub struct Records<R> {
+    dir: PathBuf,
+    inner: Arc<Mutex<HashMap<AllocId, R>>>,
+}
+
+impl<R: Record> Records<R> {
+    /// Opens `<data_dir>/<kind>`, loading every record in it. Unreadable
     /// records are moved aside (`.corrupt`) and reported in the log.
-    pub fn open(data_dir: &Path) -> std::io::Result<Self> {
-        let dir = data_dir.join("allocs");
+    pub fn open(data_dir: &Path, kind: &str) -> std::io::Result<Self> {
+        let dir = data_dir.join(kind);
         std::fs::create_dir_all(&dir)?;
         let mut map = HashMap::new();
         for entry in std::fs::read_dir(&dir)? {
@@ -88,10 +130,10 @@ impl Records {
             }
             match std::fs::read(&path)
                 .map_err(|e| e.to_string())
-                .and_then(|b| serde_json::from_slice::<LocalAlloc>(&b).map_err(|e| e.to_string()))
+                .and_then(|b| serde_json::from_slice::<R>(&b).map_err(|e| e.to_string()))
             {
                 Ok(record) => {
-                    map.insert(record.assignment.alloc, record);
+                    map.insert(record.id(), record);
                 }
                 Err(e) => {
                     tracing::error!(path = %path.display(), error = %e, "unreadable allocation record, moved aside");
@@ -105,50 +147,37 @@ impl Records {
         })
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<AllocId, LocalAlloc>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<AllocId, R>> {
         // A poisoned lock only means another task panicked mid-update of the
         // in-memory map; the files stay the truth, so carry on.
         self.inner.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    pub fn get(&self, alloc: AllocId) -> Option<LocalAlloc> {
+    pub fn get(&self, alloc: AllocId) -> Option<R> {
         self.lock().get(&alloc).cloned()
     }
 
-    pub fn all(&self) -> Vec<LocalAlloc> {
+    pub fn all(&self) -> Vec<R> {
         self.lock().values().cloned().collect()
     }
 
     /// Records with a state change the coordinator has not acknowledged yet.
-    pub fn unreported(&self) -> Vec<LocalAlloc> {
+    pub fn unreported(&self) -> Vec<R> {
         self.lock()
             .values()
-            .filter(|r| r.reported_seq < r.seq)
+            .filter(|r| r.reported_seq() < r.seq())
             .cloned()
             .collect()
     }
 
     pub fn live_count(&self) -> usize {
-        self.lock()
-            .values()
-            .filter(|r| !r.state.is_terminal())
-            .count()
+        self.lock().values().filter(|r| !r.is_terminal()).count()
     }
 
-    /// Records a new assignment in state `accepted`. Returns false (and writes
-    /// nothing) if the allocation is already known: a redelivery.
-    pub async fn accept(&self, assignment: Assignment) -> std::io::Result<bool> {
-        let record = LocalAlloc {
-            assignment,
-            state: AllocState::Accepted,
-            seq: 1,
-            reported_seq: 0,
-            pgid: None,
-            pgid_start_time: None,
-            output_lines: None,
-            updated_at_ms: now_ms(),
-        };
-        let id = record.assignment.alloc;
+    /// Stores a new record, synced. Returns false (and writes nothing) if a
+    /// record with its id is already known: a redelivery.
+    pub async fn accept(&self, record: R) -> std::io::Result<bool> {
+        let id = record.id();
         if self.lock().contains_key(&id) {
             return Ok(false);
         }
@@ -162,32 +191,19 @@ impl Records {
         &self,
         alloc: AllocId,
         durability: Durability,
-        change: impl FnOnce(&mut LocalAlloc),
-    ) -> std::io::Result<Option<LocalAlloc>> {
+        change: impl FnOnce(&mut R),
+    ) -> std::io::Result<Option<R>> {
         let updated = {
             let mut map = self.lock();
             let Some(record) = map.get_mut(&alloc) else {
                 return Ok(None);
             };
             change(record);
-            record.updated_at_ms = now_ms();
+            record.set_updated_at_ms(now_ms());
             record.clone()
         };
         self.save(&updated, durability).await?;
         Ok(Some(updated))
-    }
-
-    /// Moves a live record to `state` (a no-op if the state machine forbids it).
-    pub async fn transition(
-        &self,
-        alloc: AllocId,
-        state: AllocState,
-        durability: Durability,
-    ) -> std::io::Result<Option<LocalAlloc>> {
-        self.update(alloc, durability, |r| {
-            r.advance(state);
-        })
-        .await
     }
 
     /// Notes that the coordinator has been sent `seq`.
@@ -195,8 +211,8 @@ impl Records {
         let changed = {
             let mut map = self.lock();
             match map.get_mut(&alloc) {
-                Some(r) if r.reported_seq < seq => {
-                    r.reported_seq = seq;
+                Some(r) if r.reported_seq() < seq => {
+                    r.set_reported_seq(seq);
                     Some(r.clone())
                 }
                 _ => None,
@@ -217,9 +233,9 @@ impl Records {
             .lock()
             .values()
             .filter(|r| {
-                r.state.is_terminal() && r.reported_seq >= r.seq && r.updated_at_ms < cutoff
+                r.is_terminal() && r.reported_seq() >= r.seq() && r.updated_at_ms() < cutoff
             })
-            .map(|r| r.assignment.alloc)
+            .map(|r| r.id())
             .collect();
         for id in old {
             let _ = std::fs::remove_file(self.path(id));
@@ -231,13 +247,44 @@ impl Records {
         self.dir.join(format!("{alloc}.json"))
     }
 
-    async fn save(&self, record: &LocalAlloc, durability: Durability) -> std::io::Result<()> {
-        let path = self.path(record.assignment.alloc);
+    async fn save(&self, record: &R, durability: Durability) -> std::io::Result<()> {
+        let path = self.path(record.id());
         let bytes = serde_json::to_vec_pretty(record).map_err(std::io::Error::other)?;
         let durable = durability == Durability::Synced;
         tokio::task::spawn_blocking(move || write_file(&path, &bytes, durable))
             .await
             .map_err(std::io::Error::other)?
+    }
+}
+
+impl Records<LocalAlloc> {
+    /// Records a new job assignment in state `accepted`, synced. Returns
+    /// false (and writes nothing) if the allocation is already known.
+    pub async fn accept_assignment(&self, assignment: Assignment) -> std::io::Result<bool> {
+        self.accept(LocalAlloc {
+            assignment,
+            state: AllocState::Accepted,
+            seq: 1,
+            reported_seq: 0,
+            pgid: None,
+            pgid_start_time: None,
+            output_lines: None,
+            updated_at_ms: now_ms(),
+        })
+        .await
+    }
+
+    /// Moves a live record to `state` (a no-op if the state machine forbids it).
+    pub async fn transition(
+        &self,
+        alloc: AllocId,
+        state: AllocState,
+        durability: Durability,
+    ) -> std::io::Result<Option<LocalAlloc>> {
+        self.update(alloc, durability, |r| {
+            r.advance(state);
+        })
+        .await
     }
 }
 

@@ -15,28 +15,34 @@ fn assignment() -> Assignment {
 #[tokio::test]
 async fn records_survive_a_reopen_and_redelivery_is_refused() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let records = Records::open(dir.path()).expect("open");
+    let records = Records::<LocalAlloc>::open(dir.path(), "allocs").expect("open");
     let a = assignment();
-    assert!(records.accept(a.clone()).await.expect("accept"));
-    assert!(!records.accept(a.clone()).await.expect("accept again"));
+    assert!(records.accept_assignment(a.clone()).await.expect("accept"));
+    assert!(!records
+        .accept_assignment(a.clone())
+        .await
+        .expect("accept again"));
     records
         .transition(a.alloc, AllocState::Running { pid: 42 }, Durability::Synced)
         .await
         .expect("transition");
 
-    let reopened = Records::open(dir.path()).expect("reopen");
+    let reopened = Records::<LocalAlloc>::open(dir.path(), "allocs").expect("reopen");
     let r = reopened.get(a.alloc).expect("record kept");
     assert_eq!(r.state, AllocState::Running { pid: 42 });
     assert_eq!(r.seq, 2);
-    assert!(!reopened.accept(a).await.expect("accept after reopen"));
+    assert!(!reopened
+        .accept_assignment(a)
+        .await
+        .expect("accept after reopen"));
 }
 
 #[tokio::test]
 async fn forbidden_transitions_change_nothing() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let records = Records::open(dir.path()).expect("open");
+    let records = Records::<LocalAlloc>::open(dir.path(), "allocs").expect("open");
     let a = assignment();
-    records.accept(a.clone()).await.expect("accept");
+    records.accept_assignment(a.clone()).await.expect("accept");
     records
         .transition(a.alloc, AllocState::Exited { code: 0 }, Durability::Written)
         .await
@@ -55,7 +61,7 @@ fn corrupt_records_are_moved_aside() {
     let dir = tempfile::tempdir().expect("tempdir");
     std::fs::create_dir_all(dir.path().join("allocs")).expect("mkdir");
     std::fs::write(dir.path().join("allocs/x.json"), b"{not json").expect("write");
-    let records = Records::open(dir.path()).expect("open");
+    let records = Records::<LocalAlloc>::open(dir.path(), "allocs").expect("open");
     assert!(records.all().is_empty());
     assert!(dir.path().join("allocs/x.corrupt").exists());
 }

@@ -7,6 +7,10 @@
 //!   time match) is killed, and the allocation is reported `lost` with the
 //!   reason.
 //! - terminal but unreported: reported by the heartbeat loop.
+//!
+//! App instances are different: they are meant to keep running, so a live
+//! instance's leftover process (if provably the same one) is killed and the
+//! instance is started again from its release.
 
 use crate::process::{signal_group, start_time};
 use crate::Agent;
@@ -42,6 +46,20 @@ impl Agent {
                 }
                 _ => {}
             }
+        }
+        for record in self.instances.all() {
+            if record.state.is_terminal() {
+                continue;
+            }
+            // The old process lost its supervisor (and its log pipes): end it,
+            // then start the instance afresh, so there is never a second copy.
+            if let (Some(pgid), Some(started)) = (record.pgid, record.pgid_start_time) {
+                if start_time(pgid) == Some(started) {
+                    tracing::info!(instance = %record.assignment.instance, pgid, "replacing an instance left over from before the restart");
+                    signal_group(pgid, Signal::SIGKILL);
+                }
+            }
+            self.start_instance(record.assignment.instance);
         }
     }
 }

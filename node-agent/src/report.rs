@@ -3,10 +3,11 @@
 //! JetStream acknowledged it; anything unreported is retried with every
 //! heartbeat, so a NATS outage delays reports but never loses them.
 
-use crate::records::LocalAlloc;
+use crate::records::{Record, Records};
 use crate::Agent;
 use reef_proto::api::{ApiReply, ApiRequest};
 use reef_proto::node::{Heartbeat, NodeRecord};
+use reef_proto::AllocId;
 use reef_proto::{decode, encode, now_ms, subjects};
 use std::sync::Arc;
 use std::time::Duration;
@@ -17,17 +18,18 @@ const NATS_TIMEOUT: Duration = Duration::from_secs(5);
 const KEEP_FINISHED_MS: u64 = 24 * 3_600_000;
 
 impl Agent {
-    /// Publishes the record's current state as an event and notes it reported.
-    pub(crate) async fn report(&self, record: &LocalAlloc) {
-        let event = record.event();
-        let payload = match encode(&event) {
+    /// Publishes a record's current state as an event (on
+    /// `reef.events.<node>.<id>`) and notes it reported once JetStream has it.
+    pub(crate) async fn report<R: Record>(&self, records: &Records<R>, record: &R) {
+        let id = record.id();
+        let payload = match record.event_payload() {
             Ok(p) => p,
             Err(e) => {
-                tracing::error!(alloc = %event.alloc, error = %e, "event could not be encoded");
+                tracing::error!(%id, error = %e, "event could not be encoded");
                 return;
             }
         };
-        let subject = subjects::event(self.node, event.alloc);
+        let subject = subjects::event(self.node, id);
         let sent = tokio::time::timeout(NATS_TIMEOUT, async {
             self.js.publish(subject, payload).await?.await?;
             Ok::<_, async_nats::Error>(())
@@ -35,14 +37,25 @@ impl Agent {
         .await;
         match sent {
             Ok(Ok(())) => {
-                if let Err(e) = self.records.mark_reported(event.alloc, event.seq).await {
-                    tracing::error!(alloc = %event.alloc, error = %e, "could not record a report");
+                if let Err(e) = records.mark_reported(id, record.seq()).await {
+                    tracing::error!(%id, error = %e, "could not record a report");
                 }
             }
-            Ok(Err(e)) => {
-                tracing::warn!(alloc = %event.alloc, error = %e, "event not reported yet; will retry")
+            Ok(Err(e)) => tracing::warn!(%id, error = %e, "event not reported yet; will retry"),
+            Err(_) => tracing::warn!(%id, "event report timed out; will retry"),
+        }
+    }
+
+    /// Reports every unreported record of `records` whose runner is not active.
+    async fn report_pending<R: Record>(
+        &self,
+        records: &Records<R>,
+        active: impl Fn(AllocId) -> bool,
+    ) {
+        for record in records.unreported() {
+            if !active(record.id()) {
+                self.report(records, &record).await;
             }
-            Err(_) => tracing::warn!(alloc = %event.alloc, "event report timed out; will retry"),
         }
     }
 
@@ -62,12 +75,11 @@ impl Agent {
                 registered = self.register().await;
             }
             self.beat().await;
-            for record in self.records.unreported() {
-                // Live allocations are reported by their executors.
-                if !self.lock_running().contains_key(&record.assignment.alloc) {
-                    self.report(&record).await;
-                }
-            }
+            // Live allocations and instances are reported by their runners.
+            self.report_pending(&self.records, |id| self.lock_running().contains_key(&id))
+                .await;
+            self.report_pending(&self.instances, |id| self.services.is_running(id))
+                .await;
             beats += 1;
             if beats % 3600 == 0 {
                 self.records.prune(KEEP_FINISHED_MS);
@@ -75,9 +87,8 @@ impl Agent {
         }
         // Final reports from jobs stopped at shutdown are sent by their
         // executors; this catches any that were already pending.
-        for record in self.records.unreported() {
-            self.report(&record).await;
-        }
+        self.report_pending(&self.records, |_| false).await;
+        self.report_pending(&self.instances, |_| false).await;
     }
 
     fn node_record(&self) -> NodeRecord {

@@ -2,6 +2,7 @@
 //! node on its JetStream subject, events come back on the events stream.
 
 use crate::alloc::AllocState;
+use crate::app::InstanceAssignment;
 use crate::envelope::{Message, MessageKind};
 use crate::ids::{AllocId, JobId, NodeId};
 use crate::job::JobSpec;
@@ -14,6 +15,10 @@ pub enum AgentCommand {
     Run(Assignment),
     /// Stop this allocation (SIGTERM to its process group, then SIGKILL).
     Stop { alloc: AllocId, job: JobId },
+    /// Start an app instance. Redelivery of the same instance id has no effect.
+    Deploy(Box<InstanceAssignment>),
+    /// Drain and stop an app instance.
+    StopInstance { instance: AllocId },
 }
 
 impl AgentCommand {
@@ -21,7 +26,8 @@ impl AgentCommand {
     pub fn node(&self) -> Option<NodeId> {
         match self {
             AgentCommand::Run(a) => Some(a.node),
-            AgentCommand::Stop { .. } => None,
+            AgentCommand::Deploy(a) => Some(a.node),
+            AgentCommand::Stop { .. } | AgentCommand::StopInstance { .. } => None,
         }
     }
 }

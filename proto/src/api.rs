@@ -1,9 +1,11 @@
 //! The request/reply API between the CLI (or any client) and the coordinators,
 //! on `reef.api.<verb>`. Every request gets a reply: a result or a typed error.
 
+use crate::app::{AppRecord, ArtifactRef, Instance, Release};
 use crate::envelope::{Message, MessageKind};
 use crate::ids::{JobId, NodeId};
 use crate::job::{JobRecord, JobSpec, Resources};
+use crate::manifest::AppSpec;
 use crate::node::NodeRecord;
 use crate::subjects::verbs;
 use serde::{Deserialize, Serialize};
@@ -19,6 +21,14 @@ pub enum ApiRequest {
     StopJob(JobId),
     ListNodes,
     RegisterNode(NodeRecord),
+    /// Record a new release of an app (creating the app if needed) and roll it out.
+    DeployApp {
+        spec: Box<AppSpec>,
+        artifact: ArtifactRef,
+    },
+    ListApps,
+    AppStatus(String),
+    ListReleases(String),
 }
 
 impl ApiRequest {
@@ -31,6 +41,10 @@ impl ApiRequest {
             ApiRequest::StopJob(_) => verbs::JOB_STOP,
             ApiRequest::ListNodes => verbs::NODE_LIST,
             ApiRequest::RegisterNode(_) => verbs::NODE_REGISTER,
+            ApiRequest::DeployApp { .. } => verbs::APP_DEPLOY,
+            ApiRequest::ListApps => verbs::APP_LIST,
+            ApiRequest::AppStatus(_) => verbs::APP_STATUS,
+            ApiRequest::ListReleases(_) => verbs::APP_RELEASES,
         }
     }
 }
@@ -69,6 +83,24 @@ pub enum ApiResponse {
     },
     Nodes(Vec<NodeStatus>),
     Registered(NodeId),
+    /// A release was recorded and is rolling out to these instances.
+    Deploying {
+        release: Box<Release>,
+        instances: Vec<Instance>,
+    },
+    Apps(Vec<AppStatus>),
+    App(Box<AppStatus>),
+    Releases(Vec<Release>),
+}
+
+/// An app as `reef apps` and `reef status` show it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AppStatus {
+    pub record: AppRecord,
+    /// The release that should be running.
+    pub release: Release,
+    /// Every instance that is not finished, of any release.
+    pub instances: Vec<Instance>,
 }
 
 /// What kind of failure an API error is, so clients can react without parsing text.

@@ -30,6 +30,10 @@ pub enum MessageKind {
     JobRecord = 6,
     Allocation = 7,
     NodeRecord = 8,
+    Release = 9,
+    AppRecord = 10,
+    Instance = 11,
+    InstanceEvent = 12,
 }
 
 /// A type that travels inside an envelope.
@@ -95,8 +99,14 @@ pub fn encode<T: Message>(msg: &T) -> Result<Bytes, EncodeError> {
     Ok(Bytes::from(out))
 }
 
-/// Decodes a message of type `T`, refusing anything that is not exactly one.
-pub fn decode<T: Message>(bytes: &[u8]) -> Result<T, DecodeError> {
+/// The kind of an enveloped message, for subjects that carry more than one.
+/// Checks size, magic and version, not the payload.
+pub fn peek_kind(bytes: &[u8]) -> Result<MessageKind, DecodeError> {
+    let envelope = open(bytes)?;
+    Ok(envelope.kind)
+}
+
+fn open(bytes: &[u8]) -> Result<Envelope, DecodeError> {
     if bytes.len() > MAX_MESSAGE_BYTES {
         return Err(DecodeError::TooLarge {
             size: bytes.len(),
@@ -117,6 +127,12 @@ pub fn decode<T: Message>(bytes: &[u8]) -> Result<T, DecodeError> {
             got: envelope.version,
         });
     }
+    Ok(envelope)
+}
+
+/// Decodes a message of type `T`, refusing anything that is not exactly one.
+pub fn decode<T: Message>(bytes: &[u8]) -> Result<T, DecodeError> {
+    let envelope = open(bytes)?;
     if envelope.kind != T::KIND {
         return Err(DecodeError::WrongKind {
             expected: T::KIND,

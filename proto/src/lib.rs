@@ -8,6 +8,7 @@
 //! - [`ids`]: job, allocation and node identifiers (uuid v7).
 //! - [`job`]: job specifications, their validation, and job records.
 //! - [`alloc`]: allocations and their state machine.
+//! - [`app`]: releases, app records and instances.
 //! - [`node`]: node descriptions and heartbeats.
 //! - [`agent`]: what the coordinator tells an agent, and what an agent reports.
 //! - [`api`]: the request/reply API the CLI speaks.
@@ -20,6 +21,7 @@
 pub mod agent;
 pub mod alloc;
 pub mod api;
+pub mod app;
 pub mod envelope;
 pub mod ids;
 pub mod job;
@@ -28,7 +30,7 @@ pub mod node;
 pub mod subjects;
 pub mod units;
 
-pub use envelope::{decode, encode, DecodeError, EncodeError, Message, MessageKind};
+pub use envelope::{decode, encode, peek_kind, DecodeError, EncodeError, Message, MessageKind};
 pub use ids::{AllocId, JobId, NodeId};
 
 /// Milliseconds since the Unix epoch, the one clock format on the wire.

@@ -19,6 +19,10 @@ pub mod verbs {
     pub const JOB_STOP: &str = "job.stop";
     pub const NODE_LIST: &str = "node.list";
     pub const NODE_REGISTER: &str = "node.register";
+    pub const APP_DEPLOY: &str = "app.deploy";
+    pub const APP_LIST: &str = "app.list";
+    pub const APP_STATUS: &str = "app.status";
+    pub const APP_RELEASES: &str = "app.releases";
 }
 
 /// `reef.api.<verb>`.
@@ -93,6 +97,29 @@ pub fn log_output(subject: &str) -> Option<Output> {
         "err" => Some(Output::Stderr),
         _ => None,
     }
+}
+
+/// Log subjects of one app instance: `reef.logs.app.<app>.<instance>.<out|err>`.
+pub fn instance_logs(app: &str, instance: AllocId, output: Output) -> String {
+    format!("reef.logs.app.{app}.{instance}.{}", output.token())
+}
+
+/// Every log subject of one app, for `reef logs APP`.
+pub fn app_logs(app: &str) -> String {
+    format!("reef.logs.app.{app}.>")
+}
+
+/// KV bucket of apps, keyed by app name.
+pub const APPS_BUCKET: &str = "reef-apps";
+/// KV bucket of releases, keyed `<app>.<version>`.
+pub const RELEASES_BUCKET: &str = "reef-releases";
+/// KV bucket of app instances, keyed by instance id.
+pub const INSTANCES_BUCKET: &str = "reef-instances";
+/// Object store of release artifacts, each named by its sha256.
+pub const ARTIFACTS_STORE: &str = "reef-artifacts";
+
+pub fn release_key(app: &str, version: u32) -> String {
+    format!("{app}.{version}")
 }
 
 /// KV bucket of job records, keyed by job id.

@@ -8,6 +8,7 @@
 
 pub mod api;
 pub mod cluster;
+pub mod http;
 pub mod nats;
 pub mod process;
 pub mod reef;

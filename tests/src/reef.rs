@@ -31,6 +31,8 @@ pub struct ReefProcess {
     child: Option<Child>,
     args: Vec<String>,
     pub log: PathBuf,
+    /// For agents: the port of the node proxy, on 127.0.0.1.
+    pub http_port: Option<u16>,
 }
 
 impl ReefProcess {
@@ -39,6 +41,7 @@ impl ReefProcess {
             child: None,
             args,
             log,
+            http_port: None,
         };
         process.launch();
         process
@@ -73,8 +76,10 @@ impl ReefProcess {
         Self::spawn(args, log)
     }
 
-    /// Starts an agent named `name` with its data in `dir/name`.
+    /// Starts an agent named `name` with its data in `dir/name`, and its
+    /// proxy on a free port of 127.0.0.1.
     pub fn agent(nats: &str, dir: &Path, name: &str, extra: &[&str]) -> Self {
+        let http_port = crate::wait::free_port();
         let mut args = vec![
             "--nats".to_string(),
             nats.to_string(),
@@ -85,9 +90,13 @@ impl ReefProcess {
             dir.join(name).display().to_string(),
             "--stop-grace".into(),
             "2s".into(),
+            "--http".into(),
+            format!("127.0.0.1:{http_port}"),
         ];
         args.extend(extra.iter().map(|s| s.to_string()));
-        Self::spawn(args, dir.join(format!("agent-{name}.log")))
+        let mut agent = Self::spawn(args, dir.join(format!("agent-{name}.log")));
+        agent.http_port = Some(http_port);
+        agent
     }
 
     pub fn pid(&self) -> Option<u32> {

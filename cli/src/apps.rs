@@ -1,0 +1,377 @@
+//! `reef deploy`, `reef apps`, `reef status` and `reef releases`.
+//!
+//! A deploy packs the directory (or a single binary) into a deterministic
+//! tarball, uploads it to the artifact store only if its sha256 is not there
+//! yet, asks a coordinator to record the release and roll it out, and then
+//! follows every new instance until all are healthy, or one fails (then it
+//! says what the check saw and prints the instance's last log lines).
+
+use crate::client::{call, connect};
+use crate::views;
+use anyhow::{anyhow, bail, Context as _, Result};
+use async_nats::jetstream;
+use clap::Args;
+use futures::StreamExt;
+use reef_proto::api::{ApiRequest, ApiResponse, AppStatus};
+use reef_proto::app::{ArtifactRef, Instance, InstanceState};
+use reef_proto::subjects;
+use reef_proto::units::{format_duration, format_size};
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Duration;
+
+#[derive(Args)]
+pub struct DeployArgs {
+    /// The app's directory, or a single binary [default: .].
+    pub path: Option<PathBuf>,
+    /// The manifest [default: Reef.toml in the directory].
+    #[arg(short = 'f', long = "file")]
+    pub manifest: Option<PathBuf>,
+    /// Record the release and return without waiting for it to be healthy.
+    #[arg(long, short = 'd')]
+    pub detach: bool,
+}
+
+/// Longest a deploy is followed before the CLI gives up waiting (the rollout goes on).
+const FOLLOW_LIMIT: Duration = Duration::from_secs(900);
+
+pub async fn deploy(nats: &str, args: DeployArgs) -> Result<ExitCode> {
+    let path = args.path.clone().unwrap_or_else(|| PathBuf::from("."));
+    let manifest_path = match (&args.manifest, path.is_dir()) {
+        (Some(file), _) => file.clone(),
+        (None, true) => path.join("Reef.toml"),
+        (None, false) => bail!(
+            "{} is a file: give its manifest with -f Reef.toml",
+            path.display()
+        ),
+    };
+    let text = std::fs::read_to_string(&manifest_path)
+        .with_context(|| format!("could not read {}", manifest_path.display()))?;
+    let spec = reef_proto::manifest::parse(&text)?;
+
+    let tarball = tempfile::NamedTempFile::new()?;
+    let entries = if path.is_dir() {
+        reef_artifact::pack_dir(&path, std::io::BufWriter::new(tarball.reopen()?))?
+    } else {
+        let name = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .ok_or_else(|| anyhow!("{} has no usable file name", path.display()))?;
+        reef_artifact::pack_file(&path, name, std::io::BufWriter::new(tarball.reopen()?))?
+    };
+    let size = std::fs::metadata(tarball.path())?.len();
+    let digest = reef_artifact::sha256_hex(std::fs::File::open(tarball.path())?)?;
+
+    let client = connect(nats).await?;
+    let js = jetstream::new(client.clone());
+    upload(&js, tarball.path(), &digest, size, entries).await?;
+
+    let reply = call(
+        &client,
+        ApiRequest::DeployApp {
+            spec: Box::new(spec.clone()),
+            artifact: ArtifactRef { digest, size },
+        },
+    )
+    .await?;
+    let ApiResponse::Deploying { release, instances } = reply else {
+        bail!("unexpected reply from the coordinator");
+    };
+    eprintln!(
+        "release {} of {}: rolling out to {} instance(s)",
+        release.version,
+        release.app,
+        instances.len()
+    );
+    if args.detach {
+        println!("{}", release.version);
+        return Ok(ExitCode::SUCCESS);
+    }
+    let names = crate::jobs::node_names(&client).await;
+    follow(&js, &release.app, &instances, &names).await
+}
+
+async fn upload(
+    js: &jetstream::Context,
+    file: &Path,
+    digest: &str,
+    size: u64,
+    entries: u64,
+) -> Result<()> {
+    let store = js
+        .get_object_store(subjects::ARTIFACTS_STORE)
+        .await
+        .map_err(|e| anyhow!("could not open the artifact store (has a coordinator run?): {e}"))?;
+    if let Ok(info) = store.info(digest).await {
+        if !info.deleted && info.size as u64 == size {
+            eprintln!(
+                "artifact {} ({}) is already uploaded",
+                &digest[..12],
+                format_size(size)
+            );
+            return Ok(());
+        }
+    }
+    eprintln!(
+        "uploading artifact {} ({}, {entries} entries)",
+        &digest[..12],
+        format_size(size)
+    );
+    let mut reader = Progress::new(tokio::fs::File::open(file).await?, size);
+    store
+        .put(digest, &mut reader)
+        .await
+        .map_err(|e| anyhow!("upload failed: {e}"))?;
+    Ok(())
+}
+
+/// Counts bytes read and prints progress for large uploads.
+struct Progress<R> {
+    inner: R,
+    total: u64,
+    done: u64,
+    shown: u64,
+}
+
+impl<R> Progress<R> {
+    fn new(inner: R, total: u64) -> Self {
+        Self {
+            inner,
+            total,
+            done: 0,
+            shown: 0,
+        }
+    }
+}
+
+impl<R: tokio::io::AsyncRead + Unpin> tokio::io::AsyncRead for Progress<R> {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        let before = buf.filled().len();
+        let poll = std::pin::Pin::new(&mut self.inner).poll_read(cx, buf);
+        let read = (buf.filled().len() - before) as u64;
+        self.done += read;
+        // Every tenth of the way, for artifacts over 4 MiB.
+        if self.total > 4 << 20 {
+            let tenth = self.done * 10 / self.total.max(1);
+            if tenth > self.shown {
+                self.shown = tenth;
+                eprintln!(
+                    "  {}% ({} of {})",
+                    tenth * 10,
+                    format_size(self.done),
+                    format_size(self.total)
+                );
+            }
+        }
+        poll
+    }
+}
+
+/// Follows new instances until all are healthy or one fails.
+async fn follow(
+    js: &jetstream::Context,
+    app: &str,
+    instances: &[Instance],
+    names: &HashMap<String, String>,
+) -> Result<ExitCode> {
+    let bucket = js
+        .get_key_value(subjects::INSTANCES_BUCKET)
+        .await
+        .map_err(|e| anyhow!("could not open the instances bucket: {e}"))?;
+    let mut watch = bucket
+        .watch_all()
+        .await
+        .context("could not watch instances")?;
+    let mut states: BTreeMap<reef_proto::AllocId, Instance> =
+        instances.iter().map(|i| (i.id, i.clone())).collect();
+    let node_name = |i: &Instance| {
+        names
+            .get(&i.node.to_string())
+            .cloned()
+            .unwrap_or_else(|| i.node.to_string())
+    };
+    let deadline = tokio::time::Instant::now() + FOLLOW_LIMIT;
+    loop {
+        if states.values().all(|i| i.state == InstanceState::Healthy) {
+            eprintln!("{app}: every instance is healthy");
+            return Ok(ExitCode::SUCCESS);
+        }
+        if let Some(failed) = states.values().find(|i| i.state.is_terminal()) {
+            let reason = match &failed.state {
+                InstanceState::Failed { reason } | InstanceState::Lost { reason } => reason.clone(),
+                other => other.name().to_string(),
+            };
+            eprintln!(
+                "reef: deploy of {app} failed on {}: {reason}",
+                node_name(failed)
+            );
+            print_last_lines(js, app, failed.id).await;
+            eprintln!("the previous release keeps serving where it ran");
+            return Ok(ExitCode::FAILURE);
+        }
+        let entry = tokio::select! {
+            entry = watch.next() => entry,
+            _ = tokio::time::sleep_until(deadline) => {
+                eprintln!("reef: still rolling out after {}; see `reef status {app}`", format_duration(FOLLOW_LIMIT));
+                return Ok(ExitCode::FAILURE);
+            }
+        };
+        let Some(Ok(entry)) = entry else {
+            bail!("the instance watch ended unexpectedly");
+        };
+        let Ok(instance) = reef_proto::decode::<Instance>(&entry.value) else {
+            continue;
+        };
+        if let Some(known) = states.get_mut(&instance.id) {
+            if known.state != instance.state {
+                eprintln!(
+                    "  {}: {}{}",
+                    node_name(&instance),
+                    instance.state.name(),
+                    instance
+                        .message
+                        .as_ref()
+                        .map(|m| format!(" ({m})"))
+                        .unwrap_or_default()
+                );
+            }
+            *known = instance;
+        }
+    }
+}
+
+/// Prints the last lines an instance logged, to explain a failure.
+async fn print_last_lines(js: &jetstream::Context, app: &str, instance: reef_proto::AllocId) {
+    let filter = format!("reef.logs.app.{app}.{instance}.>");
+    let lines = match crate::logs::last_lines(js, &filter, 20).await {
+        Ok(lines) => lines,
+        Err(e) => {
+            eprintln!("(its logs could not be read: {e:#})");
+            return;
+        }
+    };
+    if lines.is_empty() {
+        eprintln!("(it logged nothing)");
+        return;
+    }
+    eprintln!("its last {} log lines:", lines.len());
+    for line in lines {
+        eprintln!("  | {}", String::from_utf8_lossy(&line));
+    }
+}
+
+async fn status_of(client: &async_nats::Client, app: &str) -> Result<AppStatus> {
+    match call(client, ApiRequest::AppStatus(app.to_string())).await? {
+        ApiResponse::App(status) => Ok(*status),
+        _ => bail!("unexpected reply from the coordinator"),
+    }
+}
+
+pub async fn apps(nats: &str, json: bool) -> Result<()> {
+    let client = connect(nats).await?;
+    let ApiResponse::Apps(apps) = call(&client, ApiRequest::ListApps).await? else {
+        bail!("unexpected reply from the coordinator");
+    };
+    if json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&serde_json::Value::Array(
+                apps.iter()
+                    .map(|a| views::app_json(a, &HashMap::new()))
+                    .collect()
+            ))?
+        );
+        return Ok(());
+    }
+    let rows: Vec<Vec<String>> = apps
+        .iter()
+        .map(|a| {
+            let healthy = a
+                .instances
+                .iter()
+                .filter(|i| i.state == InstanceState::Healthy && i.version == a.record.version)
+                .count();
+            vec![
+                a.record.name.clone(),
+                a.record.version.to_string(),
+                format!("{healthy}/{}", a.record.replicas),
+                if a.release.spec.domains.is_empty() {
+                    "-".into()
+                } else {
+                    a.release.spec.domains.join(",")
+                },
+            ]
+        })
+        .collect();
+    views::print_table(&["NAME", "RELEASE", "HEALTHY", "DOMAINS"], &rows);
+    Ok(())
+}
+
+pub async fn status(nats: &str, app: &str, json: bool) -> Result<()> {
+    let client = connect(nats).await?;
+    let status = status_of(&client, app).await?;
+    let names = crate::jobs::node_names(&client).await;
+    if json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&views::app_json(&status, &names))?
+        );
+        return Ok(());
+    }
+    println!("app:      {}", status.record.name);
+    println!(
+        "release:  {} (artifact {})",
+        status.record.version,
+        &status.release.artifact.digest[..12]
+    );
+    println!("replicas: {}", status.record.replicas);
+    if !status.release.spec.domains.is_empty() {
+        println!("domains:  {}", status.release.spec.domains.join(", "));
+    }
+    println!();
+    views::print_table(
+        views::INSTANCE_HEADER,
+        &views::instance_rows(&status.instances, &names),
+    );
+    Ok(())
+}
+
+pub async fn releases(nats: &str, app: &str) -> Result<()> {
+    let client = connect(nats).await?;
+    let current = status_of(&client, app).await?.record.version;
+    let ApiResponse::Releases(releases) =
+        call(&client, ApiRequest::ListReleases(app.to_string())).await?
+    else {
+        bail!("unexpected reply from the coordinator");
+    };
+    let now = reef_proto::now_ms();
+    let rows: Vec<Vec<String>> = releases
+        .iter()
+        .map(|r| {
+            vec![
+                format!(
+                    "{}{}",
+                    r.version,
+                    if r.version == current {
+                        " (current)"
+                    } else {
+                        ""
+                    }
+                ),
+                r.artifact.digest[..12].to_string(),
+                format_size(r.artifact.size),
+                format!(
+                    "{} ago",
+                    format_duration(Duration::from_millis(now.saturating_sub(r.created_at_ms)))
+                ),
+            ]
+        })
+        .collect();
+    views::print_table(&["RELEASE", "ARTIFACT", "SIZE", "CREATED"], &rows);
+    Ok(())
+}

@@ -1,0 +1,344 @@
+//! Apps: recording releases and rolling them out to instances, answering
+//! app queries, and applying the instance events nodes report.
+//!
+//! A deploy is decided before anything is written: the rollout plan and the
+//! node of every new replica are computed first, so a release that cannot be
+//! placed is refused without side effects. Then the app record, the release,
+//! and each instance go to KV before its assignment is published.
+
+use crate::rollout;
+use crate::scheduler::{self, Demand};
+use crate::{store, Coordinator, CoordinatorError};
+use async_nats::HeaderMap;
+use reef_proto::agent::AgentCommand;
+use reef_proto::api::{ApiError, ApiErrorKind, AppStatus};
+use reef_proto::app::{
+    AppDesired, AppRecord, ArtifactRef, Instance, InstanceAssignment, InstanceEvent, InstanceState,
+    Release,
+};
+use reef_proto::manifest::{validate_app_name, AppSpec};
+use reef_proto::{encode, now_ms, subjects, AllocId, NodeId};
+use std::collections::HashSet;
+use std::time::Instant;
+
+fn invalid(message: impl Into<String>) -> ApiError {
+    ApiError::new(ApiErrorKind::Invalid, message)
+}
+
+fn not_found(app: &str) -> ApiError {
+    ApiError::new(ApiErrorKind::NotFound, format!("no app {app}"))
+}
+
+impl Coordinator {
+    pub(crate) async fn deploy_app(
+        &mut self,
+        spec: AppSpec,
+        artifact: ArtifactRef,
+    ) -> Result<(Release, Vec<Instance>), ApiError> {
+        validate_app_name(&spec.name).map_err(invalid)?;
+        if !(1..=1000).contains(&spec.replicas) {
+            return Err(invalid("replicas must be between 1 and 1000"));
+        }
+        let valid_digest = artifact.digest.len() == 64
+            && artifact
+                .digest
+                .bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
+        if !valid_digest {
+            return Err(invalid(format!(
+                "{:?} is not a sha256 digest",
+                artifact.digest
+            )));
+        }
+        match self.store.artifacts.info(&artifact.digest).await {
+            Ok(info) if !info.deleted && info.size as u64 == artifact.size => {}
+            Ok(info) if !info.deleted => {
+                return Err(invalid(format!(
+                    "artifact {} has {} bytes, the deploy says {}",
+                    artifact.digest, info.size, artifact.size
+                )))
+            }
+            _ => {
+                return Err(invalid(format!(
+                    "artifact {} was not uploaded",
+                    artifact.digest
+                )))
+            }
+        }
+
+        // Decide everything before writing anything.
+        let live: Vec<&Instance> = self
+            .cluster
+            .instances
+            .values()
+            .map(|(i, _)| i)
+            .filter(|i| i.app == spec.name)
+            .collect();
+        let plan = rollout::plan(&live, spec.replicas);
+        let mut used: HashSet<NodeId> = plan.replace.iter().map(|(_, node)| *node).collect();
+        let mut new_nodes = Vec::new();
+        for _ in 0..plan.place {
+            let node = self.choose_for_app(&spec, &used).map_err(|reason| {
+                invalid(format!("cannot place a replica of {}: {reason}", spec.name))
+            })?;
+            used.insert(node);
+            new_nodes.push(node);
+        }
+
+        let now = now_ms();
+        let name = spec.name.clone();
+        let record = store::modify_from::<AppRecord>(&self.store.apps, &name, None, |app| {
+            app.latest += 1;
+            app.version = app.latest;
+            app.replicas = spec.replicas;
+            app.desired = AppDesired::Running;
+            app.updated_at_ms = now;
+            true
+        })
+        .await?;
+        let record = match record {
+            Some((record, _)) => record,
+            None => {
+                let record = AppRecord {
+                    name: name.clone(),
+                    version: 1,
+                    latest: 1,
+                    replicas: spec.replicas,
+                    desired: AppDesired::Running,
+                    created_at_ms: now,
+                    updated_at_ms: now,
+                };
+                store::create(&self.store.apps, &name, &record)
+                    .await
+                    .map_err(|_| {
+                        ApiError::new(
+                            ApiErrorKind::Unavailable,
+                            "another deploy of this app raced this one; try again",
+                        )
+                    })?;
+                record
+            }
+        };
+        let release = Release {
+            app: name.clone(),
+            version: record.version,
+            artifact,
+            spec,
+            created_at_ms: now,
+            copied_from: None,
+        };
+        store::create(
+            &self.store.releases,
+            &subjects::release_key(&name, release.version),
+            &release,
+        )
+        .await?;
+        tracing::info!(app = %name, version = release.version, "release recorded");
+
+        let mut instances = Vec::new();
+        let targets = plan
+            .replace
+            .iter()
+            .map(|(old, node)| (*node, Some(*old)))
+            .chain(new_nodes.into_iter().map(|node| (node, None)));
+        for (node, replaces) in targets {
+            instances.push(self.start_instance(&release, node, replaces).await?);
+        }
+        for id in plan.stop {
+            self.stop_instance(id).await?;
+        }
+        Ok((release, instances))
+    }
+
+    /// Picks a node for a new replica, avoiding nodes in `avoid` (those that
+    /// already host the app) when another node fits.
+    fn choose_for_app(&self, spec: &AppSpec, avoid: &HashSet<NodeId>) -> Result<NodeId, String> {
+        let demand = Demand {
+            resources: spec.resources,
+            constraints: &spec.constraints,
+        };
+        let candidates = self.cluster.candidates(Instant::now());
+        let spread: Vec<_> = candidates
+            .iter()
+            .filter(|c| !avoid.contains(&c.id))
+            .cloned()
+            .collect();
+        scheduler::place_demand(demand, &spread)
+            .or_else(|_| scheduler::place_demand(demand, &candidates))
+    }
+
+    async fn start_instance(
+        &mut self,
+        release: &Release,
+        node: NodeId,
+        replaces: Option<AllocId>,
+    ) -> Result<Instance, CoordinatorError> {
+        let now = now_ms();
+        let instance = Instance {
+            id: AllocId::new(),
+            app: release.app.clone(),
+            version: release.version,
+            node,
+            state: InstanceState::Assigned,
+            port: None,
+            restarts: 0,
+            message: None,
+            event_seq: 0,
+            created_at_ms: now,
+            updated_at_ms: now,
+        };
+        store::create(&self.store.instances, &instance.id.to_string(), &instance).await?;
+        self.cluster
+            .commit_instance(instance.clone(), release.spec.resources);
+        let command = AgentCommand::Deploy(Box::new(InstanceAssignment {
+            instance: instance.id,
+            node,
+            release: release.clone(),
+            replaces,
+            issued_at_ms: now,
+        }));
+        self.publish_to_node(node, &format!("deploy-{}", instance.id), &command)
+            .await?;
+        Ok(instance)
+    }
+
+    async fn stop_instance(&mut self, id: AllocId) -> Result<(), CoordinatorError> {
+        let Some((instance, _)) = self.cluster.instances.get(&id) else {
+            return Ok(());
+        };
+        let node = instance.node;
+        self.publish_to_node(
+            node,
+            &format!("stop-{id}"),
+            &AgentCommand::StopInstance { instance: id },
+        )
+        .await
+    }
+
+    async fn publish_to_node(
+        &self,
+        node: NodeId,
+        msg_id: &str,
+        command: &AgentCommand,
+    ) -> Result<(), CoordinatorError> {
+        let payload = encode(command).map_err(CoordinatorError::store)?;
+        let mut headers = HeaderMap::new();
+        headers.insert(async_nats::header::NATS_MESSAGE_ID, msg_id);
+        self.store
+            .js
+            .publish_with_headers(subjects::assign(node), headers, payload)
+            .await
+            .map_err(CoordinatorError::store)?
+            .await
+            .map_err(CoordinatorError::store)?;
+        Ok(())
+    }
+
+    pub(crate) async fn app_status(&self, name: &str) -> Result<AppStatus, ApiError> {
+        let (record, _) = store::get::<AppRecord>(&self.store.apps, name)
+            .await?
+            .ok_or_else(|| not_found(name))?;
+        let (release, _) = store::get::<Release>(
+            &self.store.releases,
+            &subjects::release_key(name, record.version),
+        )
+        .await?
+        .ok_or_else(|| {
+            ApiError::new(
+                ApiErrorKind::Internal,
+                format!("release {} of {name} is missing", record.version),
+            )
+        })?;
+        let mut instances: Vec<Instance> = store::all::<Instance>(&self.store.instances)
+            .await?
+            .into_iter()
+            .filter(|i| i.app == name && !i.state.is_terminal())
+            .collect();
+        instances.sort_by_key(|i| i.id);
+        Ok(AppStatus {
+            record,
+            release,
+            instances,
+        })
+    }
+
+    pub(crate) async fn list_apps(&self) -> Result<Vec<AppStatus>, ApiError> {
+        let mut records = store::all::<AppRecord>(&self.store.apps).await?;
+        records.sort_by(|a, b| a.name.cmp(&b.name));
+        let mut out = Vec::with_capacity(records.len());
+        for record in records {
+            out.push(self.app_status(&record.name).await?);
+        }
+        Ok(out)
+    }
+
+    pub(crate) async fn list_releases(&self, name: &str) -> Result<Vec<Release>, ApiError> {
+        store::get::<AppRecord>(&self.store.apps, name)
+            .await?
+            .ok_or_else(|| not_found(name))?;
+        let mut releases: Vec<Release> = store::all::<Release>(&self.store.releases)
+            .await?
+            .into_iter()
+            .filter(|r| r.app == name)
+            .collect();
+        releases.sort_by_key(|r| std::cmp::Reverse(r.version));
+        Ok(releases)
+    }
+
+    /// Applies an instance event; false if it was for an unknown instance or
+    /// from a node that does not hold it.
+    pub(crate) async fn apply_instance_event(
+        &mut self,
+        event: &InstanceEvent,
+    ) -> Result<bool, CoordinatorError> {
+        let key = event.instance.to_string();
+        let stored =
+            store::modify_from::<Instance>(&self.store.instances, &key, None, |instance| {
+                if instance.node != event.node
+                    || event.seq <= instance.event_seq
+                    || instance.state.is_terminal()
+                {
+                    return false;
+                }
+                instance.event_seq = event.seq;
+                instance.state = event.state.clone();
+                instance.port = event.port.or(instance.port);
+                instance.restarts = event.restarts;
+                if event.message.is_some() {
+                    instance.message = event.message.clone();
+                }
+                instance.updated_at_ms = now_ms();
+                true
+            })
+            .await?;
+        let Some((instance, _)) = stored else {
+            return Ok(false);
+        };
+        if instance.node != event.node {
+            return Ok(false);
+        }
+        if instance.state.is_terminal() {
+            self.cluster.release_instance(instance.id);
+            self.place_pending(false).await;
+        } else if let Some((known, _)) = self.cluster.instances.get_mut(&instance.id) {
+            *known = instance;
+        }
+        Ok(true)
+    }
+
+    /// Loads live instances into the view on start.
+    pub(crate) async fn load_instances(&mut self) -> Result<(), CoordinatorError> {
+        for instance in store::all::<Instance>(&self.store.instances).await? {
+            if instance.state.is_terminal() {
+                continue;
+            }
+            let key = subjects::release_key(&instance.app, instance.version);
+            let resources = match store::get::<Release>(&self.store.releases, &key).await? {
+                Some((release, _)) => release.spec.resources,
+                None => reef_proto::job::Resources::default(),
+            };
+            self.cluster.commit_instance(instance, resources);
+        }
+        Ok(())
+    }
+}

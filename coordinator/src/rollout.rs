@@ -1,0 +1,110 @@
+//! Which instances a new release needs: a pure function from the app's live
+//! instances and its replica count to a plan. Every live instance (of any
+//! release) up to the replica count is replaced in place, on its own node, so
+//! the node's proxy can swap traffic without a gap; missing replicas are
+//! placed by the scheduler; extra ones are stopped.
+
+use reef_proto::app::{Instance, InstanceState};
+use reef_proto::{AllocId, NodeId};
+
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Plan {
+    /// (instance to replace, its node): start the new release beside it.
+    pub replace: Vec<(AllocId, NodeId)>,
+    /// New instances to place anywhere.
+    pub place: u32,
+    /// Instances beyond the replica count.
+    pub stop: Vec<AllocId>,
+}
+
+/// Plans the rollout of a release to `replicas` instances, given the app's
+/// instances that are not finished.
+pub fn plan(live: &[&Instance], replicas: u32) -> Plan {
+    let mut candidates: Vec<&Instance> = live
+        .iter()
+        .copied()
+        .filter(|i| !i.state.is_terminal() && i.state != InstanceState::Draining)
+        .collect();
+    // Keep the best ones: healthy first, then by age (oldest first), for a stable choice.
+    candidates.sort_by_key(|i| (rank(&i.state), i.created_at_ms, i.id));
+    let mut plan = Plan::default();
+    for (n, instance) in candidates.iter().enumerate() {
+        if (n as u32) < replicas {
+            plan.replace.push((instance.id, instance.node));
+        } else {
+            plan.stop.push(instance.id);
+        }
+    }
+    plan.place = replicas.saturating_sub(plan.replace.len() as u32);
+    plan
+}
+
+fn rank(state: &InstanceState) -> u8 {
+    match state {
+        InstanceState::Healthy => 0,
+        InstanceState::Unhealthy => 1,
+        InstanceState::Starting => 2,
+        InstanceState::Preparing => 3,
+        _ => 4,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn instance(state: InstanceState, created: u64) -> Instance {
+        Instance {
+            id: AllocId::new(),
+            app: "a".into(),
+            version: 1,
+            node: NodeId::new(),
+            state,
+            port: None,
+            restarts: 0,
+            message: None,
+            event_seq: 0,
+            created_at_ms: created,
+            updated_at_ms: created,
+        }
+    }
+
+    #[test]
+    fn a_first_deploy_places_every_replica() {
+        assert_eq!(
+            plan(&[], 3),
+            Plan {
+                replace: vec![],
+                place: 3,
+                stop: vec![]
+            }
+        );
+    }
+
+    #[test]
+    fn live_instances_are_replaced_in_place() {
+        let a = instance(InstanceState::Healthy, 1);
+        let b = instance(InstanceState::Healthy, 2);
+        let p = plan(&[&a, &b], 2);
+        assert_eq!(p.replace, vec![(a.id, a.node), (b.id, b.node)]);
+        assert_eq!(p.place, 0);
+        assert!(p.stop.is_empty());
+    }
+
+    #[test]
+    fn scaling_down_stops_the_least_healthy() {
+        let a = instance(InstanceState::Starting, 1);
+        let b = instance(InstanceState::Healthy, 2);
+        let p = plan(&[&a, &b], 1);
+        assert_eq!(p.replace, vec![(b.id, b.node)]);
+        assert_eq!(p.stop, vec![a.id]);
+    }
+
+    #[test]
+    fn finished_and_draining_instances_do_not_count() {
+        let a = instance(InstanceState::Stopped, 1);
+        let b = instance(InstanceState::Draining, 2);
+        let c = instance(InstanceState::Failed { reason: "x".into() }, 3);
+        assert_eq!(plan(&[&a, &b, &c], 2).place, 2);
+    }
+}

@@ -1,0 +1,242 @@
+//! App instances on this node: their durable records, intake of deploy and
+//! stop commands, and the proxy routes that follow instance health.
+//!
+//! - `prepare`: artifact download, verification, unpacking, `pre_start`.
+//! - `health`: HTTP and TCP checks.
+//! - `runner`: one instance's life: start, health, traffic, crash restarts,
+//!   drain and stop.
+
+mod health;
+mod prepare;
+mod runner;
+
+use crate::records::Record;
+use crate::Agent;
+use bytes::Bytes;
+use reef_proto::app::{InstanceAssignment, InstanceEvent, InstanceState};
+use reef_proto::{encode, AllocId, EncodeError};
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, HashMap};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use tokio::sync::{mpsc, oneshot};
+use tokio_util::sync::CancellationToken;
+
+/// What the agent knows of one app instance.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct LocalInstance {
+    pub assignment: InstanceAssignment,
+    pub state: InstanceState,
+    pub seq: u32,
+    pub reported_seq: u32,
+    pub port: Option<u16>,
+    pub pgid: Option<u32>,
+    pub pgid_start_time: Option<u64>,
+    pub restarts: u32,
+    pub message: Option<String>,
+    pub updated_at_ms: u64,
+}
+
+impl LocalInstance {
+    /// Moves to `state` (never out of a terminal state), with an optional
+    /// message for people; bumps the sequence number.
+    pub fn set_state(&mut self, state: InstanceState, message: Option<String>) {
+        if self.state.is_terminal() {
+            return;
+        }
+        self.state = state;
+        if message.is_some() {
+            self.message = message;
+        }
+        self.seq += 1;
+    }
+}
+
+impl Record for LocalInstance {
+    fn id(&self) -> AllocId {
+        self.assignment.instance
+    }
+    fn seq(&self) -> u32 {
+        self.seq
+    }
+    fn reported_seq(&self) -> u32 {
+        self.reported_seq
+    }
+    fn set_reported_seq(&mut self, seq: u32) {
+        self.reported_seq = seq;
+    }
+    fn is_terminal(&self) -> bool {
+        self.state.is_terminal()
+    }
+    fn updated_at_ms(&self) -> u64 {
+        self.updated_at_ms
+    }
+    fn set_updated_at_ms(&mut self, at: u64) {
+        self.updated_at_ms = at;
+    }
+    fn event_payload(&self) -> Result<Bytes, EncodeError> {
+        encode(&InstanceEvent {
+            instance: self.assignment.instance,
+            app: self.assignment.release.app.clone(),
+            node: self.assignment.node,
+            seq: self.seq,
+            state: self.state.clone(),
+            port: self.port,
+            restarts: self.restarts,
+            message: self.message.clone(),
+            at_ms: self.updated_at_ms,
+        })
+    }
+}
+
+/// The healthy local instances of one app, as the proxy should route them.
+#[derive(Default)]
+pub(crate) struct AppRoutes {
+    domains: Vec<String>,
+    healthy: BTreeMap<AllocId, SocketAddr>,
+}
+
+/// A request to an instance to step aside for a sequential replacement: it
+/// drains and stops its process, says so on `stopped`, then waits on
+/// `resume` (true: start again, the replacement failed; false: retire).
+pub(crate) struct Yield {
+    pub stopped: oneshot::Sender<()>,
+    pub resume: oneshot::Receiver<bool>,
+}
+
+/// How the agent talks to an active instance runner.
+pub(crate) struct RunnerHandle {
+    pub stop: CancellationToken,
+    pub yields: mpsc::Sender<Yield>,
+}
+
+/// Per-node state of app instances.
+#[derive(Default)]
+pub(crate) struct Services {
+    /// Instances whose runner is active.
+    pub running: std::sync::Mutex<HashMap<AllocId, RunnerHandle>>,
+    routes: std::sync::Mutex<HashMap<String, AppRoutes>>,
+    /// Serialises artifact preparation, so two instances of one release do
+    /// not unpack it at the same time.
+    pub prepare_lock: tokio::sync::Mutex<()>,
+}
+
+impl Agent {
+    /// Records a deploy command (synced) and starts its runner. Returns false
+    /// for a redelivery.
+    pub(crate) async fn accept_instance(
+        self: &Arc<Self>,
+        assignment: InstanceAssignment,
+    ) -> std::io::Result<bool> {
+        let id = assignment.instance;
+        let record = LocalInstance {
+            assignment,
+            state: InstanceState::Assigned,
+            seq: 1,
+            reported_seq: 0,
+            port: None,
+            pgid: None,
+            pgid_start_time: None,
+            restarts: 0,
+            message: None,
+            updated_at_ms: reef_proto::now_ms(),
+        };
+        if !self.instances.accept(record).await? {
+            return Ok(false);
+        }
+        self.start_instance(id);
+        Ok(true)
+    }
+
+    pub(crate) fn start_instance(self: &Arc<Self>, id: AllocId) {
+        let stop = CancellationToken::new();
+        let (yields, yield_rx) = mpsc::channel(1);
+        self.services.lock_running().insert(
+            id,
+            RunnerHandle {
+                stop: stop.clone(),
+                yields,
+            },
+        );
+        self.tasks
+            .spawn(runner::run(self.clone(), id, stop, yield_rx));
+    }
+
+    /// Asks a local instance to drain and stop; false if it is not running here.
+    pub(crate) fn stop_instance(&self, id: AllocId) -> bool {
+        match self.services.lock_running().get(&id) {
+            Some(handle) => {
+                handle.stop.cancel();
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Asks a local instance to drain and stop its process for a sequential
+    /// replacement, and waits until it has. The returned sender later tells
+    /// it to come back (true) or retire (false). None if it is not running here.
+    pub(crate) async fn yield_instance(&self, id: AllocId) -> Option<oneshot::Sender<bool>> {
+        let yields = self
+            .services
+            .lock_running()
+            .get(&id)
+            .map(|h| h.yields.clone())?;
+        let (stopped, stopped_rx) = oneshot::channel();
+        let (resume_tx, resume) = oneshot::channel();
+        yields.send(Yield { stopped, resume }).await.ok()?;
+        stopped_rx.await.ok()?;
+        Some(resume_tx)
+    }
+
+    /// Routes `app`'s domains to `instance` too.
+    pub(crate) fn route_add(&self, app: &str, domains: &[String], instance: AllocId, port: u16) {
+        let mut routes = self.services.lock_routes();
+        let entry = routes.entry(app.to_string()).or_default();
+        entry.domains = domains.to_vec();
+        entry
+            .healthy
+            .insert(instance, SocketAddr::from(([127, 0, 0, 1], port)));
+        self.publish_routes(app, entry);
+    }
+
+    /// Takes `instance` out of `app`'s routes.
+    pub(crate) fn route_remove(&self, app: &str, instance: AllocId) {
+        let mut routes = self.services.lock_routes();
+        if let Some(entry) = routes.get_mut(app) {
+            if entry.healthy.remove(&instance).is_some() {
+                self.publish_routes(app, entry);
+            }
+        }
+    }
+
+    fn publish_routes(&self, app: &str, entry: &AppRoutes) {
+        let backends = entry
+            .healthy
+            .iter()
+            .map(|(id, addr)| reef_proxy::Backend {
+                id: id.to_string(),
+                addr: *addr,
+            })
+            .collect();
+        self.router.set_app(app, &entry.domains, backends);
+    }
+}
+
+impl Services {
+    pub(crate) fn forget(&self, id: AllocId) {
+        self.lock_running().remove(&id);
+    }
+
+    pub(crate) fn is_running(&self, id: AllocId) -> bool {
+        self.lock_running().contains_key(&id)
+    }
+
+    fn lock_running(&self) -> std::sync::MutexGuard<'_, HashMap<AllocId, RunnerHandle>> {
+        self.running.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn lock_routes(&self) -> std::sync::MutexGuard<'_, HashMap<String, AppRoutes>> {
+        self.routes.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}

@@ -1,0 +1,194 @@
+//! Getting a release ready on this node: the artifact is downloaded from the
+//! object store into `<data-dir>/artifacts/<digest>.tar.gz` (through a
+//! `.partial` file), its sha256 checked, and unpacked with the untrusted-archive
+//! rules of `reef-artifact` into `<data-dir>/apps/<app>/releases/<version>-<digest>`.
+//! Both steps are skipped when their result is already there. `pre_start`
+//! runs here too.
+
+use crate::Agent;
+use reef_proto::app::Release;
+use reef_proto::subjects::{self, Output};
+use reef_proto::AllocId;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::Duration;
+use tokio::io::AsyncWriteExt;
+
+/// Longest `pre_start` may run.
+const PRE_START_TIMEOUT: Duration = Duration::from_secs(600);
+/// Releases of one app kept on disk.
+const KEEP_RELEASES: usize = 5;
+
+/// The unpacked release directory, ready to run.
+pub(crate) async fn release_dir(agent: &Agent, release: &Release) -> Result<PathBuf, String> {
+    let _one_at_a_time = agent.services.prepare_lock.lock().await;
+    let digest = &release.artifact.digest;
+    let releases = agent
+        .config
+        .data_dir
+        .join("apps")
+        .join(&release.app)
+        .join("releases");
+    let dir = releases.join(format!(
+        "{}-{}",
+        release.version,
+        &digest[..12.min(digest.len())]
+    ));
+    if dir.is_dir() {
+        return Ok(dir);
+    }
+    let tarball = fetch(agent, release).await?;
+    tokio::fs::create_dir_all(&releases)
+        .await
+        .map_err(|e| format!("creating {}: {e}", releases.display()))?;
+    let target = dir.clone();
+    tokio::task::spawn_blocking(move || {
+        let file = std::fs::File::open(&tarball)
+            .map_err(|e| format!("opening {}: {e}", tarball.display()))?;
+        reef_artifact::unpack(
+            std::io::BufReader::new(file),
+            &target,
+            &reef_artifact::Limits::default(),
+        )
+        .map_err(|e| format!("unpacking the release: {e}"))
+    })
+    .await
+    .map_err(|e| format!("unpacking the release: {e}"))??;
+    prune_releases(&releases, &dir);
+    Ok(dir)
+}
+
+/// Downloads the artifact (unless cached) and checks its digest.
+async fn fetch(agent: &Agent, release: &Release) -> Result<PathBuf, String> {
+    let digest = &release.artifact.digest;
+    if !reef_artifact::is_valid_digest(digest) {
+        return Err(format!("{digest:?} is not a sha256 digest"));
+    }
+    let cache = agent.config.data_dir.join("artifacts");
+    tokio::fs::create_dir_all(&cache)
+        .await
+        .map_err(|e| format!("creating {}: {e}", cache.display()))?;
+    let path = cache.join(format!("{digest}.tar.gz"));
+    if path.is_file() {
+        return Ok(path);
+    }
+    let partial = cache.join(format!("{digest}.tar.gz.partial"));
+    let store = agent
+        .js
+        .get_object_store(subjects::ARTIFACTS_STORE)
+        .await
+        .map_err(|e| format!("opening the artifact store: {e}"))?;
+    let mut object = store
+        .get(digest)
+        .await
+        .map_err(|e| format!("downloading artifact {digest}: {e}"))?;
+    let mut file = tokio::fs::File::create(&partial)
+        .await
+        .map_err(|e| format!("creating {}: {e}", partial.display()))?;
+    let copied = tokio::io::copy(&mut object, &mut file)
+        .await
+        .map_err(|e| format!("downloading artifact {digest}: {e}"))?;
+    file.flush()
+        .await
+        .map_err(|e| format!("writing {}: {e}", partial.display()))?;
+    drop(file);
+    let check = partial.clone();
+    let actual = tokio::task::spawn_blocking(move || {
+        std::fs::File::open(&check).and_then(reef_artifact::sha256_hex)
+    })
+    .await
+    .map_err(|e| e.to_string())?
+    .map_err(|e| format!("hashing the artifact: {e}"))?;
+    if actual != *digest || copied != release.artifact.size {
+        let _ = tokio::fs::remove_file(&partial).await;
+        return Err(format!(
+            "artifact {digest} failed verification: got {copied} bytes with sha256 {actual}"
+        ));
+    }
+    tokio::fs::rename(&partial, &path)
+        .await
+        .map_err(|e| format!("storing the artifact: {e}"))?;
+    Ok(path)
+}
+
+/// Removes all but the newest releases of an app (never `keep`).
+fn prune_releases(releases: &Path, keep: &Path) {
+    let Ok(entries) = std::fs::read_dir(releases) else {
+        return;
+    };
+    let mut dirs: Vec<(u32, PathBuf)> = entries
+        .filter_map(|e| e.ok())
+        .map(|e| e.path())
+        .filter(|p| p.is_dir() && p != keep)
+        .filter_map(|p| {
+            let version = p.file_name()?.to_str()?.split('-').next()?.parse().ok()?;
+            Some((version, p))
+        })
+        .collect();
+    dirs.sort();
+    let excess = (dirs.len() + 1).saturating_sub(KEEP_RELEASES);
+    for (_, dir) in dirs.into_iter().take(excess) {
+        let _ = std::fs::remove_dir_all(dir);
+    }
+}
+
+/// Runs `pre_start` in the release directory with the app's environment;
+/// its output goes to the instance's logs. The error carries its last lines.
+pub(crate) async fn pre_start(
+    agent: &Agent,
+    command: &str,
+    dir: &Path,
+    env: &BTreeMap<String, String>,
+    app: &str,
+    instance: AllocId,
+) -> Result<(), String> {
+    let mut child = tokio::process::Command::new("sh")
+        .arg("-c")
+        .arg(command)
+        .env_clear()
+        .envs(env)
+        .current_dir(dir)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .process_group(0)
+        .kill_on_drop(true)
+        .spawn()
+        .map_err(|e| format!("pre_start could not start: {e}"))?;
+    let mut output = Vec::new();
+    if let Some(out) = child.stdout.take() {
+        output.push(tokio::spawn(crate::logs::ship(
+            agent.js.clone(),
+            subjects::instance_logs(app, instance, Output::Stdout),
+            out,
+        )));
+    }
+    if let Some(err) = child.stderr.take() {
+        output.push(tokio::spawn(crate::logs::ship(
+            agent.js.clone(),
+            subjects::instance_logs(app, instance, Output::Stderr),
+            err,
+        )));
+    }
+    let status = match tokio::time::timeout(PRE_START_TIMEOUT, child.wait()).await {
+        Ok(status) => status.map_err(|e| format!("pre_start: {e}"))?,
+        Err(_) => {
+            if let Some(pid) = child.id() {
+                crate::process::signal_group(pid, nix::sys::signal::Signal::SIGKILL);
+            }
+            return Err("pre_start did not finish within 10 minutes".into());
+        }
+    };
+    for shipper in output {
+        let _ = shipper.await;
+    }
+    if status.success() {
+        Ok(())
+    } else {
+        Err(format!(
+            "pre_start `{command}` exited with {}",
+            crate::process::exit_code(status)
+        ))
+    }
+}

@@ -1,0 +1,507 @@
+//! One app instance's life on this node.
+//!
+//! prepare (artifact, `pre_start`) → start the process with `PORT` → health
+//! checks, fast at first → healthy: routed by the node proxy; if it replaces
+//! another instance, that one is only then asked to stop (blue-green) →
+//! watched: a crash takes it out of the routes and restarts it with
+//! exponential backoff while the restart budget lasts; a stop drains it
+//! (routes first, then in-flight requests up to the drain deadline), then
+//! SIGTERM, then SIGKILL after the grace period.
+//!
+//! A release that crashes or fails its checks before it was ever healthy
+//! fails at once: it never received traffic, and the instance it was to
+//! replace keeps serving.
+
+use super::{health, prepare, LocalInstance, Yield};
+use crate::process::{exit_code, signal_group, start_time};
+use crate::records::Durability;
+use crate::Agent;
+use nix::sys::signal::Signal;
+use reef_proto::app::InstanceState;
+use reef_proto::manifest::{AppSpec, Strategy};
+use reef_proto::subjects::{self, Output};
+use reef_proto::units::format_duration;
+use reef_proto::AllocId;
+use std::collections::{BTreeMap, VecDeque};
+use std::path::Path;
+use std::process::Stdio;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::process::Child;
+use tokio::sync::{mpsc, oneshot};
+use tokio_util::sync::CancellationToken;
+
+/// Consecutive failed checks that take a healthy instance out of the routes.
+const UNHEALTHY_AFTER: u32 = 3;
+/// Between checks of an instance that is already healthy.
+const STEADY_CHECK: Duration = Duration::from_secs(2);
+
+pub(crate) async fn run(
+    agent: Arc<Agent>,
+    id: AllocId,
+    stop: CancellationToken,
+    yields: mpsc::Receiver<Yield>,
+) {
+    let end = match agent.instances.get(id) {
+        Some(record) => {
+            Runner {
+                agent: agent.clone(),
+                id,
+                stop,
+                yields,
+                record,
+            }
+            .supervise()
+            .await
+        }
+        None => InstanceState::Failed {
+            reason: "instance record vanished".into(),
+        },
+    };
+    if let Some(record) = agent.instances.get(id) {
+        agent.route_remove(&record.assignment.release.app, id);
+    }
+    let message = match &end {
+        InstanceState::Failed { reason } | InstanceState::Lost { reason } => Some(reason.clone()),
+        _ => None,
+    };
+    match agent
+        .instances
+        .update(id, Durability::Written, |r| r.set_state(end, message))
+        .await
+    {
+        Ok(Some(record)) => agent.report(&agent.instances, &record).await,
+        Ok(None) => {}
+        Err(e) => {
+            tracing::error!(instance = %id, error = %e, "could not record the end of an instance")
+        }
+    }
+    agent.services.forget(id);
+}
+
+struct Runner {
+    agent: Arc<Agent>,
+    id: AllocId,
+    stop: CancellationToken,
+    yields: mpsc::Receiver<Yield>,
+    record: LocalInstance,
+}
+
+/// Why the watch over a running process ended.
+enum Watch {
+    Exited(std::process::ExitStatus),
+    Stop,
+    Shutdown,
+    /// Step aside for a sequential replacement.
+    Yield(Yield),
+}
+
+/// The instance a sequential deploy replaces, stopped and waiting. Dropping
+/// this without [`Standby::retire`] brings it back: every way a replacement
+/// can fail before it is healthy restores the old release.
+struct Standby(Option<oneshot::Sender<bool>>);
+
+impl Standby {
+    fn retire(&mut self) {
+        if let Some(resume) = self.0.take() {
+            let _ = resume.send(false);
+        }
+    }
+}
+
+impl Drop for Standby {
+    fn drop(&mut self) {
+        if let Some(resume) = self.0.take() {
+            let _ = resume.send(true);
+        }
+    }
+}
+
+impl Runner {
+    fn spec(&self) -> &AppSpec {
+        &self.record.assignment.release.spec
+    }
+
+    async fn set(&mut self, state: InstanceState, message: Option<String>) {
+        match self
+            .agent
+            .instances
+            .update(self.id, Durability::Written, |r| {
+                r.set_state(state, message)
+            })
+            .await
+        {
+            Ok(Some(record)) => {
+                self.agent.report(&self.agent.instances, &record).await;
+                self.record = record;
+            }
+            Ok(None) => {}
+            Err(e) => {
+                tracing::error!(instance = %self.id, error = %e, "could not record an instance change")
+            }
+        }
+    }
+
+    async fn supervise(mut self) -> InstanceState {
+        self.set(InstanceState::Preparing, None).await;
+        let release = self.record.assignment.release.clone();
+        let spec = release.spec.clone();
+        let dir = match prepare::release_dir(&self.agent, &release).await {
+            Ok(dir) => dir,
+            Err(e) => return InstanceState::Failed { reason: e },
+        };
+        let data_dir = self
+            .agent
+            .config
+            .data_dir
+            .join("apps")
+            .join(&spec.name)
+            .join("data");
+        if let Err(e) = tokio::fs::create_dir_all(&data_dir).await {
+            return InstanceState::Failed {
+                reason: format!("creating {}: {e}", data_dir.display()),
+            };
+        }
+        let port = match free_port() {
+            Ok(port) => port,
+            Err(e) => {
+                return InstanceState::Failed {
+                    reason: format!("no free port: {e}"),
+                }
+            }
+        };
+        let _ = self
+            .agent
+            .instances
+            .update(self.id, Durability::Written, |r| r.port = Some(port))
+            .await;
+        let env = match environment(&spec, &data_dir, port, self.id, release.version) {
+            Ok(env) => env,
+            Err(e) => return InstanceState::Failed { reason: e },
+        };
+        if let Some(command) = &spec.pre_start {
+            if let Err(e) =
+                prepare::pre_start(&self.agent, command, &dir, &env, &spec.name, self.id).await
+            {
+                return InstanceState::Failed { reason: e };
+            }
+        }
+
+        // Sequential: the old instance stops only now, after preparation and
+        // `pre_start` succeeded, and comes back if this one fails.
+        let mut standby = Standby(None);
+        if spec.strategy == Strategy::Sequential {
+            if let Some(old) = self.record.assignment.replaces {
+                standby = Standby(self.agent.yield_instance(old).await);
+            }
+        }
+        let mut ever_healthy = false;
+        let mut crashes: VecDeque<Instant> = VecDeque::new();
+        let mut delay = Duration::from_millis(spec.restart.delay_ms);
+        loop {
+            let mut child = match self.spawn(&dir, &env).await {
+                Ok(child) => child,
+                Err(e) => return InstanceState::Failed { reason: e },
+            };
+            let Some(pid) = child.id() else {
+                return InstanceState::Failed {
+                    reason: "the process exited before it could be tracked".into(),
+                };
+            };
+            let started = start_time(pid);
+            let _ = self
+                .agent
+                .instances
+                .update(self.id, Durability::Written, |r| {
+                    r.pgid = Some(pid);
+                    r.pgid_start_time = started;
+                })
+                .await;
+            self.set(InstanceState::Starting, None).await;
+
+            let watch = match self.until_healthy(&mut child, port).await {
+                Ok(()) => {
+                    // Routed before it is reported healthy, so whoever sees
+                    // `healthy` can already reach it.
+                    self.agent
+                        .route_add(&spec.name, &spec.domains, self.id, port);
+                    self.set(InstanceState::Healthy, None).await;
+                    if !ever_healthy {
+                        ever_healthy = true;
+                        standby.retire();
+                        if let Some(old) = self.record.assignment.replaces {
+                            // Traffic is on this instance now; the old one may drain.
+                            self.agent.stop_instance(old);
+                        }
+                    }
+                    self.while_healthy(&mut child, port).await
+                }
+                Err(Err(reason)) => {
+                    stop_process(&mut child, pid, Duration::ZERO).await;
+                    return InstanceState::Failed { reason };
+                }
+                Err(Ok(watch)) => watch,
+            };
+            match watch {
+                Watch::Yield(request) => {
+                    self.drain_and_stop(&mut child, pid).await;
+                    let _ = request.stopped.send(());
+                    tokio::select! {
+                        resume = request.resume => {
+                            if resume != Ok(true) {
+                                return InstanceState::Stopped;
+                            }
+                            tracing::info!(instance = %self.id, "its replacement failed; starting again");
+                            self.set(InstanceState::Starting, Some("back: its replacement failed".into())).await;
+                        }
+                        _ = self.stop.cancelled() => return InstanceState::Stopped,
+                        _ = self.agent.shutdown.cancelled() => return InstanceState::Lost { reason: "the node's agent shut down".into() },
+                    }
+                }
+                Watch::Stop => {
+                    self.drain_and_stop(&mut child, pid).await;
+                    return InstanceState::Stopped;
+                }
+                Watch::Shutdown => {
+                    self.agent.route_remove(&spec.name, self.id);
+                    stop_process(&mut child, pid, self.agent.config.stop_grace).await;
+                    return InstanceState::Lost {
+                        reason: "the node's agent shut down".into(),
+                    };
+                }
+                Watch::Exited(status) => {
+                    self.agent.route_remove(&spec.name, self.id);
+                    signal_group(pid, Signal::SIGKILL);
+                    let code = exit_code(status);
+                    if !ever_healthy {
+                        return InstanceState::Failed {
+                            reason: format!("exited with code {code} before it became healthy"),
+                        };
+                    }
+                    let window = Duration::from_millis(spec.restart.interval_ms);
+                    let now = Instant::now();
+                    while crashes
+                        .front()
+                        .is_some_and(|t| now.duration_since(*t) > window)
+                    {
+                        crashes.pop_front();
+                    }
+                    if crashes.len() as u32 >= spec.restart.attempts {
+                        return InstanceState::Failed {
+                            reason: format!(
+                                "exited with code {code}; {} restarts within {} used up",
+                                spec.restart.attempts,
+                                format_duration(window)
+                            ),
+                        };
+                    }
+                    crashes.push_back(now);
+                    let _ = self
+                        .agent
+                        .instances
+                        .update(self.id, Durability::Written, |r| r.restarts += 1)
+                        .await;
+                    let message = format!(
+                        "exited with code {code}; restarting in {}",
+                        format_duration(delay)
+                    );
+                    tracing::warn!(instance = %self.id, app = %spec.name, %message);
+                    self.set(InstanceState::Starting, Some(message)).await;
+                    tokio::select! {
+                        _ = tokio::time::sleep(delay) => {}
+                        _ = self.stop.cancelled() => return InstanceState::Stopped,
+                        _ = self.agent.shutdown.cancelled() => return InstanceState::Lost { reason: "the node's agent shut down".into() },
+                    }
+                    delay = (delay * 2).min(Duration::from_millis(spec.restart.max_delay_ms));
+                }
+            }
+        }
+    }
+
+    async fn spawn(&self, dir: &Path, env: &BTreeMap<String, String>) -> Result<Child, String> {
+        let argv = self.spec().run.argv();
+        let program = if argv[0].contains('/') || dir.join(&argv[0]).is_file() {
+            dir.join(&argv[0])
+        } else {
+            argv[0].clone().into()
+        };
+        let mut child = tokio::process::Command::new(&program)
+            .args(&argv[1..])
+            .env_clear()
+            .envs(env)
+            .current_dir(dir)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .process_group(0)
+            .kill_on_drop(false)
+            .spawn()
+            .map_err(|e| format!("could not start {}: {e}", program.display()))?;
+        let app = &self.spec().name;
+        for (output, pipe) in [
+            (
+                Output::Stdout,
+                child
+                    .stdout
+                    .take()
+                    .map(|p| Box::new(p) as Box<dyn tokio::io::AsyncRead + Send + Unpin>),
+            ),
+            (
+                Output::Stderr,
+                child
+                    .stderr
+                    .take()
+                    .map(|p| Box::new(p) as Box<dyn tokio::io::AsyncRead + Send + Unpin>),
+            ),
+        ] {
+            if let Some(pipe) = pipe {
+                let js = self.agent.js.clone();
+                let subject = subjects::instance_logs(app, self.id, output);
+                self.agent.tasks.spawn(async move {
+                    crate::logs::ship(js, subject, pipe).await;
+                });
+            }
+        }
+        Ok(child)
+    }
+
+    /// Checks until healthy. Err(Ok(watch)) when something else happened
+    /// first; Err(Err(reason)) when the checks gave up.
+    async fn until_healthy(
+        &mut self,
+        child: &mut Child,
+        port: u16,
+    ) -> Result<(), Result<Watch, String>> {
+        let health = self.spec().health.clone();
+        let interval = Duration::from_millis(health.interval_ms);
+        let timeout = Duration::from_millis(health.timeout_ms);
+        let mut failures = 0u32;
+        loop {
+            tokio::select! {
+                status = child.wait() => return Err(status.map(Watch::Exited).map_err(|e| format!("waiting for the process: {e}"))),
+                _ = self.stop.cancelled() => return Err(Ok(Watch::Stop)),
+                _ = self.agent.shutdown.cancelled() => return Err(Ok(Watch::Shutdown)),
+                Some(request) = self.yields.recv() => return Err(Ok(Watch::Yield(request))),
+                result = health::check(&health.check, port, timeout) => match result {
+                    Ok(()) => return Ok(()),
+                    Err(e) => {
+                        failures += 1;
+                        if failures >= health.attempts {
+                            return Err(Err(format!("health check failed {failures} times; last: {e}")));
+                        }
+                    }
+                },
+            }
+            tokio::select! {
+                status = child.wait() => return Err(status.map(Watch::Exited).map_err(|e| format!("waiting for the process: {e}"))),
+                _ = self.stop.cancelled() => return Err(Ok(Watch::Stop)),
+                _ = self.agent.shutdown.cancelled() => return Err(Ok(Watch::Shutdown)),
+                Some(request) = self.yields.recv() => return Err(Ok(Watch::Yield(request))),
+                _ = tokio::time::sleep(interval) => {}
+            }
+        }
+    }
+
+    /// Watches a healthy instance until it exits, is stopped, or the agent
+    /// shuts down; failing checks move it in and out of the routes.
+    async fn while_healthy(&mut self, child: &mut Child, port: u16) -> Watch {
+        let health = self.spec().health.clone();
+        let app = self.spec().name.clone();
+        let domains = self.spec().domains.clone();
+        let timeout = Duration::from_millis(health.timeout_ms);
+        let mut failures = 0u32;
+        loop {
+            tokio::select! {
+                status = child.wait() => match status {
+                    Ok(status) => return Watch::Exited(status),
+                    Err(e) => {
+                        tracing::error!(instance = %self.id, error = %e, "waiting for the process failed");
+                        return Watch::Stop;
+                    }
+                },
+                _ = self.stop.cancelled() => return Watch::Stop,
+                _ = self.agent.shutdown.cancelled() => return Watch::Shutdown,
+                Some(request) = self.yields.recv() => return Watch::Yield(request),
+                _ = tokio::time::sleep(STEADY_CHECK) => {
+                    match health::check(&health.check, port, timeout).await {
+                        Ok(()) if failures >= UNHEALTHY_AFTER => {
+                            failures = 0;
+                            self.agent.route_add(&app, &domains, self.id, port);
+                            self.set(InstanceState::Healthy, Some("healthy again".into())).await;
+                        }
+                        Ok(()) => failures = 0,
+                        Err(e) => {
+                            failures += 1;
+                            if failures == UNHEALTHY_AFTER {
+                                self.agent.route_remove(&app, self.id);
+                                self.set(InstanceState::Unhealthy, Some(e)).await;
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Out of the routes, in-flight requests finished (up to the drain
+    /// deadline), then SIGTERM and SIGKILL after the grace period.
+    async fn drain_and_stop(&mut self, child: &mut Child, pid: u32) {
+        let app = self.spec().name.clone();
+        let drain = Duration::from_millis(self.spec().drain_ms);
+        self.agent.route_remove(&app, self.id);
+        self.set(InstanceState::Draining, None).await;
+        if !self.agent.router.drain(&self.id.to_string(), drain).await {
+            tracing::warn!(instance = %self.id, %app, "drain deadline passed with requests still in flight");
+        }
+        stop_process(child, pid, self.agent.config.stop_grace).await;
+    }
+}
+
+/// SIGTERM, up to `grace` for the process to exit, then SIGKILL; the group goes too.
+async fn stop_process(child: &mut Child, pid: u32, grace: Duration) {
+    signal_group(pid, Signal::SIGTERM);
+    if tokio::time::timeout(grace, child.wait()).await.is_err() {
+        signal_group(pid, Signal::SIGKILL);
+        let _ = child.wait().await;
+    }
+    signal_group(pid, Signal::SIGKILL);
+}
+
+fn free_port() -> std::io::Result<u16> {
+    Ok(std::net::TcpListener::bind(("127.0.0.1", 0))?
+        .local_addr()?
+        .port())
+}
+
+/// The process environment: a base, `PORT`, reef's own variables, and the
+/// manifest's `[env]` with substitutions filled in.
+fn environment(
+    spec: &AppSpec,
+    data_dir: &Path,
+    port: u16,
+    id: AllocId,
+    version: u32,
+) -> Result<BTreeMap<String, String>, String> {
+    let data = data_dir.display().to_string();
+    let mut env = BTreeMap::new();
+    env.insert(
+        "PATH".into(),
+        std::env::var("PATH").unwrap_or_else(|_| "/usr/local/bin:/usr/bin:/bin".into()),
+    );
+    env.insert("HOME".into(), data.clone());
+    env.insert("LANG".into(), "C.UTF-8".into());
+    env.insert("PORT".into(), port.to_string());
+    env.insert("REEF_APP".into(), spec.name.clone());
+    env.insert("REEF_RELEASE".into(), version.to_string());
+    env.insert("REEF_INSTANCE_ID".into(), id.to_string());
+    env.insert("REEF_DATA_DIR".into(), data.clone());
+    for (key, template) in &spec.env {
+        // Secrets are not delivered to nodes yet; refuse rather than start
+        // the app with the variable missing.
+        let value = template
+            .render(&data, port, |_| None)
+            .map_err(|e| format!("env {key}: {e} (secrets are not available on nodes yet)"))?;
+        env.insert(key.clone(), value);
+    }
+    Ok(env)
+}

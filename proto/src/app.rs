@@ -1,0 +1,158 @@
+//! Apps: releases (an artifact plus the manifest it was deployed with), the
+//! app record that says which release should run and how many replicas, and
+//! instances, the running copies of an app on nodes.
+
+use crate::envelope::{Message, MessageKind};
+use crate::ids::{AllocId, NodeId};
+use crate::manifest::AppSpec;
+use serde::{Deserialize, Serialize};
+
+/// An uploaded release artifact (a gzipped tarball), named by its content.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ArtifactRef {
+    /// Lowercase hex sha256 of the tarball; also its name in the object store.
+    pub digest: String,
+    pub size: u64,
+}
+
+/// One numbered release of an app, kept for rollback.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Release {
+    pub app: String,
+    /// 1, 2, 3... per app.
+    pub version: u32,
+    pub artifact: ArtifactRef,
+    pub spec: AppSpec,
+    pub created_at_ms: u64,
+    /// Set when this release was created by `reef rollback` from an older one.
+    pub copied_from: Option<u32>,
+}
+
+impl Message for Release {
+    const KIND: MessageKind = MessageKind::Release;
+}
+
+/// Whether an app should be running.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum AppDesired {
+    Running,
+    Stopped,
+}
+
+/// The coordinator's record of an app, stored in the apps bucket.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AppRecord {
+    pub name: String,
+    /// The release that should be running.
+    pub version: u32,
+    /// The highest release number handed out.
+    pub latest: u32,
+    /// Replicas wanted (the manifest's, unless changed with `reef scale`).
+    pub replicas: u32,
+    pub desired: AppDesired,
+    pub created_at_ms: u64,
+    pub updated_at_ms: u64,
+}
+
+impl Message for AppRecord {
+    const KIND: MessageKind = MessageKind::AppRecord;
+}
+
+/// Where an instance stands.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum InstanceState {
+    /// Published to the node; not picked up yet.
+    Assigned,
+    /// Downloading, verifying and unpacking the artifact, running `pre_start`.
+    Preparing,
+    /// The process runs; not healthy yet.
+    Starting,
+    /// Passing its health check and receiving traffic.
+    Healthy,
+    /// Failing its health check after having been healthy.
+    Unhealthy,
+    /// Taken out of the routes; its in-flight requests are finishing.
+    Draining,
+    Stopped,
+    Failed {
+        reason: String,
+    },
+    Lost {
+        reason: String,
+    },
+}
+
+impl InstanceState {
+    pub fn is_terminal(&self) -> bool {
+        matches!(
+            self,
+            InstanceState::Stopped | InstanceState::Failed { .. } | InstanceState::Lost { .. }
+        )
+    }
+
+    pub fn name(&self) -> &'static str {
+        match self {
+            InstanceState::Assigned => "assigned",
+            InstanceState::Preparing => "preparing",
+            InstanceState::Starting => "starting",
+            InstanceState::Healthy => "healthy",
+            InstanceState::Unhealthy => "unhealthy",
+            InstanceState::Draining => "draining",
+            InstanceState::Stopped => "stopped",
+            InstanceState::Failed { .. } => "failed",
+            InstanceState::Lost { .. } => "lost",
+        }
+    }
+}
+
+/// One running copy of an app, stored in the instances bucket.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Instance {
+    pub id: AllocId,
+    pub app: String,
+    pub version: u32,
+    pub node: NodeId,
+    pub state: InstanceState,
+    pub port: Option<u16>,
+    /// Crashes restarted on the node.
+    pub restarts: u32,
+    /// The last thing worth telling a person (a failed check, a crash).
+    pub message: Option<String>,
+    pub event_seq: u32,
+    pub created_at_ms: u64,
+    pub updated_at_ms: u64,
+}
+
+impl Message for Instance {
+    const KIND: MessageKind = MessageKind::Instance;
+}
+
+/// Start an instance of a release on a node, optionally replacing another
+/// instance there (blue-green or sequential, per the release's strategy).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InstanceAssignment {
+    pub instance: AllocId,
+    pub node: NodeId,
+    pub release: Release,
+    /// The instance on the same node this one takes over from.
+    pub replaces: Option<AllocId>,
+    pub issued_at_ms: u64,
+}
+
+/// A change in an instance, reported by its node on `reef.events.<node>.<instance>`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InstanceEvent {
+    pub instance: AllocId,
+    pub app: String,
+    pub node: NodeId,
+    pub seq: u32,
+    pub state: InstanceState,
+    pub port: Option<u16>,
+    pub restarts: u32,
+    pub message: Option<String>,
+    pub at_ms: u64,
+}
+
+impl Message for InstanceEvent {
+    const KIND: MessageKind = MessageKind::InstanceEvent;
+}

@@ -1,0 +1,74 @@
+use super::*;
+
+fn headers(pairs: &[(&'static str, &'static str)]) -> HeaderMap {
+    let mut map = HeaderMap::new();
+    for (name, value) in pairs {
+        map.append(*name, HeaderValue::from_static(value));
+    }
+    map
+}
+
+#[test]
+fn hop_by_hop_headers_and_those_connection_names_are_removed() {
+    let mut map = headers(&[
+        ("connection", "keep-alive, X-Secret"),
+        ("connection", "x-other"),
+        ("keep-alive", "timeout=5"),
+        ("proxy-connection", "keep-alive"),
+        ("te", "trailers"),
+        ("trailer", "x-checksum"),
+        ("transfer-encoding", "chunked"),
+        ("upgrade", "websocket"),
+        ("proxy-authenticate", "Basic"),
+        ("proxy-authorization", "Basic eDp5"),
+        ("x-secret", "1"),
+        ("x-other", "2"),
+        ("content-type", "text/plain"),
+        ("authorization", "Bearer kept"),
+    ]);
+    strip_hop_by_hop(&mut map);
+    let left: Vec<&str> = map.keys().map(HeaderName::as_str).collect();
+    assert_eq!(left, ["content-type", "authorization"]);
+}
+
+#[test]
+fn a_connection_header_naming_garbage_is_harmless() {
+    let mut map = headers(&[("connection", ", ,bad name,"), ("x-kept", "1")]);
+    strip_hop_by_hop(&mut map);
+    assert_eq!(map.len(), 1);
+    assert!(map.contains_key("x-kept"));
+}
+
+#[test]
+fn forwarded_headers_are_set() {
+    let mut map = HeaderMap::new();
+    add_forwarded(
+        &mut map,
+        "192.0.2.7".parse().expect("ip"),
+        "http",
+        "App.example:8080",
+    );
+    assert_eq!(map[X_FORWARDED_FOR], "192.0.2.7");
+    assert_eq!(map[X_FORWARDED_PROTO], "http");
+    assert_eq!(map[X_FORWARDED_HOST], "App.example:8080");
+}
+
+#[test]
+fn the_client_is_appended_to_an_existing_chain() {
+    let mut map = headers(&[
+        ("x-forwarded-for", "203.0.113.1"),
+        ("x-forwarded-for", "198.51.100.2, 10.0.0.3"),
+        ("x-forwarded-proto", "https"),
+        ("x-forwarded-host", "spoofed.example"),
+    ]);
+    add_forwarded(
+        &mut map,
+        "::ffff:192.0.2.7".parse().expect("ip"),
+        "http",
+        "a.example",
+    );
+    let chain: Vec<_> = map.get_all(X_FORWARDED_FOR).iter().collect();
+    assert_eq!(chain, ["203.0.113.1, 198.51.100.2, 10.0.0.3, 192.0.2.7"]);
+    assert_eq!(map[X_FORWARDED_PROTO], "http");
+    assert_eq!(map[X_FORWARDED_HOST], "a.example");
+}

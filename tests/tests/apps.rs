@@ -1,0 +1,418 @@
+//! Deploying apps end to end: `reef deploy` of a real directory, a real
+//! HTTP app (python3), reached through a node's proxy by Host header.
+
+use reef_tests::{eventually, http, TestCluster};
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// A small HTTP app: answers `<version> <pid>` on every path, `/healthz`
+/// per `health` ("ok" or a status code to fail with).
+fn write_app(dir: &Path, version: &str, health: u16, extra_manifest: &str) {
+    std::fs::create_dir_all(dir).expect("mkdir");
+    let server = format!(
+        r#"import http.server, os, sys
+VERSION = "{version}"
+DATA = os.environ.get("DATA_FILE")
+if DATA:
+    with open(DATA, "a") as f:
+        f.write(VERSION + "\n")
+class H(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    def do_GET(self):
+        seen = open(DATA).read().replace("\n", ",") if DATA else ""
+        code, body = 200, ("%s %d %s\n" % (VERSION, os.getpid(), seen)).encode()
+        if self.path == "/healthz":
+            code, body = {health}, b"health\n"
+        self.send_response(code)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+    def log_message(self, *args):
+        pass
+print("starting", VERSION, "on", os.environ["PORT"], flush=True)
+http.server.ThreadingHTTPServer(("127.0.0.1", int(os.environ["PORT"])), H).serve_forever()
+"#
+    );
+    std::fs::write(dir.join("server.py"), server).expect("write app");
+    let manifest = format!(
+        "[app]\nname = \"hello\"\ndomains = [\"hello.test\"]\n\n[deploy]\ncommand = [\"python3\", \"server.py\"]\nhealth = \"/healthz\"\nhealth_interval = \"50ms\"\nhealth_attempts = 100\ndrain = 2\n{extra_manifest}"
+    );
+    std::fs::write(dir.join("Reef.toml"), manifest).expect("write manifest");
+}
+
+async fn body(port: u16) -> Option<String> {
+    http::get(port, "hello.test", "/")
+        .await
+        .ok()
+        .filter(|r| r.status == 200)
+        .map(|r| r.body)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deploy_serves_through_the_proxy_and_redeploys_without_a_failed_request() {
+    let cluster = TestCluster::start(1).await;
+    let port = cluster.agents[0].http_port.expect("proxy port");
+    let v1 = cluster.dir.path().join("v1");
+    write_app(&v1, "v1", 200, "");
+
+    // Nothing deployed: the proxy says so.
+    let unknown = http::get(port, "hello.test", "/")
+        .await
+        .expect("proxy answers");
+    assert_eq!(unknown.status, 404, "{unknown:?}");
+
+    let out = cluster
+        .cli
+        .run(&["deploy", v1.to_str().expect("path")])
+        .await;
+    assert_eq!(out.code, Some(0), "{out:?}\n{}", cluster.logs());
+    let first = body(port).await.expect("v1 answers through the proxy");
+    assert!(first.starts_with("v1 "), "{first}");
+
+    let status = cluster.cli.ok(&["status", "hello", "--json"]).await.json();
+    assert_eq!(status["release"], 1);
+    let instances = status["instances"].as_array().expect("instances");
+    assert_eq!(instances.len(), 1);
+    assert_eq!(instances[0]["state"], "healthy");
+
+    // Redeploy while a client hammers the proxy: no request may fail.
+    let v2 = cluster.dir.path().join("v2");
+    write_app(&v2, "v2", 200, "");
+    let stop = Arc::new(AtomicBool::new(false));
+    let (ok, failed) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
+    let seen = Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    let client = {
+        let (stop, ok, failed, seen) = (stop.clone(), ok.clone(), failed.clone(), seen.clone());
+        tokio::spawn(async move {
+            while !stop.load(Ordering::Relaxed) {
+                match http::get(port, "hello.test", "/").await {
+                    Ok(r) if r.status == 200 => {
+                        ok.fetch_add(1, Ordering::Relaxed);
+                        let version = r.body.split_whitespace().next().unwrap_or("").to_string();
+                        let mut seen = seen.lock().expect("lock");
+                        if seen.last() != Some(&version) {
+                            seen.push(version);
+                        }
+                    }
+                    other => {
+                        failed.fetch_add(1, Ordering::Relaxed);
+                        eprintln!("failed request: {other:?}");
+                    }
+                }
+            }
+        })
+    };
+    let out = cluster
+        .cli
+        .run(&["deploy", v2.to_str().expect("path")])
+        .await;
+    assert_eq!(out.code, Some(0), "{out:?}\n{}", cluster.logs());
+    // Keep the client going until it has seen v2 for a while.
+    eventually("the client to see v2", Duration::from_secs(20), || async {
+        let seen = seen.lock().expect("lock").clone();
+        (seen.last().map(String::as_str) == Some("v2")).then_some(())
+    })
+    .await;
+    let after = ok.load(Ordering::Relaxed);
+    eventually(
+        "more requests after the switch",
+        Duration::from_secs(20),
+        || async { (ok.load(Ordering::Relaxed) > after + 20).then_some(()) },
+    )
+    .await;
+    stop.store(true, Ordering::Relaxed);
+    client.await.expect("client task");
+    assert_eq!(
+        failed.load(Ordering::Relaxed),
+        0,
+        "no request failed during the redeploy"
+    );
+    assert_eq!(
+        *seen.lock().expect("lock"),
+        vec!["v1".to_string(), "v2".into()],
+        "v1 then v2, never back"
+    );
+
+    // The old instance is gone; one healthy v2 instance remains.
+    let status = eventually(
+        "only the v2 instance to remain",
+        Duration::from_secs(20),
+        || async {
+            let status = cluster.cli.ok(&["status", "hello", "--json"]).await.json();
+            (status["instances"].as_array().map(Vec::len) == Some(1)).then_some(status)
+        },
+    )
+    .await;
+    assert_eq!(status["release"], 2);
+    assert_eq!(status["instances"][0]["release"], 2);
+    let releases = cluster.cli.ok(&["releases", "hello"]).await;
+    assert!(releases.stdout.contains("2 (current)"), "{releases:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_release_that_fails_its_health_check_never_gets_traffic() {
+    let cluster = TestCluster::start(1).await;
+    let port = cluster.agents[0].http_port.expect("proxy port");
+    let v1 = cluster.dir.path().join("v1");
+    write_app(&v1, "v1", 200, "");
+    cluster
+        .cli
+        .ok(&["deploy", v1.to_str().expect("path")])
+        .await;
+    let before = body(port).await.expect("v1 serves");
+
+    let bad = cluster.dir.path().join("bad");
+    write_app(&bad, "bad", 500, "");
+    std::fs::write(
+        bad.join("Reef.toml"),
+        std::fs::read_to_string(bad.join("Reef.toml"))
+            .expect("read")
+            .replace("health_attempts = 100", "health_attempts = 10"),
+    )
+    .expect("write");
+    let out = cluster
+        .cli
+        .run(&["deploy", bad.to_str().expect("path")])
+        .await;
+    assert_ne!(out.code, Some(0), "{out:?}");
+    assert!(out.stderr.contains("health check failed"), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("answered 500"),
+        "says what the check saw: {}",
+        out.stderr
+    );
+    assert!(
+        out.stderr.contains("starting bad"),
+        "shows the app's last log lines: {}",
+        out.stderr
+    );
+    assert_eq!(
+        body(port).await.as_deref(),
+        Some(before.as_str()),
+        "the same v1 process keeps serving"
+    );
+
+    // A failing pre_start aborts the deploy the same way.
+    let hook = cluster.dir.path().join("hook");
+    write_app(
+        &hook,
+        "hook",
+        200,
+        "pre_start = \"echo migrating; exit 9\"\n",
+    );
+    let out = cluster
+        .cli
+        .run(&["deploy", hook.to_str().expect("path")])
+        .await;
+    assert_ne!(out.code, Some(0), "{out:?}");
+    assert!(out.stderr.contains("pre_start"), "{}", out.stderr);
+    assert!(out.stderr.contains("exited with 9"), "{}", out.stderr);
+    assert!(out.stderr.contains("migrating"), "{}", out.stderr);
+    assert_eq!(body(port).await.as_deref(), Some(before.as_str()));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_crashed_instance_is_restarted_and_counted() {
+    let cluster = TestCluster::start(1).await;
+    let port = cluster.agents[0].http_port.expect("proxy port");
+    let v1 = cluster.dir.path().join("v1");
+    write_app(&v1, "v1", 200, "");
+    cluster
+        .cli
+        .ok(&["deploy", v1.to_str().expect("path")])
+        .await;
+    let first = body(port).await.expect("serves");
+    let pid: i32 = first
+        .split_whitespace()
+        .nth(1)
+        .and_then(|p| p.parse().ok())
+        .expect("pid in body");
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(pid),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .expect("kill app");
+
+    let status = eventually(
+        "the instance to be restarted and healthy",
+        Duration::from_secs(30),
+        || async {
+            let status = cluster.cli.ok(&["status", "hello", "--json"]).await.json();
+            let instance = &status["instances"][0];
+            (instance["state"] == "healthy" && instance["restarts"] == 1).then_some(status)
+        },
+    )
+    .await;
+    let message = status["instances"][0]["message"].as_str().unwrap_or("");
+    assert!(message.contains("exited with code 137"), "{message}");
+    let again = body(port).await.expect("serves again");
+    assert_ne!(again, first, "a new process answers");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_agent_restart_brings_the_app_back_without_a_second_copy() {
+    let mut cluster = TestCluster::start(1).await;
+    let v1 = cluster.dir.path().join("v1");
+    write_app(&v1, "v1", 200, "");
+    cluster
+        .cli
+        .ok(&["deploy", v1.to_str().expect("path")])
+        .await;
+    let port = cluster.agents[0].http_port.expect("proxy port");
+    let first = body(port).await.expect("serves");
+    let old_pid = first.split_whitespace().nth(1).expect("pid").to_string();
+
+    cluster.agents[0].kill();
+    cluster.agents[0].restart();
+    let again = eventually(
+        "the app to serve again after the agent restart",
+        Duration::from_secs(30),
+        || async { body(port).await },
+    )
+    .await;
+    assert!(again.starts_with("v1 "), "{again}");
+    eventually(
+        "the old process to be gone",
+        Duration::from_secs(10),
+        || async { (!reef_tests::process::is_alive(&old_pid)).then_some(()) },
+    )
+    .await;
+    let status = cluster.cli.ok(&["status", "hello", "--json"]).await.json();
+    let instances = status["instances"].as_array().expect("instances");
+    assert_eq!(instances.len(), 1, "one instance, not two: {status}");
+    // Exactly one python server of this app runs on the machine.
+    let mut count = 0;
+    for entry in std::fs::read_dir("/proc").expect("proc").flatten() {
+        let cmdline = std::fs::read(entry.path().join("cmdline")).unwrap_or_default();
+        let cwd = std::fs::read_link(entry.path().join("cwd")).unwrap_or_default();
+        if cmdline.windows(9).any(|w| w == b"server.py") && cwd.starts_with(cluster.dir.path()) {
+            count += 1;
+        }
+    }
+    assert_eq!(count, 1, "exactly one copy of the app runs");
+}
+
+/// Sends requests until `stop`, recording failures and the longest time without a success.
+struct Prober {
+    stop: Arc<AtomicBool>,
+    failed: Arc<AtomicU64>,
+    seen: Arc<std::sync::Mutex<Vec<String>>>,
+    task: tokio::task::JoinHandle<Duration>,
+}
+
+impl Prober {
+    fn start(port: u16) -> Self {
+        let stop = Arc::new(AtomicBool::new(false));
+        let failed = Arc::new(AtomicU64::new(0));
+        let seen = Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+        let task = {
+            let (stop, failed, seen) = (stop.clone(), failed.clone(), seen.clone());
+            tokio::spawn(async move {
+                let mut last_ok = std::time::Instant::now();
+                let mut longest_gap = Duration::ZERO;
+                while !stop.load(Ordering::Relaxed) {
+                    match http::get(port, "hello.test", "/").await {
+                        Ok(r) if r.status == 200 => {
+                            longest_gap = longest_gap.max(last_ok.elapsed());
+                            last_ok = std::time::Instant::now();
+                            let version =
+                                r.body.split_whitespace().next().unwrap_or("").to_string();
+                            let mut seen = seen.lock().expect("lock");
+                            if seen.last() != Some(&version) {
+                                seen.push(version);
+                            }
+                        }
+                        _ => {
+                            failed.fetch_add(1, Ordering::Relaxed);
+                        }
+                    }
+                }
+                longest_gap
+            })
+        };
+        Self {
+            stop,
+            failed,
+            seen,
+            task,
+        }
+    }
+
+    fn seen(&self) -> Vec<String> {
+        self.seen.lock().expect("lock").clone()
+    }
+
+    async fn finish(self) -> (u64, Duration, Vec<String>) {
+        self.stop.store(true, Ordering::Relaxed);
+        let gap = self.task.await.expect("prober");
+        (
+            self.failed.load(Ordering::Relaxed),
+            gap,
+            self.seen.lock().expect("lock").clone(),
+        )
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sequential_deploys_stop_the_old_release_first_and_bring_it_back_on_failure() {
+    let cluster = TestCluster::start(1).await;
+    let port = cluster.agents[0].http_port.expect("proxy port");
+    let sequential = "strategy = \"sequential\"\n[env]\nDATA_FILE = \"${data_dir}/boots\"\n";
+    let v1 = cluster.dir.path().join("v1");
+    write_app(&v1, "v1", 200, sequential);
+    cluster
+        .cli
+        .ok(&["deploy", v1.to_str().expect("path")])
+        .await;
+    assert!(body(port).await.expect("v1").starts_with("v1 "));
+
+    let prober = Prober::start(port);
+    eventually("the prober to see v1", Duration::from_secs(10), || async {
+        (!prober.seen().is_empty()).then_some(())
+    })
+    .await;
+    let v2 = cluster.dir.path().join("v2");
+    write_app(&v2, "v2", 200, sequential);
+    let out = cluster
+        .cli
+        .run(&["deploy", v2.to_str().expect("path")])
+        .await;
+    assert_eq!(out.code, Some(0), "{out:?}\n{}", cluster.logs());
+    eventually("the prober to see v2", Duration::from_secs(20), || async {
+        (prober.seen().last().map(String::as_str) == Some("v2")).then_some(())
+    })
+    .await;
+    let (failed, gap, seen) = prober.finish().await;
+    assert_eq!(seen, vec!["v1".to_string(), "v2".into()]);
+    println!("sequential deploy: {failed} failed requests, longest gap without a success {gap:?}");
+    assert!(
+        gap < Duration::from_secs(10),
+        "the unavailability window is bounded: {gap:?}"
+    );
+    // v2 found what v1 wrote in ${data_dir}: the directory survives deploys.
+    let v2_body = body(port).await.expect("v2 serves");
+    assert!(v2_body.contains("v1,v2,"), "{v2_body}");
+
+    // A failing sequential release brings the previous one back.
+    let bad = cluster.dir.path().join("bad");
+    write_app(&bad, "bad", 500, sequential);
+    let manifest = std::fs::read_to_string(bad.join("Reef.toml")).expect("read");
+    std::fs::write(
+        bad.join("Reef.toml"),
+        manifest.replace("health_attempts = 100", "health_attempts = 10"),
+    )
+    .expect("write");
+    let out = cluster
+        .cli
+        .run(&["deploy", bad.to_str().expect("path")])
+        .await;
+    assert_ne!(out.code, Some(0), "{out:?}");
+    assert!(out.stderr.contains("health check failed"), "{}", out.stderr);
+    let back = eventually("v2 to serve again", Duration::from_secs(20), || async {
+        body(port).await.filter(|b| b.starts_with("v2 "))
+    })
+    .await;
+    assert_ne!(back, v2_body, "v2 was started again (new process)");
+}

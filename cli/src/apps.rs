@@ -183,8 +183,9 @@ async fn follow(
         .get_key_value(subjects::INSTANCES_BUCKET)
         .await
         .map_err(|e| anyhow!("could not open the instances bucket: {e}"))?;
+    // With history: an instance that changed before the watch began is seen too.
     let mut watch = bucket
-        .watch_all()
+        .watch_many_with_history(instances.iter().map(|i| i.id.to_string()))
         .await
         .context("could not watch instances")?;
     let mut states: BTreeMap<reef_proto::AllocId, Instance> =
@@ -263,6 +264,71 @@ async fn print_last_lines(js: &jetstream::Context, app: &str, instance: reef_pro
     for line in lines {
         eprintln!("  | {}", String::from_utf8_lossy(&line));
     }
+}
+
+/// `reef rollback`, `reef scale`, `reef start`: ask, then follow the new instances.
+pub async fn change(nats: &str, request: ApiRequest, detach: bool) -> Result<ExitCode> {
+    let client = connect(nats).await?;
+    match call(&client, request).await? {
+        ApiResponse::Deploying { release, instances } => {
+            let what = match release.copied_from {
+                Some(from) => format!(
+                    "release {} of {} (a copy of release {from})",
+                    release.version, release.app
+                ),
+                None => format!("release {} of {}", release.version, release.app),
+            };
+            eprintln!("{what}: starting {} instance(s)", instances.len());
+            if detach || instances.is_empty() {
+                return Ok(ExitCode::SUCCESS);
+            }
+            let names = crate::jobs::node_names(&client).await;
+            follow(
+                &jetstream::new(client.clone()),
+                &release.app,
+                &instances,
+                &names,
+            )
+            .await
+        }
+        _ => bail!("unexpected reply from the coordinator"),
+    }
+}
+
+/// `reef stop` and `reef destroy`: ask, then wait until the instances are gone.
+pub async fn stop(nats: &str, request: ApiRequest) -> Result<ExitCode> {
+    let client = connect(nats).await?;
+    let ApiResponse::Stopping(instances) = call(&client, request).await? else {
+        bail!("unexpected reply from the coordinator");
+    };
+    eprintln!("stopping {} instance(s)", instances.len());
+    let bucket = jetstream::new(client)
+        .get_key_value(subjects::INSTANCES_BUCKET)
+        .await
+        .map_err(|e| anyhow!("could not open the instances bucket: {e}"))?;
+    let deadline = tokio::time::Instant::now() + FOLLOW_LIMIT;
+    for instance in instances {
+        let mut watch = bucket
+            .watch_with_history(instance.id.to_string())
+            .await
+            .context("could not watch an instance")?;
+        loop {
+            let entry = tokio::select! {
+                entry = watch.next() => entry,
+                _ = tokio::time::sleep_until(deadline) => bail!("instances are still stopping; see `reef status`"),
+            };
+            let Some(Ok(entry)) = entry else {
+                bail!("the instance watch ended unexpectedly")
+            };
+            if let Ok(i) = reef_proto::decode::<Instance>(&entry.value) {
+                if i.state.is_terminal() {
+                    break;
+                }
+            }
+        }
+    }
+    eprintln!("stopped");
+    Ok(ExitCode::SUCCESS)
 }
 
 async fn status_of(client: &async_nats::Client, app: &str) -> Result<AppStatus> {

@@ -116,7 +116,7 @@ impl JobOutput {
             .await
             .map_err(|e| anyhow!("could not open the jobs bucket: {e}"))?;
         let mut watch = jobs
-            .watch(job.to_string())
+            .watch_with_history(job.to_string())
             .await
             .context("could not watch the job")?;
         let mut last: Option<JobRecord> = None;

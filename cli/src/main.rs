@@ -75,6 +75,32 @@ enum Command {
     },
     /// List an app's releases, newest first.
     Releases { app: String },
+    /// Roll an app back to an earlier release (as a new release that copies it).
+    Rollback {
+        app: String,
+        /// The release to go back to [default: the one before the current].
+        #[arg(long)]
+        to: Option<u32>,
+        #[arg(long, short = 'd')]
+        detach: bool,
+    },
+    /// Run N instances of an app's current release.
+    Scale {
+        app: String,
+        replicas: u32,
+        #[arg(long, short = 'd')]
+        detach: bool,
+    },
+    /// Drain and stop every instance of an app (its releases are kept).
+    Stop { app: String },
+    /// Start a stopped app again at its current release.
+    Start {
+        app: String,
+        #[arg(long, short = 'd')]
+        detach: bool,
+    },
+    /// Stop an app and forget it and its releases.
+    Destroy { app: String },
     /// Run a coordinator.
     Coordinator(daemons::CoordinatorArgs),
     /// Run a node agent on this machine.
@@ -166,6 +192,33 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Status { app, json } => apps::status(&nats, &app, json)
             .await
             .map(|()| ExitCode::SUCCESS),
+        Command::Rollback { app, to, detach } => {
+            apps::change(
+                &nats,
+                reef_proto::api::ApiRequest::Rollback { app, to },
+                detach,
+            )
+            .await
+        }
+        Command::Scale {
+            app,
+            replicas,
+            detach,
+        } => {
+            apps::change(
+                &nats,
+                reef_proto::api::ApiRequest::Scale { app, replicas },
+                detach,
+            )
+            .await
+        }
+        Command::Start { app, detach } => {
+            apps::change(&nats, reef_proto::api::ApiRequest::StartApp(app), detach).await
+        }
+        Command::Stop { app } => apps::stop(&nats, reef_proto::api::ApiRequest::StopApp(app)).await,
+        Command::Destroy { app } => {
+            apps::stop(&nats, reef_proto::api::ApiRequest::DestroyApp(app)).await
+        }
         Command::Releases { app } => apps::releases(&nats, &app)
             .await
             .map(|()| ExitCode::SUCCESS),

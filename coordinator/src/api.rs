@@ -24,6 +24,15 @@ impl From<CoordinatorError> for ApiError {
     }
 }
 
+fn deploying(
+    (release, instances): (reef_proto::app::Release, Vec<reef_proto::app::Instance>),
+) -> ApiResponse {
+    ApiResponse::Deploying {
+        release: Box::new(release),
+        instances,
+    }
+}
+
 impl Coordinator {
     pub(crate) async fn handle_api(&mut self, msg: async_nats::Message) {
         let Some(reply_to) = msg.reply.clone() else {
@@ -96,11 +105,7 @@ impl Coordinator {
                 self.register(record).await.map(ApiResponse::Registered)
             }
             ApiRequest::DeployApp { spec, artifact } => {
-                let (release, instances) = self.deploy_app(*spec, artifact).await?;
-                Ok(ApiResponse::Deploying {
-                    release: Box::new(release),
-                    instances,
-                })
+                self.deploy_app(*spec, artifact).await.map(deploying)
             }
             ApiRequest::ListApps => self.list_apps().await.map(ApiResponse::Apps),
             ApiRequest::AppStatus(name) => self
@@ -109,6 +114,15 @@ impl Coordinator {
                 .map(|s| ApiResponse::App(Box::new(s))),
             ApiRequest::ListReleases(name) => {
                 self.list_releases(&name).await.map(ApiResponse::Releases)
+            }
+            ApiRequest::Rollback { app, to } => self.rollback(&app, to).await.map(deploying),
+            ApiRequest::Scale { app, replicas } => {
+                self.scale(&app, replicas, false).await.map(deploying)
+            }
+            ApiRequest::StartApp(app) => self.start_app(&app).await.map(deploying),
+            ApiRequest::StopApp(app) => self.stop_app(&app, false).await.map(ApiResponse::Stopping),
+            ApiRequest::DestroyApp(app) => {
+                self.stop_app(&app, true).await.map(ApiResponse::Stopping)
             }
         }
     }

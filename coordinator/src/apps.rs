@@ -67,24 +67,52 @@ impl Coordinator {
         }
 
         // Decide everything before writing anything.
-        let live: Vec<&Instance> = self
-            .cluster
+        let live = self.live_instances(&spec.name);
+        let plan = rollout::plan(&live, spec.replicas);
+        let nodes = self.place_replicas(&spec, &plan)?;
+        let release = self.record_release(spec, artifact, None).await?;
+        let instances = self.execute(&release, plan, nodes).await?;
+        Ok((release, instances))
+    }
+
+    /// The app's instances that are not finished.
+    pub(crate) fn live_instances(&self, app: &str) -> Vec<&Instance> {
+        self.cluster
             .instances
             .values()
             .map(|(i, _)| i)
-            .filter(|i| i.app == spec.name)
-            .collect();
-        let plan = rollout::plan(&live, spec.replicas);
+            .filter(|i| i.app == app)
+            .collect()
+    }
+
+    /// Nodes for the replicas `plan` places, spread away from the nodes the
+    /// app already uses; an error says why one cannot be placed.
+    pub(crate) fn place_replicas(
+        &self,
+        spec: &AppSpec,
+        plan: &rollout::Plan,
+    ) -> Result<Vec<NodeId>, ApiError> {
         let mut used: HashSet<NodeId> = plan.replace.iter().map(|(_, node)| *node).collect();
-        let mut new_nodes = Vec::new();
+        used.extend(plan.keep.iter().map(|(_, node)| *node));
+        let mut nodes = Vec::new();
         for _ in 0..plan.place {
-            let node = self.choose_for_app(&spec, &used).map_err(|reason| {
+            let node = self.choose_for_app(spec, &used).map_err(|reason| {
                 invalid(format!("cannot place a replica of {}: {reason}", spec.name))
             })?;
             used.insert(node);
-            new_nodes.push(node);
+            nodes.push(node);
         }
+        Ok(nodes)
+    }
 
+    /// Writes the next release of the app (creating the app on its first one)
+    /// and makes it the one that should run.
+    pub(crate) async fn record_release(
+        &mut self,
+        spec: AppSpec,
+        artifact: ArtifactRef,
+        copied_from: Option<u32>,
+    ) -> Result<Release, ApiError> {
         let now = now_ms();
         let name = spec.name.clone();
         let record = store::modify_from::<AppRecord>(&self.store.apps, &name, None, |app| {
@@ -125,7 +153,7 @@ impl Coordinator {
             artifact,
             spec,
             created_at_ms: now,
-            copied_from: None,
+            copied_from,
         };
         store::create(
             &self.store.releases,
@@ -134,7 +162,16 @@ impl Coordinator {
         )
         .await?;
         tracing::info!(app = %name, version = release.version, "release recorded");
+        Ok(release)
+    }
 
+    /// Starts the instances a plan asks for and stops the ones it retires.
+    pub(crate) async fn execute(
+        &mut self,
+        release: &Release,
+        plan: rollout::Plan,
+        new_nodes: Vec<NodeId>,
+    ) -> Result<Vec<Instance>, ApiError> {
         let mut instances = Vec::new();
         let targets = plan
             .replace
@@ -142,12 +179,12 @@ impl Coordinator {
             .map(|(old, node)| (*node, Some(*old)))
             .chain(new_nodes.into_iter().map(|node| (node, None)));
         for (node, replaces) in targets {
-            instances.push(self.start_instance(&release, node, replaces).await?);
+            instances.push(self.start_instance(release, node, replaces).await?);
         }
         for id in plan.stop {
-            self.stop_instance(id).await?;
+            self.stop_instance(id, false).await?;
         }
-        Ok((release, instances))
+        Ok(instances)
     }
 
     /// Picks a node for a new replica, avoiding nodes in `avoid` (those that
@@ -202,7 +239,11 @@ impl Coordinator {
         Ok(instance)
     }
 
-    async fn stop_instance(&mut self, id: AllocId) -> Result<(), CoordinatorError> {
+    pub(crate) async fn stop_instance(
+        &mut self,
+        id: AllocId,
+        forget_app: bool,
+    ) -> Result<(), CoordinatorError> {
         let Some((instance, _)) = self.cluster.instances.get(&id) else {
             return Ok(());
         };
@@ -210,7 +251,10 @@ impl Coordinator {
         self.publish_to_node(
             node,
             &format!("stop-{id}"),
-            &AgentCommand::StopInstance { instance: id },
+            &AgentCommand::StopInstance {
+                instance: id,
+                forget_app,
+            },
         )
         .await
     }
@@ -317,6 +361,7 @@ impl Coordinator {
         if instance.node != event.node {
             return Ok(false);
         }
+        tracing::debug!(instance = %instance.id, state = instance.state.name(), "instance event applied");
         if instance.state.is_terminal() {
             self.cluster.release_instance(instance.id);
             self.place_pending(false).await;

@@ -19,6 +19,7 @@ mod cluster;
 mod dispatch;
 pub mod error;
 mod events;
+mod lifecycle;
 mod rollout;
 pub mod scheduler;
 pub mod store;

@@ -9,6 +9,8 @@ use reef_proto::{AllocId, NodeId};
 
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct Plan {
+    /// (instance to leave as it is, its node).
+    pub keep: Vec<(AllocId, NodeId)>,
     /// (instance to replace, its node): start the new release beside it.
     pub replace: Vec<(AllocId, NodeId)>,
     /// New instances to place anywhere.
@@ -36,6 +38,30 @@ pub fn plan(live: &[&Instance], replicas: u32) -> Plan {
         }
     }
     plan.place = replicas.saturating_sub(plan.replace.len() as u32);
+    plan
+}
+
+/// Plans a change in replica count (or a start) of the running release
+/// `version`: its live instances are kept up to `replicas`, missing ones are
+/// placed, extra ones stopped. Instances of other releases are left alone.
+pub fn plan_scale(live: &[&Instance], version: u32, replicas: u32) -> Plan {
+    let mut current: Vec<&Instance> = live
+        .iter()
+        .copied()
+        .filter(|i| {
+            i.version == version && !i.state.is_terminal() && i.state != InstanceState::Draining
+        })
+        .collect();
+    current.sort_by_key(|i| (rank(&i.state), i.created_at_ms, i.id));
+    let mut plan = Plan::default();
+    for (n, instance) in current.iter().enumerate() {
+        if (n as u32) < replicas {
+            plan.keep.push((instance.id, instance.node));
+        } else {
+            plan.stop.push(instance.id);
+        }
+    }
+    plan.place = replicas.saturating_sub(plan.keep.len() as u32);
     plan
 }
 
@@ -74,6 +100,7 @@ mod tests {
         assert_eq!(
             plan(&[], 3),
             Plan {
+                keep: vec![],
                 replace: vec![],
                 place: 3,
                 stop: vec![]
@@ -98,6 +125,21 @@ mod tests {
         let p = plan(&[&a, &b], 1);
         assert_eq!(p.replace, vec![(b.id, b.node)]);
         assert_eq!(p.stop, vec![a.id]);
+    }
+
+    #[test]
+    fn scaling_keeps_the_current_release_and_adds_or_stops() {
+        let a = instance(InstanceState::Healthy, 1);
+        let b = instance(InstanceState::Healthy, 2);
+        let mut old = instance(InstanceState::Healthy, 0);
+        old.version = 0;
+        let up = plan_scale(&[&a, &b, &old], 1, 3);
+        assert_eq!(up.keep.len(), 2);
+        assert_eq!(up.place, 1);
+        assert!(up.stop.is_empty() && up.replace.is_empty());
+        let down = plan_scale(&[&a, &b, &old], 1, 1);
+        assert_eq!(down.keep, vec![(a.id, a.node)]);
+        assert_eq!(down.stop, vec![b.id], "the other release is left alone");
     }
 
     #[test]

@@ -135,7 +135,16 @@ impl Agent {
                 }
                 AckKind::Ack
             }
-            Ok(AgentCommand::StopInstance { instance }) => {
+            Ok(AgentCommand::StopInstance {
+                instance,
+                forget_app,
+            }) => {
+                if forget_app {
+                    if let Some(record) = self.instances.get(instance) {
+                        self.services.forget_app(&record.assignment.release.app);
+                    }
+                }
+                tracing::info!(%instance, forget_app, "instance stop requested");
                 if !self.stop_instance(instance) {
                     tracing::debug!(%instance, "stop for an instance that is not running here");
                 }

@@ -17,8 +17,10 @@ pub enum AgentCommand {
     Stop { alloc: AllocId, job: JobId },
     /// Start an app instance. Redelivery of the same instance id has no effect.
     Deploy(Box<InstanceAssignment>),
-    /// Drain and stop an app instance.
-    StopInstance { instance: AllocId },
+    /// Drain and stop an app instance. With `forget_app`, the node's proxy
+    /// also forgets the app once none of its instances is left (it was
+    /// destroyed, so its hosts answer 404, not 503).
+    StopInstance { instance: AllocId, forget_app: bool },
 }
 
 impl AgentCommand {

@@ -29,6 +29,20 @@ pub enum ApiRequest {
     ListApps,
     AppStatus(String),
     ListReleases(String),
+    /// Roll out a copy of an earlier release (by default the one before the current).
+    Rollback {
+        app: String,
+        to: Option<u32>,
+    },
+    /// Change the number of replicas of the current release.
+    Scale {
+        app: String,
+        replicas: u32,
+    },
+    StopApp(String),
+    StartApp(String),
+    /// Stop every instance and forget the app and its releases.
+    DestroyApp(String),
 }
 
 impl ApiRequest {
@@ -45,6 +59,11 @@ impl ApiRequest {
             ApiRequest::ListApps => verbs::APP_LIST,
             ApiRequest::AppStatus(_) => verbs::APP_STATUS,
             ApiRequest::ListReleases(_) => verbs::APP_RELEASES,
+            ApiRequest::Rollback { .. } => verbs::APP_ROLLBACK,
+            ApiRequest::Scale { .. } => verbs::APP_SCALE,
+            ApiRequest::StopApp(_) => verbs::APP_STOP,
+            ApiRequest::StartApp(_) => verbs::APP_START,
+            ApiRequest::DestroyApp(_) => verbs::APP_DESTROY,
         }
     }
 }
@@ -91,6 +110,8 @@ pub enum ApiResponse {
     Apps(Vec<AppStatus>),
     App(Box<AppStatus>),
     Releases(Vec<Release>),
+    /// These instances were asked to drain and stop.
+    Stopping(Vec<Instance>),
 }
 
 /// An app as `reef apps` and `reef status` show it.

@@ -23,6 +23,11 @@ pub mod verbs {
     pub const APP_LIST: &str = "app.list";
     pub const APP_STATUS: &str = "app.status";
     pub const APP_RELEASES: &str = "app.releases";
+    pub const APP_ROLLBACK: &str = "app.rollback";
+    pub const APP_SCALE: &str = "app.scale";
+    pub const APP_STOP: &str = "app.stop";
+    pub const APP_START: &str = "app.start";
+    pub const APP_DESTROY: &str = "app.destroy";
 }
 
 /// `reef.api.<verb>`.

@@ -196,15 +196,17 @@ impl Cli {
             .env_remove("REEF_NATS_URL")
             .stdin(Stdio::null())
             .kill_on_drop(true);
-        let output = tokio::time::timeout(timeout, command.output())
-            .await
-            .unwrap_or_else(|_| {
-                panic!(
+        let Ok(output) = tokio::time::timeout(timeout, command.output()).await else {
+            return CliOutput {
+                code: None,
+                stdout: String::new(),
+                stderr: format!(
                     "`reef {}` did not finish within {timeout:?}",
                     args.join(" ")
-                )
-            })
-            .expect("run reef");
+                ),
+            };
+        };
+        let output = output.expect("run reef");
         CliOutput {
             code: output.status.code(),
             stdout: String::from_utf8_lossy(&output.stdout).into_owned(),

@@ -416,3 +416,116 @@ async fn sequential_deploys_stop_the_old_release_first_and_bring_it_back_on_fail
     .await;
     assert_ne!(back, v2_body, "v2 was started again (new process)");
 }
+
+/// The proxy port of the agent named `name` (`node-N` is `agents[N-1]`).
+fn proxy_of(cluster: &TestCluster, name: &str) -> u16 {
+    let n: usize = name.trim_start_matches("node-").parse().expect("node-N");
+    cluster.agents[n - 1].http_port.expect("proxy port")
+}
+
+async fn healthy_nodes(cluster: &TestCluster, count: usize) -> Vec<String> {
+    eventually(
+        &format!("{count} healthy instances"),
+        Duration::from_secs(30),
+        || async {
+            let status = cluster.cli.ok(&["status", "hello", "--json"]).await.json();
+            let instances = status["instances"].as_array().cloned().unwrap_or_default();
+            let healthy: Vec<String> = instances
+                .iter()
+                .filter(|i| i["state"] == "healthy")
+                .filter_map(|i| i["node_name"].as_str().map(str::to_string))
+                .collect();
+            (instances.len() == count && healthy.len() == count).then_some(healthy)
+        },
+    )
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rollback_scale_stop_start_and_destroy() {
+    let cluster = TestCluster::start(2).await;
+    for version in ["v1", "v2"] {
+        let dir = cluster.dir.path().join(version);
+        write_app(&dir, version, 200, "");
+        cluster
+            .cli
+            .ok(&["deploy", dir.to_str().expect("path")])
+            .await;
+    }
+    let node = healthy_nodes(&cluster, 1).await.remove(0);
+    assert!(body(proxy_of(&cluster, &node))
+        .await
+        .expect("serves")
+        .starts_with("v2 "));
+
+    // Rollback: a new release 3 that copies release 1.
+    let out = cluster.cli.run(&["rollback", "hello"]).await;
+    assert_eq!(out.code, Some(0), "{out:?}");
+    assert!(out.stderr.contains("a copy of release 1"), "{}", out.stderr);
+    let node = healthy_nodes(&cluster, 1).await.remove(0);
+    assert!(body(proxy_of(&cluster, &node))
+        .await
+        .expect("serves")
+        .starts_with("v1 "));
+    let releases = cluster.cli.ok(&["releases", "hello"]).await.stdout;
+    assert!(releases.contains("3 (current)"), "{releases}");
+
+    // Scale out: the second replica goes to the other node.
+    cluster.cli.ok(&["scale", "hello", "2"]).await;
+    let mut nodes = healthy_nodes(&cluster, 2).await;
+    nodes.sort();
+    assert_eq!(
+        nodes,
+        vec!["node-1".to_string(), "node-2".into()],
+        "replicas spread"
+    );
+    for node in &nodes {
+        assert!(body(proxy_of(&cluster, node))
+            .await
+            .expect("serves")
+            .starts_with("v1 "));
+    }
+
+    // Stop: the hosts still belong to the app, which has nothing running.
+    let out = cluster
+        .cli
+        .run_with_timeout(&["stop", "hello"], Duration::from_secs(20))
+        .await;
+    assert_eq!(out.code, Some(0), "{out:?}\n{}", cluster.logs());
+    for node in &nodes {
+        let r = http::get(proxy_of(&cluster, node), "hello.test", "/")
+            .await
+            .expect("proxy answers");
+        assert_eq!(r.status, 503, "{r:?}");
+    }
+    let out = cluster.cli.run(&["scale", "hello", "3"]).await;
+    assert_ne!(out.code, Some(0), "a stopped app is not scaled: {out:?}");
+
+    // Start: back to two replicas of the current release.
+    cluster.cli.ok(&["start", "hello"]).await;
+    healthy_nodes(&cluster, 2).await;
+
+    // Destroy: gone, and its hosts are unknown again.
+    let out = cluster
+        .cli
+        .run_with_timeout(&["destroy", "hello"], Duration::from_secs(20))
+        .await;
+    assert_eq!(out.code, Some(0), "{out:?}\n{}", cluster.logs());
+    for node in &nodes {
+        let r = eventually(
+            "the proxy to forget the app",
+            Duration::from_secs(10),
+            || async {
+                http::get(proxy_of(&cluster, node), "hello.test", "/")
+                    .await
+                    .ok()
+                    .filter(|r| r.status == 404)
+            },
+        )
+        .await;
+        assert_eq!(r.status, 404);
+    }
+    let out = cluster.cli.run(&["status", "hello"]).await;
+    assert_ne!(out.code, Some(0));
+    assert!(out.stderr.contains("no app hello"), "{}", out.stderr);
+}

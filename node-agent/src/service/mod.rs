@@ -116,6 +116,8 @@ pub(crate) struct Services {
     /// Instances whose runner is active.
     pub running: std::sync::Mutex<HashMap<AllocId, RunnerHandle>>,
     routes: std::sync::Mutex<HashMap<String, AppRoutes>>,
+    /// Apps being destroyed: forgotten by the proxy once no instance is left.
+    forgotten: std::sync::Mutex<std::collections::HashSet<String>>,
     /// Serialises artifact preparation, so two instances of one release do
     /// not unpack it at the same time.
     pub prepare_lock: tokio::sync::Mutex<()>,
@@ -129,6 +131,12 @@ impl Agent {
         assignment: InstanceAssignment,
     ) -> std::io::Result<bool> {
         let id = assignment.instance;
+        // A new deploy of an app that was being destroyed: keep its routes.
+        self.services
+            .forgotten
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&assignment.release.app);
         let record = LocalInstance {
             assignment,
             state: InstanceState::Assigned,
@@ -210,6 +218,29 @@ impl Agent {
         }
     }
 
+    /// After an instance of a destroyed app ended: once none of the app's
+    /// instances is active here, the proxy forgets the app (404, not 503).
+    pub(crate) fn forget_app_if_idle(&self, app: &str) {
+        let mut forgotten = self
+            .services
+            .forgotten
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        if !forgotten.contains(app) {
+            return;
+        }
+        let active = self.services.lock_running().keys().any(|id| {
+            self.instances
+                .get(*id)
+                .is_some_and(|r| r.assignment.release.app == app)
+        });
+        if !active {
+            forgotten.remove(app);
+            self.services.lock_routes().remove(app);
+            self.router.remove_app(app);
+        }
+    }
+
     fn publish_routes(&self, app: &str, entry: &AppRoutes) {
         let backends = entry
             .healthy
@@ -224,6 +255,13 @@ impl Agent {
 }
 
 impl Services {
+    pub(crate) fn forget_app(&self, app: &str) {
+        self.forgotten
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(app.to_string());
+    }
+
     pub(crate) fn forget(&self, id: AllocId) {
         self.lock_running().remove(&id);
     }

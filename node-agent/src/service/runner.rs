@@ -77,6 +77,9 @@ pub(crate) async fn run(
         }
     }
     agent.services.forget(id);
+    if let Some(record) = agent.instances.get(id) {
+        agent.forget_app_if_idle(&record.assignment.release.app);
+    }
 }
 
 struct Runner {

@@ -441,3 +441,48 @@ pub async fn releases(nats: &str, app: &str) -> Result<()> {
     views::print_table(&["RELEASE", "ARTIFACT", "SIZE", "CREATED"], &rows);
     Ok(())
 }
+
+#[derive(clap::Subcommand)]
+pub enum SecretsCommand {
+    /// Set a secret; the value is read from standard input (one trailing newline is dropped).
+    Set { app: String, key: String },
+    /// List an app's secret names (never values).
+    List { app: String },
+    /// Remove a secret.
+    Rm { app: String, key: String },
+}
+
+pub async fn secrets(nats: &str, command: SecretsCommand) -> Result<()> {
+    let request = match command {
+        SecretsCommand::Set { app, key } => {
+            use std::io::Read;
+            let mut value = Vec::new();
+            std::io::stdin()
+                .read_to_end(&mut value)
+                .context("could not read the secret from standard input")?;
+            if value.ends_with(b"\n") {
+                value.pop();
+                if value.ends_with(b"\r") {
+                    value.pop();
+                }
+            }
+            if value.is_empty() {
+                bail!("the secret is empty: pipe its value on standard input (echo -n VALUE | reef secrets set APP KEY)");
+            }
+            ApiRequest::SetSecret { app, key, value }
+        }
+        SecretsCommand::List { app } => ApiRequest::ListSecrets(app),
+        SecretsCommand::Rm { app, key } => ApiRequest::RemoveSecret { app, key },
+    };
+    let client = connect(nats).await?;
+    match call(&client, request).await? {
+        ApiResponse::SecretNames(names) => {
+            for name in names {
+                println!("{name}");
+            }
+        }
+        ApiResponse::Done => {}
+        _ => bail!("unexpected reply from the coordinator"),
+    }
+    Ok(())
+}

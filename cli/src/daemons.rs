@@ -19,6 +19,10 @@ pub struct CoordinatorArgs {
     /// Upper bound of the logs stream; the oldest lines are dropped beyond it.
     #[arg(long, default_value = "1G", value_parser = parse_size)]
     pub logs_max_bytes: u64,
+    /// The cluster key that encrypts secrets: 64 hex characters, mode 0600,
+    /// created if missing. Keep it outside NATS; every coordinator needs the same one.
+    #[arg(long, default_value = "/var/lib/reef/cluster.key")]
+    pub secrets_key: PathBuf,
 }
 
 #[derive(Args)]
@@ -81,6 +85,7 @@ pub fn coordinator_config(args: &CoordinatorArgs) -> reef_coordinator::Config {
             ..Default::default()
         },
         node_grace: args.node_grace,
+        secrets_key: Some(args.secrets_key.clone()),
     }
 }
 

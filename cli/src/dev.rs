@@ -117,15 +117,15 @@ pub async fn dev(args: DevArgs) -> Result<()> {
     let mut tasks = tokio::task::JoinSet::new();
     let coordinator_client = client::connect_daemon(&url, "reef-coordinator").await?;
     let mut proxies = Vec::new();
+    let coordinator_config = reef_coordinator::Config {
+        secrets_key: Some(data_dir.join("cluster.key")),
+        ..Default::default()
+    };
     let token = shutdown.clone();
     tasks.spawn(async move {
-        reef_coordinator::run(
-            coordinator_client,
-            reef_coordinator::Config::default(),
-            token,
-        )
-        .await
-        .context("coordinator failed")
+        reef_coordinator::run(coordinator_client, coordinator_config, token)
+            .await
+            .context("coordinator failed")
     });
     for i in 1..=args.nodes {
         let name = format!("node-{i}");

@@ -101,6 +101,11 @@ enum Command {
     },
     /// Stop an app and forget it and its releases.
     Destroy { app: String },
+    /// Manage an app's secrets (`${secret:KEY}` in Reef.toml).
+    Secrets {
+        #[command(subcommand)]
+        command: apps::SecretsCommand,
+    },
     /// Run a coordinator.
     Coordinator(daemons::CoordinatorArgs),
     /// Run a node agent on this machine.
@@ -219,6 +224,9 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Destroy { app } => {
             apps::stop(&nats, reef_proto::api::ApiRequest::DestroyApp(app)).await
         }
+        Command::Secrets { command } => apps::secrets(&nats, command)
+            .await
+            .map(|()| ExitCode::SUCCESS),
         Command::Releases { app } => apps::releases(&nats, &app)
             .await
             .map(|()| ExitCode::SUCCESS),

@@ -124,6 +124,19 @@ impl Coordinator {
             ApiRequest::DestroyApp(app) => {
                 self.stop_app(&app, true).await.map(ApiResponse::Stopping)
             }
+            ApiRequest::SetSecret { app, key, value } => {
+                let value = reef_secrets::Zeroizing::new(value);
+                self.set_secret(&app, &key, &value)
+                    .await
+                    .map(|()| ApiResponse::Done)
+            }
+            ApiRequest::ListSecrets(app) => {
+                self.list_secrets(&app).await.map(ApiResponse::SecretNames)
+            }
+            ApiRequest::RemoveSecret { app, key } => self
+                .remove_secret(&app, &key)
+                .await
+                .map(|()| ApiResponse::Done),
         }
     }
 

@@ -67,6 +67,7 @@ impl Coordinator {
         }
 
         // Decide everything before writing anything.
+        self.ensure_secrets(&spec).await?;
         let live = self.live_instances(&spec.name);
         let plan = rollout::plan(&live, spec.replicas);
         let nodes = self.place_replicas(&spec, &plan)?;
@@ -209,7 +210,8 @@ impl Coordinator {
         release: &Release,
         node: NodeId,
         replaces: Option<AllocId>,
-    ) -> Result<Instance, CoordinatorError> {
+    ) -> Result<Instance, ApiError> {
+        let secrets = self.sealed_secrets(&release.spec, node).await?;
         let now = now_ms();
         let instance = Instance {
             id: AllocId::new(),
@@ -232,6 +234,7 @@ impl Coordinator {
             node,
             release: release.clone(),
             replaces,
+            secrets,
             issued_at_ms: now,
         }));
         self.publish_to_node(node, &format!("deploy-{}", instance.id), &command)

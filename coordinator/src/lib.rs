@@ -22,6 +22,7 @@ mod events;
 mod lifecycle;
 mod rollout;
 pub mod scheduler;
+mod secrets;
 pub mod store;
 
 pub use error::CoordinatorError;
@@ -41,6 +42,9 @@ pub struct Config {
     pub store: StoreConfig,
     /// A node not heard from for this long is down and gets no new work.
     pub node_grace: Duration,
+    /// The file holding the cluster key that encrypts secrets (created if
+    /// missing). None: this coordinator refuses secret operations.
+    pub secrets_key: Option<std::path::PathBuf>,
 }
 
 impl Default for Config {
@@ -48,6 +52,7 @@ impl Default for Config {
         Self {
             store: StoreConfig::default(),
             node_grace: Duration::from_secs(3),
+            secrets_key: None,
         }
     }
 }
@@ -62,6 +67,7 @@ pub(crate) struct Coordinator {
     unsent: BTreeSet<reef_proto::AllocId>,
     /// Messages that failed to decode or validate, dropped.
     malformed: u64,
+    cluster_key: Option<reef_secrets::ClusterKey>,
 }
 
 /// Runs a coordinator on `client` until `shutdown` is cancelled.
@@ -70,6 +76,15 @@ pub async fn run(
     config: Config,
     shutdown: CancellationToken,
 ) -> Result<(), CoordinatorError> {
+    let cluster_key = match &config.secrets_key {
+        Some(path) => Some(reef_secrets::ClusterKey::load_or_create(path).map_err(|e| {
+            CoordinatorError::Setup {
+                what: "the cluster key".into(),
+                reason: e.to_string(),
+            }
+        })?),
+        None => None,
+    };
     let js = jetstream::new(client.clone());
     let store = store::ensure(js, &config.store).await?;
     let sub_err = |e: async_nats::SubscribeError| CoordinatorError::Subscription(e.to_string());
@@ -91,6 +106,7 @@ pub async fn run(
         unknown_nodes: HashSet::new(),
         unsent: BTreeSet::new(),
         malformed: 0,
+        cluster_key,
     };
     coordinator.load().await?;
     let mut events = coordinator.event_messages().await?;

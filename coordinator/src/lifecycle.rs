@@ -64,6 +64,7 @@ impl Coordinator {
                 format!("the artifact of release {target} is gone"),
             ));
         }
+        self.ensure_secrets(&old.spec).await?;
         let live = self.live_instances(app);
         let plan = rollout::plan(&live, old.spec.replicas);
         let nodes = self.place_replicas(&old.spec, &plan)?;
@@ -96,6 +97,7 @@ impl Coordinator {
             ));
         }
         let release = self.release(app, record.version).await?;
+        self.ensure_secrets(&release.spec).await?;
         let live = self.live_instances(app);
         let plan = rollout::plan_scale(&live, record.version, replicas);
         let nodes = self.place_replicas(&release.spec, &plan)?;

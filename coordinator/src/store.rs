@@ -37,6 +37,7 @@ pub struct Store {
     pub apps: kv::Store,
     pub releases: kv::Store,
     pub instances: kv::Store,
+    pub secrets: kv::Store,
     pub artifacts: async_nats::jetstream::object_store::ObjectStore,
 }
 
@@ -105,6 +106,7 @@ pub async fn ensure(
         apps: open_bucket(&js, bucket(subjects::APPS_BUCKET)).await?,
         releases: open_bucket(&js, bucket(subjects::RELEASES_BUCKET)).await?,
         instances: open_bucket(&js, bucket(subjects::INSTANCES_BUCKET)).await?,
+        secrets: open_bucket(&js, bucket(subjects::SECRETS_BUCKET)).await?,
         artifacts: open_object_store(&js, config.replicas).await?,
         js,
     })

@@ -85,6 +85,8 @@ pub(crate) struct Agent {
     resources: NodeResources,
     started_at_ms: u64,
     records: Records<records::LocalAlloc>,
+    /// Opens the secrets sealed to this node.
+    node_key: reef_secrets::NodeKey,
     instances: Records<service::LocalInstance>,
     services: service::Services,
     router: reef_proxy::Router,
@@ -111,6 +113,12 @@ pub async fn run(
         reason: e.to_string(),
     })?;
     let node = identity::load_or_create(&config.data_dir)?;
+    let key_path = config.data_dir.join("node.key");
+    let node_key =
+        reef_secrets::NodeKey::load_or_create(&key_path).map_err(|e| AgentError::DataDir {
+            path: key_path.clone(),
+            reason: e.to_string(),
+        })?;
     let records = Records::open(&config.data_dir, "allocs").map_err(|e| AgentError::DataDir {
         path: config.data_dir.join("allocs"),
         reason: e.to_string(),
@@ -142,6 +150,7 @@ pub async fn run(
         resources,
         started_at_ms: reef_proto::now_ms(),
         records,
+        node_key,
         instances,
         services: service::Services::default(),
         router: reef_proxy::Router::new(),

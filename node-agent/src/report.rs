@@ -100,6 +100,7 @@ impl Agent {
             version: env!("CARGO_PKG_VERSION").to_string(),
             started_at_ms: self.started_at_ms,
             registered_at_ms: 0,
+            sealing_key: self.node_key.public(),
         }
     }
 

@@ -43,6 +43,17 @@ pub enum ApiRequest {
     StartApp(String),
     /// Stop every instance and forget the app and its releases.
     DestroyApp(String),
+    /// Store a secret, encrypted with the cluster key.
+    SetSecret {
+        app: String,
+        key: String,
+        value: Vec<u8>,
+    },
+    ListSecrets(String),
+    RemoveSecret {
+        app: String,
+        key: String,
+    },
 }
 
 impl ApiRequest {
@@ -64,6 +75,9 @@ impl ApiRequest {
             ApiRequest::StopApp(_) => verbs::APP_STOP,
             ApiRequest::StartApp(_) => verbs::APP_START,
             ApiRequest::DestroyApp(_) => verbs::APP_DESTROY,
+            ApiRequest::SetSecret { .. } => verbs::SECRET_SET,
+            ApiRequest::ListSecrets(_) => verbs::SECRET_LIST,
+            ApiRequest::RemoveSecret { .. } => verbs::SECRET_REMOVE,
         }
     }
 }
@@ -112,6 +126,9 @@ pub enum ApiResponse {
     Releases(Vec<Release>),
     /// These instances were asked to drain and stop.
     Stopping(Vec<Instance>),
+    /// Secret names (never values).
+    SecretNames(Vec<String>),
+    Done,
 }
 
 /// An app as `reef apps` and `reef status` show it.

@@ -6,6 +6,7 @@ use crate::envelope::{Message, MessageKind};
 use crate::ids::{AllocId, NodeId};
 use crate::manifest::AppSpec;
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 
 /// An uploaded release artifact (a gzipped tarball), named by its content.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -136,6 +137,9 @@ pub struct InstanceAssignment {
     pub release: Release,
     /// The instance on the same node this one takes over from.
     pub replaces: Option<AllocId>,
+    /// The secrets the release's environment refers to, each sealed to the
+    /// node's key (context `<app>/<KEY>`); only that node can open them.
+    pub secrets: BTreeMap<String, Vec<u8>>,
     pub issued_at_ms: u64,
 }
 

@@ -12,7 +12,7 @@ use std::time::Duration;
 mod raw;
 mod template;
 
-pub use template::{EnvPart, EnvTemplate};
+pub use template::{valid_secret_key, EnvPart, EnvTemplate};
 
 /// How an app's process is started.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -29,6 +29,8 @@ pub struct NodeRecord {
     pub started_at_ms: u64,
     /// Set by the coordinator when it accepts the registration.
     pub registered_at_ms: u64,
+    /// The node's X25519 public key: secrets for its apps are sealed to it.
+    pub sealing_key: [u8; 32],
 }
 
 impl Message for NodeRecord {

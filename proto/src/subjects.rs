@@ -28,6 +28,9 @@ pub mod verbs {
     pub const APP_STOP: &str = "app.stop";
     pub const APP_START: &str = "app.start";
     pub const APP_DESTROY: &str = "app.destroy";
+    pub const SECRET_SET: &str = "secret.set";
+    pub const SECRET_LIST: &str = "secret.list";
+    pub const SECRET_REMOVE: &str = "secret.remove";
 }
 
 /// `reef.api.<verb>`.
@@ -120,6 +123,18 @@ pub const APPS_BUCKET: &str = "reef-apps";
 pub const RELEASES_BUCKET: &str = "reef-releases";
 /// KV bucket of app instances, keyed by instance id.
 pub const INSTANCES_BUCKET: &str = "reef-instances";
+/// KV bucket of secrets, keyed `<app>.<KEY>`, values encrypted with the cluster key.
+pub const SECRETS_BUCKET: &str = "reef-secrets";
+
+pub fn secret_key(app: &str, key: &str) -> String {
+    format!("{app}.{key}")
+}
+
+/// The context a secret is bound to when encrypted or sealed.
+pub fn secret_context(app: &str, key: &str) -> String {
+    format!("{app}/{key}")
+}
+
 /// Object store of release artifacts, each named by its sha256.
 pub const ARTIFACTS_STORE: &str = "reef-artifacts";
 

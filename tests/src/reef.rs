@@ -68,9 +68,16 @@ impl ReefProcess {
         self.child = Some(child);
     }
 
-    /// Starts a coordinator against `nats` with extra flags, logging to `dir`.
+    /// Starts a coordinator against `nats` with extra flags, logging to `dir`
+    /// and keeping its cluster key there.
     pub fn coordinator(nats: &str, dir: &Path, extra: &[&str]) -> Self {
-        let mut args = vec!["--nats".to_string(), nats.to_string(), "coordinator".into()];
+        let mut args = vec![
+            "--nats".to_string(),
+            nats.to_string(),
+            "coordinator".into(),
+            "--secrets-key".into(),
+            dir.join("cluster.key").display().to_string(),
+        ];
         args.extend(extra.iter().map(|s| s.to_string()));
         let log = dir.join(format!("coordinator-{}.log", uuid::Uuid::now_v7()));
         Self::spawn(args, log)
@@ -183,6 +190,34 @@ impl Cli {
     pub fn new(nats: &str) -> Self {
         Self {
             nats: nats.to_string(),
+        }
+    }
+
+    /// Runs `reef --nats URL ARGS...` with `input` on its standard input.
+    pub async fn run_with_stdin(&self, args: &[&str], input: &[u8]) -> CliOutput {
+        use tokio::io::AsyncWriteExt;
+        let mut child = tokio::process::Command::new(reef_bin())
+            .arg("--nats")
+            .arg(&self.nats)
+            .args(args)
+            .env_remove("REEF_NATS_URL")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("run reef");
+        let mut stdin = child.stdin.take().expect("stdin");
+        stdin.write_all(input).await.expect("write stdin");
+        drop(stdin);
+        let output = tokio::time::timeout(Duration::from_secs(60), child.wait_with_output())
+            .await
+            .expect("reef finished in time")
+            .expect("reef output");
+        CliOutput {
+            code: output.status.code(),
+            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
         }
     }
 

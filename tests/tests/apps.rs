@@ -25,6 +25,8 @@ class H(http.server.BaseHTTPRequestHandler):
         code, body = 200, ("%s %d %s\n" % (VERSION, os.getpid(), seen)).encode()
         if self.path == "/healthz":
             code, body = {health}, b"health\n"
+        elif self.path.startswith("/env/"):
+            body = os.environ.get(self.path[5:], "").encode()
         self.send_response(code)
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
@@ -528,4 +530,118 @@ async fn rollback_scale_stop_start_and_destroy() {
     let out = cluster.cli.run(&["status", "hello"]).await;
     assert_ne!(out.code, Some(0));
     assert!(out.stderr.contains("no app hello"), "{}", out.stderr);
+}
+
+/// Every file under `dir` that contains `needle`.
+fn files_containing(dir: &Path, needle: &[u8]) -> Vec<std::path::PathBuf> {
+    let mut found = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(path) = stack.pop() {
+        let Ok(meta) = std::fs::symlink_metadata(&path) else {
+            continue;
+        };
+        if meta.is_dir() {
+            if let Ok(entries) = std::fs::read_dir(&path) {
+                stack.extend(entries.flatten().map(|e| e.path()));
+            }
+        } else if meta.is_file() {
+            if let Ok(bytes) = std::fs::read(&path) {
+                if bytes.windows(needle.len()).any(|w| w == needle) {
+                    found.push(path);
+                }
+            }
+        }
+    }
+    found
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn secrets_reach_the_app_and_nothing_else() {
+    let cluster = TestCluster::start(1).await;
+    let port = cluster.agents[0].http_port.expect("proxy port");
+    let secret = "s3cret-Value-71f2c9";
+    let out = cluster
+        .cli
+        .run_with_stdin(
+            &["secrets", "set", "hello", "api-key"],
+            format!("{secret}\n").as_bytes(),
+        )
+        .await;
+    assert_eq!(out.code, Some(0), "{out:?}");
+    assert_eq!(
+        cluster.cli.ok(&["secrets", "list", "hello"]).await.stdout,
+        "api-key\n"
+    );
+
+    let app = cluster.dir.path().join("app");
+    write_app(&app, "v1", 200, "[env]\nAPI_KEY = \"${secret:api-key}\"\n");
+    let out = cluster
+        .cli
+        .run(&["deploy", app.to_str().expect("path")])
+        .await;
+    assert_eq!(out.code, Some(0), "{out:?}\n{}", cluster.logs());
+    let r = http::get(port, "hello.test", "/env/API_KEY")
+        .await
+        .expect("answers");
+    assert_eq!(r.body, secret, "the app sees the secret");
+
+    // Nowhere else in the clear: not in any JetStream stream (KV buckets,
+    // logs, events, assignments), not on the agent's disk, not in ps.
+    let client = async_nats::connect(&cluster.nats.url)
+        .await
+        .expect("connect");
+    let js = async_nats::jetstream::new(client);
+    let names: Vec<String> = futures::StreamExt::collect::<Vec<_>>(js.stream_names())
+        .await
+        .into_iter()
+        .map(|n| n.expect("name"))
+        .collect();
+    assert!(names.iter().any(|n| n == "KV_reef-secrets"), "{names:?}");
+    for name in &names {
+        let mut stream = js.get_stream(name).await.expect("stream");
+        let info = stream.info().await.expect("info").clone();
+        for seq in info.state.first_sequence..=info.state.last_sequence {
+            if let Ok(msg) = stream.get_raw_message(seq).await {
+                assert!(
+                    !msg.payload
+                        .windows(secret.len())
+                        .any(|w| w == secret.as_bytes()),
+                    "secret in the clear in stream {name} at {seq}"
+                );
+            }
+        }
+    }
+    let leaks = files_containing(&cluster.dir.path().join("node-1"), secret.as_bytes());
+    assert!(
+        leaks.is_empty(),
+        "secret in the clear on the agent's disk: {leaks:?}"
+    );
+    let ps = std::process::Command::new("ps")
+        .args(["axww", "-o", "args"])
+        .output()
+        .expect("ps");
+    assert!(
+        !String::from_utf8_lossy(&ps.stdout).contains(secret),
+        "secret in ps output"
+    );
+
+    // A release that needs a secret that is not set is refused up front.
+    let other = cluster.dir.path().join("other");
+    write_app(&other, "v2", 200, "[env]\nTOKEN = \"${secret:missing}\"\n");
+    let out = cluster
+        .cli
+        .run(&["deploy", other.to_str().expect("path")])
+        .await;
+    assert_ne!(out.code, Some(0));
+    assert!(
+        out.stderr.contains("secret missing of hello is not set"),
+        "{}",
+        out.stderr
+    );
+
+    cluster.cli.ok(&["secrets", "rm", "hello", "api-key"]).await;
+    assert_eq!(
+        cluster.cli.ok(&["secrets", "list", "hello"]).await.stdout,
+        ""
+    );
 }

@@ -178,7 +178,7 @@ impl Runner {
             .instances
             .update(self.id, Durability::Written, |r| r.port = Some(port))
             .await;
-        let env = match environment(&spec, &data_dir, port, self.id, release.version) {
+        let env = match self.environment(&spec, &data_dir, port, release.version) {
             Ok(env) => env,
             Err(e) => return InstanceState::Failed { reason: e },
         };
@@ -476,35 +476,47 @@ fn free_port() -> std::io::Result<u16> {
         .port())
 }
 
-/// The process environment: a base, `PORT`, reef's own variables, and the
-/// manifest's `[env]` with substitutions filled in.
-fn environment(
-    spec: &AppSpec,
-    data_dir: &Path,
-    port: u16,
-    id: AllocId,
-    version: u32,
-) -> Result<BTreeMap<String, String>, String> {
-    let data = data_dir.display().to_string();
-    let mut env = BTreeMap::new();
-    env.insert(
-        "PATH".into(),
-        std::env::var("PATH").unwrap_or_else(|_| "/usr/local/bin:/usr/bin:/bin".into()),
-    );
-    env.insert("HOME".into(), data.clone());
-    env.insert("LANG".into(), "C.UTF-8".into());
-    env.insert("PORT".into(), port.to_string());
-    env.insert("REEF_APP".into(), spec.name.clone());
-    env.insert("REEF_RELEASE".into(), version.to_string());
-    env.insert("REEF_INSTANCE_ID".into(), id.to_string());
-    env.insert("REEF_DATA_DIR".into(), data.clone());
-    for (key, template) in &spec.env {
-        // Secrets are not delivered to nodes yet; refuse rather than start
-        // the app with the variable missing.
-        let value = template
-            .render(&data, port, |_| None)
-            .map_err(|e| format!("env {key}: {e} (secrets are not available on nodes yet)"))?;
-        env.insert(key.clone(), value);
+impl Runner {
+    /// The process environment: a base, `PORT`, reef's own variables, and the
+    /// manifest's `[env]` with substitutions filled in. Secrets are opened
+    /// with the node's key here, in memory only.
+    fn environment(
+        &self,
+        spec: &AppSpec,
+        data_dir: &Path,
+        port: u16,
+        version: u32,
+    ) -> Result<BTreeMap<String, String>, String> {
+        let data = data_dir.display().to_string();
+        let mut env = BTreeMap::new();
+        env.insert(
+            "PATH".into(),
+            std::env::var("PATH").unwrap_or_else(|_| "/usr/local/bin:/usr/bin:/bin".into()),
+        );
+        env.insert("HOME".into(), data.clone());
+        env.insert("LANG".into(), "C.UTF-8".into());
+        env.insert("PORT".into(), port.to_string());
+        env.insert("REEF_APP".into(), spec.name.clone());
+        env.insert("REEF_RELEASE".into(), version.to_string());
+        env.insert("REEF_INSTANCE_ID".into(), self.id.to_string());
+        env.insert("REEF_DATA_DIR".into(), data.clone());
+        let sealed = &self.record.assignment.secrets;
+        let open = |name: &str| -> Option<String> {
+            let bytes = sealed.get(name)?;
+            let plain = self
+                .agent
+                .node_key
+                .open(&subjects::secret_context(&spec.name, name), bytes)
+                .map_err(|e| tracing::error!(app = %spec.name, secret = name, error = %e, "cannot open a secret"))
+                .ok()?;
+            String::from_utf8(plain.to_vec()).ok()
+        };
+        for (key, template) in &spec.env {
+            let value = template
+                .render(&data, port, open)
+                .map_err(|e| format!("env {key}: {e}"))?;
+            env.insert(key.clone(), value);
+        }
+        Ok(env)
     }
-    Ok(env)
 }

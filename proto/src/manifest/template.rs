@@ -17,7 +17,8 @@ pub enum EnvPart {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct EnvTemplate(pub Vec<EnvPart>);
 
-fn valid_secret_key(key: &str) -> bool {
+/// Whether `key` can name a secret: 1-128 of `[A-Za-z0-9_.-]`.
+pub fn valid_secret_key(key: &str) -> bool {
     !key.is_empty()
         && key.len() <= 128
         && key

@@ -89,7 +89,8 @@ pub async fn deploy(nats: &str, args: DeployArgs) -> Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
     let names = crate::jobs::node_names(&client).await;
-    follow(&js, &release.app, &instances, &names).await
+    let hook = release.spec.post_deploy.is_some();
+    follow(&js, &release.app, &instances, &names, hook).await
 }
 
 async fn upload(
@@ -173,11 +174,14 @@ impl<R: tokio::io::AsyncRead + Unpin> tokio::io::AsyncRead for Progress<R> {
 }
 
 /// Follows new instances until all are healthy or one fails.
+/// Follows new instances until all are healthy or one fails; with
+/// `post_deploy`, then until the hook has reported.
 async fn follow(
     js: &jetstream::Context,
     app: &str,
     instances: &[Instance],
     names: &HashMap<String, String>,
+    post_deploy: bool,
 ) -> Result<ExitCode> {
     let bucket = js
         .get_key_value(subjects::INSTANCES_BUCKET)
@@ -199,8 +203,25 @@ async fn follow(
     let deadline = tokio::time::Instant::now() + FOLLOW_LIMIT;
     loop {
         if states.values().all(|i| i.state == InstanceState::Healthy) {
-            eprintln!("{app}: every instance is healthy");
-            return Ok(ExitCode::SUCCESS);
+            let hook = states
+                .values()
+                .filter_map(|i| i.message.as_deref())
+                .find(|m| m.starts_with("post_deploy"));
+            match (post_deploy, hook) {
+                (false, _) => {
+                    eprintln!("{app}: every instance is healthy");
+                    return Ok(ExitCode::SUCCESS);
+                }
+                (true, Some("post_deploy succeeded")) => {
+                    eprintln!("{app}: every instance is healthy; post_deploy succeeded");
+                    return Ok(ExitCode::SUCCESS);
+                }
+                (true, Some(failure)) => {
+                    eprintln!("reef: {app} is deployed, but {failure}");
+                    return Ok(ExitCode::FAILURE);
+                }
+                (true, None) => {}
+            }
         }
         if let Some(failed) = states.values().find(|i| i.state.is_terminal()) {
             let reason = match &failed.state {
@@ -268,6 +289,7 @@ async fn print_last_lines(js: &jetstream::Context, app: &str, instance: reef_pro
 
 /// `reef rollback`, `reef scale`, `reef start`: ask, then follow the new instances.
 pub async fn change(nats: &str, request: ApiRequest, detach: bool) -> Result<ExitCode> {
+    let rollback = matches!(request, ApiRequest::Rollback { .. });
     let client = connect(nats).await?;
     match call(&client, request).await? {
         ApiResponse::Deploying { release, instances } => {
@@ -283,11 +305,15 @@ pub async fn change(nats: &str, request: ApiRequest, detach: bool) -> Result<Exi
                 return Ok(ExitCode::SUCCESS);
             }
             let names = crate::jobs::node_names(&client).await;
+            // A rollback is a new release, so its post_deploy runs; scaling
+            // and starting keep the release, whose hook already ran.
+            let hook = release.spec.post_deploy.is_some() && rollback;
             follow(
                 &jetstream::new(client.clone()),
                 &release.app,
                 &instances,
                 &names,
+                hook,
             )
             .await
         }

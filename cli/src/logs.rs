@@ -7,6 +7,7 @@ use anyhow::{anyhow, Context as _, Result};
 use async_nats::jetstream::{self, consumer};
 use clap::Args;
 use futures::StreamExt;
+use reef_proto::api::{ApiRequest, ApiResponse, AppStatus};
 use reef_proto::job::JobRecord;
 use reef_proto::subjects::{self, Output};
 use reef_proto::{decode, JobId};
@@ -16,7 +17,7 @@ use std::time::Duration;
 
 #[derive(Args)]
 pub struct LogsArgs {
-    /// Job id (or a unique prefix of one).
+    /// Job id (or a unique prefix of one), or an app name.
     pub job: String,
     /// Keep printing new output until the job ends.
     #[arg(short = 'f', long)]
@@ -33,6 +34,13 @@ const BACKLOG_WAIT: Duration = Duration::from_secs(10);
 
 pub async fn logs(nats: &str, args: LogsArgs) -> Result<()> {
     let client = client::connect(nats).await?;
+    if args.job.parse::<JobId>().is_err() {
+        if let Ok(ApiResponse::App(app)) =
+            client::call(&client, ApiRequest::AppStatus(args.job.clone())).await
+        {
+            return app_logs(&client, &app, args.tail, args.follow).await;
+        }
+    }
     let job = crate::jobs::resolve(&client, &args.job).await?;
     let js = jetstream::new(client);
     let mut output = JobOutput::open(&js, job.id, args.tail).await?;
@@ -59,22 +67,7 @@ pub struct JobOutput {
 
 impl JobOutput {
     pub async fn open(js: &jetstream::Context, job: JobId, tail: Option<usize>) -> Result<Self> {
-        let stream = js.get_stream(subjects::LOGS_STREAM).await.map_err(|e| {
-            anyhow!("could not open the logs stream (has a coordinator ever run?): {e}")
-        })?;
-        let consumer = stream
-            .create_consumer(consumer::pull::OrderedConfig {
-                filter_subject: subjects::job_logs(job),
-                deliver_policy: consumer::DeliverPolicy::All,
-                ..Default::default()
-            })
-            .await
-            .context("could not read the logs stream")?;
-        let backlog = consumer.cached_info().num_pending;
-        let messages = consumer
-            .messages()
-            .await
-            .context("could not read the logs stream")?;
+        let (backlog, messages) = ordered(js, subjects::job_logs(job)).await?;
         Ok(Self {
             messages,
             backlog,
@@ -220,23 +213,7 @@ fn print_line(output: Output, line: &[u8]) {
 
 /// The last `n` lines stored under a log subject filter.
 pub async fn last_lines(js: &jetstream::Context, filter: &str, n: usize) -> Result<Vec<Vec<u8>>> {
-    let stream = js
-        .get_stream(subjects::LOGS_STREAM)
-        .await
-        .map_err(|e| anyhow!("could not open the logs stream: {e}"))?;
-    let consumer = stream
-        .create_consumer(consumer::pull::OrderedConfig {
-            filter_subject: filter.to_string(),
-            deliver_policy: consumer::DeliverPolicy::All,
-            ..Default::default()
-        })
-        .await
-        .context("could not read the logs stream")?;
-    let backlog = consumer.cached_info().num_pending;
-    let mut messages = consumer
-        .messages()
-        .await
-        .context("could not read the logs stream")?;
+    let (backlog, mut messages) = ordered(js, filter.to_string()).await?;
     let mut lines = VecDeque::with_capacity(n);
     for _ in 0..backlog {
         let msg = tokio::time::timeout(BACKLOG_WAIT, messages.next())
@@ -249,4 +226,93 @@ pub async fn last_lines(js: &jetstream::Context, filter: &str, n: usize) -> Resu
         lines.push_back(msg.payload.to_vec());
     }
     Ok(lines.into())
+}
+
+/// Every replica's output of an app, oldest first, each line prefixed with
+/// its node and instance; with `follow`, then live until interrupted.
+async fn app_logs(
+    client: &async_nats::Client,
+    app: &AppStatus,
+    tail: Option<usize>,
+    follow: bool,
+) -> Result<()> {
+    let names = crate::jobs::node_names(client).await;
+    let nodes: std::collections::HashMap<String, String> = app
+        .instances
+        .iter()
+        .map(|i| {
+            let node = names
+                .get(&i.node.to_string())
+                .cloned()
+                .unwrap_or_else(|| i.node.to_string());
+            (i.id.to_string(), node)
+        })
+        .collect();
+    let prefix = |subject: &str| -> String {
+        // reef.logs.app.<app>.<instance>.<out|err>
+        let instance = subject.rsplit('.').nth(1).unwrap_or("?");
+        let short = &instance[instance.len().saturating_sub(6)..];
+        match nodes.get(instance) {
+            Some(node) => format!("[{node}/{short}] "),
+            None => format!("[{short}] "),
+        }
+    };
+    let js = jetstream::new(client.clone());
+    let (backlog, mut messages) = ordered(&js, subjects::app_logs(&app.record.name)).await?;
+    let keep = tail.unwrap_or(usize::MAX);
+    let mut lines: VecDeque<(Output, Vec<u8>)> = VecDeque::new();
+    for _ in 0..backlog {
+        let msg = tokio::time::timeout(BACKLOG_WAIT, messages.next())
+            .await
+            .map_err(|_| anyhow!("timed out reading logs"))?;
+        let Some(Ok(msg)) = msg else { break };
+        if keep == 0 {
+            continue;
+        }
+        if lines.len() == keep {
+            lines.pop_front();
+        }
+        let output = subjects::log_output(&msg.subject).unwrap_or(Output::Stdout);
+        let mut line = prefix(&msg.subject).into_bytes();
+        line.extend_from_slice(&msg.payload);
+        lines.push_back((output, line));
+    }
+    for (output, line) in lines {
+        print_line(output, &line);
+    }
+    if follow {
+        while let Some(msg) = messages.next().await {
+            let msg = msg.map_err(|e| anyhow!("reading logs failed: {e}"))?;
+            let output = subjects::log_output(&msg.subject).unwrap_or(Output::Stdout);
+            let mut line = prefix(&msg.subject).into_bytes();
+            line.extend_from_slice(&msg.payload);
+            print_line(output, &line);
+        }
+    }
+    Ok(())
+}
+
+/// An ordered consumer over every stored log line matching `filter`, from
+/// the oldest, with the number of lines stored when it was opened.
+async fn ordered(
+    js: &jetstream::Context,
+    filter: String,
+) -> Result<(u64, consumer::pull::Ordered)> {
+    let stream = js.get_stream(subjects::LOGS_STREAM).await.map_err(|e| {
+        anyhow!("could not open the logs stream (has a coordinator ever run?): {e}")
+    })?;
+    let consumer = stream
+        .create_consumer(consumer::pull::OrderedConfig {
+            filter_subject: filter,
+            deliver_policy: consumer::DeliverPolicy::All,
+            ..Default::default()
+        })
+        .await
+        .context("could not read the logs stream")?;
+    let backlog = consumer.cached_info().num_pending;
+    let messages = consumer
+        .messages()
+        .await
+        .context("could not read the logs stream")?;
+    Ok((backlog, messages))
 }

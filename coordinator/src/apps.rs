@@ -134,6 +134,7 @@ impl Coordinator {
                     latest: 1,
                     replicas: spec.replicas,
                     desired: AppDesired::Running,
+                    post_deploy_started: 0,
                     created_at_ms: now,
                     updated_at_ms: now,
                 };
@@ -368,10 +369,66 @@ impl Coordinator {
         if instance.state.is_terminal() {
             self.cluster.release_instance(instance.id);
             self.place_pending(false).await;
-        } else if let Some((known, _)) = self.cluster.instances.get_mut(&instance.id) {
-            *known = instance;
+        } else {
+            if instance.state == InstanceState::Healthy {
+                self.maybe_post_deploy(&instance).await?;
+            }
+            if let Some((known, _)) = self.cluster.instances.get_mut(&instance.id) {
+                *known = instance;
+            }
         }
         Ok(true)
+    }
+
+    /// Once every replica of the app's current release is healthy, asks the
+    /// node of `instance` to run the release's `post_deploy` hook, once per
+    /// release (recorded in the app before it is asked).
+    async fn maybe_post_deploy(&mut self, instance: &Instance) -> Result<(), CoordinatorError> {
+        let Some((record, _)) = store::get::<AppRecord>(&self.store.apps, &instance.app).await?
+        else {
+            return Ok(());
+        };
+        if record.version != instance.version || record.post_deploy_started >= record.version {
+            return Ok(());
+        }
+        let healthy = self
+            .cluster
+            .instances
+            .values()
+            .filter(|(i, _)| i.app == instance.app && i.version == record.version)
+            .filter(|(i, _)| i.id == instance.id || i.state == InstanceState::Healthy)
+            .count();
+        if (healthy as u32) < record.replicas {
+            return Ok(());
+        }
+        let key = subjects::release_key(&record.name, record.version);
+        let Some((release, _)) = store::get::<Release>(&self.store.releases, &key).await? else {
+            return Ok(());
+        };
+        if release.spec.post_deploy.is_none() {
+            return Ok(());
+        }
+        let version = record.version;
+        let claimed = store::modify::<AppRecord>(&self.store.apps, &record.name, |r| {
+            if r.post_deploy_started >= version || r.version != version {
+                return false;
+            }
+            r.post_deploy_started = version;
+            true
+        })
+        .await?;
+        if claimed.is_some_and(|r| r.post_deploy_started == version) {
+            tracing::info!(app = %record.name, version, "every replica is healthy; running post_deploy");
+            self.publish_to_node(
+                instance.node,
+                &format!("post-deploy-{}-{version}", record.name),
+                &AgentCommand::PostDeploy {
+                    instance: instance.id,
+                },
+            )
+            .await?;
+        }
+        Ok(())
     }
 
     /// Loads live instances into the view on start.

@@ -150,6 +150,12 @@ impl Agent {
                 }
                 AckKind::Ack
             }
+            Ok(AgentCommand::PostDeploy { instance }) => {
+                if !self.post_deploy(instance).await {
+                    tracing::warn!(%instance, "post_deploy for an instance that is not running here");
+                }
+                AckKind::Ack
+            }
             Ok(AgentCommand::Stop { alloc, .. }) => {
                 match self.lock_running().get(&alloc) {
                     Some(token) => {

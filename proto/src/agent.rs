@@ -21,6 +21,9 @@ pub enum AgentCommand {
     /// also forgets the app once none of its instances is left (it was
     /// destroyed, so its hosts answer 404, not 503).
     StopInstance { instance: AllocId, forget_app: bool },
+    /// Run the release's `post_deploy` hook beside this instance: every
+    /// replica of the release is healthy.
+    PostDeploy { instance: AllocId },
 }
 
 impl AgentCommand {
@@ -29,7 +32,9 @@ impl AgentCommand {
         match self {
             AgentCommand::Run(a) => Some(a.node),
             AgentCommand::Deploy(a) => Some(a.node),
-            AgentCommand::Stop { .. } | AgentCommand::StopInstance { .. } => None,
+            AgentCommand::Stop { .. }
+            | AgentCommand::StopInstance { .. }
+            | AgentCommand::PostDeploy { .. } => None,
         }
     }
 }

@@ -51,6 +51,8 @@ pub struct AppRecord {
     /// Replicas wanted (the manifest's, unless changed with `reef scale`).
     pub replicas: u32,
     pub desired: AppDesired,
+    /// The release whose `post_deploy` hook has been started (0: none).
+    pub post_deploy_started: u32,
     pub created_at_ms: u64,
     pub updated_at_ms: u64,
 }

@@ -645,3 +645,78 @@ async fn secrets_reach_the_app_and_nothing_else() {
         ""
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn post_deploy_runs_once_and_logs_show_every_replica() {
+    let cluster = TestCluster::start(2).await;
+    let app = cluster.dir.path().join("app");
+    write_app(
+        &app,
+        "v1",
+        200,
+        "replicas = 2\npost_deploy = \"echo hook ran >> $REEF_DATA_DIR/hooks; echo post-deploy-output\"\n",
+    );
+    let out = cluster
+        .cli
+        .run(&["deploy", app.to_str().expect("path")])
+        .await;
+    assert_eq!(out.code, Some(0), "{out:?}\n{}", cluster.logs());
+    assert!(
+        out.stderr.contains("post_deploy succeeded"),
+        "{}",
+        out.stderr
+    );
+    let hooks: usize = ["node-1", "node-2"]
+        .iter()
+        .map(|n| {
+            std::fs::read_to_string(cluster.dir.path().join(n).join("apps/hello/data/hooks"))
+                .map(|t| t.lines().count())
+                .unwrap_or(0)
+        })
+        .sum();
+    assert_eq!(hooks, 1, "post_deploy ran exactly once for the release");
+
+    let logs = cluster.cli.ok(&["logs", "hello"]).await.stdout;
+    for node in ["node-1", "node-2"] {
+        assert!(
+            logs.lines()
+                .any(|l| l.starts_with(&format!("[{node}/")) && l.contains("starting v1")),
+            "every replica's lines, prefixed: {logs}"
+        );
+    }
+    assert!(logs.contains("post-deploy-output"), "{logs}");
+    let tail = cluster
+        .cli
+        .ok(&["logs", "hello", "--tail", "1"])
+        .await
+        .stdout;
+    assert_eq!(tail.lines().count(), 1, "{tail}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn beam_releases_run_bin_release_in_the_foreground() {
+    use std::os::unix::fs::PermissionsExt;
+    let cluster = TestCluster::start(1).await;
+    let port = cluster.agents[0].http_port.expect("proxy port");
+    let app = cluster.dir.path().join("beam");
+    write_app(&app, "beam", 200, "");
+    // An Elixir-style release: bin/<release> start runs in the foreground.
+    std::fs::create_dir_all(app.join("bin")).expect("mkdir");
+    let launcher = app.join("bin/hello_app");
+    std::fs::write(&launcher, "#!/bin/sh\n[ \"$1\" = start ] || exit 64\ncd \"$(dirname \"$0\")/..\"\nexec python3 server.py\n")
+        .expect("write launcher");
+    std::fs::set_permissions(&launcher, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    let manifest = std::fs::read_to_string(app.join("Reef.toml"))
+        .expect("read")
+        .replace(
+            "command = [\"python3\", \"server.py\"]",
+            "type = \"beam\"\nrelease = \"hello_app\"",
+        );
+    std::fs::write(app.join("Reef.toml"), manifest).expect("write");
+    let out = cluster
+        .cli
+        .run(&["deploy", app.to_str().expect("path")])
+        .await;
+    assert_eq!(out.code, Some(0), "{out:?}\n{}", cluster.logs());
+    assert!(body(port).await.expect("serves").starts_with("beam "));
+}

@@ -104,10 +104,17 @@ pub(crate) struct Yield {
     pub resume: oneshot::Receiver<bool>,
 }
 
+/// What the agent can ask of an active instance runner, besides stopping.
+pub(crate) enum Control {
+    Yield(Yield),
+    /// Run the release's `post_deploy` hook (every replica is healthy).
+    PostDeploy,
+}
+
 /// How the agent talks to an active instance runner.
 pub(crate) struct RunnerHandle {
     pub stop: CancellationToken,
-    pub yields: mpsc::Sender<Yield>,
+    pub control: mpsc::Sender<Control>,
 }
 
 /// Per-node state of app instances.
@@ -158,16 +165,16 @@ impl Agent {
 
     pub(crate) fn start_instance(self: &Arc<Self>, id: AllocId) {
         let stop = CancellationToken::new();
-        let (yields, yield_rx) = mpsc::channel(1);
+        let (control, control_rx) = mpsc::channel(4);
         self.services.lock_running().insert(
             id,
             RunnerHandle {
                 stop: stop.clone(),
-                yields,
+                control,
             },
         );
         self.tasks
-            .spawn(runner::run(self.clone(), id, stop, yield_rx));
+            .spawn(runner::run(self.clone(), id, stop, control_rx));
     }
 
     /// Asks a local instance to drain and stop; false if it is not running here.
@@ -181,18 +188,34 @@ impl Agent {
         }
     }
 
+    /// Asks a local instance to run its release's `post_deploy` hook.
+    pub(crate) async fn post_deploy(&self, id: AllocId) -> bool {
+        let control = self
+            .services
+            .lock_running()
+            .get(&id)
+            .map(|h| h.control.clone());
+        match control {
+            Some(control) => control.send(Control::PostDeploy).await.is_ok(),
+            None => false,
+        }
+    }
+
     /// Asks a local instance to drain and stop its process for a sequential
     /// replacement, and waits until it has. The returned sender later tells
     /// it to come back (true) or retire (false). None if it is not running here.
     pub(crate) async fn yield_instance(&self, id: AllocId) -> Option<oneshot::Sender<bool>> {
-        let yields = self
+        let control = self
             .services
             .lock_running()
             .get(&id)
-            .map(|h| h.yields.clone())?;
+            .map(|h| h.control.clone())?;
         let (stopped, stopped_rx) = oneshot::channel();
         let (resume_tx, resume) = oneshot::channel();
-        yields.send(Yield { stopped, resume }).await.ok()?;
+        control
+            .send(Control::Yield(Yield { stopped, resume }))
+            .await
+            .ok()?;
         stopped_rx.await.ok()?;
         Some(resume_tx)
     }

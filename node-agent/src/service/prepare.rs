@@ -15,7 +15,7 @@ use std::process::Stdio;
 use std::time::Duration;
 use tokio::io::AsyncWriteExt;
 
-/// Longest `pre_start` may run.
+/// Longest a hook may run.
 const PRE_START_TIMEOUT: Duration = Duration::from_secs(600);
 /// Releases of one app kept on disk.
 const KEEP_RELEASES: usize = 5;
@@ -133,10 +133,11 @@ fn prune_releases(releases: &Path, keep: &Path) {
     }
 }
 
-/// Runs `pre_start` in the release directory with the app's environment;
-/// its output goes to the instance's logs. The error carries its last lines.
-pub(crate) async fn pre_start(
+/// Runs a hook (`pre_start`, `post_deploy`) in the release directory with the
+/// app's environment; its output goes to the instance's logs.
+pub(crate) async fn hook(
     agent: &Agent,
+    name: &str,
     command: &str,
     dir: &Path,
     env: &BTreeMap<String, String>,
@@ -155,7 +156,7 @@ pub(crate) async fn pre_start(
         .process_group(0)
         .kill_on_drop(true)
         .spawn()
-        .map_err(|e| format!("pre_start could not start: {e}"))?;
+        .map_err(|e| format!("{name} could not start: {e}"))?;
     let mut output = Vec::new();
     if let Some(out) = child.stdout.take() {
         output.push(tokio::spawn(crate::logs::ship(
@@ -172,12 +173,12 @@ pub(crate) async fn pre_start(
         )));
     }
     let status = match tokio::time::timeout(PRE_START_TIMEOUT, child.wait()).await {
-        Ok(status) => status.map_err(|e| format!("pre_start: {e}"))?,
+        Ok(status) => status.map_err(|e| format!("{name}: {e}"))?,
         Err(_) => {
             if let Some(pid) = child.id() {
                 crate::process::signal_group(pid, nix::sys::signal::Signal::SIGKILL);
             }
-            return Err("pre_start did not finish within 10 minutes".into());
+            return Err(format!("{name} did not finish within 10 minutes"));
         }
     };
     for shipper in output {
@@ -187,7 +188,7 @@ pub(crate) async fn pre_start(
         Ok(())
     } else {
         Err(format!(
-            "pre_start `{command}` exited with {}",
+            "{name} `{command}` exited with {}",
             crate::process::exit_code(status)
         ))
     }

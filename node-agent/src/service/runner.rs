@@ -12,7 +12,7 @@
 //! fails at once: it never received traffic, and the instance it was to
 //! replace keeps serving.
 
-use super::{health, prepare, LocalInstance, Yield};
+use super::{health, prepare, Control, LocalInstance, Yield};
 use crate::process::{exit_code, signal_group, start_time};
 use crate::records::Durability;
 use crate::Agent;
@@ -40,7 +40,7 @@ pub(crate) async fn run(
     agent: Arc<Agent>,
     id: AllocId,
     stop: CancellationToken,
-    yields: mpsc::Receiver<Yield>,
+    control: mpsc::Receiver<Control>,
 ) {
     let end = match agent.instances.get(id) {
         Some(record) => {
@@ -48,7 +48,7 @@ pub(crate) async fn run(
                 agent: agent.clone(),
                 id,
                 stop,
-                yields,
+                control,
                 record,
             }
             .supervise()
@@ -86,7 +86,7 @@ struct Runner {
     agent: Arc<Agent>,
     id: AllocId,
     stop: CancellationToken,
-    yields: mpsc::Receiver<Yield>,
+    control: mpsc::Receiver<Control>,
     record: LocalInstance,
 }
 
@@ -183,8 +183,16 @@ impl Runner {
             Err(e) => return InstanceState::Failed { reason: e },
         };
         if let Some(command) = &spec.pre_start {
-            if let Err(e) =
-                prepare::pre_start(&self.agent, command, &dir, &env, &spec.name, self.id).await
+            if let Err(e) = prepare::hook(
+                &self.agent,
+                "pre_start",
+                command,
+                &dir,
+                &env,
+                &spec.name,
+                self.id,
+            )
+            .await
             {
                 return InstanceState::Failed { reason: e };
             }
@@ -237,7 +245,7 @@ impl Runner {
                             self.agent.stop_instance(old);
                         }
                     }
-                    self.while_healthy(&mut child, port).await
+                    self.while_healthy(&mut child, port, &dir, &env).await
                 }
                 Err(Err(reason)) => {
                     stop_process(&mut child, pid, Duration::ZERO).await;
@@ -384,7 +392,7 @@ impl Runner {
                 status = child.wait() => return Err(status.map(Watch::Exited).map_err(|e| format!("waiting for the process: {e}"))),
                 _ = self.stop.cancelled() => return Err(Ok(Watch::Stop)),
                 _ = self.agent.shutdown.cancelled() => return Err(Ok(Watch::Shutdown)),
-                Some(request) = self.yields.recv() => return Err(Ok(Watch::Yield(request))),
+                Some(Control::Yield(request)) = self.control.recv() => return Err(Ok(Watch::Yield(request))),
                 result = health::check(&health.check, port, timeout) => match result {
                     Ok(()) => return Ok(()),
                     Err(e) => {
@@ -399,7 +407,7 @@ impl Runner {
                 status = child.wait() => return Err(status.map(Watch::Exited).map_err(|e| format!("waiting for the process: {e}"))),
                 _ = self.stop.cancelled() => return Err(Ok(Watch::Stop)),
                 _ = self.agent.shutdown.cancelled() => return Err(Ok(Watch::Shutdown)),
-                Some(request) = self.yields.recv() => return Err(Ok(Watch::Yield(request))),
+                Some(Control::Yield(request)) = self.control.recv() => return Err(Ok(Watch::Yield(request))),
                 _ = tokio::time::sleep(interval) => {}
             }
         }
@@ -407,7 +415,13 @@ impl Runner {
 
     /// Watches a healthy instance until it exits, is stopped, or the agent
     /// shuts down; failing checks move it in and out of the routes.
-    async fn while_healthy(&mut self, child: &mut Child, port: u16) -> Watch {
+    async fn while_healthy(
+        &mut self,
+        child: &mut Child,
+        port: u16,
+        dir: &Path,
+        env: &BTreeMap<String, String>,
+    ) -> Watch {
         let health = self.spec().health.clone();
         let app = self.spec().name.clone();
         let domains = self.spec().domains.clone();
@@ -424,7 +438,10 @@ impl Runner {
                 },
                 _ = self.stop.cancelled() => return Watch::Stop,
                 _ = self.agent.shutdown.cancelled() => return Watch::Shutdown,
-                Some(request) = self.yields.recv() => return Watch::Yield(request),
+                Some(control) = self.control.recv() => match control {
+                    Control::Yield(request) => return Watch::Yield(request),
+                    Control::PostDeploy => self.post_deploy(dir, env).await,
+                },
                 _ = tokio::time::sleep(STEADY_CHECK) => {
                     match health::check(&health.check, port, timeout).await {
                         Ok(()) if failures >= UNHEALTHY_AFTER => {
@@ -444,6 +461,31 @@ impl Runner {
                 }
             }
         }
+    }
+
+    /// Runs `post_deploy` in the release directory; its outcome becomes the
+    /// instance's message.
+    async fn post_deploy(&mut self, dir: &Path, env: &BTreeMap<String, String>) {
+        let Some(command) = self.spec().post_deploy.clone() else {
+            return;
+        };
+        let app = self.spec().name.clone();
+        let message = match prepare::hook(
+            &self.agent,
+            "post_deploy",
+            &command,
+            dir,
+            env,
+            &app,
+            self.id,
+        )
+        .await
+        {
+            Ok(()) => "post_deploy succeeded".to_string(),
+            Err(e) => e,
+        };
+        tracing::info!(instance = %self.id, %app, %message);
+        self.set(InstanceState::Healthy, Some(message)).await;
     }
 
     /// Out of the routes, in-flight requests finished (up to the drain

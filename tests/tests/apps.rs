@@ -1,7 +1,7 @@
 //! Deploying apps end to end: `reef deploy` of a real directory, a real
 //! HTTP app (python3), reached through a node's proxy by Host header.
 
-use reef_tests::{eventually, http, TestCluster};
+use reef_tests::{api, eventually, http, TestCluster};
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -719,4 +719,87 @@ async fn beam_releases_run_bin_release_in_the_foreground() {
         .await;
     assert_eq!(out.code, Some(0), "{out:?}\n{}", cluster.logs());
     assert!(body(port).await.expect("serves").starts_with("beam "));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_artifact_that_escapes_its_directory_is_refused_on_the_node() {
+    use reef_proto::api::{ApiRequest, ApiResponse};
+    use reef_proto::app::{ArtifactRef, Instance, InstanceState};
+    let cluster = TestCluster::start(1).await;
+    let client = async_nats::connect(&cluster.nats.url)
+        .await
+        .expect("connect");
+    let js = async_nats::jetstream::new(client.clone());
+    let store = js
+        .get_object_store(reef_proto::subjects::ARTIFACTS_STORE)
+        .await
+        .expect("artifact store");
+    let cases = [
+        ("dotdot", "t.addfile(entry('../evil'), io.BytesIO(b'x'))"),
+        ("absolute", "t.addfile(entry('/tmp/reef-evil-absolute'), io.BytesIO(b'x'))"),
+        ("symlink", "e = entry('link'); e.type = tarfile.SYMTYPE; e.linkname = '../../..'; e.size = 0; t.addfile(e)"),
+    ];
+    for (name, add) in cases {
+        let path = cluster.dir.path().join(format!("{name}.tar.gz"));
+        // Python's tarfile writes the hostile entries a careful packer never would.
+        let script = format!(
+            "import io, tarfile\ndef entry(n):\n    e = tarfile.TarInfo(n); e.size = 1; return e\nwith tarfile.open({:?}, 'w:gz') as t:\n    {add}\n",
+            path.display().to_string()
+        );
+        let status = std::process::Command::new("python3")
+            .args(["-c", &script])
+            .status()
+            .expect("python3");
+        assert!(status.success());
+        let bytes = std::fs::read(&path).expect("read tarball");
+        let digest = reef_artifact::sha256_hex(&bytes[..]).expect("digest");
+        store
+            .put(digest.as_str(), &mut &bytes[..])
+            .await
+            .expect("upload");
+        let spec = reef_proto::manifest::parse(
+            "[app]\nname = \"hello\"\n[deploy]\ncommand = [\"true\"]\n",
+        )
+        .expect("manifest");
+        let reply = api::call(
+            &client,
+            ApiRequest::DeployApp {
+                spec: Box::new(spec),
+                artifact: ArtifactRef {
+                    digest,
+                    size: bytes.len() as u64,
+                },
+            },
+        )
+        .await;
+        let Ok(ApiResponse::Deploying { instances, .. }) = reply.0 else {
+            panic!("deploy refused up front: {reply:?}");
+        };
+        let bucket = js
+            .get_key_value(reef_proto::subjects::INSTANCES_BUCKET)
+            .await
+            .expect("bucket");
+        let id = instances[0].id.to_string();
+        let state = eventually(
+            &format!("the {name} instance to fail"),
+            Duration::from_secs(20),
+            || async {
+                let value = bucket.get(id.as_str()).await.ok()??;
+                let instance = reef_proto::decode::<Instance>(&value).ok()?;
+                instance.state.is_terminal().then_some(instance.state)
+            },
+        )
+        .await;
+        let InstanceState::Failed { reason } = state else {
+            panic!("{name}: expected a failure, got {state:?}");
+        };
+        assert!(reason.contains("unpacking the release"), "{name}: {reason}");
+    }
+    assert!(!cluster.dir.path().join("node-1/apps/hello/evil").exists());
+    assert!(!std::path::Path::new("/tmp/reef-evil-absolute").exists());
+    let releases = cluster.dir.path().join("node-1/apps/hello/releases");
+    let leftovers: Vec<_> = std::fs::read_dir(&releases)
+        .map(|d| d.flatten().map(|e| e.path()).collect())
+        .unwrap_or_default();
+    assert!(leftovers.is_empty(), "nothing was unpacked: {leftovers:?}");
 }

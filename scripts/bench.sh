@@ -8,3 +8,4 @@ ensure_nats_server
 
 cargo build --release --bin reef
 cargo bench -p reef-tests --bench dispatch
+cargo bench -p reef-tests --bench deploy

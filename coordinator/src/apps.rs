@@ -9,7 +9,6 @@
 use crate::rollout;
 use crate::scheduler::{self, Demand};
 use crate::{store, Coordinator, CoordinatorError};
-use async_nats::HeaderMap;
 use reef_proto::agent::AgentCommand;
 use reef_proto::api::{ApiError, ApiErrorKind, AppStatus};
 use reef_proto::app::{
@@ -17,7 +16,7 @@ use reef_proto::app::{
     Release,
 };
 use reef_proto::manifest::{validate_app_name, AppSpec};
-use reef_proto::{encode, now_ms, subjects, AllocId, NodeId};
+use reef_proto::{now_ms, subjects, AllocId, NodeId};
 use std::collections::HashSet;
 use std::time::Instant;
 
@@ -238,7 +237,7 @@ impl Coordinator {
             secrets,
             issued_at_ms: now,
         }));
-        self.publish_to_node(node, &format!("deploy-{}", instance.id), &command)
+        self.publish_command(node, &format!("deploy-{}", instance.id), &command)
             .await?;
         Ok(instance)
     }
@@ -252,7 +251,7 @@ impl Coordinator {
             return Ok(());
         };
         let node = instance.node;
-        self.publish_to_node(
+        self.publish_command(
             node,
             &format!("stop-{id}"),
             &AgentCommand::StopInstance {
@@ -261,25 +260,6 @@ impl Coordinator {
             },
         )
         .await
-    }
-
-    async fn publish_to_node(
-        &self,
-        node: NodeId,
-        msg_id: &str,
-        command: &AgentCommand,
-    ) -> Result<(), CoordinatorError> {
-        let payload = encode(command).map_err(CoordinatorError::store)?;
-        let mut headers = HeaderMap::new();
-        headers.insert(async_nats::header::NATS_MESSAGE_ID, msg_id);
-        self.store
-            .js
-            .publish_with_headers(subjects::assign(node), headers, payload)
-            .await
-            .map_err(CoordinatorError::store)?
-            .await
-            .map_err(CoordinatorError::store)?;
-        Ok(())
     }
 
     pub(crate) async fn app_status(&self, name: &str) -> Result<AppStatus, ApiError> {
@@ -419,7 +399,7 @@ impl Coordinator {
         .await?;
         if claimed.is_some_and(|r| r.post_deploy_started == version) {
             tracing::info!(app = %record.name, version, "every replica is healthy; running post_deploy");
-            self.publish_to_node(
+            self.publish_command(
                 instance.node,
                 &format!("post-deploy-{}-{version}", record.name),
                 &AgentCommand::PostDeploy {

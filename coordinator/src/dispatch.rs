@@ -134,7 +134,9 @@ impl Coordinator {
             .await
     }
 
-    async fn publish_command(
+    /// Publishes a command on a node's subject, deduplicated by `msg_id`,
+    /// and waits for JetStream to have it.
+    pub(crate) async fn publish_command(
         &self,
         node: NodeId,
         msg_id: &str,

@@ -4,7 +4,6 @@
 
 use crate::{Coordinator, CoordinatorError};
 use async_nats::jetstream::kv;
-use futures::TryStreamExt;
 use reef_proto::api::{ApiError, ApiErrorKind};
 use reef_proto::manifest::{valid_secret_key, validate_app_name, AppSpec};
 use reef_proto::{subjects, NodeId};
@@ -70,15 +69,7 @@ impl Coordinator {
     pub(crate) async fn list_secrets(&self, app: &str) -> Result<Vec<String>, ApiError> {
         validate_app_name(app).map_err(invalid)?;
         let prefix = format!("{app}.");
-        let keys: Vec<String> = self
-            .store
-            .secrets
-            .keys()
-            .await
-            .map_err(CoordinatorError::store)?
-            .try_collect()
-            .await
-            .map_err(CoordinatorError::store)?;
+        let keys = crate::store::keys(&self.store.secrets).await?;
         let mut names: Vec<String> = keys
             .into_iter()
             .filter_map(|k| k.strip_prefix(&prefix).map(str::to_string))

@@ -245,16 +245,21 @@ pub async fn modify_from<T: Message + Clone>(
     })
 }
 
-/// Every value in a bucket; corrupt entries are logged and skipped.
-pub async fn all<T: Message>(kv: &kv::Store) -> Result<Vec<T>, CoordinatorError> {
-    use futures::{StreamExt, TryStreamExt};
-    let keys: Vec<String> = kv
-        .keys()
+/// Every key in a bucket.
+pub async fn keys(kv: &kv::Store) -> Result<Vec<String>, CoordinatorError> {
+    use futures::TryStreamExt;
+    kv.keys()
         .await
         .map_err(CoordinatorError::store)?
         .try_collect()
         .await
-        .map_err(CoordinatorError::store)?;
+        .map_err(CoordinatorError::store)
+}
+
+/// Every value in a bucket; corrupt entries are logged and skipped.
+pub async fn all<T: Message>(kv: &kv::Store) -> Result<Vec<T>, CoordinatorError> {
+    use futures::StreamExt;
+    let keys = keys(kv).await?;
     let values = futures::stream::iter(keys)
         .map(|key| async move { (get::<T>(kv, &key).await, key) })
         .buffer_unordered(64)

@@ -8,7 +8,7 @@ use crate::records::Durability;
 use crate::{logs, Agent};
 use nix::sys::signal::Signal;
 use reef_proto::alloc::AllocState;
-use reef_proto::subjects::{self, Output};
+use reef_proto::subjects;
 use reef_proto::units::format_duration;
 use reef_proto::AllocId;
 use std::process::Stdio;
@@ -127,29 +127,9 @@ async fn execute(
         Err(e) => tracing::error!(%alloc, error = %e, "could not record the running process"),
     }
 
-    let mut shippers = tokio::task::JoinSet::new();
-    for (output, pipe) in [
-        (
-            Output::Stdout,
-            child
-                .stdout
-                .take()
-                .map(|p| Box::new(p) as Box<dyn tokio::io::AsyncRead + Send + Unpin>),
-        ),
-        (
-            Output::Stderr,
-            child
-                .stderr
-                .take()
-                .map(|p| Box::new(p) as Box<dyn tokio::io::AsyncRead + Send + Unpin>),
-        ),
-    ] {
-        if let Some(pipe) = pipe {
-            let subject = subjects::logs(assignment.job, alloc, output);
-            let js = agent.js.clone();
-            shippers.spawn(async move { (output, logs::ship(js, subject, pipe).await) });
-        }
-    }
+    let shippers = logs::ship_output(&agent.js, &mut child, |output| {
+        subjects::logs(assignment.job, alloc, output)
+    });
 
     let timeout = spec.timeout_ms.map(Duration::from_millis);
     let timeout_sleep = async {
@@ -198,21 +178,6 @@ async fn execute(
     // The main process is gone: end whatever it left in its group, which also
     // closes the pipes the shippers read.
     signal_group(pid, Signal::SIGKILL);
-    let mut lines = (0, 0);
-    let drained = tokio::time::timeout(LOG_DRAIN, async {
-        while let Some(result) = shippers.join_next().await {
-            if let Ok((output, (shipped, _dropped))) = result {
-                match output {
-                    Output::Stdout => lines.0 = shipped,
-                    Output::Stderr => lines.1 = shipped,
-                }
-            }
-        }
-    })
-    .await;
-    if drained.is_err() {
-        tracing::warn!(%alloc, "job output still open after its process group ended; abandoning it");
-        shippers.abort_all();
-    }
+    let lines = logs::finish(shippers, LOG_DRAIN).await;
     (state, Some(lines))
 }

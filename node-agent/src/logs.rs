@@ -4,8 +4,54 @@
 //! pending acks, and the line count returned is what readers can expect.
 
 use async_nats::jetstream::{self, context::PublishAckFuture};
+use reef_proto::subjects::Output;
 use std::collections::VecDeque;
+use std::time::Duration;
 use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
+use tokio::task::JoinSet;
+
+/// Ships a child's stdout and stderr, each from its own task in the
+/// returned set, to the subjects `subject` names. Each task ends at the
+/// pipe's end and yields (stream, (lines shipped, lines dropped)).
+pub fn ship_output(
+    js: &jetstream::Context,
+    child: &mut tokio::process::Child,
+    subject: impl Fn(Output) -> String,
+) -> JoinSet<(Output, (u64, u64))> {
+    let mut shippers = JoinSet::new();
+    if let Some(pipe) = child.stdout.take() {
+        let (js, subject) = (js.clone(), subject(Output::Stdout));
+        shippers.spawn(async move { (Output::Stdout, ship(js, subject, pipe).await) });
+    }
+    if let Some(pipe) = child.stderr.take() {
+        let (js, subject) = (js.clone(), subject(Output::Stderr));
+        shippers.spawn(async move { (Output::Stderr, ship(js, subject, pipe).await) });
+    }
+    shippers
+}
+
+/// Waits for shippers to reach the end of their pipes, up to `deadline`
+/// (a process that escaped its group may hold a pipe open); then gives up on
+/// the rest. Returns the lines shipped on (stdout, stderr).
+pub async fn finish(mut shippers: JoinSet<(Output, (u64, u64))>, deadline: Duration) -> (u64, u64) {
+    let mut lines = (0, 0);
+    let drained = tokio::time::timeout(deadline, async {
+        while let Some(result) = shippers.join_next().await {
+            if let Ok((output, (shipped, _dropped))) = result {
+                match output {
+                    Output::Stdout => lines.0 = shipped,
+                    Output::Stderr => lines.1 = shipped,
+                }
+            }
+        }
+    })
+    .await;
+    if drained.is_err() {
+        tracing::warn!("process output still open after its process group ended; abandoning it");
+        shippers.abort_all();
+    }
+    lines
+}
 
 /// Longest line shipped as one message; longer lines are split.
 pub const MAX_LINE_BYTES: usize = 16 * 1024;

@@ -70,7 +70,10 @@ async fn baseline(dir: &Path) -> Duration {
         .spawn()
         .expect("spawn app");
     loop {
-        if http::get(port, "x", "/").await.is_ok_and(|r| r.status == 200) {
+        if http::get(port, "x", "/")
+            .await
+            .is_ok_and(|r| r.status == 200)
+        {
             break;
         }
         tokio::time::sleep(Duration::from_millis(1)).await;
@@ -82,7 +85,10 @@ async fn baseline(dir: &Path) -> Duration {
 
 #[tokio::main]
 async fn main() {
-    let n: usize = std::env::var("REEF_BENCH_DEPLOYS").ok().and_then(|v| v.parse().ok()).unwrap_or(10);
+    let n: usize = std::env::var("REEF_BENCH_DEPLOYS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(10);
     let nats = NatsServer::start().await;
     let dir = tempfile::tempdir().expect("tempdir");
     let _coordinator = ReefProcess::coordinator(&nats.url, dir.path(), &[]);
@@ -92,7 +98,8 @@ async fn main() {
 
     // Instance events, by state, as they arrive.
     let client = async_nats::connect(&nats.url).await.expect("connect");
-    let events: Arc<Mutex<HashMap<(reef_proto::AllocId, &'static str), Instant>>> = Default::default();
+    let events: Arc<Mutex<HashMap<(reef_proto::AllocId, &'static str), Instant>>> =
+        Default::default();
     let mut sub = client.subscribe("reef.events.>").await.expect("subscribe");
     let recorder = {
         let events = events.clone();
@@ -106,7 +113,11 @@ async fn main() {
                         InstanceState::Healthy => "healthy",
                         _ => continue,
                     };
-                    events.lock().expect("lock").entry((e.instance, state)).or_insert(at);
+                    events
+                        .lock()
+                        .expect("lock")
+                        .entry((e.instance, state))
+                        .or_insert(at);
                 }
             }
         })
@@ -120,7 +131,11 @@ async fn main() {
                 if let Ok(r) = http::get(port, "bench.test", "/").await {
                     if r.status == 200 {
                         let at = Instant::now();
-                        first_seen.lock().expect("lock").entry(r.body.trim().to_string()).or_insert(at);
+                        first_seen
+                            .lock()
+                            .expect("lock")
+                            .entry(r.body.trim().to_string())
+                            .or_insert(at);
                     }
                 }
             }
@@ -145,21 +160,32 @@ async fn main() {
                 .output()
                 .await
                 .expect("reef deploy");
-            assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+            assert!(
+                out.status.success(),
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
             (t0, Instant::now())
         }
     };
     deploy("v0".into()).await;
 
-    let (mut upload, mut prepare, mut start, mut switch, mut whole) = (vec![], vec![], vec![], vec![], vec![]);
+    let (mut upload, mut prepare, mut start, mut switch, mut whole) =
+        (vec![], vec![], vec![], vec![], vec![]);
     for i in 1..=n {
         let version = format!("v{i}");
         let (t0, t_end) = deploy(version.clone()).await;
         let instance = {
             // The new release's instance (the old one may still be draining).
-            let status = Cli::new(&nats.url).ok(&["status", "bench", "--json"]).await.json();
+            let status = Cli::new(&nats.url)
+                .ok(&["status", "bench", "--json"])
+                .await
+                .json();
             let instances = status["instances"].as_array().expect("instances");
-            let new = instances.iter().find(|i| i["release"] == status["release"]).expect("new instance");
+            let new = instances
+                .iter()
+                .find(|i| i["release"] == status["release"])
+                .expect("new instance");
             new["id"].as_str().expect("instance").parse().expect("id")
         };
         let served = loop {
@@ -183,12 +209,27 @@ async fn main() {
     let whole_m = median(whole.clone());
     let switch_m = median(switch.clone());
     println!("reef deploy benchmark: {n} redeploys of a python3 http.server app, 1 agent, release build (medians)");
-    println!("baseline: the app's own start (spawn → first answer)   {:>8.1} ms", ms(base));
-    println!("reef deploy start → instance preparing (pack, upload, release, assignment) {:>8.1} ms", ms(median(upload)));
-    println!("preparing → starting (download, verify, unpack)       {:>8.1} ms", ms(median(prepare)));
-    println!("starting → healthy (app start + first passing check)   {:>8.1} ms", ms(median(start)));
+    println!(
+        "baseline: the app's own start (spawn → first answer)   {:>8.1} ms",
+        ms(base)
+    );
+    println!(
+        "reef deploy start → instance preparing (pack, upload, release, assignment) {:>8.1} ms",
+        ms(median(upload))
+    );
+    println!(
+        "preparing → starting (download, verify, unpack)       {:>8.1} ms",
+        ms(median(prepare))
+    );
+    println!(
+        "starting → healthy (app start + first passing check)   {:>8.1} ms",
+        ms(median(start))
+    );
     println!("healthy reported → first response of the new release  {:>8.1} ms (max {:.1} ms; the route is switched before `healthy` is reported)", ms(switch_m), ms(*switch.iter().max().expect("samples")));
-    println!("whole `reef deploy`                                    {:>8.1} ms", ms(whole_m));
+    println!(
+        "whole `reef deploy`                                    {:>8.1} ms",
+        ms(whole_m)
+    );
     println!(
         "overhead: whole deploy − the app's own start = {:.1} ms (target < 1000 ms: {}); switch after the first healthy check < 50 ms: {}",
         ms(whole_m.saturating_sub(base)),

@@ -7,7 +7,7 @@
 
 use crate::Agent;
 use reef_proto::app::Release;
-use reef_proto::subjects::{self, Output};
+use reef_proto::subjects;
 use reef_proto::AllocId;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -17,6 +17,8 @@ use tokio::io::AsyncWriteExt;
 
 /// Longest a hook may run.
 const PRE_START_TIMEOUT: Duration = Duration::from_secs(600);
+/// How long a hook's output may take to drain after it exited.
+const LOG_DRAIN: Duration = Duration::from_secs(10);
 /// Releases of one app kept on disk.
 const KEEP_RELEASES: usize = 5;
 
@@ -157,21 +159,9 @@ pub(crate) async fn hook(
         .kill_on_drop(true)
         .spawn()
         .map_err(|e| format!("{name} could not start: {e}"))?;
-    let mut output = Vec::new();
-    if let Some(out) = child.stdout.take() {
-        output.push(tokio::spawn(crate::logs::ship(
-            agent.js.clone(),
-            subjects::instance_logs(app, instance, Output::Stdout),
-            out,
-        )));
-    }
-    if let Some(err) = child.stderr.take() {
-        output.push(tokio::spawn(crate::logs::ship(
-            agent.js.clone(),
-            subjects::instance_logs(app, instance, Output::Stderr),
-            err,
-        )));
-    }
+    let shippers = crate::logs::ship_output(&agent.js, &mut child, |output| {
+        subjects::instance_logs(app, instance, output)
+    });
     let status = match tokio::time::timeout(PRE_START_TIMEOUT, child.wait()).await {
         Ok(status) => status.map_err(|e| format!("{name}: {e}"))?,
         Err(_) => {
@@ -181,9 +171,7 @@ pub(crate) async fn hook(
             return Err(format!("{name} did not finish within 10 minutes"));
         }
     };
-    for shipper in output {
-        let _ = shipper.await;
-    }
+    crate::logs::finish(shippers, LOG_DRAIN).await;
     if status.success() {
         Ok(())
     } else {

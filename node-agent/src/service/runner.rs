@@ -210,10 +210,13 @@ impl Runner {
         let mut crashes: VecDeque<Instant> = VecDeque::new();
         let mut delay = Duration::from_millis(spec.restart.delay_ms);
         loop {
-            let mut child = match self.spawn(&dir, &env).await {
-                Ok(child) => child,
+            let (mut child, shippers) = match self.spawn(&dir, &env).await {
+                Ok(spawned) => spawned,
                 Err(e) => return InstanceState::Failed { reason: e },
             };
+            // Dropped (aborted) only when the process is gone, whichever way
+            // this iteration ends.
+            let _shippers = ShippersGuard(Some(shippers), self.agent.tasks.clone());
             let Some(pid) = child.id() else {
                 return InstanceState::Failed {
                     reason: "the process exited before it could be tracked".into(),
@@ -329,7 +332,12 @@ impl Runner {
         }
     }
 
-    async fn spawn(&self, dir: &Path, env: &BTreeMap<String, String>) -> Result<Child, String> {
+    /// Starts the app's process; its output is shipped by the returned tasks.
+    async fn spawn(
+        &self,
+        dir: &Path,
+        env: &BTreeMap<String, String>,
+    ) -> Result<(Child, Shippers), String> {
         let argv = self.spec().run.argv();
         let program = if argv[0].contains('/') || dir.join(&argv[0]).is_file() {
             dir.join(&argv[0])
@@ -349,31 +357,10 @@ impl Runner {
             .spawn()
             .map_err(|e| format!("could not start {}: {e}", program.display()))?;
         let app = &self.spec().name;
-        for (output, pipe) in [
-            (
-                Output::Stdout,
-                child
-                    .stdout
-                    .take()
-                    .map(|p| Box::new(p) as Box<dyn tokio::io::AsyncRead + Send + Unpin>),
-            ),
-            (
-                Output::Stderr,
-                child
-                    .stderr
-                    .take()
-                    .map(|p| Box::new(p) as Box<dyn tokio::io::AsyncRead + Send + Unpin>),
-            ),
-        ] {
-            if let Some(pipe) = pipe {
-                let js = self.agent.js.clone();
-                let subject = subjects::instance_logs(app, self.id, output);
-                self.agent.tasks.spawn(async move {
-                    crate::logs::ship(js, subject, pipe).await;
-                });
-            }
-        }
-        Ok(child)
+        let shippers = crate::logs::ship_output(&self.agent.js, &mut child, |output| {
+            subjects::instance_logs(app, self.id, output)
+        });
+        Ok((child, shippers))
     }
 
     /// Checks until healthy. Err(Ok(watch)) when something else happened
@@ -499,6 +486,22 @@ impl Runner {
             tracing::warn!(instance = %self.id, %app, "drain deadline passed with requests still in flight");
         }
         stop_process(child, pid, self.agent.config.stop_grace).await;
+    }
+}
+
+type Shippers = tokio::task::JoinSet<(Output, (u64, u64))>;
+
+/// Holds a process's log shippers; on drop (the process has ended and its
+/// group was killed, so the pipes are closing) they get a moment to finish,
+/// on a task of the agent's tracker, rather than being cut off.
+struct ShippersGuard(Option<Shippers>, tokio_util::task::TaskTracker);
+
+impl Drop for ShippersGuard {
+    fn drop(&mut self) {
+        if let Some(shippers) = self.0.take() {
+            self.1
+                .spawn(crate::logs::finish(shippers, Duration::from_secs(10)));
+        }
     }
 }
 

@@ -221,6 +221,9 @@ async fn demo(url: &str) -> Result<()> {
         labels: Default::default(),
         env: Vec::new(),
         workdir: None,
+        gpus: 0,
+        gpu_model: None,
+        min_vram: None,
         timeout: None,
         detach: false,
         command: vec![

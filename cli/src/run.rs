@@ -30,6 +30,15 @@ pub struct RunArgs {
     /// Working directory on the node (absolute) [default: a fresh directory per run].
     #[arg(long)]
     pub workdir: Option<String>,
+    /// GPUs the job needs; it sees only those (CUDA_VISIBLE_DEVICES).
+    #[arg(long, default_value_t = 0)]
+    pub gpus: u32,
+    /// Only GPUs whose model contains this, e.g. A100 or "RTX 4090".
+    #[arg(long, requires = "gpus")]
+    pub gpu_model: Option<String>,
+    /// Only GPUs with at least this much memory, e.g. 24G.
+    #[arg(long, value_parser = parse_size, requires = "gpus")]
+    pub min_vram: Option<u64>,
     /// Kill the job after this long (e.g. 30s, 5m, 2h).
     #[arg(long, value_parser = parse_duration)]
     pub timeout: Option<std::time::Duration>,
@@ -51,6 +60,11 @@ impl RunArgs {
         spec.constraints = parse_pairs("label", &self.labels.labels)?;
         spec.env = parse_pairs("env", &self.env)?;
         spec.workdir = self.workdir.clone();
+        spec.gpus = reef_proto::job::GpuRequest {
+            count: self.gpus,
+            model: self.gpu_model.clone(),
+            min_vram_bytes: self.min_vram,
+        };
         spec.timeout_ms = self
             .timeout
             .map(|t| t.as_millis().min(u64::MAX as u128) as u64);

@@ -31,6 +31,7 @@ pub fn job_json(job: &JobRecord, node_names: &HashMap<String, String>) -> Value 
         "cpu": job.spec.resources.cpu_millis as f64 / 1000.0,
         "memory_bytes": job.spec.resources.memory_bytes,
         "constraints": job.spec.constraints,
+        "gpus": job.spec.gpus.count,
         "timeout_ms": job.spec.timeout_ms,
         "stop_requested": job.stop_requested,
         "submitted_at_ms": job.submitted_at_ms,
@@ -57,6 +58,12 @@ pub fn node_json(node: &NodeStatus) -> Value {
             "memory_bytes": node.allocated.memory_bytes,
         },
         "allocations": node.allocations,
+        "gpus": r.gpus.iter().map(|g| json!({
+            "index": g.index,
+            "vendor": g.vendor,
+            "model": g.model,
+            "vram_bytes": g.vram_bytes,
+        })).collect::<Vec<_>>(),
         "version": r.version,
         "last_seen_ms": node.last_seen_ms,
         "started_at_ms": r.started_at_ms,
@@ -116,6 +123,7 @@ pub fn node_rows(nodes: &[NodeStatus]) -> Vec<Vec<String>> {
                     format_size(r.resources.memory_bytes)
                 ),
                 format_size(r.resources.disk_bytes),
+                gpu_summary(&r.gpus),
                 n.allocations.to_string(),
                 if labels.is_empty() {
                     "-".into()
@@ -128,7 +136,7 @@ pub fn node_rows(nodes: &[NodeStatus]) -> Vec<Vec<String>> {
 }
 
 pub const NODE_HEADER: &[&str] = &[
-    "NAME", "ID", "STATE", "CPU", "MEMORY", "DISK", "ALLOCS", "LABELS",
+    "NAME", "ID", "STATE", "CPU", "MEMORY", "DISK", "GPUS", "ALLOCS", "LABELS",
 ];
 pub const JOB_HEADER: &[&str] = &["ID", "STATE", "NODE", "AGE", "COMMAND"];
 
@@ -205,4 +213,24 @@ pub fn app_json(status: &AppStatus, node_names: &HashMap<String, String>) -> Val
             "updated_at_ms": i.updated_at_ms,
         })).collect::<Vec<_>>(),
     })
+}
+
+/// `2x NVIDIA GeForce RTX 4090 (24G)`, or `-`.
+fn gpu_summary(gpus: &[reef_proto::node::Gpu]) -> String {
+    let mut models: Vec<(String, usize)> = Vec::new();
+    for g in gpus {
+        let label = format!("{} ({})", g.model, format_size(g.vram_bytes));
+        match models.iter_mut().find(|(m, _)| *m == label) {
+            Some((_, n)) => *n += 1,
+            None => models.push((label, 1)),
+        }
+    }
+    if models.is_empty() {
+        return "-".into();
+    }
+    models
+        .iter()
+        .map(|(m, n)| format!("{n}x {m}"))
+        .collect::<Vec<_>>()
+        .join(", ")
 }

@@ -163,8 +163,8 @@ impl Coordinator {
             output_lines: None,
         };
         match self.choose(&job.spec) {
-            Ok(node) => Ok(self
-                .assign(&job, None, node)
+            Ok(placement) => Ok(self
+                .assign(&job, None, placement)
                 .await?
                 .ok_or_else(|| ApiError::new(ApiErrorKind::Internal, "job id collision"))?),
             Err(reason) => {

@@ -191,9 +191,11 @@ impl Coordinator {
     /// Picks a node for a new replica, avoiding nodes in `avoid` (those that
     /// already host the app) when another node fits.
     fn choose_for_app(&self, spec: &AppSpec, avoid: &HashSet<NodeId>) -> Result<NodeId, String> {
+        let no_gpus = reef_proto::job::GpuRequest::default();
         let demand = Demand {
             resources: spec.resources,
             constraints: &spec.constraints,
+            gpus: &no_gpus,
         };
         let candidates = self.cluster.candidates(Instant::now());
         let spread: Vec<_> = candidates
@@ -203,6 +205,7 @@ impl Coordinator {
             .collect();
         scheduler::place_demand(demand, &spread)
             .or_else(|_| scheduler::place_demand(demand, &candidates))
+            .map(|placement| placement.node)
     }
 
     async fn start_instance(

@@ -10,7 +10,7 @@ use reef_proto::job::Resources;
 use reef_proto::job::{JobRecord, JobSpec};
 use reef_proto::node::NodeRecord;
 use reef_proto::{AllocId, JobId, NodeId};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::time::{Duration, Instant};
 
 pub(crate) struct NodeEntry {
@@ -20,6 +20,8 @@ pub(crate) struct NodeEntry {
     pub last_seen_ms: u64,
     pub allocated: Resources,
     pub allocations: u32,
+    /// Indices of this node's GPUs given to live allocations.
+    pub gpus_in_use: BTreeSet<u32>,
 }
 
 /// A job waiting for room, as kept in memory between placement passes.
@@ -78,6 +80,7 @@ impl Cluster {
                             memory_bytes: 0,
                         },
                         allocations: 0,
+                        gpus_in_use: BTreeSet::new(),
                     },
                 );
             }
@@ -107,6 +110,8 @@ impl Cluster {
                 capacity: entry.record.resources,
                 allocated: entry.allocated,
                 allocations: entry.allocations,
+                gpus: &entry.record.gpus,
+                gpus_in_use: &entry.gpus_in_use,
             })
             .collect()
     }
@@ -140,6 +145,9 @@ impl Cluster {
             return;
         }
         self.reserve(alloc.node, alloc.resources);
+        if let Some(node) = self.nodes.get_mut(&alloc.node) {
+            node.gpus_in_use.extend(alloc.gpus.iter().copied());
+        }
         self.live.insert(alloc.id, alloc);
     }
 
@@ -149,6 +157,11 @@ impl Cluster {
         let alloc = self.live.remove(&alloc)?;
         self.live_jobs.remove(&alloc.job);
         self.unreserve(alloc.node, alloc.resources);
+        if let Some(node) = self.nodes.get_mut(&alloc.node) {
+            for gpu in &alloc.gpus {
+                node.gpus_in_use.remove(gpu);
+            }
+        }
         Some(alloc)
     }
 

@@ -19,7 +19,7 @@ const PENDING_PER_PASS: usize = 512;
 
 impl Coordinator {
     /// Picks a node for `spec`, or the reason none fits.
-    pub(crate) fn choose(&self, spec: &JobSpec) -> Result<NodeId, String> {
+    pub(crate) fn choose(&self, spec: &JobSpec) -> Result<scheduler::Placement, String> {
         scheduler::place(spec, &self.cluster.candidates(Instant::now()))
     }
 
@@ -30,14 +30,16 @@ impl Coordinator {
         &mut self,
         job: &JobRecord,
         job_revision: Option<u64>,
-        node: NodeId,
+        placement: scheduler::Placement,
     ) -> Result<Option<JobRecord>, CoordinatorError> {
+        let node = placement.node;
         let now = now_ms();
         let alloc = Allocation {
             id: AllocId::new(),
             job: job.id,
             node,
             resources: job.spec.resources,
+            gpus: placement.gpus,
             state: AllocState::Assigned,
             event_seq: 0,
             created_at_ms: now,
@@ -112,13 +114,14 @@ impl Coordinator {
         alloc: &Allocation,
         spec: &JobSpec,
     ) -> Result<(), CoordinatorError> {
-        let command = AgentCommand::Run(Assignment {
+        let command = AgentCommand::Run(Box::new(Assignment {
             alloc: alloc.id,
             job: alloc.job,
             node: alloc.node,
             spec: spec.clone(),
+            gpus: alloc.gpus.clone(),
             issued_at_ms: now_ms(),
-        });
+        }));
         self.publish_command(alloc.node, &format!("run-{}", alloc.id), &command)
             .await
     }
@@ -188,7 +191,7 @@ impl Coordinator {
         let Some(pending) = self.cluster.pending.get(&id) else {
             return Ok(());
         };
-        let Ok(node) = self.choose(&pending.spec) else {
+        let Ok(placement) = self.choose(&pending.spec) else {
             return Ok(());
         };
         let Some((job, revision)) =
@@ -202,7 +205,11 @@ impl Coordinator {
             return Ok(());
         }
         self.cluster.pending.remove(&id);
-        if self.assign(&job, Some(revision), node).await?.is_none() {
+        if self
+            .assign(&job, Some(revision), placement)
+            .await?
+            .is_none()
+        {
             tracing::debug!(job = %id, "job changed while being placed");
         }
         Ok(())

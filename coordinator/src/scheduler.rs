@@ -7,11 +7,11 @@
 //! free CPU and memory fractions), ties broken by fewer allocations and then by
 //! id, so load spreads evenly and the result is deterministic.
 
-use reef_proto::job::{JobSpec, Resources};
-use reef_proto::node::NodeResources;
+use reef_proto::job::{GpuRequest, JobSpec, Resources};
+use reef_proto::node::{Gpu, NodeResources};
 use reef_proto::units::format_size;
 use reef_proto::NodeId;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 /// What the scheduler needs to know about one node.
 #[derive(Clone, Debug)]
@@ -24,9 +24,28 @@ pub struct Candidate<'a> {
     /// Resources already committed to live allocations on the node.
     pub allocated: Resources,
     pub allocations: u32,
+    pub gpus: &'a [Gpu],
+    /// Indices of the node's GPUs given to live allocations.
+    pub gpus_in_use: &'a BTreeSet<u32>,
 }
 
 impl Candidate<'_> {
+    /// Free GPUs that satisfy `request`, lowest index first.
+    fn matching_gpus(&self, request: &GpuRequest) -> Vec<u32> {
+        let model = request.model.as_ref().map(|m| m.to_lowercase());
+        self.gpus
+            .iter()
+            .filter(|g| !self.gpus_in_use.contains(&g.index))
+            .filter(|g| {
+                model
+                    .as_ref()
+                    .is_none_or(|m| g.model.to_lowercase().contains(m))
+            })
+            .filter(|g| request.min_vram_bytes.is_none_or(|min| g.vram_bytes >= min))
+            .map(|g| g.index)
+            .collect()
+    }
+
     fn free_cpu(&self) -> u32 {
         self.capacity
             .cpu_millis
@@ -56,13 +75,14 @@ struct Rejections {
     labels: usize,
     cpu: usize,
     memory: usize,
+    gpus: usize,
     most_free_cpu: u32,
     most_free_memory: u64,
 }
 
 impl Rejections {
     fn reason(&self, demand: &Demand<'_>) -> String {
-        let total = self.not_ready + self.labels + self.cpu + self.memory;
+        let total = self.not_ready + self.labels + self.cpu + self.memory + self.gpus;
         if total == 0 {
             return "no nodes are registered".to_string();
         }
@@ -98,6 +118,17 @@ impl Rejections {
                 format_size(self.most_free_memory)
             ));
         }
+        if self.gpus > 0 {
+            let g = demand.gpus;
+            let mut what = format!("{} free GPU(s)", g.count);
+            if let Some(model) = &g.model {
+                what.push_str(&format!(" matching {model:?}"));
+            }
+            if let Some(min) = g.min_vram_bytes {
+                what.push_str(&format!(" with at least {} of memory", format_size(min)));
+            }
+            parts.push(format!("{} without {what}", self.gpus));
+        }
         format!("no node fits: of {total} nodes, {}", parts.join("; "))
     }
 }
@@ -107,6 +138,14 @@ impl Rejections {
 pub struct Demand<'a> {
     pub resources: Resources,
     pub constraints: &'a BTreeMap<String, String>,
+    pub gpus: &'a GpuRequest,
+}
+
+/// Where a piece of work goes: the node, and the GPUs given to it there.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Placement {
+    pub node: NodeId,
+    pub gpus: Vec<u32>,
 }
 
 impl<'a> From<&'a JobSpec> for Demand<'a> {
@@ -114,17 +153,18 @@ impl<'a> From<&'a JobSpec> for Demand<'a> {
         Demand {
             resources: spec.resources,
             constraints: &spec.constraints,
+            gpus: &spec.gpus,
         }
     }
 }
 
 /// Picks the node for `spec`, or says why none fits.
-pub fn place(spec: &JobSpec, nodes: &[Candidate<'_>]) -> Result<NodeId, String> {
+pub fn place(spec: &JobSpec, nodes: &[Candidate<'_>]) -> Result<Placement, String> {
     place_demand(spec.into(), nodes)
 }
 
 /// Picks the node for `demand`, or says why none fits.
-pub fn place_demand(demand: Demand<'_>, nodes: &[Candidate<'_>]) -> Result<NodeId, String> {
+pub fn place_demand(demand: Demand<'_>, nodes: &[Candidate<'_>]) -> Result<Placement, String> {
     let need = &demand.resources;
     let mut rejected = Rejections::default();
     let mut best: Option<(&Candidate<'_>, f64)> = None;
@@ -151,6 +191,12 @@ pub fn place_demand(demand: Demand<'_>, nodes: &[Candidate<'_>]) -> Result<NodeI
             rejected.memory += 1;
             continue;
         }
+        if demand.gpus.count > 0
+            && (node.matching_gpus(demand.gpus).len() as u32) < demand.gpus.count
+        {
+            rejected.gpus += 1;
+            continue;
+        }
         let room = node.room_after(need);
         let better = match best {
             None => true,
@@ -170,8 +216,15 @@ pub fn place_demand(demand: Demand<'_>, nodes: &[Candidate<'_>]) -> Result<NodeI
             best = Some((node, room));
         }
     }
-    best.map(|(node, _)| node.id)
-        .ok_or_else(|| rejected.reason(&demand))
+    best.map(|(node, _)| Placement {
+        node: node.id,
+        gpus: node
+            .matching_gpus(demand.gpus)
+            .into_iter()
+            .take(demand.gpus.count as usize)
+            .collect(),
+    })
+    .ok_or_else(|| rejected.reason(&demand))
 }
 
 #[cfg(test)]

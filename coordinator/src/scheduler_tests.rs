@@ -5,6 +5,8 @@ const GIB: u64 = 1 << 30;
 struct Fixture {
     ids: Vec<NodeId>,
     labels: Vec<BTreeMap<String, String>>,
+    gpus: Vec<Vec<Gpu>>,
+    in_use: Vec<BTreeSet<u32>>,
 }
 
 impl Fixture {
@@ -12,6 +14,8 @@ impl Fixture {
         Self {
             ids: (0..n).map(|_| NodeId::new()).collect(),
             labels: vec![BTreeMap::new(); n],
+            gpus: vec![Vec::new(); n],
+            in_use: vec![BTreeSet::new(); n],
         }
     }
 
@@ -19,7 +23,8 @@ impl Fixture {
         self.ids
             .iter()
             .zip(&self.labels)
-            .map(|(id, labels)| Candidate {
+            .zip(self.gpus.iter().zip(&self.in_use))
+            .map(|((id, labels), (gpus, in_use))| Candidate {
                 id: *id,
                 name: "n",
                 ready: true,
@@ -34,6 +39,8 @@ impl Fixture {
                     memory_bytes: 0,
                 },
                 allocations: 0,
+                gpus,
+                gpus_in_use: in_use,
             })
             .collect()
     }
@@ -65,7 +72,10 @@ fn picks_the_emptier_node() {
         memory_bytes: GIB,
     };
     nodes[0].allocations = 3;
-    assert_eq!(place(&job(100, GIB / 4), &nodes), Ok(f.ids[1]));
+    assert_eq!(
+        place(&job(100, GIB / 4), &nodes).map(|p| p.node),
+        Ok(f.ids[1])
+    );
 }
 
 #[test]
@@ -83,7 +93,7 @@ fn labels_must_all_match() {
     f.labels[1].insert("disk".into(), "ssd".into());
     let mut spec = job(100, 1);
     spec.constraints.insert("zone".into(), "b".into());
-    assert_eq!(place(&spec, &f.nodes()), Ok(f.ids[1]));
+    assert_eq!(place(&spec, &f.nodes()).map(|p| p.node), Ok(f.ids[1]));
     spec.constraints.insert("gpu".into(), "yes".into());
     let err = place(&spec, &f.nodes()).unwrap_err();
     assert!(err.contains("2 without labels gpu=yes,zone=b"), "{err}");
@@ -94,7 +104,7 @@ fn down_nodes_are_skipped() {
     let f = Fixture::new(2);
     let mut nodes = f.nodes();
     nodes[0].ready = false;
-    assert_eq!(place(&job(100, 1), &nodes), Ok(f.ids[1]));
+    assert_eq!(place(&job(100, 1), &nodes).map(|p| p.node), Ok(f.ids[1]));
     nodes[1].ready = false;
     assert!(place(&job(100, 1), &nodes).unwrap_err().contains("2 down"));
 }
@@ -107,7 +117,7 @@ fn committed_resources_are_never_exceeded() {
     let mut nodes = f.nodes();
     let spec = job(300, GIB / 2);
     let mut placed = 0;
-    while let Ok(id) = place(&spec, &nodes) {
+    while let Ok(Placement { node: id, .. }) = place(&spec, &nodes) {
         let node = nodes.iter_mut().find(|n| n.id == id).expect("known node");
         node.allocated.cpu_millis += spec.resources.cpu_millis;
         node.allocated.memory_bytes += spec.resources.memory_bytes;
@@ -126,4 +136,56 @@ fn placement_is_deterministic() {
     let a = place(&job(100, 1), &f.nodes());
     let b = place(&job(100, 1), &f.nodes());
     assert_eq!(a, b);
+}
+
+fn rig() -> Vec<Gpu> {
+    (0..2)
+        .map(|index| Gpu {
+            index,
+            vendor: "NVIDIA".into(),
+            model: "NVIDIA GeForce RTX 4090".into(),
+            vram_bytes: 24 * GIB,
+        })
+        .collect()
+}
+
+#[test]
+fn gpus_are_given_by_index_and_never_twice() {
+    let mut f = Fixture::new(2);
+    f.gpus[1] = rig();
+    let mut spec = job(100, 1);
+    spec.gpus.count = 1;
+    let first = place(&spec, &f.nodes()).expect("a GPU node");
+    assert_eq!(
+        first,
+        Placement {
+            node: f.ids[1],
+            gpus: vec![0]
+        }
+    );
+    f.in_use[1].insert(0);
+    let second = place(&spec, &f.nodes()).expect("the other GPU");
+    assert_eq!(second.gpus, vec![1]);
+    f.in_use[1].insert(1);
+    let err = place(&spec, &f.nodes()).expect_err("no free GPU");
+    assert!(err.contains("2 without 1 free GPU(s)"), "{err}");
+}
+
+#[test]
+fn gpu_model_and_memory_filter() {
+    let mut f = Fixture::new(1);
+    f.gpus[0] = rig();
+    let mut spec = job(100, 1);
+    spec.gpus.count = 2;
+    spec.gpus.model = Some("rtx 4090".into());
+    assert_eq!(place(&spec, &f.nodes()).expect("fits").gpus, vec![0, 1]);
+    spec.gpus.model = Some("A100".into());
+    assert!(place(&spec, &f.nodes())
+        .expect_err("no A100")
+        .contains("matching \"A100\""));
+    spec.gpus.model = None;
+    spec.gpus.min_vram_bytes = Some(48 * GIB);
+    assert!(place(&spec, &f.nodes())
+        .expect_err("too small")
+        .contains("at least 48G"));
 }

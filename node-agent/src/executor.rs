@@ -98,6 +98,7 @@ async fn execute(
         .env("REEF_ALLOC_ID", alloc.to_string())
         .env("REEF_NODE_ID", assignment.node.to_string())
         .envs(&spec.env)
+        .envs(gpu_env(&assignment.gpus))
         .current_dir(&workdir)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -180,4 +181,26 @@ async fn execute(
     signal_group(pid, Signal::SIGKILL);
     let lines = logs::finish(shippers, LOG_DRAIN).await;
     (state, Some(lines))
+}
+
+/// The variables that limit a process to its GPUs (CUDA and the NVIDIA
+/// container runtime). A job without GPUs sees none.
+fn gpu_env(gpus: &[u32]) -> [(&'static str, String); 2] {
+    let list = if gpus.is_empty() {
+        String::new()
+    } else {
+        gpus.iter()
+            .map(u32::to_string)
+            .collect::<Vec<_>>()
+            .join(",")
+    };
+    let nvidia = if gpus.is_empty() {
+        "void".to_string()
+    } else {
+        list.clone()
+    };
+    [
+        ("CUDA_VISIBLE_DEVICES", list),
+        ("NVIDIA_VISIBLE_DEVICES", nvidia),
+    ]
 }

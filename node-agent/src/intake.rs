@@ -92,7 +92,7 @@ impl Agent {
             }
             Ok(AgentCommand::Run(assignment)) => {
                 let alloc = assignment.alloc;
-                match self.records.accept_assignment(assignment).await {
+                match self.records.accept_assignment(*assignment).await {
                     Ok(true) => {
                         tracing::debug!(%alloc, "assignment accepted");
                         // Acknowledge first so the job starts with the assignment settled.

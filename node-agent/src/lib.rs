@@ -18,6 +18,7 @@
 
 pub mod error;
 mod executor;
+pub mod gpus;
 pub mod identity;
 mod intake;
 pub mod logs;
@@ -83,6 +84,7 @@ pub(crate) struct Agent {
     node: NodeId,
     config: Config,
     resources: NodeResources,
+    gpus: Vec<reef_proto::node::Gpu>,
     started_at_ms: u64,
     records: Records<records::LocalAlloc>,
     /// Opens the secrets sealed to this node.
@@ -148,6 +150,7 @@ pub async fn run(
         node,
         config,
         resources,
+        gpus: gpus::detect().await,
         started_at_ms: reef_proto::now_ms(),
         records,
         node_key,

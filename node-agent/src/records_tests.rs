@@ -8,6 +8,7 @@ fn assignment() -> Assignment {
         job: JobId::new(),
         node: NodeId::new(),
         spec: JobSpec::new(vec!["true".into()]),
+        gpus: vec![],
         issued_at_ms: 1,
     }
 }

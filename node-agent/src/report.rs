@@ -101,6 +101,7 @@ impl Agent {
             started_at_ms: self.started_at_ms,
             registered_at_ms: 0,
             sealing_key: self.node_key.public(),
+            gpus: self.gpus.clone(),
         }
     }
 

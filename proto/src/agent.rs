@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum AgentCommand {
     /// Run this allocation. Redelivery of the same allocation id has no effect.
-    Run(Assignment),
+    Run(Box<Assignment>),
     /// Stop this allocation (SIGTERM to its process group, then SIGKILL).
     Stop { alloc: AllocId, job: JobId },
     /// Start an app instance. Redelivery of the same instance id has no effect.
@@ -50,6 +50,8 @@ pub struct Assignment {
     pub job: JobId,
     pub node: NodeId,
     pub spec: JobSpec,
+    /// Indices of the node's GPUs reserved for this run.
+    pub gpus: Vec<u32>,
     pub issued_at_ms: u64,
 }
 

@@ -106,6 +106,8 @@ pub struct Allocation {
     pub node: NodeId,
     pub resources: Resources,
     pub state: AllocState,
+    /// Indices of the node's GPUs given to this allocation.
+    pub gpus: Vec<u32>,
     /// Sequence number of the last event applied (0: none yet).
     pub event_seq: u32,
     pub created_at_ms: u64,

@@ -6,13 +6,14 @@ use crate::{AllocId, JobId, NodeId};
 use proptest::prelude::*;
 
 fn assignment() -> AgentCommand {
-    AgentCommand::Run(Assignment {
+    AgentCommand::Run(Box::new(Assignment {
         alloc: AllocId::new(),
         job: JobId::new(),
         node: NodeId::new(),
         spec: JobSpec::new(vec!["sh".into(), "-c".into(), "echo hi".into()]),
+        gpus: vec![0],
         issued_at_ms: 7,
-    })
+    }))
 }
 
 #[test]

@@ -39,6 +39,15 @@ impl Default for Resources {
     }
 }
 
+/// GPUs a job needs: how many, and optionally which model and how much memory each.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GpuRequest {
+    pub count: u32,
+    /// Only GPUs whose model name contains this (case-insensitive), e.g. `A100`.
+    pub model: Option<String>,
+    pub min_vram_bytes: Option<u64>,
+}
+
 /// A compute job as submitted by `reef run`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct JobSpec {
@@ -52,6 +61,7 @@ pub struct JobSpec {
     pub constraints: BTreeMap<String, String>,
     /// Kill the job after this long.
     pub timeout_ms: Option<u64>,
+    pub gpus: GpuRequest,
 }
 
 /// Why a job specification was refused.
@@ -83,6 +93,7 @@ impl JobSpec {
             resources: Resources::default(),
             constraints: BTreeMap::new(),
             timeout_ms: None,
+            gpus: GpuRequest::default(),
         }
     }
 
@@ -147,6 +158,16 @@ impl JobSpec {
             return Err(SpecError::Resources("memory must be more than 0".into()));
         }
         validate_labels(&self.constraints).map_err(SpecError::Label)?;
+        if self.gpus.count > 64 {
+            return Err(SpecError::Resources("at most 64 GPUs per job".into()));
+        }
+        if let Some(model) = &self.gpus.model {
+            if model.is_empty() || model.len() > 128 || model.contains('\0') {
+                return Err(SpecError::Resources(
+                    "gpu model must be 1 to 128 characters".into(),
+                ));
+            }
+        }
         if let Some(t) = self.timeout_ms {
             if t == 0 || t > limits::MAX_TIMEOUT_MS {
                 return Err(SpecError::Timeout(format!(

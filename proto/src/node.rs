@@ -15,6 +15,16 @@ pub struct NodeResources {
     pub disk_bytes: u64,
 }
 
+/// One GPU of a node.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Gpu {
+    /// The index the driver gives it (what `CUDA_VISIBLE_DEVICES` names).
+    pub index: u32,
+    pub vendor: String,
+    pub model: String,
+    pub vram_bytes: u64,
+}
+
 /// A node's self-description, sent on registration and kept in the nodes bucket.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct NodeRecord {
@@ -31,6 +41,7 @@ pub struct NodeRecord {
     pub registered_at_ms: u64,
     /// The node's X25519 public key: secrets for its apps are sealed to it.
     pub sealing_key: [u8; 32],
+    pub gpus: Vec<Gpu>,
 }
 
 impl Message for NodeRecord {

@@ -42,10 +42,11 @@ pub fn format_size(bytes: u64) -> String {
         value /= 1024.0;
         unit += 1;
     }
-    if unit == 0 || value >= 100.0 || value.fract() < 0.05 {
+    let tenths = (value * 10.0).round() / 10.0;
+    if unit == 0 || tenths >= 100.0 || tenths.fract() == 0.0 {
         format!("{:.0}{}", value, UNITS[unit])
     } else {
-        format!("{:.1}{}", value, UNITS[unit])
+        format!("{tenths:.1}{}", UNITS[unit])
     }
 }
 
@@ -125,6 +126,7 @@ mod tests {
         }
         assert_eq!(format_size(1536 << 20), "1.5G");
         assert_eq!(format_size(512), "512B");
+        assert_eq!(format_size(24564 << 20), "24G");
     }
 
     #[test]

@@ -30,6 +30,7 @@ pub fn reef_bin() -> PathBuf {
 pub struct ReefProcess {
     child: Option<Child>,
     args: Vec<String>,
+    env: Vec<(String, String)>,
     pub log: PathBuf,
     /// For agents: the port of the node proxy, on 127.0.0.1.
     pub http_port: Option<u16>,
@@ -40,6 +41,7 @@ impl ReefProcess {
         let mut process = Self {
             child: None,
             args,
+            env: Vec::new(),
             log,
             http_port: None,
         };
@@ -60,6 +62,7 @@ impl ReefProcess {
                 "info,async_nats=warn,reef_coordinator=debug,reef_node_agent=debug",
             )
             .env("NO_COLOR", "1")
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
             .stdout(log.try_clone().expect("log handle"))
             .stderr(log)
@@ -103,6 +106,24 @@ impl ReefProcess {
         args.extend(extra.iter().map(|s| s.to_string()));
         let mut agent = Self::spawn(args, dir.join(format!("agent-{name}.log")));
         agent.http_port = Some(http_port);
+        agent
+    }
+
+    /// Starts an agent like [`ReefProcess::agent`], with extra environment
+    /// variables (for example a PATH with a fake `nvidia-smi`).
+    pub fn agent_with_env(
+        nats: &str,
+        dir: &Path,
+        name: &str,
+        extra: &[&str],
+        env: &[(&str, &str)],
+    ) -> Self {
+        let mut agent = Self::agent(nats, dir, name, extra);
+        agent.env = env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        agent.restart();
         agent
     }
 

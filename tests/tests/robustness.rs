@@ -124,13 +124,14 @@ async fn garbage_on_every_subject_crashes_nothing() {
     }
     // Well-formed but wrong: an assignment for another node, an event for an
     // allocation that does not exist, an event claiming another node's allocation.
-    let foreign = AgentCommand::Run(Assignment {
+    let foreign = AgentCommand::Run(Box::new(Assignment {
         alloc: AllocId::new(),
         job: JobId::new(),
         node: NodeId::new(),
         spec: JobSpec::new(vec!["touch".into(), cluster.path("must-not-exist")]),
+        gpus: vec![],
         issued_at_ms: 0,
-    });
+    }));
     js.publish(subjects::assign(node), encode(&foreign).expect("encode"))
         .await
         .expect("publish")

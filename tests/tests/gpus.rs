@@ -1,0 +1,124 @@
+//! GPU detection and placement against a fake 2-GPU rig: a `nvidia-smi` on
+//! the agent's PATH that reports two RTX 4090s.
+
+use reef_tests::{eventually, Cli, NatsServer, ReefProcess};
+use std::collections::BTreeSet;
+use std::os::unix::fs::PermissionsExt;
+use std::time::Duration;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gpu_jobs_get_distinct_gpus_and_wait_for_a_free_one() {
+    let nats = NatsServer::start().await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let bin = dir.path().join("fakebin");
+    std::fs::create_dir_all(&bin).expect("mkdir");
+    let smi = bin.join("nvidia-smi");
+    std::fs::write(&smi, "#!/bin/sh\nprintf '0, NVIDIA GeForce RTX 4090, 24564\\n1, NVIDIA GeForce RTX 4090, 24564\\n'\n").expect("fake");
+    std::fs::set_permissions(&smi, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    let path = format!(
+        "{}:{}",
+        bin.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+
+    let _coordinator = ReefProcess::coordinator(&nats.url, dir.path(), &[]);
+    let _plain = ReefProcess::agent(&nats.url, dir.path(), "plain", &[]);
+    let _rig = ReefProcess::agent_with_env(&nats.url, dir.path(), "rig", &[], &[("PATH", &path)]);
+    let cli = Cli::new(&nats.url);
+    let nodes = cli.wait_for_nodes(2).await;
+    let rig = nodes
+        .iter()
+        .find(|n| n["name"] == "rig")
+        .expect("rig listed");
+    let gpus = rig["gpus"].as_array().expect("gpus");
+    assert_eq!(gpus.len(), 2, "{rig}");
+    assert_eq!(gpus[1]["index"], 1);
+    assert_eq!(gpus[0]["model"], "NVIDIA GeForce RTX 4090");
+    assert_eq!(gpus[0]["vram_bytes"], 24564u64 << 20);
+    let table = cli.ok(&["nodes"]).await.stdout;
+    assert!(
+        table.contains("2x NVIDIA GeForce RTX 4090 (24G)"),
+        "{table}"
+    );
+
+    let work = dir.path().join("work");
+    std::fs::create_dir_all(&work).expect("mkdir");
+    let go = work.join("go");
+    let script = format!(
+        "echo \"$CUDA_VISIBLE_DEVICES $NVIDIA_VISIBLE_DEVICES\" > {}/gpu-$REEF_JOB_ID; while [ ! -e {} ]; do sleep 0.05; done",
+        work.display(),
+        go.display()
+    );
+    let mut ids = Vec::new();
+    for _ in 0..3 {
+        let out = cli
+            .ok(&[
+                "run",
+                "--detach",
+                "--gpus",
+                "1",
+                "--gpu-model",
+                "4090",
+                "--",
+                "sh",
+                "-c",
+                &script,
+            ])
+            .await;
+        ids.push(out.stdout.trim().to_string());
+    }
+    let seen = |ids: &[String]| -> Vec<String> {
+        ids.iter()
+            .filter_map(|id| std::fs::read_to_string(work.join(format!("gpu-{id}"))).ok())
+            .map(|s| s.trim().to_string())
+            .collect()
+    };
+    let running = eventually("two GPU jobs to run", Duration::from_secs(20), || async {
+        let seen = seen(&ids);
+        (seen.len() == 2).then_some(seen)
+    })
+    .await;
+    let indices: BTreeSet<&str> = running
+        .iter()
+        .map(|s| s.split(' ').next().unwrap_or(""))
+        .collect();
+    assert_eq!(
+        indices,
+        BTreeSet::from(["0", "1"]),
+        "distinct GPUs: {running:?}"
+    );
+    for line in &running {
+        let (cuda, nvidia) = line.split_once(' ').expect("two values");
+        assert_eq!(cuda, nvidia, "both variables name the same GPU");
+    }
+    let waiting = ids
+        .iter()
+        .find(|id| !work.join(format!("gpu-{id}")).exists())
+        .expect("one job waits")
+        .clone();
+    let job = cli.job(&waiting).await;
+    assert_eq!(job["state"], "pending", "{job}");
+    assert!(
+        job["reason"].as_str().unwrap_or("").contains("free GPU"),
+        "{job}"
+    );
+
+    std::fs::write(&go, "").expect("release the jobs");
+    for id in &ids {
+        let job = cli.wait_for_end(id, Duration::from_secs(30)).await;
+        assert_eq!(job["state"], "exited", "{job}");
+        assert_eq!(job["exit_code"], 0);
+        assert_eq!(job["node_name"], "rig");
+    }
+    assert_eq!(
+        seen(&ids).len(),
+        3,
+        "the third job got a GPU once one was free"
+    );
+
+    // A job without GPUs sees none.
+    let out = cli
+        .ok(&["run", "--", "sh", "-c", "echo \"[$CUDA_VISIBLE_DEVICES]\""])
+        .await;
+    assert_eq!(out.stdout, "[]\n");
+}

@@ -22,6 +22,8 @@ pub(crate) struct NodeEntry {
     pub allocations: u32,
     /// Indices of this node's GPUs given to live allocations.
     pub gpus_in_use: BTreeSet<u32>,
+    /// Declared lost: its work was moved or ended. Cleared when it is heard again.
+    pub lost: bool,
 }
 
 /// A job waiting for room, as kept in memory between placement passes.
@@ -81,6 +83,7 @@ impl Cluster {
                         },
                         allocations: 0,
                         gpus_in_use: BTreeSet::new(),
+                        lost: false,
                     },
                 );
             }
@@ -93,10 +96,33 @@ impl Cluster {
             Some(entry) => {
                 entry.last_seen = Some(now);
                 entry.last_seen_ms = now_ms;
+                if entry.lost {
+                    tracing::info!(%node, name = %entry.record.name, "lost node is back");
+                    entry.lost = false;
+                }
                 true
             }
             None => false,
         }
+    }
+
+    /// Nodes silent for longer than the grace period (or never heard since
+    /// `since`, this coordinator's start, for that long) that are not yet
+    /// declared lost. Marks them lost.
+    pub fn newly_lost(&mut self, now: Instant, since: Instant) -> Vec<NodeId> {
+        let grace = self.grace;
+        let mut lost = Vec::new();
+        for entry in self.nodes.values_mut() {
+            let silent = match entry.last_seen {
+                Some(seen) => now.duration_since(seen) > grace,
+                None => now.duration_since(since) > grace * 2,
+            };
+            if silent && !entry.lost {
+                entry.lost = true;
+                lost.push(entry.record.id);
+            }
+        }
+        lost
     }
 
     pub fn candidates(&self, now: Instant) -> Vec<Candidate<'_>> {

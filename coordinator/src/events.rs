@@ -131,7 +131,7 @@ impl Coordinator {
         Ok(Outcome::Done)
     }
 
-    async fn update_job(
+    pub(crate) async fn update_job(
         &mut self,
         alloc: &Allocation,
         event: &AllocEvent,

@@ -20,6 +20,7 @@ mod dispatch;
 pub mod error;
 mod events;
 mod lifecycle;
+mod liveness;
 mod rollout;
 pub mod scheduler;
 mod secrets;
@@ -68,6 +69,9 @@ pub(crate) struct Coordinator {
     /// Messages that failed to decode or validate, dropped.
     malformed: u64,
     cluster_key: Option<reef_secrets::ClusterKey>,
+    /// When this coordinator started: nodes never heard since then count as
+    /// silent from this moment.
+    started: std::time::Instant,
 }
 
 /// Runs a coordinator on `client` until `shutdown` is cancelled.
@@ -107,6 +111,7 @@ pub async fn run(
         unsent: BTreeSet::new(),
         malformed: 0,
         cluster_key,
+        started: std::time::Instant::now(),
     };
     coordinator.load().await?;
     let mut events = coordinator.event_messages().await?;
@@ -243,6 +248,7 @@ impl Coordinator {
             }
         }
         self.retry_unsent().await;
+        self.check_liveness().await;
         self.place_pending(true).await;
     }
 }

@@ -803,3 +803,81 @@ async fn an_artifact_that_escapes_its_directory_is_refused_on_the_node() {
         .unwrap_or_default();
     assert!(leftovers.is_empty(), "nothing was unpacked: {leftovers:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lost_node_s_replicas_are_replaced_elsewhere_and_stale_copies_stop_on_return() {
+    let mut cluster = TestCluster::start(3).await;
+    let app = cluster.dir.path().join("app");
+    write_app(&app, "v1", 200, "replicas = 2\n");
+    cluster
+        .cli
+        .ok(&["deploy", app.to_str().expect("path")])
+        .await;
+    let mut before = healthy_nodes(&cluster, 2).await;
+    before.sort();
+    assert_ne!(before[0], before[1], "replicas on different nodes");
+
+    // kill -9 the agent of one replica (its app process lives on, orphaned).
+    let victim = before[0].clone();
+    let index: usize = victim
+        .trim_start_matches("node-")
+        .parse::<usize>()
+        .expect("node-N")
+        - 1;
+    cluster.agents[index].kill();
+    let killed_at = std::time::Instant::now();
+    let after = eventually(
+        "a replacement to be healthy on another node",
+        Duration::from_secs(15),
+        || async {
+            let status = cluster.cli.ok(&["status", "hello", "--json"]).await.json();
+            let healthy: Vec<String> = status["instances"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default()
+                .iter()
+                .filter(|i| i["state"] == "healthy")
+                .filter_map(|i| i["node_name"].as_str().map(str::to_string))
+                .collect();
+            (healthy.len() == 2 && !healthy.contains(&victim)).then_some(healthy)
+        },
+    )
+    .await;
+    let recovery = killed_at.elapsed();
+    println!("node loss: replacement healthy after {recovery:?}");
+    assert!(
+        recovery < Duration::from_secs(10),
+        "replaced within 10 s: {recovery:?}"
+    );
+    for node in &after {
+        assert!(body(proxy_of(&cluster, node))
+            .await
+            .expect("serves")
+            .starts_with("v1 "));
+    }
+
+    // The node comes back: its stale copy stops; exactly two replicas remain.
+    cluster.agents[index].restart();
+    cluster.cli.wait_for_nodes(3).await;
+    let port = cluster.agents[index].http_port.expect("proxy port");
+    eventually(
+        "the returned node to serve nothing of the app",
+        Duration::from_secs(20),
+        || async {
+            let r = http::get(port, "hello.test", "/").await.ok()?;
+            (r.status != 200).then_some(())
+        },
+    )
+    .await;
+    let status = cluster.cli.ok(&["status", "hello", "--json"]).await.json();
+    let live: Vec<&serde_json::Value> = status["instances"]
+        .as_array()
+        .expect("instances")
+        .iter()
+        .collect();
+    assert_eq!(live.len(), 2, "exactly the desired replicas: {status}");
+    assert!(
+        live.iter().all(|i| i["node_name"] != victim.as_str()),
+        "{status}"
+    );
+}

@@ -176,3 +176,44 @@ async fn sigterm_stops_agents_and_coordinators_cleanly() {
         "coordinator exits 0 on SIGTERM"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_on_a_node_that_stays_gone_is_reported_lost_not_rerun() {
+    let mut cluster = TestCluster::start(2).await;
+    let runs = cluster.path("runs");
+    let script = format!("echo $REEF_NODE_ID >> {runs}; sleep 300");
+    let id = cluster
+        .cli
+        .ok(&["run", "--detach", "--", "sh", "-c", &script])
+        .await
+        .stdout
+        .trim()
+        .to_string();
+    let node = eventually("the job to run", Duration::from_secs(20), || async {
+        let job = cluster.cli.job(&id).await;
+        (job["state"] == "running").then(|| job["node_name"].as_str().unwrap_or("").to_string())
+    })
+    .await;
+    let index: usize = node
+        .trim_start_matches("node-")
+        .parse::<usize>()
+        .expect("node-N")
+        - 1;
+    cluster.agents[index].kill();
+    let job = cluster.cli.wait_for_end(&id, Duration::from_secs(20)).await;
+    assert_eq!(job["state"], "lost", "{job}");
+    assert!(
+        job["reason"]
+            .as_str()
+            .unwrap_or("")
+            .contains("stopped responding"),
+        "{job}"
+    );
+    assert_eq!(lines(&runs).len(), 1, "not run again elsewhere");
+    let nodes = cluster.cli.nodes().await;
+    let gone = nodes
+        .iter()
+        .find(|n| n["name"] == node.as_str())
+        .expect("listed");
+    assert_eq!(gone["state"], "down", "{gone}");
+}

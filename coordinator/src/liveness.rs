@@ -1,0 +1,150 @@
+//! Node loss: a node silent for longer than the grace period is declared
+//! lost. Its job allocations end as `lost` (their jobs too, with the reason);
+//! its app instances end as `lost` and replacements are placed on other
+//! nodes. For each, a stop command is queued on the node's own subject, so a
+//! node that was only cut off stops its stale copies as soon as it is back,
+//! before anything else it reads, and exactly the desired replicas remain.
+//!
+//! A batch job on a lost node is not re-run: its process may still be
+//! running (a partition, not a crash), and running it again could run it
+//! twice. It is reported `lost` and its owner decides.
+
+use crate::{rollout, store, Coordinator, CoordinatorError};
+use reef_proto::agent::{AgentCommand, AllocEvent};
+use reef_proto::alloc::{AllocState, Allocation};
+use reef_proto::app::{AppDesired, AppRecord, Instance, InstanceState, Release};
+use reef_proto::{now_ms, subjects, NodeId};
+use std::collections::BTreeSet;
+use std::time::Instant;
+
+impl Coordinator {
+    /// Declares silent nodes lost and moves their work.
+    pub(crate) async fn check_liveness(&mut self) {
+        for node in self.cluster.newly_lost(Instant::now(), self.started) {
+            let name = self
+                .cluster
+                .nodes
+                .get(&node)
+                .map(|n| n.record.name.clone())
+                .unwrap_or_default();
+            tracing::warn!(%node, %name, "node stopped responding; moving its work");
+            if let Err(e) = self.node_lost(node, &name).await {
+                tracing::error!(%node, error = %e, "could not move the work of a lost node; will retry");
+                if let Some(entry) = self.cluster.nodes.get_mut(&node) {
+                    entry.lost = false;
+                }
+            }
+        }
+    }
+
+    async fn node_lost(&mut self, node: NodeId, name: &str) -> Result<(), CoordinatorError> {
+        let reason = format!("node {name} stopped responding");
+        let allocs: Vec<Allocation> = self
+            .cluster
+            .live
+            .values()
+            .filter(|a| a.node == node)
+            .cloned()
+            .collect();
+        for alloc in allocs {
+            let lost = AllocState::Lost {
+                reason: reason.clone(),
+            };
+            let stored =
+                store::modify::<Allocation>(&self.store.allocs, &alloc.id.to_string(), |a| {
+                    a.updated_at_ms = now_ms();
+                    a.state.advance(lost.clone())
+                })
+                .await?;
+            if let Some(stored) = stored.filter(|a| a.state == lost) {
+                let event = AllocEvent {
+                    alloc: stored.id,
+                    job: stored.job,
+                    node,
+                    seq: stored.event_seq,
+                    state: lost.clone(),
+                    at_ms: now_ms(),
+                    output_lines: None,
+                };
+                self.update_job(&stored, &event).await?;
+            }
+            self.cluster.release(alloc.id);
+            self.publish_command(
+                node,
+                &format!("stop-{}", alloc.id),
+                &AgentCommand::Stop {
+                    alloc: alloc.id,
+                    job: alloc.job,
+                },
+            )
+            .await?;
+        }
+
+        let instances: Vec<Instance> = self
+            .cluster
+            .instances
+            .values()
+            .map(|(i, _)| i)
+            .filter(|i| i.node == node)
+            .cloned()
+            .collect();
+        let mut apps = BTreeSet::new();
+        for instance in instances {
+            store::modify::<Instance>(&self.store.instances, &instance.id.to_string(), |i| {
+                if i.state.is_terminal() {
+                    return false;
+                }
+                i.state = InstanceState::Lost {
+                    reason: reason.clone(),
+                };
+                i.updated_at_ms = now_ms();
+                true
+            })
+            .await?;
+            self.cluster.release_instance(instance.id);
+            self.publish_command(
+                node,
+                &format!("stop-{}", instance.id),
+                &AgentCommand::StopInstance {
+                    instance: instance.id,
+                    forget_app: false,
+                },
+            )
+            .await?;
+            apps.insert(instance.app);
+        }
+        for app in apps {
+            if let Err(e) = self.replace_lost_replicas(&app).await {
+                tracing::warn!(%app, error = %e.message, "could not replace lost replicas yet");
+            }
+        }
+        self.place_pending(false).await;
+        Ok(())
+    }
+
+    /// Brings an app back to its replica count with its current release.
+    pub(crate) async fn replace_lost_replicas(
+        &mut self,
+        app: &str,
+    ) -> Result<(), reef_proto::api::ApiError> {
+        let Some((record, _)) = store::get::<AppRecord>(&self.store.apps, app).await? else {
+            return Ok(());
+        };
+        if record.desired != AppDesired::Running {
+            return Ok(());
+        }
+        let key = subjects::release_key(app, record.version);
+        let Some((release, _)) = store::get::<Release>(&self.store.releases, &key).await? else {
+            return Ok(());
+        };
+        let live = self.live_instances(app);
+        let plan = rollout::plan_scale(&live, record.version, record.replicas);
+        if plan.place == 0 {
+            return Ok(());
+        }
+        let nodes = self.place_replicas(&release.spec, &plan)?;
+        let started = self.execute(&release, plan, nodes).await?;
+        tracing::info!(%app, replacements = started.len(), "replacing replicas of a lost node");
+        Ok(())
+    }
+}

@@ -11,7 +11,6 @@ use reef_proto::alloc::AllocState;
 use reef_proto::subjects;
 use reef_proto::units::format_duration;
 use reef_proto::AllocId;
-use std::process::Stdio;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
@@ -84,10 +83,9 @@ async fn execute(
             workdir.display()
         ));
     }
-    let mut command = tokio::process::Command::new(&spec.command[0]);
+    let mut command = crate::process::supervised(&spec.command[0], &workdir, std::iter::empty());
     command
         .args(&spec.command[1..])
-        .env_clear()
         .env(
             "PATH",
             std::env::var_os("PATH").unwrap_or_else(|| "/usr/local/bin:/usr/bin:/bin".into()),
@@ -98,13 +96,7 @@ async fn execute(
         .env("REEF_ALLOC_ID", alloc.to_string())
         .env("REEF_NODE_ID", assignment.node.to_string())
         .envs(&spec.env)
-        .envs(gpu_env(&assignment.gpus))
-        .current_dir(&workdir)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .process_group(0)
-        .kill_on_drop(false);
+        .envs(gpu_env(&assignment.gpus));
     let mut child = match command.spawn() {
         Ok(child) => child,
         Err(e) => return failed(format!("could not start {:?}: {e}", spec.command[0])),

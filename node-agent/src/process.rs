@@ -5,6 +5,27 @@
 use nix::sys::signal::{killpg, Signal};
 use nix::unistd::Pid;
 
+/// A command for work the agent supervises: a fresh environment (only what
+/// is given), `dir` as working directory, no stdin, stdout and stderr piped
+/// for shipping, and its own process group so a signal reaches its whole tree.
+pub fn supervised<'a>(
+    program: impl AsRef<std::ffi::OsStr>,
+    dir: &std::path::Path,
+    env: impl IntoIterator<Item = (&'a String, &'a String)>,
+) -> tokio::process::Command {
+    let mut command = tokio::process::Command::new(program);
+    command
+        .env_clear()
+        .envs(env)
+        .current_dir(dir)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .process_group(0)
+        .kill_on_drop(false);
+    command
+}
+
 /// Sends `signal` to the process group `pgid`. A group that is gone is not an error.
 pub fn signal_group(pgid: u32, signal: Signal) {
     match killpg(Pid::from_raw(pgid as i32), signal) {

@@ -286,6 +286,13 @@ impl Cli {
         out
     }
 
+    /// `reef run --detach -- COMMAND...`; returns the job id.
+    pub async fn submit(&self, command: &[&str]) -> String {
+        let mut args = vec!["run", "--detach", "--"];
+        args.extend_from_slice(command);
+        self.ok(&args).await.stdout.trim().to_string()
+    }
+
     /// `reef nodes --json`.
     pub async fn nodes(&self) -> Vec<serde_json::Value> {
         let out = self.run(&["nodes", "--json"]).await;

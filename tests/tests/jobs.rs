@@ -134,13 +134,7 @@ async fn stopping_a_job_kills_its_whole_process_tree() {
     let script = format!(
         "sleep 300 & echo $! >> {pids}; sh -c 'sleep 301 & echo $! >> {pids}; wait' & echo $$ >> {pids}; wait"
     );
-    let id = cluster
-        .cli
-        .ok(&["run", "--detach", "--", "sh", "-c", &script])
-        .await
-        .stdout
-        .trim()
-        .to_string();
+    let id = cluster.cli.submit(&["sh", "-c", &script]).await;
     let pids: Vec<String> = eventually(
         "the job to start its tree",
         Duration::from_secs(20),
@@ -188,13 +182,7 @@ async fn logs_follow_prints_lines_as_they_come_and_ends_with_the_job() {
     let cluster = TestCluster::start(1).await;
     let go = cluster.path("go");
     let script = format!("echo one; while [ ! -e {go} ]; do sleep 0.05; done; echo two");
-    let id = cluster
-        .cli
-        .ok(&["run", "--detach", "--", "sh", "-c", &script])
-        .await
-        .stdout
-        .trim()
-        .to_string();
+    let id = cluster.cli.submit(&["sh", "-c", &script]).await;
 
     let mut follower = tokio::process::Command::new(reef_tests::reef::reef_bin())
         .args(["--nats", &cluster.nats.url, "logs", "-f", &id])

@@ -20,13 +20,7 @@ async fn an_agent_killed_mid_job_reports_it_lost_and_never_reruns_it() {
     let mut cluster = TestCluster::start(1).await;
     let runs = cluster.path("runs");
     let script = format!("echo $$ >> {runs}; sleep 300");
-    let id = cluster
-        .cli
-        .ok(&["run", "--detach", "--", "sh", "-c", &script])
-        .await
-        .stdout
-        .trim()
-        .to_string();
+    let id = cluster.cli.submit(&["sh", "-c", &script]).await;
     let pid = eventually("the job to run", Duration::from_secs(20), || async {
         let job = cluster.cli.job(&id).await;
         let runs = lines(&runs);
@@ -150,13 +144,7 @@ async fn restarting_the_coordinator_loses_no_queued_job() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_stops_agents_and_coordinators_cleanly() {
     let mut cluster = TestCluster::start(1).await;
-    let id = cluster
-        .cli
-        .ok(&["run", "--detach", "--", "sleep", "300"])
-        .await
-        .stdout
-        .trim()
-        .to_string();
+    let id = cluster.cli.submit(&["sleep", "300"]).await;
     eventually("the job to run", Duration::from_secs(20), || async {
         (cluster.cli.job(&id).await["state"] == "running").then_some(())
     })
@@ -182,13 +170,7 @@ async fn a_job_on_a_node_that_stays_gone_is_reported_lost_not_rerun() {
     let mut cluster = TestCluster::start(2).await;
     let runs = cluster.path("runs");
     let script = format!("echo $REEF_NODE_ID >> {runs}; sleep 300");
-    let id = cluster
-        .cli
-        .ok(&["run", "--detach", "--", "sh", "-c", &script])
-        .await
-        .stdout
-        .trim()
-        .to_string();
+    let id = cluster.cli.submit(&["sh", "-c", &script]).await;
     let node = eventually("the job to run", Duration::from_secs(20), || async {
         let job = cluster.cli.job(&id).await;
         (job["state"] == "running").then(|| job["node_name"].as_str().unwrap_or("").to_string())

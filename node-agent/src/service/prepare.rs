@@ -11,7 +11,6 @@ use reef_proto::subjects;
 use reef_proto::AllocId;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
 use std::time::Duration;
 use tokio::io::AsyncWriteExt;
 
@@ -146,16 +145,10 @@ pub(crate) async fn hook(
     app: &str,
     instance: AllocId,
 ) -> Result<(), String> {
-    let mut child = tokio::process::Command::new("sh")
+    // kill_on_drop: a hook abandoned on timeout must not outlive it.
+    let mut child = crate::process::supervised("sh", dir, env)
         .arg("-c")
         .arg(command)
-        .env_clear()
-        .envs(env)
-        .current_dir(dir)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .process_group(0)
         .kill_on_drop(true)
         .spawn()
         .map_err(|e| format!("{name} could not start: {e}"))?;

@@ -24,7 +24,6 @@ use reef_proto::units::format_duration;
 use reef_proto::AllocId;
 use std::collections::{BTreeMap, VecDeque};
 use std::path::Path;
-use std::process::Stdio;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::process::Child;
@@ -344,16 +343,8 @@ impl Runner {
         } else {
             argv[0].clone().into()
         };
-        let mut child = tokio::process::Command::new(&program)
+        let mut child = crate::process::supervised(&program, dir, env)
             .args(&argv[1..])
-            .env_clear()
-            .envs(env)
-            .current_dir(dir)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .process_group(0)
-            .kill_on_drop(false)
             .spawn()
             .map_err(|e| format!("could not start {}: {e}", program.display()))?;
         let app = &self.spec().name;

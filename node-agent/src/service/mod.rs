@@ -220,14 +220,26 @@ impl Agent {
         Some(resume_tx)
     }
 
-    /// Routes `app`'s domains to `instance` too.
-    pub(crate) fn route_add(&self, app: &str, domains: &[String], instance: AllocId, port: u16) {
+    /// Routes `app`'s domains to `instance` too, and, in the same atomic
+    /// switch, no longer to `replaces`: no request goes to the old instance
+    /// once the new one has any.
+    pub(crate) fn route_add(
+        &self,
+        app: &str,
+        domains: &[String],
+        instance: AllocId,
+        port: u16,
+        replaces: Option<AllocId>,
+    ) {
         let mut routes = self.services.lock_routes();
         let entry = routes.entry(app.to_string()).or_default();
         entry.domains = domains.to_vec();
         entry
             .healthy
             .insert(instance, SocketAddr::from(([127, 0, 0, 1], port)));
+        if let Some(old) = replaces {
+            entry.healthy.remove(&old);
+        }
         self.publish_routes(app, entry);
     }
 

@@ -236,8 +236,13 @@ impl Runner {
                 Ok(()) => {
                     // Routed before it is reported healthy, so whoever sees
                     // `healthy` can already reach it.
+                    let replaces = if ever_healthy {
+                        None
+                    } else {
+                        self.record.assignment.replaces
+                    };
                     self.agent
-                        .route_add(&spec.name, &spec.domains, self.id, port);
+                        .route_add(&spec.name, &spec.domains, self.id, port, replaces);
                     self.set(InstanceState::Healthy, None).await;
                     if !ever_healthy {
                         ever_healthy = true;
@@ -424,7 +429,7 @@ impl Runner {
                     match health::check(&health.check, port, timeout).await {
                         Ok(()) if failures >= UNHEALTHY_AFTER => {
                             failures = 0;
-                            self.agent.route_add(&app, &domains, self.id, port);
+                            self.agent.route_add(&app, &domains, self.id, port, None);
                             self.set(InstanceState::Healthy, Some("healthy again".into())).await;
                         }
                         Ok(()) => failures = 0,

@@ -31,3 +31,14 @@ ensure_nats_server() {
         return 1
     }
 }
+
+# The end-to-end tests run small python3 apps and look at processes with ps.
+ensure_test_tools() {
+    local missing=()
+    command -v python3 >/dev/null 2>&1 || missing+=(python3)
+    command -v ps >/dev/null 2>&1 || missing+=(procps)
+    if [ ${#missing[@]} -gt 0 ]; then
+        echo "installing ${missing[*]} for the tests" >&2
+        apt-get update -qq && apt-get install -y -qq "${missing[@]}" >/dev/null
+    fi
+}

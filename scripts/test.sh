@@ -6,6 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/lib.sh
 ensure_nats_server
+ensure_test_tools
 
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets -- -D warnings

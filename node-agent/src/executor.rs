@@ -62,15 +62,19 @@ async fn execute(
     if stop.is_cancelled() {
         return (AllocState::Stopped, None);
     }
-    // Synced before the process exists, so that after any crash this
-    // allocation is known to have possibly run, and is never started again.
-    // Not reported: `running` follows within milliseconds and supersedes it.
-    if let Err(e) = agent
-        .records
-        .transition(alloc, AllocState::Starting, Durability::Synced)
-        .await
-    {
-        return failed(format!("could not record the start durably: {e}"));
+    // New assignments are recorded as `starting` already (one synced write);
+    // one accepted by an older agent is moved there, synced, before the
+    // process exists, so after any crash it is known to have possibly run
+    // and is never started again. Not reported: `running` follows within
+    // milliseconds and supersedes it.
+    if record.state == AllocState::Accepted {
+        if let Err(e) = agent
+            .records
+            .transition(alloc, AllocState::Starting, Durability::Synced)
+            .await
+        {
+            return failed(format!("could not record the start durably: {e}"));
+        }
     }
 
     let workdir = match &spec.workdir {

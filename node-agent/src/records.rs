@@ -258,12 +258,16 @@ impl<R: Record> Records<R> {
 }
 
 impl Records<LocalAlloc> {
-    /// Records a new job assignment in state `accepted`, synced. Returns
-    /// false (and writes nothing) if the allocation is already known.
+    /// Records a new job assignment, synced, directly as `starting`: the
+    /// executor starts it at once, and one synced write before the process
+    /// exists is what keeps a crash from ever running it twice. (A crash in
+    /// the moment between this write and the spawn reports the job `lost`
+    /// although it never ran; it is never run twice.) Returns false (and
+    /// writes nothing) if the allocation is already known.
     pub async fn accept_assignment(&self, assignment: Assignment) -> std::io::Result<bool> {
         self.accept(LocalAlloc {
             assignment,
-            state: AllocState::Accepted,
+            state: AllocState::Starting,
             seq: 1,
             reported_seq: 0,
             pgid: None,

@@ -4,6 +4,7 @@
 use crate::cluster::Pending;
 use crate::error::CoordinatorError;
 use crate::{store, Coordinator};
+use reef_proto::agent::AgentCommand;
 use reef_proto::api::{ApiError, ApiErrorKind, ApiReply, ApiRequest, ApiResponse, MAX_LISTED_JOBS};
 use reef_proto::job::{JobRecord, JobSpec, JobState};
 use reef_proto::node::{validate_node_name, NodeRecord};
@@ -206,7 +207,12 @@ impl Coordinator {
             (updated.state.is_terminal(), updated.alloc, updated.node)
         {
             // Sent again on a repeated stop: the agent treats stops idempotently.
-            self.publish_stop(node, alloc, id).await?;
+            self.send_command(
+                node,
+                format!("stop-{alloc}"),
+                AgentCommand::Stop { alloc, job: id },
+            )
+            .await;
         }
         Ok(updated)
     }

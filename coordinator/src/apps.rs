@@ -240,8 +240,8 @@ impl Coordinator {
             secrets,
             issued_at_ms: now,
         }));
-        self.publish_command(node, &format!("deploy-{}", instance.id), &command)
-            .await?;
+        self.send_command(node, format!("deploy-{}", instance.id), command)
+            .await;
         Ok(instance)
     }
 
@@ -254,15 +254,16 @@ impl Coordinator {
             return Ok(());
         };
         let node = instance.node;
-        self.publish_command(
+        self.send_command(
             node,
-            &format!("stop-{id}"),
-            &AgentCommand::StopInstance {
+            format!("stop-{id}"),
+            AgentCommand::StopInstance {
                 instance: id,
                 forget_app,
             },
         )
-        .await
+        .await;
+        Ok(())
     }
 
     pub(crate) async fn app_status(&self, name: &str) -> Result<AppStatus, ApiError> {
@@ -402,14 +403,14 @@ impl Coordinator {
         .await?;
         if claimed.is_some_and(|r| r.post_deploy_started == version) {
             tracing::info!(app = %record.name, version, "every replica is healthy; running post_deploy");
-            self.publish_command(
+            self.send_command(
                 instance.node,
-                &format!("post-deploy-{}-{version}", record.name),
-                &AgentCommand::PostDeploy {
+                format!("post-deploy-{}-{version}", record.name),
+                AgentCommand::PostDeploy {
                     instance: instance.id,
                 },
             )
-            .await?;
+            .await;
         }
         Ok(())
     }

@@ -126,15 +126,26 @@ impl Coordinator {
             .await
     }
 
-    pub(crate) async fn publish_stop(
-        &self,
+    /// Publishes a command for a node, or, if NATS refuses it now, keeps it
+    /// and retries it every tick (deduplicated by `msg_id`, so a retry of a
+    /// command that did land has no second effect).
+    pub(crate) async fn send_command(
+        &mut self,
         node: NodeId,
-        alloc: AllocId,
-        job: JobId,
-    ) -> Result<(), CoordinatorError> {
-        let command = AgentCommand::Stop { alloc, job };
-        self.publish_command(node, &format!("stop-{alloc}"), &command)
-            .await
+        msg_id: String,
+        command: AgentCommand,
+    ) {
+        if let Err(e) = self.publish_command(node, &msg_id, &command).await {
+            tracing::warn!(%node, %msg_id, error = %e, "command not published yet; will retry");
+            self.queued.push((node, msg_id, command));
+        }
+    }
+
+    /// Retries the commands `send_command` could not publish.
+    pub(crate) async fn retry_queued(&mut self) {
+        for (node, msg_id, command) in std::mem::take(&mut self.queued) {
+            self.send_command(node, msg_id, command).await;
+        }
     }
 
     /// Publishes a command on a node's subject, deduplicated by `msg_id`,

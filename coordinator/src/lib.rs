@@ -66,6 +66,8 @@ pub(crate) struct Coordinator {
     unknown_nodes: HashSet<reef_proto::NodeId>,
     /// Allocations recorded in KV whose assignment may not be in the stream yet.
     unsent: BTreeSet<reef_proto::AllocId>,
+    /// Commands for nodes that could not be published yet: (node, message id, command).
+    queued: Vec<(reef_proto::NodeId, String, reef_proto::agent::AgentCommand)>,
     /// Messages that failed to decode or validate, dropped.
     malformed: u64,
     cluster_key: Option<reef_secrets::ClusterKey>,
@@ -109,6 +111,7 @@ pub async fn run(
         cluster: Cluster::new(config.node_grace),
         unknown_nodes: HashSet::new(),
         unsent: BTreeSet::new(),
+        queued: Vec::new(),
         malformed: 0,
         cluster_key,
         started: std::time::Instant::now(),
@@ -248,6 +251,7 @@ impl Coordinator {
             }
         }
         self.retry_unsent().await;
+        self.retry_queued().await;
         self.check_liveness().await;
         self.place_pending(true).await;
     }

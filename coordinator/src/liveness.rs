@@ -69,15 +69,15 @@ impl Coordinator {
                 self.update_job(&stored, &event).await?;
             }
             self.cluster.release(alloc.id);
-            self.publish_command(
+            self.send_command(
                 node,
-                &format!("stop-{}", alloc.id),
-                &AgentCommand::Stop {
+                format!("stop-{}", alloc.id),
+                AgentCommand::Stop {
                     alloc: alloc.id,
                     job: alloc.job,
                 },
             )
-            .await?;
+            .await;
         }
 
         let instances: Vec<Instance> = self
@@ -102,15 +102,15 @@ impl Coordinator {
             })
             .await?;
             self.cluster.release_instance(instance.id);
-            self.publish_command(
+            self.send_command(
                 node,
-                &format!("stop-{}", instance.id),
-                &AgentCommand::StopInstance {
+                format!("stop-{}", instance.id),
+                AgentCommand::StopInstance {
                     instance: instance.id,
                     forget_app: false,
                 },
             )
-            .await?;
+            .await;
             apps.insert(instance.app);
         }
         for app in apps {

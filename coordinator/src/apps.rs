@@ -214,7 +214,6 @@ impl Coordinator {
         node: NodeId,
         replaces: Option<AllocId>,
     ) -> Result<Instance, ApiError> {
-        let secrets = self.sealed_secrets(&release.spec, node).await?;
         let now = now_ms();
         let instance = Instance {
             id: AllocId::new(),
@@ -223,26 +222,39 @@ impl Coordinator {
             node,
             state: InstanceState::Assigned,
             port: None,
+            replaces,
             restarts: 0,
             message: None,
             event_seq: 0,
             created_at_ms: now,
             updated_at_ms: now,
         };
+        // Sealing checks the node and the secrets before anything is written.
+        let command = self.deploy_command(&instance, release).await?;
         store::create(&self.store.instances, &instance.id.to_string(), &instance).await?;
         self.cluster
             .commit_instance(instance.clone(), release.spec.resources);
-        let command = AgentCommand::Deploy(Box::new(InstanceAssignment {
-            instance: instance.id,
-            node,
-            release: release.clone(),
-            replaces,
-            secrets,
-            issued_at_ms: now,
-        }));
         self.send_command(node, format!("deploy-{}", instance.id), command)
             .await;
         Ok(instance)
+    }
+
+    /// The command that starts `instance` of `release` on its node, with the
+    /// secrets it needs sealed to that node.
+    async fn deploy_command(
+        &self,
+        instance: &Instance,
+        release: &Release,
+    ) -> Result<AgentCommand, ApiError> {
+        let secrets = self.sealed_secrets(&release.spec, instance.node).await?;
+        Ok(AgentCommand::Deploy(Box::new(InstanceAssignment {
+            instance: instance.id,
+            node: instance.node,
+            release: release.clone(),
+            replaces: instance.replaces,
+            secrets,
+            issued_at_ms: now_ms(),
+        })))
     }
 
     pub(crate) async fn stop_instance(
@@ -415,18 +427,39 @@ impl Coordinator {
         Ok(())
     }
 
-    /// Loads live instances into the view on start.
+    /// Loads live instances into the view on start, and sends again the
+    /// deploy command of every instance its node has not picked up yet (the
+    /// previous coordinator may have stopped before publishing it; a copy
+    /// that did land is ignored by JetStream and by the agent).
     pub(crate) async fn load_instances(&mut self) -> Result<(), CoordinatorError> {
+        let mut unsent = Vec::new();
         for instance in store::all::<Instance>(&self.store.instances).await? {
             if instance.state.is_terminal() {
                 continue;
             }
             let key = subjects::release_key(&instance.app, instance.version);
-            let resources = match store::get::<Release>(&self.store.releases, &key).await? {
-                Some((release, _)) => release.spec.resources,
-                None => reef_proto::job::Resources::default(),
-            };
+            let release = store::get::<Release>(&self.store.releases, &key)
+                .await?
+                .map(|(r, _)| r);
+            let resources = release
+                .as_ref()
+                .map(|r| r.spec.resources)
+                .unwrap_or_default();
+            if let (InstanceState::Assigned, Some(release)) = (&instance.state, release) {
+                unsent.push((instance.clone(), release));
+            }
             self.cluster.commit_instance(instance, resources);
+        }
+        for (instance, release) in unsent {
+            match self.deploy_command(&instance, &release).await {
+                Ok(command) => {
+                    self.send_command(instance.node, format!("deploy-{}", instance.id), command)
+                        .await
+                }
+                Err(e) => {
+                    tracing::warn!(instance = %instance.id, error = %e.message, "cannot send a deploy again")
+                }
+            }
         }
         Ok(())
     }

@@ -87,6 +87,7 @@ mod tests {
             node: NodeId::new(),
             state,
             port: None,
+            replaces: None,
             restarts: 0,
             message: None,
             event_seq: 0,

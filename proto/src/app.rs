@@ -117,6 +117,8 @@ pub struct Instance {
     pub node: NodeId,
     pub state: InstanceState,
     pub port: Option<u16>,
+    /// The instance on the same node this one takes over from.
+    pub replaces: Option<AllocId>,
     /// Crashes restarted on the node.
     pub restarts: u32,
     /// The last thing worth telling a person (a failed check, a crash).

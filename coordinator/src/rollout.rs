@@ -22,47 +22,47 @@ pub struct Plan {
 /// Plans the rollout of a release to `replicas` instances, given the app's
 /// instances that are not finished.
 pub fn plan(live: &[&Instance], replicas: u32) -> Plan {
-    let mut candidates: Vec<&Instance> = live
-        .iter()
-        .copied()
-        .filter(|i| !i.state.is_terminal() && i.state != InstanceState::Draining)
-        .collect();
-    // Keep the best ones: healthy first, then by age (oldest first), for a stable choice.
-    candidates.sort_by_key(|i| (rank(&i.state), i.created_at_ms, i.id));
-    let mut plan = Plan::default();
-    for (n, instance) in candidates.iter().enumerate() {
-        if (n as u32) < replicas {
-            plan.replace.push((instance.id, instance.node));
-        } else {
-            plan.stop.push(instance.id);
-        }
+    let (replace, stop) = split(live, replicas, |_| true);
+    Plan {
+        place: replicas.saturating_sub(replace.len() as u32),
+        replace,
+        stop,
+        ..Plan::default()
     }
-    plan.place = replicas.saturating_sub(plan.replace.len() as u32);
-    plan
 }
 
 /// Plans a change in replica count (or a start) of the running release
 /// `version`: its live instances are kept up to `replicas`, missing ones are
 /// placed, extra ones stopped. Instances of other releases are left alone.
 pub fn plan_scale(live: &[&Instance], version: u32, replicas: u32) -> Plan {
-    let mut current: Vec<&Instance> = live
+    let (keep, stop) = split(live, replicas, |i| i.version == version);
+    Plan {
+        place: replicas.saturating_sub(keep.len() as u32),
+        keep,
+        stop,
+        ..Plan::default()
+    }
+}
+
+/// The live, not draining instances that `wanted` accepts, best first
+/// (healthy first, then oldest, for a stable choice), split into the first
+/// `replicas` (with their nodes) and the rest.
+fn split(
+    live: &[&Instance],
+    replicas: u32,
+    wanted: impl Fn(&Instance) -> bool,
+) -> (Vec<(AllocId, NodeId)>, Vec<AllocId>) {
+    let mut candidates: Vec<&Instance> = live
         .iter()
         .copied()
-        .filter(|i| {
-            i.version == version && !i.state.is_terminal() && i.state != InstanceState::Draining
-        })
+        .filter(|i| !i.state.is_terminal() && i.state != InstanceState::Draining && wanted(i))
         .collect();
-    current.sort_by_key(|i| (rank(&i.state), i.created_at_ms, i.id));
-    let mut plan = Plan::default();
-    for (n, instance) in current.iter().enumerate() {
-        if (n as u32) < replicas {
-            plan.keep.push((instance.id, instance.node));
-        } else {
-            plan.stop.push(instance.id);
-        }
-    }
-    plan.place = replicas.saturating_sub(plan.keep.len() as u32);
-    plan
+    candidates.sort_by_key(|i| (rank(&i.state), i.created_at_ms, i.id));
+    let (first, rest) = candidates.split_at(candidates.len().min(replicas as usize));
+    (
+        first.iter().map(|i| (i.id, i.node)).collect(),
+        rest.iter().map(|i| i.id).collect(),
+    )
 }
 
 fn rank(state: &InstanceState) -> u8 {

@@ -82,30 +82,7 @@ async fn deploy_serves_through_the_proxy_and_redeploys_without_a_failed_request(
     // Redeploy while a client hammers the proxy: no request may fail.
     let v2 = cluster.dir.path().join("v2");
     write_app(&v2, "v2", 200, "");
-    let stop = Arc::new(AtomicBool::new(false));
-    let (ok, failed) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
-    let seen = Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
-    let client = {
-        let (stop, ok, failed, seen) = (stop.clone(), ok.clone(), failed.clone(), seen.clone());
-        tokio::spawn(async move {
-            while !stop.load(Ordering::Relaxed) {
-                match http::get(port, "hello.test", "/").await {
-                    Ok(r) if r.status == 200 => {
-                        ok.fetch_add(1, Ordering::Relaxed);
-                        let version = r.body.split_whitespace().next().unwrap_or("").to_string();
-                        let mut seen = seen.lock().expect("lock");
-                        if seen.last() != Some(&version) {
-                            seen.push(version);
-                        }
-                    }
-                    other => {
-                        failed.fetch_add(1, Ordering::Relaxed);
-                        eprintln!("failed request: {other:?}");
-                    }
-                }
-            }
-        })
-    };
+    let prober = Prober::start(port);
     let out = cluster
         .cli
         .run(&["deploy", v2.to_str().expect("path")])
@@ -113,26 +90,20 @@ async fn deploy_serves_through_the_proxy_and_redeploys_without_a_failed_request(
     assert_eq!(out.code, Some(0), "{out:?}\n{}", cluster.logs());
     // Keep the client going until it has seen v2 for a while.
     eventually("the client to see v2", Duration::from_secs(20), || async {
-        let seen = seen.lock().expect("lock").clone();
-        (seen.last().map(String::as_str) == Some("v2")).then_some(())
+        (prober.seen().last().map(String::as_str) == Some("v2")).then_some(())
     })
     .await;
-    let after = ok.load(Ordering::Relaxed);
+    let after = prober.ok();
     eventually(
         "more requests after the switch",
         Duration::from_secs(20),
-        || async { (ok.load(Ordering::Relaxed) > after + 20).then_some(()) },
+        || async { (prober.ok() > after + 20).then_some(()) },
     )
     .await;
-    stop.store(true, Ordering::Relaxed);
-    client.await.expect("client task");
+    let (failed, _, seen) = prober.finish().await;
+    assert_eq!(failed, 0, "no request failed during the redeploy");
     assert_eq!(
-        failed.load(Ordering::Relaxed),
-        0,
-        "no request failed during the redeploy"
-    );
-    assert_eq!(
-        *seen.lock().expect("lock"),
+        seen,
         vec!["v1".to_string(), "v2".into()],
         "v1 then v2, never back"
     );
@@ -294,6 +265,7 @@ async fn an_agent_restart_brings_the_app_back_without_a_second_copy() {
 /// Sends requests until `stop`, recording failures and the longest time without a success.
 struct Prober {
     stop: Arc<AtomicBool>,
+    ok: Arc<AtomicU64>,
     failed: Arc<AtomicU64>,
     seen: Arc<std::sync::Mutex<Vec<String>>>,
     task: tokio::task::JoinHandle<Duration>,
@@ -302,16 +274,18 @@ struct Prober {
 impl Prober {
     fn start(port: u16) -> Self {
         let stop = Arc::new(AtomicBool::new(false));
+        let ok = Arc::new(AtomicU64::new(0));
         let failed = Arc::new(AtomicU64::new(0));
         let seen = Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
         let task = {
-            let (stop, failed, seen) = (stop.clone(), failed.clone(), seen.clone());
+            let (stop, ok, failed, seen) = (stop.clone(), ok.clone(), failed.clone(), seen.clone());
             tokio::spawn(async move {
                 let mut last_ok = std::time::Instant::now();
                 let mut longest_gap = Duration::ZERO;
                 while !stop.load(Ordering::Relaxed) {
                     match http::get(port, "hello.test", "/").await {
                         Ok(r) if r.status == 200 => {
+                            ok.fetch_add(1, Ordering::Relaxed);
                             longest_gap = longest_gap.max(last_ok.elapsed());
                             last_ok = std::time::Instant::now();
                             let version =
@@ -321,8 +295,9 @@ impl Prober {
                                 seen.push(version);
                             }
                         }
-                        _ => {
+                        other => {
                             failed.fetch_add(1, Ordering::Relaxed);
+                            eprintln!("failed request: {other:?}");
                         }
                     }
                 }
@@ -331,10 +306,15 @@ impl Prober {
         };
         Self {
             stop,
+            ok,
             failed,
             seen,
             task,
         }
+    }
+
+    fn ok(&self) -> u64 {
+        self.ok.load(Ordering::Relaxed)
     }
 
     fn seen(&self) -> Vec<String> {

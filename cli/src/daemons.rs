@@ -23,6 +23,29 @@ pub struct CoordinatorArgs {
     /// created if missing. Keep it outside NATS; every coordinator needs the same one.
     #[arg(long, default_value = "/var/lib/reef/cluster.key")]
     pub secrets_key: PathBuf,
+    /// This coordinator's name, shown for the leader [default: the host name].
+    #[arg(long)]
+    pub name: Option<String>,
+    /// How long the leader may go without renewing its lease before another
+    /// coordinator takes over.
+    #[arg(long, default_value = "3s", value_parser = parse_lease)]
+    pub leader_lease: std::time::Duration,
+}
+
+pub fn parse_trust(input: &str) -> Result<reef_proto::node::TrustClass, String> {
+    reef_proto::node::TrustClass::parse(input)
+}
+
+fn parse_lease(input: &str) -> Result<std::time::Duration, String> {
+    let lease = parse_duration(input).map_err(|e| e.to_string())?;
+    if !(std::time::Duration::from_millis(600)..=std::time::Duration::from_secs(60))
+        .contains(&lease)
+    {
+        return Err(format!(
+            "invalid leader lease {input:?}: must be between 600ms and 60s"
+        ));
+    }
+    Ok(lease)
 }
 
 #[derive(Args)]
@@ -45,6 +68,10 @@ pub struct AgentArgs {
     /// Where the node proxy listens for HTTP, or `off`.
     #[arg(long, default_value = "0.0.0.0:80", value_parser = parse_listen)]
     pub http: Listen,
+    /// `dedicated` (a server you run: gets app replicas and jobs) or
+    /// `contributed` (a lent machine: gets batch jobs, never app replicas).
+    #[arg(long, default_value = "dedicated", value_parser = parse_trust)]
+    pub trust: reef_proto::node::TrustClass,
     /// Time between SIGTERM and SIGKILL when a job is stopped.
     #[arg(long, default_value = "5s", value_parser = parse_duration)]
     pub stop_grace: std::time::Duration,
@@ -86,7 +113,18 @@ pub fn coordinator_config(args: &CoordinatorArgs) -> reef_coordinator::Config {
         },
         node_grace: args.node_grace,
         secrets_key: Some(args.secrets_key.clone()),
+        name: args.name.clone().unwrap_or_else(host_name),
+        leader_lease: args.leader_lease,
     }
+}
+
+/// The machine's host name, or `coordinator` if it cannot be read.
+fn host_name() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .map(|name| name.trim().to_string())
+        .filter(|name| !name.is_empty())
+        .unwrap_or_else(|| "coordinator".into())
 }
 
 pub fn agent_config(args: &AgentArgs) -> Result<reef_node_agent::Config> {
@@ -101,6 +139,7 @@ pub fn agent_config(args: &AgentArgs) -> Result<reef_node_agent::Config> {
     config.memory_bytes = args.memory;
     config.stop_grace = args.stop_grace;
     config.http = args.http.0;
+    config.trust = args.trust;
     Ok(config)
 }
 

@@ -224,6 +224,7 @@ async fn demo(url: &str) -> Result<()> {
         gpus: 0,
         gpu_model: None,
         min_vram: None,
+        trust: None,
         timeout: None,
         detach: false,
         command: vec![

@@ -2,7 +2,7 @@
 //! code. Ctrl-C stops the job (a second Ctrl-C detaches).
 
 use crate::client::{call, connect};
-use crate::daemons::parse_cpu;
+use crate::daemons::{parse_cpu, parse_trust};
 use crate::logs::JobOutput;
 use crate::{parse_pairs, LabelArgs};
 use anyhow::{bail, Result};
@@ -39,6 +39,9 @@ pub struct RunArgs {
     /// Only GPUs with at least this much memory, e.g. 24G.
     #[arg(long, value_parser = parse_size, requires = "gpus")]
     pub min_vram: Option<u64>,
+    /// Only nodes of this trust class: dedicated or contributed [default: any].
+    #[arg(long, value_parser = parse_trust)]
+    pub trust: Option<reef_proto::node::TrustClass>,
     /// Kill the job after this long (e.g. 30s, 5m, 2h).
     #[arg(long, value_parser = parse_duration)]
     pub timeout: Option<std::time::Duration>,
@@ -65,6 +68,7 @@ impl RunArgs {
             model: self.gpu_model.clone(),
             min_vram_bytes: self.min_vram,
         };
+        spec.trust = self.trust;
         spec.timeout_ms = self
             .timeout
             .map(|t| t.as_millis().min(u64::MAX as u128) as u64);

@@ -32,6 +32,7 @@ pub fn job_json(job: &JobRecord, node_names: &HashMap<String, String>) -> Value 
         "memory_bytes": job.spec.resources.memory_bytes,
         "constraints": job.spec.constraints,
         "gpus": job.spec.gpus.count,
+        "trust": job.spec.trust.map(reef_proto::node::TrustClass::name),
         "timeout_ms": job.spec.timeout_ms,
         "stop_requested": job.stop_requested,
         "submitted_at_ms": job.submitted_at_ms,
@@ -47,6 +48,7 @@ pub fn node_json(node: &NodeStatus) -> Value {
         "id": r.id.to_string(),
         "name": r.name,
         "state": node_state(node.state),
+        "trust": r.trust.name(),
         "labels": r.labels,
         "resources": {
             "cpu": r.resources.cpu_millis as f64 / 1000.0,
@@ -112,6 +114,7 @@ pub fn node_rows(nodes: &[NodeStatus]) -> Vec<Vec<String>> {
                 r.name.clone(),
                 r.id.to_string(),
                 node_state(n.state).to_string(),
+                r.trust.name().to_string(),
                 format!(
                     "{:.1}/{:.1}",
                     n.allocated.cpu_millis as f64 / 1000.0,
@@ -136,7 +139,7 @@ pub fn node_rows(nodes: &[NodeStatus]) -> Vec<Vec<String>> {
 }
 
 pub const NODE_HEADER: &[&str] = &[
-    "NAME", "ID", "STATE", "CPU", "MEMORY", "DISK", "GPUS", "ALLOCS", "LABELS",
+    "NAME", "ID", "STATE", "TRUST", "CPU", "MEMORY", "DISK", "GPUS", "ALLOCS", "LABELS",
 ];
 pub const JOB_HEADER: &[&str] = &["ID", "STATE", "NODE", "AGE", "COMMAND"];
 

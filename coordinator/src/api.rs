@@ -46,6 +46,7 @@ impl Coordinator {
                 let verb = msg
                     .subject
                     .strip_prefix(subjects::API_PREFIX)
+                    .or_else(|| msg.subject.strip_prefix(self.relay_prefix.as_str()))
                     .and_then(|v| v.strip_prefix('.'))
                     .unwrap_or_default();
                 if verb != request.verb() {

@@ -7,7 +7,7 @@
 //! and each instance go to KV before its assignment is published.
 
 use crate::rollout;
-use crate::scheduler::{self, Demand};
+use crate::scheduler::{self, Demand, Strategy};
 use crate::{store, Coordinator, CoordinatorError};
 use reef_proto::agent::AgentCommand;
 use reef_proto::api::{ApiError, ApiErrorKind, AppStatus};
@@ -16,8 +16,9 @@ use reef_proto::app::{
     Release,
 };
 use reef_proto::manifest::{validate_app_name, AppSpec};
+use reef_proto::node::TrustClass;
 use reef_proto::{now_ms, subjects, AllocId, NodeId};
-use std::collections::HashSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::Instant;
 
 fn invalid(message: impl Into<String>) -> ApiError {
@@ -92,14 +93,16 @@ impl Coordinator {
         spec: &AppSpec,
         plan: &rollout::Plan,
     ) -> Result<Vec<NodeId>, ApiError> {
-        let mut used: HashSet<NodeId> = plan.replace.iter().map(|(_, node)| *node).collect();
-        used.extend(plan.keep.iter().map(|(_, node)| *node));
+        let mut siblings: BTreeMap<NodeId, u32> = BTreeMap::new();
+        for (_, node) in plan.replace.iter().chain(&plan.keep) {
+            *siblings.entry(*node).or_default() += 1;
+        }
         let mut nodes = Vec::new();
         for _ in 0..plan.place {
-            let node = self.choose_for_app(spec, &used).map_err(|reason| {
+            let node = self.choose_for_app(spec, &siblings).map_err(|reason| {
                 invalid(format!("cannot place a replica of {}: {reason}", spec.name))
             })?;
-            used.insert(node);
+            *siblings.entry(node).or_default() += 1;
             nodes.push(node);
         }
         Ok(nodes)
@@ -188,24 +191,33 @@ impl Coordinator {
         Ok(instances)
     }
 
-    /// Picks a node for a new replica, avoiding nodes in `avoid` (those that
-    /// already host the app) when another node fits.
-    fn choose_for_app(&self, spec: &AppSpec, avoid: &HashSet<NodeId>) -> Result<NodeId, String> {
+    /// Picks a dedicated node for a new replica, spreading away from the
+    /// nodes that already host `siblings` of it.
+    fn choose_for_app(
+        &self,
+        spec: &AppSpec,
+        siblings: &BTreeMap<NodeId, u32>,
+    ) -> Result<NodeId, String> {
         let no_gpus = reef_proto::job::GpuRequest::default();
+        let no_failures = BTreeSet::new();
         let demand = Demand {
             resources: spec.resources,
             constraints: &spec.constraints,
             gpus: &no_gpus,
+            trust: Some(TrustClass::Dedicated),
+            strategy: Strategy::Spread,
+            siblings,
+            failed_on: &no_failures,
         };
         let candidates = self.cluster.candidates(Instant::now());
-        let spread: Vec<_> = candidates
-            .iter()
-            .filter(|c| !avoid.contains(&c.id))
-            .cloned()
-            .collect();
-        scheduler::place_demand(demand, &spread)
-            .or_else(|_| scheduler::place_demand(demand, &candidates))
-            .map(|placement| placement.node)
+        scheduler::place_demand(
+            demand,
+            &candidates,
+            scheduler::Scan::Sampled {
+                start: self.cluster.scan_start(),
+            },
+        )
+        .map(|placement| placement.node)
     }
 
     async fn start_instance(

@@ -45,6 +45,8 @@ pub(crate) struct Cluster {
     /// reason last written to their record.
     pub pending: BTreeMap<JobId, Pending>,
     grace: Duration,
+    /// Placements made, which picks where each sampled scan starts.
+    scans: std::sync::atomic::AtomicUsize,
 }
 
 impl Cluster {
@@ -57,6 +59,7 @@ impl Cluster {
             instances: HashMap::new(),
             pending: BTreeMap::new(),
             grace,
+            scans: std::sync::atomic::AtomicUsize::new(0),
         }
     }
 
@@ -138,8 +141,20 @@ impl Cluster {
                 allocations: entry.allocations,
                 gpus: &entry.record.gpus,
                 gpus_in_use: &entry.gpus_in_use,
+                trust: entry.record.trust,
+                eligible: true,
             })
             .collect()
+    }
+
+    /// Where the next sampled scan of the candidates starts: a different
+    /// place every time, so sampled placements spread over every node.
+    pub fn scan_start(&self) -> usize {
+        // A large odd stride visits every offset before repeating.
+        const STRIDE: usize = 0x9E37_79B9;
+        self.scans
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+            .wrapping_mul(STRIDE)
     }
 
     fn reserve(&mut self, node: NodeId, resources: Resources) {

@@ -20,7 +20,13 @@ const PENDING_PER_PASS: usize = 512;
 impl Coordinator {
     /// Picks a node for `spec`, or the reason none fits.
     pub(crate) fn choose(&self, spec: &JobSpec) -> Result<scheduler::Placement, String> {
-        scheduler::place(spec, &self.cluster.candidates(Instant::now()))
+        scheduler::place_demand(
+            spec.into(),
+            &self.cluster.candidates(Instant::now()),
+            scheduler::Scan::Sampled {
+                start: self.cluster.scan_start(),
+            },
+        )
     }
 
     /// Records an allocation of `job` on `node`, then publishes it. The job is
@@ -94,8 +100,15 @@ impl Coordinator {
             }
             let job = match store::get::<JobRecord>(&self.store.jobs, &alloc.job.to_string()).await
             {
-                Ok(Some((job, _))) => job,
-                Ok(None) => continue,
+                Ok(Some((job, _))) if job.alloc == Some(id) => job,
+                Ok(_) => {
+                    // The job never pointed at this allocation: a coordinator
+                    // stopped between recording the allocation and committing
+                    // the job to it. The job record is the commit point, so this
+                    // allocation is withdrawn, never run.
+                    self.withdraw(id).await;
+                    continue;
+                }
                 Err(e) => {
                     tracing::warn!(alloc = %id, error = %e, "could not read job to re-publish");
                     self.unsent.insert(id);
@@ -106,6 +119,23 @@ impl Coordinator {
                 tracing::warn!(alloc = %id, error = %e, "assignment still not published");
                 self.unsent.insert(id);
             }
+        }
+    }
+
+    /// Withdraws an allocation that was never handed to its node.
+    async fn withdraw(&mut self, id: AllocId) {
+        self.cluster.release(id);
+        let withdrawn = store::modify::<Allocation>(&self.store.allocs, &id.to_string(), |a| {
+            a.state.advance(AllocState::Lost {
+                reason: "withdrawn before dispatch: the job was not committed to it".into(),
+            })
+        })
+        .await;
+        match withdrawn {
+            Ok(_) => {
+                tracing::info!(alloc = %id, "withdrew an allocation its job never committed to")
+            }
+            Err(e) => tracing::warn!(alloc = %id, error = %e, "could not withdraw an allocation"),
         }
     }
 

@@ -19,8 +19,10 @@ mod cluster;
 mod dispatch;
 pub mod error;
 mod events;
+mod leader;
 mod lifecycle;
 mod liveness;
+mod relay;
 mod rollout;
 pub mod scheduler;
 mod secrets;
@@ -35,7 +37,9 @@ use futures::StreamExt;
 use reef_proto::subjects;
 use std::collections::{BTreeSet, HashSet};
 use std::time::Duration;
+use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
 /// Coordinator settings.
 #[derive(Clone, Debug)]
@@ -46,6 +50,11 @@ pub struct Config {
     /// The file holding the cluster key that encrypts secrets (created if
     /// missing). None: this coordinator refuses secret operations.
     pub secrets_key: Option<std::path::PathBuf>,
+    /// This coordinator's name, shown as the leader's name.
+    pub name: String,
+    /// How long the leader lease lasts without renewal: a follower takes over
+    /// once the leader has been silent this long.
+    pub leader_lease: Duration,
 }
 
 impl Default for Config {
@@ -54,6 +63,8 @@ impl Default for Config {
             store: StoreConfig::default(),
             node_grace: Duration::from_secs(3),
             secrets_key: None,
+            name: "coordinator".into(),
+            leader_lease: Duration::from_secs(3),
         }
     }
 }
@@ -70,30 +81,50 @@ pub(crate) struct Coordinator {
     queued: Vec<(reef_proto::NodeId, String, reef_proto::agent::AgentCommand)>,
     /// Messages that failed to decode or validate, dropped.
     malformed: u64,
-    cluster_key: Option<reef_secrets::ClusterKey>,
-    /// When this coordinator started: nodes never heard since then count as
-    /// silent from this moment.
+    cluster_key: Option<std::sync::Arc<reef_secrets::ClusterKey>>,
+    /// When this coordinator started leading: nodes never heard since then
+    /// count as silent from this moment.
     started: std::time::Instant,
+    /// The prefix of this coordinator's own API subject, where followers relay requests.
+    relay_prefix: String,
 }
 
-/// Runs a coordinator on `client` until `shutdown` is cancelled.
+/// Everything a coordinator keeps across its terms as leader.
+struct Shared {
+    client: async_nats::Client,
+    store: store::Store,
+    config: Config,
+    me: leader::Identity,
+    cluster_key: Option<std::sync::Arc<reef_secrets::ClusterKey>>,
+    shutdown: CancellationToken,
+}
+
+/// How a term as leader ended.
+enum TermEnd {
+    Shutdown,
+    Deposed,
+}
+
+/// Runs a coordinator on `client` until `shutdown` is cancelled: it serves the
+/// API all along, and schedules while it holds the leader lease.
 pub async fn run(
     client: async_nats::Client,
     config: Config,
     shutdown: CancellationToken,
 ) -> Result<(), CoordinatorError> {
     let cluster_key = match &config.secrets_key {
-        Some(path) => Some(reef_secrets::ClusterKey::load_or_create(path).map_err(|e| {
-            CoordinatorError::Setup {
-                what: "the cluster key".into(),
-                reason: e.to_string(),
-            }
-        })?),
+        Some(path) => Some(std::sync::Arc::new(
+            reef_secrets::ClusterKey::load_or_create(path).map_err(|e| {
+                CoordinatorError::Setup {
+                    what: "the cluster key".into(),
+                    reason: e.to_string(),
+                }
+            })?,
+        )),
         None => None,
     };
     let js = jetstream::new(client.clone());
     let store = store::ensure(js, &config.store).await?;
-    let sub_err = |e: async_nats::SubscribeError| CoordinatorError::Subscription(e.to_string());
     let mut api = client
         .queue_subscribe(
             format!("{}.>", subjects::API_PREFIX),
@@ -101,50 +132,225 @@ pub async fn run(
         )
         .await
         .map_err(sub_err)?;
-    let mut heartbeats = client
+    let me = leader::Identity {
+        id: uuid::Uuid::now_v7().to_string(),
+        name: config.name.clone(),
+    };
+    tracing::info!(id = %me.id, name = %me.name, "coordinator ready");
+    let shared = Shared {
+        client,
+        store,
+        config,
+        me,
+        cluster_key,
+        shutdown,
+    };
+    let relays = TaskTracker::new();
+    let (leader_tx, leader_rx) = watch::channel(None::<String>);
+    let mut election = leader::Election::new(
+        shared.store.leader.clone(),
+        shared.me.clone(),
+        shared.config.leader_lease,
+    );
+    let result = loop {
+        let lease = match follow(
+            &shared,
+            &mut election,
+            &mut api,
+            &relays,
+            &leader_tx,
+            &leader_rx,
+        )
+        .await
+        {
+            Some(lease) => lease,
+            None => break Ok(()),
+        };
+        leader_tx.send_replace(Some(shared.me.id.clone()));
+        match lead(&shared, lease, &mut api).await {
+            Ok(TermEnd::Shutdown) => break Ok(()),
+            Ok(TermEnd::Deposed) => leader_tx.send_replace(None),
+            Err(e) => break Err(e),
+        };
+    };
+    // Let queued requests in other coordinators' hands be answered there.
+    let _ = api.unsubscribe().await;
+    relays.close();
+    relays.wait().await;
+    tracing::info!("coordinator stopped");
+    result
+}
+
+fn sub_err(e: async_nats::SubscribeError) -> CoordinatorError {
+    CoordinatorError::Subscription(e.to_string())
+}
+
+/// Follows the leader until this coordinator takes the lease (Some) or shuts down (None).
+async fn follow(
+    shared: &Shared,
+    election: &mut leader::Election,
+    api: &mut async_nats::Subscriber,
+    relays: &TaskTracker,
+    leader_tx: &watch::Sender<Option<String>>,
+    leader_rx: &watch::Receiver<Option<String>>,
+) -> Option<leader::Lease> {
+    let mut look = tokio::time::interval(shared.config.leader_lease / 6);
+    look.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = shared.shutdown.cancelled() => return None,
+            Some(msg) = api.next() => {
+                relays.spawn(relay::relay(shared.client.clone(), leader_rx.clone(), msg));
+            }
+            _ = look.tick() => match election.look().await {
+                Ok(leader::Look::Lead(lease)) => return Some(*lease),
+                Ok(leader::Look::Follow) => {
+                    let holder = election.holder().map(|l| l.coordinator.clone());
+                    leader_tx.send_if_modified(|current| {
+                        let changed = *current != holder;
+                        if changed {
+                            tracing::info!(leader = ?election.holder().map(|l| &l.name), "following");
+                            current.clone_from(&holder);
+                        }
+                        changed
+                    });
+                }
+                Err(e) => tracing::warn!(error = %e, "could not read the leader lease"),
+            },
+        }
+    }
+}
+
+/// One term as leader: rebuild the view from KV, then schedule, apply events
+/// and serve the API until shutdown or until the lease is lost.
+async fn lead(
+    shared: &Shared,
+    lease: leader::Lease,
+    api: &mut async_nats::Subscriber,
+) -> Result<TermEnd, CoordinatorError> {
+    tracing::info!(name = %shared.me.name, "leading");
+    let term = CancellationToken::new();
+    let deposed = CancellationToken::new();
+    let renewer = tokio::spawn(keep_lease(lease, term.clone(), deposed.clone()));
+    let result = lead_term(shared, api, &deposed).await;
+    term.cancel();
+    if let Err(e) = renewer.await {
+        tracing::warn!(error = %e, "the lease renewal task failed");
+    }
+    match &result {
+        Ok(TermEnd::Deposed) => tracing::warn!("no longer the leader; following again"),
+        Ok(TermEnd::Shutdown) => {}
+        Err(e) => tracing::error!(error = %e, "leading failed"),
+    }
+    result
+}
+
+/// Renews the lease until the term ends (then releases it) or the lease is lost
+/// (then cancels `deposed`).
+async fn keep_lease(mut lease: leader::Lease, term: CancellationToken, deposed: CancellationToken) {
+    let mut renew = tokio::time::interval(lease.renew_every());
+    renew.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    renew.tick().await;
+    loop {
+        tokio::select! {
+            _ = term.cancelled() => {
+                if lease.valid() {
+                    lease.release().await;
+                }
+                return;
+            }
+            _ = renew.tick() => {
+                if let Err(e) = lease.renew().await {
+                    tracing::warn!(error = %e, "leader lease lost");
+                    deposed.cancel();
+                    return;
+                }
+            }
+        }
+    }
+}
+
+async fn lead_term(
+    shared: &Shared,
+    api: &mut async_nats::Subscriber,
+    deposed: &CancellationToken,
+) -> Result<TermEnd, CoordinatorError> {
+    let relay_prefix = subjects::coordinator_api_prefix(&shared.me.id);
+    let mut relayed = shared
+        .client
+        .subscribe(format!("{relay_prefix}.>"))
+        .await
+        .map_err(sub_err)?;
+    let mut heartbeats = shared
+        .client
         .subscribe(subjects::HEARTBEAT_WILDCARD)
         .await
         .map_err(sub_err)?;
     let mut coordinator = Coordinator {
-        client,
-        store,
-        cluster: Cluster::new(config.node_grace),
+        client: shared.client.clone(),
+        store: shared.store.clone(),
+        cluster: Cluster::new(shared.config.node_grace),
         unknown_nodes: HashSet::new(),
         unsent: BTreeSet::new(),
         queued: Vec::new(),
         malformed: 0,
-        cluster_key,
+        cluster_key: shared.cluster_key.clone(),
         started: std::time::Instant::now(),
+        relay_prefix,
     };
-    coordinator.load().await?;
-    let mut events = coordinator.event_messages().await?;
-    let mut tick = tokio::time::interval(Duration::from_millis(500));
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    tracing::info!("coordinator ready");
-    loop {
-        tokio::select! {
-            _ = shutdown.cancelled() => break,
-            Some(msg) = api.next() => coordinator.handle_api(msg).await,
-            Some(msg) = heartbeats.next() => coordinator.handle_heartbeat(msg),
-            msg = events.next() => match msg {
-                Some(Ok(msg)) => coordinator.handle_event(msg).await,
-                Some(Err(e)) => tracing::warn!(error = %e, "event consumer error"),
-                None => {
-                    tracing::warn!("event consumer ended; re-opening it");
-                    events = coordinator.event_messages().await?;
-                }
-            },
-            _ = tick.tick() => coordinator.tick().await,
+    let end = tokio::select! {
+        loaded = coordinator.load() => { loaded?; None }
+        _ = deposed.cancelled() => Some(TermEnd::Deposed),
+        _ = shared.shutdown.cancelled() => Some(TermEnd::Shutdown),
+    };
+    let end = match end {
+        Some(end) => end,
+        None => {
+            coordinator
+                .serve_term(shared, api, &mut relayed, &mut heartbeats, deposed)
+                .await?
         }
-    }
-    tracing::info!(malformed = coordinator.malformed, "coordinator stopping");
-    // Let queued requests in other coordinators' hands be answered there.
-    let _ = api.unsubscribe().await;
+    };
+    tracing::info!(malformed = coordinator.malformed, "term as leader over");
+    let _ = relayed.unsubscribe().await;
     let _ = heartbeats.unsubscribe().await;
-    Ok(())
+    Ok(end)
 }
 
 impl Coordinator {
+    /// The leader's loop.
+    async fn serve_term(
+        &mut self,
+        shared: &Shared,
+        api: &mut async_nats::Subscriber,
+        relayed: &mut async_nats::Subscriber,
+        heartbeats: &mut async_nats::Subscriber,
+        deposed: &CancellationToken,
+    ) -> Result<TermEnd, CoordinatorError> {
+        let mut events = self.event_messages().await?;
+        let mut tick = tokio::time::interval(Duration::from_millis(500));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                biased;
+                _ = shared.shutdown.cancelled() => return Ok(TermEnd::Shutdown),
+                _ = deposed.cancelled() => return Ok(TermEnd::Deposed),
+                Some(msg) = api.next() => self.handle_api(msg).await,
+                Some(msg) = relayed.next() => self.handle_api(msg).await,
+                Some(msg) = heartbeats.next() => self.handle_heartbeat(msg),
+                msg = events.next() => match msg {
+                    Some(Ok(msg)) => self.handle_event(msg).await,
+                    Some(Err(e)) => tracing::warn!(error = %e, "event consumer error"),
+                    None => {
+                        tracing::warn!("event consumer ended; re-opening it");
+                        events = self.event_messages().await?;
+                    }
+                },
+                _ = tick.tick() => self.tick().await,
+            }
+        }
+    }
+
     /// Rebuilds the in-memory view from the buckets, and re-publishes any
     /// assignment that may not have reached its stream before a crash.
     async fn load(&mut self) -> Result<(), CoordinatorError> {

@@ -1,14 +1,26 @@
-//! Placement: a pure function from (job, nodes) to a node, or to the reason no
-//! node fits. No I/O, so every rule is tested exhaustively below.
+//! Placement: a pure function from (work, nodes) to a node, or to the reason
+//! no node fits. No I/O, so every rule is tested exhaustively beside it.
 //!
-//! Filters: the node is ready, carries every required label, and has the CPU
-//! and memory the job asks for left after what is already committed to it.
-//! Score: the node with the most room left after placement (the smaller of its
-//! free CPU and memory fractions), ties broken by fewer allocations and then by
-//! id, so load spreads evenly and the result is deterministic.
+//! Filters: the node is ready and eligible, carries every required label, is
+//! of the trust class asked for, and has the CPU, memory and GPUs asked for
+//! left after what is already committed to it.
+//!
+//! Score: by [`Strategy`]: bin-packing (batch jobs) prefers the node left
+//! fullest, so whole machines stay free for big work; spreading (app replicas)
+//! prefers the node left emptiest. Each replica of the same app already on a
+//! node costs a whole point (anti-affinity: a node without one always wins if
+//! it fits), and a node where the work failed before costs half a point. Ties
+//! go to fewer allocations, then to the lower id, so results are deterministic.
+//!
+//! Sampling: with many nodes, scoring all of them for every placement is
+//! wasted work. Above [`FULL_SCAN_MAX`] nodes the scan starts at a caller-chosen
+//! offset and stops once it has scored about log2(n) feasible nodes (at least
+//! 2, the power of two choices) and the best of them carries no penalty.
+//! Infeasible nodes do not count, and when nothing fits every node has been
+//! looked at, so the reason given is complete.
 
 use reef_proto::job::{GpuRequest, JobSpec, Resources};
-use reef_proto::node::{Gpu, NodeResources};
+use reef_proto::node::{Gpu, NodeResources, TrustClass};
 use reef_proto::units::format_size;
 use reef_proto::NodeId;
 use std::collections::{BTreeMap, BTreeSet};
@@ -27,6 +39,9 @@ pub struct Candidate<'a> {
     pub gpus: &'a [Gpu],
     /// Indices of the node's GPUs given to live allocations.
     pub gpus_in_use: &'a BTreeSet<u32>,
+    pub trust: TrustClass,
+    /// False while the node is drained or marked ineligible: no new work.
+    pub eligible: bool,
 }
 
 impl Candidate<'_> {
@@ -72,6 +87,8 @@ impl Candidate<'_> {
 #[derive(Debug, Default, PartialEq, Eq)]
 struct Rejections {
     not_ready: usize,
+    ineligible: usize,
+    trust: usize,
     labels: usize,
     cpu: usize,
     memory: usize,
@@ -82,13 +99,26 @@ struct Rejections {
 
 impl Rejections {
     fn reason(&self, demand: &Demand<'_>) -> String {
-        let total = self.not_ready + self.labels + self.cpu + self.memory + self.gpus;
+        let total = self.not_ready
+            + self.ineligible
+            + self.trust
+            + self.labels
+            + self.cpu
+            + self.memory
+            + self.gpus;
         if total == 0 {
             return "no nodes are registered".to_string();
         }
         let mut parts = Vec::new();
         if self.not_ready > 0 {
             parts.push(format!("{} down", self.not_ready));
+        }
+        if self.ineligible > 0 {
+            parts.push(format!("{} draining or ineligible", self.ineligible));
+        }
+        if self.trust > 0 {
+            let wanted = demand.trust.map_or("any", TrustClass::name);
+            parts.push(format!("{} not {wanted}", self.trust));
         }
         if self.labels > 0 {
             let wanted: Vec<String> = demand
@@ -133,12 +163,28 @@ impl Rejections {
     }
 }
 
+/// How to choose among the nodes that fit.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Strategy {
+    /// Fill nodes up before using emptier ones (batch jobs).
+    BinPack,
+    /// Keep load even across nodes (app replicas).
+    Spread,
+}
+
 /// What a piece of work asks of a node.
 #[derive(Clone, Copy, Debug)]
 pub struct Demand<'a> {
     pub resources: Resources,
     pub constraints: &'a BTreeMap<String, String>,
     pub gpus: &'a GpuRequest,
+    /// Only nodes of this class (None: any).
+    pub trust: Option<TrustClass>,
+    pub strategy: Strategy,
+    /// Nodes already running replicas of the same app, with how many.
+    pub siblings: &'a BTreeMap<NodeId, u32>,
+    /// Nodes where this work failed before.
+    pub failed_on: &'a BTreeSet<NodeId>,
 }
 
 /// Where a piece of work goes: the node, and the GPUs given to it there.
@@ -148,72 +194,74 @@ pub struct Placement {
     pub gpus: Vec<u32>,
 }
 
+/// Up to this many nodes, every node is scored.
+pub const FULL_SCAN_MAX: usize = 64;
+
+/// Penalty for each replica of the same app on a node.
+const SIBLING_PENALTY: f64 = 1.0;
+/// Penalty for a node where the work failed before.
+const FAILED_PENALTY: f64 = 0.5;
+
+static NO_SIBLINGS: BTreeMap<NodeId, u32> = BTreeMap::new();
+static NO_FAILURES: BTreeSet<NodeId> = BTreeSet::new();
+
 impl<'a> From<&'a JobSpec> for Demand<'a> {
     fn from(spec: &'a JobSpec) -> Self {
         Demand {
             resources: spec.resources,
             constraints: &spec.constraints,
             gpus: &spec.gpus,
+            trust: spec.trust,
+            strategy: Strategy::BinPack,
+            siblings: &NO_SIBLINGS,
+            failed_on: &NO_FAILURES,
         }
     }
 }
 
-/// Picks the node for `spec`, or says why none fits.
+/// How many nodes to score.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Scan {
+    /// Every node.
+    Full,
+    /// About log2(n) feasible nodes from offset `start` (pass a random or
+    /// rotating number); every node when there are at most [`FULL_SCAN_MAX`].
+    Sampled { start: usize },
+}
+
+/// Picks the node for `spec` among all `nodes`, or says why none fits.
 pub fn place(spec: &JobSpec, nodes: &[Candidate<'_>]) -> Result<Placement, String> {
-    place_demand(spec.into(), nodes)
+    place_demand(spec.into(), nodes, Scan::Full)
 }
 
 /// Picks the node for `demand`, or says why none fits.
-pub fn place_demand(demand: Demand<'_>, nodes: &[Candidate<'_>]) -> Result<Placement, String> {
-    let need = &demand.resources;
+pub fn place_demand(
+    demand: Demand<'_>,
+    nodes: &[Candidate<'_>],
+    scan: Scan,
+) -> Result<Placement, String> {
+    let n = nodes.len();
+    let (start, enough) = match scan {
+        Scan::Sampled { start } if n > FULL_SCAN_MAX => {
+            (start % n, (usize::BITS - n.leading_zeros()) as usize)
+        }
+        _ => (0, usize::MAX),
+    };
     let mut rejected = Rejections::default();
-    let mut best: Option<(&Candidate<'_>, f64)> = None;
-    for node in nodes {
-        if !node.ready {
-            rejected.not_ready += 1;
+    let mut best: Option<(&Candidate<'_>, Score)> = None;
+    let mut feasible = 0;
+    for i in 0..n {
+        let node = &nodes[(start + i) % n];
+        if !fits(node, &demand, &mut rejected) {
             continue;
         }
-        if !demand
-            .constraints
-            .iter()
-            .all(|(k, v)| node.labels.get(k) == Some(v))
-        {
-            rejected.labels += 1;
-            continue;
+        feasible += 1;
+        let score = Score::of(node, &demand);
+        if best.as_ref().is_none_or(|(_, current)| score > *current) {
+            best = Some((node, score));
         }
-        rejected.most_free_cpu = rejected.most_free_cpu.max(node.free_cpu());
-        rejected.most_free_memory = rejected.most_free_memory.max(node.free_memory());
-        if node.free_cpu() < need.cpu_millis {
-            rejected.cpu += 1;
-            continue;
-        }
-        if node.free_memory() < need.memory_bytes {
-            rejected.memory += 1;
-            continue;
-        }
-        if demand.gpus.count > 0
-            && (node.matching_gpus(demand.gpus).len() as u32) < demand.gpus.count
-        {
-            rejected.gpus += 1;
-            continue;
-        }
-        let room = node.room_after(need);
-        let better = match best {
-            None => true,
-            Some((current, current_room)) => {
-                (
-                    room,
-                    std::cmp::Reverse(node.allocations),
-                    std::cmp::Reverse(node.id),
-                ) > (
-                    current_room,
-                    std::cmp::Reverse(current.allocations),
-                    std::cmp::Reverse(current.id),
-                )
-            }
-        };
-        if better {
-            best = Some((node, room));
+        if feasible >= enough && best.as_ref().is_some_and(|(_, s)| s.penalty == 0.0) {
+            break;
         }
     }
     best.map(|(node, _)| Placement {
@@ -225,6 +273,98 @@ pub fn place_demand(demand: Demand<'_>, nodes: &[Candidate<'_>]) -> Result<Place
             .collect(),
     })
     .ok_or_else(|| rejected.reason(&demand))
+}
+
+/// Whether `node` can take `demand`; if not, counts why.
+fn fits(node: &Candidate<'_>, demand: &Demand<'_>, rejected: &mut Rejections) -> bool {
+    let need = &demand.resources;
+    if !node.ready {
+        rejected.not_ready += 1;
+        return false;
+    }
+    if !node.eligible {
+        rejected.ineligible += 1;
+        return false;
+    }
+    if demand.trust.is_some_and(|trust| trust != node.trust) {
+        rejected.trust += 1;
+        return false;
+    }
+    if !demand
+        .constraints
+        .iter()
+        .all(|(k, v)| node.labels.get(k) == Some(v))
+    {
+        rejected.labels += 1;
+        return false;
+    }
+    rejected.most_free_cpu = rejected.most_free_cpu.max(node.free_cpu());
+    rejected.most_free_memory = rejected.most_free_memory.max(node.free_memory());
+    if node.free_cpu() < need.cpu_millis {
+        rejected.cpu += 1;
+        return false;
+    }
+    if node.free_memory() < need.memory_bytes {
+        rejected.memory += 1;
+        return false;
+    }
+    if demand.gpus.count > 0 && (node.matching_gpus(demand.gpus).len() as u32) < demand.gpus.count {
+        rejected.gpus += 1;
+        return false;
+    }
+    true
+}
+
+/// How good a feasible node is; higher is better.
+#[derive(Clone, Copy, Debug, PartialEq)]
+struct Score {
+    /// Anti-affinity and failure penalties (0 for a clean node).
+    penalty: f64,
+    /// How well the node fits the strategy, in [0, 1].
+    fit: f64,
+    allocations: u32,
+    id: NodeId,
+}
+
+impl Score {
+    fn of(node: &Candidate<'_>, demand: &Demand<'_>) -> Self {
+        let room = node.room_after(&demand.resources);
+        let fit = match demand.strategy {
+            Strategy::Spread => room,
+            Strategy::BinPack => 1.0 - room,
+        };
+        let siblings = demand.siblings.get(&node.id).copied().unwrap_or(0);
+        let mut penalty = f64::from(siblings) * SIBLING_PENALTY;
+        if demand.failed_on.contains(&node.id) {
+            penalty += FAILED_PENALTY;
+        }
+        Self {
+            penalty,
+            fit,
+            allocations: node.allocations,
+            id: node.id,
+        }
+    }
+
+    fn value(&self) -> f64 {
+        self.fit - self.penalty
+    }
+}
+
+impl PartialOrd for Score {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        let ours = (
+            self.value(),
+            std::cmp::Reverse(self.allocations),
+            std::cmp::Reverse(self.id),
+        );
+        let theirs = (
+            other.value(),
+            std::cmp::Reverse(other.allocations),
+            std::cmp::Reverse(other.id),
+        );
+        ours.partial_cmp(&theirs)
+    }
 }
 
 #[cfg(test)]

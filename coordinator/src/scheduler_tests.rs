@@ -41,6 +41,8 @@ impl Fixture {
                 allocations: 0,
                 gpus,
                 gpus_in_use: in_use,
+                trust: TrustClass::Dedicated,
+                eligible: true,
             })
             .collect()
     }
@@ -63,8 +65,16 @@ fn no_nodes_says_so() {
     );
 }
 
+fn spread<'a>(spec: &'a JobSpec, siblings: &'a BTreeMap<NodeId, u32>) -> Demand<'a> {
+    Demand {
+        strategy: Strategy::Spread,
+        siblings,
+        ..Demand::from(spec)
+    }
+}
+
 #[test]
-fn picks_the_emptier_node() {
+fn jobs_bin_pack_onto_the_fuller_node() {
     let f = Fixture::new(2);
     let mut nodes = f.nodes();
     nodes[0].allocated = Resources {
@@ -74,8 +84,136 @@ fn picks_the_emptier_node() {
     nodes[0].allocations = 3;
     assert_eq!(
         place(&job(100, GIB / 4), &nodes).map(|p| p.node),
+        Ok(f.ids[0])
+    );
+}
+
+#[test]
+fn replicas_spread_onto_the_emptier_node() {
+    let f = Fixture::new(2);
+    let mut nodes = f.nodes();
+    nodes[0].allocated = Resources {
+        cpu_millis: 1000,
+        memory_bytes: GIB,
+    };
+    nodes[0].allocations = 3;
+    let spec = job(100, GIB / 4);
+    let none = BTreeMap::new();
+    assert_eq!(
+        place_demand(spread(&spec, &none), &nodes, Scan::Full).map(|p| p.node),
         Ok(f.ids[1])
     );
+}
+
+#[test]
+fn replicas_avoid_nodes_with_a_sibling_unless_nothing_else_fits() {
+    let f = Fixture::new(3);
+    let mut nodes = f.nodes();
+    // Node 0 is the emptiest but already runs a replica.
+    nodes[1].allocated.cpu_millis = 1500;
+    nodes[2].allocated.cpu_millis = 1500;
+    let spec = job(100, 1);
+    let mut siblings = BTreeMap::from([(f.ids[0], 1)]);
+    let first = place_demand(spread(&spec, &siblings), &nodes, Scan::Full).expect("fits");
+    assert_ne!(first.node, f.ids[0]);
+    siblings.insert(first.node, 1);
+    let second = place_demand(spread(&spec, &siblings), &nodes, Scan::Full).expect("fits");
+    assert!(![f.ids[0], first.node].contains(&second.node));
+    siblings.insert(second.node, 1);
+    // Every node has one now: the emptiest gets the second.
+    let third = place_demand(spread(&spec, &siblings), &nodes, Scan::Full).expect("fits");
+    assert_eq!(third.node, f.ids[0]);
+}
+
+#[test]
+fn a_node_where_the_work_failed_is_avoided_when_another_fits() {
+    let f = Fixture::new(2);
+    let nodes = f.nodes();
+    let spec = job(100, 1);
+    let chosen = place(&spec, &nodes).expect("fits").node;
+    let failed = BTreeSet::from([chosen]);
+    let demand = Demand {
+        failed_on: &failed,
+        ..Demand::from(&spec)
+    };
+    let retry = place_demand(demand, &nodes, Scan::Full).expect("fits");
+    assert_ne!(retry.node, chosen);
+    // With the other node down, the failed one is still used.
+    let mut only = f.nodes();
+    only.retain(|n| n.id == chosen);
+    assert_eq!(
+        place_demand(demand, &only, Scan::Full).map(|p| p.node),
+        Ok(chosen)
+    );
+}
+
+#[test]
+fn trust_class_filters_and_is_explained() {
+    let f = Fixture::new(2);
+    let mut nodes = f.nodes();
+    nodes[1].trust = TrustClass::Contributed;
+    let mut spec = job(100, 1);
+    spec.trust = Some(TrustClass::Contributed);
+    assert_eq!(place(&spec, &nodes).map(|p| p.node), Ok(f.ids[1]));
+    spec.trust = Some(TrustClass::Dedicated);
+    assert_eq!(place(&spec, &nodes).map(|p| p.node), Ok(f.ids[0]));
+    nodes[0].trust = TrustClass::Contributed;
+    let err = place(&spec, &nodes).unwrap_err();
+    assert!(err.contains("2 not dedicated"), "{err}");
+}
+
+#[test]
+fn ineligible_nodes_get_no_new_work() {
+    let f = Fixture::new(2);
+    let mut nodes = f.nodes();
+    nodes[0].eligible = false;
+    assert_eq!(place(&job(100, 1), &nodes).map(|p| p.node), Ok(f.ids[1]));
+    nodes[1].eligible = false;
+    let err = place(&job(100, 1), &nodes).unwrap_err();
+    assert!(err.contains("2 draining or ineligible"), "{err}");
+}
+
+#[test]
+fn sampling_still_finds_the_one_node_that_fits() {
+    let mut f = Fixture::new(1000);
+    f.labels[737].insert("gpu".into(), "yes".into());
+    let nodes = f.nodes();
+    let mut spec = job(100, 1);
+    spec.constraints.insert("gpu".into(), "yes".into());
+    for start in [0, 500, 736, 738, 999, 123_456] {
+        assert_eq!(
+            place_demand(Demand::from(&spec), &nodes, Scan::Sampled { start }).map(|p| p.node),
+            Ok(f.ids[737])
+        );
+    }
+    spec.constraints.insert("zone".into(), "b".into());
+    let err = place_demand(Demand::from(&spec), &nodes, Scan::Sampled { start: 42 }).unwrap_err();
+    assert!(err.contains("of 1000 nodes, 1000 without labels"), "{err}");
+}
+
+#[test]
+fn sampled_placements_cover_the_cluster_and_never_overcommit() {
+    let f = Fixture::new(200);
+    let mut nodes = f.nodes();
+    let spec = job(500, GIB);
+    let siblings = BTreeMap::new();
+    let mut starts = 0usize;
+    let mut placed = 0;
+    while let Ok(p) = place_demand(
+        spread(&spec, &siblings),
+        &nodes,
+        Scan::Sampled { start: starts },
+    ) {
+        starts = starts.wrapping_add(0x9E37_79B9);
+        let node = nodes.iter_mut().find(|n| n.id == p.node).expect("known");
+        node.allocated.cpu_millis += 500;
+        node.allocated.memory_bytes += GIB;
+        node.allocations += 1;
+        assert!(node.allocated.cpu_millis <= node.capacity.cpu_millis);
+        assert!(node.allocated.memory_bytes <= node.capacity.memory_bytes);
+        placed += 1;
+    }
+    assert_eq!(placed, 200 * 4, "every node filled: 4 of 500m in 2000m");
 }
 
 #[test]

@@ -18,7 +18,7 @@ fn invalid(message: impl Into<String>) -> ApiError {
 
 impl Coordinator {
     fn cluster_key(&self) -> Result<&reef_secrets::ClusterKey, ApiError> {
-        self.cluster_key.as_ref().ok_or_else(|| {
+        self.cluster_key.as_deref().ok_or_else(|| {
             ApiError::new(
                 ApiErrorKind::Unavailable,
                 "this coordinator has no cluster key for secrets (start it with --secrets-key FILE)",

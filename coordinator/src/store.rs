@@ -38,6 +38,8 @@ pub struct Store {
     pub releases: kv::Store,
     pub instances: kv::Store,
     pub secrets: kv::Store,
+    /// The coordinator leadership lease.
+    pub leader: kv::Store,
     pub artifacts: async_nats::jetstream::object_store::ObjectStore,
 }
 
@@ -107,6 +109,7 @@ pub async fn ensure(
         releases: open_bucket(&js, bucket(subjects::RELEASES_BUCKET)).await?,
         instances: open_bucket(&js, bucket(subjects::INSTANCES_BUCKET)).await?,
         secrets: open_bucket(&js, bucket(subjects::SECRETS_BUCKET)).await?,
+        leader: open_bucket(&js, bucket(subjects::LEADER_BUCKET)).await?,
         artifacts: open_object_store(&js, config.replicas).await?,
         js,
     })

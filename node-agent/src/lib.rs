@@ -60,6 +60,8 @@ pub struct Config {
     pub heartbeat_interval: Duration,
     /// Where the node proxy listens for HTTP (None: no proxy).
     pub http: Option<std::net::SocketAddr>,
+    /// Whether this is a dedicated server or a contributed machine.
+    pub trust: reef_proto::node::TrustClass,
 }
 
 impl Config {
@@ -73,6 +75,7 @@ impl Config {
             stop_grace: Duration::from_secs(5),
             heartbeat_interval: Duration::from_secs(1),
             http: None,
+            trust: reef_proto::node::TrustClass::Dedicated,
         }
     }
 }

@@ -102,6 +102,7 @@ impl Agent {
             registered_at_ms: 0,
             sealing_key: self.node_key.public(),
             gpus: self.gpus.clone(),
+            trust: self.config.trust,
         }
     }
 

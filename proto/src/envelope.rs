@@ -34,6 +34,7 @@ pub enum MessageKind {
     AppRecord = 10,
     Instance = 11,
     InstanceEvent = 12,
+    LeaderLease = 13,
 }
 
 /// A type that travels inside an envelope.

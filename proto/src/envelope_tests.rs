@@ -89,6 +89,7 @@ proptest! {
         let _ = decode::<crate::agent::AllocEvent>(&bytes);
         let _ = decode::<crate::node::Heartbeat>(&bytes);
         let _ = decode::<crate::api::ApiReply>(&bytes);
+        let _ = decode::<crate::leader::LeaderLease>(&bytes);
     }
 
     #[test]

@@ -62,6 +62,8 @@ pub struct JobSpec {
     /// Kill the job after this long.
     pub timeout_ms: Option<u64>,
     pub gpus: GpuRequest,
+    /// Only nodes of this trust class (None: any node).
+    pub trust: Option<crate::node::TrustClass>,
 }
 
 /// Why a job specification was refused.
@@ -94,6 +96,7 @@ impl JobSpec {
             constraints: BTreeMap::new(),
             timeout_ms: None,
             gpus: GpuRequest::default(),
+            trust: None,
         }
     }
 

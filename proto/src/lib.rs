@@ -10,6 +10,7 @@
 //! - [`alloc`]: allocations and their state machine.
 //! - [`app`]: releases, app records and instances.
 //! - [`node`]: node descriptions and heartbeats.
+//! - [`leader`]: the coordinator leadership lease.
 //! - [`agent`]: what the coordinator tells an agent, and what an agent reports.
 //! - [`api`]: the request/reply API the CLI speaks.
 //! - [`manifest`]: `Reef.toml`, parsed and validated into an app spec.
@@ -25,6 +26,7 @@ pub mod app;
 pub mod envelope;
 pub mod ids;
 pub mod job;
+pub mod leader;
 pub mod manifest;
 pub mod node;
 pub mod subjects;

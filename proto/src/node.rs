@@ -25,6 +25,35 @@ pub struct Gpu {
     pub vram_bytes: u64,
 }
 
+/// How far a node is trusted: dedicated servers run anything; contributed
+/// machines (lent PCs and GPU rigs) get only work that asks for them or
+/// accepts any node, never app replicas.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum TrustClass {
+    #[default]
+    Dedicated,
+    Contributed,
+}
+
+impl TrustClass {
+    pub fn name(self) -> &'static str {
+        match self {
+            TrustClass::Dedicated => "dedicated",
+            TrustClass::Contributed => "contributed",
+        }
+    }
+
+    pub fn parse(input: &str) -> Result<Self, String> {
+        match input {
+            "dedicated" => Ok(TrustClass::Dedicated),
+            "contributed" => Ok(TrustClass::Contributed),
+            _ => Err(format!(
+                "invalid trust class {input:?}: expected dedicated or contributed"
+            )),
+        }
+    }
+}
+
 /// A node's self-description, sent on registration and kept in the nodes bucket.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct NodeRecord {
@@ -42,6 +71,7 @@ pub struct NodeRecord {
     /// The node's X25519 public key: secrets for its apps are sealed to it.
     pub sealing_key: [u8; 32],
     pub gpus: Vec<Gpu>,
+    pub trust: TrustClass,
 }
 
 impl Message for NodeRecord {

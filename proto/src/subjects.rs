@@ -142,6 +142,16 @@ pub fn release_key(app: &str, version: u32) -> String {
     format!("{app}.{version}")
 }
 
+/// KV bucket holding the coordinator leadership lease (one key, [`LEADER_KEY`]).
+pub const LEADER_BUCKET: &str = "reef-leader";
+pub const LEADER_KEY: &str = "lease";
+
+/// Prefix of the subjects on which the leader takes API requests relayed by
+/// the other coordinators: `reef.coord.<id>.api.<verb>`.
+pub fn coordinator_api_prefix(coordinator: &str) -> String {
+    format!("reef.coord.{coordinator}.api")
+}
+
 /// KV bucket of job records, keyed by job id.
 pub const JOBS_BUCKET: &str = "reef-jobs";
 /// KV bucket of allocations, keyed by allocation id.

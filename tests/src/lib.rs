@@ -9,6 +9,7 @@
 pub mod api;
 pub mod cluster;
 pub mod http;
+pub mod leader;
 pub mod nats;
 pub mod process;
 pub mod reef;

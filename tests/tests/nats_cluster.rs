@@ -42,3 +42,128 @@ async fn jobs_run_on_a_three_server_nats_cluster_with_replicated_state() {
         assert_eq!(info.config.num_replicas, 3, "{stream}");
     }
 }
+
+/// Submits `spec`, None if the API refused it or did not answer in time.
+async fn try_submit(
+    client: &async_nats::Client,
+    spec: reef_proto::job::JobSpec,
+) -> Option<reef_proto::job::JobRecord> {
+    use reef_proto::api::{ApiReply, ApiRequest, ApiResponse};
+    let request = ApiRequest::SubmitJob(spec);
+    let subject = reef_proto::subjects::api(request.verb());
+    let payload = reef_proto::encode(&request).expect("encode");
+    let reply = tokio::time::timeout(Duration::from_secs(10), client.request(subject, payload))
+        .await
+        .ok()?
+        .ok()?;
+    match reef_proto::decode::<ApiReply>(&reply.payload).ok()?.0 {
+        Ok(ApiResponse::Job(job)) => Some(*job),
+        other => {
+            eprintln!("submission refused: {other:?}");
+            None
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killing_one_nats_server_under_load_loses_nothing_and_work_goes_on() {
+    use reef_proto::job::JobState;
+    use reef_tests::{api, eventually};
+    use std::collections::BTreeSet;
+
+    let mut nats = NatsCluster::start().await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let urls = nats.urls();
+    let coordinators: Vec<ReefProcess> = ["c1", "c2"]
+        .into_iter()
+        .map(|name| {
+            ReefProcess::coordinator(&urls, dir.path(), &["--replicas", "3", "--name", name])
+        })
+        .collect();
+    let agents: Vec<ReefProcess> = ["a", "b"]
+        .into_iter()
+        .map(|name| ReefProcess::agent(&urls, dir.path(), name, &["--cpu", "1"]))
+        .collect();
+    let survivors = format!("{},{}", nats.servers[1].url, nats.servers[2].url);
+    let cli = Cli::new(&survivors);
+    cli.wait_for_nodes(2).await;
+    let client = async_nats::connect([&nats.servers[1].url, &nats.servers[2].url].as_slice())
+        .await
+        .expect("connect");
+
+    let runs = dir.path().join("runs");
+    let script = format!("echo $REEF_JOB_ID >> {}; sleep 0.1", runs.display());
+    let mut accepted = BTreeSet::new();
+    for _ in 0..20 {
+        let job = try_submit(&client, api::shell(&script))
+            .await
+            .expect("submissions succeed before the kill");
+        accepted.insert(job.id.to_string());
+    }
+    nats.servers[0].kill();
+    // Work goes on: every further submission is accepted, perhaps after a
+    // few refusals while JetStream elects new stream leaders.
+    for _ in 0..20 {
+        let job = eventually(
+            "a submission to be accepted after the kill",
+            Duration::from_secs(30),
+            || async { try_submit(&client, api::shell(&script)).await },
+        )
+        .await;
+        accepted.insert(job.id.to_string());
+    }
+
+    let logs = || {
+        coordinators
+            .iter()
+            .chain(&agents)
+            .map(|p| p.log_text())
+            .collect::<Vec<_>>()
+            .join("\n---\n")
+    };
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
+    let jobs = loop {
+        let jobs = api::try_jobs(&client).await.unwrap_or_default();
+        let mine: Vec<_> = jobs
+            .into_iter()
+            .filter(|j| accepted.contains(&j.id.to_string()))
+            .collect();
+        if mine.len() == accepted.len() && mine.iter().all(|j| j.state.is_terminal()) {
+            break mine;
+        }
+        if tokio::time::Instant::now() >= deadline {
+            let waiting: Vec<_> = mine
+                .iter()
+                .filter(|j| !j.state.is_terminal())
+                .map(|j| (j.id, &j.state, j.node))
+                .collect();
+            panic!(
+                "{} of {} accepted jobs listed, unfinished: {waiting:?}\n{}",
+                mine.len(),
+                accepted.len(),
+                logs()
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    for job in &jobs {
+        assert_eq!(
+            job.state,
+            JobState::Exited { code: 0 },
+            "{job:?}\n{}",
+            logs()
+        );
+    }
+    let ran: Vec<String> = std::fs::read_to_string(&runs)
+        .expect("runs file")
+        .lines()
+        .map(str::to_string)
+        .collect();
+    let distinct: BTreeSet<String> = ran.iter().cloned().collect();
+    assert_eq!(distinct.len(), ran.len(), "no job ran twice: {ran:?}");
+    assert!(
+        accepted.is_subset(&distinct),
+        "every accepted job ran: missing {:?}",
+        accepted.difference(&distinct).collect::<Vec<_>>()
+    );
+}

@@ -1,0 +1,210 @@
+//! Leader election: one key in the leader bucket, taken and renewed with
+//! compare-and-set.
+//!
+//! The holder renews the key every quarter of the lease. A follower watches
+//! the key's revision on its own monotonic clock; once the revision has not
+//! changed for a whole lease, it takes the key over with a compare-and-set on
+//! that revision, so of several followers exactly one wins. The holder stops
+//! leading when a renewal is refused (someone took the key) or when it has not
+//! managed to renew for two thirds of a lease, which is before any follower can
+//! have taken over. No wall clocks are compared across machines.
+//!
+//! The lease only decides who schedules. Every state write the leader makes is
+//! also a compare-and-set on the record's own revision, so a deposed leader
+//! that has not noticed yet still cannot overwrite what its successor wrote.
+
+use crate::error::CoordinatorError;
+use async_nats::jetstream::kv;
+use reef_proto::leader::{valid_coordinator_id, LeaderLease};
+use reef_proto::{decode, encode, now_ms, subjects};
+use std::time::{Duration, Instant};
+
+/// Who this coordinator is.
+#[derive(Clone, Debug)]
+pub(crate) struct Identity {
+    pub id: String,
+    pub name: String,
+}
+
+/// A follower's view of the lease.
+pub(crate) struct Election {
+    kv: kv::Store,
+    me: Identity,
+    duration: Duration,
+    /// The last revision seen, and when it was first seen.
+    seen: Option<(u64, Instant)>,
+    /// The holder, as of the last look.
+    holder: Option<LeaderLease>,
+}
+
+/// The outcome of one look at the lease.
+pub(crate) enum Look {
+    /// Someone else holds it (or nobody does and this coordinator lost the race).
+    Follow,
+    /// This coordinator holds it now.
+    Lead(Box<Lease>),
+}
+
+impl Election {
+    pub(crate) fn new(kv: kv::Store, me: Identity, duration: Duration) -> Self {
+        Self {
+            kv,
+            me,
+            duration,
+            seen: None,
+            holder: None,
+        }
+    }
+
+    /// The current holder, if a live-looking one is known.
+    pub(crate) fn holder(&self) -> Option<&LeaderLease> {
+        self.holder.as_ref()
+    }
+
+    /// Reads the lease and takes it if it is free or has not been renewed for a whole lease.
+    pub(crate) async fn look(&mut self) -> Result<Look, CoordinatorError> {
+        let entry = self
+            .kv
+            .entry(subjects::LEADER_KEY)
+            .await
+            .map_err(CoordinatorError::store)?;
+        let now = Instant::now();
+        let (revision, current) = match entry {
+            Some(entry) if entry.operation == kv::Operation::Put => {
+                (entry.revision, decode::<LeaderLease>(&entry.value).ok())
+            }
+            // Deleted (a leader that shut down cleanly) or never written.
+            _ => return self.take(None).await,
+        };
+        self.holder = current
+            .clone()
+            .filter(|lease| valid_coordinator_id(&lease.coordinator));
+        let since = match self.seen {
+            Some((seen, since)) if seen == revision => since,
+            _ => {
+                self.seen = Some((revision, now));
+                now
+            }
+        };
+        if current.is_none() {
+            tracing::warn!(revision, "the leader lease is unreadable; taking it over");
+            return self.take(Some(revision)).await;
+        }
+        if now.duration_since(since) >= self.duration {
+            tracing::info!(
+                holder = ?self.holder.as_ref().map(|l| &l.name),
+                "the leader lease was not renewed in time; taking it over"
+            );
+            return self.take(Some(revision)).await;
+        }
+        Ok(Look::Follow)
+    }
+
+    /// Writes the lease for this coordinator: created if `revision` is None,
+    /// else replaced only if still at `revision`.
+    async fn take(&mut self, revision: Option<u64>) -> Result<Look, CoordinatorError> {
+        let sent = Instant::now();
+        let record = LeaderLease {
+            coordinator: self.me.id.clone(),
+            name: self.me.name.clone(),
+            acquired_at_ms: now_ms(),
+            renewed_at_ms: now_ms(),
+        };
+        let bytes = encode(&record).map_err(CoordinatorError::store)?;
+        let written = match revision {
+            None => match self.kv.create(subjects::LEADER_KEY, bytes).await {
+                Ok(revision) => Some(revision),
+                Err(e) if e.kind() == kv::CreateErrorKind::AlreadyExists => None,
+                Err(e) => return Err(CoordinatorError::store(e)),
+            },
+            Some(revision) => match self.kv.update(subjects::LEADER_KEY, bytes, revision).await {
+                Ok(revision) => Some(revision),
+                Err(e) if e.kind() == kv::UpdateErrorKind::WrongLastRevision => None,
+                Err(e) => return Err(CoordinatorError::store(e)),
+            },
+        };
+        let Some(revision) = written else {
+            // Another coordinator got there first; look again next time.
+            self.seen = None;
+            return Ok(Look::Follow);
+        };
+        self.seen = None;
+        self.holder = Some(record.clone());
+        Ok(Look::Lead(Box::new(Lease {
+            kv: self.kv.clone(),
+            record,
+            revision,
+            confirmed: sent,
+            duration: self.duration,
+        })))
+    }
+}
+
+/// The lease, held.
+pub(crate) struct Lease {
+    kv: kv::Store,
+    record: LeaderLease,
+    revision: u64,
+    /// When the last successful write of the lease was sent.
+    confirmed: Instant,
+    duration: Duration,
+}
+
+/// Why leadership ended.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum LeaseLost {
+    #[error("another coordinator took the leader lease")]
+    TakenOver,
+    #[error("could not renew the leader lease in time: {0}")]
+    Unrenewed(String),
+}
+
+impl Lease {
+    /// How often to renew.
+    pub(crate) fn renew_every(&self) -> Duration {
+        self.duration / 4
+    }
+
+    /// Whether this coordinator may still act as leader: the lease was
+    /// confirmed recently enough that no follower can have taken it yet.
+    pub(crate) fn valid(&self) -> bool {
+        self.confirmed.elapsed() < self.duration * 2 / 3
+    }
+
+    /// Renews the lease; an error means this coordinator must stop leading.
+    pub(crate) async fn renew(&mut self) -> Result<(), LeaseLost> {
+        let sent = Instant::now();
+        self.record.renewed_at_ms = now_ms();
+        let bytes = encode(&self.record).map_err(|e| LeaseLost::Unrenewed(e.to_string()))?;
+        let budget = (self.duration * 2 / 3).saturating_sub(self.confirmed.elapsed());
+        let update = self.kv.update(subjects::LEADER_KEY, bytes, self.revision);
+        match tokio::time::timeout(budget, update).await {
+            Ok(Ok(revision)) => {
+                self.revision = revision;
+                self.confirmed = sent;
+                Ok(())
+            }
+            Ok(Err(e)) if e.kind() == kv::UpdateErrorKind::WrongLastRevision => {
+                Err(LeaseLost::TakenOver)
+            }
+            Ok(Err(e)) if self.valid() => {
+                tracing::warn!(error = %e, "leader lease renewal failed; will retry");
+                Ok(())
+            }
+            Ok(Err(e)) => Err(LeaseLost::Unrenewed(e.to_string())),
+            Err(_) => Err(LeaseLost::Unrenewed("the write timed out".into())),
+        }
+    }
+
+    /// Gives the lease up so a follower can lead at once (on clean shutdown).
+    pub(crate) async fn release(self) {
+        let delete = self
+            .kv
+            .delete_expect_revision(subjects::LEADER_KEY, Some(self.revision));
+        match tokio::time::timeout(self.duration, delete).await {
+            Ok(Ok(())) => tracing::info!("leader lease released"),
+            Ok(Err(e)) => tracing::warn!(error = %e, "could not release the leader lease"),
+            Err(_) => tracing::warn!("releasing the leader lease timed out"),
+        }
+    }
+}

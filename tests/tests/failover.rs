@@ -1,0 +1,119 @@
+//! Coordinator failover: several coordinators, one leader; killing the leader
+//! with work queued loses nothing and runs nothing twice.
+
+use reef_proto::api::{ApiRequest, ApiResponse};
+use reef_proto::job::JobState;
+use reef_tests::{api, eventually, leader, Cli, NatsServer, ReefProcess};
+use std::collections::{BTreeSet, HashMap};
+use std::time::Duration;
+
+const JOBS: usize = 100;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killing_the_leader_with_100_jobs_queued_loses_none_and_runs_none_twice() {
+    let nats = NatsServer::start().await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut coordinators: HashMap<String, ReefProcess> = ["c1", "c2", "c3"]
+        .into_iter()
+        .map(|name| {
+            let process = ReefProcess::coordinator(&nats.url, dir.path(), &["--name", name]);
+            (name.to_string(), process)
+        })
+        .collect();
+    // Four jobs at a time, so most of the hundred wait in the queue.
+    let _agent = ReefProcess::agent(&nats.url, dir.path(), "node-1", &["--cpu", "0.4"]);
+    let cli = Cli::new(&nats.url);
+    cli.wait_for_nodes(1).await;
+    let client = async_nats::connect(&nats.url).await.expect("connect");
+    let first = eventually("a leader", Duration::from_secs(15), || async {
+        leader::current(&client).await
+    })
+    .await;
+
+    let runs = dir.path().join("runs");
+    let script = format!("echo $REEF_JOB_ID >> {}; sleep 0.2", runs.display());
+    let mut submitted = BTreeSet::new();
+    for _ in 0..JOBS {
+        let job = api::submit(&client, api::shell(&script)).await;
+        submitted.insert(job.id.to_string());
+    }
+    eventually(
+        "the first jobs to finish",
+        Duration::from_secs(30),
+        || async {
+            let jobs = api::try_jobs(&client).await?;
+            jobs.iter().any(|j| j.state.is_terminal()).then_some(())
+        },
+    )
+    .await;
+    let queued = api::jobs(&client)
+        .await
+        .iter()
+        .filter(|j| matches!(j.state, JobState::Pending { .. }))
+        .count();
+    assert!(
+        queued >= JOBS / 2,
+        "most jobs should still be queued, {queued} are"
+    );
+
+    coordinators
+        .get_mut(&first.name)
+        .expect("the leader is one of ours")
+        .kill();
+    let second = eventually("another leader", Duration::from_secs(15), || async {
+        leader::current(&client)
+            .await
+            .filter(|lease| lease.coordinator != first.coordinator)
+    })
+    .await;
+    assert_ne!(second.name, first.name);
+
+    let jobs = eventually("every job to finish", Duration::from_secs(120), || async {
+        let jobs = api::try_jobs(&client).await?;
+        let mine: Vec<_> = jobs
+            .into_iter()
+            .filter(|j| submitted.contains(&j.id.to_string()))
+            .collect();
+        (mine.len() == JOBS && mine.iter().all(|j| j.state.is_terminal())).then_some(mine)
+    })
+    .await;
+    let logs = || {
+        coordinators
+            .values()
+            .map(|c| c.log_text())
+            .collect::<Vec<_>>()
+            .join("\n---\n")
+    };
+    for job in &jobs {
+        assert_eq!(
+            job.state,
+            JobState::Exited { code: 0 },
+            "{job:?}\n{}",
+            logs()
+        );
+    }
+    let ran: Vec<String> = std::fs::read_to_string(&runs)
+        .expect("runs file")
+        .lines()
+        .map(str::to_string)
+        .collect();
+    let distinct: BTreeSet<String> = ran.iter().cloned().collect();
+    assert_eq!(
+        ran.len(),
+        JOBS,
+        "every job ran exactly once: {} runs",
+        ran.len()
+    );
+    assert_eq!(
+        distinct, submitted,
+        "the runs are exactly the jobs submitted"
+    );
+
+    // Any coordinator answers the API: the followers relay to the new leader.
+    for _ in 0..6 {
+        match api::call(&client, ApiRequest::ListNodes).await.0 {
+            Ok(ApiResponse::Nodes(nodes)) => assert_eq!(nodes.len(), 1),
+            other => panic!("list nodes failed: {other:?}"),
+        }
+    }
+}

@@ -135,3 +135,7 @@ async fn bounded<T>(
         }),
     }
 }
+
+#[cfg(test)]
+#[path = "account_tests.rs"]
+mod tests;

@@ -108,7 +108,7 @@ pub enum AcmeError {
     },
 
     /// The call ran out of time.
-    #[error("no result after {timeout:?} while {action}; the CA may be slow or unreachable: try again later, or raise the timeout")]
+    #[error("no result after {timeout:?} while {action}; try again later, or raise the timeout if the CA or the challenge store is slow")]
     Timeout {
         /// What was being waited for, naming the domains.
         action: String,

@@ -1,8 +1,8 @@
 //! The HTTPS client that carries ACME requests: rustls with the ring
 //! provider and TLS 1.3 (which ACME CAs serve), trusting either the public
-//! web roots or the configured private
-//! root, with every request (connect, TLS, answer and body) bounded by the
-//! configured timeout and every body bounded in size.
+//! web roots or the configured private root, with every request (connect,
+//! TLS, answer and body) bounded by the configured timeout and every body
+//! bounded in size.
 
 use std::future::Future;
 use std::pin::Pin;

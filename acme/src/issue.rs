@@ -120,7 +120,11 @@ async fn order<S: ChallengeSink>(
     set_ready(account, &mut order, &pending, progress).await?;
 
     let waiting_for: Vec<&str> = pending.iter().map(|p| p.domain.as_str()).collect();
-    progress.stage = format!("waiting for the CA to validate {}", waiting_for.join(", "));
+    progress.stage = if waiting_for.is_empty() {
+        format!("waiting for the order for {all} to become ready")
+    } else {
+        format!("waiting for the CA to validate {}", waiting_for.join(", "))
+    };
     let mut backoff = Backoff::new();
     loop {
         let status = order

@@ -65,3 +65,12 @@ fn backoff_doubles_up_to_the_cap() {
     let delays: Vec<u128> = (0..7).map(|_| backoff.next_delay().as_millis()).collect();
     assert_eq!(delays, [250, 500, 1000, 2000, 4000, 4000, 4000]);
 }
+
+/// Compiles only if the coordinator can spawn these futures on a multi-threaded runtime.
+#[allow(dead_code)]
+fn futures_are_send(account: &Account, sink: &crate::MemoryChallenges, config: &crate::AcmeConfig) {
+    fn send<T: Send>(_: T) {}
+    send(account.issue(&[], sink));
+    send(Account::create(config));
+    send(Account::load(config, ""));
+}

@@ -37,6 +37,8 @@ ensure_test_tools() {
     local missing=()
     command -v python3 >/dev/null 2>&1 || missing+=(python3)
     command -v ps >/dev/null 2>&1 || missing+=(procps)
+    command -v pebble >/dev/null 2>&1 || missing+=(pebble)
+    command -v ip >/dev/null 2>&1 || missing+=(iproute2)
     if [ ${#missing[@]} -gt 0 ]; then
         echo "installing ${missing[*]} for the tests" >&2
         apt-get update -qq && apt-get install -y -qq "${missing[@]}" >/dev/null

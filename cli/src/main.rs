@@ -11,6 +11,7 @@ mod daemons;
 mod dev;
 mod jobs;
 mod logs;
+mod node;
 mod run;
 mod views;
 
@@ -59,6 +60,11 @@ enum Command {
         /// Print JSON instead of a table.
         #[arg(long)]
         json: bool,
+    },
+    /// Drain a node, or change whether it takes new work.
+    Node {
+        #[command(subcommand)]
+        command: node::NodeCommand,
     },
     /// Deploy an app: pack the directory, upload it, roll the release out.
     Deploy(apps::DeployArgs),
@@ -192,6 +198,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         } => jobs::stop(&nats, &id).await.map(|()| ExitCode::SUCCESS),
         Command::Logs(args) => logs::logs(&nats, args).await.map(|()| ExitCode::SUCCESS),
         Command::Nodes { json } => jobs::nodes(&nats, json).await.map(|()| ExitCode::SUCCESS),
+        Command::Node { command } => node::node(&nats, command).await.map(|()| ExitCode::SUCCESS),
         Command::Deploy(args) => apps::deploy(&nats, args).await,
         Command::Apps { json } => apps::apps(&nats, json).await.map(|()| ExitCode::SUCCESS),
         Command::Status { app, json } => apps::status(&nats, &app, json)

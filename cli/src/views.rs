@@ -49,6 +49,7 @@ pub fn node_json(node: &NodeStatus) -> Value {
         "name": r.name,
         "state": node_state(node.state),
         "trust": r.trust.name(),
+        "eligibility": r.eligibility.name(),
         "labels": r.labels,
         "resources": {
             "cpu": r.resources.cpu_millis as f64 / 1000.0,
@@ -115,6 +116,7 @@ pub fn node_rows(nodes: &[NodeStatus]) -> Vec<Vec<String>> {
                 r.id.to_string(),
                 node_state(n.state).to_string(),
                 r.trust.name().to_string(),
+                r.eligibility.name().to_string(),
                 format!(
                     "{:.1}/{:.1}",
                     n.allocated.cpu_millis as f64 / 1000.0,
@@ -139,7 +141,17 @@ pub fn node_rows(nodes: &[NodeStatus]) -> Vec<Vec<String>> {
 }
 
 pub const NODE_HEADER: &[&str] = &[
-    "NAME", "ID", "STATE", "TRUST", "CPU", "MEMORY", "DISK", "GPUS", "ALLOCS", "LABELS",
+    "NAME",
+    "ID",
+    "STATE",
+    "TRUST",
+    "SCHEDULING",
+    "CPU",
+    "MEMORY",
+    "DISK",
+    "GPUS",
+    "ALLOCS",
+    "LABELS",
 ];
 pub const JOB_HEADER: &[&str] = &["ID", "STATE", "NODE", "AGE", "COMMAND"];
 

@@ -106,6 +106,17 @@ impl Coordinator {
             ApiRequest::RegisterNode(record) => {
                 self.register(record).await.map(ApiResponse::Registered)
             }
+            ApiRequest::DrainNode { node, deadline_ms } => self
+                .drain_node(&node, deadline_ms)
+                .await
+                .map(|()| ApiResponse::Done),
+            ApiRequest::SetEligible { node, eligible } => self
+                .set_eligible(&node, eligible)
+                .await
+                .map(|()| ApiResponse::Done),
+            ApiRequest::RemoveNode(node) => {
+                self.remove_node(&node).await.map(|()| ApiResponse::Done)
+            }
             ApiRequest::DeployApp { spec, artifact } => {
                 self.deploy_app(*spec, artifact).await.map(deploying)
             }
@@ -226,6 +237,14 @@ impl Coordinator {
             return Err(invalid("a node must offer some cpu and memory"));
         }
         record.registered_at_ms = now_ms();
+        // Eligibility belongs to the cluster, not to the agent: keep what is stored.
+        record.eligibility = match self.cluster.nodes.get(&record.id) {
+            Some(entry) => entry.record.eligibility,
+            None => store::get::<NodeRecord>(&self.store.nodes, &record.id.to_string())
+                .await?
+                .map(|(stored, _)| stored.eligibility)
+                .unwrap_or_default(),
+        };
         let bytes = encode(&record).map_err(|e| invalid(e.to_string()))?;
         self.store
             .nodes

@@ -183,7 +183,7 @@ impl Coordinator {
             .map(|(old, node)| (*node, Some(*old)))
             .chain(new_nodes.into_iter().map(|node| (node, None)));
         for (node, replaces) in targets {
-            instances.push(self.start_instance(release, node, replaces).await?);
+            instances.push(self.start_instance(release, node, replaces, None).await?);
         }
         for id in plan.stop {
             self.stop_instance(id, false).await?;
@@ -193,7 +193,7 @@ impl Coordinator {
 
     /// Picks a dedicated node for a new replica, spreading away from the
     /// nodes that already host `siblings` of it.
-    fn choose_for_app(
+    pub(crate) fn choose_for_app(
         &self,
         spec: &AppSpec,
         siblings: &BTreeMap<NodeId, u32>,
@@ -220,11 +220,12 @@ impl Coordinator {
         .map(|placement| placement.node)
     }
 
-    async fn start_instance(
+    pub(crate) async fn start_instance(
         &mut self,
         release: &Release,
         node: NodeId,
         replaces: Option<AllocId>,
+        relieves: Option<AllocId>,
     ) -> Result<Instance, ApiError> {
         let now = now_ms();
         let instance = Instance {
@@ -235,6 +236,7 @@ impl Coordinator {
             state: InstanceState::Assigned,
             port: None,
             replaces,
+            relieves,
             restarts: 0,
             message: None,
             event_seq: 0,
@@ -380,6 +382,10 @@ impl Coordinator {
         } else {
             if instance.state == InstanceState::Healthy {
                 self.maybe_post_deploy(&instance).await?;
+                if let Some(old) = instance.relieves {
+                    tracing::info!(instance = %instance.id, %old, "relief is healthy; stopping the instance it relieves");
+                    self.stop_instance(old, false).await?;
+                }
             }
             if let Some((known, _)) = self.cluster.instances.get_mut(&instance.id) {
                 *known = instance;

@@ -8,7 +8,7 @@ use reef_proto::api::{NodeState, NodeStatus};
 use reef_proto::app::Instance;
 use reef_proto::job::Resources;
 use reef_proto::job::{JobRecord, JobSpec};
-use reef_proto::node::NodeRecord;
+use reef_proto::node::{Eligibility, NodeRecord};
 use reef_proto::{AllocId, JobId, NodeId};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::time::{Duration, Instant};
@@ -24,6 +24,8 @@ pub(crate) struct NodeEntry {
     pub gpus_in_use: BTreeSet<u32>,
     /// Declared lost: its work was moved or ended. Cleared when it is heard again.
     pub lost: bool,
+    /// What the node's last heartbeat said it runs (jobs and instances).
+    pub running: u32,
 }
 
 /// A job waiting for room, as kept in memory between placement passes.
@@ -87,6 +89,7 @@ impl Cluster {
                         allocations: 0,
                         gpus_in_use: BTreeSet::new(),
                         lost: false,
+                        running: 0,
                     },
                 );
             }
@@ -142,7 +145,7 @@ impl Cluster {
                 gpus: &entry.record.gpus,
                 gpus_in_use: &entry.gpus_in_use,
                 trust: entry.record.trust,
-                eligible: true,
+                eligible: entry.record.eligibility == Eligibility::Eligible,
             })
             .collect()
     }

@@ -17,6 +17,7 @@ mod api;
 mod apps;
 mod cluster;
 mod dispatch;
+mod drain;
 pub mod error;
 mod events;
 mod leader;
@@ -438,6 +439,8 @@ impl Coordinator {
             .heard_from(hb.node, std::time::Instant::now(), reef_proto::now_ms())
         {
             self.unknown_nodes.insert(hb.node);
+        } else if let Some(entry) = self.cluster.nodes.get_mut(&hb.node) {
+            entry.running = hb.running;
         }
     }
 
@@ -459,6 +462,7 @@ impl Coordinator {
         self.retry_unsent().await;
         self.retry_queued().await;
         self.check_liveness().await;
+        self.advance_drains().await;
         self.place_pending(true).await;
     }
 }

@@ -103,6 +103,7 @@ impl Agent {
             sealing_key: self.node_key.public(),
             gpus: self.gpus.clone(),
             trust: self.config.trust,
+            eligibility: Default::default(),
         }
     }
 
@@ -144,7 +145,7 @@ impl Agent {
         let hb = Heartbeat {
             node: self.node,
             started_at_ms: self.started_at_ms,
-            running: self.records.live_count() as u32,
+            running: (self.records.live_count() + self.instances.live_count()) as u32,
             sent_at_ms: now_ms(),
         };
         match encode(&hb) {

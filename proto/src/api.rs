@@ -21,6 +21,18 @@ pub enum ApiRequest {
     StopJob(JobId),
     ListNodes,
     RegisterNode(NodeRecord),
+    /// Empty a node (by name or id): replicas move, jobs get until the deadline.
+    DrainNode {
+        node: String,
+        deadline_ms: u64,
+    },
+    /// Let a node (by name or id) take new work again, or not.
+    SetEligible {
+        node: String,
+        eligible: bool,
+    },
+    /// Forget a node (by name or id) that is down or empty.
+    RemoveNode(String),
     /// Record a new release of an app (creating the app if needed) and roll it out.
     DeployApp {
         spec: Box<AppSpec>,
@@ -66,6 +78,9 @@ impl ApiRequest {
             ApiRequest::StopJob(_) => verbs::JOB_STOP,
             ApiRequest::ListNodes => verbs::NODE_LIST,
             ApiRequest::RegisterNode(_) => verbs::NODE_REGISTER,
+            ApiRequest::DrainNode { .. } => verbs::NODE_DRAIN,
+            ApiRequest::SetEligible { .. } => verbs::NODE_ELIGIBLE,
+            ApiRequest::RemoveNode(_) => verbs::NODE_REMOVE,
             ApiRequest::DeployApp { .. } => verbs::APP_DEPLOY,
             ApiRequest::ListApps => verbs::APP_LIST,
             ApiRequest::AppStatus(_) => verbs::APP_STATUS,

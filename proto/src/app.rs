@@ -119,6 +119,9 @@ pub struct Instance {
     pub port: Option<u16>,
     /// The instance on the same node this one takes over from.
     pub replaces: Option<AllocId>,
+    /// The instance on a draining node this one takes over from: stopped by
+    /// the coordinator once this one is healthy.
+    pub relieves: Option<AllocId>,
     /// Crashes restarted on the node.
     pub restarts: u32,
     /// The last thing worth telling a person (a failed check, a crash).

@@ -54,6 +54,32 @@ impl TrustClass {
     }
 }
 
+/// Whether a node takes new work. Kept by the coordinator: an agent's
+/// registration never changes it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Eligibility {
+    #[default]
+    Eligible,
+    /// Marked ineligible by an operator: keeps what it runs, gets nothing new.
+    Ineligible,
+    /// Being emptied: replicas move elsewhere (the new one healthy before the
+    /// old stops); jobs may finish until the deadline, then are stopped.
+    Draining { deadline_ms: u64 },
+    /// Drained: empty, and gets nothing new until made eligible again.
+    Drained,
+}
+
+impl Eligibility {
+    pub fn name(self) -> &'static str {
+        match self {
+            Eligibility::Eligible => "eligible",
+            Eligibility::Ineligible => "ineligible",
+            Eligibility::Draining { .. } => "draining",
+            Eligibility::Drained => "drained",
+        }
+    }
+}
+
 /// A node's self-description, sent on registration and kept in the nodes bucket.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct NodeRecord {
@@ -72,6 +98,8 @@ pub struct NodeRecord {
     pub sealing_key: [u8; 32],
     pub gpus: Vec<Gpu>,
     pub trust: TrustClass,
+    /// Set by the coordinator; what an agent sends is ignored.
+    pub eligibility: Eligibility,
 }
 
 impl Message for NodeRecord {

@@ -19,6 +19,9 @@ pub mod verbs {
     pub const JOB_STOP: &str = "job.stop";
     pub const NODE_LIST: &str = "node.list";
     pub const NODE_REGISTER: &str = "node.register";
+    pub const NODE_DRAIN: &str = "node.drain";
+    pub const NODE_ELIGIBLE: &str = "node.eligible";
+    pub const NODE_REMOVE: &str = "node.remove";
     pub const APP_DEPLOY: &str = "app.deploy";
     pub const APP_LIST: &str = "app.list";
     pub const APP_STATUS: &str = "app.status";

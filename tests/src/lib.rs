@@ -7,6 +7,7 @@
 #![deny(rust_2018_idioms)]
 
 pub mod api;
+pub mod app;
 pub mod cluster;
 pub mod http;
 pub mod leader;

@@ -1,0 +1,40 @@
+//! A small real app for deploy tests: a python3 HTTP server and its Reef.toml.
+
+use std::path::Path;
+
+/// A small HTTP app: answers `<version> <pid>` on every path, `/healthz`
+/// per `health` ("ok" or a status code to fail with).
+pub fn write_app(dir: &Path, version: &str, health: u16, extra_manifest: &str) {
+    std::fs::create_dir_all(dir).expect("mkdir");
+    let server = format!(
+        r#"import http.server, os, sys
+VERSION = "{version}"
+DATA = os.environ.get("DATA_FILE")
+if DATA:
+    with open(DATA, "a") as f:
+        f.write(VERSION + "\n")
+class H(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    def do_GET(self):
+        seen = open(DATA).read().replace("\n", ",") if DATA else ""
+        code, body = 200, ("%s %d %s\n" % (VERSION, os.getpid(), seen)).encode()
+        if self.path == "/healthz":
+            code, body = {health}, b"health\n"
+        elif self.path.startswith("/env/"):
+            body = os.environ.get(self.path[5:], "").encode()
+        self.send_response(code)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+    def log_message(self, *args):
+        pass
+print("starting", VERSION, "on", os.environ["PORT"], flush=True)
+http.server.ThreadingHTTPServer(("127.0.0.1", int(os.environ["PORT"])), H).serve_forever()
+"#
+    );
+    std::fs::write(dir.join("server.py"), server).expect("write app");
+    let manifest = format!(
+        "[app]\nname = \"hello\"\ndomains = [\"hello.test\"]\n\n[deploy]\ncommand = [\"python3\", \"server.py\"]\nhealth = \"/healthz\"\nhealth_interval = \"50ms\"\nhealth_attempts = 100\ndrain = 2\n{extra_manifest}"
+    );
+    std::fs::write(dir.join("Reef.toml"), manifest).expect("write manifest");
+}

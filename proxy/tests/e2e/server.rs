@@ -103,3 +103,15 @@ async fn a_client_slow_with_its_headers_is_cut_off() {
     let answer = raw_exchange(proxy.addr, b"GET / HTTP/1.1\r\nHost: web.test\r\n").await;
     assert_eq!(answer, "");
 }
+
+#[tokio::test]
+async fn a_client_that_sends_nothing_is_cut_off() {
+    let config = ProxyConfig {
+        client_header_timeout: Duration::from_millis(200),
+        ..ProxyConfig::default()
+    };
+    let proxy = TestProxy::start_with(Router::new(), config).await;
+    // Not a byte: before the protocol is even known, the deadline holds.
+    let answer = raw_exchange(proxy.addr, b"").await;
+    assert_eq!(answer, "");
+}

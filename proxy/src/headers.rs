@@ -5,8 +5,10 @@
 //!
 //! The hop marker (`x-reef-hop`) only prevents forwarding loops between node
 //! proxies: a request carrying it is served by local instances or not at all.
-//! It proves nothing about who sent it and must never be used to grant access;
-//! a client that sends it merely gives up being forwarded to another node.
+//! It proves nothing about who sent it and must never be used to grant access.
+//! A client that sends it only hurts itself: it is not forwarded to another
+//! node, and its own `X-Forwarded-Proto` and the plain-HTTP redirect, which
+//! a forwarding node has already dealt with, are taken as they come.
 
 use std::net::IpAddr;
 

@@ -2,10 +2,12 @@
 //! served through another node's proxy, local instances are preferred, and
 //! the hop marker stops a request from crossing nodes twice.
 
-use http::{Method, StatusCode};
+use http::{Method, Request, StatusCode};
 use http_body_util::Full;
-use reef_proxy::{Backend, Router};
+use reef_proxy::{AppRoute, Backend, Certificates, ProxyConfig, Router};
 
+use crate::support::clients::{h2_client, h2_send, no_body};
+use crate::support::tls::{connect_tls, TestCa};
 use crate::support::{read_reply, TestBackend, TestProxy};
 
 fn web_domains() -> Vec<String> {
@@ -112,4 +114,61 @@ async fn a_local_instance_is_preferred_over_another_node() {
     // Once the local instance is gone, the other node takes over again.
     node_b.router.set_app("web", &web_domains(), Vec::new());
     assert_eq!(node_b.get("web.test", "/").await.body, "web-a GET /");
+}
+
+#[tokio::test]
+async fn an_https_request_crossing_nodes_keeps_its_scheme_and_is_not_redirected() {
+    // Node A redirects plain HTTP for the app; node B takes HTTPS for it and
+    // forwards to A's plain listener.
+    let instance = TestBackend::start("web-a").await;
+    let router_a = Router::new();
+    router_a.set_app_with(
+        "web",
+        AppRoute {
+            domains: web_domains(),
+            backends: vec![instance.backend()],
+            redirect_https: true,
+        },
+    );
+    let node_a = TestProxy::start(router_a).await;
+
+    let ca = TestCa::new();
+    let certs = Certificates::new();
+    let issued = ca.issue(&["web.test"]);
+    certs
+        .set("web.test", &issued.chain_pem, &issued.key_pem)
+        .expect("certificate");
+    let router_b = Router::new();
+    router_b.set_app("web", &web_domains(), Vec::new());
+    router_b.set_remote("web", vec![Backend::new("node-a", node_a.addr)]);
+    let node_b = TestProxy::start_tls(router_b, ProxyConfig::default(), certs).await;
+
+    let stream = connect_tls(
+        node_b.tls_addr.expect("HTTPS listener"),
+        "web.test",
+        ca.client_config(&[b"h2"]),
+    )
+    .await
+    .expect("handshake");
+    let mut client = h2_client(stream).await;
+    let request = Request::builder()
+        .uri("https://web.test/headers")
+        .body(no_body())
+        .expect("request");
+    let reply = read_reply(h2_send(&mut client, request).await).await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+    assert_eq!(reply.headers["x-backend"], "web-a");
+    let seen = reply.header_lines();
+    assert!(
+        seen.contains(&("x-forwarded-proto".into(), "https".into())),
+        "{seen:?}"
+    );
+    assert!(
+        seen.contains(&("host".into(), "web.test".into())),
+        "{seen:?}"
+    );
+
+    // A plain request straight to node A is still redirected.
+    let direct = node_a.get("web.test", "/").await;
+    assert_eq!(direct.status, StatusCode::PERMANENT_REDIRECT);
 }

@@ -88,6 +88,7 @@ mod tests {
             state,
             port: None,
             replaces: None,
+            relieves: None,
             restarts: 0,
             message: None,
             event_seq: 0,

@@ -1,4 +1,5 @@
-//! Proxy settings, with the defaults a node agent runs with.
+//! Proxy settings, with the defaults a node agent runs with. Every option is
+//! documented here and only here.
 
 use std::time::Duration;
 
@@ -12,16 +13,36 @@ pub struct ProxyConfig {
     pub upstream_timeout: Duration,
     /// How long a client may take to send a request's headers (default 30 s);
     /// the connection is closed after that. Also bounds how long an idle
-    /// keep-alive connection waits for its next request.
+    /// HTTP/1.1 keep-alive connection waits for its next request, and how long
+    /// a new connection (after its TLS handshake) may take to send its first bytes.
     pub client_header_timeout: Duration,
-    /// The largest request head (request line and headers) a client may send,
-    /// in bytes (default 64 KiB); a larger one gets 431 and its connection is
-    /// closed. It also caps the connection's read buffer (at least 8 KiB,
-    /// hyper's minimum).
+    /// The largest request head a client may send, in bytes (default 64 KiB).
+    /// HTTP/1.1: a larger head gets 431 and its connection is closed; this also
+    /// caps the connection's read buffer (at least 8 KiB, hyper's minimum).
+    /// HTTP/2: the largest header list the proxy accepts on a stream.
     pub max_header_bytes: usize,
-    /// How long in-flight requests may finish once shutdown begins (default
-    /// 10 s); connections still open after that are closed.
+    /// How long in-flight requests (and open WebSockets) may finish once
+    /// shutdown begins (default 10 s); connections still open after that are closed.
     pub shutdown_grace: Duration,
+    /// How long a TLS client may take to finish its handshake (default 10 s);
+    /// the connection is closed after that.
+    pub tls_handshake_timeout: Duration,
+    /// The port clients reach the HTTPS listener on (default 443), used in the
+    /// `Location` of HTTP→HTTPS redirects; 443 is left out of the URL.
+    pub https_port: u16,
+    /// The largest request body the proxy forwards, in bytes (default 1 GiB).
+    /// A request declaring a larger `Content-Length` gets 413 without being
+    /// forwarded; a streamed body that grows past it is cut off.
+    pub max_request_body_bytes: u64,
+    /// How long a request body may make no progress (default 60 s): a client
+    /// that stops sending its body for that long gets 408 and is cut off.
+    pub client_body_timeout: Duration,
+    /// How many requests one HTTP/2 client connection may have open at once (default 128).
+    pub http2_max_concurrent_streams: u32,
+    /// How often an idle HTTP/2 connection is pinged, and how long the ping
+    /// may go unanswered before the connection is closed (default 20 s): finds
+    /// clients that went away without closing.
+    pub http2_keep_alive: Duration,
 }
 
 impl Default for ProxyConfig {
@@ -32,6 +53,12 @@ impl Default for ProxyConfig {
             client_header_timeout: Duration::from_secs(30),
             max_header_bytes: 64 * 1024,
             shutdown_grace: Duration::from_secs(10),
+            tls_handshake_timeout: Duration::from_secs(10),
+            https_port: 443,
+            max_request_body_bytes: 1024 * 1024 * 1024,
+            client_body_timeout: Duration::from_secs(60),
+            http2_max_concurrent_streams: 128,
+            http2_keep_alive: Duration::from_secs(20),
         }
     }
 }

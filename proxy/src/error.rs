@@ -24,6 +24,15 @@ pub(crate) enum ProxyError {
     /// The instance accepted the request but sent no response headers in time.
     #[error("{app}: instance did not answer in time")]
     TimedOut { app: Arc<str> },
+    /// The request body is larger than `max_request_body_bytes`.
+    #[error("the request body is larger than {limit} bytes")]
+    BodyTooLarge { limit: u64 },
+    /// The client stopped sending its request body for `client_body_timeout`.
+    #[error("the request body stopped arriving")]
+    BodyStalled,
+    /// The proxy is shutting down and its grace period is over.
+    #[error("the proxy is shutting down")]
+    ShuttingDown,
 }
 
 impl ProxyError {
@@ -32,9 +41,21 @@ impl ProxyError {
         match self {
             Self::BadHost => StatusCode::BAD_REQUEST,
             Self::UnknownHost { .. } => StatusCode::NOT_FOUND,
-            Self::NoInstance { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            Self::NoInstance { .. } | Self::ShuttingDown => StatusCode::SERVICE_UNAVAILABLE,
             Self::Unreachable { .. } => StatusCode::BAD_GATEWAY,
             Self::TimedOut { .. } => StatusCode::GATEWAY_TIMEOUT,
+            Self::BodyTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::BodyStalled => StatusCode::REQUEST_TIMEOUT,
         }
+    }
+
+    /// Whether the client connection must not carry another request: the
+    /// rest of this request's body was never read, so the next request's
+    /// start cannot be found.
+    pub(crate) fn ends_connection(&self) -> bool {
+        matches!(
+            self,
+            Self::BodyTooLarge { .. } | Self::BodyStalled | Self::ShuttingDown
+        )
     }
 }

@@ -1,101 +1,83 @@
-//! Forwarding one request: find its host's route, pick an instance, rewrite
-//! the request for it, and stream the instance's answer back with the request
-//! still counted until its body is done.
+//! The upstream side: a pooled HTTP/1.1 keep-alive client to instances and to
+//! other nodes' proxies, and the rewrite that turns a client's request into
+//! the one sent upstream.
 //!
 //! Bodies are never collected: the client's request body is handed to the
 //! upstream connection as it arrives, and the upstream's response body is
-//! handed to the client connection frame by frame.
+//! handed back to the client connection frame by frame.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::Bytes;
 use http::header::HOST;
 use http::uri::PathAndQuery;
 use http::{HeaderValue, Request, Response, Uri, Version};
-use http_body_util::combinators::BoxBody;
-use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
-use hyper_util::rt::{TokioExecutor, TokioTimer};
+use hyper_util::rt::TokioTimer;
 
 use crate::error::ProxyError;
-use crate::headers::{add_forwarded, strip_hop_by_hop};
-use crate::host::{requested_host, RequestedHost};
-use crate::load::CountedBody;
-use crate::pages::error_page;
-use crate::routes::{Backend, Route, Router};
+use crate::exec::TrackedExecutor;
+use crate::headers::{add_forwarded, set_hop_marker, strip_hop_by_hop};
+use crate::host::RequestedHost;
+use crate::limits::LimitedBody;
+use crate::routes::Backend;
 use crate::ProxyConfig;
 
-/// Any error a response body can fail with.
-pub(crate) type BoxError = Box<dyn std::error::Error + Send + Sync>;
-
-/// The body of every response the proxy sends: an instance's streamed body or an error page.
-pub(crate) type ProxyBody = BoxBody<Bytes, BoxError>;
+/// What the upstream client sends: the client's body, with its limits.
+pub(crate) type UpstreamBody = LimitedBody<Incoming>;
 
 /// How long an unused upstream connection stays in the pool.
 const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(90);
 
-/// Forwards requests to the instances the router picks.
+/// The pooled client every request goes upstream through.
 #[derive(Debug)]
-pub(crate) struct Forwarder {
-    router: Router,
-    client: Client<HttpConnector, Incoming>,
-    upstream_timeout: Duration,
+pub(crate) struct Upstream {
+    client: Client<HttpConnector, UpstreamBody>,
+    timeout: Duration,
 }
 
-impl Forwarder {
-    /// A forwarder with its own pool of upstream connections.
-    pub(crate) fn new(router: Router, config: &ProxyConfig) -> Self {
+/// Where and how one request goes upstream.
+#[derive(Debug)]
+pub(crate) struct Target<'a> {
+    pub(crate) backend: &'a Backend,
+    /// Another node's proxy: it gets the hop marker.
+    pub(crate) remote: bool,
+    pub(crate) host: &'a RequestedHost,
+    pub(crate) client: SocketAddr,
+    /// What goes into `X-Forwarded-Proto`.
+    pub(crate) scheme: &'a str,
+}
+
+impl Upstream {
+    /// A client with its own pool, its connection tasks tracked by `executor`.
+    pub(crate) fn new(config: &ProxyConfig, executor: TrackedExecutor) -> Self {
         let mut connector = HttpConnector::new();
         connector.set_connect_timeout(Some(config.upstream_connect_timeout));
         connector.set_nodelay(true);
-        let client = Client::builder(TokioExecutor::new())
+        let client = Client::builder(executor)
             .pool_timer(TokioTimer::new())
             .pool_idle_timeout(POOL_IDLE_TIMEOUT)
             .build(connector);
         Self {
-            router,
             client,
-            upstream_timeout: config.upstream_timeout,
+            timeout: config.upstream_timeout,
         }
     }
 
-    /// Answers `request` from `client`: the instance's response, or an error page.
-    pub(crate) async fn handle(
+    /// Sends `request` to `backend` of `app` and waits for its response
+    /// headers, up to the upstream timeout.
+    pub(crate) async fn send(
         &self,
-        request: Request<Incoming>,
-        client: SocketAddr,
-    ) -> Response<ProxyBody> {
-        match self.forward(request, client).await {
-            Ok(response) => response,
-            Err(error) => {
-                tracing::debug!(%client, %error, "request answered by the proxy");
-                error_page(&error)
-            }
-        }
-    }
-
-    async fn forward(
-        &self,
-        request: Request<Incoming>,
-        client: SocketAddr,
-    ) -> Result<Response<ProxyBody>, ProxyError> {
-        let host = requested_host(&request).ok_or(ProxyError::BadHost)?;
-        let (app, backend, in_flight) = match self.router.route(&host.name) {
-            Route::UnknownHost => return Err(ProxyError::UnknownHost { host: host.name }),
-            Route::NoInstance { app } => return Err(ProxyError::NoInstance { app }),
-            Route::Forward {
-                app,
-                backend,
-                in_flight,
-            } => (app, backend, in_flight),
-        };
-        let upstream = upstream_request(request, &backend, &host, client);
-        let exchange = self.client.request(upstream);
-        let response = match tokio::time::timeout(self.upstream_timeout, exchange).await {
-            Ok(Ok(response)) => response,
+        request: Request<UpstreamBody>,
+        app: &Arc<str>,
+        backend: &Backend,
+    ) -> Result<Response<Incoming>, ProxyError> {
+        let exchange = self.client.request(request);
+        match tokio::time::timeout(self.timeout, exchange).await {
+            Ok(Ok(response)) => Ok(response),
             Ok(Err(error)) => {
                 tracing::warn!(
                     %app,
@@ -103,52 +85,50 @@ impl Forwarder {
                     error = %error_chain(&error),
                     "instance did not answer"
                 );
-                return Err(ProxyError::Unreachable { app });
+                Err(ProxyError::Unreachable {
+                    app: Arc::clone(app),
+                })
             }
             Err(_) => {
                 tracing::warn!(
                     %app,
                     backend = %backend.id,
-                    timeout = ?self.upstream_timeout,
+                    timeout = ?self.timeout,
                     "instance did not answer in time"
                 );
-                return Err(ProxyError::TimedOut { app });
+                Err(ProxyError::TimedOut {
+                    app: Arc::clone(app),
+                })
             }
-        };
-        let (mut parts, body) = response.into_parts();
-        strip_hop_by_hop(&mut parts.headers);
-        let body = CountedBody::new(body, in_flight)
-            .map_err(BoxError::from)
-            .boxed();
-        Ok(Response::from_parts(parts, body))
+        }
     }
 }
 
-/// Rewrites a client's request for `backend`: the backend's address in the
+/// Rewrites a client's request for `target`: the backend's address in the
 /// URI (the upstream client puts origin form on the wire), HTTP/1.1, the
-/// client's Host kept, hop-by-hop headers dropped and X-Forwarded-* added.
-fn upstream_request(
-    request: Request<Incoming>,
-    backend: &Backend,
-    host: &RequestedHost,
-    client: SocketAddr,
-) -> Request<Incoming> {
+/// client's Host kept, hop-by-hop headers dropped, X-Forwarded-* added, and
+/// the hop marker set when the backend is another node's proxy.
+pub(crate) fn upstream_request<B>(request: Request<B>, target: &Target<'_>) -> Request<B> {
     let (mut parts, body) = request.into_parts();
     let path = parts.uri.path_and_query().map_or("/", PathAndQuery::as_str);
+    let path = if path.starts_with('/') { path } else { "/" };
     // A socket address and a path taken from a parsed URI always make a valid URI.
-    if let Ok(uri) = Uri::try_from(format!("http://{}{path}", backend.addr)) {
+    if let Ok(uri) = Uri::try_from(format!("http://{}{path}", target.backend.addr)) {
         parts.uri = uri;
     }
     parts.version = Version::HTTP_11;
     strip_hop_by_hop(&mut parts.headers);
-    let asked = host.authority.as_str();
-    if !parts.headers.contains_key(HOST) {
-        // Absolute-form request: the instance still learns the host asked for.
-        if let Ok(value) = HeaderValue::from_str(asked) {
-            parts.headers.insert(HOST, value);
-        }
+    let asked = target.host.authority.as_str();
+    // The host the request was routed by: the Host header as sent, or the
+    // URI's authority for absolute-form and HTTP/2 requests, which wins over
+    // any Host header (RFC 9112, section 3.2.2).
+    if let Ok(value) = HeaderValue::from_str(asked) {
+        parts.headers.insert(HOST, value);
     }
-    add_forwarded(&mut parts.headers, client.ip(), "http", asked);
+    add_forwarded(&mut parts.headers, target.client.ip(), target.scheme, asked);
+    if target.remote {
+        set_hop_marker(&mut parts.headers);
+    }
     Request::from_parts(parts, body)
 }
 
@@ -164,3 +144,7 @@ fn error_chain(error: &dyn std::error::Error) -> String {
     }
     text
 }
+
+#[cfg(test)]
+#[path = "forward_tests.rs"]
+mod tests;

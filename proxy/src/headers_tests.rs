@@ -72,3 +72,30 @@ fn the_client_is_appended_to_an_existing_chain() {
     assert_eq!(map[X_FORWARDED_PROTO], "http");
     assert_eq!(map[X_FORWARDED_HOST], "a.example");
 }
+
+#[test]
+fn the_hop_marker_is_taken_off_and_put_back() {
+    let mut map = headers(&[("x-reef-hop", "1"), ("x-kept", "1")]);
+    assert!(take_hop_marker(&mut map));
+    assert!(!map.contains_key(HOP_MARKER));
+    assert!(!take_hop_marker(&mut map));
+    set_hop_marker(&mut map);
+    assert_eq!(map[HOP_MARKER], "1");
+}
+
+#[test]
+fn only_known_forwarded_schemes_are_read() {
+    assert_eq!(
+        forwarded_scheme(&headers(&[("x-forwarded-proto", "https")])),
+        Some("https")
+    );
+    assert_eq!(
+        forwarded_scheme(&headers(&[("x-forwarded-proto", "http")])),
+        Some("http")
+    );
+    assert_eq!(
+        forwarded_scheme(&headers(&[("x-forwarded-proto", "gopher")])),
+        None
+    );
+    assert_eq!(forwarded_scheme(&HeaderMap::new()), None);
+}

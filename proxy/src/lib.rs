@@ -1,33 +1,68 @@
 //! The node proxy: every node agent runs one. It routes HTTP requests by their
-//! Host to the local instances (processes on `127.0.0.1:PORT`) of the app that
-//! owns that host, and lets deploys switch routes atomically and then drain
-//! the old instance (blue-green).
+//! Host to the instances of the app that owns that host, on this node
+//! (processes on `127.0.0.1:PORT`) or, for an app with none here, on another
+//! node through that node's proxy. Deploys switch routes atomically and then
+//! drain the old instance (blue-green).
 //!
-//! - `routes`: the route table and the [`Router`] the agent updates.
-//! - `load`: in-flight counts per instance, and draining.
+//! Clients speak HTTP/1.1 or HTTP/2: h2c with prior knowledge on the plain
+//! listener ([`serve`]), ALPN on the TLS one ([`serve_tls`], certificates by
+//! SNI from [`Certificates`]). Instances are spoken to over pooled HTTP/1.1.
+//! Bodies stream both ways; WebSockets and other HTTP/1.1 upgrades are
+//! tunnelled. The plain listener answers ACME HTTP-01 challenges
+//! ([`Challenges`]) and redirects apps that ask for it to HTTPS.
+//!
+//! - `routes`: the [`Router`] the agent updates ([`Backend`], [`AppRoute`]).
+//! - `table`: one routing, and choosing a backend (local first, then other nodes).
+//! - `load`: in-flight counts per backend, and draining.
 //! - `host`: which host a request is for.
-//! - `forward`: forwarding one request and streaming its answer back.
-//! - `headers`: hop-by-hop headers and `X-Forwarded-*`.
-//! - `error` and `pages`: what the client gets when a request cannot be forwarded.
+//! - `handler`: answering one request, from challenge to response.
+//! - `forward`: the pooled upstream client and the request rewrite.
+//! - `upgrade`: WebSocket and other upgrade tunnels.
+//! - `limits`: request body size limit and stall timeout.
+//! - `headers`: hop-by-hop headers, `X-Forwarded-*` and the hop marker.
+//! - `acme`: ACME HTTP-01 challenge answers, [`Challenges`].
+//! - `redirect`: HTTP→HTTPS redirects.
+//! - `certs`: certificates by name, [`Certificates`]; `tls`: the TLS settings.
+//! - `metrics`: counters and the Prometheus text, [`Metrics`].
+//! - `access`: the access log (target [`ACCESS_TARGET`]).
+//! - `error`, `pages` and `body`: what the client gets when the proxy answers itself.
 //! - `config`: the [`ProxyConfig`] settings.
-//! - `server`: the accept loop and graceful shutdown, [`serve`].
-//!
-//! Plain HTTP/1.1 only for now; TLS, WebSockets, HTTP/2 and forwarding to
-//! other nodes come later.
+//! - `server`: the accept loop and graceful shutdown, [`serve`] and [`serve_tls`].
+//! - `connection`: one client connection, TLS handshake and protocol settings;
+//!   `deadline`: the deadline for its first bytes.
+//! - `exec`: the tracked executor hyper spawns its tasks on.
 
 #![forbid(unsafe_code)]
 #![deny(rust_2018_idioms)]
 
+mod access;
+mod acme;
+mod body;
+mod certs;
 mod config;
+mod connection;
+mod deadline;
 mod error;
+mod exec;
 mod forward;
+mod handler;
 mod headers;
 mod host;
+mod limits;
 mod load;
+mod metrics;
 mod pages;
+mod redirect;
 mod routes;
 mod server;
+mod table;
+mod tls;
+mod upgrade;
 
+pub use access::ACCESS_TARGET;
+pub use acme::{ChallengeError, Challenges};
+pub use certs::{CertError, Certificates};
 pub use config::ProxyConfig;
-pub use routes::{Backend, Router};
-pub use server::serve;
+pub use metrics::Metrics;
+pub use routes::{AppRoute, Backend, Router};
+pub use server::{serve, serve_tls};

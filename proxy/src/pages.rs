@@ -5,20 +5,16 @@
 //! `max_header_bytes`) never reach the proxy; hyper answers those itself with
 //! 400 or 431 and closes that connection.
 
-use bytes::Bytes;
-use http::header::{CACHE_CONTROL, CONTENT_TYPE, RETRY_AFTER};
-use http::{HeaderValue, Response};
-use http_body_util::{BodyExt, Full};
+use http::header::{CACHE_CONTROL, CONNECTION, CONTENT_TYPE, RETRY_AFTER};
+use http::{HeaderValue, Response, Version};
 
+use crate::body::{full, ProxyBody};
 use crate::error::ProxyError;
-use crate::forward::ProxyBody;
 
-/// The response for a request the proxy could not forward.
-pub(crate) fn error_page(error: &ProxyError) -> Response<ProxyBody> {
-    let body = Full::new(Bytes::from(format!("{error}\n")))
-        .map_err(|never| match never {})
-        .boxed();
-    let mut response = Response::new(body);
+/// The response for a request the proxy could not forward, to a client
+/// speaking `version`.
+pub(crate) fn error_page(error: &ProxyError, version: Version) -> Response<ProxyBody> {
+    let mut response = Response::new(full(format!("{error}\n")));
     *response.status_mut() = error.status();
     let headers = response.headers_mut();
     headers.insert(
@@ -29,6 +25,11 @@ pub(crate) fn error_page(error: &ProxyError) -> Response<ProxyBody> {
     if let ProxyError::NoInstance { .. } = error {
         // An instance is usually on its way (a deploy or a restart).
         headers.insert(RETRY_AFTER, HeaderValue::from_static("1"));
+    }
+    // HTTP/2 ends just the stream (and forbids the header); HTTP/1 must say
+    // the connection is done so the client does not send more on it.
+    if error.ends_connection() && version <= Version::HTTP_11 {
+        headers.insert(CONNECTION, HeaderValue::from_static("close"));
     }
     response
 }

@@ -1,5 +1,6 @@
 use super::*;
 use http::StatusCode;
+use http_body_util::BodyExt;
 
 async fn text(response: Response<ProxyBody>) -> String {
     let bytes = response
@@ -41,9 +42,24 @@ async fn each_error_gets_its_status_and_message() {
             StatusCode::GATEWAY_TIMEOUT,
             "web: instance did not answer in time\n",
         ),
+        (
+            ProxyError::BodyTooLarge { limit: 10 },
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "the request body is larger than 10 bytes\n",
+        ),
+        (
+            ProxyError::BodyStalled,
+            StatusCode::REQUEST_TIMEOUT,
+            "the request body stopped arriving\n",
+        ),
+        (
+            ProxyError::ShuttingDown,
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the proxy is shutting down\n",
+        ),
     ];
     for (error, status, message) in cases {
-        let response = error_page(&error);
+        let response = error_page(&error, Version::HTTP_11);
         assert_eq!(response.status(), status);
         assert_eq!(
             response.headers()[CONTENT_TYPE],
@@ -51,7 +67,7 @@ async fn each_error_gets_its_status_and_message() {
         );
         assert_eq!(
             response.headers().contains_key(RETRY_AFTER),
-            status == StatusCode::SERVICE_UNAVAILABLE
+            matches!(error, ProxyError::NoInstance { .. })
         );
         assert_eq!(text(response).await, message);
     }
@@ -59,6 +75,27 @@ async fn each_error_gets_its_status_and_message() {
 
 #[test]
 fn no_instance_asks_to_retry_in_a_second() {
-    let response = error_page(&ProxyError::NoInstance { app: "web".into() });
+    let response = error_page(
+        &ProxyError::NoInstance { app: "web".into() },
+        Version::HTTP_11,
+    );
     assert_eq!(response.headers()[RETRY_AFTER], "1");
+}
+
+#[test]
+fn an_unread_body_closes_an_http1_connection_only() {
+    let error = ProxyError::BodyTooLarge { limit: 1 };
+    assert_eq!(
+        error_page(&error, Version::HTTP_11).headers()[CONNECTION],
+        "close"
+    );
+    assert!(!error_page(&error, Version::HTTP_2)
+        .headers()
+        .contains_key(CONNECTION));
+    let kept = ProxyError::UnknownHost {
+        host: "a.example".into(),
+    };
+    assert!(!error_page(&kept, Version::HTTP_11)
+        .headers()
+        .contains_key(CONNECTION));
 }

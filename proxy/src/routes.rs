@@ -1,29 +1,61 @@
-//! The route table: which app owns each host name, and which local instances
-//! of that app take its requests.
+//! The [`Router`] the agent updates: which app owns each host name, which
+//! local instances and which other nodes' proxies can serve it, and whether
+//! its plain-HTTP requests are redirected to HTTPS. It also hands out the
+//! stores the proxy shares with the agent: ACME challenges and metrics.
 //!
 //! The table is immutable once built; a change builds a new one and swaps it
 //! in under a lock that is never held across an await, so every request sees
 //! either the whole old routing or the whole new one. That is the first half
 //! of a blue-green swap: route to the new instance, then [`Router::drain`] the
 //! old one before it is stopped.
+//!
+//! Local instances and remote nodes are set apart ([`Router::set_app`] and
+//! [`Router::set_remote`]) because different parts of the agent own them: the
+//! deploy code manages this node's instances, a routes watcher the rest of
+//! the cluster. Neither overwrites the other.
 
-use std::collections::HashMap;
 use std::fmt;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, PoisonError, RwLock};
 use std::time::Duration;
 
+use crate::acme::Challenges;
 use crate::host::normalize;
-use crate::load::{InFlight, Load, LoadRegistry};
+use crate::load::LoadRegistry;
+use crate::metrics::Metrics;
+use crate::table::{AppRoutes, Pool, Slot, Table};
 
-/// One instance of an app that can take requests.
+/// Somewhere requests for an app can be sent: a local instance (given to
+/// [`Router::set_app`]) or another node's proxy (given to [`Router::set_remote`]).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Backend {
-    /// Identifies the instance across route changes; in-flight counts are kept by this id.
+    /// Identifies the backend across route changes; in-flight counts are kept by this id.
     pub id: String,
-    /// Where the instance listens, normally `127.0.0.1:PORT`.
+    /// Where it listens: `127.0.0.1:PORT` for a local instance, the node
+    /// proxy's plain-HTTP address for another node.
     pub addr: SocketAddr,
+}
+
+impl Backend {
+    /// A backend named `id` at `addr`.
+    pub fn new(id: impl Into<String>, addr: SocketAddr) -> Self {
+        Self {
+            id: id.into(),
+            addr,
+        }
+    }
+}
+
+/// Everything [`Router::set_app_with`] sets for an app.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct AppRoute {
+    /// Host names (any case, a trailing dot allowed).
+    pub domains: Vec<String>,
+    /// This node's instances of the app.
+    pub backends: Vec<Backend>,
+    /// Answer plain-HTTP requests with a 308 redirect to HTTPS (ACME
+    /// challenges excepted).
+    pub redirect_https: bool,
 }
 
 /// The routing state shared by the proxy and the agent. Cheap to clone (Arc inside).
@@ -36,42 +68,8 @@ pub struct Router {
 struct Shared {
     table: RwLock<Arc<Table>>,
     loads: LoadRegistry,
-}
-
-/// One consistent routing: host → app, and app → its routes.
-#[derive(Clone, Default)]
-struct Table {
-    hosts: HashMap<String, Arc<AppRoutes>>,
-    apps: HashMap<String, Arc<AppRoutes>>,
-}
-
-/// What one app is routed to.
-struct AppRoutes {
-    app: Arc<str>,
-    domains: Vec<String>,
-    backends: Vec<Slot>,
-    /// Where the next tie-break starts, so idle backends share the load.
-    next: AtomicUsize,
-}
-
-struct Slot {
-    backend: Arc<Backend>,
-    load: Arc<Load>,
-}
-
-/// Where a request for one host goes.
-#[derive(Debug)]
-pub(crate) enum Route {
-    /// No app owns the host.
-    UnknownHost,
-    /// The app is known but has no instance to take the request.
-    NoInstance { app: Arc<str> },
-    /// Forward to `backend`; the request is counted until `in_flight` is dropped.
-    Forward {
-        app: Arc<str>,
-        backend: Arc<Backend>,
-        in_flight: InFlight,
-    },
+    challenges: Challenges,
+    metrics: Metrics,
 }
 
 impl Router {
@@ -80,67 +78,100 @@ impl Router {
         Self::default()
     }
 
-    /// Routes `domains` (lowercase host names) to `backends` for app `app`, replacing whatever the app
-    /// had (including domains it no longer lists). Atomic: every request sees either the whole old or the
-    /// whole new routing. An app with no backends stays known: its hosts answer 503.
+    /// Routes `domains` to the local instances `backends` for app `app`, with
+    /// no HTTPS redirect; see [`Router::set_app_with`].
+    pub fn set_app(&self, app: &str, domains: &[String], backends: Vec<Backend>) {
+        self.set_app_with(
+            app,
+            AppRoute {
+                domains: domains.to_vec(),
+                backends,
+                redirect_https: false,
+            },
+        );
+    }
+
+    /// Sets app `app`'s domains, local instances and redirect, replacing what
+    /// it had (including domains it no longer lists); the remote backends
+    /// given to [`Router::set_remote`] stay. Atomic: every request sees either
+    /// the whole old or the whole new routing. An app with no backend at all
+    /// stays known: its hosts answer 503.
     ///
     /// A domain another app owned moves to `app` (the last writer wins).
-    pub fn set_app(&self, app: &str, domains: &[String], backends: Vec<Backend>) {
-        let backends = backends
-            .into_iter()
-            .map(|backend| Slot {
-                load: self.shared.loads.load_for(&backend.id),
-                backend: Arc::new(backend),
-            })
-            .collect();
-        let mut domains: Vec<String> = domains.iter().map(|d| normalize(d)).collect();
+    pub fn set_app_with(&self, app: &str, route: AppRoute) {
+        let local = Arc::new(self.pool(route.backends));
+        let mut domains: Vec<String> = route.domains.iter().map(|d| normalize(d)).collect();
         domains.sort();
         domains.dedup();
-        let routes = Arc::new(AppRoutes {
-            app: Arc::from(app),
-            domains,
-            backends,
-            next: AtomicUsize::new(0),
+        self.update(|table| {
+            let remote = table
+                .apps
+                .get(app)
+                .map_or_else(Arc::default, |old| Arc::clone(&old.remote));
+            table.install(Arc::new(AppRoutes {
+                app: Arc::from(app),
+                domains,
+                redirect_https: route.redirect_https,
+                local,
+                remote,
+            }));
         });
+    }
+
+    /// Sets the other nodes' proxies that serve app `app`, replacing the ones
+    /// it had. They take requests only while the app has no local instance,
+    /// and only requests that did not come from another node already.
+    ///
+    /// The app's domains come from [`Router::set_app`]: until that is called
+    /// the remote backends are kept but no host routes to them.
+    pub fn set_remote(&self, app: &str, backends: Vec<Backend>) {
+        let remote = Arc::new(self.pool(backends));
+        self.update(|table| {
+            let routes = match table.apps.get(app) {
+                Some(old) => AppRoutes {
+                    app: Arc::clone(&old.app),
+                    domains: old.domains.clone(),
+                    redirect_https: old.redirect_https,
+                    local: Arc::clone(&old.local),
+                    remote,
+                },
+                None => AppRoutes {
+                    app: Arc::from(app),
+                    domains: Vec::new(),
+                    redirect_https: false,
+                    local: Arc::default(),
+                    remote,
+                },
+            };
+            table.replace(Arc::new(routes));
+        });
+    }
+
+    /// Forgets an app, its local and its remote backends; its hosts answer
+    /// 404 afterwards. To keep forwarding an app with no local instance left,
+    /// call `set_app` with no backends instead.
+    pub fn remove_app(&self, app: &str) {
         self.update(|table| {
             table.forget(app);
-            for domain in &routes.domains {
-                if let Some(previous) = table.hosts.get(domain) {
-                    if &*previous.app != app {
-                        tracing::warn!(
-                            %domain,
-                            from = %previous.app,
-                            to = %app,
-                            "domain moves to another app"
-                        );
-                    }
-                }
-                table.hosts.insert(domain.clone(), Arc::clone(&routes));
-            }
-            table.apps.insert(app.to_owned(), routes);
         });
     }
 
-    /// Forgets an app; its hosts answer 404 afterwards.
-    pub fn remove_app(&self, app: &str) {
-        self.update(|table| table.forget(app));
-    }
-
-    /// The backends `host` currently routes to (None: unknown host).
+    /// The local instances `host` currently routes to (None: unknown host).
     pub fn backends_for(&self, host: &str) -> Option<Vec<Backend>> {
-        let table = self.table();
-        let routes = table.hosts.get(&normalize(host))?;
-        Some(
-            routes
-                .backends
-                .iter()
-                .map(|slot| Backend::clone(&slot.backend))
-                .collect(),
-        )
+        let routes = self.lookup(&normalize(host))?;
+        Some(routes.local.backends())
     }
 
-    /// Requests backend `id` is serving right now: counted from the moment a request is routed to it until
-    /// its response body has been completely sent to the client (or the client went away).
+    /// The other nodes' proxies `host` falls back to (None: unknown host).
+    pub fn remotes_for(&self, host: &str) -> Option<Vec<Backend>> {
+        let routes = self.lookup(&normalize(host))?;
+        Some(routes.remote.backends())
+    }
+
+    /// Requests backend `id` is serving right now: counted from the moment a
+    /// request is routed to it until its response body has been completely
+    /// sent to the client (or the client went away). An upgraded connection
+    /// (a WebSocket) counts until it closes.
     pub fn in_flight(&self, backend_id: &str) -> u64 {
         self.shared
             .loads
@@ -159,33 +190,31 @@ impl Router {
         }
     }
 
-    /// Chooses where a request for `host` (already normalized) goes, and
-    /// starts counting it: the backend with the fewest requests in flight,
-    /// ties taking turns.
-    pub(crate) fn route(&self, host: &str) -> Route {
-        let table = self.table();
-        let Some(routes) = table.hosts.get(host) else {
-            return Route::UnknownHost;
-        };
-        let count = routes.backends.len();
-        let start = routes.next.fetch_add(1, Ordering::Relaxed);
-        let chosen = (0..count)
-            .map(|i| start.wrapping_add(i) % count)
-            .map(|index| (index, routes.backends[index].load.current()))
-            .reduce(|best, this| if this.1 < best.1 { this } else { best });
-        match chosen {
-            None => Route::NoInstance {
-                app: Arc::clone(&routes.app),
-            },
-            Some((index, _)) => {
-                let slot = &routes.backends[index];
-                Route::Forward {
-                    app: Arc::clone(&routes.app),
-                    backend: Arc::clone(&slot.backend),
-                    in_flight: slot.load.start(),
-                }
-            }
-        }
+    /// The ACME HTTP-01 challenges the plain-HTTP listener answers.
+    pub fn challenges(&self) -> &Challenges {
+        &self.shared.challenges
+    }
+
+    /// The proxy's metrics; [`Metrics::render`] gives the Prometheus text.
+    pub fn metrics(&self) -> &Metrics {
+        &self.shared.metrics
+    }
+
+    /// The routes of `host` (already normalized).
+    pub(crate) fn lookup(&self, host: &str) -> Option<Arc<AppRoutes>> {
+        self.table().hosts.get(host).cloned()
+    }
+
+    fn pool(&self, backends: Vec<Backend>) -> Pool {
+        Pool::new(
+            backends
+                .into_iter()
+                .map(|backend| Slot {
+                    load: self.shared.loads.load_for(&backend.id),
+                    backend: Arc::new(backend),
+                })
+                .collect(),
+        )
     }
 
     fn table(&self) -> Arc<Table> {
@@ -216,19 +245,6 @@ impl Router {
     #[cfg(test)]
     pub(crate) fn counters(&self) -> usize {
         self.shared.loads.len()
-    }
-}
-
-impl Table {
-    /// Removes `app` and the hosts that still route to it.
-    fn forget(&mut self, app: &str) {
-        if let Some(old) = self.apps.remove(app) {
-            for domain in &old.domains {
-                if self.hosts.get(domain).is_some_and(|r| &*r.app == app) {
-                    self.hosts.remove(domain);
-                }
-            }
-        }
     }
 }
 

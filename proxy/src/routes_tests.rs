@@ -1,4 +1,6 @@
 use super::*;
+use crate::load::InFlight;
+use crate::table::Pick;
 
 fn backend(id: &str, port: u16) -> Backend {
     Backend {
@@ -13,12 +15,17 @@ fn domains(names: &[&str]) -> Vec<String> {
 
 /// Routes one request for `host` and returns the chosen backend id and its count.
 fn pick(router: &Router, host: &str) -> (String, InFlight) {
-    match router.route(host) {
-        Route::Forward {
-            backend, in_flight, ..
-        } => (backend.id.clone(), in_flight),
-        other => panic!("expected a backend for {host}, got {other:?}"),
-    }
+    let picked = pick_as(router, host, false);
+    (picked.backend.id.clone(), picked.in_flight)
+}
+
+/// Routes one request for `host` (`hop`: it came from another node).
+fn pick_as(router: &Router, host: &str, hop: bool) -> Pick {
+    router
+        .lookup(host)
+        .unwrap_or_else(|| panic!("{host} is unknown"))
+        .pick(hop)
+        .unwrap_or_else(|| panic!("no backend for {host}"))
 }
 
 #[test]
@@ -43,7 +50,7 @@ fn hosts_route_to_their_app() {
         Some(vec![backend("a1", 2)])
     );
     assert_eq!(router.backends_for("other.example"), None);
-    assert!(matches!(router.route("other.example"), Route::UnknownHost));
+    assert!(router.lookup("other.example").is_none());
 }
 
 #[test]
@@ -75,10 +82,9 @@ fn an_app_without_backends_is_known_but_unavailable() {
     let router = Router::new();
     router.set_app("web", &domains(&["web.example"]), Vec::new());
     assert_eq!(router.backends_for("web.example"), Some(Vec::new()));
-    assert!(matches!(
-        router.route("web.example"),
-        Route::NoInstance { app } if &*app == "web"
-    ));
+    let routes = router.lookup("web.example").expect("known");
+    assert_eq!(&*routes.app, "web");
+    assert!(routes.pick(false).is_none());
 }
 
 #[test]
@@ -180,4 +186,109 @@ fn the_same_id_in_two_apps_shares_one_count() {
     let (_, _first) = pick(&router, "a.example");
     let (_, _second) = pick(&router, "b.example");
     assert_eq!(router.in_flight("shared"), 2);
+}
+
+#[test]
+fn remote_nodes_serve_only_an_app_without_local_instances() {
+    let router = Router::new();
+    router.set_remote("web", vec![backend("node-b", 8001)]);
+    assert_eq!(router.backends_for("web.example"), None, "no domains yet");
+    router.set_app("web", &domains(&["web.example"]), Vec::new());
+    assert_eq!(
+        router.remotes_for("web.example"),
+        Some(vec![backend("node-b", 8001)])
+    );
+    let remote = pick_as(&router, "web.example", false);
+    assert!(remote.remote);
+    assert_eq!(remote.backend.id, "node-b");
+
+    router.set_app("web", &domains(&["web.example"]), vec![backend("w1", 1)]);
+    let local = pick_as(&router, "web.example", false);
+    assert!(!local.remote, "a local instance is preferred");
+    assert_eq!(local.backend.id, "w1");
+    assert_eq!(
+        router.remotes_for("web.example"),
+        Some(vec![backend("node-b", 8001)]),
+        "set_app keeps the remote backends"
+    );
+}
+
+#[test]
+fn a_request_from_another_node_is_never_forwarded_again() {
+    let router = Router::new();
+    router.set_app("web", &domains(&["web.example"]), Vec::new());
+    router.set_remote("web", vec![backend("node-b", 8001)]);
+    let routes = router.lookup("web.example").expect("known");
+    assert!(routes.pick(true).is_none());
+    assert!(routes.pick(false).is_some());
+}
+
+#[test]
+fn set_remote_keeps_domains_instances_and_redirect() {
+    let router = Router::new();
+    router.set_app_with(
+        "web",
+        AppRoute {
+            domains: domains(&["web.example"]),
+            backends: vec![backend("w1", 1)],
+            redirect_https: true,
+        },
+    );
+    router.set_remote("web", vec![backend("node-b", 8001)]);
+    let routes = router.lookup("web.example").expect("known");
+    assert!(routes.redirect_https);
+    assert_eq!(routes.local.backends(), vec![backend("w1", 1)]);
+    router.set_remote("web", Vec::new());
+    assert_eq!(router.remotes_for("web.example"), Some(Vec::new()));
+    assert_eq!(
+        router.backends_for("web.example"),
+        Some(vec![backend("w1", 1)])
+    );
+}
+
+#[test]
+fn set_remote_does_not_take_back_a_domain_another_app_took() {
+    let router = Router::new();
+    router.set_app("old", &domains(&["shared.example"]), Vec::new());
+    router.set_app("new", &domains(&["shared.example"]), vec![backend("n1", 1)]);
+    router.set_remote("old", vec![backend("node-b", 8001)]);
+    assert_eq!(&*router.lookup("shared.example").expect("known").app, "new");
+}
+
+#[test]
+fn remote_nodes_take_turns() {
+    let router = Router::new();
+    router.set_app("web", &domains(&["web.example"]), Vec::new());
+    router.set_remote(
+        "web",
+        vec![backend("node-b", 8001), backend("node-c", 8002)],
+    );
+    let chosen: Vec<String> = (0..4).map(|_| pick(&router, "web.example").0).collect();
+    assert_eq!(chosen, ["node-b", "node-c", "node-b", "node-c"]);
+}
+
+#[test]
+fn remove_app_forgets_the_remote_backends_too() {
+    let router = Router::new();
+    router.set_app("web", &domains(&["web.example"]), Vec::new());
+    router.set_remote("web", vec![backend("node-b", 8001)]);
+    router.remove_app("web");
+    router.set_app("web", &domains(&["web.example"]), Vec::new());
+    assert_eq!(router.remotes_for("web.example"), Some(Vec::new()));
+}
+
+#[test]
+fn set_app_turns_the_redirect_off() {
+    let router = Router::new();
+    router.set_app_with(
+        "web",
+        AppRoute {
+            domains: domains(&["web.example"]),
+            redirect_https: true,
+            ..AppRoute::default()
+        },
+    );
+    assert!(router.lookup("web.example").expect("known").redirect_https);
+    router.set_app("web", &domains(&["web.example"]), Vec::new());
+    assert!(!router.lookup("web.example").expect("known").redirect_https);
 }

@@ -1,50 +1,103 @@
-//! The accept loop: one tracked task per client connection, HTTP/1.1 with
-//! header limits, and a graceful shutdown that stops accepting, lets
-//! in-flight requests finish for a grace period, then closes what is left.
+//! The accept loop: one tracked task per client connection, and a graceful
+//! shutdown that stops accepting, lets in-flight requests (and open
+//! WebSockets) finish for a grace period, then closes what is left and waits
+//! for every task the proxy started, hyper's included.
 
-use std::convert::Infallible;
 use std::io;
 use std::sync::Arc;
 use std::time::Duration;
 
-use hyper::server::conn::http1;
-use hyper::service::service_fn;
-use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
+use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::forward::Forwarder;
+use crate::certs::Certificates;
+use crate::connection::{http_builder, Listener};
+use crate::exec::TrackedExecutor;
+use crate::forward::Upstream;
+use crate::handler::Handler;
 use crate::routes::Router;
-use crate::ProxyConfig;
-
-/// hyper refuses a read buffer smaller than this.
-const MIN_READ_BUFFER: usize = 8 * 1024;
+use crate::{tls, ProxyConfig};
 
 /// How long to pause after a failed accept (out of file descriptors, say)
 /// before trying again, so the loop does not spin.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
 
-/// Serves the proxy on `listener` until `shutdown` is cancelled, then stops accepting and lets in-flight
-/// requests finish for up to `config.shutdown_grace`. Every connection task is tracked (no fire-and-forget).
+/// How long hyper's own tasks (HTTP/2 streams, upstream connections) may take
+/// to end once every client connection is closed; they end as soon as they
+/// notice, so this is only a bound.
+const BACKGROUND_WAIT: Duration = Duration::from_secs(5);
+
+/// Serves plain HTTP (HTTP/1.1, and HTTP/2 with prior knowledge) on
+/// `listener` until `shutdown` is cancelled, then stops accepting and lets
+/// in-flight requests finish for up to `config.shutdown_grace`. Every
+/// connection task is tracked (no fire-and-forget).
 ///
-/// Connections still open when the grace period ends are closed, and their
-/// requests fail. Failing to accept one connection is logged and retried, so
-/// today this returns `Ok` once shut down; the `io::Result` leaves room for
-/// listener setup that can fail (TLS).
+/// This listener also answers ACME HTTP-01 challenges and redirects the apps
+/// that ask for it to HTTPS. Connections still open when the grace period
+/// ends are closed, and their requests fail. Failing to accept one connection
+/// is logged and retried, so this returns `Ok` once shut down.
 pub async fn serve(
     listener: TcpListener,
     router: Router,
     config: ProxyConfig,
     shutdown: CancellationToken,
 ) -> io::Result<()> {
-    let forwarder = Arc::new(Forwarder::new(router, &config));
-    let http = http1_builder(&config);
-    let graceful = GracefulShutdown::new();
+    run(listener, router, config, None, shutdown).await
+}
+
+/// Serves HTTPS on `listener` like [`serve`], with the certificate of the
+/// name each client asks for (SNI) from `certs`, and HTTP/2 or HTTP/1.1 as
+/// negotiated by ALPN. A handshake that fails (no certificate for the name,
+/// or none within `config.tls_handshake_timeout`) closes that connection only.
+///
+/// Errors only if the TLS settings cannot be built.
+pub async fn serve_tls(
+    listener: TcpListener,
+    router: Router,
+    config: ProxyConfig,
+    certs: Certificates,
+    shutdown: CancellationToken,
+) -> io::Result<()> {
+    let acceptor = tls::acceptor(certs).map_err(io::Error::other)?;
+    run(listener, router, config, Some(acceptor), shutdown).await
+}
+
+async fn run(
+    listener: TcpListener,
+    router: Router,
+    config: ProxyConfig,
+    tls: Option<TlsAcceptor>,
+    shutdown: CancellationToken,
+) -> io::Result<()> {
+    // Client connections and upgrade tunnels: shutdown waits for them (up to the grace).
     let connections = TaskTracker::new();
+    // hyper's own tasks: they end once the connections they serve are gone.
+    let background = TaskTracker::new();
     let close_now = CancellationToken::new();
-    tracing::info!(addr = ?listener.local_addr().ok(), "proxy listening");
+    let executor = TrackedExecutor::new(background.clone());
+    let handler = Handler::new(
+        router.clone(),
+        Upstream::new(&config, executor.clone()),
+        &config,
+        tls.is_some(),
+        connections.clone(),
+        close_now.clone(),
+    );
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    let shared = Arc::new(Listener {
+        handler: Arc::new(handler),
+        builder: http_builder(&config, executor),
+        tls,
+        handshake_timeout: config.tls_handshake_timeout,
+        first_bytes_timeout: config.client_header_timeout,
+        metrics: router.metrics().clone(),
+        close_now: close_now.clone(),
+    });
+    let graceful = GracefulShutdown::new();
+    tracing::info!(addr = ?listener.local_addr().ok(), scheme, "proxy listening");
 
     loop {
         let (stream, client) = tokio::select! {
@@ -64,30 +117,12 @@ pub async fn serve(
         if let Err(error) = stream.set_nodelay(true) {
             tracing::debug!(%client, %error, "could not set TCP_NODELAY");
         }
-        let forwarder = Arc::clone(&forwarder);
-        let service = service_fn(move |request| {
-            let forwarder = Arc::clone(&forwarder);
-            async move { Ok::<_, Infallible>(forwarder.handle(request, client).await) }
-        });
-        let connection = graceful.watch(http.serve_connection(TokioIo::new(stream), service));
-        let close_now = close_now.clone();
-        connections.spawn(async move {
-            tokio::select! {
-                result = connection => {
-                    if let Err(error) = result {
-                        tracing::debug!(%client, %error, "client connection ended with an error");
-                    }
-                }
-                () = close_now.cancelled() => {
-                    tracing::debug!(%client, "client connection closed: shutdown grace is over");
-                }
-            }
-        });
+        connections.spawn(Arc::clone(&shared).serve(stream, client, graceful.watcher()));
     }
 
     drop(listener);
     connections.close();
-    tracing::info!(open = connections.len(), "proxy shutting down");
+    tracing::info!(scheme, open = connections.len(), "proxy shutting down");
     let finished = async {
         graceful.shutdown().await;
         connections.wait().await;
@@ -97,6 +132,7 @@ pub async fn serve(
         .is_err()
     {
         tracing::warn!(
+            scheme,
             open = connections.len(),
             grace = ?config.shutdown_grace,
             "closing connections still busy after the shutdown grace"
@@ -104,16 +140,19 @@ pub async fn serve(
         close_now.cancel();
         connections.wait().await;
     }
-    tracing::info!("proxy stopped");
+    // Dropping the upstream pool ends its idle connections' tasks.
+    drop(shared);
+    background.close();
+    if tokio::time::timeout(BACKGROUND_WAIT, background.wait())
+        .await
+        .is_err()
+    {
+        tracing::warn!(
+            scheme,
+            left = background.len(),
+            "proxy tasks still running after shutdown"
+        );
+    }
+    tracing::info!(scheme, "proxy stopped");
     Ok(())
-}
-
-/// The HTTP/1.1 settings every client connection gets.
-fn http1_builder(config: &ProxyConfig) -> http1::Builder {
-    let mut http = http1::Builder::new();
-    http.timer(TokioTimer::new())
-        .header_read_timeout(config.client_header_timeout)
-        .max_header_size(config.max_header_bytes)
-        .max_buf_size(config.max_header_bytes.max(MIN_READ_BUFFER));
-    http
 }

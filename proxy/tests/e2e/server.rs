@@ -80,10 +80,13 @@ async fn shutdown_closes_what_is_left_after_the_grace() {
         web.wait_held(1).await;
         proxy.begin_shutdown();
     };
-    // The instance never answers: the proxy closes the connection at the deadline.
+    // The instance never answers: at the deadline the proxy gives up on the
+    // request (503, or the connection closed if that came first).
     let (outcome, ()) =
         within(async { tokio::join!(proxy.try_send(request), never_answered) }).await;
-    assert!(outcome.is_err(), "the held request was answered");
+    if let Ok(response) = outcome {
+        assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+    }
     proxy.stopped().await.expect("serve returned Ok");
     assert_eq!(router.in_flight("web-1"), 0);
 }
@@ -98,5 +101,17 @@ async fn a_client_slow_with_its_headers_is_cut_off() {
     // The headers never end: hyper closes the connection without an answer
     // (the default timeout, 30 s, would outlast `within`).
     let answer = raw_exchange(proxy.addr, b"GET / HTTP/1.1\r\nHost: web.test\r\n").await;
+    assert_eq!(answer, "");
+}
+
+#[tokio::test]
+async fn a_client_that_sends_nothing_is_cut_off() {
+    let config = ProxyConfig {
+        client_header_timeout: Duration::from_millis(200),
+        ..ProxyConfig::default()
+    };
+    let proxy = TestProxy::start_with(Router::new(), config).await;
+    // Not a byte: before the protocol is even known, the deadline holds.
+    let answer = raw_exchange(proxy.addr, b"").await;
     assert_eq!(answer, "");
 }

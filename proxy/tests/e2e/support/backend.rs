@@ -1,40 +1,25 @@
-//! Test support: a real HTTP backend on a free port, a running proxy in front
-//! of it, and a client. Nothing is mocked; every wait is bounded by [`within`].
+//! The HTTP app instance the tests route to: a real hyper server on a free
+//! port with endpoints that echo, hold, stream, generate and count.
 
 use std::convert::Infallible;
-use std::future::IntoFuture;
-use std::io;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
 
 use bytes::Bytes;
-use http::{HeaderMap, Method, Request, Response, StatusCode};
+use http::{Request, Response, StatusCode};
 use http_body_util::combinators::UnsyncBoxBody;
 use http_body_util::{BodyExt, Full, StreamBody};
 use hyper::body::{Frame, Incoming};
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::client::legacy::Client;
-use hyper_util::rt::{TokioExecutor, TokioIo};
-use reef_proxy::{Backend, ProxyConfig, Router};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use hyper_util::rt::TokioIo;
+use reef_proxy::Backend;
+use tokio::net::TcpListener;
 use tokio::sync::{watch, Notify};
-use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-/// The longest any single step of a test may take.
-pub const STEP: Duration = Duration::from_secs(10);
-
-/// Awaits `future`, failing the test if it takes longer than [`STEP`].
-pub async fn within<F: IntoFuture>(future: F) -> F::Output {
-    tokio::time::timeout(STEP, future)
-        .await
-        .expect("a test step timed out")
-}
+use super::within;
 
 type TestBody = UnsyncBoxBody<Bytes, hyper::Error>;
 
@@ -46,6 +31,9 @@ type TestBody = UnsyncBoxBody<Bytes, hyper::Error>;
 /// - `/echo` streams the request body back.
 /// - `/headers` lists the request headers it got, one `name: value` a line,
 ///   and answers with hop-by-hop headers of its own.
+/// - `/events` is a server-sent event stream: `one`, then (after a release) `two`.
+/// - `/download?bytes=N` streams N bytes, generated as they are sent.
+/// - `/count` reads the request body as it arrives and answers its length.
 /// - anything else answers `<name> <METHOD> <path>`.
 pub struct TestBackend {
     pub name: String,
@@ -155,6 +143,35 @@ async fn answer(shared: Arc<BackendShared>, request: Request<Incoming>) -> Respo
             Response::new(full(format!("{name} held")))
         }
         "/slow" => Response::new(slow_body(Arc::clone(&shared))),
+        "/events" => {
+            let mut response = Response::new(events_body(Arc::clone(&shared)));
+            response
+                .headers_mut()
+                .insert("content-type", "text/event-stream".parse().expect("header"));
+            response
+        }
+        "/download" => {
+            let bytes = request
+                .uri()
+                .query()
+                .and_then(|query| query.strip_prefix("bytes="))
+                .and_then(|n| n.parse().ok())
+                .unwrap_or(0);
+            Response::new(generated_body(bytes))
+        }
+        "/count" => {
+            let mut body = request.into_body();
+            let mut length: u64 = 0;
+            while let Some(frame) = body.frame().await {
+                match frame {
+                    Ok(frame) => {
+                        length += frame.data_ref().map_or(0, |data| data.len() as u64);
+                    }
+                    Err(error) => return error_response(format!("body broke: {error}")),
+                }
+            }
+            Response::new(full(length.to_string()))
+        }
         "/echo" => Response::new(request.into_body().boxed_unsync()),
         "/headers" => {
             let mut listing = String::new();
@@ -176,6 +193,54 @@ async fn answer(shared: Arc<BackendShared>, request: Request<Incoming>) -> Respo
         .headers_mut()
         .insert("x-backend", name.parse().expect("header"));
     response
+}
+
+fn error_response(text: String) -> Response<TestBody> {
+    let mut response = Response::new(full(text));
+    *response.status_mut() = StatusCode::INTERNAL_SERVER_ERROR;
+    response
+}
+
+/// The size of the chunks generated bodies are made of.
+pub const CHUNK: usize = 64 * 1024;
+
+/// `bytes` bytes of `x`, made chunk by chunk as the receiver asks for them.
+fn generated_body(bytes: u64) -> TestBody {
+    let chunk = Bytes::from(vec![b'x'; CHUNK]);
+    let frames = futures::stream::unfold(bytes, move |left| {
+        let chunk = chunk.clone();
+        async move {
+            if left == 0 {
+                return None;
+            }
+            let size = usize::try_from(left).map_or(CHUNK, |left| left.min(CHUNK));
+            let frame = Frame::data(chunk.slice(..size));
+            Some((Ok::<_, hyper::Error>(frame), left - size as u64))
+        }
+    });
+    StreamBody::new(frames).boxed_unsync()
+}
+
+/// Server-sent events: `one`, then (after a release) `two`.
+fn events_body(shared: Arc<BackendShared>) -> TestBody {
+    let frames = futures::stream::unfold(0u8, move |step| {
+        let shared = Arc::clone(&shared);
+        async move {
+            let event: &'static [u8] = match step {
+                0 => b"data: one\n\n",
+                1 => {
+                    shared.gate.notified().await;
+                    b"data: two\n\n"
+                }
+                _ => return None,
+            };
+            Some((
+                Ok::<_, hyper::Error>(Frame::data(Bytes::from_static(event))),
+                step + 1,
+            ))
+        }
+    });
+    StreamBody::new(frames).boxed_unsync()
 }
 
 fn full(text: String) -> TestBody {
@@ -202,151 +267,4 @@ fn slow_body(shared: Arc<BackendShared>) -> TestBody {
         }
     });
     StreamBody::new(frames).boxed_unsync()
-}
-
-/// A response read to the end.
-#[derive(Debug)]
-pub struct Reply {
-    pub status: StatusCode,
-    pub headers: HeaderMap,
-    pub body: String,
-}
-
-impl Reply {
-    /// The body's `name: value` lines as pairs (for `/headers`).
-    pub fn header_lines(&self) -> Vec<(String, String)> {
-        self.body
-            .lines()
-            .filter_map(|line| line.split_once(": "))
-            .map(|(name, value)| (name.to_owned(), value.to_owned()))
-            .collect()
-    }
-}
-
-/// Reads `response` to its end.
-pub async fn read_reply(response: Response<Incoming>) -> Reply {
-    let (parts, body) = response.into_parts();
-    let body = within(body.collect())
-        .await
-        .expect("response body")
-        .to_bytes();
-    Reply {
-        status: parts.status,
-        headers: parts.headers,
-        body: String::from_utf8(body.to_vec()).expect("utf-8 body"),
-    }
-}
-
-/// A proxy serving on a free port, with a client to talk to it.
-pub struct TestProxy {
-    pub addr: SocketAddr,
-    pub router: Router,
-    shutdown: CancellationToken,
-    task: Option<JoinHandle<io::Result<()>>>,
-    client: Client<HttpConnector, Full<Bytes>>,
-}
-
-impl TestProxy {
-    /// A proxy with the default settings.
-    pub async fn start(router: Router) -> Self {
-        Self::start_with(router, ProxyConfig::default()).await
-    }
-
-    /// A proxy with `config`.
-    pub async fn start_with(router: Router, config: ProxyConfig) -> Self {
-        let listener = within(TcpListener::bind("127.0.0.1:0"))
-            .await
-            .expect("bind the proxy");
-        let addr = listener.local_addr().expect("proxy address");
-        let shutdown = CancellationToken::new();
-        let task = tokio::spawn(reef_proxy::serve(
-            listener,
-            router.clone(),
-            config,
-            shutdown.clone(),
-        ));
-        Self {
-            addr,
-            router,
-            shutdown,
-            task: Some(task),
-            client: Client::builder(TokioExecutor::new()).build_http(),
-        }
-    }
-
-    /// A request for `path` on `host`, addressed to this proxy.
-    pub fn request(&self, method: Method, host: &str, path: &str) -> http::request::Builder {
-        Request::builder()
-            .method(method)
-            .uri(format!("http://{}{path}", self.addr))
-            .header("host", host)
-    }
-
-    /// Sends `request` and returns once the response headers arrived.
-    pub async fn send(&self, request: Request<Full<Bytes>>) -> Response<Incoming> {
-        within(self.client.request(request))
-            .await
-            .expect("the proxy answered")
-    }
-
-    /// Sends `request`; an error when the connection broke before response headers.
-    pub async fn try_send(
-        &self,
-        request: Request<Full<Bytes>>,
-    ) -> Result<Response<Incoming>, hyper_util::client::legacy::Error> {
-        within(self.client.request(request)).await
-    }
-
-    /// GETs `path` on `host` and reads the whole response.
-    pub async fn get(&self, host: &str, path: &str) -> Reply {
-        let request = self
-            .request(Method::GET, host, path)
-            .body(Full::default())
-            .expect("request");
-        read_reply(self.send(request).await).await
-    }
-
-    /// Asks the proxy to shut down, without waiting for it.
-    pub fn begin_shutdown(&self) {
-        self.shutdown.cancel();
-    }
-
-    /// Waits for `serve` to return.
-    pub async fn stopped(&mut self) -> io::Result<()> {
-        let task = self.task.take().expect("serve still running");
-        within(task).await.expect("serve did not panic")
-    }
-}
-
-impl Drop for TestProxy {
-    fn drop(&mut self) {
-        self.shutdown.cancel();
-    }
-}
-
-/// An address where nothing listens (a port just bound and released).
-pub async fn dead_addr() -> SocketAddr {
-    let listener = within(TcpListener::bind("127.0.0.1:0"))
-        .await
-        .expect("bind");
-    listener.local_addr().expect("address")
-}
-
-/// Writes `request` on a fresh connection to `addr` and reads what comes back
-/// until the server closes it (a reset after data counts as the end).
-pub async fn raw_exchange(addr: SocketAddr, request: &[u8]) -> String {
-    let mut stream = within(TcpStream::connect(addr)).await.expect("connect");
-    // The server may answer and close before it read everything; that is fine.
-    let _ = within(stream.write_all(request)).await;
-    let mut received = Vec::new();
-    let mut chunk = [0u8; 4096];
-    loop {
-        match within(stream.read(&mut chunk)).await {
-            Ok(0) => break,
-            Ok(read) => received.extend_from_slice(&chunk[..read]),
-            Err(_) if !received.is_empty() => break,
-            Err(error) => panic!("nothing received before {error}"),
-        }
-    }
-    String::from_utf8_lossy(&received).into_owned()
 }

@@ -1,0 +1,256 @@
+//! The proxy's metrics, kept in atomics and rendered in the Prometheus text
+//! exposition format for the agent's `/metrics` endpoint:
+//!
+//! - `reef_proxy_requests_total{app,class}`: answered requests by status
+//!   class (`1xx` … `5xx`);
+//! - `reef_proxy_request_duration_seconds{app}`: a histogram of the time
+//!   until the response headers were ready;
+//! - `reef_proxy_open_connections`: client connections open now;
+//! - `reef_proxy_tls_handshake_failures_total`: TLS handshakes that failed or timed out.
+//!
+//! Requests no app was found for (unknown host, no Host, ACME challenges)
+//! count under `app=""`.
+
+use std::collections::HashMap;
+use std::fmt::{self, Write};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, PoisonError, RwLock};
+use std::time::Duration;
+
+use http::StatusCode;
+
+/// Upper bounds of the latency buckets, in seconds, and as rendered in `le`.
+const BUCKETS: [(f64, &str); 13] = [
+    (0.001, "0.001"),
+    (0.0025, "0.0025"),
+    (0.005, "0.005"),
+    (0.01, "0.01"),
+    (0.025, "0.025"),
+    (0.05, "0.05"),
+    (0.1, "0.1"),
+    (0.25, "0.25"),
+    (0.5, "0.5"),
+    (1.0, "1"),
+    (2.5, "2.5"),
+    (5.0, "5"),
+    (10.0, "10"),
+];
+
+/// Status classes, as rendered in `class`.
+const CLASSES: [&str; 5] = ["1xx", "2xx", "3xx", "4xx", "5xx"];
+
+/// The proxy's counters. Cheap to clone (Arc inside).
+#[derive(Clone, Default)]
+pub struct Metrics {
+    inner: Arc<Inner>,
+}
+
+#[derive(Default)]
+struct Inner {
+    apps: RwLock<HashMap<String, Arc<AppStats>>>,
+    open_connections: AtomicU64,
+    handshake_failures: AtomicU64,
+}
+
+/// One app's requests.
+#[derive(Default)]
+struct AppStats {
+    by_class: [AtomicU64; 5],
+    /// Requests per bucket (not cumulative; rendering adds them up). The last
+    /// slot holds those slower than every bound.
+    buckets: [AtomicU64; BUCKETS.len() + 1],
+    sum_micros: AtomicU64,
+    count: AtomicU64,
+}
+
+/// Counts one open connection until dropped.
+#[derive(Debug)]
+pub(crate) struct OpenConnection {
+    metrics: Metrics,
+}
+
+impl Drop for OpenConnection {
+    fn drop(&mut self) {
+        self.metrics
+            .inner
+            .open_connections
+            .fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+impl Metrics {
+    /// Empty metrics.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Client connections open now.
+    pub fn open_connections(&self) -> u64 {
+        self.inner.open_connections.load(Ordering::Relaxed)
+    }
+
+    /// Counts one answered request of `app` ("" for none) with `status`,
+    /// whose response headers were ready after `latency`.
+    pub(crate) fn record(&self, app: &str, status: StatusCode, latency: Duration) {
+        let stats = self.stats(app);
+        let class = usize::from(status.as_u16() / 100).clamp(1, 5) - 1;
+        stats.by_class[class].fetch_add(1, Ordering::Relaxed);
+        let seconds = latency.as_secs_f64();
+        let bucket = BUCKETS
+            .iter()
+            .position(|(bound, _)| seconds <= *bound)
+            .unwrap_or(BUCKETS.len());
+        stats.buckets[bucket].fetch_add(1, Ordering::Relaxed);
+        let micros = u64::try_from(latency.as_micros()).unwrap_or(u64::MAX);
+        stats.sum_micros.fetch_add(micros, Ordering::Relaxed);
+        stats.count.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Counts a connection as open until the returned guard drops.
+    pub(crate) fn connection_opened(&self) -> OpenConnection {
+        self.inner.open_connections.fetch_add(1, Ordering::Relaxed);
+        OpenConnection {
+            metrics: self.clone(),
+        }
+    }
+
+    /// Counts a TLS handshake that failed.
+    pub(crate) fn handshake_failed(&self) {
+        self.inner
+            .handshake_failures
+            .fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Everything, in the Prometheus text exposition format (version 0.0.4).
+    pub fn render(&self) -> String {
+        let mut apps: Vec<(String, Arc<AppStats>)> = self
+            .inner
+            .apps
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .iter()
+            .map(|(app, stats)| (escape_label(app), Arc::clone(stats)))
+            .collect();
+        apps.sort_by(|a, b| a.0.cmp(&b.0));
+        let mut out = String::new();
+        // Writing to a String cannot fail.
+        let _ = self.write(&mut out, &apps);
+        out
+    }
+
+    fn write(&self, out: &mut String, apps: &[(String, Arc<AppStats>)]) -> fmt::Result {
+        writeln!(
+            out,
+            "# HELP reef_proxy_requests_total Requests answered, by app and status class."
+        )?;
+        writeln!(out, "# TYPE reef_proxy_requests_total counter")?;
+        for (app, stats) in apps {
+            for (class, count) in CLASSES.iter().zip(&stats.by_class) {
+                let count = count.load(Ordering::Relaxed);
+                writeln!(
+                    out,
+                    "reef_proxy_requests_total{{app=\"{app}\",class=\"{class}\"}} {count}"
+                )?;
+            }
+        }
+        writeln!(
+            out,
+            "# HELP reef_proxy_request_duration_seconds Time until the response headers were ready, by app."
+        )?;
+        writeln!(out, "# TYPE reef_proxy_request_duration_seconds histogram")?;
+        for (app, stats) in apps {
+            let mut cumulative = 0;
+            for ((_, le), count) in BUCKETS.iter().zip(&stats.buckets) {
+                cumulative += count.load(Ordering::Relaxed);
+                writeln!(
+                    out,
+                    "reef_proxy_request_duration_seconds_bucket{{app=\"{app}\",le=\"{le}\"}} {cumulative}"
+                )?;
+            }
+            // Read once, so +Inf and _count agree even while requests are recorded.
+            let count = stats.count.load(Ordering::Relaxed);
+            let sum = stats.sum_micros.load(Ordering::Relaxed) as f64 / 1e6;
+            writeln!(
+                out,
+                "reef_proxy_request_duration_seconds_bucket{{app=\"{app}\",le=\"+Inf\"}} {}",
+                count.max(cumulative)
+            )?;
+            writeln!(
+                out,
+                "reef_proxy_request_duration_seconds_sum{{app=\"{app}\"}} {sum}"
+            )?;
+            writeln!(
+                out,
+                "reef_proxy_request_duration_seconds_count{{app=\"{app}\"}} {}",
+                count.max(cumulative)
+            )?;
+        }
+        writeln!(
+            out,
+            "# HELP reef_proxy_open_connections Client connections open now."
+        )?;
+        writeln!(out, "# TYPE reef_proxy_open_connections gauge")?;
+        writeln!(
+            out,
+            "reef_proxy_open_connections {}",
+            self.open_connections()
+        )?;
+        writeln!(
+            out,
+            "# HELP reef_proxy_tls_handshake_failures_total TLS handshakes that failed or timed out."
+        )?;
+        writeln!(
+            out,
+            "# TYPE reef_proxy_tls_handshake_failures_total counter"
+        )?;
+        writeln!(
+            out,
+            "reef_proxy_tls_handshake_failures_total {}",
+            self.inner.handshake_failures.load(Ordering::Relaxed)
+        )
+    }
+
+    fn stats(&self, app: &str) -> Arc<AppStats> {
+        if let Some(stats) = self
+            .inner
+            .apps
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(app)
+        {
+            return Arc::clone(stats);
+        }
+        let mut apps = self
+            .inner
+            .apps
+            .write()
+            .unwrap_or_else(PoisonError::into_inner);
+        Arc::clone(apps.entry(app.to_owned()).or_default())
+    }
+}
+
+impl fmt::Debug for Metrics {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Metrics")
+            .field("open_connections", &self.open_connections())
+            .finish_non_exhaustive()
+    }
+}
+
+/// A label value as the exposition format wants it: `\`, `"` and newlines escaped.
+fn escape_label(value: &str) -> String {
+    let mut escaped = String::with_capacity(value.len());
+    for c in value.chars() {
+        match c {
+            '\\' => escaped.push_str("\\\\"),
+            '"' => escaped.push_str("\\\""),
+            '\n' => escaped.push_str("\\n"),
+            c => escaped.push(c),
+        }
+    }
+    escaped
+}
+
+#[cfg(test)]
+#[path = "metrics_tests.rs"]
+mod tests;

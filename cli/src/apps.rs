@@ -90,7 +90,86 @@ pub async fn deploy(nats: &str, args: DeployArgs) -> Result<ExitCode> {
     }
     let names = crate::jobs::node_names(&client).await;
     let hook = release.spec.post_deploy.is_some();
-    follow(&js, &release.app, &instances, &names, hook).await
+    let rolling = (instances.len() as u32) < release.spec.replicas;
+    let first = follow(&js, &release.app, &instances, &names, hook && !rolling).await?;
+    if !rolling || first != ExitCode::SUCCESS {
+        return Ok(first);
+    }
+    finish_rollout(&client, &release, hook).await
+}
+
+/// Waits for a rolling update to replace every replica after its first batch:
+/// success once every replica runs `release` and is healthy (and its
+/// `post_deploy` hook, if any, succeeded); failure if the rollout was halted
+/// or reverted.
+async fn finish_rollout(
+    client: &async_nats::Client,
+    release: &reef_proto::app::Release,
+    hook: bool,
+) -> Result<ExitCode> {
+    let app = &release.app;
+    let deadline = tokio::time::Instant::now() + FOLLOW_LIMIT;
+    let mut shown = None;
+    loop {
+        let ApiResponse::App(status) = call(client, ApiRequest::AppStatus(app.clone())).await?
+        else {
+            bail!("unexpected reply from the coordinator");
+        };
+        if let Some(failure) = &status.record.rollout_failure {
+            eprintln!("reef: {app}: {failure}");
+            return Ok(ExitCode::FAILURE);
+        }
+        if status.record.version != release.version {
+            eprintln!(
+                "reef: {app} now runs release {}, not {}",
+                status.record.version, release.version
+            );
+            return Ok(ExitCode::FAILURE);
+        }
+        let on_release = status
+            .instances
+            .iter()
+            .filter(|i| i.version == release.version && i.state == InstanceState::Healthy)
+            .count();
+        let others = status
+            .instances
+            .iter()
+            .filter(|i| i.version != release.version)
+            .count();
+        if shown != Some(on_release) {
+            eprintln!(
+                "  {on_release}/{} replicas healthy on release {}",
+                status.record.replicas, release.version
+            );
+            shown = Some(on_release);
+        }
+        if others == 0 && on_release as u32 >= status.record.replicas {
+            let hook_result = status
+                .instances
+                .iter()
+                .filter_map(|i| i.message.as_deref())
+                .find(|m| m.starts_with("post_deploy"));
+            match (hook, hook_result) {
+                (false, _) | (true, Some("post_deploy succeeded")) => {
+                    eprintln!("{app}: every replica runs release {}", release.version);
+                    return Ok(ExitCode::SUCCESS);
+                }
+                (true, Some(failure)) => {
+                    eprintln!("reef: {app} is deployed, but {failure}");
+                    return Ok(ExitCode::FAILURE);
+                }
+                (true, None) => {}
+            }
+        }
+        if tokio::time::Instant::now() >= deadline {
+            eprintln!(
+                "reef: still rolling out after {}; see `reef status {app}`",
+                format_duration(FOLLOW_LIMIT)
+            );
+            return Ok(ExitCode::FAILURE);
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
 }
 
 async fn upload(
@@ -424,6 +503,9 @@ pub async fn status(nats: &str, app: &str, json: bool) -> Result<()> {
     println!("replicas: {}", status.record.replicas);
     if !status.release.spec.domains.is_empty() {
         println!("domains:  {}", status.release.spec.domains.join(", "));
+    }
+    if let Some(failure) = &status.record.rollout_failure {
+        println!("rollout:  {failure}");
     }
     println!();
     views::print_table(

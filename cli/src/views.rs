@@ -213,6 +213,8 @@ pub fn app_json(status: &AppStatus, node_names: &HashMap<String, String>) -> Val
         "name": status.record.name,
         "release": status.record.version,
         "replicas": status.record.replicas,
+        "rollout_failure": status.record.rollout_failure,
+        "revert_to": status.record.revert_to,
         "domains": status.release.spec.domains,
         "artifact": { "digest": status.release.artifact.digest, "size": status.release.artifact.size },
         "instances": status.instances.iter().map(|i| json!({

@@ -69,7 +69,8 @@ impl Coordinator {
         // Decide everything before writing anything.
         self.ensure_secrets(&spec).await?;
         let live = self.live_instances(&spec.name);
-        let plan = rollout::plan(&live, spec.replicas);
+        let mut plan = rollout::plan(&live, spec.replicas);
+        rollout::limit(&mut plan, spec.rolling.max_parallel);
         let nodes = self.place_replicas(&spec, &plan)?;
         let release = self.record_release(spec, artifact, None).await?;
         let instances = self.execute(&release, plan, nodes).await?;
@@ -118,7 +119,14 @@ impl Coordinator {
     ) -> Result<Release, ApiError> {
         let now = now_ms();
         let name = spec.name.clone();
+        // Going back is possible only to a release that runs now.
+        let running = !self.live_instances(&name).is_empty();
+        let auto_revert = spec.rolling.auto_revert;
         let record = store::modify_from::<AppRecord>(&self.store.apps, &name, None, |app| {
+            app.revert_to = (running && auto_revert && app.desired == AppDesired::Running)
+                .then_some(app.version);
+            app.rollout_failure = None;
+            app.halted = false;
             app.latest += 1;
             app.version = app.latest;
             app.replicas = spec.replicas;
@@ -137,6 +145,9 @@ impl Coordinator {
                     replicas: spec.replicas,
                     desired: AppDesired::Running,
                     post_deploy_started: 0,
+                    revert_to: None,
+                    rollout_failure: None,
+                    halted: false,
                     created_at_ms: now,
                     updated_at_ms: now,
                 };
@@ -378,6 +389,7 @@ impl Coordinator {
         tracing::debug!(instance = %instance.id, state = instance.state.name(), "instance event applied");
         if instance.state.is_terminal() {
             self.cluster.release_instance(instance.id);
+            self.rollout_replica_failed(&instance).await?;
             self.place_pending(false).await;
         } else {
             if instance.state == InstanceState::Healthy {

@@ -24,6 +24,7 @@ mod leader;
 mod lifecycle;
 mod liveness;
 mod relay;
+mod rolling;
 mod rollout;
 pub mod scheduler;
 mod secrets;
@@ -463,6 +464,7 @@ impl Coordinator {
         self.retry_queued().await;
         self.check_liveness().await;
         self.advance_drains().await;
+        self.advance_rollouts().await;
         self.place_pending(true).await;
     }
 }

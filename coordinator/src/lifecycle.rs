@@ -66,7 +66,8 @@ impl Coordinator {
         }
         self.ensure_secrets(&old.spec).await?;
         let live = self.live_instances(app);
-        let plan = rollout::plan(&live, old.spec.replicas);
+        let mut plan = rollout::plan(&live, old.spec.replicas);
+        rollout::limit(&mut plan, old.spec.rolling.max_parallel);
         let nodes = self.place_replicas(&old.spec, &plan)?;
         let release = self
             .record_release(old.spec, old.artifact, Some(target))

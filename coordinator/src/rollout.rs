@@ -44,6 +44,63 @@ pub fn plan_scale(live: &[&Instance], version: u32, replicas: u32) -> Plan {
     }
 }
 
+/// Holds back all but the first `max_parallel` replacements (0: no limit):
+/// the held-back instances keep running the old release, and
+/// [`next_batch`] replaces them later, as earlier replacements settle.
+pub fn limit(plan: &mut Plan, max_parallel: u32) {
+    if max_parallel == 0 {
+        return;
+    }
+    let held = plan
+        .replace
+        .split_off(plan.replace.len().min(max_parallel as usize));
+    plan.keep.extend(held);
+}
+
+/// The instances of an older release to replace now with release `version`:
+/// as many as `max_parallel` (0: all) allows, counting the replacements that
+/// have not settled yet (a replacement settles once it has been healthy for
+/// `min_healthy_ms`). An old instance already being replaced is not picked again.
+pub fn next_batch(
+    live: &[&Instance],
+    version: u32,
+    max_parallel: u32,
+    min_healthy_ms: u64,
+    now_ms: u64,
+) -> Vec<(AllocId, NodeId)> {
+    let running = |i: &&&Instance| !i.state.is_terminal() && i.state != InstanceState::Draining;
+    let current: Vec<&Instance> = live
+        .iter()
+        .filter(running)
+        .copied()
+        .filter(|i| i.version == version)
+        .collect();
+    let unsettled = current
+        .iter()
+        .filter(|i| {
+            i.state != InstanceState::Healthy
+                || now_ms.saturating_sub(i.updated_at_ms) < min_healthy_ms
+        })
+        .count();
+    let budget = match max_parallel {
+        0 => usize::MAX,
+        n => (n as usize).saturating_sub(unsettled),
+    };
+    let mut outdated: Vec<&Instance> = live
+        .iter()
+        .filter(running)
+        .copied()
+        .filter(|i| i.version != version)
+        .filter(|old| !current.iter().any(|new| new.replaces == Some(old.id)))
+        .collect();
+    outdated.sort_by_key(|i| (std::cmp::Reverse(rank(&i.state)), i.created_at_ms, i.id));
+    outdated
+        .into_iter()
+        .take(budget)
+        .map(|i| (i.id, i.node))
+        .collect()
+}
+
 /// The live, not draining instances that `wanted` accepts, best first
 /// (healthy first, then oldest, for a stable choice), split into the first
 /// `replicas` (with their nodes) and the rest.
@@ -142,6 +199,61 @@ mod tests {
         let down = plan_scale(&[&a, &b, &old], 1, 1);
         assert_eq!(down.keep, vec![(a.id, a.node)]);
         assert_eq!(down.stop, vec![b.id], "the other release is left alone");
+    }
+
+    #[test]
+    fn max_parallel_holds_back_the_rest() {
+        let live: Vec<Instance> = (0..5)
+            .map(|i| instance(InstanceState::Healthy, i))
+            .collect();
+        let refs: Vec<&Instance> = live.iter().collect();
+        let mut p = plan(&refs, 5);
+        limit(&mut p, 2);
+        assert_eq!(p.replace.len(), 2);
+        assert_eq!(p.keep.len(), 3);
+        let mut all = plan(&refs, 5);
+        limit(&mut all, 0);
+        assert_eq!(all.replace.len(), 5);
+    }
+
+    #[test]
+    fn next_batch_waits_for_replacements_to_settle() {
+        let old: Vec<Instance> = (0..4)
+            .map(|i| instance(InstanceState::Healthy, i))
+            .collect();
+        let mut new = instance(InstanceState::Starting, 10);
+        new.version = 2;
+        new.replaces = Some(old[0].id);
+        let mut live: Vec<&Instance> = old.iter().collect();
+        live.push(&new);
+        // One replacement in progress with max_parallel 1: nothing more yet.
+        assert!(next_batch(&live, 2, 1, 1000, 100).is_empty());
+        // With 2 in parallel, one more, never the one already being replaced.
+        let batch = next_batch(&live, 2, 2, 1000, 100);
+        assert_eq!(batch, vec![(old[1].id, old[1].node)]);
+        // Healthy but not for long enough: still unsettled.
+        new.state = InstanceState::Healthy;
+        new.updated_at_ms = 100;
+        let mut live: Vec<&Instance> = old.iter().collect();
+        live.push(&new);
+        assert!(next_batch(&live, 2, 1, 1000, 500).is_empty());
+        // Settled: the next one goes.
+        assert_eq!(
+            next_batch(&live, 2, 1, 1000, 1100),
+            vec![(old[1].id, old[1].node)]
+        );
+        // No limit: every old instance not being replaced goes at once.
+        assert_eq!(next_batch(&live, 2, 0, 0, 0).len(), 3);
+    }
+
+    #[test]
+    fn next_batch_replaces_broken_instances_first() {
+        let good = instance(InstanceState::Healthy, 1);
+        let bad = instance(InstanceState::Unhealthy, 2);
+        assert_eq!(
+            next_batch(&[&good, &bad], 2, 1, 0, 0),
+            vec![(bad.id, bad.node)]
+        );
     }
 
     #[test]

@@ -53,6 +53,13 @@ pub struct AppRecord {
     pub desired: AppDesired,
     /// The release whose `post_deploy` hook has been started (0: none).
     pub post_deploy_started: u32,
+    /// While a rollout is under way: the release to go back to if the new
+    /// one fails (None: no automatic revert).
+    pub revert_to: Option<u32>,
+    /// Why the last rollout stopped short (a failed replica, a revert); cleared by the next deploy.
+    pub rollout_failure: Option<String>,
+    /// The rollout stopped on a failure and waits for the next deploy.
+    pub halted: bool,
     pub created_at_ms: u64,
     pub updated_at_ms: u64,
 }

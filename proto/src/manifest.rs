@@ -74,6 +74,27 @@ pub struct RestartPolicy {
     pub max_delay_ms: u64,
 }
 
+/// How a new release replaces the replicas of the current one.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RollingPolicy {
+    /// Replicas replaced at once (0: all of them).
+    pub max_parallel: u32,
+    /// How long a new replica must stay healthy before the next ones are replaced.
+    pub min_healthy_ms: u64,
+    /// Go back to the previous release when a replica of the new one fails.
+    pub auto_revert: bool,
+}
+
+impl Default for RollingPolicy {
+    fn default() -> Self {
+        Self {
+            max_parallel: 0,
+            min_healthy_ms: 0,
+            auto_revert: true,
+        }
+    }
+}
+
 /// A validated app description.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AppSpec {
@@ -84,6 +105,7 @@ pub struct AppSpec {
     pub strategy: Strategy,
     pub drain_ms: u64,
     pub replicas: u32,
+    pub rolling: RollingPolicy,
     pub pre_start: Option<String>,
     pub post_deploy: Option<String>,
     pub restart: RestartPolicy,

@@ -3,7 +3,8 @@
 
 use super::{
     duration_ms, invalid, labels, size_bytes, validate_app_name, validate_domain, AppSpec,
-    EnvTemplate, HealthCheck, HealthSpec, ManifestError, RestartPolicy, RunSpec, Strategy,
+    EnvTemplate, HealthCheck, HealthSpec, ManifestError, RestartPolicy, RollingPolicy, RunSpec,
+    Strategy,
 };
 use crate::job::{Resources, DEFAULT_CPU_MILLIS, DEFAULT_MEMORY_BYTES};
 use serde::Deserialize;
@@ -65,6 +66,9 @@ struct Deploy {
     strategy: StrategyName,
     drain: Option<u64>,
     replicas: Option<u32>,
+    max_parallel: Option<u32>,
+    min_healthy_time: Option<String>,
+    auto_revert: Option<bool>,
     pre_start: Option<String>,
     post_deploy: Option<String>,
     #[serde(default)]
@@ -281,6 +285,22 @@ impl Manifest {
             Some(n @ 1..=1000) => n,
             Some(_) => return Err(invalid("deploy.replicas", "must be between 1 and 1000")),
         };
+        let rolling = RollingPolicy {
+            max_parallel: match d.max_parallel {
+                None => 0,
+                Some(n @ 1..=1000) => n,
+                Some(_) => {
+                    return Err(invalid("deploy.max_parallel", "must be between 1 and 1000"))
+                }
+            },
+            min_healthy_ms: duration_ms(
+                "deploy.min_healthy_time",
+                d.min_healthy_time.as_deref().unwrap_or("0s"),
+                Duration::ZERO,
+                ms(3_600_000),
+            )?,
+            auto_revert: d.auto_revert.unwrap_or(true),
+        };
         let r = &d.restart;
         let restart = RestartPolicy {
             attempts: match r.attempts {
@@ -368,6 +388,7 @@ impl Manifest {
             },
             drain_ms,
             replicas,
+            rolling,
             pre_start: command_line("deploy.pre_start", &d.pre_start)?,
             post_deploy: command_line("deploy.post_deploy", &d.post_deploy)?,
             restart,

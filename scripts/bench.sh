@@ -9,3 +9,5 @@ ensure_nats_server
 cargo build --release --bin reef
 cargo bench -p reef-tests --bench dispatch
 cargo bench -p reef-tests --bench deploy
+cargo bench -p reef-tests --bench recovery
+cargo bench -p reef-coordinator --bench scheduler

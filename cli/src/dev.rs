@@ -225,6 +225,7 @@ async fn demo(url: &str) -> Result<()> {
         gpu_model: None,
         min_vram: None,
         trust: None,
+        retries: 0,
         timeout: None,
         detach: false,
         command: vec![

@@ -42,6 +42,10 @@ pub struct RunArgs {
     /// Only nodes of this trust class: dedicated or contributed [default: any].
     #[arg(long, value_parser = parse_trust)]
     pub trust: Option<reef_proto::node::TrustClass>,
+    /// Run the job again on another node, up to N times, if its node is lost
+    /// (default 0: a job on a lost node is reported lost, never run twice).
+    #[arg(long, default_value_t = 0)]
+    pub retries: u32,
     /// Kill the job after this long (e.g. 30s, 5m, 2h).
     #[arg(long, value_parser = parse_duration)]
     pub timeout: Option<std::time::Duration>,
@@ -69,6 +73,7 @@ impl RunArgs {
             min_vram_bytes: self.min_vram,
         };
         spec.trust = self.trust;
+        spec.retries = self.retries;
         spec.timeout_ms = self
             .timeout
             .map(|t| t.as_millis().min(u64::MAX as u128) as u64);

@@ -33,6 +33,8 @@ pub fn job_json(job: &JobRecord, node_names: &HashMap<String, String>) -> Value 
         "constraints": job.spec.constraints,
         "gpus": job.spec.gpus.count,
         "trust": job.spec.trust.map(reef_proto::node::TrustClass::name),
+        "retries": job.spec.retries,
+        "lost_on": job.lost_on.iter().map(|n| n.to_string()).collect::<Vec<_>>(),
         "timeout_ms": job.spec.timeout_ms,
         "stop_requested": job.stop_requested,
         "submitted_at_ms": job.submitted_at_ms,

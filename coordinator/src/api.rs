@@ -174,8 +174,9 @@ impl Coordinator {
             finished_at_ms: None,
             stop_requested: false,
             output_lines: None,
+            lost_on: Vec::new(),
         };
-        match self.choose(&job.spec) {
+        match self.choose(&job.spec, &Default::default()) {
             Ok(placement) => Ok(self
                 .assign(&job, None, placement)
                 .await?
@@ -191,6 +192,7 @@ impl Coordinator {
                     Pending {
                         spec: pending.spec.clone(),
                         reason,
+                        avoid: Default::default(),
                     },
                 );
                 Ok(pending)

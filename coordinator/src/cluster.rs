@@ -32,6 +32,8 @@ pub(crate) struct NodeEntry {
 pub(crate) struct Pending {
     pub spec: JobSpec,
     pub reason: String,
+    /// Nodes where earlier attempts were lost.
+    pub avoid: BTreeSet<NodeId>,
 }
 
 pub(crate) struct Cluster {

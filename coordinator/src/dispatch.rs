@@ -19,9 +19,16 @@ const PENDING_PER_PASS: usize = 512;
 
 impl Coordinator {
     /// Picks a node for `spec`, or the reason none fits.
-    pub(crate) fn choose(&self, spec: &JobSpec) -> Result<scheduler::Placement, String> {
+    pub(crate) fn choose(
+        &self,
+        spec: &JobSpec,
+        avoid: &std::collections::BTreeSet<NodeId>,
+    ) -> Result<scheduler::Placement, String> {
         scheduler::place_demand(
-            spec.into(),
+            scheduler::Demand {
+                failed_on: avoid,
+                ..spec.into()
+            },
             &self.cluster.candidates(Instant::now()),
             scheduler::Scan::Sampled {
                 start: self.cluster.scan_start(),
@@ -206,7 +213,7 @@ impl Coordinator {
         let mut placements = Vec::new();
         let mut reasons = Vec::new();
         for (id, pending) in self.cluster.pending.iter().take(PENDING_PER_PASS) {
-            match self.choose(&pending.spec) {
+            match self.choose(&pending.spec, &pending.avoid) {
                 Ok(_) => placements.push(*id),
                 Err(reason) if refresh_reasons && reason != pending.reason => {
                     reasons.push((*id, reason))
@@ -232,7 +239,7 @@ impl Coordinator {
         let Some(pending) = self.cluster.pending.get(&id) else {
             return Ok(());
         };
-        let Ok(placement) = self.choose(&pending.spec) else {
+        let Ok(placement) = self.choose(&pending.spec, &pending.avoid) else {
             return Ok(());
         };
         let Some((job, revision)) =
@@ -278,6 +285,7 @@ impl Coordinator {
                     Pending {
                         spec: job.spec,
                         reason,
+                        avoid: job.lost_on.into_iter().collect(),
                     },
                 );
             }

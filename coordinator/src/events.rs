@@ -155,6 +155,23 @@ impl Coordinator {
                 AllocState::Failed { reason } => JobState::Failed {
                     reason: reason.clone(),
                 },
+                AllocState::Lost { reason }
+                    if !job.stop_requested && (job.lost_on.len() as u32) < job.spec.retries =>
+                {
+                    // Run it again elsewhere: the lost attempt stays recorded
+                    // (its allocation), and its node stops it when it returns.
+                    job.lost_on.push(alloc.node);
+                    job.alloc = None;
+                    job.node = None;
+                    job.started_at_ms = None;
+                    JobState::Pending {
+                        reason: format!(
+                            "retrying ({} of {}): {reason}",
+                            job.lost_on.len(),
+                            job.spec.retries
+                        ),
+                    }
+                }
                 AllocState::Lost { reason } => JobState::Lost {
                     reason: reason.clone(),
                 },
@@ -171,7 +188,17 @@ impl Coordinator {
         })
         .await?;
         if let Some((job, revision)) = stored {
-            if !job.state.is_terminal() {
+            if let JobState::Pending { reason } = &job.state {
+                tracing::info!(job = %job.id, %reason, "retrying a job whose node was lost");
+                self.cluster.pending.insert(
+                    job.id,
+                    crate::cluster::Pending {
+                        spec: job.spec.clone(),
+                        reason: reason.clone(),
+                        avoid: job.lost_on.iter().copied().collect(),
+                    },
+                );
+            } else if !job.state.is_terminal() {
                 self.cluster.live_jobs.insert(job.id, (job, revision));
             }
         }

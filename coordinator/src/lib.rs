@@ -379,6 +379,7 @@ impl Coordinator {
                     cluster::Pending {
                         spec: job.spec,
                         reason,
+                        avoid: job.lost_on.into_iter().collect(),
                     },
                 );
             }

@@ -15,6 +15,7 @@ pub mod limits {
     pub const MAX_LABEL_BYTES: usize = 253;
     pub const MAX_CPU_MILLIS: u32 = 1_024_000;
     pub const MAX_TIMEOUT_MS: u64 = 30 * 24 * 3_600_000;
+    pub const MAX_RETRIES: u32 = 100;
 }
 
 /// Default CPU request: a tenth of a core, enough for most short jobs.
@@ -64,6 +65,9 @@ pub struct JobSpec {
     pub gpus: GpuRequest,
     /// Only nodes of this trust class (None: any node).
     pub trust: Option<crate::node::TrustClass>,
+    /// How many times to run the job again elsewhere when its node is lost
+    /// (0: report it `lost` and never run it again).
+    pub retries: u32,
 }
 
 /// Why a job specification was refused.
@@ -79,6 +83,8 @@ pub enum SpecError {
     Workdir(String),
     #[error("resources: {0}")]
     Resources(String),
+    #[error("retries: {0}")]
+    Retries(String),
     #[error("label {0}")]
     Label(String),
     #[error("timeout: {0}")]
@@ -97,6 +103,7 @@ impl JobSpec {
             timeout_ms: None,
             gpus: GpuRequest::default(),
             trust: None,
+            retries: 0,
         }
     }
 
@@ -177,6 +184,13 @@ impl JobSpec {
                     "must be between 1ms and 30 days, got {t}ms"
                 )));
             }
+        }
+        if self.retries > limits::MAX_RETRIES {
+            return Err(SpecError::Retries(format!(
+                "at most {} retries, got {}",
+                limits::MAX_RETRIES,
+                self.retries
+            )));
         }
         Ok(())
     }
@@ -288,6 +302,8 @@ pub struct JobRecord {
     pub stop_requested: bool,
     /// Lines of output (stdout, stderr) the job produced, known once it ended.
     pub output_lines: Option<(u64, u64)>,
+    /// Nodes on which earlier attempts were lost (retries avoid them).
+    pub lost_on: Vec<NodeId>,
 }
 
 impl Message for JobRecord {

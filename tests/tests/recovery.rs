@@ -199,3 +199,74 @@ async fn a_job_on_a_node_that_stays_gone_is_reported_lost_not_rerun() {
         .expect("listed");
     assert_eq!(gone["state"], "down", "{gone}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_with_retries_runs_again_elsewhere_and_the_stale_copy_stops_on_return() {
+    let mut cluster = TestCluster::start(2).await;
+    let runs = cluster.path("runs");
+    let pids = cluster.path("pids");
+    let script = format!("echo $REEF_NODE_ID >> {runs}; echo $$ >> {pids}; sleep 300");
+    let out = cluster
+        .cli
+        .ok(&[
+            "run",
+            "--detach",
+            "--retries",
+            "1",
+            "--",
+            "sh",
+            "-c",
+            &script,
+        ])
+        .await;
+    let id = out.stdout.trim().to_string();
+    let first = eventually("the job to run", Duration::from_secs(20), || async {
+        let job = cluster.cli.job(&id).await;
+        (job["state"] == "running" && lines(&pids).len() == 1)
+            .then(|| job["node_name"].as_str().unwrap_or("").to_string())
+    })
+    .await;
+    let index: usize = first
+        .trim_start_matches("node-")
+        .parse::<usize>()
+        .expect("node-N")
+        - 1;
+    cluster.agents[index].kill();
+
+    // Lost with a retry left: it runs again on the other node.
+    let job = eventually(
+        "the retry to run elsewhere",
+        Duration::from_secs(20),
+        || async {
+            let job = cluster.cli.job(&id).await;
+            (job["state"] == "running"
+                && job["node_name"] != first.as_str()
+                && lines(&pids).len() == 2)
+                .then_some(job)
+        },
+    )
+    .await;
+    assert_eq!(job["lost_on"].as_array().map(Vec::len), Some(1), "{job}");
+    let ran_on = lines(&runs);
+    assert_ne!(ran_on[0], ran_on[1], "the retry ran on another node");
+    let stale = lines(&pids)[0].clone();
+    assert!(
+        is_alive(&stale),
+        "the first attempt outlives its killed agent"
+    );
+
+    // The node returns: it stops its stale copy; the retry keeps running.
+    cluster.agents[index].restart();
+    eventually(
+        "the stale copy to be stopped",
+        Duration::from_secs(20),
+        || async { (!is_alive(&stale)).then_some(()) },
+    )
+    .await;
+    let job = cluster.cli.job(&id).await;
+    assert_eq!(job["state"], "running", "{job}");
+    assert!(is_alive(&lines(&pids)[1]));
+    cluster.cli.ok(&["job", "stop", &id]).await;
+    let job = cluster.cli.wait_for_end(&id, Duration::from_secs(20)).await;
+    assert_eq!(job["state"], "stopped", "{job}");
+}

@@ -37,13 +37,20 @@ pub const TEST_MAX_PAYLOAD: usize = 4 * 1024 * 1024;
 impl NatsServer {
     /// Starts a single server with JetStream and waits until it serves JetStream.
     pub async fn start() -> Self {
+        Self::start_on("127.0.0.1").await
+    }
+
+    /// Like [`NatsServer::start`], listening on `ip` (for example the host end
+    /// of a network namespace's link) instead of 127.0.0.1.
+    pub async fn start_on(ip: &str) -> Self {
         let dir = tempfile::tempdir().expect("tempdir");
         let port = free_port();
         let config = format!(
-            "server_name: single\nlisten: 127.0.0.1:{port}\nmax_payload: {TEST_MAX_PAYLOAD}\njetstream {{ store_dir: {:?} }}\n",
+            "server_name: single\nlisten: {ip}:{port}\nmax_payload: {TEST_MAX_PAYLOAD}\njetstream {{ store_dir: {:?} }}\n",
             dir.path().join("js")
         );
-        let server = Self::spawn(dir, port, &config);
+        let mut server = Self::spawn(dir, port, &config);
+        server.url = format!("nats://{ip}:{port}");
         server.wait_ready().await;
         server
     }

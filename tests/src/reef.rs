@@ -34,6 +34,8 @@ pub struct ReefProcess {
     pub log: PathBuf,
     /// For agents: the port of the node proxy, on 127.0.0.1.
     pub http_port: Option<u16>,
+    /// The network namespace the process runs in (None: the host's).
+    pub netns: Option<String>,
 }
 
 impl ReefProcess {
@@ -44,6 +46,7 @@ impl ReefProcess {
             env: Vec::new(),
             log,
             http_port: None,
+            netns: None,
         };
         process.launch();
         process
@@ -55,7 +58,15 @@ impl ReefProcess {
             .append(true)
             .open(&self.log)
             .expect("open process log");
-        let child = Command::new(reef_bin())
+        let mut command = match &self.netns {
+            Some(netns) => {
+                let mut command = Command::new("ip");
+                command.args(["netns", "exec", netns]).arg(reef_bin());
+                command
+            }
+            None => Command::new(reef_bin()),
+        };
+        let child = command
             .args(&self.args)
             .env(
                 "REEF_LOG",
@@ -89,6 +100,18 @@ impl ReefProcess {
     /// Starts an agent named `name` with its data in `dir/name`, and its
     /// proxy on a free port of 127.0.0.1.
     pub fn agent(nats: &str, dir: &Path, name: &str, extra: &[&str]) -> Self {
+        Self::agent_in(None, nats, dir, name, extra)
+    }
+
+    /// Starts an agent like [`ReefProcess::agent`] inside network namespace
+    /// `netns` (None: the host's); its proxy is on the namespace's 127.0.0.1.
+    pub fn agent_in(
+        netns: Option<&str>,
+        nats: &str,
+        dir: &Path,
+        name: &str,
+        extra: &[&str],
+    ) -> Self {
         let http_port = crate::wait::free_port();
         let mut args = vec![
             "--nats".to_string(),
@@ -104,8 +127,15 @@ impl ReefProcess {
             format!("127.0.0.1:{http_port}"),
         ];
         args.extend(extra.iter().map(|s| s.to_string()));
-        let mut agent = Self::spawn(args, dir.join(format!("agent-{name}.log")));
-        agent.http_port = Some(http_port);
+        let mut agent = Self {
+            child: None,
+            args,
+            env: Vec::new(),
+            log: dir.join(format!("agent-{name}.log")),
+            http_port: Some(http_port),
+            netns: netns.map(str::to_string),
+        };
+        agent.launch();
         agent
     }
 

@@ -100,9 +100,12 @@ impl Coordinator {
         }
         let mut nodes = Vec::new();
         for _ in 0..plan.place {
-            let node = self.choose_for_app(spec, &siblings).map_err(|reason| {
-                invalid(format!("cannot place a replica of {}: {reason}", spec.name))
-            })?;
+            let node = self
+                .choose_for_app(spec, &siblings)
+                .map_err(|reason| {
+                    invalid(format!("cannot place a replica of {}: {reason}", spec.name))
+                })?
+                .node;
             *siblings.entry(node).or_default() += 1;
             nodes.push(node);
         }
@@ -208,13 +211,12 @@ impl Coordinator {
         &self,
         spec: &AppSpec,
         siblings: &BTreeMap<NodeId, u32>,
-    ) -> Result<NodeId, String> {
-        let no_gpus = reef_proto::job::GpuRequest::default();
+    ) -> Result<scheduler::Placement, String> {
         let no_failures = BTreeSet::new();
         let demand = Demand {
             resources: spec.resources,
             constraints: &spec.constraints,
-            gpus: &no_gpus,
+            gpus: &spec.gpus,
             trust: Some(TrustClass::Dedicated),
             strategy: Strategy::Spread,
             siblings,
@@ -228,7 +230,6 @@ impl Coordinator {
                 start: self.cluster.scan_start(),
             },
         )
-        .map(|placement| placement.node)
     }
 
     pub(crate) async fn start_instance(
@@ -239,6 +240,7 @@ impl Coordinator {
         relieves: Option<AllocId>,
     ) -> Result<Instance, ApiError> {
         let now = now_ms();
+        let gpus = self.gpus_for(release, node, replaces)?;
         let instance = Instance {
             id: AllocId::new(),
             app: release.app.clone(),
@@ -248,6 +250,7 @@ impl Coordinator {
             port: None,
             replaces,
             relieves,
+            gpus,
             restarts: 0,
             message: None,
             event_seq: 0,
@@ -264,6 +267,40 @@ impl Coordinator {
         Ok(instance)
     }
 
+    /// The GPUs a new instance of `release` gets on `node`: those of the
+    /// instance it replaces there, else free ones that match the release's request.
+    fn gpus_for(
+        &self,
+        release: &Release,
+        node: NodeId,
+        replaces: Option<AllocId>,
+    ) -> Result<Vec<u32>, ApiError> {
+        let request = &release.spec.gpus;
+        if request.count == 0 {
+            return Ok(Vec::new());
+        }
+        if let Some((old, _)) = replaces.and_then(|id| self.cluster.instances.get(&id)) {
+            if old.gpus.len() as u32 >= request.count {
+                return Ok(old.gpus.clone());
+            }
+        }
+        let candidates = self.cluster.candidates(Instant::now());
+        let free = candidates
+            .iter()
+            .find(|c| c.id == node)
+            .map(|c| c.matching_gpus(request))
+            .unwrap_or_default();
+        if (free.len() as u32) < request.count {
+            return Err(invalid(format!(
+                "cannot place a replica of {}: the node has {} free matching GPU(s), {} needed",
+                release.app,
+                free.len(),
+                request.count
+            )));
+        }
+        Ok(free.into_iter().take(request.count as usize).collect())
+    }
+
     /// The command that starts `instance` of `release` on its node, with the
     /// secrets it needs sealed to that node.
     async fn deploy_command(
@@ -278,6 +315,7 @@ impl Coordinator {
             release: release.clone(),
             replaces: instance.replaces,
             secrets,
+            gpus: instance.gpus.clone(),
             issued_at_ms: now_ms(),
         })))
     }

@@ -219,6 +219,9 @@ impl Cluster {
             return;
         }
         self.reserve(instance.node, resources);
+        if let Some(node) = self.nodes.get_mut(&instance.node) {
+            node.gpus_in_use.extend(instance.gpus.iter().copied());
+        }
         self.instances.insert(instance.id, (instance, resources));
     }
 
@@ -226,6 +229,27 @@ impl Cluster {
     pub fn release_instance(&mut self, id: AllocId) -> Option<Instance> {
         let (instance, resources) = self.instances.remove(&id)?;
         self.unreserve(instance.node, resources);
+        // A replacement on the same node inherits its predecessor's GPUs:
+        // a GPU is free only once nothing live on the node holds it.
+        let held: BTreeSet<u32> = self
+            .instances
+            .values()
+            .filter(|(i, _)| i.node == instance.node)
+            .flat_map(|(i, _)| i.gpus.iter().copied())
+            .chain(
+                self.live
+                    .values()
+                    .filter(|a| a.node == instance.node)
+                    .flat_map(|a| a.gpus.iter().copied()),
+            )
+            .collect();
+        if let Some(node) = self.nodes.get_mut(&instance.node) {
+            for gpu in &instance.gpus {
+                if !held.contains(gpu) {
+                    node.gpus_in_use.remove(gpu);
+                }
+            }
+        }
         Some(instance)
     }
 

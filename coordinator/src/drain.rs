@@ -219,7 +219,7 @@ impl Coordinator {
             }
         }
         let node = match self.choose_for_app(&release.spec, &siblings) {
-            Ok(node) => node,
+            Ok(placement) => placement.node,
             Err(reason) => {
                 tracing::warn!(app = %old.app, %reason, "no node can take a replica off the draining node yet");
                 return Ok(());

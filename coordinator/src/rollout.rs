@@ -146,6 +146,7 @@ mod tests {
             port: None,
             replaces: None,
             relieves: None,
+            gpus: Vec::new(),
             restarts: 0,
             message: None,
             event_seq: 0,

@@ -46,7 +46,7 @@ pub struct Candidate<'a> {
 
 impl Candidate<'_> {
     /// Free GPUs that satisfy `request`, lowest index first.
-    fn matching_gpus(&self, request: &GpuRequest) -> Vec<u32> {
+    pub fn matching_gpus(&self, request: &GpuRequest) -> Vec<u32> {
         let model = request.model.as_ref().map(|m| m.to_lowercase());
         self.gpus
             .iter()

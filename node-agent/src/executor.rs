@@ -181,7 +181,7 @@ async fn execute(
 
 /// The variables that limit a process to its GPUs (CUDA and the NVIDIA
 /// container runtime). A job without GPUs sees none.
-fn gpu_env(gpus: &[u32]) -> [(&'static str, String); 2] {
+pub(crate) fn gpu_env(gpus: &[u32]) -> [(&'static str, String); 2] {
     let list = if gpus.is_empty() {
         String::new()
     } else {

@@ -129,6 +129,8 @@ pub struct Instance {
     /// The instance on a draining node this one takes over from: stopped by
     /// the coordinator once this one is healthy.
     pub relieves: Option<AllocId>,
+    /// Indices of the node's GPUs given to this instance.
+    pub gpus: Vec<u32>,
     /// Crashes restarted on the node.
     pub restarts: u32,
     /// The last thing worth telling a person (a failed check, a crash).
@@ -154,6 +156,8 @@ pub struct InstanceAssignment {
     /// The secrets the release's environment refers to, each sealed to the
     /// node's key (context `<app>/<KEY>`); only that node can open them.
     pub secrets: BTreeMap<String, Vec<u8>>,
+    /// Indices of the node's GPUs the instance may use.
+    pub gpus: Vec<u32>,
     pub issued_at_ms: u64,
 }
 

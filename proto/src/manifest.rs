@@ -111,6 +111,8 @@ pub struct AppSpec {
     pub restart: RestartPolicy,
     pub env: BTreeMap<String, EnvTemplate>,
     pub resources: Resources,
+    /// GPUs each replica gets (given by index, as `CUDA_VISIBLE_DEVICES`).
+    pub gpus: crate::job::GpuRequest,
     pub constraints: BTreeMap<String, String>,
 }
 

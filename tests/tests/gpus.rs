@@ -6,20 +6,25 @@ use std::collections::BTreeSet;
 use std::os::unix::fs::PermissionsExt;
 use std::time::Duration;
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn gpu_jobs_get_distinct_gpus_and_wait_for_a_free_one() {
-    let nats = NatsServer::start().await;
-    let dir = tempfile::tempdir().expect("tempdir");
-    let bin = dir.path().join("fakebin");
+/// A PATH whose `nvidia-smi` reports two RTX 4090s.
+fn fake_rig_path(dir: &std::path::Path) -> String {
+    let bin = dir.join("fakebin");
     std::fs::create_dir_all(&bin).expect("mkdir");
     let smi = bin.join("nvidia-smi");
     std::fs::write(&smi, "#!/bin/sh\nprintf '0, NVIDIA GeForce RTX 4090, 24564\\n1, NVIDIA GeForce RTX 4090, 24564\\n'\n").expect("fake");
     std::fs::set_permissions(&smi, std::fs::Permissions::from_mode(0o755)).expect("chmod");
-    let path = format!(
+    format!(
         "{}:{}",
         bin.display(),
         std::env::var("PATH").unwrap_or_default()
-    );
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gpu_jobs_get_distinct_gpus_and_wait_for_a_free_one() {
+    let nats = NatsServer::start().await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = fake_rig_path(dir.path());
 
     let _coordinator = ReefProcess::coordinator(&nats.url, dir.path(), &[]);
     let _plain = ReefProcess::agent(&nats.url, dir.path(), "plain", &[]);
@@ -121,4 +126,52 @@ async fn gpu_jobs_get_distinct_gpus_and_wait_for_a_free_one() {
         .ok(&["run", "--", "sh", "-c", "echo \"[$CUDA_VISIBLE_DEVICES]\""])
         .await;
     assert_eq!(out.stdout, "[]\n");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn app_replicas_that_need_a_gpu_get_one_each() {
+    let nats = NatsServer::start().await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = fake_rig_path(dir.path());
+    let _coordinator = ReefProcess::coordinator(&nats.url, dir.path(), &[]);
+    let _plain = ReefProcess::agent(&nats.url, dir.path(), "plain", &[]);
+    let rig = ReefProcess::agent_with_env(&nats.url, dir.path(), "rig", &[], &[("PATH", &path)]);
+    let cli = Cli::new(&nats.url);
+    cli.wait_for_nodes(2).await;
+    let app = dir.path().join("app");
+    reef_tests::app::write_app(
+        &app,
+        "v1",
+        200,
+        "replicas = 2\n\n[resources]\ngpus = 1\ngpu_model = \"4090\"\n",
+    );
+    cli.ok(&["deploy", app.to_str().expect("path")]).await;
+    let status = cli.ok(&["status", "hello", "--json"]).await.json();
+    let nodes: Vec<&str> = status["instances"]
+        .as_array()
+        .expect("instances")
+        .iter()
+        .filter_map(|i| i["node_name"].as_str())
+        .collect();
+    assert_eq!(nodes, vec!["rig", "rig"], "only the rig has GPUs: {status}");
+
+    // Each replica sees its own GPU (the proxy takes turns between them).
+    let port = rig.http_port.expect("proxy");
+    let seen = eventually("both GPUs seen", Duration::from_secs(20), || async {
+        let mut seen = BTreeSet::new();
+        for _ in 0..10 {
+            let r = reef_tests::http::get(port, "hello.test", "/env/CUDA_VISIBLE_DEVICES")
+                .await
+                .ok()?;
+            seen.insert(r.body);
+        }
+        (seen.len() == 2).then_some(seen)
+    })
+    .await;
+    assert_eq!(seen, BTreeSet::from(["0".to_string(), "1".to_string()]));
+
+    // A third replica finds no free GPU, and says so.
+    let out = cli.run(&["scale", "hello", "3"]).await;
+    assert_ne!(out.code, Some(0), "{out:?}");
+    assert!(out.stderr.contains("free GPU"), "{}", out.stderr);
 }

@@ -540,6 +540,9 @@ impl Runner {
         env.insert("REEF_APP".into(), spec.name.clone());
         env.insert("REEF_RELEASE".into(), version.to_string());
         env.insert("REEF_INSTANCE_ID".into(), self.id.to_string());
+        for (name, value) in crate::executor::gpu_env(&self.record.assignment.gpus) {
+            env.insert(name.into(), value);
+        }
         env.insert("REEF_DATA_DIR".into(), data.clone());
         let sealed = &self.record.assignment.secrets;
         let open = |name: &str| -> Option<String> {

@@ -6,7 +6,7 @@ use super::{
     EnvTemplate, HealthCheck, HealthSpec, ManifestError, RestartPolicy, RollingPolicy, RunSpec,
     Strategy,
 };
-use crate::job::{Resources, DEFAULT_CPU_MILLIS, DEFAULT_MEMORY_BYTES};
+use crate::job::{GpuRequest, Resources, DEFAULT_CPU_MILLIS, DEFAULT_MEMORY_BYTES};
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -105,6 +105,9 @@ enum Cores {
 struct ResourcesTable {
     cpu: Option<Cores>,
     memory: Option<Size>,
+    gpus: Option<u32>,
+    gpu_model: Option<String>,
+    min_vram: Option<Size>,
 }
 
 #[derive(Deserialize, Default)]
@@ -376,6 +379,33 @@ impl Manifest {
             None => DEFAULT_MEMORY_BYTES,
             Some(size) => size_bytes("resources.memory", size)?,
         };
+        let gpus = GpuRequest {
+            count: match self.resources.gpus {
+                None => 0,
+                Some(n @ 0..=64) => n,
+                Some(_) => return Err(invalid("resources.gpus", "must be between 0 and 64")),
+            },
+            model: match &self.resources.gpu_model {
+                None => None,
+                Some(m) if !m.is_empty() && m.len() <= 128 && !m.contains('\0') => Some(m.clone()),
+                Some(_) => {
+                    return Err(invalid(
+                        "resources.gpu_model",
+                        "must be 1 to 128 characters",
+                    ))
+                }
+            },
+            min_vram_bytes: match &self.resources.min_vram {
+                None => None,
+                Some(size) => Some(size_bytes("resources.min_vram", size)?),
+            },
+        };
+        if gpus.count == 0 && (gpus.model.is_some() || gpus.min_vram_bytes.is_some()) {
+            return Err(invalid(
+                "resources.gpus",
+                "gpu_model and min_vram need gpus = N",
+            ));
+        }
         labels("placement.labels", &self.placement.labels)?;
         Ok(AppSpec {
             name: self.app.name,
@@ -397,6 +427,7 @@ impl Manifest {
                 cpu_millis,
                 memory_bytes,
             },
+            gpus,
             constraints: self.placement.labels,
         })
     }

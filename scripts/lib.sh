@@ -44,3 +44,16 @@ ensure_test_tools() {
         apt-get update -qq && apt-get install -y -qq "${missing[@]}" >/dev/null
     fi
 }
+
+# The proxy benchmark puts nginx and Caddy next to reef's proxy and loads all
+# three with wrk (Debian packages).
+ensure_proxy_bench_tools() {
+    local missing=()
+    command -v nginx >/dev/null 2>&1 || missing+=(nginx-light)
+    command -v caddy >/dev/null 2>&1 || missing+=(caddy)
+    command -v wrk >/dev/null 2>&1 || missing+=(wrk)
+    if [ ${#missing[@]} -gt 0 ]; then
+        echo "installing ${missing[*]} for the proxy benchmark" >&2
+        apt-get update -qq && apt-get install -y -qq "${missing[@]}" >/dev/null
+    fi
+}

@@ -133,13 +133,17 @@ pub async fn run(
             path: config.data_dir.join("instances"),
             reason: e.to_string(),
         })?;
-    let proxy_listener =
-        match config.http {
-            Some(addr) => Some(tokio::net::TcpListener::bind(addr).await.map_err(|e| {
-                AgentError::Config(format!("cannot listen for HTTP on {addr}: {e}"))
-            })?),
-            None => None,
-        };
+    let proxy_listener = match config.http {
+        Some(addr) => {
+            let workers = std::thread::available_parallelism().map_or(1, |n| n.get());
+            Some(
+                reef_proxy::ProxyListeners::bind(addr, workers).map_err(|e| {
+                    AgentError::Config(format!("cannot listen for HTTP on {addr}: {e}"))
+                })?,
+            )
+        }
+        None => None,
+    };
     let mut resources = resources::detect(&config.data_dir);
     if let Some(cpu) = config.cpu_millis {
         resources.cpu_millis = cpu;
@@ -170,7 +174,7 @@ pub async fn run(
 
     let proxy = proxy_listener.map(|listener| {
         tracing::info!(addr = ?listener.local_addr().ok(), "node proxy listening");
-        tokio::spawn(reef_proxy::serve(
+        tokio::spawn(reef_proxy::serve_per_core(
             listener,
             agent.router.clone(),
             reef_proxy::ProxyConfig::default(),

@@ -31,6 +31,7 @@
 //! - `connection`: one client connection, TLS handshake and protocol settings;
 //!   `deadline`: the deadline for its first bytes.
 //! - `exec`: the tracked executor hyper spawns its tasks on.
+//! - `workers`: one single-threaded runtime per core, [`serve_per_core`].
 
 #![forbid(unsafe_code)]
 #![deny(rust_2018_idioms)]
@@ -58,6 +59,7 @@ mod server;
 mod table;
 mod tls;
 mod upgrade;
+mod workers;
 
 pub use access::ACCESS_TARGET;
 pub use acme::{ChallengeError, Challenges};
@@ -66,3 +68,4 @@ pub use config::ProxyConfig;
 pub use metrics::Metrics;
 pub use routes::{AppRoute, Backend, Router};
 pub use server::{serve, serve_tls};
+pub use workers::{serve_per_core, ProxyListeners};

@@ -2,11 +2,12 @@
 //! backend every target ends at, and the reef proxy in two layouts. Each gets
 //! its own process, like nginx and Caddy:
 //!
-//! - `reef`: [`reef_proxy::serve`] on a multi-threaded runtime with one
-//!   worker per core, the way the node agent runs it;
-//! - `reef-per-core`: the same `serve` laid out like nginx's workers, one
-//!   current-thread runtime per core, each with its own listener on the shared
-//!   port (`SO_REUSEPORT`) and so its own upstream pool, all with one [`Router`].
+//! - `reef`: [`reef_proxy::serve`] on one multi-threaded runtime with one
+//!   worker per core (how the node agent ran it before `serve_per_core`);
+//! - `reef-per-core`: [`reef_proxy::serve_per_core`], as the node agent runs
+//!   it: laid out like nginx's workers, one current-thread runtime per core,
+//!   each with its own listener on the shared port (`SO_REUSEPORT`) and so its
+//!   own upstream pool, all with one [`Router`].
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -90,26 +91,22 @@ fn serve_as(role: Role) -> anyhow::Result<()> {
         Role::ReefPerCore => {
             let router = bench_router(upstream()?);
             let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-            std::thread::scope(|scope| {
-                let workers: Vec<_> = (0..cores)
-                    .map(|_| {
-                        let router = router.clone();
-                        scope.spawn(move || {
-                            let runtime = tokio::runtime::Builder::new_current_thread()
-                                .enable_all()
-                                .build()
-                                .context("start a runtime")?;
-                            runtime.block_on(async { reef(bind(addr, true)?, router).await })
-                        })
-                    })
-                    .collect();
-                for worker in workers {
-                    worker
-                        .join()
-                        .map_err(|_| anyhow::anyhow!("a proxy thread panicked"))??;
-                }
-                Ok(())
-            })
+            tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .context("start a runtime")?
+                .block_on(async {
+                    let listeners = reef_proxy::ProxyListeners::bind(addr, cores)
+                        .with_context(|| format!("bind {addr}"))?;
+                    reef_proxy::serve_per_core(
+                        listeners,
+                        router,
+                        ProxyConfig::default(),
+                        CancellationToken::new(),
+                    )
+                    .await
+                    .context("serve")
+                })
         }
     }
 }

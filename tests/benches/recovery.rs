@@ -19,18 +19,7 @@ use std::time::{Duration, Instant};
 const POLL: Duration = Duration::from_millis(20);
 
 async fn healthy_nodes(cli: &Cli) -> Vec<String> {
-    let out = cli.run(&["status", "hello", "--json"]).await;
-    if out.code != Some(0) {
-        return Vec::new();
-    }
-    out.json()["instances"]
-        .as_array()
-        .cloned()
-        .unwrap_or_default()
-        .iter()
-        .filter(|i| i["state"] == "healthy")
-        .filter_map(|i| i["node_name"].as_str().map(str::to_string))
-        .collect()
+    reef_tests::app::healthy_on(cli).await.0
 }
 
 async fn node_loss() -> Duration {

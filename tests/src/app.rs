@@ -38,3 +38,23 @@ http.server.ThreadingHTTPServer(("127.0.0.1", int(os.environ["PORT"])), H).serve
     );
     std::fs::write(dir.join("Reef.toml"), manifest).expect("write manifest");
 }
+
+/// The nodes with a healthy instance of the app `hello` (as [`write_app`]
+/// names it), and how many instances are live; empty while its status cannot
+/// be read.
+pub async fn healthy_on(cli: &crate::Cli) -> (Vec<String>, usize) {
+    let out = cli.run(&["status", "hello", "--json"]).await;
+    if out.code != Some(0) {
+        return (Vec::new(), 0);
+    }
+    let instances = out.json()["instances"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    let healthy = instances
+        .iter()
+        .filter(|i| i["state"] == "healthy")
+        .filter_map(|i| i["node_name"].as_str().map(str::to_string))
+        .collect();
+    (healthy, instances.len())
+}

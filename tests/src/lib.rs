@@ -9,6 +9,7 @@
 pub mod api;
 pub mod app;
 pub mod cluster;
+pub mod exactly_once;
 pub mod http;
 pub mod leader;
 pub mod nats;

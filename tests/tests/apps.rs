@@ -363,14 +363,8 @@ async fn healthy_nodes(cluster: &TestCluster, count: usize) -> Vec<String> {
         &format!("{count} healthy instances"),
         Duration::from_secs(30),
         || async {
-            let status = cluster.cli.ok(&["status", "hello", "--json"]).await.json();
-            let instances = status["instances"].as_array().cloned().unwrap_or_default();
-            let healthy: Vec<String> = instances
-                .iter()
-                .filter(|i| i["state"] == "healthy")
-                .filter_map(|i| i["node_name"].as_str().map(str::to_string))
-                .collect();
-            (instances.len() == count && healthy.len() == count).then_some(healthy)
+            let (healthy, live) = reef_tests::app::healthy_on(&cluster.cli).await;
+            (live == count && healthy.len() == count).then_some(healthy)
         },
     )
     .await
@@ -763,15 +757,7 @@ async fn a_lost_node_s_replicas_are_replaced_elsewhere_and_stale_copies_stop_on_
         "a replacement to be healthy on another node",
         Duration::from_secs(15),
         || async {
-            let status = cluster.cli.ok(&["status", "hello", "--json"]).await.json();
-            let healthy: Vec<String> = status["instances"]
-                .as_array()
-                .cloned()
-                .unwrap_or_default()
-                .iter()
-                .filter(|i| i["state"] == "healthy")
-                .filter_map(|i| i["node_name"].as_str().map(str::to_string))
-                .collect();
+            let (healthy, _) = reef_tests::app::healthy_on(&cluster.cli).await;
             (healthy.len() == 2 && !healthy.contains(&victim)).then_some(healthy)
         },
     )

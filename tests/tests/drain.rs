@@ -8,16 +8,8 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-/// The nodes with a healthy instance of `hello`, and how many instances are live.
 async fn healthy(cluster: &TestCluster) -> (Vec<String>, usize) {
-    let status = cluster.cli.ok(&["status", "hello", "--json"]).await.json();
-    let instances = status["instances"].as_array().cloned().unwrap_or_default();
-    let healthy = instances
-        .iter()
-        .filter(|i| i["state"] == "healthy")
-        .filter_map(|i| i["node_name"].as_str().map(str::to_string))
-        .collect();
-    (healthy, instances.len())
+    reef_tests::app::healthy_on(&cluster.cli).await
 }
 
 fn node<'a>(nodes: &'a [serde_json::Value], name: &str) -> &'a serde_json::Value {

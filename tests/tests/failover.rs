@@ -3,7 +3,7 @@
 
 use reef_proto::api::{ApiRequest, ApiResponse};
 use reef_proto::job::JobState;
-use reef_tests::{api, eventually, leader, Cli, NatsServer, ReefProcess};
+use reef_tests::{api, eventually, exactly_once, leader, Cli, NatsServer, ReefProcess};
 use std::collections::{BTreeSet, HashMap};
 use std::time::Duration;
 
@@ -68,15 +68,6 @@ async fn killing_the_leader_with_100_jobs_queued_loses_none_and_runs_none_twice(
     .await;
     assert_ne!(second.name, first.name);
 
-    let jobs = eventually("every job to finish", Duration::from_secs(120), || async {
-        let jobs = api::try_jobs(&client).await?;
-        let mine: Vec<_> = jobs
-            .into_iter()
-            .filter(|j| submitted.contains(&j.id.to_string()))
-            .collect();
-        (mine.len() == JOBS && mine.iter().all(|j| j.state.is_terminal())).then_some(mine)
-    })
-    .await;
     let logs = || {
         coordinators
             .values()
@@ -84,29 +75,14 @@ async fn killing_the_leader_with_100_jobs_queued_loses_none_and_runs_none_twice(
             .collect::<Vec<_>>()
             .join("\n---\n")
     };
-    for job in &jobs {
-        assert_eq!(
-            job.state,
-            JobState::Exited { code: 0 },
-            "{job:?}\n{}",
-            logs()
-        );
-    }
-    let ran: Vec<String> = std::fs::read_to_string(&runs)
-        .expect("runs file")
-        .lines()
-        .map(str::to_string)
-        .collect();
-    let distinct: BTreeSet<String> = ran.iter().cloned().collect();
+    let jobs =
+        exactly_once::wait_finished(&client, &submitted, Duration::from_secs(120), logs).await;
+    let ran = exactly_once::assert_ran_once(&jobs, &runs, &submitted, logs);
     assert_eq!(
         ran.len(),
         JOBS,
         "every job ran exactly once: {} runs",
         ran.len()
-    );
-    assert_eq!(
-        distinct, submitted,
-        "the runs are exactly the jobs submitted"
     );
 
     // Any coordinator answers the API: the followers relay to the new leader.

@@ -67,7 +67,6 @@ async fn try_submit(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn killing_one_nats_server_under_load_loses_nothing_and_work_goes_on() {
-    use reef_proto::job::JobState;
     use reef_tests::{api, eventually};
     use std::collections::BTreeSet;
 
@@ -121,49 +120,8 @@ async fn killing_one_nats_server_under_load_loses_nothing_and_work_goes_on() {
             .collect::<Vec<_>>()
             .join("\n---\n")
     };
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
-    let jobs = loop {
-        let jobs = api::try_jobs(&client).await.unwrap_or_default();
-        let mine: Vec<_> = jobs
-            .into_iter()
-            .filter(|j| accepted.contains(&j.id.to_string()))
-            .collect();
-        if mine.len() == accepted.len() && mine.iter().all(|j| j.state.is_terminal()) {
-            break mine;
-        }
-        if tokio::time::Instant::now() >= deadline {
-            let waiting: Vec<_> = mine
-                .iter()
-                .filter(|j| !j.state.is_terminal())
-                .map(|j| (j.id, &j.state, j.node))
-                .collect();
-            panic!(
-                "{} of {} accepted jobs listed, unfinished: {waiting:?}\n{}",
-                mine.len(),
-                accepted.len(),
-                logs()
-            );
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
-    for job in &jobs {
-        assert_eq!(
-            job.state,
-            JobState::Exited { code: 0 },
-            "{job:?}\n{}",
-            logs()
-        );
-    }
-    let ran: Vec<String> = std::fs::read_to_string(&runs)
-        .expect("runs file")
-        .lines()
-        .map(str::to_string)
-        .collect();
-    let distinct: BTreeSet<String> = ran.iter().cloned().collect();
-    assert_eq!(distinct.len(), ran.len(), "no job ran twice: {ran:?}");
-    assert!(
-        accepted.is_subset(&distinct),
-        "every accepted job ran: missing {:?}",
-        accepted.difference(&distinct).collect::<Vec<_>>()
-    );
+    let jobs =
+        reef_tests::exactly_once::wait_finished(&client, &accepted, Duration::from_secs(120), logs)
+            .await;
+    reef_tests::exactly_once::assert_ran_once(&jobs, &runs, &accepted, logs);
 }

@@ -1,7 +1,6 @@
 //! API handlers: every request on `reef.api.<verb>` gets exactly one reply,
 //! a result or a typed error naming what was wrong.
 
-use crate::cluster::Pending;
 use crate::error::CoordinatorError;
 use crate::{store, Coordinator};
 use reef_proto::agent::AgentCommand;
@@ -43,13 +42,7 @@ impl Coordinator {
         };
         let result = match decode::<ApiRequest>(&msg.payload) {
             Ok(request) => {
-                let verb = msg
-                    .subject
-                    .strip_prefix(subjects::API_PREFIX)
-                    .or_else(|| msg.subject.strip_prefix(self.relay_prefix.as_str()))
-                    .and_then(|v| v.strip_prefix('.'))
-                    .unwrap_or_default();
-                if verb != request.verb() {
+                if self.verb_of(&msg.subject) != request.verb() {
                     Err(invalid(format!(
                         "a {} request was sent to {}",
                         request.verb(),
@@ -64,6 +57,25 @@ impl Coordinator {
                 Err(invalid(format!("malformed request: {e}")))
             }
         };
+        self.reply(reply_to, result).await;
+    }
+
+    /// The verb an API subject names (on the shared API prefix or this
+    /// coordinator's relay prefix); empty if neither.
+    pub(crate) fn verb_of<'s>(&self, subject: &'s str) -> &'s str {
+        subject
+            .strip_prefix(subjects::API_PREFIX)
+            .or_else(|| subject.strip_prefix(self.relay_prefix.as_str()))
+            .and_then(|v| v.strip_prefix('.'))
+            .unwrap_or_default()
+    }
+
+    /// Sends one API answer.
+    pub(crate) async fn reply(
+        &self,
+        reply_to: async_nats::Subject,
+        result: Result<ApiResponse, ApiError>,
+    ) {
         let reply = match encode(&ApiReply(result)) {
             Ok(bytes) => bytes,
             Err(e) => {
@@ -161,43 +173,10 @@ impl Coordinator {
 
     async fn submit(&mut self, spec: JobSpec) -> Result<JobRecord, ApiError> {
         spec.validate().map_err(|e| invalid(e.to_string()))?;
-        let job = JobRecord {
-            id: JobId::new(),
-            spec,
-            state: JobState::Pending {
-                reason: "waiting to be placed".into(),
-            },
-            alloc: None,
-            node: None,
-            submitted_at_ms: now_ms(),
-            started_at_ms: None,
-            finished_at_ms: None,
-            stop_requested: false,
-            output_lines: None,
-            lost_on: Vec::new(),
-        };
-        match self.choose(&job.spec, &Default::default()) {
-            Ok(placement) => Ok(self
-                .assign(&job, None, placement)
-                .await?
-                .ok_or_else(|| ApiError::new(ApiErrorKind::Internal, "job id collision"))?),
-            Err(reason) => {
-                let mut pending = job;
-                pending.state = JobState::Pending {
-                    reason: reason.clone(),
-                };
-                store::create(&self.store.jobs, &pending.id.to_string(), &pending).await?;
-                self.cluster.pending.insert(
-                    pending.id,
-                    Pending {
-                        spec: pending.spec.clone(),
-                        reason,
-                        avoid: Default::default(),
-                    },
-                );
-                Ok(pending)
-            }
-        }
+        self.submit_all(vec![spec])
+            .await
+            .pop()
+            .unwrap_or_else(|| Err(ApiError::new(ApiErrorKind::Internal, "no result")))
     }
 
     async fn stop(&mut self, id: JobId) -> Result<JobRecord, ApiError> {

@@ -146,8 +146,12 @@ impl Coordinator {
         }
     }
 
-    async fn publish_run(
-        &self,
+    /// Publishes a job's assignment without waiting for JetStream's
+    /// acknowledgement: the loop collects it later ([`Coordinator::acked`]),
+    /// and a refused one is published again on a tick (deduplicated by the
+    /// allocation id). The job is in KV already, so nothing waits on the ack.
+    pub(crate) async fn publish_run(
+        &mut self,
         alloc: &Allocation,
         spec: &JobSpec,
     ) -> Result<(), CoordinatorError> {
@@ -159,8 +163,30 @@ impl Coordinator {
             gpus: alloc.gpus.clone(),
             issued_at_ms: now_ms(),
         }));
-        self.publish_command(alloc.node, &format!("run-{}", alloc.id), &command)
+        let payload = encode(&command).map_err(CoordinatorError::store)?;
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            async_nats::header::NATS_MESSAGE_ID,
+            format!("run-{}", alloc.id).as_str(),
+        );
+        let ack = self
+            .store
+            .js
+            .publish_with_headers(subjects::assign(alloc.node), headers, payload)
             .await
+            .map_err(CoordinatorError::store)?;
+        let id = alloc.id;
+        self.acks
+            .spawn(async move { (id, ack.await.map(|_| ()).map_err(|e| e.to_string())) });
+        Ok(())
+    }
+
+    /// JetStream answered for an assignment published by `publish_run`.
+    pub(crate) fn acked(&mut self, alloc: AllocId, result: Result<(), String>) {
+        if let Err(error) = result {
+            tracing::warn!(%alloc, %error, "assignment not stored by JetStream; will publish again");
+            self.unsent.insert(alloc);
+        }
     }
 
     /// Publishes a command for a node, or, if NATS refuses it now, keeps it

@@ -20,6 +20,7 @@ mod dispatch;
 mod drain;
 pub mod error;
 mod events;
+mod intake;
 mod leader;
 mod lifecycle;
 mod liveness;
@@ -89,6 +90,8 @@ pub(crate) struct Coordinator {
     started: std::time::Instant,
     /// The prefix of this coordinator's own API subject, where followers relay requests.
     relay_prefix: String,
+    /// Assignments published and not yet acknowledged by JetStream.
+    acks: tokio::task::JoinSet<(reef_proto::AllocId, Result<(), String>)>,
 }
 
 /// Everything a coordinator keeps across its terms as leader.
@@ -299,6 +302,7 @@ async fn lead_term(
         cluster_key: shared.cluster_key.clone(),
         started: std::time::Instant::now(),
         relay_prefix,
+        acks: Default::default(),
     };
     let end = tokio::select! {
         loaded = coordinator.load() => { loaded?; None }
@@ -337,8 +341,14 @@ impl Coordinator {
                 biased;
                 _ = shared.shutdown.cancelled() => return Ok(TermEnd::Shutdown),
                 _ = deposed.cancelled() => return Ok(TermEnd::Deposed),
-                Some(msg) = api.next() => self.handle_api(msg).await,
-                Some(msg) = relayed.next() => self.handle_api(msg).await,
+                Some(msg) = api.next() => {
+                    let batch = intake::batch(msg, api);
+                    self.handle_api_batch(batch).await;
+                }
+                Some(msg) = relayed.next() => {
+                    let batch = intake::batch(msg, relayed);
+                    self.handle_api_batch(batch).await;
+                }
                 Some(msg) = heartbeats.next() => self.handle_heartbeat(msg),
                 msg = events.next() => match msg {
                     Some(Ok(msg)) => self.handle_event(msg).await,
@@ -347,6 +357,10 @@ impl Coordinator {
                         tracing::warn!("event consumer ended; re-opening it");
                         events = self.event_messages().await?;
                     }
+                },
+                Some(joined) = self.acks.join_next(), if !self.acks.is_empty() => match joined {
+                    Ok((alloc, result)) => self.acked(alloc, result),
+                    Err(e) => tracing::warn!(error = %e, "waiting for an assignment's acknowledgement failed"),
                 },
                 _ = tick.tick() => self.tick().await,
             }

@@ -1,0 +1,221 @@
+//! Job submissions in batches. API messages that arrive together are taken
+//! together: each submission is placed in memory, one after another (so each
+//! sees the resources the previous ones took), then every job's writes go to
+//! KV at once (each job's allocation before its record, the commit point, as
+//! for a single job), then the assignments are published and the answers
+//! sent. Requests of every other kind are handled one by one, in order.
+//!
+//! One at a time, a submission costs three round trips to JetStream on the
+//! leader's only loop; in a batch of 64 the round trips overlap.
+
+use crate::cluster::Pending;
+use crate::{store, Coordinator, CoordinatorError};
+use futures::FutureExt;
+use reef_proto::alloc::{AllocState, Allocation};
+use reef_proto::api::{ApiRequest, ApiResponse};
+use reef_proto::job::{JobRecord, JobSpec, JobState};
+use reef_proto::{decode, now_ms, subjects, AllocId, JobId};
+
+/// The most API messages taken in one batch.
+pub(crate) const MAX_BATCH: usize = 64;
+
+/// Takes `first` and whatever else `messages` already holds, up to [`MAX_BATCH`].
+pub(crate) fn batch(
+    first: async_nats::Message,
+    messages: &mut async_nats::Subscriber,
+) -> Vec<async_nats::Message> {
+    use futures::StreamExt;
+    let mut batch = vec![first];
+    while batch.len() < MAX_BATCH {
+        match messages.next().now_or_never() {
+            Some(Some(msg)) => batch.push(msg),
+            _ => break,
+        }
+    }
+    batch
+}
+
+/// A new job, and the allocation decided for it (None: it waits).
+struct Planned {
+    job: JobRecord,
+    alloc: Option<Allocation>,
+}
+
+impl Coordinator {
+    /// Handles API messages that arrived together.
+    pub(crate) async fn handle_api_batch(&mut self, batch: Vec<async_nats::Message>) {
+        let mut submissions = Vec::new();
+        for msg in batch {
+            match self.submission(&msg) {
+                Some((reply_to, spec)) => submissions.push((reply_to, spec)),
+                None => self.handle_api(msg).await,
+            }
+        }
+        if !submissions.is_empty() {
+            self.submit_batch(submissions).await;
+        }
+    }
+
+    /// The reply subject and job of a well-formed, valid submission; None for
+    /// anything else (which `handle_api` answers, errors included).
+    fn submission(&self, msg: &async_nats::Message) -> Option<(async_nats::Subject, JobSpec)> {
+        let reply_to = msg.reply.clone()?;
+        if self.verb_of(&msg.subject) != subjects::verbs::JOB_SUBMIT {
+            return None;
+        }
+        match decode::<ApiRequest>(&msg.payload) {
+            Ok(ApiRequest::SubmitJob(spec)) if spec.validate().is_ok() => Some((reply_to, spec)),
+            _ => None,
+        }
+    }
+
+    async fn submit_batch(&mut self, submissions: Vec<(async_nats::Subject, JobSpec)>) {
+        let (replies, specs): (Vec<_>, Vec<_>) = submissions.into_iter().unzip();
+        let results = self.submit_all(specs).await;
+        for (reply_to, result) in replies.into_iter().zip(results) {
+            let response = result.map(|job| ApiResponse::Job(Box::new(job)));
+            self.reply(reply_to, response).await;
+        }
+    }
+
+    /// Accepts valid jobs: places them, records them, publishes their
+    /// assignments; one result per job, in order.
+    pub(crate) async fn submit_all(
+        &mut self,
+        specs: Vec<JobSpec>,
+    ) -> Vec<Result<JobRecord, reef_proto::api::ApiError>> {
+        let planned: Vec<Planned> = specs.into_iter().map(|spec| self.plan(spec)).collect();
+        let store = self.store.clone();
+        let writes = planned
+            .iter()
+            .map(|p| write(&store, &p.job, p.alloc.as_ref()));
+        let results = futures::future::join_all(writes).await;
+        let mut out = Vec::with_capacity(results.len());
+        for (Planned { job, alloc }, result) in planned.into_iter().zip(results) {
+            match result {
+                Ok((alloc_revision, job_revision)) => {
+                    self.accepted(&job, alloc.as_ref(), alloc_revision, job_revision)
+                        .await;
+                    out.push(Ok(job));
+                }
+                Err(e) => {
+                    if let Some(alloc) = alloc {
+                        // Its record may exist with no job pointing at it.
+                        self.withdraw_unused(alloc.id).await;
+                    }
+                    out.push(Err(e.into()));
+                }
+            }
+        }
+        out
+    }
+
+    /// Decides where a new job goes and, if it fits, commits its allocation
+    /// to the view at once, so the next job of the batch sees it.
+    fn plan(&mut self, spec: JobSpec) -> Planned {
+        let now = now_ms();
+        let mut job = JobRecord {
+            id: JobId::new(),
+            spec,
+            state: JobState::Pending {
+                reason: "waiting to be placed".into(),
+            },
+            alloc: None,
+            node: None,
+            submitted_at_ms: now,
+            started_at_ms: None,
+            finished_at_ms: None,
+            stop_requested: false,
+            output_lines: None,
+            lost_on: Vec::new(),
+        };
+        let alloc = match self.choose(&job.spec, &Default::default()) {
+            Ok(placement) => {
+                let alloc = Allocation {
+                    id: AllocId::new(),
+                    job: job.id,
+                    node: placement.node,
+                    resources: job.spec.resources,
+                    gpus: placement.gpus,
+                    state: AllocState::Assigned,
+                    event_seq: 0,
+                    created_at_ms: now,
+                    updated_at_ms: now,
+                };
+                job.state = JobState::Assigned;
+                job.alloc = Some(alloc.id);
+                job.node = Some(alloc.node);
+                self.cluster.commit(alloc.clone());
+                Some(alloc)
+            }
+            Err(reason) => {
+                job.state = JobState::Pending { reason };
+                None
+            }
+        };
+        Planned { job, alloc }
+    }
+
+    /// Bookkeeping for a job whose records are in KV: remember the
+    /// revisions, then publish its assignment or queue it.
+    async fn accepted(
+        &mut self,
+        job: &JobRecord,
+        alloc: Option<&Allocation>,
+        alloc_revision: Option<u64>,
+        job_revision: u64,
+    ) {
+        match (alloc, alloc_revision) {
+            (Some(alloc), Some(revision)) => {
+                self.cluster.alloc_revisions.insert(alloc.id, revision);
+                self.cluster
+                    .live_jobs
+                    .insert(job.id, (job.clone(), job_revision));
+                if let Err(e) = self.publish_run(alloc, &job.spec).await {
+                    tracing::warn!(alloc = %alloc.id, error = %e, "assignment not published yet; will retry");
+                    self.unsent.insert(alloc.id);
+                }
+            }
+            _ => {
+                if let JobState::Pending { reason } = &job.state {
+                    self.cluster.pending.insert(
+                        job.id,
+                        Pending {
+                            spec: job.spec.clone(),
+                            reason: reason.clone(),
+                            avoid: Default::default(),
+                        },
+                    );
+                }
+            }
+        }
+    }
+
+    /// Takes back an allocation whose job record could not be written.
+    async fn withdraw_unused(&mut self, id: AllocId) {
+        self.cluster.release(id);
+        let withdrawn = store::modify::<Allocation>(&self.store.allocs, &id.to_string(), |a| {
+            a.state.advance(AllocState::Lost {
+                reason: "withdrawn: the job could not be recorded".into(),
+            })
+        })
+        .await;
+        if let Err(e) = withdrawn {
+            tracing::warn!(alloc = %id, error = %e, "could not withdraw an allocation; the next leader will");
+        }
+    }
+}
+
+/// Writes one new job: its allocation first (if placed), then its record.
+async fn write(
+    store: &store::Store,
+    job: &JobRecord,
+    alloc: Option<&Allocation>,
+) -> Result<(Option<u64>, u64), CoordinatorError> {
+    let alloc_revision = match alloc {
+        Some(alloc) => Some(store::create(&store.allocs, &alloc.id.to_string(), alloc).await?),
+        None => None,
+    };
+    let job_revision = store::create(&store.jobs, &job.id.to_string(), job).await?;
+    Ok((alloc_revision, job_revision))
+}

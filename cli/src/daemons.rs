@@ -115,6 +115,7 @@ pub fn coordinator_config(args: &CoordinatorArgs) -> reef_coordinator::Config {
         secrets_key: Some(args.secrets_key.clone()),
         name: args.name.clone().unwrap_or_else(host_name),
         leader_lease: args.leader_lease,
+        acme: None,
     }
 }
 

@@ -10,6 +10,7 @@ pub mod api;
 pub mod app;
 pub mod cluster;
 pub mod http;
+pub mod https;
 pub mod leader;
 pub mod nats;
 pub mod process;

@@ -34,6 +34,8 @@ pub struct ReefProcess {
     pub log: PathBuf,
     /// For agents: the port of the node proxy, on 127.0.0.1.
     pub http_port: Option<u16>,
+    /// For agents: the port of the node proxy's HTTPS listener, on 127.0.0.1.
+    pub https_port: Option<u16>,
 }
 
 impl ReefProcess {
@@ -44,6 +46,7 @@ impl ReefProcess {
             env: Vec::new(),
             log,
             http_port: None,
+            https_port: None,
         };
         process.launch();
         process
@@ -72,7 +75,8 @@ impl ReefProcess {
     }
 
     /// Starts a coordinator against `nats` with extra flags, logging to `dir`
-    /// and keeping its cluster key there.
+    /// and keeping its cluster key there. ACME is off unless `extra` has an
+    /// `--acme...` flag, so no test talks to a public CA.
     pub fn coordinator(nats: &str, dir: &Path, extra: &[&str]) -> Self {
         let mut args = vec![
             "--nats".to_string(),
@@ -81,15 +85,19 @@ impl ReefProcess {
             "--secrets-key".into(),
             dir.join("cluster.key").display().to_string(),
         ];
+        if !extra.iter().any(|a| a.starts_with("--acme")) {
+            args.extend(["--acme".into(), "off".into()]);
+        }
         args.extend(extra.iter().map(|s| s.to_string()));
         let log = dir.join(format!("coordinator-{}.log", uuid::Uuid::now_v7()));
         Self::spawn(args, log)
     }
 
     /// Starts an agent named `name` with its data in `dir/name`, and its
-    /// proxy on a free port of 127.0.0.1.
+    /// proxy on free ports of 127.0.0.1 for HTTP and HTTPS.
     pub fn agent(nats: &str, dir: &Path, name: &str, extra: &[&str]) -> Self {
         let http_port = crate::wait::free_port();
+        let https_port = crate::wait::free_port();
         let mut args = vec![
             "--nats".to_string(),
             nats.to_string(),
@@ -102,10 +110,13 @@ impl ReefProcess {
             "2s".into(),
             "--http".into(),
             format!("127.0.0.1:{http_port}"),
+            "--https".into(),
+            format!("127.0.0.1:{https_port}"),
         ];
         args.extend(extra.iter().map(|s| s.to_string()));
         let mut agent = Self::spawn(args, dir.join(format!("agent-{name}.log")));
         agent.http_port = Some(http_port);
+        agent.https_port = Some(https_port);
         agent
     }
 

@@ -12,6 +12,7 @@ pub mod cluster;
 pub mod http;
 pub mod https;
 pub mod leader;
+pub mod leaks;
 pub mod nats;
 pub mod process;
 pub mod reef;

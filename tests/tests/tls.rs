@@ -5,7 +5,7 @@
 
 use reef_acme::testing::{Pebble, PebbleOptions};
 use reef_tests::app::write_app;
-use reef_tests::{eventually, http, https, NatsServer, ReefProcess, TestCluster};
+use reef_tests::{eventually, http, https, leaks, NatsServer, ReefProcess, TestCluster};
 use std::path::Path;
 use std::time::Duration;
 
@@ -50,51 +50,6 @@ async fn https_ok(
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-}
-
-/// Fails if `needle` appears in any message of any JetStream stream (every
-/// KV bucket, the logs, events and commands).
-async fn assert_nowhere_in_nats(nats_url: &str, needle: &[u8], what: &str) {
-    let client = async_nats::connect(nats_url).await.expect("connect");
-    let js = async_nats::jetstream::new(client);
-    let names: Vec<String> = futures::StreamExt::collect::<Vec<_>>(js.stream_names())
-        .await
-        .into_iter()
-        .map(|n| n.expect("name"))
-        .collect();
-    assert!(names.iter().any(|n| n == "KV_reef-certs"), "{names:?}");
-    let mut scanned = 0;
-    for name in &names {
-        let mut stream = js.get_stream(name).await.expect("stream");
-        let info = stream.info().await.expect("info").clone();
-        for seq in info.state.first_sequence..=info.state.last_sequence {
-            if let Ok(msg) = stream.get_raw_message(seq).await {
-                scanned += 1;
-                assert!(
-                    !msg.payload.windows(needle.len()).any(|w| w == needle),
-                    "{what} in the clear in stream {name} at {seq}"
-                );
-            }
-        }
-    }
-    assert!(scanned > 0, "no message was scanned");
-}
-
-/// Files under `dir` that contain `needle`.
-fn files_containing(dir: &Path, needle: &[u8]) -> Vec<std::path::PathBuf> {
-    let mut found = Vec::new();
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return found;
-    };
-    for entry in entries.flatten() {
-        let path = entry.path();
-        if path.is_dir() {
-            found.extend(files_containing(&path, needle));
-        } else if std::fs::read(&path).is_ok_and(|b| b.windows(needle.len()).any(|w| w == needle)) {
-            found.push(path);
-        }
-    }
-    found
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -217,11 +172,12 @@ async fn apps_get_certificates_from_acme_as_they_are_deployed() {
     .await;
 
     // No private key in the clear: not in NATS, not on the node's disk.
-    assert_nowhere_in_nats(&nats.url, b"PRIVATE KEY", "a private key").await;
-    let leaks = files_containing(&dir.path().join("node-1"), b"PRIVATE KEY");
+    let streams = leaks::assert_nowhere_in_nats(&nats.url, b"PRIVATE KEY", "a private key").await;
+    assert!(streams.iter().any(|n| n == "KV_reef-certs"), "{streams:?}");
+    let found = leaks::files_containing(&dir.path().join("node-1"), b"PRIVATE KEY");
     assert!(
-        leaks.is_empty(),
-        "a private key on the node's disk: {leaks:?}"
+        found.is_empty(),
+        "a private key on the node's disk: {found:?}"
     );
 }
 
@@ -379,13 +335,17 @@ async fn certificates_from_files_are_served_by_every_node_until_removed() {
         .lines()
         .filter(|l| !l.starts_with("-----"))
         .collect();
-    assert_nowhere_in_nats(
-        &cluster.nats.url,
-        &key_body.as_bytes()[50..90],
-        "the private key",
-    )
-    .await;
-    assert_nowhere_in_nats(&cluster.nats.url, b"PRIVATE KEY", "a private key").await;
+    let secret = &key_body.as_bytes()[50..90];
+    let streams = leaks::assert_nowhere_in_nats(&cluster.nats.url, secret, "the private key").await;
+    assert!(streams.iter().any(|n| n == "KV_reef-certs"), "{streams:?}");
+    leaks::assert_nowhere_in_nats(&cluster.nats.url, b"PRIVATE KEY", "a private key").await;
+    for name in ["node-1", "node-2", "node-3"] {
+        let found = leaks::files_containing(&cluster.dir.path().join(name), secret);
+        assert!(
+            found.is_empty(),
+            "the private key on {name}'s disk: {found:?}"
+        );
+    }
 
     cluster.cli.ok(&["certs", "rm", "files.reef.test"]).await;
     for agent in &cluster.agents {

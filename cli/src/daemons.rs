@@ -30,6 +30,8 @@ pub struct CoordinatorArgs {
     /// coordinator takes over.
     #[arg(long, default_value = "3s", value_parser = parse_lease)]
     pub leader_lease: std::time::Duration,
+    #[command(flatten)]
+    pub acme: crate::tls_flags::AcmeArgs,
 }
 
 pub fn parse_trust(input: &str) -> Result<reef_proto::node::TrustClass, String> {
@@ -68,6 +70,8 @@ pub struct AgentArgs {
     /// Where the node proxy listens for HTTP, or `off`.
     #[arg(long, default_value = "0.0.0.0:80", value_parser = parse_listen)]
     pub http: Listen,
+    #[command(flatten)]
+    pub https: crate::tls_flags::HttpsArgs,
     /// `dedicated` (a server you run: gets app replicas and jobs) or
     /// `contributed` (a lent machine: gets batch jobs, never app replicas).
     #[arg(long, default_value = "dedicated", value_parser = parse_trust)]
@@ -115,6 +119,7 @@ pub fn coordinator_config(args: &CoordinatorArgs) -> reef_coordinator::Config {
         secrets_key: Some(args.secrets_key.clone()),
         name: args.name.clone().unwrap_or_else(host_name),
         leader_lease: args.leader_lease,
+        acme: None,
     }
 }
 
@@ -139,12 +144,14 @@ pub fn agent_config(args: &AgentArgs) -> Result<reef_node_agent::Config> {
     config.memory_bytes = args.memory;
     config.stop_grace = args.stop_grace;
     config.http = args.http.0;
+    config.https = args.https.https.0;
     config.trust = args.trust;
     Ok(config)
 }
 
 pub async fn coordinator(nats: &str, args: CoordinatorArgs) -> Result<()> {
-    let config = coordinator_config(&args);
+    let mut config = coordinator_config(&args);
+    config.acme = args.acme.config()?;
     let client = client::connect_daemon(nats, "reef-coordinator").await?;
     let shutdown = CancellationToken::new();
     until_signal(

@@ -6,6 +6,7 @@
 #![deny(rust_2018_idioms)]
 
 mod apps;
+mod certs;
 mod client;
 mod daemons;
 mod dev;
@@ -13,6 +14,7 @@ mod jobs;
 mod logs;
 mod node;
 mod run;
+mod tls_flags;
 mod views;
 
 use clap::{Args, Parser, Subcommand};
@@ -111,6 +113,11 @@ enum Command {
     Secrets {
         #[command(subcommand)]
         command: apps::SecretsCommand,
+    },
+    /// Manage TLS certificates: add one from files, list them, remove one.
+    Certs {
+        #[command(subcommand)]
+        command: certs::CertsCommand,
     },
     /// Run a coordinator.
     Coordinator(daemons::CoordinatorArgs),
@@ -232,6 +239,9 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             apps::stop(&nats, reef_proto::api::ApiRequest::DestroyApp(app)).await
         }
         Command::Secrets { command } => apps::secrets(&nats, command)
+            .await
+            .map(|()| ExitCode::SUCCESS),
+        Command::Certs { command } => certs::certs(&nats, command)
             .await
             .map(|()| ExitCode::SUCCESS),
         Command::Releases { app } => apps::releases(&nats, &app)

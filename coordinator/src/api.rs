@@ -162,6 +162,24 @@ impl Coordinator {
                 .remove_secret(&app, &key)
                 .await
                 .map(|()| ApiResponse::Done),
+            ApiRequest::AddCertificate {
+                domains,
+                chain_pem,
+                key_pem,
+            } => {
+                let key_pem = reef_secrets::Zeroizing::new(key_pem);
+                self.add_certificate(domains, chain_pem, &key_pem)
+                    .await
+                    .map(|status| ApiResponse::Certificates(vec![status]))
+            }
+            ApiRequest::ListCertificates => self
+                .list_certificates()
+                .await
+                .map(ApiResponse::Certificates),
+            ApiRequest::RemoveCertificate(domain) => self
+                .remove_certificate(&domain)
+                .await
+                .map(|()| ApiResponse::Done),
         }
     }
 

@@ -9,12 +9,14 @@
 //! - [`scheduler`]: placement as a pure function.
 //! - `cluster`: the in-memory view rebuilt from KV on start.
 //! - `api`, `dispatch`, `events`: the handlers.
+//! - [`certs`]: TLS certificates, from files and over ACME (the leader's manager).
 
 #![forbid(unsafe_code)]
 #![deny(rust_2018_idioms)]
 
 mod api;
 mod apps;
+pub mod certs;
 mod cluster;
 mod dispatch;
 mod drain;
@@ -58,6 +60,9 @@ pub struct Config {
     /// How long the leader lease lasts without renewal: a follower takes over
     /// once the leader has been silent this long.
     pub leader_lease: Duration,
+    /// The ACME CA the leader orders app certificates from (None: ACME off;
+    /// certificates added from files are served either way).
+    pub acme: Option<reef_acme::AcmeConfig>,
 }
 
 impl Default for Config {
@@ -68,6 +73,7 @@ impl Default for Config {
             secrets_key: None,
             name: "coordinator".into(),
             leader_lease: Duration::from_secs(3),
+            acme: None,
         }
     }
 }
@@ -92,6 +98,8 @@ pub(crate) struct Coordinator {
     relay_prefix: String,
     /// Assignments published and not yet acknowledged by JetStream.
     acks: tokio::task::JoinSet<(reef_proto::AllocId, Result<(), String>)>,
+    /// Shared with this term's certificate manager.
+    certs: certs::Handle,
 }
 
 /// Everything a coordinator keeps across its terms as leader.
@@ -303,6 +311,7 @@ async fn lead_term(
         started: std::time::Instant::now(),
         relay_prefix,
         acks: Default::default(),
+        certs: certs::Handle::default(),
     };
     let end = tokio::select! {
         loaded = coordinator.load() => { loaded?; None }
@@ -312,9 +321,20 @@ async fn lead_term(
     let end = match end {
         Some(end) => end,
         None => {
-            coordinator
+            let cert_manager = certs::Manager::start(
+                certs::Settings {
+                    store: shared.store.clone(),
+                    cluster_key: shared.cluster_key.clone(),
+                    acme: shared.config.acme.clone(),
+                },
+                coordinator.certs.clone(),
+                &shared.shutdown,
+            );
+            let served = coordinator
                 .serve_term(shared, api, &mut relayed, &mut heartbeats, deposed)
-                .await?
+                .await;
+            cert_manager.stop().await;
+            served?
         }
     };
     tracing::info!(malformed = coordinator.malformed, "term as leader over");

@@ -27,6 +27,9 @@ impl Default for StoreConfig {
     }
 }
 
+/// How long an ACME challenge answer stays in its bucket at most.
+pub const CHALLENGE_MAX_AGE: Duration = Duration::from_secs(600);
+
 /// Handles on every bucket the coordinator writes.
 #[derive(Clone)]
 pub struct Store {
@@ -40,6 +43,10 @@ pub struct Store {
     pub secrets: kv::Store,
     /// The coordinator leadership lease.
     pub leader: kv::Store,
+    /// TLS certificates, and the ACME account.
+    pub certs: kv::Store,
+    /// ACME HTTP-01 answers while an order is validated.
+    pub challenges: kv::Store,
     pub artifacts: async_nats::jetstream::object_store::ObjectStore,
 }
 
@@ -110,6 +117,16 @@ pub async fn ensure(
         instances: open_bucket(&js, bucket(subjects::INSTANCES_BUCKET)).await?,
         secrets: open_bucket(&js, bucket(subjects::SECRETS_BUCKET)).await?,
         leader: open_bucket(&js, bucket(subjects::LEADER_BUCKET)).await?,
+        certs: open_bucket(&js, bucket(subjects::CERTS_BUCKET)).await?,
+        challenges: open_bucket(
+            &js,
+            kv::Config {
+                // An order cut short cannot retract its answers; they go by themselves.
+                max_age: CHALLENGE_MAX_AGE,
+                ..bucket(subjects::CHALLENGES_BUCKET)
+            },
+        )
+        .await?,
         artifacts: open_object_store(&js, config.replicas).await?,
         js,
     })

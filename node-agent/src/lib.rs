@@ -12,6 +12,7 @@
 //! - `intake`: the assignment consumer.
 //! - `executor`, `process`, `logs`: running jobs.
 //! - `report`: registration, heartbeats and events.
+//! - `tls`: the HTTPS listener, its certificates, and ACME challenge answers.
 
 #![forbid(unsafe_code)]
 #![deny(rust_2018_idioms)]
@@ -28,6 +29,7 @@ mod recovery;
 mod report;
 pub mod resources;
 mod service;
+mod tls;
 
 pub use error::AgentError;
 
@@ -60,6 +62,9 @@ pub struct Config {
     pub heartbeat_interval: Duration,
     /// Where the node proxy listens for HTTP (None: no proxy).
     pub http: Option<std::net::SocketAddr>,
+    /// Where the node proxy listens for HTTPS, serving the cluster's
+    /// certificates (None: no HTTPS).
+    pub https: Option<std::net::SocketAddr>,
     /// Whether this is a dedicated server or a contributed machine.
     pub trust: reef_proto::node::TrustClass,
 }
@@ -75,6 +80,7 @@ impl Config {
             stop_grace: Duration::from_secs(5),
             heartbeat_interval: Duration::from_secs(1),
             http: None,
+            https: None,
             trust: reef_proto::node::TrustClass::Dedicated,
         }
     }
@@ -144,6 +150,21 @@ pub async fn run(
         }
         None => None,
     };
+    let https_listener =
+        match config.https {
+            Some(addr) => Some(tokio::net::TcpListener::bind(addr).await.map_err(|e| {
+                AgentError::Config(format!("cannot listen for HTTPS on {addr}: {e}"))
+            })?),
+            None => None,
+        };
+    // Redirects to HTTPS name the port clients reach it on.
+    let proxy_config = reef_proxy::ProxyConfig {
+        https_port: https_listener
+            .as_ref()
+            .and_then(|l| l.local_addr().ok())
+            .map_or(443, |addr| addr.port()),
+        ..Default::default()
+    };
     let mut resources = resources::detect(&config.data_dir);
     if let Some(cpu) = config.cpu_millis {
         resources.cpu_millis = cpu;
@@ -171,13 +192,14 @@ pub async fn run(
     });
     tracing::info!(%node, name = %agent.config.name, "agent starting");
     agent.recover().await;
+    tls::start(&agent, https_listener, proxy_config.clone());
 
     let proxy = proxy_listener.map(|listener| {
         tracing::info!(addr = ?listener.local_addr().ok(), "node proxy listening");
         tokio::spawn(reef_proxy::serve_per_core(
             listener,
             agent.router.clone(),
-            reef_proxy::ProxyConfig::default(),
+            proxy_config,
             shutdown.clone(),
         ))
     });

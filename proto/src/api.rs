@@ -2,6 +2,7 @@
 //! on `reef.api.<verb>`. Every request gets a reply: a result or a typed error.
 
 use crate::app::{AppRecord, ArtifactRef, Instance, Release};
+use crate::certs::CertStatus;
 use crate::envelope::{Message, MessageKind};
 use crate::ids::{JobId, NodeId};
 use crate::job::{JobRecord, JobSpec, Resources};
@@ -66,6 +67,17 @@ pub enum ApiRequest {
         app: String,
         key: String,
     },
+    /// Store a certificate from files for `domains` (the first is the primary
+    /// one); the key is encrypted and sealed by the coordinator, never stored
+    /// as sent.
+    AddCertificate {
+        domains: Vec<String>,
+        chain_pem: String,
+        key_pem: Vec<u8>,
+    },
+    ListCertificates,
+    /// Forget the certificate whose primary domain is this one.
+    RemoveCertificate(String),
 }
 
 impl ApiRequest {
@@ -93,6 +105,9 @@ impl ApiRequest {
             ApiRequest::SetSecret { .. } => verbs::SECRET_SET,
             ApiRequest::ListSecrets(_) => verbs::SECRET_LIST,
             ApiRequest::RemoveSecret { .. } => verbs::SECRET_REMOVE,
+            ApiRequest::AddCertificate { .. } => verbs::CERT_ADD,
+            ApiRequest::ListCertificates => verbs::CERT_LIST,
+            ApiRequest::RemoveCertificate(_) => verbs::CERT_REMOVE,
         }
     }
 }
@@ -143,6 +158,7 @@ pub enum ApiResponse {
     Stopping(Vec<Instance>),
     /// Secret names (never values).
     SecretNames(Vec<String>),
+    Certificates(Vec<CertStatus>),
     Done,
 }
 

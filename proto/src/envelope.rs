@@ -35,6 +35,8 @@ pub enum MessageKind {
     Instance = 11,
     InstanceEvent = 12,
     LeaderLease = 13,
+    CertRecord = 15,
+    AcmeChallenge = 16,
 }
 
 /// A type that travels inside an envelope.

@@ -9,6 +9,7 @@
 //! - [`job`]: job specifications, their validation, and job records.
 //! - [`alloc`]: allocations and their state machine.
 //! - [`app`]: releases, app records and instances.
+//! - [`certs`]: TLS certificates in the cluster, and ACME challenge answers.
 //! - [`node`]: node descriptions and heartbeats.
 //! - [`leader`]: the coordinator leadership lease.
 //! - [`agent`]: what the coordinator tells an agent, and what an agent reports.
@@ -23,6 +24,7 @@ pub mod agent;
 pub mod alloc;
 pub mod api;
 pub mod app;
+pub mod certs;
 pub mod envelope;
 pub mod ids;
 pub mod job;

@@ -100,6 +100,9 @@ impl Default for RollingPolicy {
 pub struct AppSpec {
     pub name: String,
     pub domains: Vec<String>,
+    /// Plain-HTTP requests for the app's domains get a 308 redirect to HTTPS
+    /// (ACME challenges are still answered on plain HTTP).
+    pub https_redirect: bool,
     pub run: RunSpec,
     pub health: HealthSpec,
     pub strategy: Strategy,

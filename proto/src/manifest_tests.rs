@@ -6,6 +6,7 @@ const FULL: &str = r#"
 [app]
 name = "hello"
 domains = ["hello.example.com", "www.hello.example.com"]
+https_redirect = true
 
 [deploy]
 type = "exec"
@@ -45,6 +46,7 @@ fn a_full_manifest_parses() {
     let spec = parse(FULL).expect("valid");
     assert_eq!(spec.name, "hello");
     assert_eq!(spec.domains.len(), 2);
+    assert!(spec.https_redirect);
     assert_eq!(spec.run.argv(), vec!["bin/server".to_string()]);
     assert_eq!(
         spec.health.check,
@@ -91,6 +93,7 @@ fn defaults_are_sensible() {
     assert_eq!(spec.health.interval_ms, 100);
     assert_eq!(spec.drain_ms, 10_000);
     assert!(spec.domains.is_empty());
+    assert!(!spec.https_redirect);
 }
 
 #[test]

@@ -34,6 +34,9 @@ pub mod verbs {
     pub const SECRET_SET: &str = "secret.set";
     pub const SECRET_LIST: &str = "secret.list";
     pub const SECRET_REMOVE: &str = "secret.remove";
+    pub const CERT_ADD: &str = "cert.add";
+    pub const CERT_LIST: &str = "cert.list";
+    pub const CERT_REMOVE: &str = "cert.remove";
 }
 
 /// `reef.api.<verb>`.
@@ -137,6 +140,11 @@ pub fn secret_key(app: &str, key: &str) -> String {
 pub fn secret_context(app: &str, key: &str) -> String {
     format!("{app}/{key}")
 }
+
+/// KV bucket of TLS certificates, keyed by primary domain (`certs::cert_key`).
+pub const CERTS_BUCKET: &str = "reef-certs";
+/// KV bucket of pending ACME HTTP-01 answers, keyed by token; entries expire.
+pub const CHALLENGES_BUCKET: &str = "reef-challenges";
 
 /// Object store of release artifacts, each named by its sha256.
 pub const ARTIFACTS_STORE: &str = "reef-artifacts";

@@ -40,7 +40,7 @@ pub async fn send(port: u16, request: &[u8]) -> std::io::Result<Response> {
     })
 }
 
-fn parse(raw: &[u8]) -> Option<Response> {
+pub(crate) fn parse(raw: &[u8]) -> Option<Response> {
     let text = String::from_utf8_lossy(raw);
     let (head, body) = text.split_once("\r\n\r\n")?;
     let mut lines = head.lines();

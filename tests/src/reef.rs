@@ -36,6 +36,8 @@ pub struct ReefProcess {
     pub http_port: Option<u16>,
     /// The network namespace the process runs in (None: the host's).
     pub netns: Option<String>,
+    /// For agents: the port of the node proxy's HTTPS listener, on 127.0.0.1.
+    pub https_port: Option<u16>,
 }
 
 impl ReefProcess {
@@ -47,6 +49,7 @@ impl ReefProcess {
             log,
             http_port: None,
             netns: None,
+            https_port: None,
         };
         process.launch();
         process
@@ -83,7 +86,8 @@ impl ReefProcess {
     }
 
     /// Starts a coordinator against `nats` with extra flags, logging to `dir`
-    /// and keeping its cluster key there.
+    /// and keeping its cluster key there. ACME is off unless `extra` has an
+    /// `--acme...` flag, so no test talks to a public CA.
     pub fn coordinator(nats: &str, dir: &Path, extra: &[&str]) -> Self {
         let mut args = vec![
             "--nats".to_string(),
@@ -92,13 +96,16 @@ impl ReefProcess {
             "--secrets-key".into(),
             dir.join("cluster.key").display().to_string(),
         ];
+        if !extra.iter().any(|a| a.starts_with("--acme")) {
+            args.extend(["--acme".into(), "off".into()]);
+        }
         args.extend(extra.iter().map(|s| s.to_string()));
         let log = dir.join(format!("coordinator-{}.log", uuid::Uuid::now_v7()));
         Self::spawn(args, log)
     }
 
     /// Starts an agent named `name` with its data in `dir/name`, and its
-    /// proxy on a free port of 127.0.0.1.
+    /// proxy on free ports of 127.0.0.1 for HTTP and HTTPS.
     pub fn agent(nats: &str, dir: &Path, name: &str, extra: &[&str]) -> Self {
         Self::agent_in(None, nats, dir, name, extra)
     }
@@ -113,6 +120,7 @@ impl ReefProcess {
         extra: &[&str],
     ) -> Self {
         let http_port = crate::wait::free_port();
+        let https_port = crate::wait::free_port();
         let mut args = vec![
             "--nats".to_string(),
             nats.to_string(),
@@ -125,6 +133,8 @@ impl ReefProcess {
             "2s".into(),
             "--http".into(),
             format!("127.0.0.1:{http_port}"),
+            "--https".into(),
+            format!("127.0.0.1:{https_port}"),
         ];
         args.extend(extra.iter().map(|s| s.to_string()));
         let mut agent = Self {
@@ -133,6 +143,7 @@ impl ReefProcess {
             env: Vec::new(),
             log: dir.join(format!("agent-{name}.log")),
             http_port: Some(http_port),
+            https_port: Some(https_port),
             netns: netns.map(str::to_string),
         };
         agent.launch();

@@ -93,6 +93,7 @@ impl Record for LocalInstance {
 #[derive(Default)]
 pub(crate) struct AppRoutes {
     domains: Vec<String>,
+    redirect_https: bool,
     healthy: BTreeMap<AllocId, SocketAddr>,
 }
 
@@ -227,6 +228,7 @@ impl Agent {
         &self,
         app: &str,
         domains: &[String],
+        redirect_https: bool,
         instance: AllocId,
         port: u16,
         replaces: Option<AllocId>,
@@ -234,6 +236,7 @@ impl Agent {
         let mut routes = self.services.lock_routes();
         let entry = routes.entry(app.to_string()).or_default();
         entry.domains = domains.to_vec();
+        entry.redirect_https = redirect_https;
         entry
             .healthy
             .insert(instance, SocketAddr::from(([127, 0, 0, 1], port)));
@@ -285,7 +288,14 @@ impl Agent {
                 addr: *addr,
             })
             .collect();
-        self.router.set_app(app, &entry.domains, backends);
+        self.router.set_app_with(
+            app,
+            reef_proxy::AppRoute {
+                domains: entry.domains.clone(),
+                backends,
+                redirect_https: entry.redirect_https,
+            },
+        );
     }
 }
 

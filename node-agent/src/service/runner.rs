@@ -241,8 +241,14 @@ impl Runner {
                     } else {
                         self.record.assignment.replaces
                     };
-                    self.agent
-                        .route_add(&spec.name, &spec.domains, self.id, port, replaces);
+                    self.agent.route_add(
+                        &spec.name,
+                        &spec.domains,
+                        spec.https_redirect,
+                        self.id,
+                        port,
+                        replaces,
+                    );
                     self.set(InstanceState::Healthy, None).await;
                     if !ever_healthy {
                         ever_healthy = true;
@@ -408,6 +414,7 @@ impl Runner {
         let health = self.spec().health.clone();
         let app = self.spec().name.clone();
         let domains = self.spec().domains.clone();
+        let https_redirect = self.spec().https_redirect;
         let timeout = Duration::from_millis(health.timeout_ms);
         let mut failures = 0u32;
         loop {
@@ -429,7 +436,7 @@ impl Runner {
                     match health::check(&health.check, port, timeout).await {
                         Ok(()) if failures >= UNHEALTHY_AFTER => {
                             failures = 0;
-                            self.agent.route_add(&app, &domains, self.id, port, None);
+                            self.agent.route_add(&app, &domains, https_redirect, self.id, port, None);
                             self.set(InstanceState::Healthy, Some("healthy again".into())).await;
                         }
                         Ok(()) => failures = 0,

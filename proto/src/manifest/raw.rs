@@ -31,6 +31,8 @@ struct App {
     name: String,
     #[serde(default)]
     domains: Vec<String>,
+    #[serde(default)]
+    https_redirect: bool,
 }
 
 #[derive(Deserialize, Default, Clone, Copy, PartialEq, Eq)]
@@ -410,6 +412,7 @@ impl Manifest {
         Ok(AppSpec {
             name: self.app.name,
             domains,
+            https_redirect: self.app.https_redirect,
             run,
             health,
             strategy: match d.strategy {

@@ -1,0 +1,56 @@
+//! [`KvChallenges`]: the ACME challenge sink of the cluster. An answer is
+//! published as an [`AcmeChallenge`] in the challenges bucket under its token;
+//! every agent watches the bucket and feeds its proxy, which answers the CA
+//! on plain HTTP. Retracting deletes the key; the bucket's age limit removes
+//! answers an interrupted order could not retract.
+
+use async_nats::jetstream::kv;
+use reef_acme::{ChallengeSink, SinkError};
+use reef_proto::certs::AcmeChallenge;
+use std::time::Duration;
+
+/// How long after publishing an answer the CA is told to fetch it: the time
+/// the nodes' bucket watches take to see it, with a wide margin.
+pub(crate) const PROPAGATION: Duration = Duration::from_secs(1);
+
+/// Publishes challenge answers to the challenges bucket.
+#[derive(Clone)]
+pub(crate) struct KvChallenges {
+    pub(crate) kv: kv::Store,
+    pub(crate) propagation: Duration,
+}
+
+/// ACME tokens are base64url (RFC 8555, section 8.3), which is also a valid KV key.
+fn check_token(token: &str) -> Result<(), SinkError> {
+    let ok = !token.is_empty()
+        && token.len() <= 256
+        && token
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+    if ok {
+        Ok(())
+    } else {
+        Err(format!("{token:?} is not a base64url ACME token").into())
+    }
+}
+
+impl ChallengeSink for KvChallenges {
+    async fn publish(&self, token: &str, key_authorization: &str) -> Result<(), SinkError> {
+        check_token(token)?;
+        let answer = AcmeChallenge {
+            token: token.to_string(),
+            key_authorization: key_authorization.to_string(),
+            published_at_ms: reef_proto::now_ms(),
+        };
+        let bytes = reef_proto::encode(&answer)?;
+        self.kv.put(token, bytes).await?;
+        tokio::time::sleep(self.propagation).await;
+        Ok(())
+    }
+
+    async fn retract(&self, token: &str) -> Result<(), SinkError> {
+        check_token(token)?;
+        self.kv.delete(token).await?;
+        Ok(())
+    }
+}

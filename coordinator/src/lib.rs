@@ -25,6 +25,7 @@ mod lifecycle;
 mod liveness;
 mod relay;
 mod rollout;
+mod routes;
 pub mod scheduler;
 mod secrets;
 pub mod store;
@@ -88,6 +89,8 @@ pub(crate) struct Coordinator {
     started: std::time::Instant,
     /// The prefix of this coordinator's own API subject, where followers relay requests.
     relay_prefix: String,
+    /// The routes bucket as this leader wrote it.
+    routes: routes::RouteBook,
 }
 
 /// Everything a coordinator keeps across its terms as leader.
@@ -298,6 +301,7 @@ async fn lead_term(
         cluster_key: shared.cluster_key.clone(),
         started: std::time::Instant::now(),
         relay_prefix,
+        routes: routes::RouteBook::default(),
     };
     let end = tokio::select! {
         loaded = coordinator.load() => { loaded?; None }
@@ -383,6 +387,7 @@ impl Coordinator {
             }
         }
         self.load_instances().await?;
+        self.rebuild_routes().await;
         self.retry_unsent().await;
         tracing::info!(
             nodes = self.cluster.nodes.len(),
@@ -461,6 +466,7 @@ impl Coordinator {
         }
         self.retry_unsent().await;
         self.retry_queued().await;
+        self.retry_routes().await;
         self.check_liveness().await;
         self.advance_drains().await;
         self.place_pending(true).await;

@@ -10,6 +10,7 @@
 //! - [`alloc`]: allocations and their state machine.
 //! - [`app`]: releases, app records and instances.
 //! - [`node`]: node descriptions and heartbeats.
+//! - [`routes`]: where each app's healthy instances can be reached.
 //! - [`leader`]: the coordinator leadership lease.
 //! - [`agent`]: what the coordinator tells an agent, and what an agent reports.
 //! - [`api`]: the request/reply API the CLI speaks.
@@ -29,6 +30,7 @@ pub mod job;
 pub mod leader;
 pub mod manifest;
 pub mod node;
+pub mod routes;
 pub mod subjects;
 pub mod units;
 

@@ -12,21 +12,27 @@
 //! - `intake`: the assignment consumer.
 //! - `executor`, `process`, `logs`: running jobs.
 //! - `report`: registration, heartbeats and events.
+//! - `routes`, `advertise`: following the cluster's routes, and the address
+//!   other nodes reach this node's proxy at.
+//! - `metrics`: the `/metrics` endpoint.
 
 #![forbid(unsafe_code)]
 #![deny(rust_2018_idioms)]
 
+pub mod advertise;
 pub mod error;
 mod executor;
 pub mod gpus;
 pub mod identity;
 mod intake;
 pub mod logs;
+mod metrics;
 pub mod process;
 pub mod records;
 mod recovery;
 mod report;
 pub mod resources;
+mod routes;
 mod service;
 
 pub use error::AgentError;
@@ -62,6 +68,13 @@ pub struct Config {
     pub http: Option<std::net::SocketAddr>,
     /// Whether this is a dedicated server or a contributed machine.
     pub trust: reef_proto::node::TrustClass,
+    /// The IP other nodes reach the proxy at (None: see `advertise`).
+    pub advertise: Option<std::net::IpAddr>,
+    /// The NATS server URLs, to find the local IP other nodes reach when
+    /// neither `advertise` nor a specific `http` address gives it.
+    pub nats_servers: Vec<String>,
+    /// Where `/metrics` is served (None: not served).
+    pub metrics: Option<std::net::SocketAddr>,
 }
 
 impl Config {
@@ -76,6 +89,9 @@ impl Config {
             heartbeat_interval: Duration::from_secs(1),
             http: None,
             trust: reef_proto::node::TrustClass::Dedicated,
+            advertise: None,
+            nats_servers: Vec::new(),
+            metrics: None,
         }
     }
 }
@@ -95,6 +111,8 @@ pub(crate) struct Agent {
     instances: Records<service::LocalInstance>,
     services: service::Services,
     router: reef_proxy::Router,
+    /// Where other nodes reach this node's proxy.
+    proxy_addr: Option<std::net::SocketAddr>,
     /// Stop tokens of allocations that are live on this node.
     running: Mutex<HashMap<AllocId, CancellationToken>>,
     tasks: TaskTracker,
@@ -140,6 +158,23 @@ pub async fn run(
             })?),
             None => None,
         };
+    let metrics_listener = match config.metrics {
+        Some(addr) => Some(tokio::net::TcpListener::bind(addr).await.map_err(|e| {
+            AgentError::Config(format!("cannot listen for metrics on {addr}: {e}"))
+        })?),
+        None => None,
+    };
+    let proxy_addr = match proxy_listener.as_ref().and_then(|l| l.local_addr().ok()) {
+        Some(listening) => {
+            let addr =
+                advertise::proxy_address(listening, config.advertise, &config.nats_servers).await;
+            if addr.is_none() {
+                tracing::warn!("no address to advertise for the proxy (use --advertise): other nodes will not forward here");
+            }
+            addr
+        }
+        None => None,
+    };
     let mut resources = resources::detect(&config.data_dir);
     if let Some(cpu) = config.cpu_millis {
         resources.cpu_millis = cpu;
@@ -160,12 +195,17 @@ pub async fn run(
         instances,
         services: service::Services::default(),
         router: reef_proxy::Router::new(),
+        proxy_addr,
         running: Mutex::new(HashMap::new()),
         tasks: TaskTracker::new(),
         shutdown: shutdown.clone(),
         malformed: Default::default(),
     });
-    tracing::info!(%node, name = %agent.config.name, "agent starting");
+    tracing::info!(%node, name = %agent.config.name, proxy = ?proxy_addr, "agent starting");
+    agent.tasks.spawn(agent.clone().watch_routes());
+    if let Some(listener) = metrics_listener {
+        agent.tasks.spawn(agent.clone().serve_metrics(listener));
+    }
     agent.recover().await;
 
     let proxy = proxy_listener.map(|listener| {

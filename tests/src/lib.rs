@@ -12,6 +12,7 @@ pub mod cluster;
 pub mod http;
 pub mod leader;
 pub mod nats;
+pub mod probe;
 pub mod process;
 pub mod reef;
 pub mod wait;

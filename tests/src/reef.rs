@@ -34,6 +34,8 @@ pub struct ReefProcess {
     pub log: PathBuf,
     /// For agents: the port of the node proxy, on 127.0.0.1.
     pub http_port: Option<u16>,
+    /// For agents: the port of `/metrics`, on 127.0.0.1.
+    pub metrics_port: Option<u16>,
 }
 
 impl ReefProcess {
@@ -44,6 +46,7 @@ impl ReefProcess {
             env: Vec::new(),
             log,
             http_port: None,
+            metrics_port: None,
         };
         process.launch();
         process
@@ -87,9 +90,10 @@ impl ReefProcess {
     }
 
     /// Starts an agent named `name` with its data in `dir/name`, and its
-    /// proxy on a free port of 127.0.0.1.
+    /// proxy and `/metrics` on free ports of 127.0.0.1.
     pub fn agent(nats: &str, dir: &Path, name: &str, extra: &[&str]) -> Self {
         let http_port = crate::wait::free_port();
+        let metrics_port = crate::wait::free_port();
         let mut args = vec![
             "--nats".to_string(),
             nats.to_string(),
@@ -102,10 +106,13 @@ impl ReefProcess {
             "2s".into(),
             "--http".into(),
             format!("127.0.0.1:{http_port}"),
+            "--metrics".into(),
+            format!("127.0.0.1:{metrics_port}"),
         ];
         args.extend(extra.iter().map(|s| s.to_string()));
         let mut agent = Self::spawn(args, dir.join(format!("agent-{name}.log")));
         agent.http_port = Some(http_port);
+        agent.metrics_port = Some(metrics_port);
         agent
     }
 

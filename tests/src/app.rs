@@ -38,3 +38,8 @@ http.server.ThreadingHTTPServer(("127.0.0.1", int(os.environ["PORT"])), H).serve
     );
     std::fs::write(dir.join("Reef.toml"), manifest).expect("write manifest");
 }
+
+/// The pid in a body of the app [`write_app`] writes (`<version> <pid> ...`).
+pub fn pid_in(body: &str) -> String {
+    body.split_whitespace().nth(1).unwrap_or("").to_string()
+}

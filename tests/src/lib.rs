@@ -15,7 +15,9 @@ pub mod nats;
 pub mod probe;
 pub mod process;
 pub mod reef;
+pub mod stream_app;
 pub mod wait;
+pub mod ws_app;
 
 pub use cluster::TestCluster;
 pub use nats::{NatsCluster, NatsServer};

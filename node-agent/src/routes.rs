@@ -38,17 +38,24 @@ impl Agent {
     /// Follows the routes bucket until shutdown.
     pub(crate) async fn watch_routes(self: Arc<Self>) {
         let mut backoff = FIRST_BACKOFF;
+        let mut ever_watched = false;
         loop {
-            let mut applied = 0u64;
+            let mut watching = false;
             let result = tokio::select! {
                 _ = self.shutdown.cancelled() => return,
-                result = self.follow_routes(&mut applied) => result,
+                result = self.follow_routes(&mut watching) => result,
             };
-            if applied > 0 {
+            if watching {
                 backoff = FIRST_BACKOFF;
             }
             let Err(error) = result;
-            tracing::warn!(error = %error, retry_in = ?backoff, "routes watch interrupted");
+            ever_watched |= watching;
+            if ever_watched {
+                tracing::warn!(error = %error, retry_in = ?backoff, "routes watch interrupted");
+            } else {
+                // Normal until a coordinator has created the bucket.
+                tracing::debug!(error = %error, retry_in = ?backoff, "routes not watched yet");
+            }
             tokio::select! {
                 _ = self.shutdown.cancelled() => return,
                 _ = tokio::time::sleep(backoff) => {}
@@ -60,7 +67,7 @@ impl Agent {
     /// One watch: every key's latest entry, then every change, until it fails.
     async fn follow_routes(
         &self,
-        applied: &mut u64,
+        watching: &mut bool,
     ) -> Result<std::convert::Infallible, RoutesError> {
         let bucket = self.routes_bucket().await?;
         let mut watch = tokio::time::timeout(NATS_TIMEOUT, bucket.watch_with_history(">"))
@@ -68,10 +75,10 @@ impl Agent {
             .map_err(|_| RoutesError::Watch("timed out".into()))?
             .map_err(|e| RoutesError::Watch(e.to_string()))?;
         tracing::debug!("following the cluster's routes");
+        *watching = true;
         while let Some(entry) = watch.next().await {
             let entry = entry.map_err(|e| RoutesError::Watch(e.to_string()))?;
             self.apply_routes_entry(&entry);
-            *applied += 1;
         }
         Err(RoutesError::Ended)
     }

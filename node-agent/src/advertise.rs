@@ -9,6 +9,22 @@
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
+/// Where other nodes reach the proxy on `listener` (None: no proxy, or no
+/// address could be found, which is logged).
+pub(crate) async fn for_listener(
+    listener: Option<&tokio::net::TcpListener>,
+    config: &crate::Config,
+) -> Option<SocketAddr> {
+    let listening = listener?.local_addr().ok()?;
+    let addr = proxy_address(listening, config.advertise, &config.nats_servers).await;
+    if addr.is_none() {
+        tracing::warn!(
+            "no address to advertise for the proxy (use --advertise): other nodes will not forward here"
+        );
+    }
+    addr
+}
+
 /// Where other nodes reach a proxy listening on `listening`.
 pub async fn proxy_address(
     listening: SocketAddr,

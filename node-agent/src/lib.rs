@@ -158,23 +158,8 @@ pub async fn run(
             })?),
             None => None,
         };
-    let metrics_listener = match config.metrics {
-        Some(addr) => Some(tokio::net::TcpListener::bind(addr).await.map_err(|e| {
-            AgentError::Config(format!("cannot listen for metrics on {addr}: {e}"))
-        })?),
-        None => None,
-    };
-    let proxy_addr = match proxy_listener.as_ref().and_then(|l| l.local_addr().ok()) {
-        Some(listening) => {
-            let addr =
-                advertise::proxy_address(listening, config.advertise, &config.nats_servers).await;
-            if addr.is_none() {
-                tracing::warn!("no address to advertise for the proxy (use --advertise): other nodes will not forward here");
-            }
-            addr
-        }
-        None => None,
-    };
+    let metrics_listener = metrics::bind(config.metrics).await?;
+    let proxy_addr = advertise::for_listener(proxy_listener.as_ref(), &config).await;
     let mut resources = resources::detect(&config.data_dir);
     if let Some(cpu) = config.cpu_millis {
         resources.cpu_millis = cpu;

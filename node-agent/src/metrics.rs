@@ -25,6 +25,19 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
 /// Pause after a failed accept, so the loop does not spin.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
 
+/// Binds the metrics listener, if one is configured.
+pub(crate) async fn bind(
+    addr: Option<std::net::SocketAddr>,
+) -> Result<Option<TcpListener>, crate::AgentError> {
+    let Some(addr) = addr else {
+        return Ok(None);
+    };
+    TcpListener::bind(addr)
+        .await
+        .map(Some)
+        .map_err(|e| crate::AgentError::Config(format!("cannot listen for metrics on {addr}: {e}")))
+}
+
 impl Agent {
     /// Serves `/metrics` on `listener` until shutdown.
     pub(crate) async fn serve_metrics(self: Arc<Self>, listener: TcpListener) {

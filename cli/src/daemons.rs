@@ -79,6 +79,13 @@ pub struct AgentArgs {
     /// Time between SIGTERM and SIGKILL when a job is stopped.
     #[arg(long, default_value = "5s", value_parser = parse_duration)]
     pub stop_grace: std::time::Duration,
+    /// The IP other nodes reach this node's proxy at [default: the `--http`
+    /// IP unless it is a wildcard, else this machine's IP toward NATS].
+    #[arg(long)]
+    pub advertise: Option<std::net::IpAddr>,
+    /// Where `GET /metrics` (Prometheus text) is served, or `off`.
+    #[arg(long, default_value = "127.0.0.1:9464", value_parser = parse_listen)]
+    pub metrics: Listen,
 }
 
 /// A listen address, or none.
@@ -132,7 +139,7 @@ fn host_name() -> String {
         .unwrap_or_else(|| "coordinator".into())
 }
 
-pub fn agent_config(args: &AgentArgs) -> Result<reef_node_agent::Config> {
+pub fn agent_config(nats: &str, args: &AgentArgs) -> Result<reef_node_agent::Config> {
     let mut config = reef_node_agent::Config::new(
         &args.name,
         args.data_dir
@@ -146,6 +153,9 @@ pub fn agent_config(args: &AgentArgs) -> Result<reef_node_agent::Config> {
     config.http = args.http.0;
     config.https = args.https.https.0;
     config.trust = args.trust;
+    config.advertise = args.advertise;
+    config.nats_servers = nats.split(',').map(str::to_string).collect();
+    config.metrics = args.metrics.0;
     Ok(config)
 }
 
@@ -164,7 +174,7 @@ pub async fn coordinator(nats: &str, args: CoordinatorArgs) -> Result<()> {
 }
 
 pub async fn agent(nats: &str, args: AgentArgs) -> Result<()> {
-    let config = agent_config(&args)?;
+    let config = agent_config(nats, &args)?;
     let client = client::connect_daemon(nats, &format!("reef-agent-{}", args.name)).await?;
     let shutdown = CancellationToken::new();
     until_signal(

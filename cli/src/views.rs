@@ -70,6 +70,7 @@ pub fn node_json(node: &NodeStatus) -> Value {
             "vram_bytes": g.vram_bytes,
         })).collect::<Vec<_>>(),
         "version": r.version,
+        "proxy": r.proxy_addr.map(|a| a.to_string()),
         "last_seen_ms": node.last_seen_ms,
         "started_at_ms": r.started_at_ms,
     })

@@ -251,8 +251,16 @@ impl Coordinator {
             .await
             .map_err(CoordinatorError::store)?;
         let id = record.id;
-        tracing::info!(node = %id, name = %record.name, "node registered");
+        tracing::info!(node = %id, name = %record.name, proxy = ?record.proxy_addr, "node registered");
+        let proxy_moved = self
+            .cluster
+            .nodes
+            .get(&id)
+            .is_some_and(|known| known.record.proxy_addr != record.proxy_addr);
         self.cluster.upsert_node(record);
+        if proxy_moved {
+            self.sync_routes_of_node(id).await;
+        }
         self.cluster.heard_from(id, Instant::now(), now_ms());
         self.place_pending(false).await;
         Ok(id)

@@ -329,6 +329,8 @@ impl Coordinator {
             return Ok(());
         };
         let node = instance.node;
+        // Out of the routes before its node hears of the stop.
+        self.unroute(id).await;
         self.send_command(
             node,
             format!("stop-{id}"),
@@ -425,20 +427,26 @@ impl Coordinator {
             return Ok(false);
         }
         tracing::debug!(instance = %instance.id, state = instance.state.name(), "instance event applied");
+        let app = instance.app.clone();
         if instance.state.is_terminal() {
             self.cluster.release_instance(instance.id);
             self.rollout_replica_failed(&instance).await?;
+            self.routes_forget_instance(instance.id);
+            self.sync_routes(&app).await;
             self.place_pending(false).await;
         } else {
+            // The view first, so the routes written below list this instance
+            // before the one it relieves is asked to stop.
+            if let Some((known, _)) = self.cluster.instances.get_mut(&instance.id) {
+                *known = instance.clone();
+            }
+            self.sync_routes(&app).await;
             if instance.state == InstanceState::Healthy {
                 self.maybe_post_deploy(&instance).await?;
                 if let Some(old) = instance.relieves {
                     tracing::info!(instance = %instance.id, %old, "relief is healthy; stopping the instance it relieves");
                     self.stop_instance(old, false).await?;
                 }
-            }
-            if let Some((known, _)) = self.cluster.instances.get_mut(&instance.id) {
-                *known = instance;
             }
         }
         Ok(true)

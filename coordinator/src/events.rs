@@ -118,6 +118,15 @@ impl Coordinator {
             return Ok(Outcome::Drop);
         }
         if !applied {
+            if alloc.state == event.state {
+                // This event's change is in KV, but its first application may
+                // have stopped halfway (the allocation written, then a write
+                // of the job failed or timed out): finish it.
+                self.update_job(&alloc, event).await?;
+                if alloc.state.is_terminal() && self.cluster.release(alloc.id).is_some() {
+                    self.place_pending(false).await;
+                }
+            }
             return Ok(Outcome::Done);
         }
         self.cluster.alloc_revisions.insert(alloc.id, revision);

@@ -29,6 +29,7 @@ mod liveness;
 mod relay;
 mod rolling;
 mod rollout;
+mod routes;
 pub mod scheduler;
 mod secrets;
 pub mod store;
@@ -100,6 +101,8 @@ pub(crate) struct Coordinator {
     acks: tokio::task::JoinSet<(reef_proto::AllocId, Result<(), String>)>,
     /// Shared with this term's certificate manager.
     certs: certs::Handle,
+    /// The routes bucket as this leader wrote it.
+    routes: routes::RouteBook,
 }
 
 /// Everything a coordinator keeps across its terms as leader.
@@ -312,6 +315,7 @@ async fn lead_term(
         relay_prefix,
         acks: Default::default(),
         certs: certs::Handle::default(),
+        routes: routes::RouteBook::default(),
     };
     let end = tokio::select! {
         loaded = coordinator.load() => { loaded?; None }
@@ -419,6 +423,7 @@ impl Coordinator {
             }
         }
         self.load_instances().await?;
+        self.rebuild_routes().await;
         self.retry_unsent().await;
         tracing::info!(
             nodes = self.cluster.nodes.len(),
@@ -497,6 +502,7 @@ impl Coordinator {
         }
         self.retry_unsent().await;
         self.retry_queued().await;
+        self.retry_routes().await;
         self.check_liveness().await;
         self.advance_drains().await;
         self.advance_rollouts().await;

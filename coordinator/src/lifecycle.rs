@@ -155,6 +155,7 @@ impl Coordinator {
                 .purge(app)
                 .await
                 .map_err(crate::CoordinatorError::store)?;
+            self.routes_forget_app(app);
             tracing::info!(%app, "app destroyed");
         }
         Ok(stopping)

@@ -102,6 +102,7 @@ impl Coordinator {
             })
             .await?;
             self.cluster.release_instance(instance.id);
+            self.routes_forget_instance(instance.id);
             self.send_command(
                 node,
                 format!("stop-{}", instance.id),
@@ -114,6 +115,7 @@ impl Coordinator {
             apps.insert(instance.app);
         }
         for app in apps {
+            self.sync_routes(&app).await;
             if let Err(e) = self.replace_lost_replicas(&app).await {
                 tracing::warn!(%app, error = %e.message, "could not replace lost replicas yet");
             }

@@ -41,6 +41,8 @@ pub struct Store {
     pub releases: kv::Store,
     pub instances: kv::Store,
     pub secrets: kv::Store,
+    /// Each app's healthy instances and their nodes' proxies (the leader writes it).
+    pub routes: kv::Store,
     /// The coordinator leadership lease.
     pub leader: kv::Store,
     /// TLS certificates, and the ACME account.
@@ -116,6 +118,7 @@ pub async fn ensure(
         releases: open_bucket(&js, bucket(subjects::RELEASES_BUCKET)).await?,
         instances: open_bucket(&js, bucket(subjects::INSTANCES_BUCKET)).await?,
         secrets: open_bucket(&js, bucket(subjects::SECRETS_BUCKET)).await?,
+        routes: open_bucket(&js, bucket(subjects::ROUTES_BUCKET)).await?,
         leader: open_bucket(&js, bucket(subjects::LEADER_BUCKET)).await?,
         certs: open_bucket(&js, bucket(subjects::CERTS_BUCKET)).await?,
         challenges: open_bucket(

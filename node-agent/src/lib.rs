@@ -13,21 +13,27 @@
 //! - `executor`, `process`, `logs`: running jobs.
 //! - `report`: registration, heartbeats and events.
 //! - `tls`: the HTTPS listener, its certificates, and ACME challenge answers.
+//! - `routes`, `advertise`: following the cluster's routes, and the address
+//!   other nodes reach this node's proxy at.
+//! - `metrics`: the `/metrics` endpoint.
 
 #![forbid(unsafe_code)]
 #![deny(rust_2018_idioms)]
 
+pub mod advertise;
 pub mod error;
 mod executor;
 pub mod gpus;
 pub mod identity;
 mod intake;
 pub mod logs;
+mod metrics;
 pub mod process;
 pub mod records;
 mod recovery;
 mod report;
 pub mod resources;
+mod routes;
 mod service;
 mod tls;
 
@@ -67,6 +73,13 @@ pub struct Config {
     pub https: Option<std::net::SocketAddr>,
     /// Whether this is a dedicated server or a contributed machine.
     pub trust: reef_proto::node::TrustClass,
+    /// The IP other nodes reach the proxy at (None: see `advertise`).
+    pub advertise: Option<std::net::IpAddr>,
+    /// The NATS server URLs, to find the local IP other nodes reach when
+    /// neither `advertise` nor a specific `http` address gives it.
+    pub nats_servers: Vec<String>,
+    /// Where `/metrics` is served (None: not served).
+    pub metrics: Option<std::net::SocketAddr>,
 }
 
 impl Config {
@@ -82,6 +95,9 @@ impl Config {
             http: None,
             https: None,
             trust: reef_proto::node::TrustClass::Dedicated,
+            advertise: None,
+            nats_servers: Vec::new(),
+            metrics: None,
         }
     }
 }
@@ -101,6 +117,8 @@ pub(crate) struct Agent {
     instances: Records<service::LocalInstance>,
     services: service::Services,
     router: reef_proxy::Router,
+    /// Where other nodes reach this node's proxy.
+    proxy_addr: Option<std::net::SocketAddr>,
     /// Stop tokens of allocations that are live on this node.
     running: Mutex<HashMap<AllocId, CancellationToken>>,
     tasks: TaskTracker,
@@ -165,6 +183,8 @@ pub async fn run(
             .map_or(443, |addr| addr.port()),
         ..Default::default()
     };
+    let metrics_listener = metrics::bind(config.metrics).await?;
+    let proxy_addr = advertise::for_listener(proxy_listener.as_ref(), &config).await;
     let mut resources = resources::detect(&config.data_dir);
     if let Some(cpu) = config.cpu_millis {
         resources.cpu_millis = cpu;
@@ -185,12 +205,17 @@ pub async fn run(
         instances,
         services: service::Services::default(),
         router: reef_proxy::Router::new(),
+        proxy_addr,
         running: Mutex::new(HashMap::new()),
         tasks: TaskTracker::new(),
         shutdown: shutdown.clone(),
         malformed: Default::default(),
     });
-    tracing::info!(%node, name = %agent.config.name, "agent starting");
+    tracing::info!(%node, name = %agent.config.name, proxy = ?proxy_addr, "agent starting");
+    agent.tasks.spawn(agent.clone().watch_routes());
+    if let Some(listener) = metrics_listener {
+        agent.tasks.spawn(agent.clone().serve_metrics(listener));
+    }
     agent.recover().await;
     tls::start(&agent, https_listener, proxy_config.clone());
 

@@ -104,6 +104,7 @@ impl Agent {
             gpus: self.gpus.clone(),
             trust: self.config.trust,
             eligibility: Default::default(),
+            proxy_addr: self.proxy_addr,
         }
     }
 

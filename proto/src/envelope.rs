@@ -35,6 +35,7 @@ pub enum MessageKind {
     Instance = 11,
     InstanceEvent = 12,
     LeaderLease = 13,
+    AppRoutes = 14,
     CertRecord = 15,
     AcmeChallenge = 16,
 }

@@ -11,6 +11,7 @@
 //! - [`app`]: releases, app records and instances.
 //! - [`certs`]: TLS certificates in the cluster, and ACME challenge answers.
 //! - [`node`]: node descriptions and heartbeats.
+//! - [`routes`]: where each app's healthy instances can be reached.
 //! - [`leader`]: the coordinator leadership lease.
 //! - [`agent`]: what the coordinator tells an agent, and what an agent reports.
 //! - [`api`]: the request/reply API the CLI speaks.
@@ -31,6 +32,7 @@ pub mod job;
 pub mod leader;
 pub mod manifest;
 pub mod node;
+pub mod routes;
 pub mod subjects;
 pub mod units;
 

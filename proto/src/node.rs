@@ -100,6 +100,9 @@ pub struct NodeRecord {
     pub trust: TrustClass,
     /// Set by the coordinator; what an agent sends is ignored.
     pub eligibility: Eligibility,
+    /// Where other nodes reach this node's proxy (plain HTTP) to forward
+    /// requests for apps they do not run. None: the node runs no proxy.
+    pub proxy_addr: Option<std::net::SocketAddr>,
 }
 
 impl Message for NodeRecord {

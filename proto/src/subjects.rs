@@ -129,6 +129,9 @@ pub const APPS_BUCKET: &str = "reef-apps";
 pub const RELEASES_BUCKET: &str = "reef-releases";
 /// KV bucket of app instances, keyed by instance id.
 pub const INSTANCES_BUCKET: &str = "reef-instances";
+/// KV bucket of app routes, keyed by app name: each app's healthy instances
+/// and their nodes' proxies. Written by the leader only.
+pub const ROUTES_BUCKET: &str = "reef-routes";
 /// KV bucket of secrets, keyed `<app>.<KEY>`, values encrypted with the cluster key.
 pub const SECRETS_BUCKET: &str = "reef-secrets";
 

@@ -65,6 +65,7 @@ fn node(i: usize) -> NodeRecord {
         gpus: Vec::new(),
         trust: Default::default(),
         eligibility: Default::default(),
+        proxy_addr: None,
     }
 }
 

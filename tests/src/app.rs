@@ -58,3 +58,8 @@ pub async fn healthy_on(cli: &crate::Cli) -> (Vec<String>, usize) {
         .collect();
     (healthy, instances.len())
 }
+
+/// The pid in a body of the app [`write_app`] writes (`<version> <pid> ...`).
+pub fn pid_in(body: &str) -> String {
+    body.split_whitespace().nth(1).unwrap_or("").to_string()
+}

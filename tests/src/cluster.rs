@@ -39,6 +39,51 @@ impl TestCluster {
         self.dir.path().join(name).display().to_string()
     }
 
+    /// The agent named `node-N`.
+    pub fn agent(&self, name: &str) -> &ReefProcess {
+        let n: usize = name
+            .trim_start_matches("node-")
+            .parse()
+            .expect("agents are named node-N");
+        &self.agents[n - 1]
+    }
+
+    /// The proxy port of the agent named `node-N`.
+    pub fn proxy_port(&self, name: &str) -> u16 {
+        self.agent(name).http_port.expect("agents run a proxy")
+    }
+
+    /// The names of every agent, `node-1`..`node-N`.
+    pub fn node_names(&self) -> Vec<String> {
+        (1..=self.agents.len())
+            .map(|i| format!("node-{i}"))
+            .collect()
+    }
+
+    /// Waits until `app` has exactly `count` live instances, all healthy,
+    /// and returns their nodes' names.
+    pub async fn healthy_nodes(&self, app: &str, count: usize) -> Vec<String> {
+        crate::eventually(
+            &format!("{count} healthy instances of {app}"),
+            std::time::Duration::from_secs(30),
+            || async {
+                let out = self.cli.run(&["status", app, "--json"]).await;
+                if out.code != Some(0) {
+                    return None;
+                }
+                let status = out.json();
+                let instances = status["instances"].as_array().cloned().unwrap_or_default();
+                let healthy: Vec<String> = instances
+                    .iter()
+                    .filter(|i| i["state"] == "healthy")
+                    .filter_map(|i| i["node_name"].as_str().map(str::to_string))
+                    .collect();
+                (instances.len() == count && healthy.len() == count).then_some(healthy)
+            },
+        )
+        .await
+    }
+
     /// Every process log, for a failing test's message.
     pub fn logs(&self) -> String {
         let mut out = format!("--- coordinator ---\n{}", self.coordinator.log_text());

@@ -16,9 +16,12 @@ pub mod leader;
 pub mod leaks;
 pub mod nats;
 pub mod netns;
+pub mod probe;
 pub mod process;
 pub mod reef;
+pub mod stream_app;
 pub mod wait;
+pub mod ws_app;
 
 pub use cluster::TestCluster;
 pub use nats::{NatsCluster, NatsServer};

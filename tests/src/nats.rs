@@ -85,7 +85,9 @@ impl NatsServer {
         let url = self.url.clone();
         eventually(
             "nats-server to serve JetStream",
-            Duration::from_secs(20),
+            // A cluster elects its JetStream meta leader first, which takes
+            // long on a machine busy with other tests.
+            Duration::from_secs(60),
             || {
                 let url = url.clone();
                 async move {

@@ -38,6 +38,8 @@ pub struct ReefProcess {
     pub netns: Option<String>,
     /// For agents: the port of the node proxy's HTTPS listener, on 127.0.0.1.
     pub https_port: Option<u16>,
+    /// For agents: the port of `/metrics`, on 127.0.0.1.
+    pub metrics_port: Option<u16>,
 }
 
 impl ReefProcess {
@@ -50,6 +52,7 @@ impl ReefProcess {
             http_port: None,
             netns: None,
             https_port: None,
+            metrics_port: None,
         };
         process.launch();
         process
@@ -105,7 +108,7 @@ impl ReefProcess {
     }
 
     /// Starts an agent named `name` with its data in `dir/name`, and its
-    /// proxy on free ports of 127.0.0.1 for HTTP and HTTPS.
+    /// proxy (HTTP and HTTPS) and `/metrics` on free ports of 127.0.0.1.
     pub fn agent(nats: &str, dir: &Path, name: &str, extra: &[&str]) -> Self {
         Self::agent_in(None, nats, dir, name, extra)
     }
@@ -121,6 +124,7 @@ impl ReefProcess {
     ) -> Self {
         let http_port = crate::wait::free_port();
         let https_port = crate::wait::free_port();
+        let metrics_port = crate::wait::free_port();
         let mut args = vec![
             "--nats".to_string(),
             nats.to_string(),
@@ -135,6 +139,8 @@ impl ReefProcess {
             format!("127.0.0.1:{http_port}"),
             "--https".into(),
             format!("127.0.0.1:{https_port}"),
+            "--metrics".into(),
+            format!("127.0.0.1:{metrics_port}"),
         ];
         args.extend(extra.iter().map(|s| s.to_string()));
         let mut agent = Self {
@@ -144,6 +150,7 @@ impl ReefProcess {
             log: dir.join(format!("agent-{name}.log")),
             http_port: Some(http_port),
             https_port: Some(https_port),
+            metrics_port: Some(metrics_port),
             netns: netns.map(str::to_string),
         };
         agent.launch();

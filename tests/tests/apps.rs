@@ -2,10 +2,9 @@
 //! HTTP app (python3), reached through a node's proxy by Host header.
 
 use reef_tests::app::write_app;
+use reef_tests::probe::Prober;
 use reef_tests::{api, eventually, http, TestCluster};
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::Arc;
 use std::time::Duration;
 
 async fn body(port: u16) -> Option<String> {
@@ -46,7 +45,7 @@ async fn deploy_serves_through_the_proxy_and_redeploys_without_a_failed_request(
     // Redeploy while a client hammers the proxy: no request may fail.
     let v2 = cluster.dir.path().join("v2");
     write_app(&v2, "v2", 200, "");
-    let prober = Prober::start(port);
+    let prober = Prober::start(port, "hello.test");
     let out = cluster
         .cli
         .run(&["deploy", v2.to_str().expect("path")])
@@ -64,7 +63,8 @@ async fn deploy_serves_through_the_proxy_and_redeploys_without_a_failed_request(
         || async { (prober.ok() > after + 20).then_some(()) },
     )
     .await;
-    let (failed, _, seen) = prober.finish().await;
+    let probed = prober.finish().await;
+    let (failed, seen) = (probed.failed, probed.seen);
     assert_eq!(failed, 0, "no request failed during the redeploy");
     assert_eq!(
         seen,
@@ -226,76 +226,6 @@ async fn an_agent_restart_brings_the_app_back_without_a_second_copy() {
     assert_eq!(count, 1, "exactly one copy of the app runs");
 }
 
-/// Sends requests until `stop`, recording failures and the longest time without a success.
-struct Prober {
-    stop: Arc<AtomicBool>,
-    ok: Arc<AtomicU64>,
-    failed: Arc<AtomicU64>,
-    seen: Arc<std::sync::Mutex<Vec<String>>>,
-    task: tokio::task::JoinHandle<Duration>,
-}
-
-impl Prober {
-    fn start(port: u16) -> Self {
-        let stop = Arc::new(AtomicBool::new(false));
-        let ok = Arc::new(AtomicU64::new(0));
-        let failed = Arc::new(AtomicU64::new(0));
-        let seen = Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
-        let task = {
-            let (stop, ok, failed, seen) = (stop.clone(), ok.clone(), failed.clone(), seen.clone());
-            tokio::spawn(async move {
-                let mut last_ok = std::time::Instant::now();
-                let mut longest_gap = Duration::ZERO;
-                while !stop.load(Ordering::Relaxed) {
-                    match http::get(port, "hello.test", "/").await {
-                        Ok(r) if r.status == 200 => {
-                            ok.fetch_add(1, Ordering::Relaxed);
-                            longest_gap = longest_gap.max(last_ok.elapsed());
-                            last_ok = std::time::Instant::now();
-                            let version =
-                                r.body.split_whitespace().next().unwrap_or("").to_string();
-                            let mut seen = seen.lock().expect("lock");
-                            if seen.last() != Some(&version) {
-                                seen.push(version);
-                            }
-                        }
-                        other => {
-                            failed.fetch_add(1, Ordering::Relaxed);
-                            eprintln!("failed request: {other:?}");
-                        }
-                    }
-                }
-                longest_gap
-            })
-        };
-        Self {
-            stop,
-            ok,
-            failed,
-            seen,
-            task,
-        }
-    }
-
-    fn ok(&self) -> u64 {
-        self.ok.load(Ordering::Relaxed)
-    }
-
-    fn seen(&self) -> Vec<String> {
-        self.seen.lock().expect("lock").clone()
-    }
-
-    async fn finish(self) -> (u64, Duration, Vec<String>) {
-        self.stop.store(true, Ordering::Relaxed);
-        let gap = self.task.await.expect("prober");
-        (
-            self.failed.load(Ordering::Relaxed),
-            gap,
-            self.seen.lock().expect("lock").clone(),
-        )
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sequential_deploys_stop_the_old_release_first_and_bring_it_back_on_failure() {
     let cluster = TestCluster::start(1).await;
@@ -309,7 +239,7 @@ async fn sequential_deploys_stop_the_old_release_first_and_bring_it_back_on_fail
         .await;
     assert!(body(port).await.expect("v1").starts_with("v1 "));
 
-    let prober = Prober::start(port);
+    let prober = Prober::start(port, "hello.test");
     eventually("the prober to see v1", Duration::from_secs(10), || async {
         (!prober.seen().is_empty()).then_some(())
     })
@@ -325,7 +255,8 @@ async fn sequential_deploys_stop_the_old_release_first_and_bring_it_back_on_fail
         (prober.seen().last().map(String::as_str) == Some("v2")).then_some(())
     })
     .await;
-    let (failed, gap, seen) = prober.finish().await;
+    let probed = prober.finish().await;
+    let (failed, gap, seen) = (probed.failed, probed.longest_gap, probed.seen);
     assert_eq!(seen, vec!["v1".to_string(), "v2".into()]);
     println!("sequential deploy: {failed} failed requests, longest gap without a success {gap:?}");
     assert!(
@@ -731,9 +662,14 @@ async fn an_artifact_that_escapes_its_directory_is_refused_on_the_node() {
     assert!(leftovers.is_empty(), "nothing was unpacked: {leftovers:?}");
 }
 
+/// The pid in a `hello` body (`<version> <pid> ...`).
+fn pid_in(body: &str) -> String {
+    body.split_whitespace().nth(1).unwrap_or("").to_string()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_lost_node_s_replicas_are_replaced_elsewhere_and_stale_copies_stop_on_return() {
-    let mut cluster = TestCluster::start(3).await;
+    let mut cluster = TestCluster::start(4).await;
     let app = cluster.dir.path().join("app");
     write_app(&app, "v1", 200, "replicas = 2\n");
     cluster
@@ -746,6 +682,7 @@ async fn a_lost_node_s_replicas_are_replaced_elsewhere_and_stale_copies_stop_on_
 
     // kill -9 the agent of one replica (its app process lives on, orphaned).
     let victim = before[0].clone();
+    let stale_pid = pid_in(&body(proxy_of(&cluster, &victim)).await.expect("serves"));
     let index: usize = victim
         .trim_start_matches("node-")
         .parse::<usize>()
@@ -775,16 +712,60 @@ async fn a_lost_node_s_replicas_are_replaced_elsewhere_and_stale_copies_stop_on_
             .starts_with("v1 "));
     }
 
-    // The node comes back: its stale copy stops; exactly two replicas remain.
+    // Every surviving proxy serves the app; the node that runs no replica
+    // forwards, to the replacement among others, and no longer to the lost node.
+    let replacement = after
+        .iter()
+        .find(|n| !before.contains(n))
+        .expect("the replacement is on a node that had no replica");
+    let replacement_pid = pid_in(&body(proxy_of(&cluster, replacement)).await.expect("serves"));
+    let idle = (1..=4)
+        .map(|i| format!("node-{i}"))
+        .find(|n| *n != victim && !after.contains(n))
+        .expect("one node runs no replica");
+    let idle_port = proxy_of(&cluster, &idle);
+    eventually(
+        &format!("{idle} to forward to the replacement"),
+        Duration::from_secs(10),
+        || async {
+            body(idle_port)
+                .await
+                .filter(|b| pid_in(b) == replacement_pid)
+        },
+    )
+    .await;
+    let mut surviving_pids = Vec::new();
+    for node in &after {
+        surviving_pids.push(pid_in(
+            &body(proxy_of(&cluster, node)).await.expect("serves"),
+        ));
+    }
+    for _ in 0..20 {
+        let served = body(idle_port).await.expect("forwarded");
+        assert!(
+            surviving_pids.contains(&pid_in(&served)),
+            "{served} comes from a surviving replica {surviving_pids:?}"
+        );
+    }
+
+    // The node comes back: its stale copy stops; exactly two replicas remain,
+    // and its proxy forwards to them.
     cluster.agents[index].restart();
-    cluster.cli.wait_for_nodes(3).await;
+    cluster.cli.wait_for_nodes(4).await;
+    eventually(
+        "the returned node's stale copy to stop",
+        Duration::from_secs(20),
+        || async { (!reef_tests::process::is_alive(&stale_pid)).then_some(()) },
+    )
+    .await;
     let port = cluster.agents[index].http_port.expect("proxy port");
     eventually(
-        "the returned node to serve nothing of the app",
+        "the returned node to forward to the replicas",
         Duration::from_secs(20),
         || async {
-            let r = http::get(port, "hello.test", "/").await.ok()?;
-            (r.status != 200).then_some(())
+            body(port)
+                .await
+                .filter(|b| surviving_pids.contains(&pid_in(b)))
         },
     )
     .await;

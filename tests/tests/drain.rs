@@ -1,8 +1,10 @@
 //! `reef node drain`: replicas move off the node with the app's capacity kept
-//! the whole time, jobs finish, and the drain reports done only once the node
-//! runs nothing.
+//! the whole time, requests sent to the drained node's proxy never fail (it
+//! forwards to the replicas elsewhere once its own is gone), jobs finish, and
+//! the drain reports done only once the node runs nothing.
 
 use reef_tests::app::write_app;
+use reef_tests::probe::Prober;
 use reef_tests::{eventually, http, TestCluster};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -68,6 +70,17 @@ async fn draining_moves_replicas_keeps_capacity_and_waits_for_jobs() {
         })
     };
 
+    // And send requests to the drained node's proxy the whole time.
+    let index: usize = victim.trim_start_matches("node-").parse().expect("node-N");
+    let port = cluster.agents[index - 1].http_port.expect("proxy");
+    let prober = Prober::start(port, "hello.test");
+    eventually(
+        "the prober to be served",
+        Duration::from_secs(10),
+        || async { (prober.ok() > 0).then_some(()) },
+    )
+    .await;
+
     let out = cluster
         .cli
         .run_with_timeout(&["node", "drain", &victim], Duration::from_secs(60))
@@ -80,6 +93,15 @@ async fn draining_moves_replicas_keeps_capacity_and_waits_for_jobs() {
         lowest.load(Ordering::Relaxed) >= 2,
         "never fewer than 2 healthy replicas during the drain"
     );
+    let probed = prober.finish().await;
+    println!(
+        "drain: {} requests to the drained node, {} failed, longest gap {:?}",
+        probed.ok + probed.failed,
+        probed.failed,
+        probed.longest_gap
+    );
+    assert_eq!(probed.failed, 0, "no request to the drained node failed");
+    assert!(probed.ok > 10, "{probed:?}");
 
     // Done means empty: the job finished by itself, the replica moved.
     let job = cluster.cli.job(&job).await;
@@ -93,12 +115,28 @@ async fn draining_moves_replicas_keeps_capacity_and_waits_for_jobs() {
     let nodes = cluster.cli.nodes().await;
     assert_eq!(node(&nodes, &victim)["eligibility"], "drained");
     assert_eq!(node(&nodes, &victim)["allocations"], 0);
-    let index: usize = victim.trim_start_matches("node-").parse().expect("node-N");
-    let port = cluster.agents[index - 1].http_port.expect("proxy");
+    // The drained node has no copy of its own: it forwards to the replicas.
+    let mut replica_pids = Vec::new();
+    for node in &after {
+        let n: usize = node.trim_start_matches("node-").parse().expect("node-N");
+        let served = http::get(
+            cluster.agents[n - 1].http_port.expect("proxy"),
+            "hello.test",
+            "/",
+        )
+        .await
+        .expect("proxy answers");
+        replica_pids.push(served.body.split_whitespace().nth(1).map(str::to_string));
+    }
     let served = http::get(port, "hello.test", "/")
         .await
         .expect("proxy answers");
-    assert_ne!(served.status, 200, "the drained node serves no local copy");
+    assert_eq!(served.status, 200, "{served:?}");
+    let pid = served.body.split_whitespace().nth(1).map(str::to_string);
+    assert!(
+        replica_pids.contains(&pid),
+        "{served:?} from {replica_pids:?}"
+    );
 
     // Nothing new goes to a drained node until it is made eligible again.
     for _ in 0..3 {

@@ -5,9 +5,12 @@
 //! - `health`: HTTP and TCP checks.
 //! - `runner`: one instance's life: start, health, traffic, crash restarts,
 //!   drain and stop.
+//! - `routing`: what the proxy routes per app, from local instances and the
+//!   cluster's routes.
 
 mod health;
 mod prepare;
+mod routing;
 mod runner;
 
 use crate::records::Record;
@@ -16,8 +19,7 @@ use bytes::Bytes;
 use reef_proto::app::{InstanceAssignment, InstanceEvent, InstanceState};
 use reef_proto::{encode, AllocId, EncodeError};
 use serde::{Deserialize, Serialize};
-use std::collections::{BTreeMap, HashMap};
-use std::net::SocketAddr;
+use std::collections::HashMap;
 use std::sync::Arc;
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
@@ -89,14 +91,6 @@ impl Record for LocalInstance {
     }
 }
 
-/// The healthy local instances of one app, as the proxy should route them.
-#[derive(Default)]
-pub(crate) struct AppRoutes {
-    domains: Vec<String>,
-    redirect_https: bool,
-    healthy: BTreeMap<AllocId, SocketAddr>,
-}
-
 /// A request to an instance to step aside for a sequential replacement: it
 /// drains and stops its process, says so on `stopped`, then waits on
 /// `resume` (true: start again, the replacement failed; false: retire).
@@ -123,7 +117,8 @@ pub(crate) struct RunnerHandle {
 pub(crate) struct Services {
     /// Instances whose runner is active.
     pub running: std::sync::Mutex<HashMap<AllocId, RunnerHandle>>,
-    routes: std::sync::Mutex<HashMap<String, AppRoutes>>,
+    /// What the proxy routes, per app.
+    pub routing: routing::Routing,
     /// Apps being destroyed: forgotten by the proxy once no instance is left.
     forgotten: std::sync::Mutex<std::collections::HashSet<String>>,
     /// Serialises artifact preparation, so two instances of one release do
@@ -221,9 +216,8 @@ impl Agent {
         Some(resume_tx)
     }
 
-    /// Routes `app`'s domains to `instance` too, and, in the same atomic
-    /// switch, no longer to `replaces`: no request goes to the old instance
-    /// once the new one has any.
+    /// Routes `app`'s domains to local `instance` too, and no longer to
+    /// `replaces`, in one atomic switch.
     pub(crate) fn route_add(
         &self,
         app: &str,
@@ -233,31 +227,19 @@ impl Agent {
         port: u16,
         replaces: Option<AllocId>,
     ) {
-        let mut routes = self.services.lock_routes();
-        let entry = routes.entry(app.to_string()).or_default();
-        entry.domains = domains.to_vec();
-        entry.redirect_https = redirect_https;
-        entry
-            .healthy
-            .insert(instance, SocketAddr::from(([127, 0, 0, 1], port)));
-        if let Some(old) = replaces {
-            entry.healthy.remove(&old);
-        }
-        self.publish_routes(app, entry);
+        let routing = &self.services.routing;
+        routing.set_redirect(app, redirect_https);
+        routing.add(&self.router, app, domains, instance, port, replaces);
     }
 
     /// Takes `instance` out of `app`'s routes.
     pub(crate) fn route_remove(&self, app: &str, instance: AllocId) {
-        let mut routes = self.services.lock_routes();
-        if let Some(entry) = routes.get_mut(app) {
-            if entry.healthy.remove(&instance).is_some() {
-                self.publish_routes(app, entry);
-            }
-        }
+        self.services.routing.remove(&self.router, app, instance);
     }
 
     /// After an instance of a destroyed app ended: once none of the app's
-    /// instances is active here, the proxy forgets the app (404, not 503).
+    /// instances is active here, the proxy forgets the app (404, not 503)
+    /// unless the cluster's routes still list it elsewhere.
     pub(crate) fn forget_app_if_idle(&self, app: &str) {
         let mut forgotten = self
             .services
@@ -274,28 +256,8 @@ impl Agent {
         });
         if !active {
             forgotten.remove(app);
-            self.services.lock_routes().remove(app);
-            self.router.remove_app(app);
+            self.services.routing.forget_local(&self.router, app);
         }
-    }
-
-    fn publish_routes(&self, app: &str, entry: &AppRoutes) {
-        let backends = entry
-            .healthy
-            .iter()
-            .map(|(id, addr)| reef_proxy::Backend {
-                id: id.to_string(),
-                addr: *addr,
-            })
-            .collect();
-        self.router.set_app_with(
-            app,
-            reef_proxy::AppRoute {
-                domains: entry.domains.clone(),
-                backends,
-                redirect_https: entry.redirect_https,
-            },
-        );
     }
 }
 
@@ -317,9 +279,5 @@ impl Services {
 
     fn lock_running(&self) -> std::sync::MutexGuard<'_, HashMap<AllocId, RunnerHandle>> {
         self.running.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    fn lock_routes(&self) -> std::sync::MutexGuard<'_, HashMap<String, AppRoutes>> {
-        self.routes.lock().unwrap_or_else(|p| p.into_inner())
     }
 }

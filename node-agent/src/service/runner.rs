@@ -480,9 +480,17 @@ impl Runner {
 
     /// Out of the routes, in-flight requests finished (up to the drain
     /// deadline), then SIGTERM and SIGKILL after the grace period.
+    ///
+    /// The last local instance of an app first reads the cluster's routes
+    /// afresh: the coordinator wrote where the app runs now before it asked
+    /// for this stop, so the proxy forwards there from the moment this
+    /// instance is out, even if the routes watcher has not caught up yet.
     async fn drain_and_stop(&mut self, child: &mut Child, pid: u32) {
         let app = self.spec().name.clone();
         let drain = Duration::from_millis(self.spec().drain_ms);
+        if self.agent.services.routing.is_last_local(&app, self.id) {
+            self.agent.refresh_cluster_routes(&app).await;
+        }
         self.agent.route_remove(&app, self.id);
         self.set(InstanceState::Draining, None).await;
         if !self.agent.router.drain(&self.id.to_string(), drain).await {

@@ -1,0 +1,267 @@
+//! The routes bucket: for every app, its healthy instances and the address
+//! of their node's proxy, so any node can forward the app's requests to a
+//! node that runs it. The leader is the only writer.
+//!
+//! Every change that can move an instance in or out of the routes (an
+//! instance event, a stop the coordinator sends, a lost node, a node whose
+//! proxy address changed) ends in [`Coordinator::sync_routes`], which
+//! recomputes the app's entry from the in-memory view and writes it only if
+//! it differs from what was last written. An app with no healthy instance
+//! has no key. An instance leaves the routes as soon as the coordinator asks
+//! it to stop, before its node acts on the stop, so that every other node
+//! can stop forwarding to it while it drains. A term as leader starts by
+//! rewriting the whole bucket from the view ([`Coordinator::rebuild_routes`]).
+
+use crate::{store, Coordinator, CoordinatorError};
+use reef_proto::app::{Instance, InstanceState, Release};
+use reef_proto::routes::{AppRoutes, RouteBackend};
+use reef_proto::{subjects, AllocId, NodeId};
+use std::collections::{BTreeSet, HashMap, HashSet};
+use std::net::SocketAddr;
+
+/// What the leader remembers about the routes it writes.
+#[derive(Default)]
+pub(crate) struct RouteBook {
+    /// What each app's key holds, as last written by this leader.
+    written: HashMap<String, AppRoutes>,
+    /// Instances this coordinator asked to stop: out of the routes at once.
+    stopping: HashSet<AllocId>,
+    /// The domains of each release, read once.
+    domains: HashMap<(String, u32), Vec<String>>,
+    /// Apps whose key could not be written; retried every tick.
+    dirty: BTreeSet<String>,
+    /// The whole bucket needs rewriting (the rebuild at the start of the
+    /// term failed).
+    rebuild: bool,
+}
+
+/// The routes of `app`: its healthy instances that are not being stopped and
+/// whose node has a proxy address, sorted by instance id; None when there is
+/// none.
+pub(crate) fn build<'a>(
+    app: &str,
+    domains: Vec<String>,
+    instances: impl IntoIterator<Item = &'a Instance>,
+    stopping: &HashSet<AllocId>,
+    proxy_of: impl Fn(NodeId) -> Option<SocketAddr>,
+) -> Option<AppRoutes> {
+    let mut backends: Vec<RouteBackend> = instances
+        .into_iter()
+        .filter(|i| i.app == app && i.state == InstanceState::Healthy)
+        .filter(|i| !stopping.contains(&i.id))
+        .filter_map(|i| {
+            Some(RouteBackend {
+                instance: i.id,
+                node: i.node,
+                addr: proxy_of(i.node)?,
+            })
+        })
+        .collect();
+    if backends.is_empty() {
+        return None;
+    }
+    backends.sort_by_key(|b| b.instance);
+    Some(AppRoutes {
+        app: app.to_string(),
+        domains,
+        backends,
+    })
+}
+
+impl Coordinator {
+    /// Brings `app`'s key in the routes bucket in line with the view. A
+    /// failed write is logged and retried on the next tick.
+    pub(crate) async fn sync_routes(&mut self, app: &str) {
+        let result = match self.routes_of(app).await {
+            Ok(routes) => self.write_routes(app, routes).await,
+            Err(e) => Err(e),
+        };
+        match result {
+            Ok(()) => {
+                self.routes.dirty.remove(app);
+            }
+            Err(e) => {
+                tracing::warn!(%app, error = %e, "could not update the app's routes; will retry");
+                self.routes.dirty.insert(app.to_string());
+            }
+        }
+    }
+
+    /// Takes `instance` out of the routes now: the coordinator is about to
+    /// ask its node to stop it.
+    pub(crate) async fn unroute(&mut self, instance: AllocId) {
+        let Some(app) = self
+            .cluster
+            .instances
+            .get(&instance)
+            .map(|(i, _)| i.app.clone())
+        else {
+            return;
+        };
+        if self.routes.stopping.insert(instance) {
+            self.sync_routes(&app).await;
+        }
+    }
+
+    /// Forgets what was kept about an instance that ended.
+    pub(crate) fn routes_forget_instance(&mut self, instance: AllocId) {
+        self.routes.stopping.remove(&instance);
+    }
+
+    /// Forgets a destroyed app's cached release domains.
+    pub(crate) fn routes_forget_app(&mut self, app: &str) {
+        self.routes.domains.retain(|(name, _), _| name != app);
+    }
+
+    /// Re-syncs every app with an instance on `node` (its proxy address changed).
+    pub(crate) async fn sync_routes_of_node(&mut self, node: NodeId) {
+        let apps: BTreeSet<String> = self
+            .cluster
+            .instances
+            .values()
+            .filter(|(i, _)| i.node == node)
+            .map(|(i, _)| i.app.clone())
+            .collect();
+        for app in apps {
+            self.sync_routes(&app).await;
+        }
+    }
+
+    /// Retries the apps whose routes could not be written.
+    pub(crate) async fn retry_routes(&mut self) {
+        if self.routes.rebuild {
+            self.rebuild_routes().await;
+            return;
+        }
+        for app in std::mem::take(&mut self.routes.dirty) {
+            self.sync_routes(&app).await;
+        }
+    }
+
+    /// Rewrites the whole bucket from the view: what a previous leader wrote
+    /// may be stale. Keys of apps with no healthy instance are deleted. On
+    /// failure, tried again on the next tick.
+    pub(crate) async fn rebuild_routes(&mut self) {
+        match self.try_rebuild_routes().await {
+            Ok(()) => {
+                self.routes.rebuild = false;
+                self.routes.dirty.clear();
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "could not rebuild the routes; will retry");
+                self.routes.rebuild = true;
+            }
+        }
+    }
+
+    async fn try_rebuild_routes(&mut self) -> Result<(), CoordinatorError> {
+        self.routes.written.clear();
+        let stored: BTreeSet<String> = store::keys(&self.store.routes).await?.into_iter().collect();
+        let mut apps: BTreeSet<String> = self
+            .cluster
+            .instances
+            .values()
+            .map(|(i, _)| i.app.clone())
+            .collect();
+        apps.extend(stored.iter().cloned());
+        for app in &apps {
+            let routes = self.routes_of(app).await?;
+            if routes.is_none() && !stored.contains(app) {
+                continue;
+            }
+            self.put_routes(app, routes).await?;
+        }
+        tracing::info!(apps = self.routes.written.len(), "routes rebuilt");
+        Ok(())
+    }
+
+    /// What `app`'s key should hold now.
+    async fn routes_of(&mut self, app: &str) -> Result<Option<AppRoutes>, CoordinatorError> {
+        let instances: Vec<Instance> = self
+            .cluster
+            .instances
+            .values()
+            .map(|(i, _)| i)
+            .filter(|i| i.app == app && i.state == InstanceState::Healthy)
+            .cloned()
+            .collect();
+        let Some(version) = instances.iter().map(|i| i.version).max() else {
+            return Ok(None);
+        };
+        let domains = self.release_domains(app, version).await?;
+        let nodes = &self.cluster.nodes;
+        Ok(build(
+            app,
+            domains,
+            &instances,
+            &self.routes.stopping,
+            |node| nodes.get(&node).and_then(|n| n.record.proxy_addr),
+        ))
+    }
+
+    /// The domains of release `version` of `app` (none if it is gone).
+    async fn release_domains(
+        &mut self,
+        app: &str,
+        version: u32,
+    ) -> Result<Vec<String>, CoordinatorError> {
+        let key = (app.to_string(), version);
+        if let Some(domains) = self.routes.domains.get(&key) {
+            return Ok(domains.clone());
+        }
+        let release = subjects::release_key(app, version);
+        let Some((release, _)) = store::get::<Release>(&self.store.releases, &release).await?
+        else {
+            return Ok(Vec::new());
+        };
+        self.routes
+            .domains
+            .insert(key, release.spec.domains.clone());
+        Ok(release.spec.domains)
+    }
+
+    /// Writes (or deletes) `app`'s key unless it already holds `routes`.
+    async fn write_routes(
+        &mut self,
+        app: &str,
+        routes: Option<AppRoutes>,
+    ) -> Result<(), CoordinatorError> {
+        if self.routes.written.get(app) == routes.as_ref() {
+            return Ok(());
+        }
+        self.put_routes(app, routes).await
+    }
+
+    async fn put_routes(
+        &mut self,
+        app: &str,
+        routes: Option<AppRoutes>,
+    ) -> Result<(), CoordinatorError> {
+        match routes {
+            Some(routes) => {
+                let bytes = reef_proto::encode(&routes).map_err(CoordinatorError::store)?;
+                self.store
+                    .routes
+                    .put(app, bytes)
+                    .await
+                    .map_err(CoordinatorError::store)?;
+                tracing::debug!(%app, backends = routes.backends.len(), "routes updated");
+                self.routes.written.insert(app.to_string(), routes);
+            }
+            None => {
+                self.store
+                    .routes
+                    .delete(app)
+                    .await
+                    .map_err(CoordinatorError::store)?;
+                tracing::debug!(%app, "routes removed: no healthy instance");
+                self.routes.written.remove(app);
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+#[path = "routes_tests.rs"]
+mod tests;

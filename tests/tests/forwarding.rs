@@ -1,0 +1,185 @@
+//! Cross-node forwarding: a node that does not run an app forwards its
+//! requests to a node that does (by the routes bucket), follows the app when
+//! it moves, and counts what it served in `/metrics`.
+
+use reef_tests::app::{pid_in, write_app};
+use reef_tests::probe::Prober;
+use reef_tests::{eventually, http, TestCluster};
+use std::time::Duration;
+
+/// The body of a successful `GET /` for `hello.test` on `port`.
+async fn body(port: u16) -> Option<String> {
+    http::get(port, "hello.test", "/")
+        .await
+        .ok()
+        .filter(|r| r.status == 200)
+        .map(|r| r.body)
+}
+
+/// Waits until every node's proxy answers from the instance with `pid`.
+async fn all_served_by(cluster: &TestCluster, pid: &str) {
+    for node in cluster.node_names() {
+        let port = cluster.proxy_port(&node);
+        eventually(
+            &format!("{node} to be served by pid {pid}"),
+            Duration::from_secs(10),
+            || async { body(port).await.filter(|b| pid_in(b) == pid) },
+        )
+        .await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nodes_without_the_app_forward_to_it_and_follow_it_when_it_moves() {
+    let cluster = TestCluster::start(3).await;
+    let app = cluster.dir.path().join("app");
+    write_app(&app, "v1", 200, "");
+    cluster
+        .cli
+        .ok(&["deploy", app.to_str().expect("path")])
+        .await;
+    let host = cluster.healthy_nodes("hello", 1).await.remove(0);
+    let host_pid = pid_in(&body(cluster.proxy_port(&host)).await.expect("serves"));
+    let started = std::time::Instant::now();
+    all_served_by(&cluster, &host_pid).await;
+    println!(
+        "forwarding: every node served after {:?}",
+        started.elapsed()
+    );
+
+    // Move the instance: drain its node, with a client on every proxy.
+    let probers: Vec<(String, Prober)> = cluster
+        .node_names()
+        .into_iter()
+        .map(|node| {
+            let prober = Prober::start(cluster.proxy_port(&node), "hello.test");
+            (node, prober)
+        })
+        .collect();
+    let out = cluster
+        .cli
+        .run_with_timeout(&["node", "drain", &host], Duration::from_secs(60))
+        .await;
+    assert_eq!(out.code, Some(0), "{out:?}\n{}", cluster.logs());
+    let new_host = cluster.healthy_nodes("hello", 1).await.remove(0);
+    assert_ne!(new_host, host, "the instance moved");
+    let new_pid = pid_in(&body(cluster.proxy_port(&new_host)).await.expect("serves"));
+    assert_ne!(new_pid, host_pid);
+    all_served_by(&cluster, &new_pid).await;
+
+    for (node, prober) in probers {
+        let probed = prober.finish().await;
+        println!(
+            "{node} during the move: {} served, {} failed, longest gap {:?}",
+            probed.ok, probed.failed, probed.longest_gap
+        );
+        assert!(probed.ok > 0, "{node}: {probed:?}");
+        assert!(
+            probed.longest_gap < Duration::from_secs(5),
+            "{node} was served again within a bounded time: {probed:?}"
+        );
+        if node == host {
+            assert_eq!(probed.failed, 0, "the drained node never failed a request");
+        }
+    }
+}
+
+/// The value of `reef_proxy_requests_total{app="hello",class="2xx"}`.
+fn served_2xx(metrics: &str) -> Option<u64> {
+    metrics
+        .lines()
+        .find(|l| l.starts_with("reef_proxy_requests_total{app=\"hello\",class=\"2xx\"}"))?
+        .rsplit(' ')
+        .next()?
+        .parse()
+        .ok()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_count_each_node_s_requests_per_app() {
+    let cluster = TestCluster::start(2).await;
+    let app = cluster.dir.path().join("app");
+    write_app(&app, "v1", 200, "");
+    cluster
+        .cli
+        .ok(&["deploy", app.to_str().expect("path")])
+        .await;
+    let host = cluster.healthy_nodes("hello", 1).await.remove(0);
+    let other = cluster
+        .node_names()
+        .into_iter()
+        .find(|n| *n != host)
+        .expect("two nodes");
+    let (host_port, other_port) = (cluster.proxy_port(&host), cluster.proxy_port(&other));
+
+    // Count every success; the forwarding node may need a moment to learn the route.
+    let mut forwarded = 0u64;
+    eventually(
+        "the other node to forward",
+        Duration::from_secs(10),
+        || async { body(other_port).await.map(|_| ()) },
+    )
+    .await;
+    forwarded += 1;
+    for _ in 0..6 {
+        body(other_port).await.expect("forwarded");
+        forwarded += 1;
+    }
+    for _ in 0..5 {
+        body(host_port).await.expect("served");
+    }
+
+    let metrics_of = |node: &str| {
+        let port = cluster.agent(node).metrics_port.expect("metrics port");
+        async move {
+            http::get(port, "localhost", "/metrics")
+                .await
+                .expect("metrics answer")
+        }
+    };
+    let on_other = metrics_of(&other).await;
+    assert_eq!(on_other.status, 200);
+    let content_type = on_other
+        .headers
+        .iter()
+        .find(|(k, _)| k == "content-type")
+        .map(|(_, v)| v.as_str());
+    assert_eq!(
+        content_type,
+        Some("text/plain; version=0.0.4; charset=utf-8")
+    );
+    assert_eq!(
+        served_2xx(&on_other.body),
+        Some(forwarded),
+        "{}",
+        on_other.body
+    );
+    assert!(
+        on_other.body.contains("reef_agent_instances_live 0"),
+        "{}",
+        on_other.body
+    );
+    // The host served its own clients and every forwarded request.
+    let on_host = metrics_of(&host).await;
+    assert_eq!(
+        served_2xx(&on_host.body),
+        Some(forwarded + 5),
+        "{}",
+        on_host.body
+    );
+    assert!(
+        on_host.body.contains("reef_agent_instances_live 1"),
+        "{}",
+        on_host.body
+    );
+    assert!(
+        on_host.body.contains("reef_agent_apps_served_locally 1"),
+        "{}",
+        on_host.body
+    );
+    let port = cluster.agent(&host).metrics_port.expect("metrics port");
+    let elsewhere = http::get(port, "localhost", "/other")
+        .await
+        .expect("answer");
+    assert_eq!(elsewhere.status, 404);
+}

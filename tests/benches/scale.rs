@@ -5,9 +5,10 @@
 //! acknowledging each at once. Measured: submit → assignment acknowledged,
 //! for N jobs submitted by 64 concurrent clients.
 //!
-//! Peer measured in the same run: the same number of request/replies to a
-//! trivial responder, with the same concurrency (the transport's ceiling for
-//! the submissions alone).
+//! Peers measured in the same run, with the same concurrency: the same number
+//! of request/replies to a trivial responder (the transport's ceiling for the
+//! submissions alone), and two JetStream KV creates per job (the storage
+//! ceiling: a placed job is two creates and one stream publish).
 //!
 //! References (not measured here): Nomad C1M placed about 3,750 containers/s
 //! on 5 large servers, C2M about 1,500/s; kube-scheduler is quoted at 100 to
@@ -119,6 +120,31 @@ async fn main() {
     .await;
     responder.abort();
 
+    // The storage ceiling: a placed job costs two KV creates (its allocation
+    // and its record) and one stream publish; here the two creates alone,
+    // with the same concurrency, into a scratch bucket.
+    let js = jetstream::new(client.clone());
+    let scratch = js
+        .create_key_value(async_nats::jetstream::kv::Config {
+            bucket: "bench-scratch".into(),
+            history: 1,
+            ..Default::default()
+        })
+        .await
+        .expect("scratch bucket");
+    let kv_time = concurrently(jobs, |i| {
+        let scratch = scratch.clone();
+        async move {
+            for part in ["alloc", "job"] {
+                scratch
+                    .create(format!("{part}-{i}"), bytes::Bytes::from(vec![0u8; 400]))
+                    .await
+                    .expect("create");
+            }
+        }
+    })
+    .await;
+
     // Simulated agents: register, heartbeat, take assignments.
     let nodes: Vec<NodeRecord> = (0..agents).map(node).collect();
     loop {
@@ -161,7 +187,6 @@ async fn main() {
         })
     };
     let acked: Arc<Mutex<HashMap<JobId, Instant>>> = Arc::default();
-    let js = jetstream::new(client.clone());
     let stream = js
         .get_stream(subjects::ASSIGN_STREAM)
         .await
@@ -251,6 +276,11 @@ async fn main() {
         "peer: NATS request/reply to a trivial responder: {:>8.0}/s  (reef reaches {:.1}% of it)",
         rate(jobs, echo_time),
         100.0 * rate(jobs, total) / rate(jobs, echo_time)
+    );
+    println!(
+        "peer: two KV creates per job, same concurrency:     {:>8.0}/s  (reef reaches {:.1}% of it)",
+        rate(jobs, kv_time),
+        100.0 * rate(jobs, total) / rate(jobs, kv_time)
     );
     println!(
         "references: Nomad C1M ~3,750/s (5 servers), C2M ~1,500/s; kube-scheduler 100-300 pods/s"

@@ -3,10 +3,17 @@
 //! and expects the key authorization back. The plain-HTTP listener answers
 //! those for every host, before routing and before any HTTPS redirect, so an
 //! app that redirects (or a host not routed yet) can still get its certificate.
+//!
+//! A token not (yet) in the table is looked up in the [`ChallengeSource`] the
+//! agent sets (the cluster's challenges bucket), so the CA may fetch an answer
+//! the moment it is stored, before this node's copy of the table has it.
 
 use std::collections::HashMap;
 use std::fmt;
-use std::sync::{Arc, PoisonError, RwLock};
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, OnceLock, PoisonError, RwLock};
+use std::time::Duration;
 
 use http::header::{CACHE_CONTROL, CONTENT_TYPE};
 use http::{HeaderValue, Method, Request, Response, StatusCode};
@@ -27,10 +34,23 @@ pub enum ChallengeError {
     BadKeyAuthorization { token: String },
 }
 
+/// How long a lookup in the [`ChallengeSource`] may take before the answer is 404.
+const SOURCE_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Where answers not in the table are looked up: the key authorization for a
+/// token, or None.
+pub trait ChallengeSource: Send + Sync {
+    fn lookup<'a>(
+        &'a self,
+        token: &'a str,
+    ) -> Pin<Box<dyn Future<Output = Option<String>> + Send + 'a>>;
+}
+
 /// The pending challenges: token → key authorization. Cheap to clone (Arc inside).
 #[derive(Clone, Default)]
 pub struct Challenges {
     tokens: Arc<RwLock<HashMap<String, String>>>,
+    source: Arc<OnceLock<Arc<dyn ChallengeSource>>>,
 }
 
 impl Challenges {
@@ -45,11 +65,7 @@ impl Challenges {
         if !is_base64url(&token) {
             return Err(ChallengeError::BadToken { token });
         }
-        let well_formed = key_authorization
-            .strip_prefix(token.as_str())
-            .and_then(|rest| rest.strip_prefix('.'))
-            .is_some_and(is_base64url);
-        if !well_formed {
+        if !is_key_authorization(&token, &key_authorization) {
             return Err(ChallengeError::BadKeyAuthorization { token });
         }
         self.tokens
@@ -68,13 +84,29 @@ impl Challenges {
             .is_some()
     }
 
-    /// The key authorization for `token`, if it is pending.
-    fn key_authorization(&self, token: &str) -> Option<String> {
-        self.tokens
+    /// Sets where tokens missing from the table are looked up (once; later calls are ignored).
+    pub fn set_source(&self, source: Arc<dyn ChallengeSource>) {
+        let _ = self.source.set(source);
+    }
+
+    /// The key authorization for `token`: from the table, else from the
+    /// source (a malformed answer from there counts as none).
+    async fn key_authorization(&self, token: &str) -> Option<String> {
+        let known = self
+            .tokens
             .read()
             .unwrap_or_else(PoisonError::into_inner)
             .get(token)
-            .cloned()
+            .cloned();
+        if known.is_some() {
+            return known;
+        }
+        let source = self.source.get()?;
+        let found = tokio::time::timeout(SOURCE_TIMEOUT, source.lookup(token))
+            .await
+            .ok()
+            .flatten()?;
+        is_key_authorization(token, &found).then_some(found)
     }
 }
 
@@ -94,7 +126,7 @@ impl fmt::Debug for Challenges {
 /// The answer to `request` if it fetches a challenge (GET or HEAD under
 /// `/.well-known/acme-challenge/`): 200 with the key authorization, or 404
 /// for a token that is not pending. None for any other request.
-pub(crate) fn answer<B>(
+pub(crate) async fn answer<B>(
     challenges: &Challenges,
     request: &Request<B>,
 ) -> Option<Response<ProxyBody>> {
@@ -102,9 +134,11 @@ pub(crate) fn answer<B>(
         return None;
     }
     let token = request.uri().path().strip_prefix(CHALLENGE_PREFIX)?;
-    let found = is_base64url(token)
-        .then(|| challenges.key_authorization(token))
-        .flatten();
+    let found = if is_base64url(token) {
+        challenges.key_authorization(token).await
+    } else {
+        None
+    };
     let (status, body) = match found {
         Some(key_authorization) => (StatusCode::OK, key_authorization),
         None => (StatusCode::NOT_FOUND, "no such ACME challenge\n".to_owned()),
@@ -115,6 +149,14 @@ pub(crate) fn answer<B>(
     headers.insert(CONTENT_TYPE, HeaderValue::from_static("text/plain"));
     headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
     Some(response)
+}
+
+/// `TOKEN.THUMBPRINT`, both base64url (RFC 8555, section 8.1).
+fn is_key_authorization(token: &str, key_authorization: &str) -> bool {
+    key_authorization
+        .strip_prefix(token)
+        .and_then(|rest| rest.strip_prefix('.'))
+        .is_some_and(is_base64url)
 }
 
 /// Non-empty and only `A-Z a-z 0-9 - _` (base64url without padding).

@@ -106,7 +106,7 @@ impl Handler {
         record: &mut AccessRecord,
     ) -> Result<Response<ProxyBody>, ProxyError> {
         if !self.tls {
-            if let Some(answer) = acme::answer(self.router.challenges(), &request) {
+            if let Some(answer) = acme::answer(self.router.challenges(), &request).await {
                 return Ok(answer);
             }
         }

@@ -62,7 +62,7 @@ mod upgrade;
 mod workers;
 
 pub use access::ACCESS_TARGET;
-pub use acme::{ChallengeError, Challenges};
+pub use acme::{ChallengeError, ChallengeSource, Challenges};
 pub use certs::{CertError, Certificates};
 pub use config::ProxyConfig;
 pub use metrics::Metrics;

@@ -13,7 +13,7 @@
 
 use super::acme_task::Issuer;
 use super::bucket::{self, Stored};
-use super::sink::{KvChallenges, PROPAGATION};
+use super::sink::KvChallenges;
 use super::status::{DomainStatus, Handle};
 use super::{keys, plan};
 use crate::error::CoordinatorError;
@@ -90,7 +90,6 @@ async fn run(settings: Settings, handle: Handle, stop: CancellationToken) {
             settings.store.nodes.clone(),
             KvChallenges {
                 kv: settings.store.challenges.clone(),
-                propagation: PROPAGATION,
             },
             cluster_key.clone(),
             config,

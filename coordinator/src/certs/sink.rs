@@ -7,17 +7,12 @@
 use async_nats::jetstream::kv;
 use reef_acme::{ChallengeSink, SinkError};
 use reef_proto::certs::AcmeChallenge;
-use std::time::Duration;
-
-/// How long after publishing an answer the CA is told to fetch it: the time
-/// the nodes' bucket watches take to see it, with a wide margin.
-pub(crate) const PROPAGATION: Duration = Duration::from_secs(1);
-
-/// Publishes challenge answers to the challenges bucket.
+/// Publishes challenge answers to the challenges bucket. Once a put is
+/// acknowledged every node can answer the CA: a node whose watch has not
+/// delivered the answer yet reads it from the bucket.
 #[derive(Clone)]
 pub(crate) struct KvChallenges {
     pub(crate) kv: kv::Store,
-    pub(crate) propagation: Duration,
 }
 
 /// ACME tokens are base64url (RFC 8555, section 8.3), which is also a valid KV key.
@@ -44,7 +39,6 @@ impl ChallengeSink for KvChallenges {
         };
         let bytes = reef_proto::encode(&answer)?;
         self.kv.put(token, bytes).await?;
-        tokio::time::sleep(self.propagation).await;
         Ok(())
     }
 

@@ -1,7 +1,9 @@
 //! The ACME challenge answers the leader publishes while the CA validates an
 //! order, fed to the proxy, which answers them on plain HTTP for any host.
 //! An answer goes when its key is deleted, or after [`MAX_AGE`] (the bucket
-//! drops old entries silently, so the node drops them by itself too).
+//! drops old entries silently, so the node drops them by itself too). A token
+//! the watch has not delivered yet is read from the bucket directly
+//! ([`BucketSource`]), so the CA may validate the moment an answer is stored.
 
 use super::follow::{Change, Follower};
 use reef_proto::certs::AcmeChallenge;
@@ -10,6 +12,45 @@ use std::time::{Duration, Instant};
 
 /// How long an answer is served at most; the bucket keeps entries as long.
 pub(crate) const MAX_AGE: Duration = Duration::from_secs(600);
+
+/// Reads answers straight from the challenges bucket, for the proxy to use
+/// when a token is not in its table yet.
+pub(crate) struct BucketSource {
+    js: async_nats::jetstream::Context,
+    bucket: tokio::sync::OnceCell<async_nats::jetstream::kv::Store>,
+}
+
+impl BucketSource {
+    pub(crate) fn new(js: async_nats::jetstream::Context) -> Self {
+        Self {
+            js,
+            bucket: tokio::sync::OnceCell::new(),
+        }
+    }
+
+    async fn lookup_token(&self, token: &str) -> Option<String> {
+        let bucket = self
+            .bucket
+            .get_or_try_init(|| {
+                self.js
+                    .get_key_value(reef_proto::subjects::CHALLENGES_BUCKET)
+            })
+            .await
+            .ok()?;
+        let bytes = bucket.get(token).await.ok()??;
+        let answer = reef_proto::decode::<AcmeChallenge>(&bytes).ok()?;
+        (answer.token == token).then_some(answer.key_authorization)
+    }
+}
+
+impl reef_proxy::ChallengeSource for BucketSource {
+    fn lookup<'a>(
+        &'a self,
+        token: &'a str,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Option<String>> + Send + 'a>> {
+        Box::pin(self.lookup_token(token))
+    }
+}
 
 /// Keeps the proxy's challenges in step with the challenges bucket.
 pub(crate) struct ChallengeFollower {

@@ -33,6 +33,10 @@ pub(crate) fn start(
     config: reef_proxy::ProxyConfig,
 ) {
     if agent.config.http.is_some() {
+        agent
+            .router
+            .challenges()
+            .set_source(Arc::new(challenges::BucketSource::new(agent.js.clone())));
         agent.tasks.spawn(follow::follow(
             agent.js.clone(),
             subjects::CHALLENGES_BUCKET,

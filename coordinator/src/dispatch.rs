@@ -46,20 +46,9 @@ impl Coordinator {
         placement: scheduler::Placement,
     ) -> Result<Option<JobRecord>, CoordinatorError> {
         let node = placement.node;
-        let now = now_ms();
-        let alloc = Allocation {
-            id: AllocId::new(),
-            job: job.id,
-            node,
-            resources: job.spec.resources,
-            gpus: placement.gpus,
-            state: AllocState::Assigned,
-            event_seq: 0,
-            created_at_ms: now,
-            updated_at_ms: now,
-        };
-        let alloc_key = alloc.id.to_string();
-        let alloc_revision = store::create(&self.store.allocs, &alloc_key, &alloc).await?;
+        let alloc = new_allocation(job, placement, now_ms());
+        let alloc_revision =
+            store::create(&self.store.allocs, &alloc.id.to_string(), &alloc).await?;
         let mut assigned = job.clone();
         assigned.state = JobState::Assigned;
         assigned.alloc = Some(alloc.id);
@@ -71,12 +60,8 @@ impl Coordinator {
         };
         if written.is_none() {
             // Stopped, or placed by another coordinator, since it was read.
-            store::modify::<Allocation>(&self.store.allocs, &alloc_key, |a| {
-                a.state.advance(AllocState::Lost {
-                    reason: "withdrawn before dispatch: the job changed".into(),
-                })
-            })
-            .await?;
+            self.withdraw(alloc.id, "withdrawn before dispatch: the job changed")
+                .await?;
             return Ok(None);
         }
         self.cluster.commit(alloc.clone());
@@ -113,7 +98,15 @@ impl Coordinator {
                     // stopped between recording the allocation and committing
                     // the job to it. The job record is the commit point, so this
                     // allocation is withdrawn, never run.
-                    self.withdraw(id).await;
+                    let reason = "withdrawn before dispatch: the job was not committed to it";
+                    match self.withdraw(id, reason).await {
+                        Ok(()) => {
+                            tracing::info!(alloc = %id, "withdrew an allocation its job never committed to")
+                        }
+                        Err(e) => {
+                            tracing::warn!(alloc = %id, error = %e, "could not withdraw an allocation")
+                        }
+                    }
                     continue;
                 }
                 Err(e) => {
@@ -129,21 +122,21 @@ impl Coordinator {
         }
     }
 
-    /// Withdraws an allocation that was never handed to its node.
-    async fn withdraw(&mut self, id: AllocId) {
+    /// Takes back an allocation no job record points at: out of the view,
+    /// and `lost` with `reason` in KV, so it is never run.
+    pub(crate) async fn withdraw(
+        &mut self,
+        id: AllocId,
+        reason: &str,
+    ) -> Result<(), CoordinatorError> {
         self.cluster.release(id);
-        let withdrawn = store::modify::<Allocation>(&self.store.allocs, &id.to_string(), |a| {
+        store::modify::<Allocation>(&self.store.allocs, &id.to_string(), |a| {
             a.state.advance(AllocState::Lost {
-                reason: "withdrawn before dispatch: the job was not committed to it".into(),
+                reason: reason.into(),
             })
         })
-        .await;
-        match withdrawn {
-            Ok(_) => {
-                tracing::info!(alloc = %id, "withdrew an allocation its job never committed to")
-            }
-            Err(e) => tracing::warn!(alloc = %id, error = %e, "could not withdraw an allocation"),
-        }
+        .await?;
+        Ok(())
     }
 
     /// Publishes a job's assignment without waiting for JetStream's
@@ -320,5 +313,24 @@ impl Coordinator {
             }
         }
         Ok(())
+    }
+}
+
+/// A new allocation of `job` where `placement` says, not yet handed to its node.
+pub(crate) fn new_allocation(
+    job: &JobRecord,
+    placement: scheduler::Placement,
+    now: u64,
+) -> Allocation {
+    Allocation {
+        id: AllocId::new(),
+        job: job.id,
+        node: placement.node,
+        resources: job.spec.resources,
+        gpus: placement.gpus,
+        state: AllocState::Assigned,
+        event_seq: 0,
+        created_at_ms: now,
+        updated_at_ms: now,
     }
 }

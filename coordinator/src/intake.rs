@@ -11,10 +11,10 @@
 use crate::cluster::Pending;
 use crate::{store, Coordinator, CoordinatorError};
 use futures::FutureExt;
-use reef_proto::alloc::{AllocState, Allocation};
+use reef_proto::alloc::Allocation;
 use reef_proto::api::{ApiRequest, ApiResponse};
 use reef_proto::job::{JobRecord, JobSpec, JobState};
-use reef_proto::{decode, now_ms, subjects, AllocId, JobId};
+use reef_proto::{decode, now_ms, subjects, JobId};
 
 /// The most API messages taken in one batch.
 pub(crate) const MAX_BATCH: usize = 64;
@@ -101,7 +101,10 @@ impl Coordinator {
                 Err(e) => {
                     if let Some(alloc) = alloc {
                         // Its record may exist with no job pointing at it.
-                        self.withdraw_unused(alloc.id).await;
+                        let reason = "withdrawn: the job could not be recorded";
+                        if let Err(e) = self.withdraw(alloc.id, reason).await {
+                            tracing::warn!(alloc = %alloc.id, error = %e, "could not withdraw an allocation; the next leader will");
+                        }
                     }
                     out.push(Err(e.into()));
                 }
@@ -131,17 +134,7 @@ impl Coordinator {
         };
         let alloc = match self.choose(&job.spec, &Default::default()) {
             Ok(placement) => {
-                let alloc = Allocation {
-                    id: AllocId::new(),
-                    job: job.id,
-                    node: placement.node,
-                    resources: job.spec.resources,
-                    gpus: placement.gpus,
-                    state: AllocState::Assigned,
-                    event_seq: 0,
-                    created_at_ms: now,
-                    updated_at_ms: now,
-                };
+                let alloc = crate::dispatch::new_allocation(&job, placement, now);
                 job.state = JobState::Assigned;
                 job.alloc = Some(alloc.id);
                 job.node = Some(alloc.node);
@@ -188,20 +181,6 @@ impl Coordinator {
                     );
                 }
             }
-        }
-    }
-
-    /// Takes back an allocation whose job record could not be written.
-    async fn withdraw_unused(&mut self, id: AllocId) {
-        self.cluster.release(id);
-        let withdrawn = store::modify::<Allocation>(&self.store.allocs, &id.to_string(), |a| {
-            a.state.advance(AllocState::Lost {
-                reason: "withdrawn: the job could not be recorded".into(),
-            })
-        })
-        .await;
-        if let Err(e) = withdrawn {
-            tracing::warn!(alloc = %id, error = %e, "could not withdraw an allocation; the next leader will");
         }
     }
 }

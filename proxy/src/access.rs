@@ -43,11 +43,30 @@ pub(crate) struct AccessRecord {
 impl AccessRecord {
     /// Starts the record of `request` from `client`.
     pub(crate) fn start<B>(request: &Request<B>, client: SocketAddr, tls: bool) -> Self {
+        Self::new(
+            Instant::now(),
+            request.method().clone(),
+            request.uri().path().to_owned(),
+            request.version(),
+            client,
+            tls,
+        )
+    }
+
+    /// Starts the record of a request that began at `started`.
+    pub(crate) fn new(
+        started: Instant,
+        method: Method,
+        path: String,
+        version: Version,
+        client: SocketAddr,
+        tls: bool,
+    ) -> Self {
         Self {
-            started: Instant::now(),
-            method: request.method().clone(),
-            path: request.uri().path().to_owned(),
-            version: request.version(),
+            started,
+            method,
+            path,
+            version,
             client,
             tls,
             host: None,
@@ -56,6 +75,17 @@ impl AccessRecord {
             status: None,
             bytes: 0,
         }
+    }
+
+    /// Counts `bytes` more of the response body handed to the client.
+    pub(crate) fn add_bytes(&mut self, bytes: usize) {
+        self.bytes = self.bytes.saturating_add(bytes as u64);
+    }
+
+    /// Whether access-log events are written at all: when they are not, the
+    /// fast path builds no record.
+    pub(crate) fn enabled() -> bool {
+        tracing::enabled!(target: ACCESS_TARGET, tracing::Level::INFO)
     }
 
     /// The app label for metrics: "" when no app was found.

@@ -21,7 +21,7 @@ use http::{HeaderValue, Method, Request, Response, StatusCode};
 use crate::body::{full, ProxyBody};
 
 /// Where challenges are fetched from.
-const CHALLENGE_PREFIX: &str = "/.well-known/acme-challenge/";
+pub(crate) const CHALLENGE_PREFIX: &str = "/.well-known/acme-challenge/";
 
 /// Why a challenge was refused.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]

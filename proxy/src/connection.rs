@@ -1,7 +1,7 @@
-//! One client connection: the TLS handshake (HTTPS listener), a deadline for
-//! its first bytes, then HTTP/1.1 or HTTP/2 as the client speaks it (h2c with
-//! prior knowledge on the plain listener, ALPN on TLS), with upgrades allowed
-//! on HTTP/1.1.
+//! One client connection: the TLS handshake (HTTPS listener), then the fast
+//! path for HTTP/1.1 (`h1`) until a request needs more, then hyper for the
+//! rest of the connection: HTTP/1.1 with upgrades, or HTTP/2 (h2c with prior
+//! knowledge on the plain listener, ALPN on TLS, where it starts with hyper).
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -19,6 +19,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::deadline::FirstBytesDeadline;
 use crate::exec::TrackedExecutor;
+use crate::h1::{self, FastPath, Rewind, Served};
 use crate::handler::Handler;
 use crate::metrics::Metrics;
 use crate::ProxyConfig;
@@ -28,6 +29,7 @@ const MIN_READ_BUFFER: usize = 8 * 1024;
 
 /// What every connection of one listener shares.
 pub(crate) struct Listener {
+    pub(crate) fast: FastPath,
     pub(crate) handler: Arc<Handler>,
     pub(crate) builder: auto::Builder<TrackedExecutor>,
     pub(crate) tls: Option<TlsAcceptor>,
@@ -60,6 +62,10 @@ impl Listener {
             return self.serve_http(stream, client, watcher).await;
         };
         match tokio::time::timeout(self.handshake_timeout, acceptor.accept(stream)).await {
+            Ok(Ok(stream)) if stream.get_ref().1.alpn_protocol() == Some(b"h2") => {
+                self.serve_hyper(Rewind::new(Vec::new(), stream), client, watcher)
+                    .await;
+            }
             Ok(Ok(stream)) => self.serve_http(stream, client, watcher).await,
             Ok(Err(error)) => {
                 // Unknown names, scanners, clients that do not trust the
@@ -74,7 +80,18 @@ impl Listener {
         }
     }
 
+    /// The fast path, then hyper if a request needs it.
     async fn serve_http<I>(&self, io: I, client: SocketAddr, watcher: Watcher)
+    where
+        I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    {
+        match h1::serve(&self.fast, io, client).await {
+            Served::Closed => {}
+            Served::Fallback(io) => self.serve_hyper(io, client, watcher).await,
+        }
+    }
+
+    async fn serve_hyper<I>(&self, io: Rewind<I>, client: SocketAddr, watcher: Watcher)
     where
         I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     {

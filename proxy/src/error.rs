@@ -30,6 +30,9 @@ pub(crate) enum ProxyError {
     /// The client stopped sending its request body for `client_body_timeout`.
     #[error("the request body stopped arriving")]
     BodyStalled,
+    /// The request body's chunked framing is not valid.
+    #[error("the request body's chunked framing is not valid")]
+    BadBody,
     /// The proxy is shutting down and its grace period is over.
     #[error("the proxy is shutting down")]
     ShuttingDown,
@@ -39,7 +42,7 @@ impl ProxyError {
     /// The status the client gets.
     pub(crate) fn status(&self) -> StatusCode {
         match self {
-            Self::BadHost => StatusCode::BAD_REQUEST,
+            Self::BadHost | Self::BadBody => StatusCode::BAD_REQUEST,
             Self::UnknownHost { .. } => StatusCode::NOT_FOUND,
             Self::NoInstance { .. } | Self::ShuttingDown => StatusCode::SERVICE_UNAVAILABLE,
             Self::Unreachable { .. } => StatusCode::BAD_GATEWAY,
@@ -55,7 +58,7 @@ impl ProxyError {
     pub(crate) fn ends_connection(&self) -> bool {
         matches!(
             self,
-            Self::BodyTooLarge { .. } | Self::BodyStalled | Self::ShuttingDown
+            Self::BodyTooLarge { .. } | Self::BodyStalled | Self::BadBody | Self::ShuttingDown
         )
     }
 }

@@ -15,7 +15,9 @@
 //! - `table`: one routing, and choosing a backend (local first, then other nodes).
 //! - `load`: in-flight counts per backend, and draining.
 //! - `host`: which host a request is for.
-//! - `handler`: answering one request, from challenge to response.
+//! - `h1`: the fast path for HTTP/1.1: a request forwarded as it came, in
+//!   the client connection's own task, over a kept-alive upstream connection.
+//! - `handler`: answering one request on the full path, from challenge to response.
 //! - `forward`: the pooled upstream client and the request rewrite.
 //! - `upgrade`: WebSocket and other upgrade tunnels.
 //! - `limits`: request body size limit and stall timeout.
@@ -46,6 +48,7 @@ mod deadline;
 mod error;
 mod exec;
 mod forward;
+mod h1;
 mod handler;
 mod headers;
 mod host;

@@ -34,6 +34,34 @@ pub(crate) fn error_page(error: &ProxyError, version: Version) -> Response<Proxy
     response
 }
 
+/// The same response as [`error_page`] for an HTTP/1.1 client, written out
+/// whole, for the fast path to send as it is. `close`: the connection ends
+/// after it in any case.
+pub(crate) fn error_bytes(error: &ProxyError, close: bool) -> Vec<u8> {
+    let page = error_page(error, Version::HTTP_11);
+    let message = format!("{error}\n");
+    let status = page.status();
+    let mut out = format!(
+        "HTTP/1.1 {} {}\r\ncontent-length: {}\r\n",
+        status.as_str(),
+        status.canonical_reason().unwrap_or(""),
+        message.len()
+    )
+    .into_bytes();
+    for (name, value) in page.headers() {
+        out.extend_from_slice(name.as_str().as_bytes());
+        out.extend_from_slice(b": ");
+        out.extend_from_slice(value.as_bytes());
+        out.extend_from_slice(b"\r\n");
+    }
+    if close && !error.ends_connection() {
+        out.extend_from_slice(b"connection: close\r\n");
+    }
+    out.extend_from_slice(b"\r\n");
+    out.extend_from_slice(message.as_bytes());
+    out
+}
+
 #[cfg(test)]
 #[path = "pages_tests.rs"]
 mod tests;

@@ -17,6 +17,7 @@ use crate::certs::Certificates;
 use crate::connection::{http_builder, Listener};
 use crate::exec::TrackedExecutor;
 use crate::forward::Upstream;
+use crate::h1::FastPath;
 use crate::handler::Handler;
 use crate::routes::Router;
 use crate::{tls, ProxyConfig};
@@ -88,6 +89,7 @@ async fn run(
     );
     let scheme = if tls.is_some() { "https" } else { "http" };
     let shared = Arc::new(Listener {
+        fast: FastPath::new(router.clone(), &config, tls.is_some(), shutdown.clone()),
         handler: Arc::new(handler),
         builder: http_builder(&config, executor),
         tls,

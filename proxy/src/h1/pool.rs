@@ -1,0 +1,115 @@
+//! Idle upstream connections of the fast path, kept per backend address for
+//! reuse (keep-alive), newest first. Each proxy worker has its own pool, so
+//! its lock is never contended.
+//!
+//! A connection comes back only after a complete exchange on it; one that is
+//! taken is checked first, and one the other side closed meanwhile is
+//! dropped. Connections idle longer than [`IDLE_TIMEOUT`] are closed.
+
+use std::collections::HashMap;
+use std::io;
+use std::net::SocketAddr;
+use std::sync::{Mutex, PoisonError};
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use tokio::net::TcpStream;
+
+/// How long an unused upstream connection is kept.
+pub(crate) const IDLE_TIMEOUT: Duration = Duration::from_secs(90);
+
+/// Most idle connections kept per backend address.
+const MAX_IDLE_PER_BACKEND: usize = 128;
+
+/// How often a put also closes every expired connection.
+const SWEEP_EVERY: Duration = Duration::from_secs(10);
+
+/// The idle connections of one worker.
+#[derive(Debug)]
+pub(crate) struct UpstreamPool {
+    inner: Mutex<Idle>,
+    connect_timeout: Duration,
+}
+
+#[derive(Debug)]
+struct Idle {
+    by_addr: HashMap<SocketAddr, Vec<(TcpStream, Instant)>>,
+    swept: Instant,
+}
+
+impl UpstreamPool {
+    /// An empty pool whose new connections may take `connect_timeout`.
+    pub(crate) fn new(connect_timeout: Duration) -> Self {
+        Self {
+            inner: Mutex::new(Idle {
+                by_addr: HashMap::new(),
+                swept: Instant::now(),
+            }),
+            connect_timeout,
+        }
+    }
+
+    /// An idle connection to `addr` that is still open, if there is one.
+    pub(crate) fn take(&self, addr: SocketAddr) -> Option<TcpStream> {
+        let mut idle = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
+        let connections = idle.by_addr.get_mut(&addr)?;
+        while let Some((stream, since)) = connections.pop() {
+            if since.elapsed() < IDLE_TIMEOUT && is_open(&stream) {
+                return Some(stream);
+            }
+        }
+        None
+    }
+
+    /// Keeps `stream`, which just finished a complete exchange with `addr`.
+    pub(crate) fn put(&self, addr: SocketAddr, stream: TcpStream) {
+        let now = Instant::now();
+        let mut idle = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
+        if now.duration_since(idle.swept) >= SWEEP_EVERY {
+            idle.swept = now;
+            idle.by_addr.retain(|_, connections| {
+                connections.retain(|(_, since)| now.duration_since(*since) < IDLE_TIMEOUT);
+                !connections.is_empty()
+            });
+        }
+        let connections = idle.by_addr.entry(addr).or_default();
+        if connections.len() < MAX_IDLE_PER_BACKEND {
+            connections.push((stream, now));
+        }
+    }
+
+    /// A new connection to `addr`, with TCP_NODELAY.
+    pub(crate) async fn connect(&self, addr: SocketAddr) -> io::Result<TcpStream> {
+        let stream = tokio::time::timeout(self.connect_timeout, TcpStream::connect(addr))
+            .await
+            .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "connect timed out"))??;
+        stream.set_nodelay(true)?;
+        Ok(stream)
+    }
+
+    /// Idle connections kept now.
+    #[cfg(test)]
+    pub(crate) fn idle(&self) -> usize {
+        let idle = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
+        idle.by_addr.values().map(Vec::len).sum()
+    }
+}
+
+/// Whether an idle connection is still usable: nothing to read on it (an
+/// idle upstream that sends something, even its closing, is done with it).
+/// Asks the kernel only when the runtime saw it become readable.
+pub(crate) fn is_open(stream: &TcpStream) -> bool {
+    let mut cx = Context::from_waker(futures::task::noop_waker_ref());
+    match stream.poll_read_ready(&mut cx) {
+        Poll::Pending => true,
+        Poll::Ready(Err(_)) => false,
+        Poll::Ready(Ok(())) => matches!(
+            stream.try_read(&mut [0; 1]),
+            Err(error) if error.kind() == io::ErrorKind::WouldBlock
+        ),
+    }
+}
+
+#[cfg(test)]
+#[path = "pool_tests.rs"]
+mod tests;

@@ -4,6 +4,7 @@
 
 mod cross_node;
 mod draining;
+mod fast_path;
 mod limits;
 mod observability;
 mod protocols;

@@ -1,11 +1,12 @@
 //! A read buffer: bytes read but not yet used, filled from an IO into its
-//! spare capacity (never zeroed first), up to a set size.
+//! spare capacity (never zeroed first), growing from a starting size up to
+//! a cap.
 
 use std::io;
 
 use tokio::io::{AsyncRead, AsyncReadExt};
 
-/// The size a buffer starts at, and the least it may be capped at.
+/// The least a buffer may be capped at, and the least it grows by.
 pub(crate) const MIN_CAPACITY: usize = 16 * 1024;
 
 /// Bytes read and not yet consumed.
@@ -13,16 +14,28 @@ pub(crate) const MIN_CAPACITY: usize = 16 * 1024;
 pub(crate) struct Buffer {
     bytes: Vec<u8>,
     start: usize,
+    initial: usize,
     max: usize,
 }
 
 impl Buffer {
-    /// An empty buffer that grows up to `max` bytes (at least [`MIN_CAPACITY`]).
-    pub(crate) fn new(max: usize) -> Self {
+    /// An empty buffer of `initial` bytes that grows up to `max` (at least
+    /// [`MIN_CAPACITY`]).
+    pub(crate) fn new(initial: usize, max: usize) -> Self {
+        let max = max.max(MIN_CAPACITY);
+        let initial = initial.clamp(1, max);
         Self {
-            bytes: Vec::with_capacity(MIN_CAPACITY),
+            bytes: Vec::with_capacity(initial),
             start: 0,
-            max: max.max(MIN_CAPACITY),
+            initial,
+            max,
+        }
+    }
+
+    /// Back to the starting size, if it is empty and grew past it.
+    pub(crate) fn shrink(&mut self) {
+        if self.is_empty() && self.bytes.capacity() > self.initial {
+            self.bytes = Vec::with_capacity(self.initial);
         }
     }
 
@@ -47,12 +60,6 @@ impl Buffer {
             self.bytes.clear();
             self.start = 0;
         }
-    }
-
-    /// Drops every unconsumed byte.
-    pub(crate) fn clear(&mut self) {
-        self.bytes.clear();
-        self.start = 0;
     }
 
     /// The unconsumed bytes, taken out (the buffer is left empty).

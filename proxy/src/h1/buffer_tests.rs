@@ -2,7 +2,7 @@ use super::*;
 
 #[tokio::test]
 async fn reads_accumulate_and_consumed_bytes_go() {
-    let mut buffer = Buffer::new(0);
+    let mut buffer = Buffer::new(64, 0);
     let mut input: &[u8] = b"hello world";
     assert_eq!(buffer.fill(&mut input).await.expect("read"), 11);
     assert_eq!(buffer.filled(), b"hello world");
@@ -15,7 +15,7 @@ async fn reads_accumulate_and_consumed_bytes_go() {
 #[tokio::test]
 async fn a_buffer_grows_up_to_its_cap_and_no_further() {
     let max = MIN_CAPACITY * 2;
-    let mut buffer = Buffer::new(max);
+    let mut buffer = Buffer::new(1024, max);
     let data = vec![7u8; max + 100];
     let mut input: &[u8] = &data;
     while !buffer.is_full() {
@@ -27,4 +27,11 @@ async fn a_buffer_grows_up_to_its_cap_and_no_further() {
     buffer.consume(10);
     assert_eq!(buffer.fill(&mut input).await.expect("read"), 10);
     assert_eq!(buffer.filled().len(), max);
+    // Emptied, it goes back to its starting size.
+    buffer.consume(max);
+    buffer.shrink();
+    assert!(buffer.is_empty());
+    let more = vec![1u8; 4096];
+    let mut input: &[u8] = &more;
+    assert_eq!(buffer.fill(&mut input).await.expect("read"), 1024);
 }

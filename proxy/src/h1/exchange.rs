@@ -3,13 +3,14 @@
 //! 1. read a request head (within the header timeout; an idle connection
 //!    also ends when shutdown begins) and decide whether the fast path takes it;
 //! 2. send the rewritten head to the instance, with the body bytes already
-//!    read, over the upstream connection this client used last (or one from
-//!    the pool, or a new one), then the rest of the body as it arrives,
-//!    stopping early if the instance answers before it is complete;
+//!    read, over an idle upstream connection from the pool, or a new one;
 //! 3. read the response head (within the upstream timeout) and send the
 //!    client its rewritten head, then the body as it arrives, watching for
-//!    the client going away;
-//! 4. keep both connections for the next request when their framing allows.
+//!    the client going away. A body still coming when the head went out is
+//!    sent meanwhile, as the client sends it: an instance may answer before
+//!    it has read all of it, or stream its answer as it reads;
+//! 4. give the upstream connection back to the pool, and keep the client's
+//!    for its next request, when their framing allows.
 //!
 //! A pooled connection found closed before any response byte came back is
 //! replaced by a new one and the request sent again, once, when that is
@@ -21,15 +22,14 @@ use std::sync::Arc;
 
 use http::{Method, StatusCode, Version};
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
-use tokio::net::TcpStream;
 use tokio::time::Instant;
 
 use super::buffer::Buffer;
 use super::chunked::ChunkedScanner;
-use super::pool::is_open;
+use super::pool::Upstream;
 use super::request::{self, client_ip, Forwarding, Parsed, RequestBody};
 use super::response::{self, ResponseBody, ResponseHead};
-use super::{FastPath, Rewind, Served, MAX_HEADERS, MAX_RESPONSE_HEAD};
+use super::{FastPath, Rewind, Served, MAX_HEADERS};
 use crate::access::AccessRecord;
 use crate::acme::CHALLENGE_PREFIX;
 use crate::error::ProxyError;
@@ -47,11 +47,9 @@ where
         io,
         client,
         client_ip: client_ip(client.ip()),
-        inbuf: Buffer::new(fast.max_header_bytes),
-        upbuf: Buffer::new(MAX_RESPONSE_HEAD),
-        out: Vec::with_capacity(1024),
-        reply: Vec::with_capacity(1024),
-        upstream: None,
+        inbuf: Buffer::new(CLIENT_BUFFER, fast.max_header_bytes),
+        out: Vec::with_capacity(HEAD_CAPACITY),
+        reply: Vec::with_capacity(HEAD_CAPACITY),
     };
     let served = loop {
         match conn.next_request().await {
@@ -59,20 +57,26 @@ where
                 if !conn.exchange(plan).await {
                     break Served::Closed;
                 }
+                conn.trim();
             }
             Next::Close => break Served::Closed,
             Next::Fallback => {
-                conn.release_upstream();
                 let prefix = conn.inbuf.take();
                 return Served::Fallback(Rewind::new(prefix, conn.io));
             }
         }
     };
-    conn.release_upstream();
     // Sends the end of the stream (and TLS close_notify) rather than just dropping.
     let _ = tokio::time::timeout(fast.header_timeout, conn.io.shutdown()).await;
     served
 }
+
+/// What a client connection's read buffer starts at: most request heads fit.
+const CLIENT_BUFFER: usize = 4 * 1024;
+
+/// What the head buffers start at, and go back to once a large head or
+/// body chunk made them grow.
+const HEAD_CAPACITY: usize = 1024;
 
 /// What the connection does next.
 enum Next {
@@ -253,14 +257,10 @@ struct Conn<'f, I> {
     client_ip: String,
     /// Bytes from the client not used yet.
     inbuf: Buffer,
-    /// Bytes from the upstream not used yet.
-    upbuf: Buffer,
     /// The head (and first body bytes) going upstream.
     out: Vec<u8>,
     /// The head (and first body bytes) going to the client.
     reply: Vec<u8>,
-    /// The upstream connection the last request used, kept for the next.
-    upstream: Option<(SocketAddr, TcpStream)>,
 }
 
 impl<I: AsyncRead + AsyncWrite + Unpin> Conn<'_, I> {
@@ -327,7 +327,7 @@ impl<I: AsyncRead + AsyncWrite + Unpin> Conn<'_, I> {
             };
             let mut download = Download::new(plan.head_request, close_client);
             self.reply.clear();
-            let outcome = match upstream.write_all(&self.out).await {
+            let outcome = match upstream.stream.write_all(&self.out).await {
                 Err(_) => Err(Failed::Closed),
                 Ok(()) if whole => {
                     self.receive(&mut upstream, &mut download, deadline, &mut plan)
@@ -340,10 +340,11 @@ impl<I: AsyncRead + AsyncWrite + Unpin> Conn<'_, I> {
             };
             let failed = match (outcome, download.head) {
                 (Ok(()), Some(head)) => {
-                    if head.reusable && self.upbuf.is_empty() && body.is_done() {
-                        self.upstream = Some((addr, upstream));
+                    // Bytes after the response would be the start of a
+                    // response to nothing: such a connection is not reused.
+                    if head.reusable && upstream.buf.is_empty() && body.is_done() {
+                        self.fast.pool.put(addr, upstream);
                     }
-                    self.upbuf.clear();
                     return !head.closes_client
                         && body.is_done()
                         && !self.fast.draining.is_cancelled();
@@ -355,7 +356,6 @@ impl<I: AsyncRead + AsyncWrite + Unpin> Conn<'_, I> {
                 // connection is all that tells it the rest is missing.
                 (Err(_), Some(_)) => return false,
             };
-            self.upbuf.clear();
             let error = match failed {
                 // A reused connection the instance had closed: once more on a new one.
                 Failed::Closed if reused && whole && plan.idempotent && !fresh_only => {
@@ -379,7 +379,7 @@ impl<I: AsyncRead + AsyncWrite + Unpin> Conn<'_, I> {
     /// client going away.
     async fn receive(
         &mut self,
-        upstream: &mut TcpStream,
+        upstream: &mut Upstream,
         download: &mut Download,
         deadline: Instant,
         plan: &mut Plan,
@@ -388,7 +388,7 @@ impl<I: AsyncRead + AsyncWrite + Unpin> Conn<'_, I> {
             let read = if download.head.is_none() {
                 tokio::select! {
                     biased;
-                    read = tokio::time::timeout_at(deadline, self.upbuf.fill(upstream)) => {
+                    read = tokio::time::timeout_at(deadline, upstream.buf.fill(&mut upstream.stream)) => {
                         read.map_err(|_| Failed::TimedOut)?
                     }
                     () = client_gone(&mut self.io, &mut self.inbuf) => return Err(Failed::ClientGone),
@@ -396,12 +396,12 @@ impl<I: AsyncRead + AsyncWrite + Unpin> Conn<'_, I> {
             } else {
                 tokio::select! {
                     biased;
-                    read = self.upbuf.fill(upstream) => read,
+                    read = upstream.buf.fill(&mut upstream.stream) => read,
                     () = client_gone(&mut self.io, &mut self.inbuf) => return Err(Failed::ClientGone),
                 }
             };
             match read {
-                Ok(read) if read > 0 => self.deliver(download, plan).await?,
+                Ok(read) if read > 0 => self.deliver(download, plan, &mut upstream.buf).await?,
                 _ => download.closed()?,
             }
         }
@@ -414,13 +414,14 @@ impl<I: AsyncRead + AsyncWrite + Unpin> Conn<'_, I> {
     /// client going away.
     async fn duplex(
         &mut self,
-        upstream: &mut TcpStream,
+        upstream: &mut Upstream,
         body: &mut Framing,
         download: &mut Download,
         deadline: Instant,
         plan: &mut Plan,
     ) -> Result<(), Failed> {
-        let (mut reader, mut writer) = upstream.split();
+        let Upstream { stream, buf } = upstream;
+        let (mut reader, mut writer) = stream.split();
         let head_timeout = tokio::time::sleep_until(deadline);
         tokio::pin!(head_timeout);
         // `out` holds the body bytes being written, `sent` of them written.
@@ -452,8 +453,8 @@ impl<I: AsyncRead + AsyncWrite + Unpin> Conn<'_, I> {
             };
             tokio::select! {
                 biased;
-                read = self.upbuf.fill(&mut reader) => match read {
-                    Ok(read) if read > 0 => self.deliver(download, plan).await?,
+                read = buf.fill(&mut reader) => match read {
+                    Ok(read) if read > 0 => self.deliver(download, plan, buf).await?,
                     _ => download.closed()?,
                 },
                 () = &mut head_timeout, if download.head.is_none() => return Err(Failed::TimedOut),
@@ -479,9 +480,14 @@ impl<I: AsyncRead + AsyncWrite + Unpin> Conn<'_, I> {
     }
 
     /// Passes on what the upstream sent: the client gets its part at once.
-    async fn deliver(&mut self, download: &mut Download, plan: &mut Plan) -> Result<(), Failed> {
+    async fn deliver(
+        &mut self,
+        download: &mut Download,
+        plan: &mut Plan,
+        upbuf: &mut Buffer,
+    ) -> Result<(), Failed> {
         let had_head = download.head.is_some();
-        let body_bytes = download.advance(&mut self.upbuf, &mut self.reply)?;
+        let body_bytes = download.advance(upbuf, &mut self.reply)?;
         if !had_head {
             if let Some(head) = &download.head {
                 self.answered(plan, head.status);
@@ -538,29 +544,20 @@ impl<I: AsyncRead + AsyncWrite + Unpin> Conn<'_, I> {
             })
     }
 
-    /// The upstream connection for `addr`: the one this client used last if
-    /// it is still open, else an idle one from the pool, else a new one
-    /// (only a new one when `fresh_only`). True with a reused one.
+    /// An upstream connection to `addr`: an idle one from the pool, else (or
+    /// when `fresh_only`) a new one. True with a reused one.
     async fn connect(
         &mut self,
         addr: SocketAddr,
         fresh_only: bool,
-    ) -> Result<(TcpStream, bool), ()> {
-        if let Some((last, stream)) = self.upstream.take() {
-            if last == addr && !fresh_only && is_open(&stream) {
-                return Ok((stream, true));
-            }
-            if last != addr {
-                self.fast.pool.put(last, stream);
-            }
-        }
+    ) -> Result<(Upstream, bool), ()> {
         if !fresh_only {
-            if let Some(stream) = self.fast.pool.take(addr) {
-                return Ok((stream, true));
+            if let Some(upstream) = self.fast.pool.take(addr) {
+                return Ok((upstream, true));
             }
         }
         match self.fast.pool.connect(addr).await {
-            Ok(stream) => Ok((stream, false)),
+            Ok(upstream) => Ok((upstream, false)),
             Err(error) => {
                 tracing::warn!(%addr, %error, "instance did not answer");
                 Err(())
@@ -568,10 +565,16 @@ impl<I: AsyncRead + AsyncWrite + Unpin> Conn<'_, I> {
         }
     }
 
-    /// Puts the upstream connection this client kept back in the pool.
-    fn release_upstream(&mut self) {
-        if let Some((addr, stream)) = self.upstream.take() {
-            self.fast.pool.put(addr, stream);
+    /// Gives back what a large head or body made the buffers grow to, so an
+    /// idle connection holds little memory.
+    fn trim(&mut self) {
+        if self.inbuf.is_empty() {
+            self.inbuf.shrink();
+        }
+        for head in [&mut self.out, &mut self.reply] {
+            if head.capacity() > 4 * HEAD_CAPACITY {
+                *head = Vec::with_capacity(HEAD_CAPACITY);
+            }
         }
     }
 }

@@ -1,6 +1,8 @@
 //! Idle upstream connections of the fast path, kept per backend address for
-//! reuse (keep-alive), newest first. Each proxy worker has its own pool, so
-//! its lock is never contended.
+//! reuse (keep-alive), newest first. A connection is taken for one exchange
+//! and comes back after it, so idle clients hold none and an instance sees
+//! about as many connections as requests run at once. Each proxy worker has
+//! its own pool, so its lock is never contended.
 //!
 //! A connection comes back only after a complete exchange on it; one that is
 //! taken is checked first, and one the other side closed meanwhile is
@@ -15,6 +17,9 @@ use std::time::{Duration, Instant};
 
 use tokio::net::TcpStream;
 
+use super::buffer::{Buffer, MIN_CAPACITY};
+use super::MAX_RESPONSE_HEAD;
+
 /// How long an unused upstream connection is kept.
 pub(crate) const IDLE_TIMEOUT: Duration = Duration::from_secs(90);
 
@@ -23,6 +28,15 @@ const MAX_IDLE_PER_BACKEND: usize = 128;
 
 /// How often a put also closes every expired connection.
 const SWEEP_EVERY: Duration = Duration::from_secs(10);
+
+/// A connection to an instance (or another node's proxy), with the buffer
+/// its responses are read into: it travels with the connection, so a client
+/// connection holds neither while it waits for its next request.
+#[derive(Debug)]
+pub(crate) struct Upstream {
+    pub(crate) stream: TcpStream,
+    pub(crate) buf: Buffer,
+}
 
 /// The idle connections of one worker.
 #[derive(Debug)]
@@ -33,7 +47,7 @@ pub(crate) struct UpstreamPool {
 
 #[derive(Debug)]
 struct Idle {
-    by_addr: HashMap<SocketAddr, Vec<(TcpStream, Instant)>>,
+    by_addr: HashMap<SocketAddr, Vec<(Upstream, Instant)>>,
     swept: Instant,
 }
 
@@ -50,19 +64,20 @@ impl UpstreamPool {
     }
 
     /// An idle connection to `addr` that is still open, if there is one.
-    pub(crate) fn take(&self, addr: SocketAddr) -> Option<TcpStream> {
+    pub(crate) fn take(&self, addr: SocketAddr) -> Option<Upstream> {
         let mut idle = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
         let connections = idle.by_addr.get_mut(&addr)?;
-        while let Some((stream, since)) = connections.pop() {
-            if since.elapsed() < IDLE_TIMEOUT && is_open(&stream) {
-                return Some(stream);
+        while let Some((upstream, since)) = connections.pop() {
+            if since.elapsed() < IDLE_TIMEOUT && is_open(&upstream.stream) {
+                return Some(upstream);
             }
         }
         None
     }
 
-    /// Keeps `stream`, which just finished a complete exchange with `addr`.
-    pub(crate) fn put(&self, addr: SocketAddr, stream: TcpStream) {
+    /// Keeps `upstream`, which just finished a complete exchange with
+    /// `addr` and has nothing left in its buffer.
+    pub(crate) fn put(&self, addr: SocketAddr, upstream: Upstream) {
         let now = Instant::now();
         let mut idle = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
         if now.duration_since(idle.swept) >= SWEEP_EVERY {
@@ -74,17 +89,20 @@ impl UpstreamPool {
         }
         let connections = idle.by_addr.entry(addr).or_default();
         if connections.len() < MAX_IDLE_PER_BACKEND {
-            connections.push((stream, now));
+            connections.push((upstream, now));
         }
     }
 
     /// A new connection to `addr`, with TCP_NODELAY.
-    pub(crate) async fn connect(&self, addr: SocketAddr) -> io::Result<TcpStream> {
+    pub(crate) async fn connect(&self, addr: SocketAddr) -> io::Result<Upstream> {
         let stream = tokio::time::timeout(self.connect_timeout, TcpStream::connect(addr))
             .await
             .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "connect timed out"))??;
         stream.set_nodelay(true)?;
-        Ok(stream)
+        Ok(Upstream {
+            stream,
+            buf: Buffer::new(MIN_CAPACITY, MAX_RESPONSE_HEAD),
+        })
     }
 
     /// Idle connections kept now.

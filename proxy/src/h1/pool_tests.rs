@@ -14,6 +14,7 @@ async fn a_connection_comes_back_and_a_closed_one_does_not() {
     pool.put(addr, first);
     assert_eq!(pool.idle(), 1);
     let again = pool.take(addr).expect("the idle connection");
+    assert!(again.buf.is_empty());
     assert!(pool.take(addr).is_none());
 
     // The other side closes it while it is idle: it is not handed out.
@@ -25,7 +26,7 @@ async fn a_connection_comes_back_and_a_closed_one_does_not() {
         match idle {
             Some(stream) => {
                 // Not seen as closed yet: wait until it is readable, then put it back.
-                stream.readable().await.expect("readable");
+                stream.stream.readable().await.expect("readable");
                 pool.put(addr, stream);
             }
             None => break true,

@@ -243,3 +243,40 @@ async fn an_instance_answering_before_the_body_is_complete_is_heard() {
     assert!(answer.starts_with("HTTP/1.1 507"), "{answer}");
     assert!(answer.ends_with("\r\n\r\nfull"), "{answer}");
 }
+
+#[tokio::test]
+async fn idle_clients_hold_no_upstream_connection() {
+    let (addr, accepted) = raw_instance(|_, mut stream| async move {
+        while read_head(&mut stream).await.is_some() {
+            if stream.write_all(OK_HI).await.is_err() {
+                return;
+            }
+        }
+    })
+    .await;
+    let proxy = proxy_for(Backend::new("raw-1", addr)).await;
+    // Ten clients, one after the other, each keeping its connection open.
+    let mut clients = Vec::new();
+    for _ in 0..10 {
+        let mut client = within(TcpStream::connect(proxy.addr))
+            .await
+            .expect("connect");
+        within(client.write_all(b"GET / HTTP/1.1\r\nHost: web.test\r\n\r\n"))
+            .await
+            .expect("send");
+        let mut answer = vec![0u8; OK_HI.len()];
+        within(client.read_exact(&mut answer))
+            .await
+            .expect("answer");
+        assert_eq!(answer, OK_HI);
+        clients.push(client);
+    }
+    // One listener, one pool: each request took the connection the one
+    // before it gave back.
+    assert_eq!(
+        accepted.load(Ordering::SeqCst),
+        1,
+        "upstream connections for {} idle clients",
+        clients.len()
+    );
+}

@@ -26,8 +26,8 @@ pub(crate) struct RouteBook {
     written: HashMap<String, AppRoutes>,
     /// Instances this coordinator asked to stop: out of the routes at once.
     stopping: HashSet<AllocId>,
-    /// The domains of each release, read once.
-    domains: HashMap<(String, u32), Vec<String>>,
+    /// What each release says about routing, read once.
+    releases: HashMap<(String, u32), ReleaseRouting>,
     /// Apps whose key could not be written; retried every tick.
     dirty: BTreeSet<String>,
     /// The whole bucket needs rewriting (the rebuild at the start of the
@@ -35,12 +35,19 @@ pub(crate) struct RouteBook {
     rebuild: bool,
 }
 
+/// What a release says about its routing: the same for every node.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub(crate) struct ReleaseRouting {
+    pub(crate) domains: Vec<String>,
+    pub(crate) https_redirect: bool,
+}
+
 /// The routes of `app`: its healthy instances that are not being stopped and
 /// whose node has a proxy address, sorted by instance id; None when there is
 /// none.
 pub(crate) fn build<'a>(
     app: &str,
-    domains: Vec<String>,
+    release: ReleaseRouting,
     instances: impl IntoIterator<Item = &'a Instance>,
     stopping: &HashSet<AllocId>,
     proxy_of: impl Fn(NodeId) -> Option<SocketAddr>,
@@ -63,7 +70,8 @@ pub(crate) fn build<'a>(
     backends.sort_by_key(|b| b.instance);
     Some(AppRoutes {
         app: app.to_string(),
-        domains,
+        domains: release.domains,
+        https_redirect: release.https_redirect,
         backends,
     })
 }
@@ -108,9 +116,9 @@ impl Coordinator {
         self.routes.stopping.remove(&instance);
     }
 
-    /// Forgets a destroyed app's cached release domains.
+    /// Forgets a destroyed app's cached release routing.
     pub(crate) fn routes_forget_app(&mut self, app: &str) {
-        self.routes.domains.retain(|(name, _), _| name != app);
+        self.routes.releases.retain(|(name, _), _| name != app);
     }
 
     /// Re-syncs every app with an instance on `node` (its proxy address changed).
@@ -188,36 +196,38 @@ impl Coordinator {
         let Some(version) = instances.iter().map(|i| i.version).max() else {
             return Ok(None);
         };
-        let domains = self.release_domains(app, version).await?;
+        let release = self.release_routing(app, version).await?;
         let nodes = &self.cluster.nodes;
         Ok(build(
             app,
-            domains,
+            release,
             &instances,
             &self.routes.stopping,
             |node| nodes.get(&node).and_then(|n| n.record.proxy_addr),
         ))
     }
 
-    /// The domains of release `version` of `app` (none if it is gone).
-    async fn release_domains(
+    /// What release `version` of `app` says about routing (no domains if it is gone).
+    async fn release_routing(
         &mut self,
         app: &str,
         version: u32,
-    ) -> Result<Vec<String>, CoordinatorError> {
+    ) -> Result<ReleaseRouting, CoordinatorError> {
         let key = (app.to_string(), version);
-        if let Some(domains) = self.routes.domains.get(&key) {
-            return Ok(domains.clone());
+        if let Some(routing) = self.routes.releases.get(&key) {
+            return Ok(routing.clone());
         }
         let release = subjects::release_key(app, version);
         let Some((release, _)) = store::get::<Release>(&self.store.releases, &release).await?
         else {
-            return Ok(Vec::new());
+            return Ok(ReleaseRouting::default());
         };
-        self.routes
-            .domains
-            .insert(key, release.spec.domains.clone());
-        Ok(release.spec.domains)
+        let routing = ReleaseRouting {
+            domains: release.spec.domains,
+            https_redirect: release.spec.https_redirect,
+        };
+        self.routes.releases.insert(key, routing.clone());
+        Ok(routing)
     }
 
     /// Writes (or deletes) `app`'s key unless it already holds `routes`.

@@ -38,16 +38,17 @@ fn only_healthy_instances_of_the_app_with_a_proxy_are_listed() {
         instance("other", a, InstanceState::Healthy),
     ];
     let proxies = HashMap::from([(a, addr(1)), (b, addr(2))]);
-    let routes = build(
-        "hello",
-        vec!["hello.test".into()],
-        &instances,
-        &HashSet::new(),
-        |node| proxies.get(&node).copied(),
-    )
+    let release = ReleaseRouting {
+        domains: vec!["hello.test".into()],
+        https_redirect: true,
+    };
+    let routes = build("hello", release, &instances, &HashSet::new(), |node| {
+        proxies.get(&node).copied()
+    })
     .expect("routes");
     assert_eq!(routes.app, "hello");
     assert_eq!(routes.domains, vec!["hello.test".to_string()]);
+    assert!(routes.https_redirect, "every node is told to redirect");
     let listed: Vec<(AllocId, NodeId, SocketAddr)> = routes
         .backends
         .iter()
@@ -68,9 +69,13 @@ fn an_instance_being_stopped_leaves_at_once() {
         instance("hello", a, InstanceState::Healthy),
     ];
     let stopping = HashSet::from([instances[0].id]);
-    let routes = build("hello", Vec::new(), &instances, &stopping, |_| {
-        Some(addr(1))
-    })
+    let routes = build(
+        "hello",
+        ReleaseRouting::default(),
+        &instances,
+        &stopping,
+        |_| Some(addr(1)),
+    )
     .expect("routes");
     assert_eq!(routes.backends.len(), 1);
     assert_eq!(routes.backends[0].instance, instances[1].id);
@@ -84,9 +89,13 @@ fn no_healthy_instance_means_no_routes() {
         instance("hello", a, InstanceState::Stopped),
     ];
     assert_eq!(
-        build("hello", Vec::new(), &instances, &HashSet::new(), |_| Some(
-            addr(1)
-        )),
+        build(
+            "hello",
+            ReleaseRouting::default(),
+            &instances,
+            &HashSet::new(),
+            |_| Some(addr(1))
+        ),
         None
     );
 }
@@ -99,9 +108,13 @@ fn backends_are_sorted_by_instance() {
         .map(|n| instance("hello", *n, InstanceState::Healthy))
         .collect();
     instances.reverse();
-    let routes = build("hello", Vec::new(), &instances, &HashSet::new(), |_| {
-        Some(addr(1))
-    })
+    let routes = build(
+        "hello",
+        ReleaseRouting::default(),
+        &instances,
+        &HashSet::new(),
+        |_| Some(addr(1)),
+    )
     .expect("routes");
     let ids: Vec<AllocId> = routes.backends.iter().map(|b| b.instance).collect();
     let mut sorted = ids.clone();

@@ -15,6 +15,9 @@ pub struct AppRoutes {
     pub app: String,
     /// The host names of the app's current release.
     pub domains: Vec<String>,
+    /// The current release redirects plain HTTP to HTTPS: every node
+    /// applies it, not only those running an instance.
+    pub https_redirect: bool,
     /// Every healthy instance, sorted by instance id. Never empty: an app
     /// with no healthy instance has no key.
     pub backends: Vec<RouteBackend>,

@@ -9,6 +9,7 @@ fn routes() -> AppRoutes {
     AppRoutes {
         app: "hello".into(),
         domains: vec!["hello.example.com".into()],
+        https_redirect: true,
         backends: vec![
             RouteBackend {
                 instance: AllocId::new(),

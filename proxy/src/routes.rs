@@ -168,6 +168,11 @@ impl Router {
         Some(routes.remote.backends())
     }
 
+    /// Whether plain-HTTP requests for `host` are redirected to HTTPS (None: unknown host).
+    pub fn redirects_https(&self, host: &str) -> Option<bool> {
+        Some(self.lookup(&normalize(host))?.redirect_https)
+    }
+
     /// Requests backend `id` is serving right now: counted from the moment a
     /// request is routed to it until its response body has been completely
     /// sent to the client (or the client went away). An upgraded connection

@@ -183,3 +183,46 @@ async fn metrics_count_each_node_s_requests_per_app() {
         .expect("answer");
     assert_eq!(elsewhere.status, 404);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_without_the_app_applies_its_https_redirect() {
+    let cluster = TestCluster::start(2).await;
+    let app = cluster.dir.path().join("app");
+    write_app(&app, "v1", 200, "");
+    let manifest_path = app.join("Reef.toml");
+    let manifest = std::fs::read_to_string(&manifest_path).expect("manifest");
+    let manifest = manifest.replace(
+        "domains = [\"hello.test\"]",
+        "domains = [\"hello.test\"]\nhttps_redirect = true",
+    );
+    std::fs::write(&manifest_path, manifest).expect("manifest");
+    cluster
+        .cli
+        .ok(&["deploy", app.to_str().expect("path")])
+        .await;
+    let host = cluster.healthy_nodes("hello", 1).await.remove(0);
+    for node in cluster.node_names() {
+        let port = cluster.proxy_port(&node);
+        let redirected = eventually(
+            &format!("{node} (host: {host}) to redirect to HTTPS"),
+            Duration::from_secs(10),
+            || async {
+                http::get(port, "hello.test", "/x?y=1")
+                    .await
+                    .ok()
+                    .filter(|r| r.status == 308)
+            },
+        )
+        .await;
+        let location = redirected
+            .headers
+            .iter()
+            .find(|(k, _)| k == "location")
+            .map(|(_, v)| v.clone())
+            .unwrap_or_default();
+        assert!(
+            location.starts_with("https://hello.test") && location.ends_with("/x?y=1"),
+            "{node}: {location}"
+        );
+    }
+}

@@ -45,6 +45,8 @@ struct AppRouting {
 /// The app as the routes bucket lists it.
 struct ClusterRoutes {
     domains: Vec<String>,
+    /// The app's current release redirects plain HTTP to HTTPS.
+    https_redirect: bool,
     /// Instances on other nodes, reached through their nodes' proxies.
     remote: Vec<Backend>,
 }
@@ -147,6 +149,7 @@ impl Routing {
                 .map(|b| Backend::new(b.instance.to_string(), b.addr))
                 .collect(),
             domains: routes.domains,
+            https_redirect: routes.https_redirect,
         });
         entry.publish(router, app);
         true
@@ -174,17 +177,24 @@ impl AppRouting {
             .map(|c| c.remote.clone())
             .unwrap_or_default();
         router.set_remote(app, remote);
-        let local = self
+        let local: Vec<Backend> = self
             .healthy
             .iter()
             .map(|(id, addr)| Backend::new(id.to_string(), *addr))
             .collect();
+        // Local instances follow their own release; a node that only
+        // forwards follows the cluster's word, so the redirect cannot be
+        // skipped by entering through a node without an instance.
+        let redirect_https = match &self.cluster {
+            Some(cluster) if local.is_empty() => cluster.https_redirect,
+            _ => self.redirect_https,
+        };
         router.set_app_with(
             app,
             reef_proxy::AppRoute {
                 domains,
                 backends: local,
-                redirect_https: self.redirect_https,
+                redirect_https,
             },
         );
     }

@@ -8,6 +8,7 @@ fn cluster_routes(app: &str, backends: &[(AllocId, NodeId, u16)]) -> AppRoutes {
     AppRoutes {
         app: app.into(),
         domains: vec![format!("{app}.test")],
+        https_redirect: false,
         backends: backends
             .iter()
             .map(|(instance, node, port)| RouteBackend {
@@ -39,6 +40,21 @@ fn other_nodes_are_remote_and_this_node_is_left_out() {
         vec![theirs.to_string()]
     );
     assert_eq!(ids(router.backends_for("hello.test")), Vec::<String>::new());
+}
+
+#[test]
+fn a_node_that_only_forwards_applies_the_cluster_redirect() {
+    let (routing, router) = (Routing::default(), Router::new());
+    let (me, other) = (NodeId::new(), NodeId::new());
+    let mut routes = cluster_routes("hello", &[(AllocId::new(), other, 80)]);
+    routes.https_redirect = true;
+    routing.apply_cluster(&router, me, "hello", 1, Some(routes));
+    assert_eq!(router.redirects_https("hello.test"), Some(true));
+
+    // A local instance of a release without the redirect: its word counts here.
+    let domains = vec!["hello.test".to_string()];
+    routing.add(&router, "hello", &domains, AllocId::new(), 9000, None);
+    assert_eq!(router.redirects_https("hello.test"), Some(false));
 }
 
 #[test]

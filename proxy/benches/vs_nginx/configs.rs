@@ -18,8 +18,14 @@ use crate::HOST;
 /// Idle keep-alive connections each proxy keeps to the backend (nginx's `keepalive 64`).
 const UPSTREAM_IDLE: usize = 64;
 
-/// `nginx.conf` for a server in the foreground with `prefix` as its prefix.
-pub(crate) fn nginx(prefix: &Path, port: u16, upstream: u16) -> anyhow::Result<String> {
+/// `nginx.conf` for a server in the foreground with `prefix` as its prefix,
+/// speaking HTTP/1.1 on `port` and HTTP/2 with prior knowledge on `h2_port`.
+pub(crate) fn nginx(
+    prefix: &Path,
+    port: u16,
+    h2_port: u16,
+    upstream: u16,
+) -> anyhow::Result<String> {
     let prefix_text = prefix
         .to_str()
         .context("the temp dir's path is not UTF-8")?;
@@ -55,6 +61,7 @@ http {{
 
     server {{
         listen 127.0.0.1:{port};
+        listen 127.0.0.1:{h2_port} http2;
         server_name {HOST};
 
         location / {{

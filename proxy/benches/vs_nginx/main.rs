@@ -14,8 +14,14 @@
 //! the report gives per-target medians, the CPU time each server process used
 //! per request, and the ratios.
 //!
+//! A second part does the same for HTTP/2 with prior knowledge (h2c), with
+//! `h2load` as the load generator, for reef (per-core layout) and nginx,
+//! at one and at ten concurrent streams per connection; it is skipped
+//! when `h2load` is not installed.
+//!
 //! Run with `scripts/bench.sh` or `cargo bench -p reef-proxy --bench
-//! vs_nginx`. Needs `nginx`, `caddy` and `wrk` on PATH. Settings (env):
+//! vs_nginx`. Needs `nginx`, `caddy` and `wrk` on PATH (and `h2load` for
+//! the HTTP/2 part). Settings (env):
 //! `REEF_BENCH_WRK_THREADS` (2), `REEF_BENCH_WRK_CONNECTIONS` (64),
 //! `REEF_BENCH_SECONDS` per run (10), `REEF_BENCH_ROUNDS` (3), and
 //! `REEF_BENCH_QUICK=1` (or `-- --quick`) for a quick check: 2 s runs, one
@@ -26,6 +32,7 @@
 
 mod configs;
 mod cpu;
+mod h2load;
 mod peers;
 mod report;
 mod roles;
@@ -36,8 +43,9 @@ use std::time::Duration;
 
 use anyhow::Context;
 
+use crate::h2load::H2Load;
 use crate::peers::Server;
-use crate::report::{Sample, Target};
+use crate::report::{H2Sample, H2Target, Sample, Target};
 use crate::wrk::Load;
 
 /// The Host every request carries; the only host the proxies route.
@@ -76,6 +84,57 @@ impl Settings {
             rounds: env_number("REEF_BENCH_ROUNDS", rounds)?.max(1),
         })
     }
+}
+
+/// The HTTP/2 part: h2load against each of `servers` at 1 and 10 streams
+/// per connection, in interleaved rounds; false when a run had failures.
+fn http2(settings: &Settings, servers: &[&Server]) -> anyhow::Result<bool> {
+    println!();
+    println!(
+        "HTTP/2 with prior knowledge: h2load --threads={} --clients={}, {} s, {} rounds",
+        settings.load.threads,
+        settings.load.connections,
+        settings.load.duration.as_secs(),
+        settings.rounds
+    );
+    let mut clean = true;
+    let mut targets = Vec::new();
+    for streams in [1, 10] {
+        let load = H2Load {
+            threads: settings.load.threads,
+            connections: settings.load.connections,
+            streams,
+            duration: settings.load.duration,
+        };
+        let warm_up = H2Load {
+            duration: settings.warm_up,
+            ..load
+        };
+        let mut measured: Vec<H2Target> = servers
+            .iter()
+            .map(|s| H2Target::new(s.name(), streams))
+            .collect();
+        for server in servers {
+            h2load::run(&warm_up, server.h2_port())?;
+        }
+        for round in 1..=settings.rounds {
+            for (server, target) in servers.iter().zip(&mut measured) {
+                let before = server.cpu();
+                let result = h2load::run(&load, server.h2_port())?;
+                let sample = H2Sample::new(result, before, server.cpu());
+                println!(
+                    "round {round}: {:<14} {streams:>2} streams  {sample}",
+                    server.name()
+                );
+                clean &= sample.failed == 0;
+                target.samples.push(sample);
+            }
+        }
+        targets.extend(measured);
+    }
+    println!();
+    report::print_h2(&targets);
+    Ok(clean)
 }
 
 fn env_number<T: std::str::FromStr>(name: &str, default: T) -> anyhow::Result<T> {
@@ -174,6 +233,17 @@ fn run() -> anyhow::Result<bool> {
     }
     println!();
     report::print(&targets);
+    if peers::on_path("h2load") {
+        let h2_servers: Vec<&Server> = servers
+            .iter()
+            .filter(|s| matches!(s.name(), "reef-per-core" | "nginx"))
+            .collect();
+        clean &= http2(&settings, &h2_servers)?;
+    } else {
+        println!(
+            "\n(HTTP/2 part skipped: `h2load` is not on PATH; apt-get install nghttp2-client)"
+        );
+    }
     for server in std::iter::once(&backend).chain(&servers) {
         server.print_log_warnings();
     }

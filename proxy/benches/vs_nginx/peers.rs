@@ -29,6 +29,8 @@ const STOP_TIMEOUT: Duration = Duration::from_secs(5);
 pub(crate) struct Server {
     name: &'static str,
     port: u16,
+    /// Where it speaks HTTP/2 with prior knowledge, when not on `port`.
+    h2_port: Option<u16>,
     child: Child,
     /// Its stdout and stderr, and its own log where it keeps one.
     logs: Vec<PathBuf>,
@@ -68,9 +70,10 @@ impl Server {
         let prefix = dir.join("nginx");
         std::fs::create_dir_all(&prefix).context("create nginx's dir")?;
         let port = free_port()?;
+        let h2_port = free_port()?;
         let conf = prefix.join("nginx.conf");
         let error_log = prefix.join("error.log");
-        std::fs::write(&conf, configs::nginx(&prefix, port, upstream)?)
+        std::fs::write(&conf, configs::nginx(&prefix, port, h2_port, upstream)?)
             .context("write nginx.conf")?;
         let mut command = Command::new("nginx");
         command
@@ -80,13 +83,15 @@ impl Server {
             .arg(&conf)
             .arg("-e")
             .arg(&error_log);
-        Self::start(
+        let mut server = Self::start(
             "nginx",
             command,
             port,
             dir.join("nginx.out"),
             vec![error_log],
-        )
+        )?;
+        server.h2_port = Some(h2_port);
+        Ok(server)
     }
 
     /// Caddy with `reverse_proxy`, admin API off, HOME and XDG dirs in `dir`.
@@ -129,6 +134,7 @@ impl Server {
         let mut server = Self {
             name,
             port,
+            h2_port: None,
             child,
             logs,
         };
@@ -142,6 +148,11 @@ impl Server {
 
     pub(crate) fn port(&self) -> u16 {
         self.port
+    }
+
+    /// Where it speaks HTTP/2 with prior knowledge (reef: its one port).
+    pub(crate) fn h2_port(&self) -> u16 {
+        self.h2_port.unwrap_or(self.port)
     }
 
     /// CPU time this server's processes have used so far.

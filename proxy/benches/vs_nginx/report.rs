@@ -170,3 +170,110 @@ fn median_of_some(values: impl Iterator<Item = Option<f64>>) -> Option<f64> {
         .filter(|v| !v.is_empty())
         .map(|v| median(v.into_iter()))
 }
+
+/// A server measured over HTTP/2 at one number of streams per connection.
+pub(crate) struct H2Target {
+    pub(crate) name: &'static str,
+    pub(crate) streams: u32,
+    pub(crate) samples: Vec<H2Sample>,
+}
+
+impl H2Target {
+    pub(crate) fn new(name: &'static str, streams: u32) -> Self {
+        Self {
+            name,
+            streams,
+            samples: Vec::new(),
+        }
+    }
+
+    fn requests_per_sec(&self) -> f64 {
+        median(self.samples.iter().map(|s| s.requests_per_sec))
+    }
+
+    fn proxy_cpu(&self) -> Option<f64> {
+        median_of_some(self.samples.iter().map(|s| s.proxy_cpu_us))
+    }
+}
+
+/// One h2load run against one target.
+pub(crate) struct H2Sample {
+    pub(crate) requests_per_sec: f64,
+    pub(crate) proxy_cpu_us: Option<f64>,
+    pub(crate) failed: u64,
+}
+
+impl H2Sample {
+    pub(crate) fn new(
+        run: crate::h2load::H2Output,
+        before: Option<Duration>,
+        after: Option<Duration>,
+    ) -> Self {
+        let proxy_cpu_us = after
+            .zip(before)
+            .and_then(|(after, before)| after.checked_sub(before))
+            .filter(|_| run.succeeded > 0)
+            .map(|used| used.as_secs_f64() * 1e6 / run.succeeded as f64);
+        Self {
+            requests_per_sec: run.requests_per_sec,
+            proxy_cpu_us,
+            failed: run.failed,
+        }
+    }
+}
+
+impl fmt::Display for H2Sample {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{:>8.0} req/s   CPU per request: {}",
+            self.requests_per_sec,
+            micros(self.proxy_cpu_us)
+        )?;
+        if self.failed > 0 {
+            write!(f, "   ERR {} requests failed", self.failed)?;
+        }
+        Ok(())
+    }
+}
+
+/// Prints the HTTP/2 medians and reef's ratios to nginx at each stream count.
+pub(crate) fn print_h2(targets: &[H2Target]) {
+    println!(
+        "{:<18} {:>8} {:>9} {:>16}   req/s per round",
+        "HTTP/2 (median)", "streams", "req/s", "proxy CPU/req"
+    );
+    for target in targets {
+        let rounds: Vec<String> = target
+            .samples
+            .iter()
+            .map(|s| format!("{:.0}", s.requests_per_sec))
+            .collect();
+        println!(
+            "{:<18} {:>8} {:>9.0} {:>16}   {}",
+            target.name,
+            target.streams,
+            target.requests_per_sec(),
+            micros(target.proxy_cpu()),
+            rounds.join(", ")
+        );
+    }
+    println!();
+    for ours in targets.iter().filter(|t| t.name.starts_with("reef")) {
+        let peer = targets
+            .iter()
+            .find(|t| t.name == "nginx" && t.streams == ours.streams);
+        if let Some(peer) = peer {
+            println!(
+                "{} / nginx, HTTP/2, {:>2} streams per connection: throughput {:.2}x, CPU per request {}",
+                ours.name,
+                ours.streams,
+                ours.requests_per_sec() / peer.requests_per_sec(),
+                match (ours.proxy_cpu(), peer.proxy_cpu()) {
+                    (Some(ours), Some(theirs)) if theirs > 0.0 => format!("{:.2}x", ours / theirs),
+                    _ => "-".to_owned(),
+                }
+            );
+        }
+    }
+}

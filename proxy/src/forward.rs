@@ -109,13 +109,20 @@ impl Upstream {
 /// client's Host kept, hop-by-hop headers dropped, X-Forwarded-* added, and
 /// the hop marker set when the backend is another node's proxy.
 pub(crate) fn upstream_request<B>(request: Request<B>, target: &Target<'_>) -> Request<B> {
-    let (mut parts, body) = request.into_parts();
+    let (mut parts, body) = rewrite(request, target).into_parts();
     let path = parts.uri.path_and_query().map_or("/", PathAndQuery::as_str);
     let path = if path.starts_with('/') { path } else { "/" };
     // A socket address and a path taken from a parsed URI always make a valid URI.
     if let Ok(uri) = Uri::try_from(format!("http://{}{path}", target.backend.addr)) {
         parts.uri = uri;
     }
+    Request::from_parts(parts, body)
+}
+
+/// [`upstream_request`] but for the URI, which keeps the client's target:
+/// for requests that go upstream as raw HTTP/1.1 (`h1::direct`).
+pub(crate) fn rewrite<B>(request: Request<B>, target: &Target<'_>) -> Request<B> {
+    let (mut parts, body) = request.into_parts();
     parts.version = Version::HTTP_11;
     strip_hop_by_hop(&mut parts.headers);
     let asked = target.host.authority.as_str();

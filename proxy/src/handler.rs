@@ -10,16 +10,18 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use http::header::UPGRADE;
-use http::{Request, Response, StatusCode};
+use http::{Method, Request, Response, StatusCode};
 use http_body_util::BodyExt;
-use hyper::body::Incoming;
+use hyper::body::{Body as _, Incoming};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::access::{AccessRecord, LoggedBody};
 use crate::body::{empty, BoxError, ProxyBody};
 use crate::error::ProxyError;
-use crate::forward::{upstream_request, Target, Upstream};
+use crate::forward::{rewrite, upstream_request, Target, Upstream};
+use crate::h1::direct::{self, DirectError};
+use crate::h1::UpstreamPool;
 use crate::headers::{forwarded_scheme, strip_hop_by_hop, take_hop_marker};
 use crate::host::requested_host;
 use crate::limits::{check_declared_length, BodyCut, LimitedBody};
@@ -36,6 +38,10 @@ use crate::{acme, ProxyConfig};
 pub(crate) struct Handler {
     router: Router,
     upstream: Upstream,
+    /// The upstream connections requests without a body go over (shared
+    /// with the fast path).
+    pool: Arc<UpstreamPool>,
+    upstream_timeout: Duration,
     /// The listener speaks TLS.
     tls: bool,
     https_port: u16,
@@ -55,6 +61,7 @@ impl Handler {
     pub(crate) fn new(
         router: Router,
         upstream: Upstream,
+        pool: Arc<UpstreamPool>,
         config: &ProxyConfig,
         tls: bool,
         tunnels: TaskTracker,
@@ -63,6 +70,8 @@ impl Handler {
         Self {
             router,
             upstream,
+            pool,
+            upstream_timeout: config.upstream_timeout,
             tls,
             https_port: config.https_port,
             max_body: config.max_request_body_bytes,
@@ -155,7 +164,9 @@ impl Handler {
     }
 
     /// The ordinary exchange: the client's body streams up, the backend's
-    /// response streams back, counted until its body is done.
+    /// response streams back, counted until its body is done. A request
+    /// with no body goes over the pooled connections directly
+    /// (`h1::direct`); one with a body through hyper's client.
     async fn forward(
         &self,
         request: Request<Incoming>,
@@ -163,6 +174,9 @@ impl Handler {
         app: &Arc<str>,
         pick: Pick,
     ) -> Result<Response<ProxyBody>, ProxyError> {
+        if request.body().is_end_stream() {
+            return self.forward_direct(request, target, app, pick).await;
+        }
         let cut = BodyCut::default();
         let request = request
             .map(|body| LimitedBody::new(body, self.max_body, self.body_timeout, cut.clone()));
@@ -179,6 +193,40 @@ impl Handler {
             .map_err(BoxError::from)
             .boxed();
         Ok(Response::from_parts(parts, body))
+    }
+
+    /// [`Handler::forward`] for a request with no body.
+    async fn forward_direct(
+        &self,
+        request: Request<Incoming>,
+        target: &Target<'_>,
+        app: &Arc<str>,
+        pick: Pick,
+    ) -> Result<Response<ProxyBody>, ProxyError> {
+        let request = rewrite(request, target);
+        let mut head = Vec::with_capacity(512);
+        direct::write_head(&mut head, &request);
+        let method = request.method();
+        let idempotent = method.is_idempotent();
+        let head_request = method == Method::HEAD;
+        let response = direct::send(
+            &self.pool,
+            pick.backend.addr,
+            &head,
+            head_request,
+            idempotent,
+            self.upstream_timeout,
+        )
+        .await
+        .map_err(|error| match error {
+            DirectError::Unreachable => ProxyError::Unreachable {
+                app: Arc::clone(app),
+            },
+            DirectError::TimedOut => ProxyError::TimedOut {
+                app: Arc::clone(app),
+            },
+        })?;
+        Ok(response.map(|body| CountedBody::new(body, pick.in_flight).boxed()))
     }
 
     /// An upgrade: forwarded with its upgrade headers; on 101 both

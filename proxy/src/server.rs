@@ -17,7 +17,7 @@ use crate::certs::Certificates;
 use crate::connection::{http_builder, Listener};
 use crate::exec::TrackedExecutor;
 use crate::forward::Upstream;
-use crate::h1::FastPath;
+use crate::h1::{FastPath, UpstreamPool};
 use crate::handler::Handler;
 use crate::routes::Router;
 use crate::{tls, ProxyConfig};
@@ -79,9 +79,12 @@ async fn run(
     let background = TaskTracker::new();
     let close_now = CancellationToken::new();
     let executor = TrackedExecutor::new(background.clone());
+    // One pool of upstream connections for both paths.
+    let pool = Arc::new(UpstreamPool::new(config.upstream_connect_timeout));
     let handler = Handler::new(
         router.clone(),
         Upstream::new(&config, executor.clone()),
+        Arc::clone(&pool),
         &config,
         tls.is_some(),
         connections.clone(),
@@ -89,7 +92,13 @@ async fn run(
     );
     let scheme = if tls.is_some() { "https" } else { "http" };
     let shared = Arc::new(Listener {
-        fast: FastPath::new(router.clone(), &config, tls.is_some(), shutdown.clone()),
+        fast: FastPath::new(
+            router.clone(),
+            pool,
+            &config,
+            tls.is_some(),
+            shutdown.clone(),
+        ),
         handler: Arc::new(handler),
         builder: http_builder(&config, executor),
         tls,

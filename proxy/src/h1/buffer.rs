@@ -3,6 +3,8 @@
 //! a cap.
 
 use std::io;
+use std::pin::Pin;
+use std::task::{Context, Poll};
 
 use tokio::io::{AsyncRead, AsyncReadExt};
 
@@ -75,6 +77,18 @@ impl Buffer {
     pub(crate) async fn fill<R: AsyncRead + Unpin>(&mut self, io: &mut R) -> io::Result<usize> {
         self.make_room()?;
         io.read_buf(&mut self.bytes).await
+    }
+
+    /// [`Buffer::fill`] for a caller that is polled rather than awaited.
+    pub(crate) fn poll_fill<R: AsyncRead + Unpin>(
+        &mut self,
+        cx: &mut Context<'_>,
+        io: &mut R,
+    ) -> Poll<io::Result<usize>> {
+        if let Err(error) = self.make_room() {
+            return Poll::Ready(Err(error));
+        }
+        tokio_util::io::poll_read_buf(Pin::new(io), cx, &mut self.bytes)
     }
 
     /// Makes sure there is spare capacity to read into.

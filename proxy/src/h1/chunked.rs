@@ -9,6 +9,8 @@
 //! byte sequence either scans to its end, stops at the message's last byte,
 //! or fails; it never panics and never reads past what it was given.
 
+use std::ops::Range;
+
 /// Longest chunk-size line accepted, extensions included.
 const MAX_SIZE_LINE: usize = 4096;
 
@@ -71,6 +73,8 @@ pub(crate) struct ChunkedScanner {
     line: usize,
     trailers: usize,
     data: u64,
+    /// The trailer section's bytes, kept by [`ChunkedScanner::decode`].
+    kept: Vec<u8>,
 }
 
 impl Default for ChunkedScanner {
@@ -89,6 +93,7 @@ impl ChunkedScanner {
             line: 0,
             trailers: 0,
             data: 0,
+            kept: Vec::new(),
         }
     }
 
@@ -123,6 +128,62 @@ impl ChunkedScanner {
             at += 1;
         }
         Ok(at)
+    }
+
+    /// Decodes rather than scans: uses the framing at the start of `input`
+    /// up to the next chunk data, and that data; returns how many bytes were
+    /// used and where among them the data is (empty when none). Trailer
+    /// fields are kept for [`ChunkedScanner::trailers`].
+    pub(crate) fn decode(&mut self, input: &[u8]) -> Result<(usize, Range<usize>), ChunkedError> {
+        let mut at = 0;
+        while at < input.len() && self.state != State::Done {
+            if self.state == State::Data {
+                let left = input.len() - at;
+                let take = usize::try_from(self.size).map_or(left, |size| size.min(left));
+                self.size -= take as u64;
+                self.data += take as u64;
+                if self.size == 0 {
+                    self.state = State::DataCr;
+                }
+                return Ok((at + take, at..at + take));
+            }
+            if matches!(
+                self.state,
+                State::TrailerStart | State::Trailer | State::TrailerLf
+            ) {
+                self.kept.push(input[at]);
+            }
+            self.step(input[at])?;
+            at += 1;
+        }
+        Ok((at, at..at))
+    }
+
+    /// The trailer fields [`ChunkedScanner::decode`] saw, once the body is
+    /// done; None when there were none, or they do not parse.
+    pub(crate) fn trailers(&self) -> Option<http::HeaderMap> {
+        // The kept bytes end with the CR of the final empty line.
+        if !self.is_done() || self.kept.len() <= 1 {
+            return None;
+        }
+        let mut block = self.kept.clone();
+        block.push(b'\n');
+        let mut fields = [httparse::EMPTY_HEADER; 64];
+        let Ok(httparse::Status::Complete((_, fields))) =
+            httparse::parse_headers(&block, &mut fields)
+        else {
+            return None;
+        };
+        let mut trailers = http::HeaderMap::new();
+        for field in fields {
+            if let (Ok(name), Ok(value)) = (
+                http::HeaderName::from_bytes(field.name.as_bytes()),
+                http::HeaderValue::from_bytes(field.value),
+            ) {
+                trailers.append(name, value);
+            }
+        }
+        Some(trailers)
     }
 
     fn step(&mut self, byte: u8) -> Result<(), ChunkedError> {

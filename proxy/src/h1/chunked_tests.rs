@@ -159,3 +159,50 @@ proptest! {
         }
     }
 }
+
+/// Decodes `body` fed in pieces cut at `cuts`: its data, and its trailers.
+fn decode_all(body: &[u8], cuts: &[usize]) -> (Vec<u8>, Option<http::HeaderMap>) {
+    let mut scanner = ChunkedScanner::new();
+    let mut data = Vec::new();
+    let mut points: Vec<usize> = cuts.iter().map(|cut| cut % (body.len() + 1)).collect();
+    points.push(body.len());
+    points.sort_unstable();
+    let mut at = 0;
+    for point in points {
+        while at < point && !scanner.is_done() {
+            let (used, range) = scanner.decode(&body[at..point]).expect("valid");
+            data.extend_from_slice(&body[at..point][range]);
+            at += used;
+        }
+    }
+    assert!(scanner.is_done());
+    (data, scanner.trailers())
+}
+
+#[test]
+fn decoding_gives_the_data_and_the_trailers() {
+    let (data, trailers) = decode_all(
+        b"5\r\nhello\r\n6;x\r\n world\r\n0\r\nX-Sum: 11\r\nX-B: c\r\n\r\n",
+        &[3, 9, 20],
+    );
+    assert_eq!(data, b"hello world");
+    let trailers = trailers.expect("trailers");
+    assert_eq!(trailers["x-sum"], "11");
+    assert_eq!(trailers["x-b"], "c");
+    assert_eq!(decode_all(b"0\r\n\r\n", &[]).1, None);
+}
+
+proptest! {
+    #[test]
+    fn decoding_any_valid_encoding_gives_back_its_data(
+        chunks in prop::collection::vec(prop::collection::vec(any::<u8>(), 0..200), 0..6),
+        extension in any::<bool>(),
+        trailers in prop::collection::vec(("[A-Za-z-]{1,12}", "[!-~]{1,20}"), 0..3),
+        cuts in prop::collection::vec(any::<usize>(), 0..6),
+    ) {
+        let body = encode(&chunks, extension, &trailers);
+        let (data, decoded) = decode_all(&body, &cuts);
+        prop_assert_eq!(data, chunks.concat());
+        prop_assert_eq!(decoded.map_or(0, |t| t.len()), trailers.len());
+    }
+}

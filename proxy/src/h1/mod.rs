@@ -17,17 +17,20 @@
 //! - `request`: the request head, what the fast path takes, and its rewrite.
 //! - `response`: the response head, its body's framing, and its rewrite.
 //! - `chunked`: where a chunked body ends.
-//! - `pool`: idle upstream connections.
+//! - `pool`: idle upstream connections, shared with the full path.
+//! - `direct`: the full path's requests without a body, sent the same way.
 //! - `rewind`: the bytes already read, replayed to the full path.
 
 mod buffer;
 mod chunked;
+pub(crate) mod direct;
 mod exchange;
 mod pool;
 mod request;
 mod response;
 mod rewind;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
@@ -49,7 +52,7 @@ const MAX_RESPONSE_HEAD: usize = 64 * 1024;
 #[derive(Debug)]
 pub(crate) struct FastPath {
     pub(crate) router: Router,
-    pub(crate) pool: UpstreamPool,
+    pub(crate) pool: Arc<UpstreamPool>,
     /// The listener speaks TLS.
     pub(crate) tls: bool,
     pub(crate) max_body: u64,
@@ -65,13 +68,14 @@ impl FastPath {
     /// The fast path of a listener (`tls` or plain) with `config`'s limits.
     pub(crate) fn new(
         router: Router,
+        pool: Arc<UpstreamPool>,
         config: &ProxyConfig,
         tls: bool,
         draining: CancellationToken,
     ) -> Self {
         Self {
             router,
-            pool: UpstreamPool::new(config.upstream_connect_timeout),
+            pool,
             tls,
             max_body: config.max_request_body_bytes,
             max_header_bytes: config.max_header_bytes.max(buffer::MIN_CAPACITY),

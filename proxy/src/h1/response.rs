@@ -53,6 +53,84 @@ pub(crate) fn parse(
     close_client: bool,
     out: &mut Vec<u8>,
 ) -> Result<Option<ResponseHead>, BadResponse> {
+    read(buf, head_request, |head| {
+        let closes_client =
+            !head.informational() && (close_client || head.body == ResponseBody::UntilClose);
+        write_client(
+            out,
+            head.status,
+            head.reason,
+            head.headers,
+            head.has_coding,
+            closes_client,
+        );
+        closes_client
+    })
+}
+
+/// Parses the response head at the start of `buf` into the head of a
+/// response for the full path (an HTTP/2 client, mostly): the status and
+/// the headers less the hop-by-hop and framing ones, as the body is decoded
+/// and framed again by hyper.
+pub(crate) fn parse_for_hyper(
+    buf: &[u8],
+    head_request: bool,
+) -> Result<Option<(ResponseHead, http::response::Parts)>, BadResponse> {
+    let mut parts = None;
+    let read = read(buf, head_request, |head| {
+        let mut response = http::Response::new(());
+        *response.status_mut() =
+            http::StatusCode::from_u16(head.status).unwrap_or(http::StatusCode::BAD_GATEWAY);
+        let named = head
+            .headers
+            .iter()
+            .any(|header| header.name.eq_ignore_ascii_case("connection"));
+        let map = response.headers_mut();
+        for header in head.headers {
+            let name = header.name;
+            let framing = name.eq_ignore_ascii_case("transfer-encoding")
+                || (head.has_coding && name.eq_ignore_ascii_case("content-length"));
+            if framing || hop_by_hop(name) || (named && is_named_by(head.headers, name)) {
+                continue;
+            }
+            // httparse checked both; a name http refuses is left out.
+            if let (Ok(name), Ok(value)) = (
+                http::HeaderName::from_bytes(name.as_bytes()),
+                http::HeaderValue::from_bytes(header.value),
+            ) {
+                map.append(name, value);
+            }
+        }
+        parts = Some(response.into_parts().0);
+        false
+    })?;
+    Ok(read.and_then(|head| Some((head, parts?))))
+}
+
+/// A parsed response head, for the writers.
+struct Head<'h, 'b> {
+    status: u16,
+    reason: &'b str,
+    headers: &'h [httparse::Header<'b>],
+    body: ResponseBody,
+    /// It has a `Transfer-Encoding`.
+    has_coding: bool,
+}
+
+impl Head<'_, '_> {
+    fn informational(&self) -> bool {
+        (100..200).contains(&self.status)
+    }
+}
+
+/// Parses and classifies the head at the start of `buf`, hands it to
+/// `write` (which says whether the client connection ends after it), and
+/// returns what the exchange needs to know.
+fn read(
+    buf: &[u8],
+    head_request: bool,
+    write: impl FnOnce(&Head<'_, '_>) -> bool,
+) -> Result<Option<ResponseHead>, BadResponse> {
     let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
     let mut response = httparse::Response::new(&mut headers);
     let len = match response.parse(buf) {
@@ -104,15 +182,14 @@ pub(crate) fn parse(
             (None, None) => ResponseBody::UntilClose,
         }
     };
-    let closes_client = !informational && (close_client || body == ResponseBody::UntilClose);
-    write_client(
-        out,
+    let head = Head {
         status,
-        response.reason.unwrap_or(""),
+        reason: response.reason.unwrap_or(""),
         headers,
-        chunked.is_some(),
-        closes_client,
-    );
+        body,
+        has_coding: chunked.is_some(),
+    };
+    let closes_client = write(&head);
     Ok(Some(ResponseHead {
         len,
         status,

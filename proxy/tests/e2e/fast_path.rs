@@ -1,17 +1,22 @@
 //! The HTTP/1.1 fast path at the edges of its job: pipelining, handing a
 //! connection to the full path mid-way, chunked bodies, upstream connections
 //! the instance closed, responses framed by the connection's end, and
-//! instances that answer before reading the whole body. The instances here
+//! instances that answer before reading the whole body; and the same
+//! pooled connections used by HTTP/2 clients' requests (`h1::direct`). The instances here
 //! are raw TCP servers, so each test controls exactly what goes on the wire.
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
+use bytes::Bytes;
+use http::{Request, StatusCode};
+use http_body_util::BodyExt;
 use reef_proxy::{Backend, Router};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
+use crate::support::clients::{h2_client, h2_send, no_body};
 use crate::support::{raw_exchange, read_to_close, within, TestBackend, TestProxy};
 
 fn domains(names: &[&str]) -> Vec<String> {
@@ -279,4 +284,91 @@ async fn idle_clients_hold_no_upstream_connection() {
         "upstream connections for {} idle clients",
         clients.len()
     );
+}
+
+/// A request over an HTTP/2 connection to the proxy (h2c).
+async fn h2_get(
+    proxy: &TestProxy,
+    path: &str,
+) -> (http::response::Parts, Bytes, Option<http::HeaderMap>) {
+    let tcp = within(TcpStream::connect(proxy.addr))
+        .await
+        .expect("connect");
+    let mut client = h2_client(tcp).await;
+    let request = Request::builder()
+        .uri(format!("http://web.test{path}"))
+        .body(no_body())
+        .expect("request");
+    let (parts, body) = h2_send(&mut client, request).await.into_parts();
+    let collected = within(body.collect()).await.expect("body");
+    let trailers = collected.trailers().cloned();
+    (parts, collected.to_bytes(), trailers)
+}
+
+#[tokio::test]
+async fn http2_clients_get_http1_bodies_decoded_with_their_trailers() {
+    let (addr, _) = raw_instance(|_, mut stream| async move {
+        while let Some(head) = read_head(&mut stream).await {
+            let answer: &[u8] = if head.starts_with("GET /chunked ") {
+                b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nTrailer: X-Sum\r\n\r\n\
+                  5\r\nhello\r\n6;ext=1\r\n world\r\n0\r\nX-Sum: 11\r\n\r\n"
+            } else {
+                b"HTTP/1.1 200 OK\r\nConnection: keep-alive, X-Hop\r\nX-Hop: 1\r\n\r\nuntil the end"
+            };
+            if stream.write_all(answer).await.is_err() || !head.starts_with("GET /chunked ") {
+                return;
+            }
+        }
+    })
+    .await;
+    let proxy = proxy_for(Backend::new("raw-1", addr)).await;
+
+    let (parts, body, trailers) = h2_get(&proxy, "/chunked").await;
+    assert_eq!(parts.status, StatusCode::OK);
+    assert!(!parts.headers.contains_key("transfer-encoding"));
+    assert_eq!(body, "hello world");
+    assert_eq!(trailers.expect("trailers")["x-sum"], "11");
+
+    let (parts, body, _) = h2_get(&proxy, "/close").await;
+    assert_eq!(parts.status, StatusCode::OK);
+    assert!(!parts.headers.contains_key("x-hop"), "{:?}", parts.headers);
+    assert_eq!(body, "until the end");
+}
+
+#[tokio::test]
+async fn an_http2_get_that_met_a_closing_connection_is_sent_again() {
+    let (addr, accepted) = closing_after_one().await;
+    let proxy = proxy_for(Backend::new("raw-1", addr)).await;
+    for _ in 0..2 {
+        let (parts, body, _) = h2_get(&proxy, "/").await;
+        assert_eq!(parts.status, StatusCode::OK);
+        assert_eq!(body, "hi");
+    }
+    assert_eq!(accepted.load(Ordering::SeqCst), 2);
+}
+
+#[tokio::test]
+async fn an_http2_response_body_cut_short_fails_the_stream() {
+    let (addr, _) = raw_instance(|_, mut stream| async move {
+        if read_head(&mut stream).await.is_some() {
+            let _ = stream
+                .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 100\r\n\r\nonly this")
+                .await;
+        }
+    })
+    .await;
+    let proxy = proxy_for(Backend::new("raw-1", addr)).await;
+    let tcp = within(TcpStream::connect(proxy.addr))
+        .await
+        .expect("connect");
+    let mut client = h2_client(tcp).await;
+    let request = Request::builder()
+        .uri("http://web.test/")
+        .body(no_body())
+        .expect("request");
+    // The stream fails: before its head reached the client, or in its body.
+    if let Ok(response) = within(client.send_request(request)).await {
+        assert_eq!(response.status(), StatusCode::OK);
+        assert!(within(response.into_body().collect()).await.is_err());
+    }
 }

@@ -22,10 +22,10 @@ use hyper::body::{Body, Frame, SizeHint};
 use tokio::io::AsyncWriteExt;
 use tokio::time::Instant;
 
-use super::chunked::ChunkedScanner;
+use super::framing::Framing;
 use super::pool::{Upstream, UpstreamPool};
 use super::request::put_header;
-use super::response::{self, ResponseBody};
+use super::response;
 use crate::body::BoxError;
 
 /// Why no response came.
@@ -84,7 +84,7 @@ pub(crate) async fn send(
             Ok((head, parts)) => {
                 let mut body = DirectBody {
                     upstream: Some(upstream),
-                    framing: Decoding::of(head.body),
+                    framing: Framing::of_response(head.body),
                     reusable: head.reusable,
                     pool: Arc::clone(pool),
                     addr,
@@ -151,37 +151,13 @@ async fn read_head(
     }
 }
 
-/// Where a response body stands.
-#[derive(Debug)]
-enum Decoding {
-    Length(u64),
-    Chunked(ChunkedScanner),
-    UntilClose,
-    Done,
-}
-
-impl Decoding {
-    fn of(body: ResponseBody) -> Self {
-        match body {
-            ResponseBody::Empty => Self::Done,
-            ResponseBody::Length(length) => Self::Length(length),
-            ResponseBody::Chunked => Self::Chunked(ChunkedScanner::new()),
-            ResponseBody::UntilClose => Self::UntilClose,
-        }
-    }
-
-    fn is_done(&self) -> bool {
-        matches!(self, Self::Done)
-    }
-}
-
 /// A response body read from its upstream connection as it is polled.
 #[derive(Debug)]
 pub(crate) struct DirectBody {
     /// None once the body is done (the connection went back to the pool,
     /// or was closed).
     upstream: Option<Upstream>,
-    framing: Decoding,
+    framing: Framing,
     /// The connection can carry another request once the body is read.
     reusable: bool,
     pool: Arc<UpstreamPool>,
@@ -192,7 +168,7 @@ impl DirectBody {
     /// The body is read whole: the connection goes back to the pool, or is
     /// closed if it cannot be reused (or has bytes beyond the response).
     fn finish(&mut self) {
-        self.framing = Decoding::Done;
+        self.framing = Framing::Done;
         if let Some(upstream) = self.upstream.take() {
             if self.reusable && upstream.buf.is_empty() {
                 self.pool.put(self.addr, upstream);
@@ -216,52 +192,32 @@ impl Body for DirectBody {
             };
             if !upstream.buf.is_empty() {
                 let buffered = upstream.buf.filled();
-                let (used, data) = match &mut this.framing {
-                    Decoding::Length(left) => {
-                        let take = usize::try_from(*left)
-                            .map_or(buffered.len(), |left| left.min(buffered.len()));
-                        *left -= take as u64;
-                        (take, 0..take)
+                let decoded = match this.framing.decode(buffered) {
+                    Ok(decoded) => decoded,
+                    Err(_) => {
+                        this.upstream = None;
+                        let error = "the instance's chunked response body is not valid";
+                        return Poll::Ready(Some(Err(error.into())));
                     }
-                    Decoding::UntilClose => (buffered.len(), 0..buffered.len()),
-                    Decoding::Chunked(scanner) => match scanner.decode(buffered) {
-                        Ok(decoded) => decoded,
-                        Err(error) => {
-                            this.upstream = None;
-                            let error = format!("the instance's chunked response body: {error}");
-                            return Poll::Ready(Some(Err(error.into())));
-                        }
-                    },
-                    Decoding::Done => (0, 0..0),
                 };
-                let data = Bytes::copy_from_slice(&buffered[data]);
-                upstream.buf.consume(used);
-                let trailers = match &this.framing {
-                    Decoding::Length(0) => {
-                        this.finish();
-                        None
-                    }
-                    Decoding::Chunked(scanner) if scanner.is_done() => {
-                        let trailers = scanner.trailers();
-                        this.finish();
-                        trailers
-                    }
-                    _ => None,
-                };
+                let data = Bytes::copy_from_slice(&buffered[decoded.data]);
+                upstream.buf.consume(decoded.used);
+                if this.framing.is_done() {
+                    this.finish();
+                }
+                // A chunked body's last chunk is empty: its data and its
+                // trailers never come out of one decode.
                 if !data.is_empty() {
-                    // Trailers after the last data would be lost here; a
-                    // chunked body's last chunk is empty, so its data and
-                    // its trailers never come out of one decode.
                     return Poll::Ready(Some(Ok(Frame::data(data))));
                 }
-                if let Some(trailers) = trailers {
+                if let Some(trailers) = decoded.trailers {
                     return Poll::Ready(Some(Ok(Frame::trailers(trailers))));
                 }
                 continue;
             }
             match ready!(upstream.buf.poll_fill(cx, &mut upstream.stream)) {
                 Ok(read) if read > 0 => {}
-                Ok(_) if matches!(this.framing, Decoding::UntilClose) => {
+                Ok(_) if matches!(this.framing, Framing::UntilClose) => {
                     this.reusable = false;
                     this.finish();
                 }
@@ -285,8 +241,8 @@ impl Body for DirectBody {
 
     fn size_hint(&self) -> SizeHint {
         match self.framing {
-            Decoding::Length(left) => SizeHint::with_exact(left),
-            Decoding::Done => SizeHint::with_exact(0),
+            Framing::Length(left) => SizeHint::with_exact(left),
+            Framing::Done => SizeHint::with_exact(0),
             _ => SizeHint::default(),
         }
     }

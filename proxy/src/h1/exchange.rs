@@ -25,10 +25,10 @@ use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::time::Instant;
 
 use super::buffer::Buffer;
-use super::chunked::ChunkedScanner;
+use super::framing::{BodyFault, Framing};
 use super::pool::Upstream;
 use super::request::{self, client_ip, Forwarding, Parsed, RequestBody};
-use super::response::{self, ResponseBody, ResponseHead};
+use super::response::{self, ResponseHead};
 use super::{FastPath, Rewind, Served, MAX_HEADERS};
 use crate::access::AccessRecord;
 use crate::acme::CHALLENGE_PREFIX;
@@ -97,72 +97,6 @@ struct Plan {
     started: std::time::Instant,
     /// Written when dropped; boxed, as it exists only while the log is on.
     record: Option<Box<AccessRecord>>,
-}
-
-/// How far a body has got: its framing, and what is left of it.
-#[derive(Debug)]
-enum Framing {
-    Done,
-    Length(u64),
-    Chunked(ChunkedScanner),
-    UntilClose,
-}
-
-impl Framing {
-    fn of_request(body: RequestBody) -> Self {
-        match body {
-            RequestBody::Empty => Self::Done,
-            RequestBody::Length(length) => Self::Length(length),
-            RequestBody::Chunked => Self::Chunked(ChunkedScanner::new()),
-        }
-    }
-
-    fn of_response(body: ResponseBody) -> Self {
-        match body {
-            ResponseBody::Empty => Self::Done,
-            ResponseBody::Length(length) => Self::Length(length),
-            ResponseBody::Chunked => Self::Chunked(ChunkedScanner::new()),
-            ResponseBody::UntilClose => Self::UntilClose,
-        }
-    }
-
-    fn is_done(&self) -> bool {
-        matches!(self, Self::Done)
-    }
-
-    /// How many of `bytes` (the next ones on the wire) belong to the body,
-    /// whose data may not grow past `limit`.
-    fn advance(&mut self, bytes: &[u8], limit: u64) -> Result<usize, BodyFault> {
-        match self {
-            Self::Done => Ok(0),
-            Self::Length(left) => {
-                let take = usize::try_from(*left).map_or(bytes.len(), |left| left.min(bytes.len()));
-                *left -= take as u64;
-                if *left == 0 {
-                    *self = Self::Done;
-                }
-                Ok(take)
-            }
-            Self::Chunked(scanner) => {
-                let take = scanner.feed(bytes).map_err(|_| BodyFault::Framing)?;
-                if scanner.data_bytes() > limit {
-                    return Err(BodyFault::TooLarge);
-                }
-                if scanner.is_done() {
-                    *self = Self::Done;
-                }
-                Ok(take)
-            }
-            Self::UntilClose => Ok(bytes.len()),
-        }
-    }
-}
-
-/// What is wrong with a body.
-#[derive(Debug)]
-enum BodyFault {
-    Framing,
-    TooLarge,
 }
 
 /// The response's progress: its head (after any informational ones), then its body.

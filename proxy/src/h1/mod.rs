@@ -16,7 +16,8 @@
 //!
 //! - `request`: the request head, what the fast path takes, and its rewrite.
 //! - `response`: the response head, its body's framing, and its rewrite.
-//! - `chunked`: where a chunked body ends.
+//! - `framing`: a body's framing and what is left of it; `chunked`: where
+//!   a chunked body ends, and its data.
 //! - `pool`: idle upstream connections, shared with the full path.
 //! - `direct`: the full path's requests without a body, sent the same way.
 //! - `rewind`: the bytes already read, replayed to the full path.
@@ -25,6 +26,7 @@ mod buffer;
 mod chunked;
 pub(crate) mod direct;
 mod exchange;
+mod framing;
 mod pool;
 mod request;
 mod response;

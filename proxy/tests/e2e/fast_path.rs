@@ -51,6 +51,17 @@ where
     (addr, accepted)
 }
 
+/// An instance that answers each connection's first request with
+/// `response`, then closes the connection.
+async fn answering_once(response: &'static [u8]) -> (SocketAddr, Arc<AtomicUsize>) {
+    raw_instance(move |_, mut stream| async move {
+        if read_head(&mut stream).await.is_some() {
+            let _ = stream.write_all(response).await;
+        }
+    })
+    .await
+}
+
 /// Reads one request head (up to its blank line) from `stream`.
 async fn read_head(stream: &mut TcpStream) -> Option<String> {
     let mut head = Vec::new();
@@ -129,12 +140,7 @@ async fn a_chunked_body_with_bad_framing_is_refused() {
 async fn an_upstream_connection_the_instance_closed_is_replaced() {
     // Each connection answers one request and closes, without saying so:
     // what an instance's keep-alive timeout does to an idle connection.
-    let (addr, accepted) = raw_instance(|_, mut stream| async move {
-        if read_head(&mut stream).await.is_some() {
-            let _ = stream.write_all(OK_HI).await;
-        }
-    })
-    .await;
+    let (addr, accepted) = answering_once(OK_HI).await;
     let proxy = proxy_for(Backend::new("raw-1", addr)).await;
     let mut client = within(TcpStream::connect(proxy.addr))
         .await
@@ -203,14 +209,7 @@ async fn a_post_that_met_a_closing_connection_is_not_sent_again() {
 
 #[tokio::test]
 async fn a_response_that_runs_until_close_closes_the_client_connection() {
-    let (addr, _) = raw_instance(|_, mut stream| async move {
-        if read_head(&mut stream).await.is_some() {
-            let _ = stream
-                .write_all(b"HTTP/1.1 200 OK\r\n\r\nuntil the end")
-                .await;
-        }
-    })
-    .await;
+    let (addr, _) = answering_once(b"HTTP/1.1 200 OK\r\n\r\nuntil the end").await;
     let proxy = proxy_for(Backend::new("raw-1", addr)).await;
     let mut client = within(TcpStream::connect(proxy.addr))
         .await
@@ -226,13 +225,9 @@ async fn a_response_that_runs_until_close_closes_the_client_connection() {
 
 #[tokio::test]
 async fn an_instance_answering_before_the_body_is_complete_is_heard() {
-    let (addr, _) = raw_instance(|_, mut stream| async move {
-        if read_head(&mut stream).await.is_some() {
-            let _ = stream
-                .write_all(b"HTTP/1.1 507 Insufficient Storage\r\ncontent-length: 4\r\nconnection: close\r\n\r\nfull")
-                .await;
-        }
-    })
+    let (addr, _) = answering_once(
+        b"HTTP/1.1 507 Insufficient Storage\r\ncontent-length: 4\r\nconnection: close\r\n\r\nfull",
+    )
     .await;
     let proxy = proxy_for(Backend::new("raw-1", addr)).await;
     let mut client = within(TcpStream::connect(proxy.addr))
@@ -349,14 +344,8 @@ async fn an_http2_get_that_met_a_closing_connection_is_sent_again() {
 
 #[tokio::test]
 async fn an_http2_response_body_cut_short_fails_the_stream() {
-    let (addr, _) = raw_instance(|_, mut stream| async move {
-        if read_head(&mut stream).await.is_some() {
-            let _ = stream
-                .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 100\r\n\r\nonly this")
-                .await;
-        }
-    })
-    .await;
+    let (addr, _) =
+        answering_once(b"HTTP/1.1 200 OK\r\ncontent-length: 100\r\n\r\nonly this").await;
     let proxy = proxy_for(Backend::new("raw-1", addr)).await;
     let tcp = within(TcpStream::connect(proxy.addr))
         .await

@@ -1,6 +1,7 @@
-//! The upstream side: a pooled HTTP/1.1 keep-alive client to instances and to
-//! other nodes' proxies, and the rewrite that turns a client's request into
-//! the one sent upstream.
+//! The upstream side of the full path: the rewrite that turns a client's
+//! request into the one sent upstream, and hyper's pooled HTTP/1.1 client
+//! for requests with a body and upgrades (requests without one go through
+//! `h1::direct`).
 //!
 //! Bodies are never collected: the client's request body is handed to the
 //! upstream connection as it arrives, and the upstream's response body is

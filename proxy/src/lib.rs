@@ -7,6 +7,8 @@
 //! Clients speak HTTP/1.1 or HTTP/2: h2c with prior knowledge on the plain
 //! listener ([`serve`]), ALPN on the TLS one ([`serve_tls`], certificates by
 //! SNI from [`Certificates`]). Instances are spoken to over pooled HTTP/1.1.
+//! HTTP/1.1 clients are served by a fast path of the proxy's own (`h1`),
+//! everything else by hyper.
 //! Bodies stream both ways; WebSockets and other HTTP/1.1 upgrades are
 //! tunnelled. The plain listener answers ACME HTTP-01 challenges
 //! ([`Challenges`]) and redirects apps that ask for it to HTTPS.
@@ -18,7 +20,8 @@
 //! - `h1`: the fast path for HTTP/1.1: a request forwarded as it came, in
 //!   the client connection's own task, over a kept-alive upstream connection.
 //! - `handler`: answering one request on the full path, from challenge to response.
-//! - `forward`: the pooled upstream client and the request rewrite.
+//! - `forward`: the request rewrite, and hyper's pooled upstream client for
+//!   the full path's requests with a body and upgrades.
 //! - `upgrade`: WebSocket and other upgrade tunnels.
 //! - `limits`: request body size limit and stall timeout.
 //! - `headers`: hop-by-hop headers, `X-Forwarded-*` and the hop marker.

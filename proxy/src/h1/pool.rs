@@ -1,5 +1,6 @@
-//! Idle upstream connections of the fast path, kept per backend address for
-//! reuse (keep-alive), newest first. A connection is taken for one exchange
+//! Idle upstream connections, kept per backend address for reuse
+//! (keep-alive), newest first: the fast path's, and the full path's for
+//! requests without a body (`direct`). A connection is taken for one exchange
 //! and comes back after it, so idle clients hold none and an instance sees
 //! about as many connections as requests run at once. Each proxy worker has
 //! its own pool, so its lock is never contended.

@@ -40,6 +40,8 @@ pub struct ReefProcess {
     pub https_port: Option<u16>,
     /// For agents: the port of `/metrics`, on 127.0.0.1.
     pub metrics_port: Option<u16>,
+    /// For agents: the data dir, under which the apps it started keep theirs.
+    data_dir: Option<PathBuf>,
 }
 
 impl ReefProcess {
@@ -53,6 +55,7 @@ impl ReefProcess {
             netns: None,
             https_port: None,
             metrics_port: None,
+            data_dir: None,
         };
         process.launch();
         process
@@ -152,6 +155,7 @@ impl ReefProcess {
             https_port: Some(https_port),
             metrics_port: Some(metrics_port),
             netns: netns.map(str::to_string),
+            data_dir: Some(dir.join(name)),
         };
         agent.launch();
         agent
@@ -227,6 +231,40 @@ impl ReefProcess {
 impl Drop for ReefProcess {
     fn drop(&mut self) {
         self.kill();
+        if let Some(dir) = &self.data_dir {
+            kill_apps_under(dir);
+        }
+    }
+}
+
+/// Kills every process whose `REEF_DATA_DIR` lies under `dir`: the app
+/// instances an agent started there. They run in process groups of their
+/// own so that they outlive an agent restart, and so outlive the agent a
+/// test ends with; left running, they would hold ports and memory for the
+/// rest of the suite.
+fn kill_apps_under(dir: &Path) {
+    let mut prefix = format!("REEF_DATA_DIR={}", dir.display()).into_bytes();
+    prefix.push(b'/');
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<i32>() else {
+            continue;
+        };
+        // Processes come and go meanwhile: one that cannot be read is skipped.
+        let Ok(environ) = std::fs::read(entry.path().join("environ")) else {
+            continue;
+        };
+        if environ
+            .split(|byte| *byte == 0)
+            .any(|var| var.starts_with(&prefix))
+        {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(pid),
+                nix::sys::signal::Signal::SIGKILL,
+            );
+        }
     }
 }
 

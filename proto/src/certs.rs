@@ -141,9 +141,42 @@ pub fn acme_account_key(digest: &str) -> String {
     format!("{ACCOUNT_PREFIX}{digest}")
 }
 
+/// Prefix of the failed-order entries in the certificates bucket.
+const ATTEMPTS_PREFIX: &str = "_acme-attempts.";
+
+/// The bucket key of the failed ACME orders for `domain`.
+pub fn acme_attempts_key(domain: &str) -> String {
+    format!("{ATTEMPTS_PREFIX}{}", cert_key(domain))
+}
+
+/// Whether a key of the certificates bucket holds [`AcmeAttempts`].
+pub fn is_attempts_key(key: &str) -> bool {
+    key.starts_with(ATTEMPTS_PREFIX)
+}
+
 /// Whether a key of the certificates bucket holds a [`CertRecord`].
 pub fn is_cert_key(key: &str) -> bool {
-    !key.starts_with(ACCOUNT_PREFIX)
+    !key.starts_with(ACCOUNT_PREFIX) && !is_attempts_key(key)
+}
+
+/// The ACME orders for one domain that failed in a row, kept in the
+/// certificates bucket (under [`acme_attempts_key`]) so that a new leader
+/// waits out the same backoff instead of ordering again at once: CAs limit
+/// failed validations (Let's Encrypt: 5 per hostname an hour). Deleted when
+/// an order succeeds.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AcmeAttempts {
+    pub domain: String,
+    /// Failed orders in a row.
+    pub failures: u32,
+    /// The last failure, from the CA or the cluster.
+    pub last_error: String,
+    /// No new order before this (wall clock, ms since the epoch).
+    pub retry_at_ms: u64,
+}
+
+impl Message for AcmeAttempts {
+    const KIND: MessageKind = MessageKind::AcmeAttempts;
 }
 
 /// The context a certificate's private key is bound to when encrypted or

@@ -32,6 +32,10 @@ fn keys_are_valid_and_distinct() {
     assert!(is_cert_key(&cert_key("*.example.com")));
     assert!(is_cert_key("app.example.com"));
     assert!(!is_cert_key(&acme_account_key("0123abcd")));
+    assert!(!is_cert_key(&acme_attempts_key("app.example.com")));
+    assert!(!is_cert_key(&acme_attempts_key("*.example.com")));
+    assert!(is_attempts_key(&acme_attempts_key("*.example.com")));
+    assert!(!is_attempts_key(&cert_key("*.example.com")));
     let kv_key_ok = |k: &str| {
         !k.starts_with('.')
             && !k.ends_with('.')

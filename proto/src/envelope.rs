@@ -38,6 +38,7 @@ pub enum MessageKind {
     AppRoutes = 14,
     CertRecord = 15,
     AcmeChallenge = 16,
+    AcmeAttempts = 17,
 }
 
 /// A type that travels inside an envelope.

@@ -1,11 +1,15 @@
 //! HTTPS end to end: certificates ordered from a real ACME server (pebble,
 //! validating over HTTP-01 against a node's proxy) for every app deployed,
 //! certificates added from files and served by every node, HTTP→HTTPS
-//! redirects, and private keys that never travel or rest in the clear.
+//! redirects, private keys that never travel or rest in the clear, and a
+//! failed order's backoff that survives a change of leader.
 
 use reef_acme::testing::{Pebble, PebbleOptions};
 use reef_tests::app::write_app;
-use reef_tests::{eventually, http, https, leaks, NatsServer, ReefProcess, TestCluster};
+use reef_tests::{
+    eventually, http, https, leader, leaks, Cli, NatsServer, ReefProcess, TestCluster,
+};
+use std::collections::HashMap;
 use std::path::Path;
 use std::time::Duration;
 
@@ -367,4 +371,133 @@ async fn certificates_from_files_are_served_by_every_node_until_removed() {
     let out = cluster.cli.run(&["certs", "rm", "files.reef.test"]).await;
     assert_eq!(out.code, Some(1), "{out:?}");
     assert!(out.stderr.contains("no certificate"), "{out:?}");
+}
+
+/// Whether `reef certs list` shows a failed order for `domain`.
+async fn order_failed(cli: &Cli, domain: &str) -> Option<()> {
+    let out = cli.run(&["certs", "list", "--json"]).await;
+    let listed: serde_json::Value = serde_json::from_str(&out.stdout).ok()?;
+    listed
+        .as_array()?
+        .iter()
+        .any(|c| c["domains"] == serde_json::json!([domain]) && c["last_error"].is_string())
+        .then_some(())
+}
+
+/// Lines of a coordinator's log that start an order for `domain`.
+fn orders_for(coordinator: &ReefProcess, domain: &str) -> usize {
+    coordinator
+        .log_text()
+        .lines()
+        .filter(|line| line.contains("ordering a certificate") && line.contains(domain))
+        .count()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_leader_waits_out_a_failed_order_instead_of_ordering_again() {
+    assert!(
+        Pebble::installed(),
+        "pebble is not installed: apt-get install -y pebble (scripts/test.sh does)"
+    );
+    let nats = NatsServer::start().await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let _agent = ReefProcess::agent(&nats.url, dir.path(), "node-1", &[]);
+    // Pebble validates on a port where nothing listens: every order fails.
+    let pebble = Pebble::start(PebbleOptions::new(reef_tests::wait::free_port()))
+        .await
+        .expect("pebble starts");
+    let root = dir.path().join("pebble-listener-root.pem");
+    std::fs::write(&root, pebble.listener_root_pem()).expect("write root");
+    let root = root.to_str().expect("path");
+    let mut coordinators: HashMap<String, ReefProcess> = ["c1", "c2"]
+        .into_iter()
+        .map(|name| {
+            let args = [
+                "--name",
+                name,
+                "--acme-directory",
+                pebble.directory_url(),
+                "--acme-ca-root",
+                root,
+                "--acme-email",
+                "ops@reef.test",
+            ];
+            let process = ReefProcess::coordinator(&nats.url, dir.path(), &args);
+            (name.to_string(), process)
+        })
+        .collect();
+    let cli = Cli::new(&nats.url);
+    cli.wait_for_nodes(1).await;
+    let client = async_nats::connect(&nats.url).await.expect("connect");
+    let first = eventually("a leader", Duration::from_secs(15), || async {
+        leader::current(&client).await
+    })
+    .await;
+    let logs = |coordinators: &HashMap<String, ReefProcess>| {
+        let mut text = String::new();
+        for (name, process) in coordinators {
+            text.push_str(&format!("--- {name} ---\n{}\n", process.log_text()));
+        }
+        text
+    };
+
+    let failing = dir.path().join("failing");
+    write_named_app(&failing, "failing", &["fails.reef.test"], "", "");
+    let out = cli.run(&["deploy", failing.to_str().expect("path")]).await;
+    assert_eq!(out.code, Some(0), "{out:?}");
+    eventually("the order to fail", Duration::from_secs(60), || {
+        order_failed(&cli, "fails.reef.test")
+    })
+    .await;
+    assert_eq!(orders_for(&coordinators[&first.name], "fails.reef.test"), 1);
+
+    // The leader dies; the next one takes up the failure and its backoff.
+    coordinators
+        .get_mut(&first.name)
+        .expect("the leader")
+        .kill();
+    let next = eventually("a new leader", Duration::from_secs(30), || async {
+        leader::current(&client)
+            .await
+            .filter(|lease| lease.name != first.name)
+    })
+    .await;
+    let successor = &coordinators[&next.name];
+    eventually(
+        "the new leader to take up the failed order",
+        Duration::from_secs(30),
+        || async {
+            successor
+                .log_text()
+                .contains("waiting out earlier failed certificate orders")
+                .then_some(())
+        },
+    )
+    .await;
+    eventually(
+        "the new leader to show the failure",
+        Duration::from_secs(15),
+        || order_failed(&cli, "fails.reef.test"),
+    )
+    .await;
+
+    // Another app makes the new leader run a pass and order for its domain:
+    // that pass leaves the failed domain alone, as its backoff is not over.
+    let other = dir.path().join("other");
+    write_named_app(&other, "other", &["other.reef.test"], "", "");
+    cli.wait_for_nodes(1).await;
+    let out = cli.run(&["deploy", other.to_str().expect("path")]).await;
+    assert_eq!(out.code, Some(0), "{out:?}");
+    eventually(
+        "the new leader to order for the new app",
+        Duration::from_secs(30),
+        || async { (orders_for(successor, "other.reef.test") > 0).then_some(()) },
+    )
+    .await;
+    assert_eq!(
+        orders_for(successor, "fails.reef.test"),
+        0,
+        "the new leader ordered again before the backoff was over\n{}",
+        logs(&coordinators)
+    );
 }

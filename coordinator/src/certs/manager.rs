@@ -9,7 +9,10 @@
 //!
 //! Passes run every [`PASS_EVERY`], soon after an app, release or node
 //! changes in KV (deploys included), after `reef certs add` or `rm`, and
-//! after each order ends. A failed order is retried with a doubling delay.
+//! after each order ends. A failed order is retried with a doubling delay;
+//! the failures are kept in the certificates bucket, so a new leader waits
+//! out the same delay rather than ordering again at once (CAs limit failed
+//! validations).
 
 use super::acme_task::Issuer;
 use super::bucket::{self, Stored};
@@ -21,6 +24,7 @@ use crate::store::{self, Store};
 use futures::stream::{select_all, BoxStream};
 use futures::StreamExt;
 use reef_proto::app::{AppRecord, Release};
+use reef_proto::certs::{acme_attempts_key, is_attempts_key, AcmeAttempts};
 use reef_proto::{subjects, NodeId};
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -102,6 +106,7 @@ async fn run(settings: Settings, handle: Handle, stop: CancellationToken) {
         handle,
         orders: JoinSet::new(),
     };
+    state.load_attempts().await;
     let mut changes = state.watch_changes().await;
     let mut every = tokio::time::interval(PASS_EVERY);
     every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -122,7 +127,7 @@ async fn run(settings: Settings, handle: Handle, stop: CancellationToken) {
                 None => changes = None,
             },
             Some(done) = state.orders.join_next(), if !state.orders.is_empty() => {
-                state.finished(done);
+                state.finished(done).await;
                 due = due.or(Some(soon));
             }
             () = sleep_until(due), if due.is_some() => {
@@ -179,8 +184,48 @@ impl State {
         Some(select_all(streams).boxed())
     }
 
-    /// Records how an order ended.
-    fn finished(&mut self, done: Result<(String, Result<(), String>), tokio::task::JoinError>) {
+    /// Takes up the failed orders an earlier leader recorded, so that the
+    /// backoff goes on where it was.
+    async fn load_attempts(&self) {
+        let certs = &self.settings.store.certs;
+        let keys = match store::keys(certs).await {
+            Ok(keys) => keys,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot read earlier failed certificate orders");
+                return;
+            }
+        };
+        let now_ms = reef_proto::now_ms();
+        for key in keys.into_iter().filter(|key| is_attempts_key(key)) {
+            let attempts = match store::get::<AcmeAttempts>(certs, &key).await {
+                Ok(Some((attempts, _))) => attempts,
+                Ok(None) => continue,
+                Err(e) => {
+                    tracing::warn!(%key, error = %e, "cannot read an earlier failed certificate order");
+                    continue;
+                }
+            };
+            let wait = Duration::from_millis(attempts.retry_at_ms.saturating_sub(now_ms));
+            tracing::info!(
+                domain = %attempts.domain,
+                failures = attempts.failures,
+                retry_in = ?wait,
+                "waiting out earlier failed certificate orders"
+            );
+            self.handle.update(|domains| {
+                let status = domains.entry(attempts.domain.clone()).or_default();
+                status.failures = attempts.failures;
+                status.last_error = Some(attempts.last_error.clone());
+                status.retry_at = Some(Instant::now() + wait);
+            });
+        }
+    }
+
+    /// Records how an order ended, in memory and in the certificates bucket.
+    async fn finished(
+        &mut self,
+        done: Result<(String, Result<(), String>), tokio::task::JoinError>,
+    ) {
         let (domain, result) = match done {
             Ok(done) => done,
             Err(e) => {
@@ -188,7 +233,7 @@ impl State {
                 return;
             }
         };
-        self.handle.update(|domains| {
+        let attempts = self.handle.update(|domains| {
             let status = domains.entry(domain.clone()).or_default();
             status.issuing = false;
             match result {
@@ -196,16 +241,40 @@ impl State {
                     status.failures = 0;
                     status.last_error = None;
                     status.retry_at = None;
+                    None
                 }
                 Err(error) => {
                     status.failures = status.failures.saturating_add(1);
                     let delay = plan::retry_delay(status.failures);
                     tracing::warn!(%domain, %error, retry_in = ?delay, "certificate order failed");
-                    status.last_error = Some(error);
+                    status.last_error = Some(error.clone());
                     status.retry_at = Some(Instant::now() + delay);
+                    let delay_ms = u64::try_from(delay.as_millis()).unwrap_or(u64::MAX);
+                    Some(AcmeAttempts {
+                        domain: domain.clone(),
+                        failures: status.failures,
+                        last_error: error,
+                        retry_at_ms: reef_proto::now_ms().saturating_add(delay_ms),
+                    })
                 }
             }
         });
+        let certs = &self.settings.store.certs;
+        let key = acme_attempts_key(&domain);
+        let recorded = match attempts {
+            Some(attempts) => match reef_proto::encode(&attempts) {
+                Ok(bytes) => certs
+                    .put(&key, bytes)
+                    .await
+                    .map(drop)
+                    .map_err(|e| e.to_string()),
+                Err(e) => Err(e.to_string()),
+            },
+            None => certs.delete(&key).await.map_err(|e| e.to_string()),
+        };
+        if let Err(e) = recorded {
+            tracing::warn!(%domain, error = %e, "could not record how the certificate order ended");
+        }
     }
 
     async fn pass(&mut self) -> Result<(), CoordinatorError> {

@@ -2,6 +2,7 @@
 
 use crate::nats::NatsServer;
 use crate::reef::{Cli, ReefProcess};
+use std::time::Duration;
 
 pub struct TestCluster {
     pub nats: NatsServer,
@@ -30,8 +31,27 @@ impl TestCluster {
             cli,
             dir,
         };
-        cluster.cli.wait_for_nodes(nodes).await;
+        cluster.wait_ready(nodes).await;
         cluster
+    }
+
+    /// Waits until `nodes` agents are ready; on timeout, fails with every
+    /// process's log, which says why one was not.
+    async fn wait_ready(&self, nodes: usize) {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+        loop {
+            let listed = self.cli.nodes().await;
+            let ready = listed.iter().filter(|n| n["state"] == "ready").count();
+            if ready == nodes {
+                return;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "{ready} of {nodes} nodes ready after 30s: {listed:?}\n{}",
+                self.logs()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
     }
 
     /// A path inside the cluster's temp dir, for job scratch files.

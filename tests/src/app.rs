@@ -63,3 +63,23 @@ pub async fn healthy_on(cli: &crate::Cli) -> (Vec<String>, usize) {
 pub fn pid_in(body: &str) -> String {
     body.split_whitespace().nth(1).unwrap_or("").to_string()
 }
+
+/// Writes the test app (v1, healthy) as `name`, serving `domains`, with
+/// extra `[app]` lines and extra `deploy` lines.
+pub fn write_named_app(dir: &Path, name: &str, domains: &[&str], app_lines: &str, deploy: &str) {
+    write_app(dir, "v1", 200, deploy);
+    let manifest_path = dir.join("Reef.toml");
+    let manifest = std::fs::read_to_string(&manifest_path).expect("manifest");
+    let list = domains
+        .iter()
+        .map(|d| format!("{d:?}"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let manifest = manifest
+        .replace("name = \"hello\"", &format!("name = {name:?}"))
+        .replace(
+            "domains = [\"hello.test\"]",
+            &format!("domains = [{list}]\n{app_lines}"),
+        );
+    std::fs::write(manifest_path, manifest).expect("write manifest");
+}

@@ -2,7 +2,7 @@
 //! requests to a node that does (by the routes bucket), follows the app when
 //! it moves, and counts what it served in `/metrics`.
 
-use reef_tests::app::{pid_in, write_app};
+use reef_tests::app::{pid_in, write_app, write_named_app};
 use reef_tests::probe::Prober;
 use reef_tests::{eventually, http, TestCluster};
 use std::time::Duration;
@@ -188,14 +188,7 @@ async fn metrics_count_each_node_s_requests_per_app() {
 async fn a_node_without_the_app_applies_its_https_redirect() {
     let cluster = TestCluster::start(2).await;
     let app = cluster.dir.path().join("app");
-    write_app(&app, "v1", 200, "");
-    let manifest_path = app.join("Reef.toml");
-    let manifest = std::fs::read_to_string(&manifest_path).expect("manifest");
-    let manifest = manifest.replace(
-        "domains = [\"hello.test\"]",
-        "domains = [\"hello.test\"]\nhttps_redirect = true",
-    );
-    std::fs::write(&manifest_path, manifest).expect("manifest");
+    write_named_app(&app, "hello", &["hello.test"], "https_redirect = true", "");
     cluster
         .cli
         .ok(&["deploy", app.to_str().expect("path")])

@@ -5,32 +5,12 @@
 //! failed order's backoff that survives a change of leader.
 
 use reef_acme::testing::{Pebble, PebbleOptions};
-use reef_tests::app::write_app;
+use reef_tests::app::write_named_app;
 use reef_tests::{
     eventually, http, https, leader, leaks, Cli, NatsServer, ReefProcess, TestCluster,
 };
 use std::collections::HashMap;
-use std::path::Path;
 use std::time::Duration;
-
-/// Writes the test app as `name`, serving `domains`, with extra `[app]` lines.
-fn write_named_app(dir: &Path, name: &str, domains: &[&str], app_lines: &str, deploy: &str) {
-    write_app(dir, "v1", 200, deploy);
-    let manifest_path = dir.join("Reef.toml");
-    let manifest = std::fs::read_to_string(&manifest_path).expect("manifest");
-    let list = domains
-        .iter()
-        .map(|d| format!("{d:?}"))
-        .collect::<Vec<_>>()
-        .join(", ");
-    let manifest = manifest
-        .replace("name = \"hello\"", &format!("name = {name:?}"))
-        .replace(
-            "domains = [\"hello.test\"]",
-            &format!("domains = [{list}]\n{app_lines}"),
-        );
-    std::fs::write(manifest_path, manifest).expect("write manifest");
-}
 
 /// Waits until `name` answers 200 over HTTPS on `port`, trusting `roots`;
 /// on failure, says what the last attempt got and adds `context()` (logs).

@@ -64,16 +64,8 @@ pub(crate) async fn send(
     let deadline = Instant::now() + timeout;
     let mut fresh_only = false;
     loop {
-        let pooled = if fresh_only { None } else { pool.take(addr) };
-        let (mut upstream, reused) = match pooled {
-            Some(upstream) => (upstream, true),
-            None => match pool.connect(addr).await {
-                Ok(upstream) => (upstream, false),
-                Err(error) => {
-                    tracing::warn!(%addr, %error, "instance did not answer");
-                    return Err(DirectError::Unreachable);
-                }
-            },
+        let Ok((mut upstream, reused)) = pool.get(addr, fresh_only).await else {
+            return Err(DirectError::Unreachable);
         };
         let retry = reused && idempotent && !fresh_only;
         let received = match upstream.stream.write_all(head).await {

@@ -253,7 +253,7 @@ impl<I: AsyncRead + AsyncWrite + Unpin> Conn<'_, I> {
         let close_client = plan.close || self.fast.draining.is_cancelled();
         let mut fresh_only = false;
         loop {
-            let Ok((mut upstream, reused)) = self.connect(addr, fresh_only).await else {
+            let Ok((mut upstream, reused)) = self.fast.pool.get(addr, fresh_only).await else {
                 let error = ProxyError::Unreachable {
                     app: Arc::clone(&plan.app),
                 };
@@ -476,27 +476,6 @@ impl<I: AsyncRead + AsyncWrite + Unpin> Conn<'_, I> {
                 BodyFault::Framing => ProxyError::BadBody,
                 BodyFault::TooLarge => ProxyError::BodyTooLarge { limit },
             })
-    }
-
-    /// An upstream connection to `addr`: an idle one from the pool, else (or
-    /// when `fresh_only`) a new one. True with a reused one.
-    async fn connect(
-        &mut self,
-        addr: SocketAddr,
-        fresh_only: bool,
-    ) -> Result<(Upstream, bool), ()> {
-        if !fresh_only {
-            if let Some(upstream) = self.fast.pool.take(addr) {
-                return Ok((upstream, true));
-            }
-        }
-        match self.fast.pool.connect(addr).await {
-            Ok(upstream) => Ok((upstream, false)),
-            Err(error) => {
-                tracing::warn!(%addr, %error, "instance did not answer");
-                Err(())
-            }
-        }
     }
 
     /// Gives back what a large head or body made the buffers grow to, so an

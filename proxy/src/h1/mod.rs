@@ -80,7 +80,7 @@ impl FastPath {
             pool,
             tls,
             max_body: config.max_request_body_bytes,
-            max_header_bytes: config.max_header_bytes.max(buffer::MIN_CAPACITY),
+            max_header_bytes: config.max_header_bytes,
             header_timeout: config.client_header_timeout,
             body_timeout: config.client_body_timeout,
             upstream_timeout: config.upstream_timeout,

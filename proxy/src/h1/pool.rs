@@ -94,6 +94,28 @@ impl UpstreamPool {
         }
     }
 
+    /// A connection to `addr` for one exchange: an idle one, else (or when
+    /// `fresh_only`) a new one; true with an idle one. A failure to connect
+    /// is logged here.
+    pub(crate) async fn get(
+        &self,
+        addr: SocketAddr,
+        fresh_only: bool,
+    ) -> io::Result<(Upstream, bool)> {
+        if !fresh_only {
+            if let Some(upstream) = self.take(addr) {
+                return Ok((upstream, true));
+            }
+        }
+        match self.connect(addr).await {
+            Ok(upstream) => Ok((upstream, false)),
+            Err(error) => {
+                tracing::warn!(%addr, %error, "instance did not answer");
+                Err(error)
+            }
+        }
+    }
+
     /// A new connection to `addr`, with TCP_NODELAY.
     pub(crate) async fn connect(&self, addr: SocketAddr) -> io::Result<Upstream> {
         let stream = tokio::time::timeout(self.connect_timeout, TcpStream::connect(addr))

@@ -147,7 +147,7 @@ impl Coordinator {
                     latest: 1,
                     replicas: spec.replicas,
                     desired: AppDesired::Running,
-                    post_deploy_started: 0,
+                    proven: 0,
                     revert_to: None,
                     rollout_failure: None,
                     halted: false,
@@ -179,6 +179,7 @@ impl Coordinator {
             &release,
         )
         .await?;
+        self.converge_note_app(&name);
         tracing::info!(app = %name, version = release.version, "release recorded");
         Ok(release)
     }
@@ -212,6 +213,16 @@ impl Coordinator {
         spec: &AppSpec,
         siblings: &BTreeMap<NodeId, u32>,
     ) -> Result<scheduler::Placement, String> {
+        self.choose_for_app_on(spec, siblings, None)
+    }
+
+    /// Like [`Self::choose_for_app`], looking only at node `only` when given.
+    pub(crate) fn choose_for_app_on(
+        &self,
+        spec: &AppSpec,
+        siblings: &BTreeMap<NodeId, u32>,
+        only: Option<NodeId>,
+    ) -> Result<scheduler::Placement, String> {
         let no_failures = BTreeSet::new();
         let demand = Demand {
             resources: spec.resources,
@@ -222,14 +233,17 @@ impl Coordinator {
             siblings,
             failed_on: &no_failures,
         };
-        let candidates = self.cluster.candidates(Instant::now());
-        scheduler::place_demand(
-            demand,
-            &candidates,
-            scheduler::Scan::Sampled {
+        let mut candidates = self.cluster.candidates(Instant::now());
+        let scan = match only {
+            Some(node) => {
+                candidates.retain(|c| c.id == node);
+                scheduler::Scan::Full
+            }
+            None => scheduler::Scan::Sampled {
                 start: self.cluster.scan_start(),
             },
-        )
+        };
+        scheduler::place_demand(demand, &candidates, scan)
     }
 
     pub(crate) async fn start_instance(
@@ -403,21 +417,7 @@ impl Coordinator {
         let key = event.instance.to_string();
         let stored =
             store::modify_from::<Instance>(&self.store.instances, &key, None, |instance| {
-                if instance.node != event.node
-                    || event.seq <= instance.event_seq
-                    || instance.state.is_terminal()
-                {
-                    return false;
-                }
-                instance.event_seq = event.seq;
-                instance.state = event.state.clone();
-                instance.port = event.port.or(instance.port);
-                instance.restarts = event.restarts;
-                if event.message.is_some() {
-                    instance.message = event.message.clone();
-                }
-                instance.updated_at_ms = now_ms();
-                true
+                crate::transitions::apply_instance_event(instance, event, now_ms())
             })
             .await?;
         let Some((instance, _)) = stored else {
@@ -429,7 +429,11 @@ impl Coordinator {
         tracing::debug!(instance = %instance.id, state = instance.state.name(), "instance event applied");
         let app = instance.app.clone();
         if instance.state.is_terminal() {
-            self.cluster.release_instance(instance.id);
+            // Once: a replay, or a late event for an instance the
+            // coordinator ended itself, finds it gone from the view.
+            if self.cluster.release_instance(instance.id).is_some() {
+                self.converge_note_ended(&instance);
+            }
             self.rollout_replica_failed(&instance).await?;
             self.routes_forget_instance(instance.id);
             self.sync_routes(&app).await;
@@ -442,6 +446,7 @@ impl Coordinator {
             }
             self.sync_routes(&app).await;
             if instance.state == InstanceState::Healthy {
+                self.converge_note_healthy(&app);
                 self.maybe_post_deploy(&instance).await?;
                 if let Some(old) = instance.relieves {
                     tracing::info!(instance = %instance.id, %old, "relief is healthy; stopping the instance it relieves");
@@ -452,15 +457,15 @@ impl Coordinator {
         Ok(true)
     }
 
-    /// Once every replica of the app's current release is healthy, asks the
-    /// node of `instance` to run the release's `post_deploy` hook, once per
-    /// release (recorded in the app before it is asked).
+    /// Once every replica of the app's current release is healthy, records
+    /// the release as proven and asks the node of `instance` to run its
+    /// `post_deploy` hook, once per release (recorded before it is asked).
     async fn maybe_post_deploy(&mut self, instance: &Instance) -> Result<(), CoordinatorError> {
         let Some((record, _)) = store::get::<AppRecord>(&self.store.apps, &instance.app).await?
         else {
             return Ok(());
         };
-        if record.version != instance.version || record.post_deploy_started >= record.version {
+        if record.version != instance.version || record.proven >= record.version {
             return Ok(());
         }
         let healthy = self
@@ -473,24 +478,26 @@ impl Coordinator {
         if (healthy as u32) < record.replicas {
             return Ok(());
         }
-        let key = subjects::release_key(&record.name, record.version);
+        let version = record.version;
+        let key = subjects::release_key(&record.name, version);
         let Some((release, _)) = store::get::<Release>(&self.store.releases, &key).await? else {
             return Ok(());
         };
-        if release.spec.post_deploy.is_none() {
-            return Ok(());
-        }
-        let version = record.version;
-        let claimed = store::modify::<AppRecord>(&self.store.apps, &record.name, |r| {
-            if r.post_deploy_started >= version || r.version != version {
-                return false;
+        let mut claimed = false;
+        store::modify::<AppRecord>(&self.store.apps, &record.name, |r| {
+            claimed = r.proven < version && r.version == version;
+            if claimed {
+                r.proven = version;
             }
-            r.post_deploy_started = version;
-            true
+            claimed
         })
         .await?;
-        if claimed.is_some_and(|r| r.post_deploy_started == version) {
-            tracing::info!(app = %record.name, version, "every replica is healthy; running post_deploy");
+        if !claimed {
+            return Ok(());
+        }
+        tracing::info!(app = %record.name, version, "every replica is healthy");
+        if release.spec.post_deploy.is_some() {
+            tracing::info!(app = %record.name, version, "running post_deploy");
             self.send_command(
                 instance.node,
                 format!("post-deploy-{}-{version}", record.name),
@@ -507,10 +514,13 @@ impl Coordinator {
     /// deploy command of every instance its node has not picked up yet (the
     /// previous coordinator may have stopped before publishing it; a copy
     /// that did land is ignored by JetStream and by the agent).
-    pub(crate) async fn load_instances(&mut self) -> Result<(), CoordinatorError> {
+    /// Returns the instances that ended.
+    pub(crate) async fn load_instances(&mut self) -> Result<Vec<Instance>, CoordinatorError> {
         let mut unsent = Vec::new();
+        let mut ended = Vec::new();
         for instance in store::all::<Instance>(&self.store.instances).await? {
             if instance.state.is_terminal() {
+                ended.push(instance);
                 continue;
             }
             let key = subjects::release_key(&instance.app, instance.version);
@@ -537,6 +547,6 @@ impl Coordinator {
                 }
             }
         }
-        Ok(())
+        Ok(ended)
     }
 }

@@ -73,6 +73,13 @@ impl Cluster {
             .is_some_and(|seen| now.duration_since(seen) <= self.grace)
     }
 
+    /// Whether `node` is registered and heard from within the grace period.
+    pub fn node_ready(&self, node: NodeId, now: Instant) -> bool {
+        self.nodes
+            .get(&node)
+            .is_some_and(|entry| self.is_ready(entry, now))
+    }
+
     /// Adds or refreshes a node record, keeping its liveness and accounting.
     pub fn upsert_node(&mut self, record: NodeRecord) {
         match self.nodes.get_mut(&record.id) {

@@ -4,10 +4,11 @@
 //! acknowledged only after its effect is in KV.
 
 use crate::error::CoordinatorError;
+use crate::transitions::{apply_alloc_event, job_after, AllocChange};
 use crate::{store, Coordinator};
 use async_nats::jetstream::{message::AckKind, Message};
 use reef_proto::agent::AllocEvent;
-use reef_proto::alloc::{AllocState, Allocation};
+use reef_proto::alloc::Allocation;
 use reef_proto::app::InstanceEvent;
 use reef_proto::job::{JobRecord, JobState};
 use reef_proto::{decode, now_ms, peek_kind, subjects, MessageKind};
@@ -96,17 +97,9 @@ impl Coordinator {
             .zip(self.cluster.alloc_revisions.get(&event.alloc).copied());
         let Some((alloc, revision)) =
             store::modify_from::<Allocation>(&self.store.allocs, &key, cached, |alloc| {
-                applied = false;
-                if alloc.node != event.node
-                    || alloc.job != event.job
-                    || event.seq <= alloc.event_seq
-                {
-                    return false;
-                }
-                alloc.event_seq = event.seq;
-                alloc.updated_at_ms = now_ms();
-                applied = alloc.state.advance(event.state.clone());
-                true
+                let change = apply_alloc_event(alloc, event, now_ms());
+                applied = change == AllocChange::Moved;
+                change.writes()
             })
             .await?
         else {
@@ -147,55 +140,17 @@ impl Coordinator {
     ) -> Result<(), CoordinatorError> {
         let key = alloc.job.to_string();
         let cached = self.cluster.live_jobs.remove(&alloc.job);
-        let stored = store::modify_from::<JobRecord>(&self.store.jobs, &key, cached, |job| {
-            if job.alloc != Some(alloc.id) || job.state.is_terminal() {
-                return false;
-            }
-            let next = match &alloc.state {
-                AllocState::Assigned | AllocState::Accepted | AllocState::Starting => return false,
-                AllocState::Running { .. } | AllocState::Stopping => {
-                    if job.started_at_ms.is_none() {
-                        job.started_at_ms = Some(event.at_ms);
-                    }
-                    JobState::Running
+        let stored =
+            store::modify_from::<JobRecord>(&self.store.jobs, &key, cached, |job| match job_after(
+                job, alloc, event,
+            ) {
+                Some(next) => {
+                    *job = next;
+                    true
                 }
-                AllocState::Exited { code } => JobState::Exited { code: *code },
-                AllocState::Stopped => JobState::Stopped,
-                AllocState::Failed { reason } => JobState::Failed {
-                    reason: reason.clone(),
-                },
-                AllocState::Lost { reason }
-                    if !job.stop_requested && (job.lost_on.len() as u32) < job.spec.retries =>
-                {
-                    // Run it again elsewhere: the lost attempt stays recorded
-                    // (its allocation), and its node stops it when it returns.
-                    job.lost_on.push(alloc.node);
-                    job.alloc = None;
-                    job.node = None;
-                    job.started_at_ms = None;
-                    JobState::Pending {
-                        reason: format!(
-                            "retrying ({} of {}): {reason}",
-                            job.lost_on.len(),
-                            job.spec.retries
-                        ),
-                    }
-                }
-                AllocState::Lost { reason } => JobState::Lost {
-                    reason: reason.clone(),
-                },
-            };
-            if next == job.state {
-                return false;
-            }
-            if next.is_terminal() {
-                job.finished_at_ms = Some(event.at_ms);
-                job.output_lines = event.output_lines;
-            }
-            job.state = next;
-            true
-        })
-        .await?;
+                None => false,
+            })
+            .await?;
         if let Some((job, revision)) = stored {
             if let JobState::Pending { reason } = &job.state {
                 tracing::info!(job = %job.id, %reason, "retrying a job whose node was lost");

@@ -18,14 +18,18 @@ mod api;
 mod apps;
 pub mod certs;
 mod cluster;
+mod converge;
 mod dispatch;
 mod drain;
 pub mod error;
 mod events;
+#[cfg(test)]
+mod fixtures;
 mod intake;
 mod leader;
 mod lifecycle;
 mod liveness;
+mod reconcile;
 mod relay;
 mod rolling;
 mod rollout;
@@ -33,6 +37,7 @@ mod routes;
 pub mod scheduler;
 mod secrets;
 pub mod store;
+mod transitions;
 
 pub use error::CoordinatorError;
 pub use store::StoreConfig;
@@ -103,6 +108,8 @@ pub(crate) struct Coordinator {
     certs: certs::Handle,
     /// The routes bucket as this leader wrote it.
     routes: routes::RouteBook,
+    /// The reconciler's memory between passes.
+    converger: converge::Converger,
 }
 
 /// Everything a coordinator keeps across its terms as leader.
@@ -316,6 +323,7 @@ async fn lead_term(
         acks: Default::default(),
         certs: certs::Handle::default(),
         routes: routes::RouteBook::default(),
+        converger: converge::Converger::new(),
     };
     let end = tokio::select! {
         loaded = coordinator.load() => { loaded?; None }
@@ -422,7 +430,8 @@ impl Coordinator {
                 );
             }
         }
-        self.load_instances().await?;
+        let ended = self.load_instances().await?;
+        self.converge_load(ended).await?;
         self.rebuild_routes().await;
         self.retry_unsent().await;
         tracing::info!(
@@ -506,6 +515,7 @@ impl Coordinator {
         self.check_liveness().await;
         self.advance_drains().await;
         self.advance_rollouts().await;
+        self.converge_tick().await;
         self.place_pending(true).await;
     }
 }

@@ -1,7 +1,7 @@
 //! Node loss: a node silent for longer than the grace period is declared
 //! lost. Its job allocations end as `lost` (their jobs too, with the reason);
-//! its app instances end as `lost` and replacements are placed on other
-//! nodes. For each, a stop command is queued on the node's own subject, so a
+//! its app instances end as `lost`, and the reconciler (`converge.rs`)
+//! places replacements on other nodes. For each, a stop command is queued on the node's own subject, so a
 //! node that was only cut off stops its stale copies as soon as it is back,
 //! before anything else it reads, and exactly the desired replicas remain.
 //!
@@ -9,11 +9,11 @@
 //! running (a partition, not a crash), and running it again could run it
 //! twice. It is reported `lost` and its owner decides.
 
-use crate::{rollout, store, Coordinator, CoordinatorError};
+use crate::{store, Coordinator, CoordinatorError};
 use reef_proto::agent::{AgentCommand, AllocEvent};
 use reef_proto::alloc::{AllocState, Allocation};
-use reef_proto::app::{AppDesired, AppRecord, Instance, InstanceState, Release};
-use reef_proto::{now_ms, subjects, NodeId};
+use reef_proto::app::{Instance, InstanceState};
+use reef_proto::{now_ms, NodeId};
 use std::collections::BTreeSet;
 use std::time::Instant;
 
@@ -101,7 +101,12 @@ impl Coordinator {
                 true
             })
             .await?;
-            self.cluster.release_instance(instance.id);
+            if let Some(mut ended) = self.cluster.release_instance(instance.id) {
+                ended.state = InstanceState::Lost {
+                    reason: reason.clone(),
+                };
+                self.converge_note_ended(&ended);
+            }
             self.routes_forget_instance(instance.id);
             self.send_command(
                 node,
@@ -114,39 +119,11 @@ impl Coordinator {
             .await;
             apps.insert(instance.app);
         }
+        // The reconciler places their replacements.
         for app in apps {
             self.sync_routes(&app).await;
-            if let Err(e) = self.replace_lost_replicas(&app).await {
-                tracing::warn!(%app, error = %e.message, "could not replace lost replicas yet");
-            }
         }
         self.place_pending(false).await;
-        Ok(())
-    }
-
-    /// Brings an app back to its replica count with its current release.
-    pub(crate) async fn replace_lost_replicas(
-        &mut self,
-        app: &str,
-    ) -> Result<(), reef_proto::api::ApiError> {
-        let Some((record, _)) = store::get::<AppRecord>(&self.store.apps, app).await? else {
-            return Ok(());
-        };
-        if record.desired != AppDesired::Running {
-            return Ok(());
-        }
-        let key = subjects::release_key(app, record.version);
-        let Some((release, _)) = store::get::<Release>(&self.store.releases, &key).await? else {
-            return Ok(());
-        };
-        let live = self.live_instances(app);
-        let plan = rollout::plan_scale(&live, record.version, record.replicas);
-        if plan.place == 0 {
-            return Ok(());
-        }
-        let nodes = self.place_replicas(&release.spec, &plan)?;
-        let started = self.execute(&release, plan, nodes).await?;
-        tracing::info!(%app, replacements = started.len(), "replacing replicas of a lost node");
         Ok(())
     }
 }

@@ -6,7 +6,10 @@
 //! `auto_revert`, the app goes back to the release it ran before (whose
 //! replicas never stopped serving where they were not replaced yet), and the
 //! same rolling steps bring the replaced ones back; without it, the rollout is
-//! halted with the reason shown in `reef status` until the next deploy.
+//! halted with the reason shown in `reef status` until the next deploy. A
+//! release that fails before it ever had every replica healthy (a first
+//! deploy, say) is halted the same way, so the reconciler does not start it
+//! again; one that was healthy and then fails is the reconciler's to restart.
 
 use crate::{rollout, store, Coordinator};
 use reef_proto::app::{AppDesired, AppRecord, Instance, InstanceState, Release};
@@ -113,6 +116,13 @@ impl Coordinator {
                     r.rollout_failure = Some(format!(
                         "release {version} failed ({reason}); rollout halted"
                     ));
+                    r.halted = true;
+                    true
+                }
+                // A release that never had all its replicas healthy failed
+                // its deploy: it is not started again until the next one.
+                None if r.proven < version => {
+                    r.rollout_failure = Some(format!("release {version} failed ({reason})"));
                     r.halted = true;
                     true
                 }

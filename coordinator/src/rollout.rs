@@ -122,7 +122,7 @@ fn split(
     )
 }
 
-fn rank(state: &InstanceState) -> u8 {
+pub(crate) fn rank(state: &InstanceState) -> u8 {
     match state {
         InstanceState::Healthy => 0,
         InstanceState::Unhealthy => 1,
@@ -137,22 +137,10 @@ mod tests {
     use super::*;
 
     fn instance(state: InstanceState, created: u64) -> Instance {
-        Instance {
-            id: AllocId::new(),
-            app: "a".into(),
-            version: 1,
-            node: NodeId::new(),
-            state,
-            port: None,
-            replaces: None,
-            relieves: None,
-            gpus: Vec::new(),
-            restarts: 0,
-            message: None,
-            event_seq: 0,
-            created_at_ms: created,
-            updated_at_ms: created,
-        }
+        let mut i = crate::fixtures::instance("a", 1, NodeId::new(), state);
+        i.created_at_ms = created;
+        i.updated_at_ms = created;
+        i
     }
 
     #[test]

@@ -111,6 +111,11 @@ impl Coordinator {
         }
     }
 
+    /// The instances this coordinator asked to stop that have not ended yet.
+    pub(crate) fn stopping(&self) -> &HashSet<AllocId> {
+        &self.routes.stopping
+    }
+
     /// Forgets what was kept about an instance that ended.
     pub(crate) fn routes_forget_instance(&mut self, instance: AllocId) {
         self.routes.stopping.remove(&instance);

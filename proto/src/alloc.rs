@@ -48,7 +48,9 @@ impl AllocState {
         )
     }
 
-    fn rank(&self) -> u8 {
+    /// How far along the machine a state is; the terminal states share the
+    /// last rank. An allocation's rank never goes down.
+    pub fn rank(&self) -> u8 {
         match self {
             AllocState::Assigned => 0,
             AllocState::Accepted => 1,

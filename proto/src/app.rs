@@ -51,8 +51,10 @@ pub struct AppRecord {
     /// Replicas wanted (the manifest's, unless changed with `reef scale`).
     pub replicas: u32,
     pub desired: AppDesired,
-    /// The release whose `post_deploy` hook has been started (0: none).
-    pub post_deploy_started: u32,
+    /// The newest release that has had every replica healthy at once (0:
+    /// none yet); its `post_deploy` hook, if it has one, was started then.
+    /// A replica of a newer release that fails has failed its deploy.
+    pub proven: u32,
     /// While a rollout is under way: the release to go back to if the new
     /// one fails (None: no automatic revert).
     pub revert_to: Option<u32>,
@@ -98,6 +100,19 @@ impl InstanceState {
             self,
             InstanceState::Stopped | InstanceState::Failed { .. } | InstanceState::Lost { .. }
         )
+    }
+
+    /// Whether an instance may move from `self` to `next`. A terminal state
+    /// is final, and nothing goes back to `assigned`. Everything else may
+    /// follow anything live: an instance's life has cycles (a crash restart
+    /// goes from `healthy` back to `starting`, an agent restart to
+    /// `preparing`, a yielded instance from `draining` to `starting`), and
+    /// a node reports an instance's latest state, so states in between may
+    /// never be seen. A repeat of the same state carries a new message or
+    /// restart count.
+    pub fn can_become(&self, next: &InstanceState) -> bool {
+        !self.is_terminal()
+            && (*next != InstanceState::Assigned || *self == InstanceState::Assigned)
     }
 
     pub fn name(&self) -> &'static str {

@@ -216,6 +216,12 @@ impl ReefProcess {
         self.launch();
     }
 
+    /// For agents: the pids of the app processes it started (and any left
+    /// over from an earlier run of it).
+    pub fn app_pids(&self) -> Vec<i32> {
+        self.data_dir.as_deref().map(apps_under).unwrap_or_default()
+    }
+
     /// Whether the process is still running.
     pub fn is_running(&mut self) -> bool {
         self.child
@@ -243,11 +249,22 @@ impl Drop for ReefProcess {
 /// test ends with; left running, they would hold ports and memory for the
 /// rest of the suite.
 fn kill_apps_under(dir: &Path) {
+    for pid in apps_under(dir) {
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(pid),
+            nix::sys::signal::Signal::SIGKILL,
+        );
+    }
+}
+
+/// The pids of every process whose `REEF_DATA_DIR` lies under `dir`.
+pub fn apps_under(dir: &Path) -> Vec<i32> {
     let mut prefix = format!("REEF_DATA_DIR={}", dir.display()).into_bytes();
     prefix.push(b'/');
     let Ok(entries) = std::fs::read_dir("/proc") else {
-        return;
+        return Vec::new();
     };
+    let mut pids = Vec::new();
     for entry in entries.flatten() {
         let Ok(pid) = entry.file_name().to_string_lossy().parse::<i32>() else {
             continue;
@@ -260,12 +277,10 @@ fn kill_apps_under(dir: &Path) {
             .split(|byte| *byte == 0)
             .any(|var| var.starts_with(&prefix))
         {
-            let _ = nix::sys::signal::kill(
-                nix::unistd::Pid::from_raw(pid),
-                nix::sys::signal::Signal::SIGKILL,
-            );
+            pids.push(pid);
         }
     }
+    pids
 }
 
 /// What a CLI invocation printed and how it exited.

@@ -12,7 +12,7 @@ fn app(name: &str, version: u32, desired: AppDesired) -> AppRecord {
         latest: version,
         replicas: 1,
         desired,
-        post_deploy_started: 0,
+        proven: 0,
         revert_to: None,
         rollout_failure: None,
         halted: false,

@@ -5,11 +5,13 @@
 //! - `health`: HTTP and TCP checks.
 //! - `runner`: one instance's life: start, health, traffic, crash restarts,
 //!   drain and stop.
+//! - `restart`: the restart budget and backoff, a pure state machine.
 //! - `routing`: what the proxy routes per app, from local instances and the
 //!   cluster's routes.
 
 mod health;
 mod prepare;
+mod restart;
 mod routing;
 mod runner;
 

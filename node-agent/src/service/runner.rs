@@ -12,6 +12,7 @@
 //! fails at once: it never received traffic, and the instance it was to
 //! replace keeps serving.
 
+use super::restart::{OnCrash, RestartBudget};
 use super::{health, prepare, Control, LocalInstance, Yield};
 use crate::process::{exit_code, signal_group, start_time};
 use crate::records::Durability;
@@ -22,7 +23,7 @@ use reef_proto::manifest::{AppSpec, Strategy};
 use reef_proto::subjects::{self, Output};
 use reef_proto::units::format_duration;
 use reef_proto::AllocId;
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -206,8 +207,7 @@ impl Runner {
             }
         }
         let mut ever_healthy = false;
-        let mut crashes: VecDeque<Instant> = VecDeque::new();
-        let mut delay = Duration::from_millis(spec.restart.delay_ms);
+        let mut budget = RestartBudget::new(&spec.restart);
         loop {
             let (mut child, shippers) = match self.spawn(&dir, &env).await {
                 Ok(spawned) => spawned,
@@ -302,24 +302,10 @@ impl Runner {
                             reason: format!("exited with code {code} before it became healthy"),
                         };
                     }
-                    let window = Duration::from_millis(spec.restart.interval_ms);
-                    let now = Instant::now();
-                    while crashes
-                        .front()
-                        .is_some_and(|t| now.duration_since(*t) > window)
-                    {
-                        crashes.pop_front();
-                    }
-                    if crashes.len() as u32 >= spec.restart.attempts {
-                        return InstanceState::Failed {
-                            reason: format!(
-                                "exited with code {code}; {} restarts within {} used up",
-                                spec.restart.attempts,
-                                format_duration(window)
-                            ),
-                        };
-                    }
-                    crashes.push_back(now);
+                    let delay = match budget.on_crash(Instant::now(), code) {
+                        OnCrash::Restart(delay) => delay,
+                        OnCrash::GiveUp(reason) => return InstanceState::Failed { reason },
+                    };
                     let _ = self
                         .agent
                         .instances
@@ -336,7 +322,6 @@ impl Runner {
                         _ = self.stop.cancelled() => return InstanceState::Stopped,
                         _ = self.agent.shutdown.cancelled() => return InstanceState::Lost { reason: "the node's agent shut down".into() },
                     }
-                    delay = (delay * 2).min(Duration::from_millis(spec.restart.max_delay_ms));
                 }
             }
         }

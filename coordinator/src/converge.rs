@@ -1,0 +1,266 @@
+//! The reconciler's driver: gathers what [`reconcile::reconcile`] decides
+//! on (the app records, read fresh from KV; the live instances, the
+//! instances being stopped and each node's condition, from the view; the
+//! endings it remembers), then carries the actions out. It runs when an
+//! instance ends or a node is lost (on the next tick) and every
+//! [`PASS_EVERY`] regardless, so whatever ended an instance, the app returns
+//! to its replicas without anyone running a command.
+
+use crate::reconcile::{self, Action, AppWant, EndKind, Ending, NodeCondition, Wait, World};
+use crate::{store, Coordinator, CoordinatorError};
+use futures::StreamExt;
+use reef_proto::app::{AppRecord, Instance, InstanceState, Release};
+use reef_proto::{now_ms, subjects, NodeId};
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::{Duration, Instant};
+
+/// An app record as read, with its revision.
+type StoredApp = Result<Option<(AppRecord, u64)>, CoordinatorError>;
+
+/// A full pass runs at least this often.
+pub(crate) const PASS_EVERY: Duration = Duration::from_secs(2);
+
+/// What the driver keeps between passes.
+pub(crate) struct Converger {
+    /// Apps known to have a record: read at the start of the term, added to
+    /// by deploys.
+    apps: BTreeSet<String>,
+    /// Instances that ended, oldest first (see [`reconcile::Ending`]).
+    endings: Vec<Ending>,
+    /// A pass is due at the next tick.
+    due: bool,
+    last_pass: Option<Instant>,
+    /// Why each app waits, as last logged.
+    waiting: BTreeMap<String, Wait>,
+}
+
+impl Converger {
+    pub(crate) fn new() -> Self {
+        Self {
+            apps: BTreeSet::new(),
+            endings: Vec::new(),
+            due: true,
+            last_pass: None,
+            waiting: BTreeMap::new(),
+        }
+    }
+}
+
+/// The ending an instance that left the view is remembered as, if any: a
+/// stopped instance was meant to stop.
+pub(crate) fn ending_of(instance: &Instance, at_ms: u64) -> Option<Ending> {
+    let kind = match instance.state {
+        InstanceState::Lost { .. } => EndKind::Lost,
+        InstanceState::Failed { .. } => EndKind::Failed,
+        _ => return None,
+    };
+    Some(Ending {
+        app: instance.app.clone(),
+        version: instance.version,
+        node: instance.node,
+        kind,
+        at_ms,
+    })
+}
+
+impl Coordinator {
+    /// Notes that an app exists (it was just deployed).
+    pub(crate) fn converge_note_app(&mut self, app: &str) {
+        self.converger.apps.insert(app.to_string());
+    }
+
+    /// Notes that an instance left the view; a pass follows on the next tick.
+    pub(crate) fn converge_note_ended(&mut self, instance: &Instance) {
+        if let Some(ending) = ending_of(instance, now_ms()) {
+            self.converger.endings.push(ending);
+        }
+        self.converger.due = true;
+    }
+
+    /// Notes that an instance of `app` is healthy: its earlier failures no
+    /// longer count towards a backoff.
+    pub(crate) fn converge_note_healthy(&mut self, app: &str) {
+        self.converger
+            .endings
+            .retain(|e| !(e.app == app && e.kind == EndKind::Failed));
+    }
+
+    /// Takes up, at the start of a term, the apps in KV and the recent
+    /// endings among the stored instances.
+    pub(crate) async fn converge_load(
+        &mut self,
+        ended: Vec<Instance>,
+    ) -> Result<(), CoordinatorError> {
+        self.converger.apps = store::keys(&self.store.apps).await?.into_iter().collect();
+        let cutoff = now_ms().saturating_sub(reconcile::ENDING_MEMORY_MS);
+        let mut endings: Vec<Ending> = ended
+            .iter()
+            .filter(|i| i.updated_at_ms >= cutoff)
+            .filter_map(|i| ending_of(i, i.updated_at_ms))
+            .collect();
+        endings.sort_by_key(|e| e.at_ms);
+        let healthy: BTreeSet<&str> = self
+            .cluster
+            .instances
+            .values()
+            .filter(|(i, _)| i.state == InstanceState::Healthy)
+            .map(|(i, _)| i.app.as_str())
+            .collect();
+        endings.retain(|e| !(e.kind == EndKind::Failed && healthy.contains(e.app.as_str())));
+        self.converger.endings = endings;
+        self.converger.due = true;
+        Ok(())
+    }
+
+    /// Runs a pass if one is due or the last is [`PASS_EVERY`] old.
+    pub(crate) async fn converge_tick(&mut self) {
+        let stale = self
+            .converger
+            .last_pass
+            .is_none_or(|at| at.elapsed() >= PASS_EVERY);
+        if !(self.converger.due || stale) {
+            return;
+        }
+        self.converger.due = false;
+        self.converger.last_pass = Some(Instant::now());
+        if let Err(e) = self.converge().await {
+            tracing::warn!(error = %e, "reconciling failed; will retry");
+            self.converger.due = true;
+        }
+    }
+
+    async fn converge(&mut self) -> Result<(), CoordinatorError> {
+        let now = now_ms();
+        let cutoff = now.saturating_sub(reconcile::ENDING_MEMORY_MS);
+        self.converger.endings.retain(|e| e.at_ms >= cutoff);
+        let wants = self.read_wants().await?;
+        let instances: Vec<&Instance> = self.cluster.instances.values().map(|(i, _)| i).collect();
+        let started = Instant::now();
+        let condition = |node: NodeId| match self.cluster.nodes.get(&node) {
+            None => NodeCondition::Lost,
+            Some(entry) if entry.lost => NodeCondition::Lost,
+            Some(_) if self.cluster.node_ready(node, started) => NodeCondition::Ready,
+            Some(_) => NodeCondition::Silent,
+        };
+        let decision = reconcile::reconcile(&World {
+            apps: &wants,
+            instances: &instances,
+            stopping: self.stopping(),
+            endings: &self.converger.endings,
+            node: &condition,
+            now_ms: now,
+        });
+        self.log_waits(decision.waiting);
+        for action in decision.actions {
+            match action {
+                Action::Start { app, version, on } => {
+                    if let Err(e) = self.converge_start(&app, version, on).await {
+                        tracing::warn!(%app, error = %e.message, "cannot start a missing replica yet");
+                    }
+                }
+                Action::Stop {
+                    instance,
+                    forget_app,
+                } => {
+                    tracing::info!(%instance, forget_app, "stopping an instance its app does not want");
+                    self.stop_instance(instance, forget_app).await?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The app records of every app known or running here, read afresh. An
+    /// app is taken as gone only when its record is: a failed read fails the
+    /// pass.
+    async fn read_wants(&mut self) -> Result<Vec<AppWant>, CoordinatorError> {
+        let mut names = self.converger.apps.clone();
+        names.extend(self.cluster.instances.values().map(|(i, _)| i.app.clone()));
+        let apps = &self.store.apps;
+        let read: Vec<(String, StoredApp)> = futures::stream::iter(names)
+            .map(|name| async move {
+                let record = store::get::<AppRecord>(apps, &name).await;
+                (name, record)
+            })
+            .buffer_unordered(32)
+            .collect()
+            .await;
+        let mut wants = Vec::with_capacity(read.len());
+        for (name, record) in read {
+            match record? {
+                Some((record, _)) => wants.push(AppWant {
+                    name: record.name,
+                    version: record.version,
+                    replicas: record.replicas,
+                    desired: record.desired,
+                    halted: record.halted,
+                }),
+                None => {
+                    self.converger.apps.remove(&name);
+                }
+            }
+        }
+        wants.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(wants)
+    }
+
+    /// Starts one replica of release `version` of `app`: on `on` when that
+    /// node can take it, else where the scheduler places it.
+    async fn converge_start(
+        &mut self,
+        app: &str,
+        version: u32,
+        on: Option<NodeId>,
+    ) -> Result<(), reef_proto::api::ApiError> {
+        let key = subjects::release_key(app, version);
+        let Some((release, _)) = store::get::<Release>(&self.store.releases, &key).await? else {
+            return Err(reef_proto::api::ApiError::new(
+                reef_proto::api::ApiErrorKind::Internal,
+                format!("release {version} of {app} is missing"),
+            ));
+        };
+        let mut siblings: BTreeMap<NodeId, u32> = BTreeMap::new();
+        for instance in self.live_instances(app) {
+            *siblings.entry(instance.node).or_default() += 1;
+        }
+        let preferred = on.and_then(|node| {
+            self.choose_for_app_on(&release.spec, &siblings, Some(node))
+                .ok()
+        });
+        let node = match preferred {
+            Some(placement) => placement.node,
+            None => {
+                self.choose_for_app(&release.spec, &siblings)
+                    .map_err(|reason| {
+                        reef_proto::api::ApiError::new(
+                            reef_proto::api::ApiErrorKind::Invalid,
+                            format!("cannot place a replica of {app}: {reason}"),
+                        )
+                    })?
+                    .node
+            }
+        };
+        let instance = self.start_instance(&release, node, None, None).await?;
+        tracing::info!(%app, version, %node, instance = %instance.id, back_on_its_node = on == Some(node), "starting a missing replica");
+        Ok(())
+    }
+
+    fn log_waits(&mut self, waiting: BTreeMap<String, Wait>) {
+        for (app, wait) in &waiting {
+            if self.converger.waiting.get(app) != Some(wait) {
+                match wait {
+                    Wait::Halted => {
+                        tracing::info!(%app, "short of replicas, but its rollout is halted until the next deploy")
+                    }
+                    Wait::Backoff { until_ms, failures } => {
+                        tracing::info!(%app, failures, in_ms = until_ms.saturating_sub(now_ms()), "replicas failed; starting another after a backoff")
+                    }
+                    Wait::NodeAway { node } => {
+                        tracing::info!(%app, %node, "waiting for the node that ran a lost replica to come back")
+                    }
+                }
+            }
+        }
+        self.converger.waiting = waiting;
+    }
+}

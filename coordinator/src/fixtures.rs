@@ -1,0 +1,24 @@
+//! Values the unit tests of the pure decisions build their worlds from.
+
+use reef_proto::app::{Instance, InstanceState};
+use reef_proto::{AllocId, NodeId};
+
+/// A fresh instance of release `version` of `app` on `node`, created at 0.
+pub(crate) fn instance(app: &str, version: u32, node: NodeId, state: InstanceState) -> Instance {
+    Instance {
+        id: AllocId::new(),
+        app: app.into(),
+        version,
+        node,
+        state,
+        port: None,
+        replaces: None,
+        relieves: None,
+        gpus: Vec::new(),
+        restarts: 0,
+        message: None,
+        event_seq: 0,
+        created_at_ms: 0,
+        updated_at_ms: 0,
+    }
+}

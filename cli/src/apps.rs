@@ -252,7 +252,6 @@ impl<R: tokio::io::AsyncRead + Unpin> tokio::io::AsyncRead for Progress<R> {
     }
 }
 
-/// Follows new instances until all are healthy or one fails.
 /// Follows new instances until all are healthy or one fails; with
 /// `post_deploy`, then until the hook has reported.
 async fn follow(
@@ -312,7 +311,14 @@ async fn follow(
                 node_name(failed)
             );
             print_last_lines(js, app, failed.id).await;
-            eprintln!("the previous release keeps serving where it ran");
+            if instances.iter().all(|i| i.replaces.is_none()) {
+                eprintln!(
+                    "no earlier release of {app} was running, so nothing serves it; \
+                     `reef status {app}` keeps the failure until the next deploy"
+                );
+            } else {
+                eprintln!("the previous release keeps serving where it ran");
+            }
             return Ok(ExitCode::FAILURE);
         }
         let entry = tokio::select! {
@@ -470,6 +476,7 @@ pub async fn apps(nats: &str, json: bool) -> Result<()> {
             vec![
                 a.record.name.clone(),
                 a.record.version.to_string(),
+                views::app_state(&a.record).into(),
                 format!("{healthy}/{}", a.record.replicas),
                 if a.release.spec.domains.is_empty() {
                     "-".into()
@@ -479,7 +486,7 @@ pub async fn apps(nats: &str, json: bool) -> Result<()> {
             ]
         })
         .collect();
-    views::print_table(&["NAME", "RELEASE", "HEALTHY", "DOMAINS"], &rows);
+    views::print_table(&["NAME", "RELEASE", "STATE", "HEALTHY", "DOMAINS"], &rows);
     Ok(())
 }
 

@@ -17,7 +17,9 @@ pub struct DevArgs {
     /// How many agents to start.
     #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u16).range(1..=64))]
     pub nodes: u16,
-    /// NATS port [default: 4222, or a free port if that is taken].
+    /// NATS port; it must be free, since reef dev never joins a server it did
+    /// not start [default: 4222, or a free port if that is taken; 0 also
+    /// picks a free one].
     #[arg(long)]
     pub port: Option<u16>,
     /// Keep cluster state here instead of a temporary directory.
@@ -50,14 +52,20 @@ pub fn find_nats_server() -> Result<PathBuf> {
     })
 }
 
+/// The NATS port: the one asked for, which must be free (a port in use may
+/// be another cluster's server, which `reef dev` must never join); 0 or none
+/// asked for picks 4222 if it is free, else any free port.
 fn pick_port(requested: Option<u16>) -> Result<u16> {
-    if let Some(port) = requested {
-        return Ok(port);
+    match requested {
+        Some(0) | None => free_port(4222),
+        Some(port) => match TcpListener::bind(("127.0.0.1", port)) {
+            Ok(_) => Ok(port),
+            Err(e) => bail!(
+                "port {port} on 127.0.0.1 is taken ({e}); reef dev starts its own nats-server \
+                 and never joins one it did not start: pick another --port, or leave it out"
+            ),
+        },
     }
-    if TcpListener::bind(("127.0.0.1", 4222)).is_ok() {
-        return Ok(4222);
-    }
-    Ok(TcpListener::bind(("127.0.0.1", 0))?.local_addr()?.port())
 }
 
 /// `preferred` if it is free on 127.0.0.1, else any free port.

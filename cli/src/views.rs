@@ -211,11 +211,22 @@ pub fn instance_rows(
         .collect()
 }
 
+/// What an app is meant to be doing: `running`, `stopped` (by `reef stop`)
+/// or `halted` (its rollout or first deploy failed; see `rollout_failure`).
+pub fn app_state(record: &reef_proto::app::AppRecord) -> &'static str {
+    match (record.desired, record.halted) {
+        (reef_proto::app::AppDesired::Stopped, _) => "stopped",
+        (_, true) => "halted",
+        _ => "running",
+    }
+}
+
 pub fn app_json(status: &AppStatus, node_names: &HashMap<String, String>) -> Value {
     json!({
         "name": status.record.name,
         "release": status.record.version,
         "replicas": status.record.replicas,
+        "state": app_state(&status.record),
         "rollout_failure": status.record.rollout_failure,
         "revert_to": status.record.revert_to,
         "domains": status.release.spec.domains,

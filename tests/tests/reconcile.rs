@@ -92,6 +92,8 @@ async fn an_app_comes_back_after_its_agent_is_stopped_cleanly_and_a_stopped_app_
     }
     let log = cluster.coordinator.log_text();
     assert!(log.contains("starting a missing replica"), "{log}");
+    let parked = cluster.cli.ok(&["status", "parked", "--json"]).await.json();
+    assert_eq!(parked["state"], "stopped");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -177,6 +179,13 @@ async fn a_release_that_fails_its_first_deploy_is_recorded_and_not_started_again
         .run(&["deploy", bad.to_str().expect("path")])
         .await;
     assert_ne!(out.code, Some(0), "{out:?}");
+    assert!(
+        out.stderr
+            .contains("no earlier release of hello was running, so nothing serves it"),
+        "worded for a first release: {}",
+        out.stderr
+    );
+    assert!(!out.stderr.contains("previous release"), "{}", out.stderr);
     let status = eventually(
         "the failure to be recorded",
         Duration::from_secs(20),
@@ -215,6 +224,13 @@ async fn a_release_that_fails_its_first_deploy_is_recorded_and_not_started_again
     );
     let status = cluster.cli.ok(&["status", "hello", "--json"]).await.json();
     assert_eq!(status["rollout_failure"].as_str(), Some(failure));
+    assert_eq!(status["state"], "halted");
+    let apps = cluster.cli.ok(&["apps"]).await.stdout;
+    let row = apps
+        .lines()
+        .find(|l| l.starts_with("hello"))
+        .expect("hello listed");
+    assert!(row.contains("halted"), "{apps}");
 }
 
 /// Starts `reef dev` with one node on `port` and `dir`, and returns it with

@@ -32,6 +32,8 @@ pub(crate) struct Converger {
     last_pass: Option<Instant>,
     /// Why each app waits, as last logged.
     waiting: BTreeMap<String, Wait>,
+    /// Why a missing replica of each app could not be started, as last logged.
+    unplaced: BTreeMap<String, String>,
 }
 
 impl Converger {
@@ -42,6 +44,7 @@ impl Converger {
             due: true,
             last_pass: None,
             waiting: BTreeMap::new(),
+            unplaced: BTreeMap::new(),
         }
     }
 }
@@ -154,8 +157,18 @@ impl Coordinator {
         for action in decision.actions {
             match action {
                 Action::Start { app, version, on } => {
-                    if let Err(e) = self.converge_start(&app, version, on).await {
-                        tracing::warn!(%app, error = %e.message, "cannot start a missing replica yet");
+                    match self.converge_start(&app, version, on).await {
+                        Ok(()) => {
+                            self.converger.unplaced.remove(&app);
+                        }
+                        // Tried again every pass: said once per reason.
+                        Err(e) if self.converger.unplaced.get(&app) == Some(&e.message) => {
+                            tracing::debug!(%app, error = %e.message, "cannot start a missing replica yet");
+                        }
+                        Err(e) => {
+                            tracing::warn!(%app, error = %e.message, "cannot start a missing replica yet");
+                            self.converger.unplaced.insert(app, e.message);
+                        }
                     }
                 }
                 Action::Stop {

@@ -87,6 +87,16 @@ impl Coordinator {
             .collect()
     }
 
+    /// How many live instances of `app` each node runs: what a new replica
+    /// spreads away from.
+    pub(crate) fn siblings(&self, app: &str) -> BTreeMap<NodeId, u32> {
+        let mut siblings = BTreeMap::new();
+        for instance in self.live_instances(app) {
+            *siblings.entry(instance.node).or_default() += 1;
+        }
+        siblings
+    }
+
     /// Nodes for the replicas `plan` places, spread away from the nodes the
     /// app already uses; an error says why one cannot be placed.
     pub(crate) fn place_replicas(

@@ -232,10 +232,7 @@ impl Coordinator {
                 format!("release {version} of {app} is missing"),
             ));
         };
-        let mut siblings: BTreeMap<NodeId, u32> = BTreeMap::new();
-        for instance in self.live_instances(app) {
-            *siblings.entry(instance.node).or_default() += 1;
-        }
+        let siblings = self.siblings(app);
         let preferred = on.and_then(|node| {
             self.choose_for_app_on(&release.spec, &siblings, Some(node))
                 .ok()

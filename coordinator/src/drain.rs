@@ -16,7 +16,6 @@ use reef_proto::app::{Instance, Release};
 use reef_proto::job::JobRecord;
 use reef_proto::node::{Eligibility, NodeRecord};
 use reef_proto::{now_ms, subjects, NodeId};
-use std::collections::BTreeMap;
 
 /// The longest drain deadline accepted.
 const MAX_DEADLINE_MS: u64 = 7 * 24 * 3_600_000;
@@ -212,12 +211,7 @@ impl Coordinator {
         let Some((release, _)) = store::get::<Release>(&self.store.releases, &key).await? else {
             return Ok(());
         };
-        let mut siblings: BTreeMap<NodeId, u32> = BTreeMap::new();
-        for (instance, _) in self.cluster.instances.values() {
-            if instance.app == old.app && !instance.state.is_terminal() {
-                *siblings.entry(instance.node).or_default() += 1;
-            }
-        }
+        let siblings = self.siblings(&old.app);
         let node = match self.choose_for_app(&release.spec, &siblings) {
             Ok(placement) => placement.node,
             Err(reason) => {

@@ -6,7 +6,7 @@
 //! follows every new instance until all are healthy, or one fails (then it
 //! says what the check saw and prints the instance's last log lines).
 
-use crate::client::{call, connect};
+use crate::client::{self, call, connect};
 use crate::views;
 use anyhow::{anyhow, bail, Context as _, Result};
 use async_nats::jetstream;
@@ -36,7 +36,7 @@ pub struct DeployArgs {
 /// Longest a deploy is followed before the CLI gives up waiting (the rollout goes on).
 const FOLLOW_LIMIT: Duration = Duration::from_secs(900);
 
-pub async fn deploy(nats: &str, args: DeployArgs) -> Result<ExitCode> {
+pub async fn deploy(nats: &client::Nats, args: DeployArgs) -> Result<ExitCode> {
     let path = args.path.clone().unwrap_or_else(|| PathBuf::from("."));
     let manifest_path = match (&args.manifest, path.is_dir()) {
         (Some(file), _) => file.clone(),
@@ -64,7 +64,7 @@ pub async fn deploy(nats: &str, args: DeployArgs) -> Result<ExitCode> {
     let digest = reef_artifact::sha256_hex(std::fs::File::open(tarball.path())?)?;
 
     let client = connect(nats).await?;
-    let js = jetstream::new(client.clone());
+    let js = jetstream::new(client.client.clone());
     upload(&js, tarball.path(), &digest, size, entries).await?;
 
     let reply = call(
@@ -103,7 +103,7 @@ pub async fn deploy(nats: &str, args: DeployArgs) -> Result<ExitCode> {
 /// `post_deploy` hook, if any, succeeded); failure if the rollout was halted
 /// or reverted.
 async fn finish_rollout(
-    client: &async_nats::Client,
+    client: &client::Conn,
     release: &reef_proto::app::Release,
     hook: bool,
 ) -> Result<ExitCode> {
@@ -354,7 +354,7 @@ async fn follow(
 
 /// Prints the last lines an instance logged, to explain a failure.
 async fn print_last_lines(js: &jetstream::Context, app: &str, instance: reef_proto::AllocId) {
-    let filter = format!("reef.logs.app.{app}.{instance}.>");
+    let filter = subjects::one_instance_logs(app, instance);
     let lines = match crate::logs::last_lines(js, &filter, 20).await {
         Ok(lines) => lines,
         Err(e) => {
@@ -373,7 +373,7 @@ async fn print_last_lines(js: &jetstream::Context, app: &str, instance: reef_pro
 }
 
 /// `reef rollback`, `reef scale`, `reef start`: ask, then follow the new instances.
-pub async fn change(nats: &str, request: ApiRequest, detach: bool) -> Result<ExitCode> {
+pub async fn change(nats: &client::Nats, request: ApiRequest, detach: bool) -> Result<ExitCode> {
     let rollback = matches!(request, ApiRequest::Rollback { .. });
     let client = connect(nats).await?;
     match call(&client, request).await? {
@@ -394,7 +394,7 @@ pub async fn change(nats: &str, request: ApiRequest, detach: bool) -> Result<Exi
             // and starting keep the release, whose hook already ran.
             let hook = release.spec.post_deploy.is_some() && rollback;
             follow(
-                &jetstream::new(client.clone()),
+                &jetstream::new(client.client.clone()),
                 &release.app,
                 &instances,
                 &names,
@@ -407,13 +407,13 @@ pub async fn change(nats: &str, request: ApiRequest, detach: bool) -> Result<Exi
 }
 
 /// `reef stop` and `reef destroy`: ask, then wait until the instances are gone.
-pub async fn stop(nats: &str, request: ApiRequest) -> Result<ExitCode> {
+pub async fn stop(nats: &client::Nats, request: ApiRequest) -> Result<ExitCode> {
     let client = connect(nats).await?;
     let ApiResponse::Stopping(instances) = call(&client, request).await? else {
         bail!("unexpected reply from the coordinator");
     };
     eprintln!("stopping {} instance(s)", instances.len());
-    let bucket = jetstream::new(client)
+    let bucket = jetstream::new(client.client)
         .get_key_value(subjects::INSTANCES_BUCKET)
         .await
         .map_err(|e| anyhow!("could not open the instances bucket: {e}"))?;
@@ -442,14 +442,14 @@ pub async fn stop(nats: &str, request: ApiRequest) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-async fn status_of(client: &async_nats::Client, app: &str) -> Result<AppStatus> {
+async fn status_of(client: &client::Conn, app: &str) -> Result<AppStatus> {
     match call(client, ApiRequest::AppStatus(app.to_string())).await? {
         ApiResponse::App(status) => Ok(*status),
         _ => bail!("unexpected reply from the coordinator"),
     }
 }
 
-pub async fn apps(nats: &str, json: bool) -> Result<()> {
+pub async fn apps(nats: &client::Nats, json: bool) -> Result<()> {
     let client = connect(nats).await?;
     let ApiResponse::Apps(apps) = call(&client, ApiRequest::ListApps).await? else {
         bail!("unexpected reply from the coordinator");
@@ -490,7 +490,7 @@ pub async fn apps(nats: &str, json: bool) -> Result<()> {
     Ok(())
 }
 
-pub async fn status(nats: &str, app: &str, json: bool) -> Result<()> {
+pub async fn status(nats: &client::Nats, app: &str, json: bool) -> Result<()> {
     let client = connect(nats).await?;
     let status = status_of(&client, app).await?;
     let names = crate::jobs::node_names(&client).await;
@@ -522,7 +522,7 @@ pub async fn status(nats: &str, app: &str, json: bool) -> Result<()> {
     Ok(())
 }
 
-pub async fn releases(nats: &str, app: &str) -> Result<()> {
+pub async fn releases(nats: &client::Nats, app: &str) -> Result<()> {
     let client = connect(nats).await?;
     let current = status_of(&client, app).await?.record.version;
     let ApiResponse::Releases(releases) =
@@ -567,7 +567,7 @@ pub enum SecretsCommand {
     Rm { app: String, key: String },
 }
 
-pub async fn secrets(nats: &str, command: SecretsCommand) -> Result<()> {
+pub async fn secrets(nats: &client::Nats, command: SecretsCommand) -> Result<()> {
     let request = match command {
         SecretsCommand::Set { app, key } => {
             use std::io::Read;

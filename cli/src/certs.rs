@@ -4,7 +4,7 @@
 //! valid now), then sends them once to the coordinator, which encrypts and
 //! seals the key; the NATS connection should be TLS outside a trusted network.
 
-use crate::client::{call, connect};
+use crate::client::{self, call, connect};
 use crate::views::print_table;
 use anyhow::{bail, Context as _, Result};
 use clap::Subcommand;
@@ -38,7 +38,7 @@ pub enum CertsCommand {
     Rm { domain: String },
 }
 
-pub async fn certs(nats: &str, command: CertsCommand) -> Result<()> {
+pub async fn certs(nats: &client::Nats, command: CertsCommand) -> Result<()> {
     let request = match command {
         CertsCommand::Add { domains, cert, key } => add_request(domains, &cert, &key)?,
         CertsCommand::List { json } => {

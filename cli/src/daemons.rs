@@ -32,6 +32,11 @@ pub struct CoordinatorArgs {
     pub leader_lease: std::time::Duration,
     #[command(flatten)]
     pub acme: crate::tls_flags::AcmeArgs,
+    /// The cluster directory (`reef cluster init`): with it, the leader
+    /// issues user credentials (`reef user add`) and revokes users and
+    /// removed nodes at once.
+    #[arg(long, value_name = "DIR")]
+    pub cluster_dir: Option<PathBuf>,
 }
 
 pub fn parse_trust(input: &str) -> Result<reef_proto::node::TrustClass, String> {
@@ -74,8 +79,9 @@ pub struct AgentArgs {
     pub https: crate::tls_flags::HttpsArgs,
     /// `dedicated` (a server you run: gets app replicas and jobs) or
     /// `contributed` (a lent machine: gets batch jobs, never app replicas).
-    #[arg(long, default_value = "dedicated", value_parser = parse_trust)]
-    pub trust: reef_proto::node::TrustClass,
+    /// The node's credential decides; this only checks it says the same.
+    #[arg(long, value_parser = parse_trust)]
+    pub trust: Option<reef_proto::node::TrustClass>,
     /// Time between SIGTERM and SIGKILL when a job is stopped.
     #[arg(long, default_value = "5s", value_parser = parse_duration)]
     pub stop_grace: std::time::Duration,
@@ -127,6 +133,8 @@ pub fn coordinator_config(args: &CoordinatorArgs) -> reef_coordinator::Config {
         name: args.name.clone().unwrap_or_else(host_name),
         leader_lease: args.leader_lease,
         acme: None,
+        node_issuer: None,
+        authority: None,
     }
 }
 
@@ -139,7 +147,7 @@ fn host_name() -> String {
         .unwrap_or_else(|| "coordinator".into())
 }
 
-pub fn agent_config(nats: &str, args: &AgentArgs) -> Result<reef_node_agent::Config> {
+pub fn agent_config(nats: &client::Nats, args: &AgentArgs) -> Result<reef_node_agent::Config> {
     let mut config = reef_node_agent::Config::new(
         &args.name,
         args.data_dir
@@ -152,20 +160,45 @@ pub fn agent_config(nats: &str, args: &AgentArgs) -> Result<reef_node_agent::Con
     config.stop_grace = args.stop_grace;
     config.http = args.http.0;
     config.https = args.https.https.0;
-    config.trust = args.trust;
     config.advertise = args.advertise;
-    config.nats_servers = nats.split(',').map(str::to_string).collect();
+    config.nats_servers = nats.urls.split(',').map(str::to_string).collect();
+    let who = nats.identity()?;
+    let Some((node, trust)) = who.node else {
+        anyhow::bail!(
+            "--creds: the credential of {} is a {} credential, not a node's",
+            who.name,
+            who.role
+        );
+    };
+    config.node_id = Some(node);
+    config.credential = Some(nats.jwt()?);
+    // The trust class is the one the credential was issued with.
+    config.trust = match trust {
+        reef_trust::NodeTrust::Dedicated => reef_proto::node::TrustClass::Dedicated,
+        reef_trust::NodeTrust::Contributed => reef_proto::node::TrustClass::Contributed,
+    };
+    if let Some(asked) = args.trust.filter(|asked| *asked != config.trust) {
+        anyhow::bail!(
+            "--trust {asked:?}: this node's credential makes it {:?}",
+            config.trust
+        );
+    }
     config.metrics = args.metrics.0;
     Ok(config)
 }
 
-pub async fn coordinator(nats: &str, args: CoordinatorArgs) -> Result<()> {
+pub async fn coordinator(nats: &client::Nats, args: CoordinatorArgs) -> Result<()> {
     let mut config = coordinator_config(&args);
     config.acme = args.acme.config()?;
+    // Node credentials are signed by the same key as the coordinators'.
+    config.node_issuer = Some(nats.identity()?.issuer);
+    if let Some(dir) = &args.cluster_dir {
+        config.authority = Some(authority(nats, dir).await?);
+    }
     let client = client::connect_daemon(nats, "reef-coordinator").await?;
     let shutdown = CancellationToken::new();
     until_signal(
-        reef_coordinator::run(client.clone(), config, shutdown.clone()),
+        reef_coordinator::run(client.client.clone(), config, shutdown.clone()),
         shutdown,
     )
     .await?;
@@ -173,16 +206,43 @@ pub async fn coordinator(nats: &str, args: CoordinatorArgs) -> Result<()> {
     Ok(())
 }
 
-pub async fn agent(nats: &str, args: AgentArgs) -> Result<()> {
+pub async fn agent(nats: &client::Nats, args: AgentArgs) -> Result<()> {
     let config = agent_config(nats, &args)?;
     let client = client::connect_daemon(nats, &format!("reef-agent-{}", args.name)).await?;
     let shutdown = CancellationToken::new();
     until_signal(
-        reef_node_agent::run(client, config, shutdown.clone()),
+        reef_node_agent::run(client.client, config, shutdown.clone()),
         shutdown,
     )
     .await?;
     Ok(())
+}
+
+/// The cluster's keys in `dir` and a system-account connection (with
+/// `dir/system.creds`) to push account updates through.
+pub async fn authority(
+    nats: &client::Nats,
+    dir: &std::path::Path,
+) -> Result<std::sync::Arc<reef_coordinator::Authority>> {
+    let cluster = reef_trust::ClusterDir::open(dir)?;
+    let creds = dir.join("system.creds");
+    let mut options = async_nats::ConnectOptions::with_credentials_file(&creds)
+        .await
+        .map_err(|e| anyhow::anyhow!("{}: {e}", creds.display()))?
+        .name("reef-coordinator-system")
+        .retry_on_initial_connect()
+        .max_reconnects(None);
+    if let Some(ca) = &nats.ca {
+        options = options.add_root_certificates(ca.clone()).require_tls(true);
+    }
+    let system = options
+        .connect(client::parse_servers(&nats.urls)?)
+        .await
+        .map_err(|e| anyhow::anyhow!("system account connection to {}: {e}", nats.urls))?;
+    Ok(std::sync::Arc::new(reef_coordinator::Authority {
+        dir: cluster,
+        system,
+    }))
 }
 
 /// Drives `run` to completion; on SIGINT or SIGTERM, cancels `shutdown` and

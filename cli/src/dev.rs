@@ -1,7 +1,9 @@
-//! `reef dev`: a whole cluster on this machine in one command. It starts its
-//! own `nats-server` (JetStream on, data in a temporary directory), a
-//! coordinator and N agents in this process, prints how to use it, and stops
-//! everything cleanly on Ctrl-C or SIGTERM.
+//! `reef dev`: a whole cluster on this machine in one command, secure as a
+//! production one: it creates the cluster's identity in its data dir (as
+//! `reef cluster init` does), starts its own `nats-server` in operator mode
+//! with TLS, runs a coordinator and N agents in this process, each with its
+//! own credential, prints how to use it, and stops everything cleanly on
+//! Ctrl-C or SIGTERM.
 
 use crate::client;
 use anyhow::{anyhow, bail, Context as _, Result};
@@ -95,6 +97,44 @@ async fn wait_for_port(port: u16, child: &mut tokio::process::Child) -> Result<(
     }
 }
 
+/// The cluster's identity in `data_dir` (created on first start), a fresh
+/// nats-server configuration for `port`, and each dev node's credentials
+/// under `data_dir/nodes/<name>/`.
+fn secure(data_dir: &Path, port: u16, nodes: u16) -> Result<Vec<PathBuf>> {
+    let cluster = if data_dir.join("cluster.json").exists() {
+        reef_trust::ClusterDir::open(data_dir)?
+    } else {
+        reef_trust::ClusterDir::init(data_dir, "dev")?
+    };
+    reef_secrets::ClusterKey::load_or_create(&data_dir.join("cluster.key"))
+        .map_err(|e| anyhow!("{}: {e}", data_dir.join("cluster.key").display()))?;
+    cluster.write_server_config(reef_trust::ServerSpec {
+        name: "dev".into(),
+        listen: format!("127.0.0.1:{port}"),
+        hosts: vec!["localhost".into(), "127.0.0.1".into()],
+        dir: data_dir.join("nats"),
+        cluster: None,
+        max_payload: None,
+    })?;
+    let mut creds = Vec::new();
+    for i in 1..=nodes {
+        let name = format!("node-{i}");
+        let path = data_dir.join("nodes").join(&name).join("node.creds");
+        if !path.exists() {
+            // A node that ran before keeps its id.
+            let id = std::fs::read_to_string(data_dir.join(&name).join("node-id"))
+                .ok()
+                .and_then(|text| text.trim().parse().ok())
+                .unwrap_or_else(reef_proto::NodeId::new);
+            let text = cluster.issue_node(id, reef_trust::NodeTrust::Dedicated)?;
+            std::fs::create_dir_all(data_dir.join("nodes").join(&name))?;
+            crate::cluster::write_private(&path, text.as_bytes())?;
+        }
+        creds.push(path);
+    }
+    Ok(creds)
+}
+
 pub async fn dev(args: DevArgs) -> Result<()> {
     let nats_server = find_nats_server()?;
     let temp;
@@ -107,13 +147,20 @@ pub async fn dev(args: DevArgs) -> Result<()> {
     };
     std::fs::create_dir_all(data_dir)?;
     let port = pick_port(args.port)?;
-    let url = format!("nats://127.0.0.1:{port}");
+    let node_creds = secure(data_dir, port, args.nodes)?;
+    let url = format!("tls://127.0.0.1:{port}");
+    let ca = data_dir.join("tls/ca.pem");
+    let as_user = |creds: PathBuf| client::Nats {
+        urls: url.clone(),
+        creds: Some(creds),
+        ca: Some(ca.clone()),
+    };
     let nats_log_path = data_dir.join("nats-server.log");
     let nats_log = std::fs::File::create(&nats_log_path)
         .with_context(|| format!("could not create {}", nats_log_path.display()))?;
     let mut nats = tokio::process::Command::new(&nats_server)
-        .args(["-a", "127.0.0.1", "-p", &port.to_string(), "-js", "-sd"])
-        .arg(data_dir.join("nats"))
+        .arg("-c")
+        .arg(data_dir.join("nats/nats.conf"))
         .stdout(Stdio::null())
         .stderr(nats_log)
         .kill_on_drop(true)
@@ -123,28 +170,38 @@ pub async fn dev(args: DevArgs) -> Result<()> {
 
     let shutdown = CancellationToken::new();
     let mut tasks = tokio::task::JoinSet::new();
-    let coordinator_client = client::connect_daemon(&url, "reef-coordinator").await?;
+    let coordinator_client = client::connect_daemon(
+        &as_user(data_dir.join("coordinator.creds")),
+        "reef-coordinator",
+    )
+    .await?;
     let mut proxies = Vec::new();
+    let coordinator_nats = as_user(data_dir.join("coordinator.creds"));
     let coordinator_config = reef_coordinator::Config {
         secrets_key: Some(data_dir.join("cluster.key")),
+        node_issuer: Some(coordinator_nats.identity()?.issuer),
+        authority: Some(crate::daemons::authority(&coordinator_nats, data_dir).await?),
         ..Default::default()
     };
     let token = shutdown.clone();
     tasks.spawn(async move {
-        reef_coordinator::run(coordinator_client, coordinator_config, token)
+        reef_coordinator::run(coordinator_client.client, coordinator_config, token)
             .await
             .context("coordinator failed")
     });
-    for i in 1..=args.nodes {
+    for (i, creds) in (1..=args.nodes).zip(node_creds) {
         let name = format!("node-{i}");
         let mut config = reef_node_agent::Config::new(&name, data_dir.join(&name));
         let http = std::net::SocketAddr::from(([127, 0, 0, 1], free_port(8080 + i - 1)?));
         config.http = Some(http);
         proxies.push((name.clone(), http));
-        let agent_client = client::connect_daemon(&url, &format!("reef-agent-{name}")).await?;
+        let nats = as_user(creds);
+        config.node_id = nats.identity()?.node.map(|(id, _)| id);
+        config.credential = Some(nats.jwt()?);
+        let agent_client = client::connect_daemon(&nats, &format!("reef-agent-{name}")).await?;
         let token = shutdown.clone();
         tasks.spawn(async move {
-            reef_node_agent::run(agent_client, config, token)
+            reef_node_agent::run(agent_client.client, config, token)
                 .await
                 .with_context(|| format!("agent {name} failed"))
         });
@@ -156,7 +213,10 @@ pub async fn dev(args: DevArgs) -> Result<()> {
         data_dir.display()
     );
     println!();
-    println!("  export REEF_NATS_URL={url}");
+    println!(
+        "  {}",
+        crate::cluster::export_line(&format!("127.0.0.1:{port}"), data_dir)
+    );
     println!("  reef nodes");
     println!("  reef run -- sh -c 'echo hello from $REEF_NODE_ID'");
     println!("  reef run --detach -- sleep 30    # then: reef jobs, reef job stop ID");
@@ -168,10 +228,10 @@ pub async fn dev(args: DevArgs) -> Result<()> {
     println!();
     println!("Ctrl-C stops the cluster.");
 
-    let demo_url = url.clone();
+    let admin = as_user(data_dir.join("admin.creds"));
     let demo = async move {
         if args.demo {
-            if let Err(e) = crate::dev::demo(&demo_url).await {
+            if let Err(e) = crate::dev::demo(&admin).await {
                 eprintln!("reef dev: demo failed: {e:#}");
             }
         }
@@ -201,7 +261,7 @@ pub async fn dev(args: DevArgs) -> Result<()> {
 }
 
 /// Runs a demo job on the fresh cluster, as a user would.
-async fn demo(url: &str) -> Result<()> {
+async fn demo(url: &client::Nats) -> Result<()> {
     let client = client::connect(url).await?;
     // Wait (bounded) until the agents have registered.
     let deadline = tokio::time::Instant::now() + Duration::from_secs(15);

@@ -1,6 +1,6 @@
 //! `reef jobs`, `reef job status|stop` and `reef nodes`.
 
-use crate::client::{call, connect};
+use crate::client::{self, call, connect};
 use crate::views;
 use anyhow::{anyhow, bail, Result};
 use reef_proto::api::{ApiRequest, ApiResponse, NodeStatus};
@@ -11,7 +11,7 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 /// Finds a job by full id or unique prefix.
-pub async fn resolve(client: &async_nats::Client, id: &str) -> Result<JobRecord> {
+pub async fn resolve(client: &client::Conn, id: &str) -> Result<JobRecord> {
     if let Ok(id) = id.parse::<JobId>() {
         return match call(client, ApiRequest::GetJob(id)).await? {
             ApiResponse::Job(job) => Ok(*job),
@@ -34,14 +34,14 @@ pub async fn resolve(client: &async_nats::Client, id: &str) -> Result<JobRecord>
     }
 }
 
-async fn node_list(client: &async_nats::Client) -> Result<Vec<NodeStatus>> {
+async fn node_list(client: &client::Conn) -> Result<Vec<NodeStatus>> {
     match call(client, ApiRequest::ListNodes).await? {
         ApiResponse::Nodes(nodes) => Ok(nodes),
         _ => Err(anyhow!("unexpected reply from the coordinator")),
     }
 }
 
-pub async fn node_names(client: &async_nats::Client) -> HashMap<String, String> {
+pub async fn node_names(client: &client::Conn) -> HashMap<String, String> {
     node_list(client)
         .await
         .unwrap_or_default()
@@ -55,7 +55,7 @@ fn print_json(value: &serde_json::Value) -> Result<()> {
     Ok(())
 }
 
-pub async fn list(nats: &str, json: bool) -> Result<()> {
+pub async fn list(nats: &client::Nats, json: bool) -> Result<()> {
     let client = connect(nats).await?;
     let ApiResponse::Jobs { jobs, truncated } = call(&client, ApiRequest::ListJobs).await? else {
         bail!("unexpected reply from the coordinator");
@@ -78,7 +78,7 @@ pub async fn list(nats: &str, json: bool) -> Result<()> {
     Ok(())
 }
 
-pub async fn status(nats: &str, id: &str, json: bool) -> Result<()> {
+pub async fn status(nats: &client::Nats, id: &str, json: bool) -> Result<()> {
     let client = connect(nats).await?;
     let job = resolve(&client, id).await?;
     let names = node_names(&client).await;
@@ -122,7 +122,7 @@ pub async fn status(nats: &str, id: &str, json: bool) -> Result<()> {
     Ok(())
 }
 
-pub async fn stop(nats: &str, id: &str) -> Result<()> {
+pub async fn stop(nats: &client::Nats, id: &str) -> Result<()> {
     let client = connect(nats).await?;
     let job = resolve(&client, id).await?;
     let ApiResponse::Job(job) = call(&client, ApiRequest::StopJob(job.id)).await? else {
@@ -138,7 +138,7 @@ pub async fn stop(nats: &str, id: &str) -> Result<()> {
     Ok(())
 }
 
-pub async fn nodes(nats: &str, json: bool) -> Result<()> {
+pub async fn nodes(nats: &client::Nats, json: bool) -> Result<()> {
     let client = connect(nats).await?;
     let nodes = node_list(&client).await?;
     if json {

@@ -32,7 +32,7 @@ const LATE_LINES: Duration = Duration::from_secs(3);
 /// Longest wait for one backlog message before giving up.
 const BACKLOG_WAIT: Duration = Duration::from_secs(10);
 
-pub async fn logs(nats: &str, args: LogsArgs) -> Result<()> {
+pub async fn logs(nats: &client::Nats, args: LogsArgs) -> Result<()> {
     let client = client::connect(nats).await?;
     if args.job.parse::<JobId>().is_err() {
         if let Ok(ApiResponse::App(app)) =
@@ -42,7 +42,7 @@ pub async fn logs(nats: &str, args: LogsArgs) -> Result<()> {
         }
     }
     let job = crate::jobs::resolve(&client, &args.job).await?;
-    let js = jetstream::new(client);
+    let js = jetstream::new(client.client.clone());
     let mut output = JobOutput::open(&js, job.id, args.tail).await?;
     if args.follow {
         output.follow(&js, job.id, |_| {}).await?;
@@ -231,7 +231,7 @@ pub async fn last_lines(js: &jetstream::Context, filter: &str, n: usize) -> Resu
 /// Every replica's output of an app, oldest first, each line prefixed with
 /// its node and instance; with `follow`, then live until interrupted.
 async fn app_logs(
-    client: &async_nats::Client,
+    client: &client::Conn,
     app: &AppStatus,
     tail: Option<usize>,
     follow: bool,
@@ -257,7 +257,7 @@ async fn app_logs(
             None => format!("[{short}] "),
         }
     };
-    let js = jetstream::new(client.clone());
+    let js = jetstream::new(client.client.clone());
     let (backlog, mut messages) = ordered(&js, subjects::app_logs(&app.record.name)).await?;
     let keep = tail.unwrap_or(usize::MAX);
     let mut lines: VecDeque<(Output, Vec<u8>)> = VecDeque::new();
@@ -303,6 +303,10 @@ async fn ordered(
     })?;
     let consumer = stream
         .create_consumer(consumer::pull::OrderedConfig {
+            // Named, so that the filter travels in the create subject
+            // (`$JS.API.CONSUMER.CREATE.<stream>.<name>.<filter>`), where the
+            // server's permissions can hold a role to the logs it may read.
+            name: Some(format!("logs-{}", uuid::Uuid::now_v7())),
             filter_subject: filter,
             deliver_policy: consumer::DeliverPolicy::All,
             ..Default::default()

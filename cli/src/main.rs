@@ -8,6 +8,7 @@
 mod apps;
 mod certs;
 mod client;
+mod cluster;
 mod daemons;
 mod dev;
 mod jobs;
@@ -15,6 +16,7 @@ mod logs;
 mod node;
 mod run;
 mod tls_flags;
+mod users;
 mod views;
 
 use clap::{Args, Parser, Subcommand};
@@ -36,6 +38,13 @@ struct Cli {
         default_value = "nats://127.0.0.1:4222"
     )]
     nats: String,
+    /// The NATS credentials file (`.creds`) that says who you are: from
+    /// `reef cluster init`, `reef user add` or a `reef dev` cluster.
+    #[arg(long, global = true, env = "REEF_CREDS", value_name = "FILE")]
+    creds: Option<PathBuf>,
+    /// The cluster CA's certificate (PEM), trusted for NATS's TLS.
+    #[arg(long, global = true, env = "REEF_NATS_CA", value_name = "FILE")]
+    nats_ca: Option<PathBuf>,
     #[command(subcommand)]
     command: Command,
 }
@@ -125,6 +134,16 @@ enum Command {
     Agent(daemons::AgentArgs),
     /// Run a whole local cluster: nats-server, a coordinator and N agents.
     Dev(dev::DevArgs),
+    /// Add, list and revoke users' credentials.
+    User {
+        #[command(subcommand)]
+        command: users::UserCommand,
+    },
+    /// Create a cluster's keys, credentials and NATS configuration.
+    Cluster {
+        #[command(subcommand)]
+        command: cluster::ClusterCommand,
+    },
 }
 
 #[derive(Subcommand)]
@@ -169,7 +188,8 @@ fn main() -> ExitCode {
     init_tracing(if daemon {
         "info,async_nats=warn"
     } else {
-        "warn,async_nats=error"
+        // The CLI reports NATS's errors itself, once, in its own words.
+        "warn,async_nats=off"
     });
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -191,7 +211,11 @@ fn main() -> ExitCode {
 }
 
 async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
-    let nats = cli.nats;
+    let nats = client::Nats {
+        urls: cli.nats,
+        creds: cli.creds,
+        ca: cli.nats_ca,
+    };
     match cli.command {
         Command::Run(args) => run::run(&nats, args).await,
         Command::Jobs { json } => jobs::list(&nats, json).await.map(|()| ExitCode::SUCCESS),
@@ -254,6 +278,10 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             .await
             .map(|()| ExitCode::SUCCESS),
         Command::Dev(args) => dev::dev(args).await.map(|()| ExitCode::SUCCESS),
+        Command::User { command } => users::user(&nats, command)
+            .await
+            .map(|()| ExitCode::SUCCESS),
+        Command::Cluster { command } => cluster::cluster(command).map(|()| ExitCode::SUCCESS),
     }
 }
 

@@ -1,6 +1,6 @@
 //! `reef node drain|eligible|ineligible|rm`: taking nodes in and out of service.
 
-use crate::client::{call, connect};
+use crate::client::{self, call, connect};
 use anyhow::{anyhow, bail, Result};
 use clap::Subcommand;
 use reef_proto::api::{ApiRequest, ApiResponse, NodeStatus};
@@ -43,7 +43,7 @@ pub enum NodeCommand {
 /// How often `drain` looks at the node while it waits.
 const POLL: Duration = Duration::from_millis(250);
 
-pub async fn node(nats: &str, command: NodeCommand) -> Result<()> {
+pub async fn node(nats: &client::Nats, command: NodeCommand) -> Result<()> {
     let client = connect(nats).await?;
     let (request, name) = match &command {
         NodeCommand::Drain { node, deadline, .. } => (
@@ -92,7 +92,7 @@ pub async fn node(nats: &str, command: NodeCommand) -> Result<()> {
 }
 
 /// Waits until the coordinator reports the node drained, printing what is left as it changes.
-async fn wait_drained(client: &async_nats::Client, name: &str) -> Result<()> {
+async fn wait_drained(client: &client::Conn, name: &str) -> Result<()> {
     let mut last_left = None;
     loop {
         let node = find(client, name).await?;
@@ -120,7 +120,7 @@ async fn wait_drained(client: &async_nats::Client, name: &str) -> Result<()> {
     }
 }
 
-async fn find(client: &async_nats::Client, name: &str) -> Result<NodeStatus> {
+async fn find(client: &client::Conn, name: &str) -> Result<NodeStatus> {
     let ApiResponse::Nodes(nodes) = call(client, ApiRequest::ListNodes).await? else {
         return Err(anyhow!("unexpected reply from the coordinator"));
     };

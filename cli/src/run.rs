@@ -1,7 +1,7 @@
 //! `reef run`: submit a job, stream its output live, and exit with its exit
 //! code. Ctrl-C stops the job (a second Ctrl-C detaches).
 
-use crate::client::{call, connect};
+use crate::client::{self, call, connect};
 use crate::daemons::{parse_cpu, parse_trust};
 use crate::logs::JobOutput;
 use crate::{parse_pairs, LabelArgs};
@@ -82,7 +82,7 @@ impl RunArgs {
     }
 }
 
-pub async fn run(nats: &str, args: RunArgs) -> Result<ExitCode> {
+pub async fn run(nats: &client::Nats, args: RunArgs) -> Result<ExitCode> {
     let spec = args.spec()?;
     let client = connect(nats).await?;
     let ApiResponse::Job(job) = call(&client, ApiRequest::SubmitJob(spec)).await? else {
@@ -92,7 +92,7 @@ pub async fn run(nats: &str, args: RunArgs) -> Result<ExitCode> {
         println!("{}", job.id);
         return Ok(ExitCode::SUCCESS);
     }
-    let js = jetstream::new(client.clone());
+    let js = jetstream::new(client.client.clone());
     let mut output = JobOutput::open(&js, job.id, None).await?;
     let mut last_reason = String::new();
     let follow = output.follow(&js, job.id, |record| {

@@ -7,6 +7,7 @@ use reef_proto::agent::AgentCommand;
 use reef_proto::api::{ApiError, ApiErrorKind, ApiReply, ApiRequest, ApiResponse, MAX_LISTED_JOBS};
 use reef_proto::job::{JobRecord, JobSpec, JobState};
 use reef_proto::node::{validate_node_name, NodeRecord};
+use reef_proto::roles::Role;
 use reef_proto::{decode, encode, now_ms, subjects, JobId};
 use std::time::Instant;
 
@@ -33,6 +34,59 @@ fn deploying(
     }
 }
 
+/// Whether `caller`, with `role` (both from the subject, which the NATS
+/// server let only that credential publish on), may make `request`.
+fn authorize(role: Role, caller: &str, request: &ApiRequest) -> Result<(), ApiError> {
+    let verb = request.verb();
+    if !role.may_call(verb) {
+        return Err(ApiError::new(
+            ApiErrorKind::Forbidden,
+            format!(
+                "{caller} ({role}) may not call {verb}: it needs the {} role",
+                Role::needed_for(verb)
+            ),
+        ));
+    }
+    if let ApiRequest::RegisterNode { record, .. } = request {
+        if role == Role::Node && record.id.to_string() != caller {
+            return Err(ApiError::new(
+                ApiErrorKind::Forbidden,
+                format!(
+                    "node {caller} may register only itself, not node {}",
+                    record.id
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// A node's registration, with its trust class taken from its credential
+/// (signed by `issuer`, naming the node) rather than from what the agent
+/// says. Other requests, and registrations by an admin, pass unchanged.
+fn vouch(request: ApiRequest, role: Role, issuer: Option<&str>) -> Result<ApiRequest, ApiError> {
+    let (
+        ApiRequest::RegisterNode {
+            mut record,
+            credential,
+        },
+        Role::Node,
+        Some(issuer),
+    ) = (request.clone(), role, issuer)
+    else {
+        return Ok(request);
+    };
+    let forbidden = |why: String| ApiError::new(ApiErrorKind::Forbidden, why);
+    let Some(jwt) = credential.as_deref() else {
+        return Err(forbidden(format!(
+            "node {} registered without its credential",
+            record.id
+        )));
+    };
+    record.trust = crate::trust::node_trust(record.id, jwt, issuer).map_err(forbidden)?;
+    Ok(ApiRequest::RegisterNode { record, credential })
+}
+
 impl Coordinator {
     pub(crate) async fn handle_api(&mut self, msg: async_nats::Message) {
         let Some(reply_to) = msg.reply.clone() else {
@@ -41,17 +95,28 @@ impl Coordinator {
             return;
         };
         let result = match decode::<ApiRequest>(&msg.payload) {
-            Ok(request) => {
-                if self.verb_of(&msg.subject) != request.verb() {
-                    Err(invalid(format!(
-                        "a {} request was sent to {}",
-                        request.verb(),
-                        msg.subject
-                    )))
-                } else {
-                    self.serve(request).await
+            Ok(request) => match subjects::parse_api_tail(self.verb_of(&msg.subject)) {
+                None => Err(invalid(format!(
+                    "{} is not an API subject (reef.api.<role>.<caller>.<verb>)",
+                    msg.subject
+                ))),
+                Some((_, _, verb)) if verb != request.verb() => Err(invalid(format!(
+                    "a {} request was sent to {}",
+                    request.verb(),
+                    msg.subject
+                ))),
+                Some((role, caller, verb)) => {
+                    match authorize(role, caller, &request)
+                        .and_then(|()| vouch(request, role, self.node_issuer.as_deref()))
+                    {
+                        Err(e) => {
+                            tracing::info!(%role, %caller, %verb, error = %e, "API call refused");
+                            Err(e)
+                        }
+                        Ok(request) => self.serve(request).await,
+                    }
                 }
-            }
+            },
             Err(e) => {
                 self.malformed += 1;
                 Err(invalid(format!("malformed request: {e}")))
@@ -115,8 +180,28 @@ impl Coordinator {
             ApiRequest::ListNodes => Ok(ApiResponse::Nodes(
                 self.cluster.node_statuses(Instant::now()),
             )),
-            ApiRequest::RegisterNode(record) => {
-                self.register(record).await.map(ApiResponse::Registered)
+            ApiRequest::RegisterNode { record, credential } => {
+                let key = credential
+                    .as_deref()
+                    .and_then(|jwt| reef_trust::identity::from_jwt(jwt).ok())
+                    .map(|who| who.key);
+                let id = self.register(record).await?;
+                if let Some(key) = key {
+                    self.note_node_key(id, key).await;
+                }
+                Ok(ApiResponse::Registered(id))
+            }
+            ApiRequest::AddUser {
+                name,
+                role,
+                public_key,
+            } => self
+                .add_user(name, role, public_key)
+                .await
+                .map(|jwt| ApiResponse::UserAdded { jwt }),
+            ApiRequest::ListUsers => self.list_users().await.map(ApiResponse::Users),
+            ApiRequest::RemoveUser(name) => {
+                self.remove_user(&name).await.map(|()| ApiResponse::Done)
             }
             ApiRequest::DrainNode { node, deadline_ms } => self
                 .drain_node(&node, deadline_ms)
@@ -236,6 +321,7 @@ impl Coordinator {
             return Err(invalid("a node must offer some cpu and memory"));
         }
         record.registered_at_ms = now_ms();
+        store::ensure_assign_consumer(&self.store.js, record.id).await?;
         // Eligibility belongs to the cluster, not to the agent: keep what is stored.
         record.eligibility = match self.cluster.nodes.get(&record.id) {
             Some(entry) => entry.record.eligibility,

@@ -124,7 +124,8 @@ impl Coordinator {
             .map_err(crate::CoordinatorError::store)?;
         self.cluster.nodes.remove(&id);
         tracing::info!(node = %id, "node removed");
-        Ok(())
+        // Its credential goes with it: disconnected now, refused from now on.
+        self.revoke_node(id).await
     }
 
     /// One step of every drain under way: relieve instances, stop what is

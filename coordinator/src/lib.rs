@@ -38,6 +38,8 @@ pub mod scheduler;
 mod secrets;
 pub mod store;
 mod transitions;
+mod trust;
+mod users;
 
 pub use error::CoordinatorError;
 pub use store::StoreConfig;
@@ -69,6 +71,30 @@ pub struct Config {
     /// The ACME CA the leader orders app certificates from (None: ACME off;
     /// certificates added from files are served either way).
     pub acme: Option<reef_acme::AcmeConfig>,
+    /// The key that signs node credentials (the account's signing key). When
+    /// set, a node's registration must carry a credential it signed for
+    /// that node, and the node's trust class is the credential's.
+    pub node_issuer: Option<String>,
+    /// The cluster's keys and a system-account connection, for issuing
+    /// user credentials and revoking users and nodes (None: those verbs are
+    /// refused with the reason).
+    pub authority: Option<std::sync::Arc<Authority>>,
+}
+
+/// What lets a coordinator issue and revoke credentials.
+pub struct Authority {
+    /// The cluster directory, with its keys.
+    pub dir: reef_trust::ClusterDir,
+    /// A connection in the NATS system account, which takes account updates.
+    pub system: async_nats::Client,
+}
+
+impl std::fmt::Debug for Authority {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Authority")
+            .field("dir", &self.dir.dir)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Default for Config {
@@ -80,6 +106,8 @@ impl Default for Config {
             name: "coordinator".into(),
             leader_lease: Duration::from_secs(3),
             acme: None,
+            node_issuer: None,
+            authority: None,
         }
     }
 }
@@ -110,6 +138,9 @@ pub(crate) struct Coordinator {
     routes: routes::RouteBook,
     /// The reconciler's memory between passes.
     converger: converge::Converger,
+    /// The key node credentials must be signed by (`Config::node_issuer`).
+    node_issuer: Option<String>,
+    authority: Option<std::sync::Arc<Authority>>,
 }
 
 /// Everything a coordinator keeps across its terms as leader.
@@ -320,6 +351,8 @@ async fn lead_term(
         cluster_key: shared.cluster_key.clone(),
         started: std::time::Instant::now(),
         relay_prefix,
+        node_issuer: shared.config.node_issuer.clone(),
+        authority: shared.config.authority.clone(),
         acks: Default::default(),
         certs: certs::Handle::default(),
         routes: routes::RouteBook::default(),

@@ -49,6 +49,8 @@ pub struct Store {
     pub certs: kv::Store,
     /// ACME HTTP-01 answers while an order is validated.
     pub challenges: kv::Store,
+    /// Credential holders by public key, and revocations.
+    pub members: kv::Store,
     pub artifacts: async_nats::jetstream::object_store::ObjectStore,
 }
 
@@ -121,6 +123,7 @@ pub async fn ensure(
         routes: open_bucket(&js, bucket(subjects::ROUTES_BUCKET)).await?,
         leader: open_bucket(&js, bucket(subjects::LEADER_BUCKET)).await?,
         certs: open_bucket(&js, bucket(subjects::CERTS_BUCKET)).await?,
+        members: open_bucket(&js, bucket(subjects::MEMBERS_BUCKET)).await?,
         challenges: open_bucket(
             &js,
             kv::Config {
@@ -300,4 +303,33 @@ pub async fn all<T: Message>(kv: &kv::Store) -> Result<Vec<T>, CoordinatorError>
         }
     }
     Ok(out)
+}
+
+/// Creates node `node`'s durable assignment consumer if it is missing. The
+/// coordinators create it, so a node's credential needs no right to create
+/// consumers and can bind only its own.
+pub async fn ensure_assign_consumer(
+    js: &jetstream::Context,
+    node: reef_proto::NodeId,
+) -> Result<(), CoordinatorError> {
+    use jetstream::consumer;
+    let name = subjects::assign_consumer(node);
+    let stream = js
+        .get_stream(subjects::ASSIGN_STREAM)
+        .await
+        .map_err(CoordinatorError::store)?;
+    stream
+        .get_or_create_consumer::<consumer::pull::Config>(
+            &name,
+            consumer::pull::Config {
+                durable_name: Some(name.clone()),
+                filter_subject: subjects::assign(node),
+                ack_policy: consumer::AckPolicy::Explicit,
+                ack_wait: Duration::from_secs(30),
+                ..Default::default()
+            },
+        )
+        .await
+        .map_err(CoordinatorError::store)?;
+    Ok(())
 }

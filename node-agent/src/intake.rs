@@ -48,7 +48,7 @@ impl Agent {
                 Ok(messages) => return Some(messages),
                 Err(e) => {
                     if !warned {
-                        tracing::warn!(error = %e, "waiting for the assignment stream (is a coordinator running?)");
+                        tracing::warn!(error = %e, "waiting for this node's assignment consumer (is a coordinator running, and has it registered this node?)");
                         warned = true;
                     }
                 }
@@ -61,19 +61,11 @@ impl Agent {
     }
 
     async fn try_open_consumer(&self) -> Result<consumer::pull::Stream, async_nats::Error> {
+        // The coordinator creates the consumer when the node registers; a
+        // node may bind only its own and can create none.
         let stream = self.js.get_stream(subjects::ASSIGN_STREAM).await?;
-        let name = subjects::assign_consumer(self.node);
         let consumer: consumer::PullConsumer = stream
-            .get_or_create_consumer(
-                &name,
-                consumer::pull::Config {
-                    durable_name: Some(name.clone()),
-                    filter_subject: subjects::assign(self.node),
-                    ack_policy: consumer::AckPolicy::Explicit,
-                    ack_wait: Duration::from_secs(30),
-                    ..Default::default()
-                },
-            )
+            .get_consumer(&subjects::assign_consumer(self.node))
             .await?;
         Ok(consumer.messages().await?)
     }

@@ -80,6 +80,12 @@ pub struct Config {
     pub nats_servers: Vec<String>,
     /// Where `/metrics` is served (None: not served).
     pub metrics: Option<std::net::SocketAddr>,
+    /// The node id the node's credential was issued for (None: the id in
+    /// the data dir, or a fresh one).
+    pub node_id: Option<NodeId>,
+    /// The node's NATS user JWT, sent with its registration: the
+    /// coordinator reads the node's trust class from it.
+    pub credential: Option<String>,
 }
 
 impl Config {
@@ -98,6 +104,8 @@ impl Config {
             advertise: None,
             nats_servers: Vec::new(),
             metrics: None,
+            node_id: None,
+            credential: None,
         }
     }
 }
@@ -141,7 +149,7 @@ pub async fn run(
         path: config.data_dir.clone(),
         reason: e.to_string(),
     })?;
-    let node = identity::load_or_create(&config.data_dir)?;
+    let node = identity::load_or_create(&config.data_dir, config.node_id)?;
     let key_path = config.data_dir.join("node.key");
     let node_key =
         reef_secrets::NodeKey::load_or_create(&key_path).map_err(|e| AgentError::DataDir {

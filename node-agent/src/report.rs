@@ -110,14 +110,21 @@ impl Agent {
 
     /// One registration attempt; true once a coordinator accepted it.
     async fn register(&self) -> bool {
-        let request = match encode(&ApiRequest::RegisterNode(self.node_record())) {
+        let request = match encode(&ApiRequest::RegisterNode {
+            record: self.node_record(),
+            credential: self.config.credential.clone(),
+        }) {
             Ok(r) => r,
             Err(e) => {
                 tracing::error!(error = %e, "registration could not be encoded");
                 return false;
             }
         };
-        let subject = subjects::api(subjects::verbs::NODE_REGISTER);
+        let subject = subjects::api(
+            reef_proto::roles::Role::Node,
+            &self.node.to_string(),
+            subjects::verbs::NODE_REGISTER,
+        );
         let reply = tokio::time::timeout(NATS_TIMEOUT, self.client.request(subject, request)).await;
         match reply {
             Ok(Ok(msg)) => match decode::<ApiReply>(&msg.payload) {

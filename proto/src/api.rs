@@ -21,7 +21,12 @@ pub enum ApiRequest {
     GetJob(JobId),
     StopJob(JobId),
     ListNodes,
-    RegisterNode(NodeRecord),
+    /// An agent registers itself. `credential` is its NATS user JWT: the
+    /// coordinator takes the node's trust class from it, not from `record`.
+    RegisterNode {
+        record: NodeRecord,
+        credential: Option<String>,
+    },
     /// Empty a node (by name or id): replicas move, jobs get until the deadline.
     DrainNode {
         node: String,
@@ -78,6 +83,16 @@ pub enum ApiRequest {
     ListCertificates,
     /// Forget the certificate whose primary domain is this one.
     RemoveCertificate(String),
+    /// Sign a credential for a new user: `public_key` is the user's nkey,
+    /// made by the caller, whose seed never leaves it.
+    AddUser {
+        name: String,
+        role: String,
+        public_key: String,
+    },
+    ListUsers,
+    /// Revoke a user's credential: the user is disconnected at once.
+    RemoveUser(String),
 }
 
 impl ApiRequest {
@@ -89,7 +104,7 @@ impl ApiRequest {
             ApiRequest::GetJob(_) => verbs::JOB_GET,
             ApiRequest::StopJob(_) => verbs::JOB_STOP,
             ApiRequest::ListNodes => verbs::NODE_LIST,
-            ApiRequest::RegisterNode(_) => verbs::NODE_REGISTER,
+            ApiRequest::RegisterNode { .. } => verbs::NODE_REGISTER,
             ApiRequest::DrainNode { .. } => verbs::NODE_DRAIN,
             ApiRequest::SetEligible { .. } => verbs::NODE_ELIGIBLE,
             ApiRequest::RemoveNode(_) => verbs::NODE_REMOVE,
@@ -108,6 +123,9 @@ impl ApiRequest {
             ApiRequest::AddCertificate { .. } => verbs::CERT_ADD,
             ApiRequest::ListCertificates => verbs::CERT_LIST,
             ApiRequest::RemoveCertificate(_) => verbs::CERT_REMOVE,
+            ApiRequest::AddUser { .. } => verbs::USER_ADD,
+            ApiRequest::ListUsers => verbs::USER_LIST,
+            ApiRequest::RemoveUser(_) => verbs::USER_REMOVE,
         }
     }
 }
@@ -160,6 +178,11 @@ pub enum ApiResponse {
     SecretNames(Vec<String>),
     Certificates(Vec<CertStatus>),
     Done,
+    /// The new user's JWT, to put beside its seed in a `.creds` file.
+    UserAdded {
+        jwt: String,
+    },
+    Users(Vec<crate::members::Member>),
 }
 
 /// An app as `reef apps` and `reef status` show it.
@@ -181,6 +204,8 @@ pub enum ApiErrorKind {
     /// The coordinator could not reach its state; retrying may help.
     Unavailable,
     Internal,
+    /// The caller's role may not do this; the message names the role needed.
+    Forbidden,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]

@@ -39,6 +39,7 @@ pub enum MessageKind {
     CertRecord = 15,
     AcmeChallenge = 16,
     AcmeAttempts = 17,
+    Member = 18,
 }
 
 /// A type that travels inside an envelope.

@@ -14,15 +14,11 @@ macro_rules! id_type {
         pub struct $name(pub Uuid);
 
         impl $name {
-            /// A fresh, time-ordered id.
+            /// A fresh, time-ordered id. There is no `Default`: an id that
+            /// appears from nowhere would hide a field nobody set.
+            #[allow(clippy::new_without_default)]
             pub fn new() -> Self {
                 Self(Uuid::now_v7())
-            }
-        }
-
-        impl Default for $name {
-            fn default() -> Self {
-                Self::new()
             }
         }
 

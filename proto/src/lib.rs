@@ -15,6 +15,8 @@
 //! - [`leader`]: the coordinator leadership lease.
 //! - [`agent`]: what the coordinator tells an agent, and what an agent reports.
 //! - [`api`]: the request/reply API the CLI speaks.
+//! - [`roles`]: who may call which API verb.
+//! - [`members`]: who holds a credential of the cluster, and revocations.
 //! - [`manifest`]: `Reef.toml`, parsed and validated into an app spec.
 //! - [`units`]: parsing and printing of sizes and durations.
 
@@ -31,7 +33,9 @@ pub mod ids;
 pub mod job;
 pub mod leader;
 pub mod manifest;
+pub mod members;
 pub mod node;
+pub mod roles;
 pub mod routes;
 pub mod subjects;
 pub mod units;

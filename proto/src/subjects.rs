@@ -4,6 +4,7 @@
 //! node names never appear in subjects, so a user-chosen name cannot inject
 //! wildcards or extra tokens.
 
+use crate::roles::Role;
 use crate::{AllocId, JobId, NodeId};
 
 /// Prefix of every API subject; coordinators subscribe to `reef.api.>`.
@@ -37,11 +38,69 @@ pub mod verbs {
     pub const CERT_ADD: &str = "cert.add";
     pub const CERT_LIST: &str = "cert.list";
     pub const CERT_REMOVE: &str = "cert.remove";
+    pub const USER_ADD: &str = "user.add";
+    pub const USER_LIST: &str = "user.list";
+    pub const USER_REMOVE: &str = "user.remove";
+
+    /// Every verb.
+    pub const ALL: [&str; 27] = [
+        JOB_SUBMIT,
+        JOB_LIST,
+        JOB_GET,
+        JOB_STOP,
+        NODE_LIST,
+        NODE_REGISTER,
+        NODE_DRAIN,
+        NODE_ELIGIBLE,
+        NODE_REMOVE,
+        APP_DEPLOY,
+        APP_LIST,
+        APP_STATUS,
+        APP_RELEASES,
+        APP_ROLLBACK,
+        APP_SCALE,
+        APP_STOP,
+        APP_START,
+        APP_DESTROY,
+        SECRET_SET,
+        SECRET_LIST,
+        SECRET_REMOVE,
+        CERT_ADD,
+        CERT_LIST,
+        CERT_REMOVE,
+        USER_ADD,
+        USER_LIST,
+        USER_REMOVE,
+    ];
 }
 
-/// `reef.api.<verb>`.
-pub fn api(verb: &str) -> String {
-    format!("{API_PREFIX}.{verb}")
+/// `reef.api.<role>.<caller>.<verb>`: the subject on which `caller` (a
+/// user's name or a node's id) calls `verb`. The server lets a credential
+/// publish only under its own role and caller.
+pub fn api(role: Role, caller: &str, verb: &str) -> String {
+    format!("{API_PREFIX}.{role}.{caller}.{verb}")
+}
+
+/// Every API subject one credential may publish on.
+pub fn api_caller(role: Role, caller: &str) -> String {
+    format!("{API_PREFIX}.{role}.{caller}.>")
+}
+
+/// Who calls and what, read from an API subject's tail (after
+/// `reef.api.`): `(role, caller, verb)`, or None when it has no such shape.
+pub fn parse_api_tail(tail: &str) -> Option<(Role, &str, &str)> {
+    let mut parts = tail.splitn(3, '.');
+    let role = Role::parse(parts.next()?).ok()?;
+    let caller = parts.next().filter(|c| !c.is_empty())?;
+    let verb = parts.next().filter(|v| !v.is_empty())?;
+    Some((role, caller, verb))
+}
+
+/// The inbox prefix of one credential: replies to it arrive only there,
+/// and it may subscribe to nothing else of the kind, so no client can read
+/// another's answers.
+pub fn inbox_prefix(role: Role, caller: &str) -> String {
+    format!("_INBOX_{role}_{caller}")
 }
 
 /// Stream holding every agent command; subjects `reef.assign.<node>`.
@@ -75,7 +134,9 @@ pub fn heartbeat(node: NodeId) -> String {
     format!("reef.hb.{node}")
 }
 
-/// Stream of job output; subjects `reef.logs.<job>.<alloc>.<out|err>`.
+/// Stream of job and app output; subjects `reef.logs.<node>.<job>.<alloc>.<out|err>`
+/// and `reef.logs.<node>.app.<app>.<instance>.<out|err>`: the node that
+/// wrote a line comes first, so the server lets a node write only its own.
 pub const LOGS_STREAM: &str = "REEF_LOGS";
 pub const LOGS_WILDCARD: &str = "reef.logs.>";
 
@@ -95,13 +156,18 @@ impl Output {
     }
 }
 
-pub fn logs(job: JobId, alloc: AllocId, output: Output) -> String {
-    format!("reef.logs.{job}.{alloc}.{}", output.token())
+pub fn logs(node: NodeId, job: JobId, alloc: AllocId, output: Output) -> String {
+    format!("reef.logs.{node}.{job}.{alloc}.{}", output.token())
+}
+
+/// Every log subject one node may write.
+pub fn node_logs(node: NodeId) -> String {
+    format!("reef.logs.{node}.>")
 }
 
 /// Every log subject of one job, for `reef logs`.
 pub fn job_logs(job: JobId) -> String {
-    format!("reef.logs.{job}.>")
+    format!("reef.logs.*.{job}.>")
 }
 
 /// Parses the output token out of a log subject.
@@ -113,14 +179,19 @@ pub fn log_output(subject: &str) -> Option<Output> {
     }
 }
 
-/// Log subjects of one app instance: `reef.logs.app.<app>.<instance>.<out|err>`.
-pub fn instance_logs(app: &str, instance: AllocId, output: Output) -> String {
-    format!("reef.logs.app.{app}.{instance}.{}", output.token())
+/// Log subjects of one app instance: `reef.logs.<node>.app.<app>.<instance>.<out|err>`.
+pub fn instance_logs(node: NodeId, app: &str, instance: AllocId, output: Output) -> String {
+    format!("reef.logs.{node}.app.{app}.{instance}.{}", output.token())
+}
+
+/// Every log subject of one app instance.
+pub fn one_instance_logs(app: &str, instance: AllocId) -> String {
+    format!("reef.logs.*.app.{app}.{instance}.>")
 }
 
 /// Every log subject of one app, for `reef logs APP`.
 pub fn app_logs(app: &str) -> String {
-    format!("reef.logs.app.{app}.>")
+    format!("reef.logs.*.app.{app}.>")
 }
 
 /// KV bucket of apps, keyed by app name.
@@ -170,6 +241,14 @@ pub fn coordinator_api_prefix(coordinator: &str) -> String {
 pub const JOBS_BUCKET: &str = "reef-jobs";
 /// KV bucket of allocations, keyed by allocation id.
 pub const ALLOCS_BUCKET: &str = "reef-allocs";
+/// KV bucket of credential holders (`members::Member`), keyed
+/// `user.<name>` or `node.<id>`: public keys and revocations only.
+pub const MEMBERS_BUCKET: &str = "reef-members";
+
+/// Where the system account takes an account JWT the operator signed
+/// (nats-server's own subject for its full resolver).
+pub const CLAIMS_UPDATE: &str = "$SYS.REQ.CLAIMS.UPDATE";
+
 /// KV bucket of registered nodes, keyed by node id.
 pub const NODES_BUCKET: &str = "reef-nodes";
 
@@ -185,12 +264,23 @@ mod tests {
         assert_eq!(assign(node), format!("reef.assign.{node}"));
         assert_eq!(event(node, alloc).split('.').count(), 4);
         assert_eq!(
-            log_output(&logs(job, alloc, Output::Stderr)),
+            log_output(&logs(node, job, alloc, Output::Stderr)),
             Some(Output::Stderr)
         );
         assert!(
-            logs(job, alloc, Output::Stdout).starts_with(&job_logs(job)[..job_logs(job).len() - 1])
+            logs(node, job, alloc, Output::Stdout).starts_with(&format!("reef.logs.{node}.{job}."))
         );
-        assert_eq!(api(verbs::JOB_SUBMIT), "reef.api.job.submit");
+        assert_eq!(job_logs(job), format!("reef.logs.*.{job}.>"));
+        assert_eq!(
+            api(Role::Admin, "ops", verbs::JOB_SUBMIT),
+            "reef.api.admin.ops.job.submit"
+        );
+        assert_eq!(
+            parse_api_tail("node.abc.node.register"),
+            Some((Role::Node, "abc", "node.register"))
+        );
+        assert_eq!(parse_api_tail("root.abc.job.list"), None);
+        assert_eq!(parse_api_tail("admin.ops"), None);
+        assert_eq!(parse_api_tail("admin..job.list"), None);
     }
 }

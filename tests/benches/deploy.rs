@@ -16,7 +16,6 @@
 
 use futures::StreamExt;
 use reef_proto::app::{InstanceEvent, InstanceState};
-use reef_tests::reef::reef_bin;
 use reef_tests::{http, Cli, NatsServer, ReefProcess};
 use std::collections::HashMap;
 use std::path::Path;
@@ -97,7 +96,7 @@ async fn main() {
     Cli::new(&nats.url).wait_for_nodes(1).await;
 
     // Instance events, by state, as they arrive.
-    let client = async_nats::connect(&nats.url).await.expect("connect");
+    let client = nats.url.connect().await;
     let events: Arc<Mutex<HashMap<(reef_proto::AllocId, &'static str), Instant>>> =
         Default::default();
     let mut sub = client.subscribe("reef.events.>").await.expect("subscribe");
@@ -150,12 +149,13 @@ async fn main() {
     }
     let deploy = |version: String| {
         let app = app.clone();
-        let url = nats.url.clone();
+        let cli = reef_tests::Cli::new(&nats.url);
         async move {
             write_app(&app, &version);
             let t0 = Instant::now();
-            let out = tokio::process::Command::new(reef_bin())
-                .args(["--nats", &url, "deploy"])
+            let out = cli
+                .command()
+                .arg("deploy")
                 .arg(&app)
                 .output()
                 .await

@@ -168,7 +168,7 @@ async fn main() {
     let b = ReefProcess::agent(&nats.url, dir.path(), "b", &[]);
     Cli::new(&nats.url).wait_for_nodes(2).await;
 
-    let client = async_nats::connect(&nats.url).await.expect("connect");
+    let client = nats.url.connect().await;
     let seen = Arc::new(Mutex::new(Seen::default()));
     let mut events = client.subscribe("reef.events.>").await.expect("subscribe");
     let recorder_seen = seen.clone();

@@ -65,7 +65,7 @@ async fn leader_failover() -> (Duration, Duration) {
         .collect();
     let _agent = ReefProcess::agent(&nats.url, dir.path(), "node-1", &[]);
     Cli::new(&nats.url).wait_for_nodes(1).await;
-    let client = async_nats::connect(&nats.url).await.expect("connect");
+    let client = nats.url.connect().await;
     let first = loop {
         if let Some(lease) = leader::current(&client).await {
             break lease;
@@ -84,7 +84,7 @@ async fn leader_failover() -> (Duration, Duration) {
         let payload =
             reef_proto::encode(&reef_proto::api::ApiRequest::SubmitJob(api::shell("true")))
                 .expect("encode");
-        let subject = reef_proto::subjects::api(reef_proto::subjects::verbs::JOB_SUBMIT);
+        let subject = reef_tests::api::admin_subject(reef_proto::subjects::verbs::JOB_SUBMIT);
         if let Ok(Ok(reply)) =
             tokio::time::timeout(Duration::from_secs(5), client.request(subject, payload)).await
         {

@@ -41,7 +41,7 @@ async fn request(client: &async_nats::Client, request: &ApiRequest) -> ApiReply 
     let payload = encode(request).expect("encode");
     let reply = tokio::time::timeout(
         Duration::from_secs(30),
-        client.request(subjects::api(request.verb()), payload),
+        client.request(reef_tests::api::admin_subject(request.verb()), payload),
     )
     .await
     .expect("API answered in time")
@@ -96,7 +96,7 @@ async fn main() {
     let nats = NatsServer::start().await;
     let dir = tempfile::tempdir().expect("tempdir");
     let _coordinator = ReefProcess::coordinator(&nats.url, dir.path(), &[]);
-    let client = async_nats::connect(&nats.url).await.expect("connect");
+    let client = nats.url.connect().await;
 
     // The transport's ceiling: request/reply to a trivial responder.
     let mut echo = client.subscribe("bench.echo").await.expect("subscribe");
@@ -156,7 +156,16 @@ async fn main() {
     let registering = concurrently(agents, |i| {
         let (client, record) = (client.clone(), nodes[i].clone());
         async move {
-            match request(&client, &ApiRequest::RegisterNode(record)).await.0 {
+            match request(
+                &client,
+                &ApiRequest::RegisterNode {
+                    record,
+                    credential: None,
+                },
+            )
+            .await
+            .0
+            {
                 Ok(ApiResponse::Registered(_)) => {}
                 other => panic!("registration failed: {other:?}"),
             }

@@ -5,9 +5,15 @@ use reef_proto::job::{JobRecord, JobSpec};
 use reef_proto::{decode, encode, subjects};
 use std::time::Duration;
 
-/// Sends `request` and returns the coordinator's answer (panics on transport errors).
+/// The subject on which the admin credential ([`crate::NatsUrl::connect`]) calls `verb`.
+pub fn admin_subject(verb: &str) -> String {
+    subjects::api(reef_proto::roles::Role::Admin, "admin", verb)
+}
+
+/// Sends `request` as the admin and returns the coordinator's answer
+/// (panics on transport errors).
 pub async fn call(client: &async_nats::Client, request: ApiRequest) -> ApiReply {
-    let subject = subjects::api(request.verb());
+    let subject = admin_subject(request.verb());
     let payload = encode(&request).expect("encode request");
     let reply = tokio::time::timeout(Duration::from_secs(10), client.request(subject, payload))
         .await
@@ -41,7 +47,7 @@ pub fn shell(script: &str) -> JobSpec {
 pub async fn try_jobs(client: &async_nats::Client) -> Option<Vec<JobRecord>> {
     let payload = encode(&ApiRequest::ListJobs).ok()?;
     let reply = client
-        .request(subjects::api(subjects::verbs::JOB_LIST), payload)
+        .request(admin_subject(subjects::verbs::JOB_LIST), payload)
         .await
         .ok()?;
     match decode::<ApiReply>(&reply.payload).ok()?.0 {

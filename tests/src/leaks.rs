@@ -5,8 +5,12 @@ use std::path::{Path, PathBuf};
 
 /// Fails if `needle` appears in any message of any JetStream stream (every
 /// KV bucket, the logs, events and commands); returns the streams scanned.
-pub async fn assert_nowhere_in_nats(nats_url: &str, needle: &[u8], what: &str) -> Vec<String> {
-    let client = async_nats::connect(nats_url).await.expect("connect");
+pub async fn assert_nowhere_in_nats(
+    nats: &crate::NatsUrl,
+    needle: &[u8],
+    what: &str,
+) -> Vec<String> {
+    let client = nats.connect().await;
     let js = async_nats::jetstream::new(client);
     let names: Vec<String> = futures::StreamExt::collect::<Vec<_>>(js.stream_names())
         .await

@@ -9,6 +9,7 @@
 pub mod api;
 pub mod app;
 pub mod cluster;
+pub mod confined;
 pub mod exactly_once;
 pub mod http;
 pub mod https;
@@ -24,6 +25,6 @@ pub mod wait;
 pub mod ws_app;
 
 pub use cluster::TestCluster;
-pub use nats::{NatsCluster, NatsServer};
+pub use nats::{NatsCluster, NatsServer, NatsUrl};
 pub use reef::{Cli, CliOutput, ReefProcess};
 pub use wait::eventually;

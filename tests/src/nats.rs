@@ -1,8 +1,15 @@
-//! Real `nats-server` processes with JetStream, single or clustered.
+//! Real `nats-server` processes with JetStream, single or clustered, secure
+//! as reef runs them everywhere: operator mode, TLS required, a credential
+//! per process. Each server (or cluster) gets its own cluster directory,
+//! made by the real `reef cluster init`, and its configuration from
+//! `reef cluster nats-config`.
 
+use crate::reef::reef_bin;
 use crate::wait::{eventually, free_port};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 /// Finds `nats-server`: `REEF_NATS_SERVER`, else PATH.
@@ -21,11 +28,185 @@ pub fn nats_server_bin() -> PathBuf {
         )
 }
 
+/// Runs `reef ARGS...` to completion, insisting it succeeds; returns stdout.
+fn reef(args: &[&str]) -> String {
+    let out = Command::new(reef_bin())
+        .args(args)
+        .env_remove("REEF_CREDS")
+        .env_remove("REEF_NATS_CA")
+        .output()
+        .expect("run reef");
+    assert!(
+        out.status.success(),
+        "`reef {}` failed: {}",
+        args.join(" "),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// A cluster directory (`reef cluster init`): the keys a test's NATS trusts.
+pub struct Trust {
+    dir: tempfile::TempDir,
+    issued: AtomicUsize,
+}
+
+impl Trust {
+    fn new() -> Arc<Self> {
+        let dir = tempfile::tempdir().expect("tempdir");
+        reef(&[
+            "cluster",
+            "init",
+            "--dir",
+            &dir.path().display().to_string(),
+            "--name",
+            "test",
+        ]);
+        Arc::new(Self {
+            dir,
+            issued: AtomicUsize::new(0),
+        })
+    }
+
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// Writes `reef cluster nats-config` for one server; returns its config.
+    fn server_config(&self, args: &[String]) -> PathBuf {
+        let mut all = vec![
+            "cluster".to_string(),
+            "nats-config".into(),
+            "--dir".into(),
+            self.dir().display().to_string(),
+        ];
+        all.extend_from_slice(args);
+        let refs: Vec<&str> = all.iter().map(String::as_str).collect();
+        PathBuf::from(reef(&refs).trim())
+    }
+
+    fn issue(&self, args: &[&str]) -> PathBuf {
+        let n = self.issued.fetch_add(1, Ordering::Relaxed);
+        let out = self.dir().join(format!("issued-{n}.creds"));
+        let mut all = vec![
+            "cluster",
+            "creds",
+            "--dir",
+            self.dir().to_str().expect("utf-8 path"),
+        ];
+        let out_arg = out.display().to_string();
+        all.extend_from_slice(args);
+        all.extend_from_slice(&["--out", &out_arg]);
+        reef(&all);
+        out
+    }
+}
+
+/// Where a test's NATS is, with the cluster directory its servers trust:
+/// dereferences to the URL(s) string, and hands out credentials.
+#[derive(Clone)]
+pub struct NatsUrl {
+    url: String,
+    trust: Arc<Trust>,
+}
+
+impl std::ops::Deref for NatsUrl {
+    type Target = str;
+    fn deref(&self) -> &str {
+        &self.url
+    }
+}
+
+impl std::fmt::Display for NatsUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.url)
+    }
+}
+
+impl std::fmt::Debug for NatsUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.url)
+    }
+}
+
+impl NatsUrl {
+    /// The same cluster at other URL(s) (for example a cluster's survivors).
+    pub fn with_url(&self, url: impl Into<String>) -> NatsUrl {
+        NatsUrl {
+            url: url.into(),
+            trust: self.trust.clone(),
+        }
+    }
+
+    pub fn trust(&self) -> &Trust {
+        &self.trust
+    }
+
+    /// The CA certificate the servers' certificates chain to.
+    pub fn ca(&self) -> PathBuf {
+        self.trust.dir().join("tls/ca.pem")
+    }
+
+    /// The cluster's first admin credential.
+    pub fn admin_creds(&self) -> PathBuf {
+        self.trust.dir().join("admin.creds")
+    }
+
+    /// The coordinators' credential.
+    pub fn coordinator_creds(&self) -> PathBuf {
+        self.trust.dir().join("coordinator.creds")
+    }
+
+    /// A new credential for a user `name` with `role`.
+    pub fn user_creds(&self, role: &str, name: &str) -> PathBuf {
+        self.trust.issue(&["--role", role, "--name", name])
+    }
+
+    /// A new credential for a fresh node, `dedicated` or `contributed`.
+    pub fn node_creds(&self, trust: &str) -> PathBuf {
+        self.trust.issue(&["--role", "node", "--trust", trust])
+    }
+
+    /// Connects with `creds` over TLS; the error says why NATS refused.
+    pub async fn connect_with(&self, creds: &Path) -> Result<async_nats::Client, String> {
+        let who = reef_trust_identity(creds);
+        let servers: Vec<async_nats::ServerAddr> = self
+            .url
+            .split(',')
+            .map(|u| u.parse().expect("NATS URL"))
+            .collect();
+        async_nats::ConnectOptions::with_credentials_file(creds)
+            .await
+            .map_err(|e| e.to_string())?
+            .add_root_certificates(self.ca())
+            .require_tls(true)
+            .custom_inbox_prefix(who)
+            .connection_timeout(Duration::from_secs(5))
+            .connect(servers)
+            .await
+            .map_err(|e| e.to_string())
+    }
+
+    /// Connects as the admin.
+    pub async fn connect(&self) -> async_nats::Client {
+        self.connect_with(&self.admin_creds())
+            .await
+            .expect("connect to NATS as admin")
+    }
+}
+
+/// The inbox prefix a credential may subscribe under (as reef uses it).
+fn reef_trust_identity(creds: &Path) -> String {
+    let text = std::fs::read_to_string(creds).expect("read creds");
+    let who = reef_trust::identity::from_creds(&text).expect("a reef credential");
+    reef_proto::subjects::inbox_prefix(who.role, &who.name)
+}
+
 /// One nats-server; killed on drop.
 pub struct NatsServer {
     child: Option<Child>,
     pub port: u16,
-    pub url: String,
+    pub url: NatsUrl,
     config: PathBuf,
     pub dir: tempfile::TempDir,
 }
@@ -43,26 +224,25 @@ impl NatsServer {
     /// Like [`NatsServer::start`], listening on `ip` (for example the host end
     /// of a network namespace's link) instead of 127.0.0.1.
     pub async fn start_on(ip: &str) -> Self {
+        let trust = Trust::new();
         let dir = tempfile::tempdir().expect("tempdir");
         let port = free_port();
-        let config = format!(
-            "server_name: single\nlisten: {ip}:{port}\nmax_payload: {TEST_MAX_PAYLOAD}\njetstream {{ store_dir: {:?} }}\n",
-            dir.path().join("js")
-        );
-        let mut server = Self::spawn(dir, port, &config);
-        server.url = format!("nats://{ip}:{port}");
+        let config = trust.server_config(&server_args("single", ip, port, dir.path()));
+        let url = NatsUrl {
+            url: format!("tls://{ip}:{port}"),
+            trust,
+        };
+        let server = Self::spawn(dir, port, config, url);
         server.wait_ready().await;
         server
     }
 
-    fn spawn(dir: tempfile::TempDir, port: u16, config: &str) -> Self {
-        let config_path = dir.path().join("nats.conf");
-        std::fs::write(&config_path, config).expect("write nats config");
+    fn spawn(dir: tempfile::TempDir, port: u16, config: PathBuf, url: NatsUrl) -> Self {
         let mut server = Self {
             child: None,
             port,
-            url: format!("nats://127.0.0.1:{port}"),
-            config: config_path,
+            url,
+            config,
             dir,
         };
         server.launch();
@@ -91,7 +271,7 @@ impl NatsServer {
             || {
                 let url = url.clone();
                 async move {
-                    let client = async_nats::connect(url).await.ok()?;
+                    let client = url.connect_with(&url.admin_creds()).await.ok()?;
                     let js = async_nats::jetstream::new(client);
                     js.query_account().await.ok().map(|_| ())
                 }
@@ -129,24 +309,33 @@ pub struct NatsCluster {
 
 impl NatsCluster {
     pub async fn start() -> Self {
+        let trust = Trust::new();
         let ports: Vec<(u16, u16)> = (0..3).map(|_| (free_port(), free_port())).collect();
         let routes: Vec<String> = ports
             .iter()
-            .map(|(_, cluster)| format!("nats://127.0.0.1:{cluster}"))
+            .map(|(_, cluster)| format!("tls://127.0.0.1:{cluster}"))
             .collect();
         let servers: Vec<NatsServer> = ports
             .iter()
             .enumerate()
             .map(|(i, (port, cluster))| {
                 let dir = tempfile::tempdir().expect("tempdir");
-                let config = format!(
-                    "server_name: n{i}\nlisten: 127.0.0.1:{port}\nmax_payload: {TEST_MAX_PAYLOAD}\n\
-                     jetstream {{ store_dir: {:?} }}\n\
-                     cluster {{ name: reef-test, listen: 127.0.0.1:{cluster}, routes: [{}] }}\n",
-                    dir.path().join("js"),
-                    routes.join(", ")
-                );
-                NatsServer::spawn(dir, *port, &config)
+                let mut args = server_args(&format!("n{i}"), "127.0.0.1", *port, dir.path());
+                args.extend([
+                    "--cluster-name".into(),
+                    "reef-test".into(),
+                    "--cluster-listen".into(),
+                    format!("127.0.0.1:{cluster}"),
+                ]);
+                for route in &routes {
+                    args.extend(["--route".into(), route.clone()]);
+                }
+                let config = trust.server_config(&args);
+                let url = NatsUrl {
+                    url: format!("tls://127.0.0.1:{port}"),
+                    trust: trust.clone(),
+                };
+                NatsServer::spawn(dir, *port, config, url)
             })
             .collect();
         for server in &servers {
@@ -156,11 +345,30 @@ impl NatsCluster {
     }
 
     /// Every server's URL, comma separated, as `--nats` takes them.
-    pub fn urls(&self) -> String {
-        self.servers
+    pub fn urls(&self) -> NatsUrl {
+        let all = self
+            .servers
             .iter()
-            .map(|s| s.url.clone())
+            .map(|s| s.url.to_string())
             .collect::<Vec<_>>()
-            .join(",")
+            .join(",");
+        self.servers[0].url.with_url(all)
     }
+}
+
+/// `reef cluster nats-config` flags for a server `name` on `ip:port` with
+/// its files in `dir`.
+fn server_args(name: &str, ip: &str, port: u16, dir: &Path) -> Vec<String> {
+    vec![
+        "--server-name".into(),
+        name.into(),
+        "--server-dir".into(),
+        dir.display().to_string(),
+        "--listen".into(),
+        format!("{ip}:{port}"),
+        "--host".into(),
+        ip.into(),
+        "--max-payload".into(),
+        TEST_MAX_PAYLOAD.to_string(),
+    ]
 }

@@ -1,6 +1,7 @@
 //! Real `reef` processes: coordinators and agents started from the built
 //! binary (killed with SIGKILL on drop), and CLI invocations with a deadline.
 
+use crate::nats::NatsUrl;
 use crate::wait::eventually;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -94,11 +95,17 @@ impl ReefProcess {
     /// Starts a coordinator against `nats` with extra flags, logging to `dir`
     /// and keeping its cluster key there. ACME is off unless `extra` has an
     /// `--acme...` flag, so no test talks to a public CA.
-    pub fn coordinator(nats: &str, dir: &Path, extra: &[&str]) -> Self {
+    pub fn coordinator(nats: &NatsUrl, dir: &Path, extra: &[&str]) -> Self {
         let mut args = vec![
             "--nats".to_string(),
             nats.to_string(),
+            "--creds".into(),
+            nats.coordinator_creds().display().to_string(),
+            "--nats-ca".into(),
+            nats.ca().display().to_string(),
             "coordinator".into(),
+            "--cluster-dir".into(),
+            nats.trust().dir().display().to_string(),
             "--secrets-key".into(),
             dir.join("cluster.key").display().to_string(),
         ];
@@ -112,7 +119,7 @@ impl ReefProcess {
 
     /// Starts an agent named `name` with its data in `dir/name`, and its
     /// proxy (HTTP and HTTPS) and `/metrics` on free ports of 127.0.0.1.
-    pub fn agent(nats: &str, dir: &Path, name: &str, extra: &[&str]) -> Self {
+    pub fn agent(nats: &NatsUrl, dir: &Path, name: &str, extra: &[&str]) -> Self {
         Self::agent_in(None, nats, dir, name, extra)
     }
 
@@ -120,7 +127,7 @@ impl ReefProcess {
     /// `netns` (None: the host's); its proxy is on the namespace's 127.0.0.1.
     pub fn agent_in(
         netns: Option<&str>,
-        nats: &str,
+        nats: &NatsUrl,
         dir: &Path,
         name: &str,
         extra: &[&str],
@@ -128,9 +135,14 @@ impl ReefProcess {
         let http_port = crate::wait::free_port();
         let https_port = crate::wait::free_port();
         let metrics_port = crate::wait::free_port();
+        let creds = Self::node_creds(nats, dir, name, extra);
         let mut args = vec![
             "--nats".to_string(),
             nats.to_string(),
+            "--creds".into(),
+            creds.display().to_string(),
+            "--nats-ca".into(),
+            nats.ca().display().to_string(),
             "agent".into(),
             "--name".into(),
             name.into(),
@@ -161,10 +173,28 @@ impl ReefProcess {
         agent
     }
 
+    /// The credential of the agent named `name` in `dir`: issued on its
+    /// first start (with the trust class of a `--trust` in `extra`), reused
+    /// when an agent of that name starts there again.
+    pub fn node_creds(nats: &NatsUrl, dir: &Path, name: &str, extra: &[&str]) -> PathBuf {
+        let path = dir.join("creds").join(format!("{name}.creds"));
+        if !path.exists() {
+            let trust = extra
+                .iter()
+                .position(|a| *a == "--trust")
+                .and_then(|i| extra.get(i + 1))
+                .copied()
+                .unwrap_or("dedicated");
+            std::fs::create_dir_all(path.parent().expect("parent")).expect("creds dir");
+            std::fs::rename(nats.node_creds(trust), &path).expect("move node creds");
+        }
+        path
+    }
+
     /// Starts an agent like [`ReefProcess::agent`], with extra environment
     /// variables (for example a PATH with a fake `nvidia-smi`).
     pub fn agent_with_env(
-        nats: &str,
+        nats: &NatsUrl,
         dir: &Path,
         name: &str,
         extra: &[&str],
@@ -302,27 +332,57 @@ impl CliOutput {
     }
 }
 
-/// The `reef` CLI pointed at one NATS URL.
+/// The `reef` CLI pointed at one cluster, with one credential.
 #[derive(Clone)]
 pub struct Cli {
     pub nats: String,
+    pub creds: PathBuf,
+    pub ca: PathBuf,
 }
 
 impl Cli {
-    pub fn new(nats: &str) -> Self {
+    /// The CLI as the cluster's admin.
+    pub fn new(nats: &NatsUrl) -> Self {
+        Self::with_creds(nats, &nats.admin_creds(), &nats.ca())
+    }
+
+    /// The CLI at `nats` with the credential `creds`, trusting `ca`.
+    pub fn with_creds(nats: &str, creds: &Path, ca: &Path) -> Self {
         Self {
             nats: nats.to_string(),
+            creds: creds.to_path_buf(),
+            ca: ca.to_path_buf(),
         }
+    }
+
+    /// The CLI for a `reef dev` cluster at `nats` with its data in `dir`.
+    pub fn for_dev(nats: &str, dir: &Path) -> Self {
+        Self::with_creds(nats, &dir.join("admin.creds"), &dir.join("tls/ca.pem"))
+    }
+
+    /// `reef --nats URL --creds FILE --nats-ca FILE`, without the user's
+    /// own environment's settings.
+    pub fn command(&self) -> tokio::process::Command {
+        let mut command = tokio::process::Command::new(reef_bin());
+        command
+            .arg("--nats")
+            .arg(&self.nats)
+            .arg("--creds")
+            .arg(&self.creds)
+            .arg("--nats-ca")
+            .arg(&self.ca)
+            .env_remove("REEF_NATS_URL")
+            .env_remove("REEF_CREDS")
+            .env_remove("REEF_NATS_CA");
+        command
     }
 
     /// Runs `reef --nats URL ARGS...` with `input` on its standard input.
     pub async fn run_with_stdin(&self, args: &[&str], input: &[u8]) -> CliOutput {
         use tokio::io::AsyncWriteExt;
-        let mut child = tokio::process::Command::new(reef_bin())
-            .arg("--nats")
-            .arg(&self.nats)
+        let mut child = self
+            .command()
             .args(args)
-            .env_remove("REEF_NATS_URL")
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -345,14 +405,8 @@ impl Cli {
 
     /// Runs `reef --nats URL ARGS...`, killing it after `timeout`.
     pub async fn run_with_timeout(&self, args: &[&str], timeout: Duration) -> CliOutput {
-        let mut command = tokio::process::Command::new(reef_bin());
-        command
-            .arg("--nats")
-            .arg(&self.nats)
-            .args(args)
-            .env_remove("REEF_NATS_URL")
-            .stdin(Stdio::null())
-            .kill_on_drop(true);
+        let mut command = self.command();
+        command.args(args).stdin(Stdio::null()).kill_on_drop(true);
         let Ok(output) = tokio::time::timeout(timeout, command.output()).await else {
             return CliOutput {
                 code: None,

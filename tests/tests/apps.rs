@@ -445,9 +445,7 @@ async fn secrets_reach_the_app_and_nothing_else() {
 
     // Nowhere else in the clear: not in any JetStream stream (KV buckets,
     // logs, events, assignments), not on the agent's disk, not in ps.
-    let client = async_nats::connect(&cluster.nats.url)
-        .await
-        .expect("connect");
+    let client = cluster.nats.url.connect().await;
     let js = async_nats::jetstream::new(client);
     let names: Vec<String> = futures::StreamExt::collect::<Vec<_>>(js.stream_names())
         .await
@@ -584,9 +582,7 @@ async fn an_artifact_that_escapes_its_directory_is_refused_on_the_node() {
     use reef_proto::api::{ApiRequest, ApiResponse};
     use reef_proto::app::{ArtifactRef, Instance, InstanceState};
     let cluster = TestCluster::start(1).await;
-    let client = async_nats::connect(&cluster.nats.url)
-        .await
-        .expect("connect");
+    let client = cluster.nats.url.connect().await;
     let js = async_nats::jetstream::new(client.clone());
     let store = js
         .get_object_store(reef_proto::subjects::ARTIFACTS_STORE)

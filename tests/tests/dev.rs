@@ -26,7 +26,7 @@ async fn reef_dev_runs_a_whole_cluster_and_stops_cleanly() {
         .kill_on_drop(true)
         .spawn()
         .expect("start reef dev");
-    let cli = Cli::new(&format!("nats://127.0.0.1:{port}"));
+    let cli = Cli::for_dev(&format!("tls://127.0.0.1:{port}"), dir.path());
     let nodes = cli.wait_for_nodes(3).await;
     assert_eq!(nodes.len(), 3);
     let out = cli.run(&["run", "--", "sh", "-c", "echo from dev"]).await;
@@ -107,8 +107,8 @@ async fn reef_dev_on_port_0_picks_a_free_port() {
     let mut lines = tokio::io::BufReader::new(dev.stdout.take().expect("stdout")).lines();
     let url = tokio::time::timeout(Duration::from_secs(60), async {
         while let Some(line) = lines.next_line().await.expect("read") {
-            if let Some(url) = line.trim().strip_prefix("export REEF_NATS_URL=") {
-                return Some(url.to_string());
+            if let Some(rest) = line.trim().strip_prefix("export REEF_NATS_URL=") {
+                return rest.split_whitespace().next().map(str::to_string);
             }
         }
         None
@@ -117,7 +117,8 @@ async fn reef_dev_on_port_0_picks_a_free_port() {
     .expect("reef dev prints its NATS URL")
     .expect("a NATS URL");
     assert!(!url.ends_with(":0"), "{url}");
-    let cli = Cli::new(&url);
+    assert!(url.starts_with("tls://"), "{url}");
+    let cli = Cli::for_dev(&url, dir.path());
     assert_eq!(cli.wait_for_nodes(1).await.len(), 1);
     let pid = nix::unistd::Pid::from_raw(dev.id().expect("pid") as i32);
     nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).expect("SIGTERM");

@@ -24,7 +24,7 @@ async fn killing_the_leader_with_100_jobs_queued_loses_none_and_runs_none_twice(
     let _agent = ReefProcess::agent(&nats.url, dir.path(), "node-1", &["--cpu", "0.4"]);
     let cli = Cli::new(&nats.url);
     cli.wait_for_nodes(1).await;
-    let client = async_nats::connect(&nats.url).await.expect("connect");
+    let client = nats.url.connect().await;
     let first = eventually("a leader", Duration::from_secs(15), || async {
         leader::current(&client).await
     })

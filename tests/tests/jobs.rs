@@ -64,9 +64,7 @@ async fn a_job_streams_its_output_and_passes_on_its_exit_code() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_hundred_jobs_all_run_exactly_once_on_both_nodes() {
     let cluster = TestCluster::start(2).await;
-    let client = async_nats::connect(&cluster.nats.url)
-        .await
-        .expect("connect");
+    let client = cluster.nats.url.connect().await;
     let runs = cluster.path("runs");
     let script = format!("echo \"$REEF_JOB_ID $REEF_NODE_ID\" >> {runs}");
     let submitted =
@@ -184,8 +182,10 @@ async fn logs_follow_prints_lines_as_they_come_and_ends_with_the_job() {
     let script = format!("echo one; while [ ! -e {go} ]; do sleep 0.05; done; echo two");
     let id = cluster.cli.submit(&["sh", "-c", &script]).await;
 
-    let mut follower = tokio::process::Command::new(reef_tests::reef::reef_bin())
-        .args(["--nats", &cluster.nats.url, "logs", "-f", &id])
+    let mut follower = cluster
+        .cli
+        .command()
+        .args(["logs", "-f", &id])
         .stdout(std::process::Stdio::piped())
         .kill_on_drop(true)
         .spawn()
@@ -225,16 +225,10 @@ async fn ctrl_c_on_reef_run_stops_the_job() {
     let cluster = TestCluster::start(1).await;
     let started = cluster.path("started");
     let script = format!("touch {started}; sleep 300");
-    let mut run = tokio::process::Command::new(reef_tests::reef::reef_bin())
-        .args([
-            "--nats",
-            &cluster.nats.url,
-            "run",
-            "--",
-            "sh",
-            "-c",
-            &script,
-        ])
+    let mut run = cluster
+        .cli
+        .command()
+        .args(["run", "--", "sh", "-c", &script])
         .stderr(std::process::Stdio::piped())
         .kill_on_drop(true)
         .spawn()

@@ -22,9 +22,7 @@ async fn jobs_run_on_a_three_server_nats_cluster_with_replicated_state() {
     assert_eq!(out.stdout, "replicated\n");
 
     // The state really is replicated three times.
-    let client = async_nats::connect(&nats.servers[0].url)
-        .await
-        .expect("connect");
+    let client = nats.servers[0].url.connect().await;
     let js = async_nats::jetstream::new(client);
     for stream in [
         "REEF_ASSIGN",
@@ -50,7 +48,7 @@ async fn try_submit(
 ) -> Option<reef_proto::job::JobRecord> {
     use reef_proto::api::{ApiReply, ApiRequest, ApiResponse};
     let request = ApiRequest::SubmitJob(spec);
-    let subject = reef_proto::subjects::api(request.verb());
+    let subject = reef_tests::api::admin_subject(request.verb());
     let payload = reef_proto::encode(&request).expect("encode");
     let reply = tokio::time::timeout(Duration::from_secs(10), client.request(subject, payload))
         .await
@@ -83,12 +81,12 @@ async fn killing_one_nats_server_under_load_loses_nothing_and_work_goes_on() {
         .into_iter()
         .map(|name| ReefProcess::agent(&urls, dir.path(), name, &["--cpu", "1"]))
         .collect();
-    let survivors = format!("{},{}", nats.servers[1].url, nats.servers[2].url);
+    let survivors = nats
+        .urls()
+        .with_url(format!("{},{}", nats.servers[1].url, nats.servers[2].url));
     let cli = Cli::new(&survivors);
     cli.wait_for_nodes(2).await;
-    let client = async_nats::connect([&nats.servers[1].url, &nats.servers[2].url].as_slice())
-        .await
-        .expect("connect");
+    let client = survivors.connect().await;
 
     let runs = dir.path().join("runs");
     let script = format!("echo $REEF_JOB_ID >> {}; sleep 0.1", runs.display());

@@ -284,7 +284,7 @@ async fn an_app_comes_back_after_reef_dev_restarts_on_its_data_dir() {
     let dir = tempfile::tempdir().expect("tempdir");
     let data = dir.path().join("dev");
     let port = reef_tests::wait::free_port();
-    let cli = Cli::new(&format!("nats://127.0.0.1:{port}"));
+    let cli = Cli::for_dev(&format!("tls://127.0.0.1:{port}"), &data);
     let (mut dev, proxy) = reef_dev(port, &data).await;
     cli.wait_for_nodes(1).await;
     let hello = dir.path().join("hello");

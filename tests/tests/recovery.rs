@@ -55,9 +55,7 @@ async fn an_agent_killed_mid_job_reports_it_lost_and_never_reruns_it() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_job_that_finished_while_nats_was_down_is_reported_once_it_returns() {
     let mut cluster = TestCluster::start(1).await;
-    let client = async_nats::connect(&cluster.nats.url)
-        .await
-        .expect("connect");
+    let client = cluster.nats.url.connect().await;
     let done = cluster.path("done");
     let go = cluster.path("go");
     // The job waits for a file, so it can be made to finish while NATS is away.
@@ -95,7 +93,7 @@ async fn restarting_the_coordinator_loses_no_queued_job() {
     let _agent = ReefProcess::agent(&nats.url, dir.path(), "small", &["--cpu", "0.2"]);
     let cli = reef_tests::Cli::new(&nats.url);
     cli.wait_for_nodes(1).await;
-    let client = async_nats::connect(&nats.url).await.expect("connect");
+    let client = nats.url.connect().await;
     let runs = dir.path().join("runs").display().to_string();
     let spec = api::shell(&format!("echo $REEF_JOB_ID >> {runs}; sleep 0.3"));
     let mut ids = Vec::new();

@@ -51,9 +51,7 @@ fn garbage() -> Vec<Vec<u8>> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn garbage_on_every_subject_crashes_nothing() {
     let mut cluster = TestCluster::start(2).await;
-    let client = async_nats::connect(&cluster.nats.url)
-        .await
-        .expect("connect");
+    let client = cluster.nats.url.connect().await;
     let js = async_nats::jetstream::new(client.clone());
     let nodes = cluster.cli.nodes().await;
     let node: NodeId = nodes[0]["id"]
@@ -77,7 +75,7 @@ async fn garbage_on_every_subject_crashes_nothing() {
         for payload in garbage() {
             let reply = tokio::time::timeout(
                 Duration::from_secs(10),
-                client.request(subjects::api(verb), payload.into()),
+                client.request(reef_tests::api::admin_subject(verb), payload.into()),
             )
             .await
             .expect("a reply, not a hang")
@@ -90,7 +88,7 @@ async fn garbage_on_every_subject_crashes_nothing() {
     // A request whose verb and subject disagree is refused, not executed.
     let reply = client
         .request(
-            subjects::api(subjects::verbs::JOB_LIST),
+            reef_tests::api::admin_subject(subjects::verbs::JOB_LIST),
             encode(&ApiRequest::SubmitJob(JobSpec::new(vec!["true".into()]))).expect("encode"),
         )
         .await
@@ -170,9 +168,10 @@ async fn garbage_on_every_subject_crashes_nothing() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cli_misuse_gets_a_clear_error_and_a_nonzero_exit() {
+    let nats = NatsServer::start().await;
     // Unreachable NATS: a quick, clear error.
     let port = reef_tests::wait::free_port();
-    let nowhere = Cli::new(&format!("nats://127.0.0.1:{port}"));
+    let nowhere = Cli::new(&nats.url.with_url(format!("tls://127.0.0.1:{port}")));
     let started = std::time::Instant::now();
     let out = nowhere
         .run_with_timeout(&["nodes"], Duration::from_secs(15))
@@ -185,7 +184,6 @@ async fn cli_misuse_gets_a_clear_error_and_a_nonzero_exit() {
         started.elapsed()
     );
 
-    let nats = NatsServer::start().await;
     let cli = Cli::new(&nats.url);
     // NATS up but no coordinator.
     let out = cli.run(&["jobs"]).await;

@@ -142,7 +142,7 @@ async fn apps_get_certificates_from_acme_as_they_are_deployed() {
         "the challenges to be retracted",
         Duration::from_secs(10),
         || async {
-            let client = async_nats::connect(&nats.url).await.ok()?;
+            let client = nats.url.connect_with(&nats.url.admin_creds()).await.ok()?;
             let kv = async_nats::jetstream::new(client)
                 .get_key_value("reef-challenges")
                 .await
@@ -408,7 +408,7 @@ async fn a_new_leader_waits_out_a_failed_order_instead_of_ordering_again() {
         .collect();
     let cli = Cli::new(&nats.url);
     cli.wait_for_nodes(1).await;
-    let client = async_nats::connect(&nats.url).await.expect("connect");
+    let client = nats.url.connect().await;
     let first = eventually("a leader", Duration::from_secs(15), || async {
         leader::current(&client).await
     })

@@ -153,7 +153,7 @@ pub(crate) async fn hook(
         .spawn()
         .map_err(|e| format!("{name} could not start: {e}"))?;
     let shippers = crate::logs::ship_output(&agent.js, &mut child, |output| {
-        subjects::instance_logs(app, instance, output)
+        subjects::instance_logs(agent.node, app, instance, output)
     });
     let status = match tokio::time::timeout(PRE_START_TIMEOUT, child.wait()).await {
         Ok(status) => status.map_err(|e| format!("{name}: {e}"))?,

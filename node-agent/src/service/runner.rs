@@ -345,7 +345,7 @@ impl Runner {
             .map_err(|e| format!("could not start {}: {e}", program.display()))?;
         let app = &self.spec().name;
         let shippers = crate::logs::ship_output(&self.agent.js, &mut child, |output| {
-            subjects::instance_logs(app, self.id, output)
+            subjects::instance_logs(self.agent.node, app, self.id, output)
         });
         Ok((child, shippers))
     }

@@ -1,0 +1,78 @@
+//! What a node's credential vouches for: its trust class, read from the
+//! user JWT the node presents with its registration. Pure: the signature is
+//! checked against the issuer the coordinator was told to trust.
+
+use reef_proto::node::TrustClass;
+use reef_proto::roles::Role;
+use reef_proto::NodeId;
+use reef_trust::NodeTrust;
+
+/// The trust class node `node`'s credential `jwt` gives it, if `issuer`
+/// signed it for that node; else why not.
+pub(crate) fn node_trust(node: NodeId, jwt: &str, issuer: &str) -> Result<TrustClass, String> {
+    let who = reef_trust::identity::from_jwt(jwt)
+        .map_err(|e| format!("node {node}'s credential: {e}"))?;
+    if who.issuer != issuer {
+        return Err(format!(
+            "node {node}'s credential was not signed by this cluster"
+        ));
+    }
+    match who.node {
+        Some((id, trust)) if who.role == Role::Node && id == node => Ok(match trust {
+            NodeTrust::Dedicated => TrustClass::Dedicated,
+            NodeTrust::Contributed => TrustClass::Contributed,
+        }),
+        Some((id, _)) => Err(format!("node {node} presented the credential of node {id}")),
+        None => Err(format!(
+            "node {node} presented a {} credential, not a node's",
+            who.role
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_credential_decides_the_trust_class_and_must_be_the_nodes_own() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let cluster = reef_trust::ClusterDir::init(dir.path(), "test").expect("init");
+        let issuer = cluster.info.account_signing_key.clone();
+        let jwt = |text: &str| reef_trust::creds::parse(text).expect("creds").jwt;
+
+        let node = NodeId::new();
+        let lent = jwt(&cluster
+            .issue_node(node, NodeTrust::Contributed)
+            .expect("creds"));
+        assert_eq!(
+            node_trust(node, &lent, &issuer),
+            Ok(TrustClass::Contributed)
+        );
+        let server = jwt(&cluster
+            .issue_node(node, NodeTrust::Dedicated)
+            .expect("creds"));
+        assert_eq!(
+            node_trust(node, &server, &issuer),
+            Ok(TrustClass::Dedicated)
+        );
+
+        let other = NodeId::new();
+        let err = node_trust(other, &lent, &issuer).expect_err("another node's");
+        assert!(err.contains("presented the credential of node"), "{err}");
+
+        let user = jwt(&cluster.issue_user(Role::Admin, "ops").expect("creds"));
+        let err = node_trust(node, &user, &issuer).expect_err("a user's");
+        assert!(err.contains("not a node's"), "{err}");
+
+        let elsewhere = tempfile::tempdir().expect("tempdir");
+        let foreign = reef_trust::ClusterDir::init(elsewhere.path(), "other").expect("init");
+        let stranger = jwt(&foreign
+            .issue_node(node, NodeTrust::Dedicated)
+            .expect("creds"));
+        let err = node_trust(node, &stranger, &issuer).expect_err("another cluster's");
+        assert!(err.contains("not signed by this cluster"), "{err}");
+
+        assert!(node_trust(node, "garbage", &issuer).is_err());
+    }
+}

@@ -1,0 +1,172 @@
+//! The subjects each role may publish and subscribe to, enforced by the
+//! NATS server from the user's JWT. `docs/security.md` shows the same table.
+//!
+//! Allow lists only: what a role is not given, it cannot do. Every client
+//! uses its own inbox prefix ([`subjects::inbox_prefix`]) and may subscribe
+//! only to that one, so no client reads another's replies.
+
+use crate::jwt::{Permission, Responses};
+use reef_proto::roles::Role;
+use reef_proto::subjects;
+
+/// What one credential may publish and subscribe to.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Permissions {
+    pub publish: Permission,
+    pub subscribe: Permission,
+    /// Whether it may answer requests sent to it.
+    pub responses: Option<Responses>,
+}
+
+/// A node's place in the cluster, from its join token, never from itself.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum NodeTrust {
+    /// A server the operator runs: apps, routes, certificates.
+    Dedicated,
+    /// A lent machine: batch jobs only.
+    Contributed,
+}
+
+fn allow(subjects: Vec<String>) -> Permission {
+    Permission {
+        allow: subjects,
+        deny: Vec::new(),
+    }
+}
+
+/// The JetStream API subjects that read a KV bucket or object store
+/// (`stream` is its stream, `KV_<bucket>` or `OBJ_<store>`): look it up,
+/// get entries, and watch it through an ephemeral consumer.
+fn read_stream(stream: &str) -> Vec<String> {
+    vec![
+        format!("$JS.API.STREAM.INFO.{stream}"),
+        format!("$JS.API.STREAM.MSG.GET.{stream}"),
+        format!("$JS.API.DIRECT.GET.{stream}"),
+        format!("$JS.API.DIRECT.GET.{stream}.>"),
+        format!("$JS.API.CONSUMER.CREATE.{stream}"),
+        format!("$JS.API.CONSUMER.CREATE.{stream}.>"),
+        format!("$JS.API.CONSUMER.INFO.{stream}.>"),
+        format!("$JS.API.CONSUMER.MSG.NEXT.{stream}.>"),
+        format!("$JS.API.CONSUMER.DELETE.{stream}.>"),
+        format!("$JS.FC.{stream}.>"),
+    ]
+}
+
+fn kv(bucket: &str) -> String {
+    format!("KV_{bucket}")
+}
+
+/// A node's permissions: its own assignments, events, heartbeats and logs;
+/// registration under its own id; read access to what its work needs.
+pub fn node(node: reef_proto::NodeId, trust: NodeTrust) -> Permissions {
+    let id = node.to_string();
+    let consumer = subjects::assign_consumer(node);
+    let assign = subjects::ASSIGN_STREAM;
+    let mut publish = vec![
+        subjects::api_caller(Role::Node, &id),
+        subjects::heartbeat(node),
+        format!("reef.events.{id}.>"),
+        subjects::node_logs(node),
+        format!("$JS.API.INFO"),
+        format!("$JS.API.STREAM.INFO.{assign}"),
+        format!("$JS.API.CONSUMER.INFO.{assign}.{consumer}"),
+        format!("$JS.API.CONSUMER.MSG.NEXT.{assign}.{consumer}"),
+        format!("$JS.ACK.{assign}.{consumer}.>"),
+    ];
+    if trust == NodeTrust::Dedicated {
+        for bucket in [
+            subjects::ROUTES_BUCKET,
+            subjects::CERTS_BUCKET,
+            subjects::CHALLENGES_BUCKET,
+        ] {
+            publish.extend(read_stream(&kv(bucket)));
+        }
+        publish.extend(read_stream(&format!("OBJ_{}", subjects::ARTIFACTS_STORE)));
+    }
+    Permissions {
+        publish: allow(publish),
+        subscribe: allow(vec![format!(
+            "{}.>",
+            subjects::inbox_prefix(Role::Node, &id)
+        )]),
+        responses: None,
+    }
+}
+
+/// A coordinator's permissions: the control plane's subjects and JetStream,
+/// and answers to the requests it takes.
+pub fn coordinator(name: &str) -> Permissions {
+    Permissions {
+        publish: allow(vec![
+            "reef.>".into(),
+            "$JS.API.>".into(),
+            "$JS.ACK.>".into(),
+            "$JS.FC.>".into(),
+            "$KV.>".into(),
+            "$O.>".into(),
+        ]),
+        subscribe: allow(vec![
+            "reef.>".into(),
+            format!("{}.>", subjects::inbox_prefix(Role::Coordinator, name)),
+        ]),
+        responses: Some(Responses { max: 1, ttl: 0 }),
+    }
+}
+
+/// A person's or a tool's permissions: API calls under its own role and
+/// name, and the streams its role reads or writes directly.
+pub fn user(role: Role, name: &str) -> Permissions {
+    if role == Role::Admin {
+        // Everything, the nats CLI's defaults included, for repairs.
+        return Permissions {
+            publish: allow(vec![">".into()]),
+            subscribe: allow(vec![">".into()]),
+            responses: None,
+        };
+    }
+    let logs = subjects::LOGS_STREAM;
+    let mut publish = vec![subjects::api_caller(role, name), "$JS.API.INFO".into()];
+    let log_filter = match role {
+        Role::Deployer => Some("reef.logs.*.app.>".to_string()),
+        Role::Submitter => Some("reef.logs.*.*.>".to_string()),
+        Role::Viewer => Some("reef.logs.>".to_string()),
+        _ => None,
+    };
+    if let Some(filter) = log_filter {
+        publish.extend([
+            format!("$JS.API.STREAM.INFO.{logs}"),
+            format!("$JS.API.CONSUMER.CREATE.{logs}.*.{filter}"),
+            format!("$JS.API.CONSUMER.INFO.{logs}.>"),
+            format!("$JS.API.CONSUMER.MSG.NEXT.{logs}.>"),
+            format!("$JS.API.CONSUMER.DELETE.{logs}.>"),
+        ]);
+    }
+    // Following a job's state (`reef run`, `reef logs -f`) reads the jobs
+    // bucket; following a deploy or a stop reads the instances bucket.
+    let follows: &[&str] = match role {
+        Role::Deployer => &[subjects::INSTANCES_BUCKET, subjects::JOBS_BUCKET],
+        Role::Submitter => &[subjects::JOBS_BUCKET],
+        Role::Viewer => &[subjects::JOBS_BUCKET, subjects::INSTANCES_BUCKET],
+        _ => &[],
+    };
+    for bucket in follows {
+        publish.extend(read_stream(&kv(bucket)));
+    }
+    if role == Role::Deployer {
+        let store = format!("OBJ_{}", subjects::ARTIFACTS_STORE);
+        publish.extend(read_stream(&store));
+        publish.push(format!("$O.{}.>", subjects::ARTIFACTS_STORE));
+    }
+    let mut publish = allow(publish);
+    if role == Role::Submitter {
+        // Job logs only: not the apps'.
+        publish.deny = vec![format!(
+            "$JS.API.CONSUMER.CREATE.{logs}.*.reef.logs.*.app.>"
+        )];
+    }
+    Permissions {
+        publish,
+        subscribe: allow(vec![format!("{}.>", subjects::inbox_prefix(role, name))]),
+        responses: None,
+    }
+}

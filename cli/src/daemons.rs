@@ -82,6 +82,16 @@ pub struct AgentArgs {
     /// The node's credential decides; this only checks it says the same.
     #[arg(long, value_parser = parse_trust)]
     pub trust: Option<reef_proto::node::TrustClass>,
+    /// Enroll with this join token (`reef token create`) on the first
+    /// start: the node makes its own key and keeps the credential it gets
+    /// in its data dir; later starts need no token.
+    #[arg(
+        long,
+        env = "REEF_JOIN_TOKEN",
+        value_name = "TOKEN",
+        hide_env_values = true
+    )]
+    pub join: Option<String>,
     /// Time between SIGTERM and SIGKILL when a job is stopped.
     #[arg(long, default_value = "5s", value_parser = parse_duration)]
     pub stop_grace: std::time::Duration,
@@ -206,7 +216,37 @@ pub async fn coordinator(nats: &client::Nats, args: CoordinatorArgs) -> Result<(
     Ok(())
 }
 
+/// The agent's NATS settings: its `--creds` if given; else what an earlier
+/// enrolment left in its data dir; else an enrolment with `--join TOKEN`.
+async fn node_nats(nats: &client::Nats, args: &AgentArgs) -> Result<client::Nats> {
+    if nats.creds.is_some() {
+        if args.join.is_some() {
+            anyhow::bail!("--join: this agent already has a credential (--creds)");
+        }
+        return Ok(nats.clone());
+    }
+    let data_dir = args
+        .data_dir
+        .clone()
+        .unwrap_or_else(|| crate::default_data_dir(&args.name));
+    let enrolled = match crate::join::enrolled(&data_dir)? {
+        Some(enrolled) => enrolled,
+        None => match &args.join {
+            Some(token) => crate::join::enroll(token, &data_dir).await?,
+            None => anyhow::bail!(
+                "no credential: pass --join TOKEN (from `reef token create`) on the first start, or --creds FILE"
+            ),
+        },
+    };
+    Ok(client::Nats {
+        urls: enrolled.urls,
+        creds: Some(enrolled.creds),
+        ca: Some(enrolled.ca),
+    })
+}
+
 pub async fn agent(nats: &client::Nats, args: AgentArgs) -> Result<()> {
+    let nats = &node_nats(nats, &args).await?;
     let config = agent_config(nats, &args)?;
     let client = client::connect_daemon(nats, &format!("reef-agent-{}", args.name)).await?;
     let shutdown = CancellationToken::new();

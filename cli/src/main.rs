@@ -12,6 +12,7 @@ mod cluster;
 mod daemons;
 mod dev;
 mod jobs;
+mod join;
 mod logs;
 mod node;
 mod run;
@@ -134,6 +135,11 @@ enum Command {
     Agent(daemons::AgentArgs),
     /// Run a whole local cluster: nats-server, a coordinator and N agents.
     Dev(dev::DevArgs),
+    /// Create join tokens for new nodes.
+    Token {
+        #[command(subcommand)]
+        command: TokenCommand,
+    },
     /// Add, list and revoke users' credentials.
     User {
         #[command(subcommand)]
@@ -144,6 +150,12 @@ enum Command {
         #[command(subcommand)]
         command: cluster::ClusterCommand,
     },
+}
+
+#[derive(Subcommand)]
+enum TokenCommand {
+    /// Print a single-use, expiring token for `reef agent --join`.
+    Create(join::TokenArgs),
 }
 
 #[derive(Subcommand)]
@@ -278,6 +290,9 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             .await
             .map(|()| ExitCode::SUCCESS),
         Command::Dev(args) => dev::dev(args).await.map(|()| ExitCode::SUCCESS),
+        Command::Token {
+            command: TokenCommand::Create(args),
+        } => join::create(&nats, args).await.map(|()| ExitCode::SUCCESS),
         Command::User { command } => users::user(&nats, command)
             .await
             .map(|()| ExitCode::SUCCESS),

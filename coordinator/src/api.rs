@@ -83,7 +83,11 @@ fn vouch(request: ApiRequest, role: Role, issuer: Option<&str>) -> Result<ApiReq
             record.id
         )));
     };
-    record.trust = crate::trust::node_trust(record.id, jwt, issuer).map_err(forbidden)?;
+    let (trust, labels) = crate::trust::node_trust(record.id, jwt, issuer).map_err(forbidden)?;
+    record.trust = trust;
+    if !labels.is_empty() {
+        record.labels = labels;
+    }
     Ok(ApiRequest::RegisterNode { record, credential })
 }
 
@@ -113,6 +117,10 @@ impl Coordinator {
                             tracing::info!(%role, %caller, %verb, error = %e, "API call refused");
                             Err(e)
                         }
+                        Ok(ApiRequest::JoinNode { public_key }) if role == Role::Joiner => self
+                            .join(caller, public_key)
+                            .await
+                            .map(|(node, jwt)| ApiResponse::Joined { node, jwt }),
                         Ok(request) => self.serve(request).await,
                     }
                 }
@@ -200,6 +208,22 @@ impl Coordinator {
                 .await
                 .map(|jwt| ApiResponse::UserAdded { jwt }),
             ApiRequest::ListUsers => self.list_users().await.map(ApiResponse::Users),
+            ApiRequest::CreateToken {
+                trust,
+                labels,
+                ttl_ms,
+            } => {
+                self.create_token(trust, labels, ttl_ms)
+                    .await
+                    .map(|(id, creds, expires_at_ms)| ApiResponse::Token {
+                        id,
+                        creds,
+                        expires_at_ms,
+                    })
+            }
+            ApiRequest::JoinNode { .. } => Err(invalid(
+                "node.join is made with a join token's credential (`reef agent --join TOKEN`)",
+            )),
             ApiRequest::RemoveUser(name) => {
                 self.remove_user(&name).await.map(|()| ApiResponse::Done)
             }

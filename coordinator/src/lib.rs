@@ -26,6 +26,7 @@ mod events;
 #[cfg(test)]
 mod fixtures;
 mod intake;
+mod join;
 mod leader;
 mod lifecycle;
 mod liveness;
@@ -141,6 +142,8 @@ pub(crate) struct Coordinator {
     /// The key node credentials must be signed by (`Config::node_issuer`).
     node_issuer: Option<String>,
     authority: Option<std::sync::Arc<Authority>>,
+    /// When join tokens were last swept.
+    token_sweep: std::time::Instant,
 }
 
 /// Everything a coordinator keeps across its terms as leader.
@@ -353,6 +356,7 @@ async fn lead_term(
         relay_prefix,
         node_issuer: shared.config.node_issuer.clone(),
         authority: shared.config.authority.clone(),
+        token_sweep: std::time::Instant::now(),
         acks: Default::default(),
         certs: certs::Handle::default(),
         routes: routes::RouteBook::default(),
@@ -549,6 +553,7 @@ impl Coordinator {
         self.advance_drains().await;
         self.advance_rollouts().await;
         self.converge_tick().await;
+        self.sweep_tokens().await;
         self.place_pending(true).await;
     }
 }

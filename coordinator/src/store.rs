@@ -51,6 +51,8 @@ pub struct Store {
     pub challenges: kv::Store,
     /// Credential holders by public key, and revocations.
     pub members: kv::Store,
+    /// Join tokens.
+    pub tokens: kv::Store,
     pub artifacts: async_nats::jetstream::object_store::ObjectStore,
 }
 
@@ -124,6 +126,7 @@ pub async fn ensure(
         leader: open_bucket(&js, bucket(subjects::LEADER_BUCKET)).await?,
         certs: open_bucket(&js, bucket(subjects::CERTS_BUCKET)).await?,
         members: open_bucket(&js, bucket(subjects::MEMBERS_BUCKET)).await?,
+        tokens: open_bucket(&js, bucket(subjects::TOKENS_BUCKET)).await?,
         challenges: open_bucket(
             &js,
             kv::Config {

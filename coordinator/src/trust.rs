@@ -7,9 +7,13 @@ use reef_proto::roles::Role;
 use reef_proto::NodeId;
 use reef_trust::NodeTrust;
 
-/// The trust class node `node`'s credential `jwt` gives it, if `issuer`
-/// signed it for that node; else why not.
-pub(crate) fn node_trust(node: NodeId, jwt: &str, issuer: &str) -> Result<TrustClass, String> {
+/// The trust class (and labels, from a join token) node `node`'s
+/// credential `jwt` gives it, if `issuer` signed it for that node; else why not.
+pub(crate) fn node_trust(
+    node: NodeId,
+    jwt: &str,
+    issuer: &str,
+) -> Result<(TrustClass, std::collections::BTreeMap<String, String>), String> {
     let who = reef_trust::identity::from_jwt(jwt)
         .map_err(|e| format!("node {node}'s credential: {e}"))?;
     if who.issuer != issuer {
@@ -18,10 +22,13 @@ pub(crate) fn node_trust(node: NodeId, jwt: &str, issuer: &str) -> Result<TrustC
         ));
     }
     match who.node {
-        Some((id, trust)) if who.role == Role::Node && id == node => Ok(match trust {
-            NodeTrust::Dedicated => TrustClass::Dedicated,
-            NodeTrust::Contributed => TrustClass::Contributed,
-        }),
+        Some((id, trust)) if who.role == Role::Node && id == node => Ok((
+            match trust {
+                NodeTrust::Dedicated => TrustClass::Dedicated,
+                NodeTrust::Contributed => TrustClass::Contributed,
+            },
+            who.labels,
+        )),
         Some((id, _)) => Err(format!("node {node} presented the credential of node {id}")),
         None => Err(format!(
             "node {node} presented a {} credential, not a node's",
@@ -46,16 +53,23 @@ mod tests {
             .issue_node(node, NodeTrust::Contributed)
             .expect("creds"));
         assert_eq!(
-            node_trust(node, &lent, &issuer),
+            node_trust(node, &lent, &issuer).map(|t| t.0),
             Ok(TrustClass::Contributed)
         );
         let server = jwt(&cluster
             .issue_node(node, NodeTrust::Dedicated)
             .expect("creds"));
         assert_eq!(
-            node_trust(node, &server, &issuer),
+            node_trust(node, &server, &issuer).map(|t| t.0),
             Ok(TrustClass::Dedicated)
         );
+        let labels: std::collections::BTreeMap<String, String> =
+            [("gpu".to_string(), "yes".to_string())].into();
+        let key = nkeys::KeyPair::new_user().public_key();
+        let joined = cluster
+            .sign_node_key_with_labels(node, NodeTrust::Contributed, &key, &labels)
+            .expect("jwt");
+        assert_eq!(node_trust(node, &joined, &issuer).map(|t| t.1), Ok(labels));
 
         let other = NodeId::new();
         let err = node_trust(other, &lent, &issuer).expect_err("another node's");

@@ -47,7 +47,7 @@ fn store_error(e: crate::error::CoordinatorError) -> ApiError {
 }
 
 impl Coordinator {
-    fn authority(&self) -> Result<std::sync::Arc<crate::Authority>, ApiError> {
+    pub(crate) fn authority(&self) -> Result<std::sync::Arc<crate::Authority>, ApiError> {
         self.authority.clone().ok_or_else(|| {
             unavailable(
                 "this coordinator holds no cluster keys: start it with --cluster-dir DIR \
@@ -180,7 +180,7 @@ impl Coordinator {
 
     /// Records `member` as revoked now and pushes the account's new
     /// revocation list to the servers.
-    async fn revoke(
+    pub(crate) async fn revoke(
         &self,
         authority: &crate::Authority,
         mut member: Member,

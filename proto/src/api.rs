@@ -93,6 +93,17 @@ pub enum ApiRequest {
     ListUsers,
     /// Revoke a user's credential: the user is disconnected at once.
     RemoveUser(String),
+    /// Create a single-use join token for a node of `trust` with `labels`.
+    CreateToken {
+        trust: crate::node::TrustClass,
+        labels: std::collections::BTreeMap<String, String>,
+        ttl_ms: u64,
+    },
+    /// A joining machine presents its public key (with the token's
+    /// credential, which names the token).
+    JoinNode {
+        public_key: String,
+    },
 }
 
 impl ApiRequest {
@@ -126,6 +137,8 @@ impl ApiRequest {
             ApiRequest::AddUser { .. } => verbs::USER_ADD,
             ApiRequest::ListUsers => verbs::USER_LIST,
             ApiRequest::RemoveUser(_) => verbs::USER_REMOVE,
+            ApiRequest::CreateToken { .. } => verbs::TOKEN_CREATE,
+            ApiRequest::JoinNode { .. } => verbs::NODE_JOIN,
         }
     }
 }
@@ -183,6 +196,17 @@ pub enum ApiResponse {
         jwt: String,
     },
     Users(Vec<crate::members::Member>),
+    /// A join token's id and short-lived credential.
+    Token {
+        id: String,
+        creds: String,
+        expires_at_ms: u64,
+    },
+    /// The joined node's id and its credential's JWT.
+    Joined {
+        node: NodeId,
+        jwt: String,
+    },
 }
 
 /// An app as `reef apps` and `reef status` show it.

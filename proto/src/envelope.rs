@@ -40,6 +40,7 @@ pub enum MessageKind {
     AcmeChallenge = 16,
     AcmeAttempts = 17,
     Member = 18,
+    JoinToken = 19,
 }
 
 /// A type that travels inside an envelope.

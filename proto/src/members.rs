@@ -39,6 +39,29 @@ impl Member {
     }
 }
 
+/// A join token, in `reef-tokens` under its id. The token itself (with its
+/// credential's seed) is only ever in the hands of whoever created it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JoinTokenRecord {
+    pub id: String,
+    /// What the joining node becomes, whatever it says.
+    pub trust: crate::node::TrustClass,
+    pub labels: std::collections::BTreeMap<String, String>,
+    pub expires_at_ms: u64,
+    /// The public key of the token's credential (revoked once used).
+    pub joiner_key: String,
+    /// The node that joined with it, and when.
+    pub used_by: Option<crate::NodeId>,
+    pub used_at_ms: Option<u64>,
+    /// Whether the token's credential was revoked (a while after its use,
+    /// once the answer has surely reached the node).
+    pub joiner_revoked: bool,
+}
+
+impl Message for JoinTokenRecord {
+    const KIND: MessageKind = MessageKind::JoinToken;
+}
+
 /// The account's revocation list, from every revoked member: public key →
 /// revoked at (seconds). The latest wins when a key was revoked twice.
 pub fn revocations<'a>(

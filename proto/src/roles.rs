@@ -20,6 +20,8 @@ pub enum Role {
     Node,
     /// A coordinator: the control plane.
     Coordinator,
+    /// A join token's short-lived credential: may only ask to join, once.
+    Joiner,
 }
 
 impl Role {
@@ -35,6 +37,7 @@ impl Role {
             Role::Viewer => "viewer",
             Role::Node => "node",
             Role::Coordinator => "coordinator",
+            Role::Joiner => "joiner",
         }
     }
 
@@ -46,6 +49,7 @@ impl Role {
             "viewer" => Ok(Role::Viewer),
             "node" => Ok(Role::Node),
             "coordinator" => Ok(Role::Coordinator),
+            "joiner" => Ok(Role::Joiner),
             _ => Err(format!(
                 "unknown role {input:?}: expected admin, deployer, submitter, viewer, node or coordinator"
             )),
@@ -76,6 +80,7 @@ impl Role {
             Role::Submitter => [JOB_SUBMIT, JOB_LIST, JOB_GET, JOB_STOP, NODE_LIST].contains(&verb),
             Role::Node => verb == NODE_REGISTER,
             Role::Coordinator => false,
+            Role::Joiner => verb == NODE_JOIN,
         }
     }
 
@@ -147,6 +152,10 @@ mod tests {
         assert!(Role::Node.may_call(NODE_REGISTER));
         assert!(!Role::Node.may_call(NODE_LIST));
         assert!(!Role::Deployer.may_call(NODE_REGISTER));
+        assert!(Role::Joiner.may_call(NODE_JOIN));
+        assert!(!Role::Joiner.may_call(NODE_REGISTER));
+        assert!(!Role::Node.may_call(NODE_JOIN));
+        assert!(!Role::Deployer.may_call(TOKEN_CREATE));
         assert_eq!(Role::needed_for(NODE_DRAIN), Role::Admin);
         assert_eq!(Role::needed_for(APP_DEPLOY), Role::Deployer);
         assert_eq!(Role::needed_for(JOB_SUBMIT), Role::Submitter);
@@ -157,7 +166,7 @@ mod tests {
     fn names_round_trip_and_bad_ones_are_refused() {
         for role in Role::USERS
             .into_iter()
-            .chain([Role::Node, Role::Coordinator])
+            .chain([Role::Node, Role::Coordinator, Role::Joiner])
         {
             assert_eq!(Role::parse(role.as_str()), Ok(role));
         }

@@ -41,9 +41,11 @@ pub mod verbs {
     pub const USER_ADD: &str = "user.add";
     pub const USER_LIST: &str = "user.list";
     pub const USER_REMOVE: &str = "user.remove";
+    pub const TOKEN_CREATE: &str = "token.create";
+    pub const NODE_JOIN: &str = "node.join";
 
     /// Every verb.
-    pub const ALL: [&str; 27] = [
+    pub const ALL: [&str; 29] = [
         JOB_SUBMIT,
         JOB_LIST,
         JOB_GET,
@@ -71,6 +73,8 @@ pub mod verbs {
         USER_ADD,
         USER_LIST,
         USER_REMOVE,
+        TOKEN_CREATE,
+        NODE_JOIN,
     ];
 }
 
@@ -248,6 +252,9 @@ pub const MEMBERS_BUCKET: &str = "reef-members";
 /// Where the system account takes an account JWT the operator signed
 /// (nats-server's own subject for its full resolver).
 pub const CLAIMS_UPDATE: &str = "$SYS.REQ.CLAIMS.UPDATE";
+
+/// KV bucket of join tokens (`members::JoinTokenRecord`), keyed by token id.
+pub const TOKENS_BUCKET: &str = "reef-tokens";
 
 /// KV bucket of registered nodes, keyed by node id.
 pub const NODES_BUCKET: &str = "reef-nodes";

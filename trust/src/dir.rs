@@ -314,18 +314,65 @@ impl ClusterDir {
         trust: NodeTrust,
         user: &str,
     ) -> Result<String, TrustError> {
+        self.sign_node_key_with_labels(node, trust, user, &BTreeMap::new())
+    }
+
+    /// A node JWT for the public key `user`, with the node's labels in it
+    /// (they win over the ones its agent is started with).
+    pub fn sign_node_key_with_labels(
+        &self,
+        node: NodeId,
+        trust: NodeTrust,
+        user: &str,
+        labels: &BTreeMap<String, String>,
+    ) -> Result<String, TrustError> {
         let trust_tag = match trust {
             NodeTrust::Dedicated => "trust:dedicated",
             NodeTrust::Contributed => "trust:contributed",
         };
+        let mut tags = vec!["role:node".into(), format!("node:{node}"), trust_tag.into()];
+        tags.extend(labels.iter().map(|(k, v)| format!("label:{k}={v}")));
         self.sign_user(
             &node.to_string(),
-            vec!["role:node".into(), format!("node:{node}"), trust_tag.into()],
+            tags,
             permissions::node(node, trust),
             &self.private_key("keys/account-signing.nk")?,
             self.info.account.clone(),
             user,
         )
+    }
+
+    /// A join token's credential for token `id`, expiring at `expires_at_s`:
+    /// the `.creds` text and its public key.
+    pub fn issue_joiner(
+        &self,
+        id: &str,
+        expires_at_s: u64,
+    ) -> Result<(Zeroizing<String>, String), TrustError> {
+        let key = KeyPair::new_user();
+        let signer = self.private_key("keys/account-signing.nk")?;
+        let mut claims = Claims {
+            jti: String::new(),
+            iat: now(),
+            iss: String::new(),
+            name: id.to_string(),
+            sub: key.public_key(),
+            exp: Some(expires_at_s),
+            nats: User {
+                publish: permissions::joiner(id).publish,
+                subscribe: permissions::joiner(id).subscribe,
+                resp: None,
+                subs: 10,
+                data: 1 << 20,
+                payload: 64 * 1024,
+                issuer_account: self.info.account.clone(),
+                tags: vec!["role:joiner".into()],
+                kind: "user".into(),
+                version: 2,
+            },
+        };
+        let token = jwt::encode(&mut claims, &signer)?;
+        Ok((creds::render(&token, &seed(&key)?), key.public_key()))
     }
 
     /// The reef account's JWT, signed again by the operator, with

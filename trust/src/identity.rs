@@ -24,6 +24,8 @@ pub struct Identity {
     pub key: String,
     /// When it was issued, in seconds since the epoch.
     pub issued_at: u64,
+    /// For nodes: the labels written into the credential (from a join token).
+    pub labels: std::collections::BTreeMap<String, String>,
 }
 
 fn tag<'a>(user: &'a User, key: &str) -> Option<&'a str> {
@@ -78,6 +80,14 @@ pub fn from_jwt(token: &str) -> Result<Identity, TrustError> {
             return Err(TrustError::Jwt("the credential has expired".into()));
         }
     }
+    let labels = claims
+        .nats
+        .tags
+        .iter()
+        .filter_map(|t| t.strip_prefix("label:"))
+        .filter_map(|kv| kv.split_once('='))
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
     let account = if claims.nats.issuer_account.is_empty() {
         claims.iss.clone()
     } else {
@@ -91,6 +101,7 @@ pub fn from_jwt(token: &str) -> Result<Identity, TrustError> {
         issuer: claims.iss,
         key: claims.sub,
         issued_at: claims.iat,
+        labels,
     })
 }
 

@@ -11,6 +11,7 @@
 //! - [`natsconf`]: nats-server's configuration.
 //! - [`dir`]: the cluster directory that holds the keys.
 //! - [`identity`]: what a credential says about its holder.
+//! - [`token`]: join tokens.
 
 #![forbid(unsafe_code)]
 #![deny(rust_2018_idioms)]
@@ -24,6 +25,7 @@ pub mod jwt;
 pub mod natsconf;
 pub mod permissions;
 pub mod pki;
+pub mod token;
 
 pub use dir::{ClusterDir, ClusterInfo, ServerSpec};
 pub use error::TrustError;

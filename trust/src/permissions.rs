@@ -93,6 +93,22 @@ pub fn node(node: reef_proto::NodeId, trust: NodeTrust) -> Permissions {
     }
 }
 
+/// A join token's credential: it may ask to join under the token's id,
+/// and nothing else.
+pub fn joiner(token: &str) -> Permissions {
+    Permissions {
+        publish: allow(vec![
+            subjects::api_caller(Role::Joiner, token),
+            "$JS.API.INFO".into(),
+        ]),
+        subscribe: allow(vec![format!(
+            "{}.>",
+            subjects::inbox_prefix(Role::Joiner, token)
+        )]),
+        responses: None,
+    }
+}
+
 /// A coordinator's permissions: the control plane's subjects and JetStream,
 /// and answers to the requests it takes.
 pub fn coordinator(name: &str) -> Permissions {

@@ -66,6 +66,50 @@ fn a_tampered_jwt_is_refused() {
 }
 
 #[test]
+fn a_join_token_round_trips_and_names_what_is_wrong() {
+    use crate::token::JoinToken;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cluster = ClusterDir::init(dir.path(), "test").expect("init");
+    let later = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_secs()
+        + 600;
+    let (creds, key) = cluster.issue_joiner("tok-1", later).expect("joiner");
+    assert!(key.starts_with('U'));
+    let token = JoinToken {
+        id: "tok-1".into(),
+        urls: vec!["tls://127.0.0.1:4222".into()],
+        ca_pem: std::fs::read_to_string(cluster.ca_file()).expect("ca"),
+        creds: creds.to_string(),
+    };
+    let text = token.encode().expect("encode");
+    assert_eq!(JoinToken::decode(&text).expect("decode"), token);
+    assert!(
+        !format!("{token:?}").contains("SEED"),
+        "Debug redacts the credential"
+    );
+
+    let mut other = token.clone();
+    other.id = "tok-2".into();
+    let err = JoinToken::decode(&other.encode().expect("encode")).expect_err("not its credential");
+    assert!(err.to_string().contains("not this token's"), "{err}");
+    let err = JoinToken::decode("hello").expect_err("no prefix");
+    assert!(err.to_string().contains("reef-join-1."), "{err}");
+    let err = JoinToken::decode(&text[..text.len() / 2]).expect_err("cut short");
+    assert!(err.to_string().contains("not a join token"), "{err}");
+
+    let (expired, _) = cluster.issue_joiner("tok-3", 1).expect("joiner");
+    let stale = JoinToken {
+        id: "tok-3".into(),
+        creds: expired.to_string(),
+        ..token
+    };
+    let err = JoinToken::decode(&stale.encode().expect("encode")).expect_err("expired");
+    assert!(err.to_string().contains("expired"), "{err}");
+}
+
+#[test]
 fn malformed_credentials_name_what_is_missing() {
     let err = creds::parse("hello").expect_err("no sections");
     assert!(err.to_string().contains("BEGIN NATS USER JWT"), "{err}");
@@ -89,6 +133,12 @@ proptest! {
         let _ = identity::from_creds(&text);
         let _ = identity::from_jwt(&text);
         let _ = jwt::decode::<User>(&text);
+    }
+
+    #[test]
+    fn hostile_join_tokens_never_panic(text in ".{0,400}", body in "[A-Za-z0-9_-]{0,400}") {
+        let _ = crate::token::JoinToken::decode(&text);
+        let _ = crate::token::JoinToken::decode(&format!("reef-join-1.{body}"));
     }
 
     #[test]

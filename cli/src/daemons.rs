@@ -182,6 +182,12 @@ pub fn agent_config(nats: &client::Nats, args: &AgentArgs) -> Result<reef_node_a
     };
     config.node_id = Some(node);
     config.credential = Some(nats.jwt()?);
+    config.assignment_key = Some(who.assignment_key.clone().ok_or_else(|| {
+        anyhow::anyhow!(
+            "--creds: this node's credential names no assignment key (it predates signed \
+             commands): issue the node a new one"
+        )
+    })?);
     // The trust class is the one the credential was issued with.
     config.trust = match trust {
         reef_trust::NodeTrust::Dedicated => reef_proto::node::TrustClass::Dedicated,
@@ -202,9 +208,13 @@ pub async fn coordinator(nats: &client::Nats, args: CoordinatorArgs) -> Result<(
     config.acme = args.acme.config()?;
     // Node credentials are signed by the same key as the coordinators'.
     config.node_issuer = Some(nats.identity()?.issuer);
-    if let Some(dir) = &args.cluster_dir {
-        config.authority = Some(authority(nats, dir).await?);
-    }
+    let Some(dir) = &args.cluster_dir else {
+        anyhow::bail!(
+            "--cluster-dir DIR is needed: the coordinator signs every command to a node with \
+             the cluster's assignment key, and issues and revokes credentials with its keys"
+        );
+    };
+    config.authority = Some(authority(nats, dir).await?);
     let client = client::connect_daemon(nats, "reef-coordinator").await?;
     let shutdown = CancellationToken::new();
     until_signal(
@@ -279,9 +289,11 @@ pub async fn authority(
         .connect(client::parse_servers(&nats.urls)?)
         .await
         .map_err(|e| anyhow::anyhow!("system account connection to {}: {e}", nats.urls))?;
+    let assign = cluster.assignment_key()?;
     Ok(std::sync::Arc::new(reef_coordinator::Authority {
         dir: cluster,
         system,
+        assign,
     }))
 }
 

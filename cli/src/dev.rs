@@ -196,7 +196,9 @@ pub async fn dev(args: DevArgs) -> Result<()> {
         config.http = Some(http);
         proxies.push((name.clone(), http));
         let nats = as_user(creds);
-        config.node_id = nats.identity()?.node.map(|(id, _)| id);
+        let who = nats.identity()?;
+        config.node_id = who.node.map(|(id, _)| id);
+        config.assignment_key = who.assignment_key;
         config.credential = Some(nats.jwt()?);
         let agent_client = client::connect_daemon(&nats, &format!("reef-agent-{name}")).await?;
         let token = shutdown.clone();

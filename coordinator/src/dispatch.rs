@@ -156,7 +156,7 @@ impl Coordinator {
             gpus: alloc.gpus.clone(),
             issued_at_ms: now_ms(),
         }));
-        let payload = encode(&command).map_err(CoordinatorError::store)?;
+        let payload = self.seal(alloc.node, &command)?;
         let mut headers = HeaderMap::new();
         headers.insert(
             async_nats::header::NATS_MESSAGE_ID,
@@ -172,6 +172,24 @@ impl Coordinator {
         self.acks
             .spawn(async move { (id, ack.await.map(|_| ()).map_err(|e| e.to_string())) });
         Ok(())
+    }
+
+    /// `command` for `node`, signed with the cluster's assignment key. A
+    /// coordinator without the key sends it unsigned, and the node refuses it.
+    fn seal(
+        &mut self,
+        node: NodeId,
+        command: &AgentCommand,
+    ) -> Result<bytes::Bytes, CoordinatorError> {
+        let Some(authority) = &self.authority else {
+            return encode(command).map_err(CoordinatorError::store);
+        };
+        self.command_seq += 1;
+        let expires = now_ms() + reef_proto::seal::COMMAND_LIFETIME_MS;
+        reef_proto::envelope::encode_sealed(command, node, self.command_seq, expires, |bytes| {
+            authority.assign.sign(bytes)
+        })
+        .map_err(CoordinatorError::store)
     }
 
     /// JetStream answered for an assignment published by `publish_run`.
@@ -207,12 +225,12 @@ impl Coordinator {
     /// Publishes a command on a node's subject, deduplicated by `msg_id`,
     /// and waits for JetStream to have it.
     pub(crate) async fn publish_command(
-        &self,
+        &mut self,
         node: NodeId,
         msg_id: &str,
         command: &AgentCommand,
     ) -> Result<(), CoordinatorError> {
-        let payload = encode(command).map_err(CoordinatorError::store)?;
+        let payload = self.seal(node, command)?;
         let mut headers = HeaderMap::new();
         headers.insert(async_nats::header::NATS_MESSAGE_ID, msg_id);
         self.store

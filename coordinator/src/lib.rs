@@ -88,6 +88,8 @@ pub struct Authority {
     pub dir: reef_trust::ClusterDir,
     /// A connection in the NATS system account, which takes account updates.
     pub system: async_nats::Client,
+    /// Signs every command to a node.
+    pub assign: reef_trust::AssignmentKey,
 }
 
 impl std::fmt::Debug for Authority {
@@ -144,6 +146,10 @@ pub(crate) struct Coordinator {
     authority: Option<std::sync::Arc<Authority>>,
     /// When join tokens were last swept.
     token_sweep: std::time::Instant,
+    /// The sequence number of the last command sealed; starts from the
+    /// clock in microseconds at each term, so numbers stay unique across
+    /// leaders.
+    command_seq: u64,
 }
 
 /// Everything a coordinator keeps across its terms as leader.
@@ -357,6 +363,7 @@ async fn lead_term(
         node_issuer: shared.config.node_issuer.clone(),
         authority: shared.config.authority.clone(),
         token_sweep: std::time::Instant::now(),
+        command_seq: reef_proto::now_ms().saturating_mul(1000),
         acks: Default::default(),
         certs: certs::Handle::default(),
         routes: routes::RouteBook::default(),

@@ -8,7 +8,7 @@ use crate::{Agent, AgentError};
 use async_nats::jetstream::{consumer, message::AckKind, Message};
 use futures::StreamExt;
 use reef_proto::agent::AgentCommand;
-use reef_proto::{decode, subjects};
+use reef_proto::subjects;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
@@ -70,10 +70,38 @@ impl Agent {
         Ok(consumer.messages().await?)
     }
 
+    /// The command in `payload`, if its seal is good: signed with the
+    /// cluster's assignment key, for this node, unexpired, not seen before.
+    fn open_command(&self, payload: &[u8]) -> Result<AgentCommand, String> {
+        let sealed = reef_proto::envelope::decode_sealed::<AgentCommand>(payload)
+            .map_err(|e| e.to_string())?;
+        let key = self.config.assignment_key.as_deref().unwrap_or_default();
+        let mut window = self.replay.lock().unwrap_or_else(|e| e.into_inner());
+        reef_proto::seal::check(
+            reef_proto::MessageKind::AgentCommand,
+            &sealed.payload,
+            sealed.seal.as_ref(),
+            self.node,
+            reef_proto::now_ms(),
+            &mut window,
+            |bytes, signature| reef_trust::verify_assignment(key, bytes, signature),
+        )
+        .map_err(|refusal| {
+            *self
+                .refused
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .entry(refusal.reason())
+                .or_default() += 1;
+            format!("refused a command: {refusal}")
+        })?;
+        Ok(sealed.message)
+    }
+
     async fn handle_command(self: &Arc<Self>, msg: Message) {
-        let ack = match decode::<AgentCommand>(&msg.payload) {
+        let ack = match self.open_command(&msg.payload) {
             Err(e) => {
-                tracing::warn!(error = %e, "dropping malformed command");
+                tracing::warn!(error = %e, "dropping a command");
                 self.malformed.fetch_add(1, Ordering::Relaxed);
                 AckKind::Term
             }

@@ -86,6 +86,9 @@ pub struct Config {
     /// The node's NATS user JWT, sent with its registration: the
     /// coordinator reads the node's trust class from it.
     pub credential: Option<String>,
+    /// The public key every command must be signed with (from the node's
+    /// credential). Without it every command is refused.
+    pub assignment_key: Option<String>,
 }
 
 impl Config {
@@ -106,6 +109,7 @@ impl Config {
             metrics: None,
             node_id: None,
             credential: None,
+            assignment_key: None,
         }
     }
 }
@@ -133,6 +137,10 @@ pub(crate) struct Agent {
     shutdown: CancellationToken,
     /// Commands that failed to decode or validate, dropped.
     malformed: std::sync::atomic::AtomicU64,
+    /// Commands refused by their seal, by reason.
+    refused: std::sync::Mutex<std::collections::BTreeMap<&'static str, u64>>,
+    /// The signed commands accepted, until they expire.
+    replay: std::sync::Mutex<reef_proto::seal::ReplayWindow>,
 }
 
 /// Runs an agent on `client` until `shutdown` is cancelled; running jobs are
@@ -218,6 +226,8 @@ pub async fn run(
         tasks: TaskTracker::new(),
         shutdown: shutdown.clone(),
         malformed: Default::default(),
+        refused: Default::default(),
+        replay: Default::default(),
     });
     tracing::info!(%node, name = %agent.config.name, proxy = ?proxy_addr, "agent starting");
     agent.tasks.spawn(agent.clone().watch_routes());

@@ -144,6 +144,16 @@ impl Agent {
                 "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {value}\n"
             );
         }
+        let name = "reef_agent_commands_refused_total";
+        let _ = write!(
+            out,
+            "# HELP {name} Commands refused by their seal (unsigned, forged, misaddressed, expired, replayed).\n# TYPE {name} counter\n"
+        );
+        let refused = self.refused.lock().unwrap_or_else(|e| e.into_inner());
+        for reason in ["unsigned", "forged", "misaddressed", "expired", "replayed"] {
+            let count = refused.get(reason).copied().unwrap_or(0);
+            let _ = writeln!(out, "{name}{{reason=\"{reason}\"}} {count}");
+        }
         out
     }
 }

@@ -89,12 +89,40 @@ pub enum DecodeError {
 
 /// Encodes `msg` in an unsigned envelope.
 pub fn encode<T: Message>(msg: &T) -> Result<Bytes, EncodeError> {
-    let envelope = Envelope {
+    wrap(Envelope {
         version: VERSION,
         kind: T::KIND,
         payload: postcard::to_stdvec(msg)?,
         signature: None,
+    })
+}
+
+/// Encodes `msg` signed for `node` ([`crate::seal`]): `sign` signs the
+/// bytes the seal covers with the cluster's assignment key.
+pub fn encode_sealed<T: Message>(
+    msg: &T,
+    node: crate::NodeId,
+    seq: u64,
+    expires_at_ms: u64,
+    sign: impl FnOnce(&[u8]) -> Vec<u8>,
+) -> Result<Bytes, EncodeError> {
+    let payload = postcard::to_stdvec(msg)?;
+    let bytes = crate::seal::signed_bytes(T::KIND, &payload, node, seq, expires_at_ms);
+    let seal = crate::seal::Seal {
+        node,
+        seq,
+        expires_at_ms,
+        signature: sign(&bytes),
     };
+    wrap(Envelope {
+        version: VERSION,
+        kind: T::KIND,
+        payload,
+        signature: Some(postcard::to_stdvec(&seal)?),
+    })
+}
+
+fn wrap(envelope: Envelope) -> Result<Bytes, EncodeError> {
     let mut out = MAGIC.to_vec();
     out.extend(postcard::to_stdvec(&envelope)?);
     if out.len() > MAX_MESSAGE_BYTES {
@@ -139,7 +167,43 @@ fn open(bytes: &[u8]) -> Result<Envelope, DecodeError> {
 
 /// Decodes a message of type `T`, refusing anything that is not exactly one.
 pub fn decode<T: Message>(bytes: &[u8]) -> Result<T, DecodeError> {
+    payload_of(&open(bytes)?)
+}
+
+/// A signed message: the message, its seal if it has one, and the payload
+/// bytes the seal covers.
+pub struct Sealed<T> {
+    pub message: T,
+    pub seal: Option<crate::seal::Seal>,
+    pub payload: Vec<u8>,
+}
+
+/// Decodes a message of type `T` with its seal (not yet checked: see
+/// [`crate::seal::check`]).
+pub fn decode_sealed<T: Message>(bytes: &[u8]) -> Result<Sealed<T>, DecodeError> {
     let envelope = open(bytes)?;
+    let message = payload_of(&envelope)?;
+    let seal = match &envelope.signature {
+        None => None,
+        Some(raw) => {
+            let (seal, rest) = postcard::take_from_bytes(raw)
+                .map_err(|e| DecodeError::Envelope(format!("malformed seal: {e}")))?;
+            if !rest.is_empty() {
+                return Err(DecodeError::Envelope(
+                    "malformed seal: trailing bytes".into(),
+                ));
+            }
+            Some(seal)
+        }
+    };
+    Ok(Sealed {
+        message,
+        seal,
+        payload: envelope.payload,
+    })
+}
+
+fn payload_of<T: Message>(envelope: &Envelope) -> Result<T, DecodeError> {
     if envelope.kind != T::KIND {
         return Err(DecodeError::WrongKind {
             expected: T::KIND,

@@ -12,6 +12,7 @@
 //! - [`certs`]: TLS certificates in the cluster, and ACME challenge answers.
 //! - [`node`]: node descriptions and heartbeats.
 //! - [`routes`]: where each app's healthy instances can be reached.
+//! - [`seal`]: signed commands, and the checks an agent makes on them.
 //! - [`leader`]: the coordinator leadership lease.
 //! - [`agent`]: what the coordinator tells an agent, and what an agent reports.
 //! - [`api`]: the request/reply API the CLI speaks.
@@ -37,6 +38,7 @@ pub mod members;
 pub mod node;
 pub mod roles;
 pub mod routes;
+pub mod seal;
 pub mod subjects;
 pub mod units;
 

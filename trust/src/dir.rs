@@ -13,6 +13,7 @@
 //! keys/account-signing.nk signs every user and node credential
 //! keys/system.nk          the system account's seed
 //! keys/ca-key.pem         the CA's private key
+//! keys/assign.nk          signs every command the leader sends a node
 //! tls/ca.pem              the CA certificate every client trusts
 //! cluster.key             the key that encrypts secrets at rest
 //! admin.creds             the first admin's credentials
@@ -86,6 +87,32 @@ fn unlimited(jetstream: bool) -> AccountLimits {
     }
 }
 
+/// The cluster's assignment key (ed25519, an nkey).
+pub struct AssignmentKey(KeyPair);
+
+impl AssignmentKey {
+    pub fn public_key(&self) -> String {
+        self.0.public_key()
+    }
+
+    /// Signs `bytes`; an ed25519 signature never fails to be made from a
+    /// valid seed, so a failure here yields an empty (invalid) signature.
+    pub fn sign(&self, bytes: &[u8]) -> Vec<u8> {
+        self.0.sign(bytes).unwrap_or_default()
+    }
+}
+
+impl std::fmt::Debug for AssignmentKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "AssignmentKey({})", self.0.public_key())
+    }
+}
+
+/// Whether `signature` is the assignment key `public_key`'s over `bytes`.
+pub fn verify_assignment(public_key: &str, bytes: &[u8], signature: &[u8]) -> bool {
+    KeyPair::from_public_key(public_key).is_ok_and(|key| key.verify(bytes, signature).is_ok())
+}
+
 /// Where one nats-server runs, for [`ClusterDir::write_server_config`].
 pub struct ServerSpec {
     pub name: String,
@@ -154,6 +181,8 @@ impl ClusterDir {
         )?;
         write("keys/system.nk", seed(&system)?.as_bytes(), Mode::Private)?;
         write("keys/ca-key.pem", ca.key_pem.as_bytes(), Mode::Private)?;
+        let assign = KeyPair::new_cluster();
+        write("keys/assign.nk", seed(&assign)?.as_bytes(), Mode::Private)?;
         write("tls/ca.pem", ca.cert_pem.as_bytes(), Mode::Public)?;
 
         let info = ClusterInfo {
@@ -330,7 +359,12 @@ impl ClusterDir {
             NodeTrust::Dedicated => "trust:dedicated",
             NodeTrust::Contributed => "trust:contributed",
         };
-        let mut tags = vec!["role:node".into(), format!("node:{node}"), trust_tag.into()];
+        let mut tags = vec![
+            "role:node".into(),
+            format!("node:{node}"),
+            trust_tag.into(),
+            format!("assign:{}", self.assignment_key()?.public_key()),
+        ];
         tags.extend(labels.iter().map(|(k, v)| format!("label:{k}={v}")));
         self.sign_user(
             &node.to_string(),
@@ -373,6 +407,20 @@ impl ClusterDir {
         };
         let token = jwt::encode(&mut claims, &signer)?;
         Ok((creds::render(&token, &seed(&key)?), key.public_key()))
+    }
+
+    /// The key the leader signs every command to a node with
+    /// (`keys/assign.nk`), made on first use. Nodes learn its public half
+    /// from their credentials.
+    pub fn assignment_key(&self) -> Result<AssignmentKey, TrustError> {
+        let path = self.dir.join("keys/assign.nk");
+        if !path.exists() {
+            // Made once: of several processes racing here, the first wins
+            // and the others read its key.
+            let key = KeyPair::new_cluster();
+            files::write_new(&path, seed(&key)?.as_bytes())?;
+        }
+        Ok(AssignmentKey(self.private_key("keys/assign.nk")?))
     }
 
     /// The reef account's JWT, signed again by the operator, with

@@ -48,6 +48,29 @@ pub fn write(path: &Path, bytes: &[u8], mode: Mode) -> Result<(), TrustError> {
     result.map_err(TrustError::io(path))
 }
 
+/// Writes a new private file at `path` whole, unless one is there already
+/// (then nothing changes and that is no error): the file appears under its
+/// name only once complete, and only the first of several writers wins.
+pub fn write_new(path: &Path, bytes: &[u8]) -> Result<(), TrustError> {
+    let dir = path.parent().ok_or_else(|| TrustError::Dir {
+        path: path.to_path_buf(),
+        reason: "has no parent directory".into(),
+    })?;
+    let tmp = dir.join(format!(
+        ".{}.{}.new",
+        path.file_name().and_then(|n| n.to_str()).unwrap_or("file"),
+        std::process::id()
+    ));
+    write(&tmp, bytes, Mode::Private)?;
+    let linked = std::fs::hard_link(&tmp, path);
+    let _ = std::fs::remove_file(&tmp);
+    match linked {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) => Err(TrustError::io(path)(e)),
+    }
+}
+
 /// Reads a text file of the cluster directory, at most `max` bytes.
 pub fn read(path: &Path, max: u64) -> Result<String, TrustError> {
     let meta = std::fs::metadata(path).map_err(TrustError::io(path))?;

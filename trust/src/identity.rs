@@ -26,6 +26,8 @@ pub struct Identity {
     pub issued_at: u64,
     /// For nodes: the labels written into the credential (from a join token).
     pub labels: std::collections::BTreeMap<String, String>,
+    /// For nodes: the public key every command to it must be signed with.
+    pub assignment_key: Option<String>,
 }
 
 fn tag<'a>(user: &'a User, key: &str) -> Option<&'a str> {
@@ -102,6 +104,7 @@ pub fn from_jwt(token: &str) -> Result<Identity, TrustError> {
         key: claims.sub,
         issued_at: claims.iat,
         labels,
+        assignment_key: tag(&claims.nats, "assign").map(str::to_string),
     })
 }
 

@@ -27,7 +27,7 @@ pub mod permissions;
 pub mod pki;
 pub mod token;
 
-pub use dir::{ClusterDir, ClusterInfo, ServerSpec};
+pub use dir::{verify_assignment, AssignmentKey, ClusterDir, ClusterInfo, ServerSpec};
 pub use error::TrustError;
 pub use permissions::NodeTrust;
 

@@ -49,6 +49,9 @@ pub fn render(config: &ServerConfig) -> String {
     );
     let _ = writeln!(out, "server_name: {}", quote(&config.name));
     let _ = writeln!(out, "listen: {}", quote(&config.listen));
+    // A client's CONNECT line carries its JWT; a node's, with its
+    // permissions, is larger than the 4 KiB default allows.
+    let _ = writeln!(out, "max_control_line: 32768");
     if let Some(max) = config.max_payload {
         let _ = writeln!(out, "max_payload: {max}");
     }

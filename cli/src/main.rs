@@ -203,8 +203,12 @@ fn main() -> ExitCode {
         // The CLI reports NATS's errors itself, once, in its own words.
         "warn,async_nats=off"
     });
+    // `reef dev` runs the coordinator and agents on the runtime's worker
+    // threads; their futures are deep, and a debug build's would overflow
+    // the default 2 MiB stack.
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
+        .thread_stack_size(8 * 1024 * 1024)
         .build()
     {
         Ok(rt) => rt,

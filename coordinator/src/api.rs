@@ -345,7 +345,12 @@ impl Coordinator {
             return Err(invalid("a node must offer some cpu and memory"));
         }
         record.registered_at_ms = now_ms();
-        store::ensure_assign_consumer(&self.store.js, record.id).await?;
+        if let Err(e) = store::ensure_assign_consumer(&self.store.js, record.id).await {
+            tracing::warn!(node = %record.id, error = %e, "cannot make the node's assignment consumer; repairing the store");
+            let config = self.store_config.clone();
+            self.repair_store(&config).await;
+            store::ensure_assign_consumer(&self.store.js, record.id).await?;
+        }
         // Eligibility belongs to the cluster, not to the agent: keep what is stored.
         record.eligibility = match self.cluster.nodes.get(&record.id) {
             Some(entry) => entry.record.eligibility,

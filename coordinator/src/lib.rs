@@ -146,6 +146,8 @@ pub(crate) struct Coordinator {
     authority: Option<std::sync::Arc<Authority>>,
     /// When join tokens were last swept.
     token_sweep: std::time::Instant,
+    /// How to make streams and buckets again if they vanish.
+    store_config: StoreConfig,
     /// The sequence number of the last command sealed; starts from the
     /// clock in microseconds at each term, so numbers stay unique across
     /// leaders.
@@ -363,6 +365,7 @@ async fn lead_term(
         node_issuer: shared.config.node_issuer.clone(),
         authority: shared.config.authority.clone(),
         token_sweep: std::time::Instant::now(),
+        store_config: shared.config.store.clone(),
         command_seq: reef_proto::now_ms().saturating_mul(1000),
         acks: Default::default(),
         certs: certs::Handle::default(),
@@ -409,7 +412,10 @@ impl Coordinator {
         heartbeats: &mut async_nats::Subscriber,
         deposed: &CancellationToken,
     ) -> Result<TermEnd, CoordinatorError> {
-        let mut events = self.event_messages().await?;
+        let mut events = match self.reopen_events(shared, deposed).await {
+            Ok(events) => events,
+            Err(end) => return Ok(end),
+        };
         let mut tick = tokio::time::interval(Duration::from_millis(500));
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
@@ -428,10 +434,22 @@ impl Coordinator {
                 Some(msg) = heartbeats.next() => self.handle_heartbeat(msg),
                 msg = events.next() => match msg {
                     Some(Ok(msg)) => self.handle_event(msg).await,
-                    Some(Err(e)) => tracing::warn!(error = %e, "event consumer error"),
+                    Some(Err(e)) => {
+                        tracing::warn!(error = %e, "event consumer error");
+                        if self.events_gone().await {
+                            tracing::warn!("the event consumer or its stream is gone; making them again");
+                            match self.reopen_events(shared, deposed).await {
+                                Ok(reopened) => events = reopened,
+                                Err(end) => return Ok(end),
+                            }
+                        }
+                    }
                     None => {
                         tracing::warn!("event consumer ended; re-opening it");
-                        events = self.event_messages().await?;
+                        match self.reopen_events(shared, deposed).await {
+                            Ok(reopened) => events = reopened,
+                            Err(end) => return Ok(end),
+                        }
                     }
                 },
                 Some(joined) = self.acks.join_next(), if !self.acks.is_empty() => match joined {
@@ -485,6 +503,50 @@ impl Coordinator {
             "state loaded"
         );
         Ok(())
+    }
+
+    /// Whether the events stream or the coordinators' consumer of it no
+    /// longer exists (someone deleted them).
+    async fn events_gone(&self) -> bool {
+        let Ok(stream) = self.store.js.get_stream(subjects::EVENTS_STREAM).await else {
+            return true;
+        };
+        stream
+            .consumer_info(subjects::EVENTS_CONSUMER)
+            .await
+            .is_err()
+    }
+
+    /// Opens the event consumer; if that fails, makes every missing stream
+    /// and bucket again and retries each second, rather than give up the
+    /// term. Ends with the term if it is shut down or deposed meanwhile.
+    async fn reopen_events(
+        &mut self,
+        shared: &Shared,
+        deposed: &CancellationToken,
+    ) -> Result<consumer::pull::Stream, TermEnd> {
+        loop {
+            match self.event_messages().await {
+                Ok(events) => return Ok(events),
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot open the event consumer; repairing the store");
+                    self.repair_store(&shared.config.store).await;
+                }
+            }
+            tokio::select! {
+                _ = shared.shutdown.cancelled() => return Err(TermEnd::Shutdown),
+                _ = deposed.cancelled() => return Err(TermEnd::Deposed),
+                _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+            }
+        }
+    }
+
+    /// Creates every stream and bucket that is missing.
+    pub(crate) async fn repair_store(&mut self, config: &StoreConfig) {
+        match store::ensure(self.store.js.clone(), config).await {
+            Ok(store) => self.store = store,
+            Err(e) => tracing::warn!(error = %e, "the store could not be repaired yet"),
+        }
     }
 
     async fn event_messages(&self) -> Result<consumer::pull::Stream, CoordinatorError> {

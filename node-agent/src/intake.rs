@@ -26,7 +26,18 @@ impl Agent {
                 _ = self.shutdown.cancelled() => return Ok(()),
                 msg = messages.next() => match msg {
                     Some(Ok(msg)) => self.handle_command(msg).await,
-                    Some(Err(e)) => tracing::warn!(error = %e, "assignment consumer error"),
+                    Some(Err(e)) => {
+                        tracing::warn!(error = %e, "assignment consumer error");
+                        // Deleted under us: the coordinators make it again
+                        // when the node registers; open_consumer asks.
+                        if self.consumer_gone().await {
+                            tracing::warn!("this node's assignment consumer is gone; asking for it again");
+                            match self.open_consumer().await {
+                                Some(m) => messages = m,
+                                None => return Ok(()),
+                            }
+                        }
+                    }
                     None => {
                         tracing::warn!("assignment consumer ended; re-opening it");
                         match self.open_consumer().await {
@@ -39,14 +50,30 @@ impl Agent {
         }
     }
 
-    /// Opens the consumer, waiting for a coordinator to create the stream.
-    /// None if shutdown came first.
+    /// Whether this node's assignment consumer (or its stream) no longer exists.
+    async fn consumer_gone(&self) -> bool {
+        let Ok(stream) = self.js.get_stream(subjects::ASSIGN_STREAM).await else {
+            return true;
+        };
+        stream
+            .consumer_info(subjects::assign_consumer(self.node))
+            .await
+            .is_err()
+    }
+
+    /// Opens the consumer, waiting for a coordinator to create it; while
+    /// it is missing, registers again every few seconds, which makes the
+    /// coordinators create it (after a deletion, say). None if shutdown
+    /// came first.
     async fn open_consumer(&self) -> Option<consumer::pull::Stream> {
         let mut warned = false;
-        loop {
+        for attempt in 1u64.. {
             match self.try_open_consumer().await {
                 Ok(messages) => return Some(messages),
                 Err(e) => {
+                    if attempt % 10 == 0 {
+                        self.register().await;
+                    }
                     if !warned {
                         tracing::warn!(error = %e, "waiting for this node's assignment consumer (is a coordinator running, and has it registered this node?)");
                         warned = true;
@@ -58,6 +85,7 @@ impl Agent {
                 _ = tokio::time::sleep(RETRY) => {}
             }
         }
+        None
     }
 
     async fn try_open_consumer(&self) -> Result<consumer::pull::Stream, async_nats::Error> {

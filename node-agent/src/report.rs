@@ -109,7 +109,7 @@ impl Agent {
     }
 
     /// One registration attempt; true once a coordinator accepted it.
-    async fn register(&self) -> bool {
+    pub(crate) async fn register(&self) -> bool {
         let request = match encode(&ApiRequest::RegisterNode {
             record: self.node_record(),
             credential: self.config.credential.clone(),

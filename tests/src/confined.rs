@@ -80,6 +80,27 @@ impl Confined {
         self.wait_refused("subscription", subject).await
     }
 
+    /// Waits (up to 15 s: the server may take its time on a busy machine)
+    /// for the server to report an error containing `text`
+    /// (case-insensitive) on this connection.
+    pub async fn told(&self, text: &str) -> bool {
+        let wanted = text.to_lowercase();
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+        while tokio::time::Instant::now() < deadline {
+            if self
+                .refusals
+                .lock()
+                .expect("refusals")
+                .iter()
+                .any(|e| e.to_lowercase().contains(&wanted))
+            {
+                return true;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        false
+    }
+
     /// Sends a request on `subject` and returns the answer.
     pub async fn request(&self, subject: &str, payload: bytes::Bytes) -> async_nats::Message {
         tokio::time::timeout(

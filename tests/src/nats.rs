@@ -5,7 +5,7 @@
 //! `reef cluster nats-config`.
 
 use crate::reef::reef_bin;
-use crate::wait::{eventually, free_port};
+use crate::wait::free_port;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -262,22 +262,29 @@ impl NatsServer {
     }
 
     async fn wait_ready(&self) {
-        let url = self.url.clone();
-        eventually(
-            "nats-server to serve JetStream",
-            // A cluster elects its JetStream meta leader first, which takes
-            // long on a machine busy with other tests.
-            Duration::from_secs(60),
-            || {
-                let url = url.clone();
-                async move {
-                    let client = url.connect_with(&url.admin_creds()).await.ok()?;
-                    let js = async_nats::jetstream::new(client);
-                    js.query_account().await.ok().map(|_| ())
-                }
-            },
-        )
-        .await;
+        // A cluster elects its JetStream meta leader first, which takes
+        // long on a machine busy with other tests.
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(90);
+        loop {
+            let last = match self.url.connect_with(&self.url.admin_creds()).await {
+                Ok(client) => match async_nats::jetstream::new(client).query_account().await {
+                    Ok(_) => return,
+                    Err(e) => format!("JetStream: {e}"),
+                },
+                Err(e) => format!("connect: {e}"),
+            };
+            if tokio::time::Instant::now() > deadline {
+                let log =
+                    std::fs::read_to_string(self.dir.path().join("nats.log")).unwrap_or_default();
+                let tail: Vec<&str> = log.lines().rev().take(40).collect();
+                panic!(
+                    "nats-server at {} did not serve JetStream within 90s ({last}); its log ends:\n{}",
+                    self.url,
+                    tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
     }
 
     /// kill -9.

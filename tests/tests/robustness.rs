@@ -217,3 +217,52 @@ async fn cli_misuse_gets_a_clear_error_and_a_nonzero_exit() {
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deleted_streams_and_consumers_are_made_again_and_work_goes_on() {
+    let cluster = TestCluster::start(1).await;
+    cluster.cli.ok(&["run", "--", "true"]).await;
+    let js = async_nats::jetstream::new(cluster.nats.url.connect().await);
+    let node = cluster.cli.nodes().await[0]["id"]
+        .as_str()
+        .expect("id")
+        .to_string();
+    js.get_stream(subjects::ASSIGN_STREAM)
+        .await
+        .expect("assign stream")
+        .delete_consumer(&format!("assign-{node}"))
+        .await
+        .expect("delete the node's consumer");
+    js.get_stream(subjects::EVENTS_STREAM)
+        .await
+        .expect("events stream")
+        .delete_consumer(subjects::EVENTS_CONSUMER)
+        .await
+        .expect("delete the coordinators' consumer");
+    js.delete_stream(subjects::EVENTS_STREAM)
+        .await
+        .expect("delete the events stream");
+    js.delete_stream(subjects::ASSIGN_STREAM)
+        .await
+        .expect("delete the assignments stream");
+
+    // The coordinator makes them again instead of exiting, the node gets
+    // its consumer back, and jobs run.
+    let out = reef_tests::eventually(
+        "a job to run after the deletions",
+        Duration::from_secs(60),
+        || async {
+            let out = cluster
+                .cli
+                .run_with_timeout(&["run", "--", "echo", "back"], Duration::from_secs(20))
+                .await;
+            (out.code == Some(0)).then_some(out)
+        },
+    )
+    .await;
+    assert_eq!(out.stdout, "back\n");
+    assert!(js.get_stream(subjects::EVENTS_STREAM).await.is_ok());
+    assert!(js.get_stream(subjects::ASSIGN_STREAM).await.is_ok());
+    let mut cluster = cluster;
+    assert!(cluster.coordinator.is_running(), "{}", cluster.logs());
+}

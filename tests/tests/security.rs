@@ -356,6 +356,32 @@ async fn a_contributed_node_cannot_read_routes_certificates_challenges_or_artifa
         .expect("re-registered");
     assert_eq!(lent["trust"], "contributed", "{lent}");
 
+    // Certificate keys are sealed to the dedicated node only.
+    let key = rcgen::KeyPair::generate().expect("key");
+    let cert = rcgen::CertificateParams::new(vec!["lent.reef.test".to_string()])
+        .expect("params")
+        .self_signed(&key)
+        .expect("cert");
+    let cert_file = cluster.dir.path().join("lent-cert.pem");
+    let key_file = cluster.dir.path().join("lent-key.pem");
+    std::fs::write(&cert_file, cert.pem()).expect("cert");
+    std::fs::write(&key_file, key.serialize_pem()).expect("key");
+    let args = [
+        "certs",
+        "add",
+        "lent.reef.test",
+        "--cert",
+        cert_file.to_str().expect("path"),
+        "--key",
+        key_file.to_str().expect("path"),
+    ];
+    cluster.cli.ok(&args).await;
+    let certs = cluster.cli.ok(&["certs", "list", "--json"]).await.json();
+    assert_eq!(
+        certs[0]["nodes"], 1,
+        "sealed for the dedicated node only: {certs}"
+    );
+
     // Its credential, not its flags, decides what it is.
     let mut liar = ReefProcess::agent(
         &cluster.nats.url,
@@ -565,4 +591,34 @@ async fn closes(client: &async_nats::Client, what: &str) {
         async move { (state != async_nats::connection::State::Connected).then_some(()) }
     })
     .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_credential_cannot_exhaust_the_server() {
+    let cluster = TestCluster::start(1).await;
+    let creds = cluster.dir.path().join("creds/node-1.creds");
+    let node = Confined::connect(&cluster.nats.url, &creds).await;
+    let me = cluster.cli.nodes().await[0]["id"]
+        .as_str()
+        .expect("id")
+        .to_string();
+    // Subscriptions: a node may hold a few hundred, not thousands.
+    let inbox = subjects::inbox_prefix(Role::Node, &me);
+    let mut held = Vec::new();
+    for i in 0..300 {
+        match node.client.subscribe(format!("{inbox}.flood.{i}")).await {
+            Ok(sub) => held.push(sub),
+            Err(_) => break,
+        }
+    }
+    node.client.flush().await.ok();
+    assert!(
+        node.told("maximum subscriptions exceeded").await,
+        "300 subscriptions were taken"
+    );
+    drop(held);
+
+    // And the cluster is fine.
+    let out = cluster.cli.run(&["run", "--", "echo", "ok"]).await;
+    assert_eq!(out.code, Some(0), "{out:?}");
 }

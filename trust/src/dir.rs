@@ -69,21 +69,40 @@ fn seed(key: &KeyPair) -> Result<Zeroizing<String>, TrustError> {
     key.seed().map(Zeroizing::new).map_err(key_error)
 }
 
-fn unlimited(jetstream: bool) -> AccountLimits {
-    let storage = if jetstream { -1 } else { 0 };
+/// An account's limits: for the reef account (`jetstream`), JetStream on
+/// and what reef uses; for the system account, JetStream off.
+fn account_limits(jetstream: bool) -> AccountLimits {
+    if !jetstream {
+        return AccountLimits {
+            subs: -1,
+            data: -1,
+            payload: -1,
+            imports: -1,
+            exports: -1,
+            wildcards: true,
+            conn: -1,
+            leaf: -1,
+            mem_storage: 0,
+            disk_storage: 0,
+            streams: 0,
+            consumer: 0,
+        };
+    }
     AccountLimits {
         subs: -1,
         data: -1,
         payload: -1,
-        imports: -1,
-        exports: -1,
+        // reef uses no leaf nodes, imports or exports.
+        imports: 0,
+        exports: 0,
         wildcards: true,
         conn: -1,
-        leaf: -1,
-        mem_storage: storage,
-        disk_storage: storage,
-        streams: if jetstream { -1 } else { 0 },
-        consumer: if jetstream { -1 } else { 0 },
+        leaf: 0,
+        mem_storage: -1,
+        disk_storage: -1,
+        // reef makes about 20 (streams, buckets, the artifacts store).
+        streams: 256,
+        consumer: -1,
     }
 }
 
@@ -150,7 +169,7 @@ impl ClusterDir {
             "reef",
             &account.public_key(),
             vec![signing.public_key()],
-            unlimited(true),
+            account_limits(true),
             now,
         );
         let account_jwt = jwt::encode(&mut reef_account, &operator)?;
@@ -158,7 +177,7 @@ impl ClusterDir {
             "SYS",
             &system.public_key(),
             Vec::new(),
-            unlimited(false),
+            account_limits(false),
             now,
         );
         let system_jwt = jwt::encode(&mut system_account, &operator)?;
@@ -277,9 +296,9 @@ impl ClusterDir {
                 publish: permissions.publish,
                 subscribe: permissions.subscribe,
                 resp: permissions.responses,
-                subs: -1,
+                subs: permissions.limits.subs,
                 data: -1,
-                payload: -1,
+                payload: permissions.limits.payload,
                 issuer_account,
                 tags,
                 kind: "user".into(),
@@ -396,9 +415,9 @@ impl ClusterDir {
                 publish: permissions::joiner(id).publish,
                 subscribe: permissions::joiner(id).subscribe,
                 resp: None,
-                subs: 10,
-                data: 1 << 20,
-                payload: 64 * 1024,
+                subs: permissions::joiner(id).limits.subs,
+                data: -1,
+                payload: permissions::joiner(id).limits.payload,
                 issuer_account: self.info.account.clone(),
                 tags: vec!["role:joiner".into()],
                 kind: "user".into(),
@@ -432,7 +451,7 @@ impl ClusterDir {
             "reef",
             &self.info.account,
             vec![self.info.account_signing_key.clone()],
-            unlimited(true),
+            account_limits(true),
             now(),
         );
         claims.nats.revocations = revocations.clone();
@@ -450,6 +469,7 @@ impl ClusterDir {
                 publish: jwt::Permission::default(),
                 subscribe: jwt::Permission::default(),
                 responses: None,
+                limits: permissions::Limits::NONE,
             },
             &system,
             String::new(),

@@ -9,14 +9,35 @@ use crate::jwt::{Permission, Responses};
 use reef_proto::roles::Role;
 use reef_proto::subjects;
 
-/// What one credential may publish and subscribe to.
+/// What one credential may publish and subscribe to, and how much.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Permissions {
     pub publish: Permission,
     pub subscribe: Permission,
     /// Whether it may answer requests sent to it.
     pub responses: Option<Responses>,
+    pub limits: Limits,
 }
+
+/// Per-connection limits, so that one credential cannot exhaust a server;
+/// -1 is none.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Limits {
+    /// Subscriptions at once.
+    pub subs: i64,
+    /// The largest message it may publish, in bytes.
+    pub payload: i64,
+}
+
+impl Limits {
+    pub const NONE: Limits = Limits {
+        subs: -1,
+        payload: -1,
+    };
+}
+
+/// The largest message reef sends, with room for headers.
+const MESSAGE: i64 = reef_proto::envelope::MAX_MESSAGE_BYTES as i64 + 64 * 1024;
 
 /// A node's place in the cluster, from its join token, never from itself.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -90,6 +111,10 @@ pub fn node(node: reef_proto::NodeId, trust: NodeTrust) -> Permissions {
             subjects::inbox_prefix(Role::Node, &id)
         )]),
         responses: None,
+        limits: Limits {
+            subs: 256,
+            payload: MESSAGE,
+        },
     }
 }
 
@@ -106,6 +131,10 @@ pub fn joiner(token: &str) -> Permissions {
             subjects::inbox_prefix(Role::Joiner, token)
         )]),
         responses: None,
+        limits: Limits {
+            subs: 8,
+            payload: 64 * 1024,
+        },
     }
 }
 
@@ -126,6 +155,7 @@ pub fn coordinator(name: &str) -> Permissions {
             format!("{}.>", subjects::inbox_prefix(Role::Coordinator, name)),
         ]),
         responses: Some(Responses { max: 1, ttl: 0 }),
+        limits: Limits::NONE,
     }
 }
 
@@ -138,6 +168,7 @@ pub fn user(role: Role, name: &str) -> Permissions {
             publish: allow(vec![">".into()]),
             subscribe: allow(vec![">".into()]),
             responses: None,
+            limits: Limits::NONE,
         };
     }
     let logs = subjects::LOGS_STREAM;
@@ -184,5 +215,9 @@ pub fn user(role: Role, name: &str) -> Permissions {
         publish,
         subscribe: allow(vec![format!("{}.>", subjects::inbox_prefix(role, name))]),
         responses: None,
+        limits: Limits {
+            subs: 128,
+            payload: MESSAGE,
+        },
     }
 }

@@ -48,6 +48,7 @@ impl Coordinator {
             .cluster
             .nodes
             .iter()
+            .filter(|(_, entry)| entry.record.trust == reef_proto::node::TrustClass::Dedicated)
             .map(|(id, entry)| (*id, entry.record.sealing_key))
             .collect();
         let key = cert_key(&domains[0]);

@@ -85,11 +85,13 @@ pub(crate) async fn replace(
     })
 }
 
-/// The sealing key of every registered node.
+/// The sealing key of every registered dedicated node: certificate keys
+/// are never sealed to a contributed one.
 pub(crate) async fn node_keys(nodes: &kv::Store) -> Result<NodeKeys, CoordinatorError> {
     Ok(store::all::<NodeRecord>(nodes)
         .await?
         .into_iter()
+        .filter(|n| n.trust == reef_proto::node::TrustClass::Dedicated)
         .map(|n| (n.id, n.sealing_key))
         .collect())
 }

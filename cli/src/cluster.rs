@@ -219,6 +219,10 @@ pub fn write_private(path: &Path, bytes: &[u8]) -> Result<()> {
         .mode(0o600)
         .open(path)
         .with_context(|| format!("could not create {}", path.display()))?;
-    file.write_all(bytes)
-        .with_context(|| format!("could not write {}", path.display()))
+    let written = file.write_all(bytes).and_then(|()| file.sync_all());
+    if written.is_err() {
+        // Nothing half-written stays behind.
+        let _ = std::fs::remove_file(path);
+    }
+    written.with_context(|| format!("could not write {}", path.display()))
 }

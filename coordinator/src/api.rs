@@ -65,16 +65,11 @@ fn authorize(role: Role, caller: &str, request: &ApiRequest) -> Result<(), ApiEr
 /// (signed by `issuer`, naming the node) rather than from what the agent
 /// says. Other requests, and registrations by an admin, pass unchanged.
 fn vouch(request: ApiRequest, role: Role, issuer: Option<&str>) -> Result<ApiRequest, ApiError> {
-    let (
-        ApiRequest::RegisterNode {
-            mut record,
-            credential,
-        },
-        Role::Node,
-        Some(issuer),
-    ) = (request.clone(), role, issuer)
-    else {
-        return Ok(request);
+    let (mut record, credential, issuer) = match (request, role, issuer) {
+        (ApiRequest::RegisterNode { record, credential }, Role::Node, Some(issuer)) => {
+            (record, credential, issuer)
+        }
+        (request, _, _) => return Ok(request),
     };
     let forbidden = |why: String| ApiError::new(ApiErrorKind::Forbidden, why);
     let Some(jwt) = credential.as_deref() else {

@@ -169,7 +169,7 @@ impl NatsUrl {
 
     /// Connects with `creds` over TLS; the error says why NATS refused.
     pub async fn connect_with(&self, creds: &Path) -> Result<async_nats::Client, String> {
-        let who = reef_trust_identity(creds);
+        let inbox = inbox_prefix_of(creds);
         let servers: Vec<async_nats::ServerAddr> = self
             .url
             .split(',')
@@ -180,7 +180,7 @@ impl NatsUrl {
             .map_err(|e| e.to_string())?
             .add_root_certificates(self.ca())
             .require_tls(true)
-            .custom_inbox_prefix(who)
+            .custom_inbox_prefix(inbox)
             .connection_timeout(Duration::from_secs(5))
             .connect(servers)
             .await
@@ -196,7 +196,7 @@ impl NatsUrl {
 }
 
 /// The inbox prefix a credential may subscribe under (as reef uses it).
-fn reef_trust_identity(creds: &Path) -> String {
+fn inbox_prefix_of(creds: &Path) -> String {
     let text = std::fs::read_to_string(creds).expect("read creds");
     let who = reef_trust::identity::from_creds(&text).expect("a reef credential");
     reef_proto::subjects::inbox_prefix(who.role, &who.name)

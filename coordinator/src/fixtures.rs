@@ -1,5 +1,6 @@
 //! Values the unit tests of the pure decisions build their worlds from.
 
+use proptest::prelude::*;
 use reef_proto::app::{Instance, InstanceState};
 use reef_proto::{AllocId, NodeId};
 
@@ -21,4 +22,17 @@ pub(crate) fn instance(app: &str, version: u32, node: NodeId, state: InstanceSta
         created_at_ms: 0,
         updated_at_ms: 0,
     }
+}
+
+/// Any state a live (not yet finished) instance can be in.
+pub(crate) fn live_state() -> impl Strategy<Value = InstanceState> {
+    prop_oneof![
+        Just(InstanceState::Assigned),
+        Just(InstanceState::Preparing),
+        Just(InstanceState::Starting),
+        Just(InstanceState::Healthy),
+        Just(InstanceState::Unhealthy),
+        Just(InstanceState::Draining),
+        Just(InstanceState::Stopped),
+    ]
 }

@@ -403,18 +403,6 @@ struct Scenario {
     conditions: HashMap<NodeId, NodeCondition>,
 }
 
-fn state_strategy() -> impl Strategy<Value = InstanceState> {
-    prop_oneof![
-        Just(InstanceState::Assigned),
-        Just(InstanceState::Preparing),
-        Just(InstanceState::Starting),
-        Just(InstanceState::Healthy),
-        Just(InstanceState::Unhealthy),
-        Just(InstanceState::Draining),
-        Just(InstanceState::Stopped),
-    ]
-}
-
 fn condition_strategy() -> impl Strategy<Value = NodeCondition> {
     prop_oneof![
         Just(NodeCondition::Ready),
@@ -440,7 +428,7 @@ fn scenario() -> impl Strategy<Value = Scenario> {
             0usize..5,
             1u32..4,
             0usize..4,
-            state_strategy(),
+            crate::fixtures::live_state(),
             any::<bool>(),
             0u8..4,
         ),

@@ -233,16 +233,11 @@ fn alloc_state() -> impl Strategy<Value = AllocState> {
 }
 
 fn instance_state() -> impl Strategy<Value = InstanceState> {
+    // Weighted so that each of the nine states is as likely as any other.
     prop_oneof![
-        Just(InstanceState::Assigned),
-        Just(InstanceState::Preparing),
-        Just(InstanceState::Starting),
-        Just(InstanceState::Healthy),
-        Just(InstanceState::Unhealthy),
-        Just(InstanceState::Draining),
-        Just(InstanceState::Stopped),
-        Just(InstanceState::Failed { reason: "f".into() }),
-        Just(InstanceState::Lost { reason: "l".into() }),
+        7 => crate::fixtures::live_state(),
+        1 => Just(InstanceState::Failed { reason: "f".into() }),
+        1 => Just(InstanceState::Lost { reason: "l".into() }),
     ]
 }
 

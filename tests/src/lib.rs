@@ -10,6 +10,7 @@ pub mod api;
 pub mod app;
 pub mod cluster;
 pub mod confined;
+pub mod dev;
 pub mod exactly_once;
 pub mod http;
 pub mod https;

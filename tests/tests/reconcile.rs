@@ -5,10 +5,9 @@
 //! failed its first deploy is not started again.
 
 use reef_tests::app::{pid_in, write_app, write_named_app};
-use reef_tests::reef::reef_bin;
+use reef_tests::dev::ReefDev;
 use reef_tests::{eventually, http, Cli, TestCluster};
 use std::time::Duration;
-use tokio::io::AsyncBufReadExt;
 
 async fn body(port: u16, host: &str) -> Option<String> {
     http::get(port, host, "/")
@@ -235,48 +234,16 @@ async fn a_release_that_fails_its_first_deploy_is_recorded_and_not_started_again
 
 /// Starts `reef dev` with one node on `port` and `dir`, and returns it with
 /// the port of its node's proxy, read from what it prints.
-async fn reef_dev(port: u16, dir: &std::path::Path) -> (tokio::process::Child, u16) {
-    let mut dev = tokio::process::Command::new(reef_bin())
-        .args([
-            "dev",
-            "--nodes",
-            "1",
-            "--port",
-            &port.to_string(),
-            "--data-dir",
-        ])
-        .arg(dir)
-        .env("NO_COLOR", "1")
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("start reef dev");
-    let mut lines = tokio::io::BufReader::new(dev.stdout.take().expect("stdout")).lines();
-    let proxy = tokio::time::timeout(Duration::from_secs(60), async {
-        while let Some(line) = lines.next_line().await.expect("read reef dev") {
-            if let Some(rest) = line.trim().strip_prefix("node-1 proxy: http://127.0.0.1:") {
-                return rest.split('/').next().and_then(|p| p.parse::<u16>().ok());
-            }
-        }
-        None
-    })
-    .await
-    .expect("reef dev prints its proxies")
-    .expect("node-1's proxy port");
-    // Keep reading what it prints, so it never blocks on a full pipe.
-    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-    (dev, proxy)
-}
-
-async fn terminate(dev: &mut tokio::process::Child) {
-    let pid = nix::unistd::Pid::from_raw(dev.id().expect("pid") as i32);
-    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).expect("SIGTERM");
-    let status = tokio::time::timeout(Duration::from_secs(30), dev.wait())
+async fn reef_dev(port: u16, dir: &std::path::Path) -> (ReefDev, u16) {
+    let mut dev = ReefDev::start(&["--nodes", "1", "--port", &port.to_string()], dir);
+    let proxy = dev
+        .printed("node-1 proxy: http://127.0.0.1:")
         .await
-        .expect("reef dev stops within 30s")
-        .expect("wait");
-    assert!(status.success(), "{status:?}");
+        .split('/')
+        .next()
+        .and_then(|p| p.parse::<u16>().ok())
+        .expect("node-1's proxy port");
+    (dev, proxy)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -285,7 +252,7 @@ async fn an_app_comes_back_after_reef_dev_restarts_on_its_data_dir() {
     let data = dir.path().join("dev");
     let port = reef_tests::wait::free_port();
     let cli = Cli::for_dev(&format!("tls://127.0.0.1:{port}"), &data);
-    let (mut dev, proxy) = reef_dev(port, &data).await;
+    let (dev, proxy) = reef_dev(port, &data).await;
     cli.wait_for_nodes(1).await;
     let hello = dir.path().join("hello");
     write_app(&hello, "v1", 200, "");
@@ -294,9 +261,9 @@ async fn an_app_comes_back_after_reef_dev_restarts_on_its_data_dir() {
         body(proxy, "hello.test")
     })
     .await;
-    terminate(&mut dev).await;
+    dev.terminate().await;
 
-    let (mut dev, proxy) = reef_dev(port, &data).await;
+    let (dev, proxy) = reef_dev(port, &data).await;
     let after = eventually(
         "hello to serve after the restart",
         Duration::from_secs(40),
@@ -314,5 +281,5 @@ async fn an_app_comes_back_after_reef_dev_restarts_on_its_data_dir() {
     )
     .await;
     assert_eq!(live.len(), 1);
-    terminate(&mut dev).await;
+    dev.terminate().await;
 }

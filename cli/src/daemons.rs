@@ -77,6 +77,11 @@ pub struct AgentArgs {
     pub http: Listen,
     #[command(flatten)]
     pub https: crate::tls_flags::HttpsArgs,
+    /// Where other nodes forward requests to this node's apps, over mutual
+    /// TLS with node certificates from the cluster CA, or `off`. Open it to
+    /// the other nodes only. Contributed nodes never listen here.
+    #[arg(long, default_value = "0.0.0.0:7443", value_parser = parse_listen)]
+    pub peer: Listen,
     /// `dedicated` (a server you run: gets app replicas and jobs) or
     /// `contributed` (a lent machine: gets batch jobs, never app replicas).
     /// The node's credential decides; this only checks it says the same.
@@ -95,8 +100,8 @@ pub struct AgentArgs {
     /// Time between SIGTERM and SIGKILL when a job is stopped.
     #[arg(long, default_value = "5s", value_parser = parse_duration)]
     pub stop_grace: std::time::Duration,
-    /// The IP other nodes reach this node's proxy at [default: the `--http`
-    /// IP unless it is a wildcard, else this machine's IP toward NATS].
+    /// The IP other nodes reach this node's `--peer` listener at [default:
+    /// the `--peer` IP unless it is a wildcard, else this machine's IP toward NATS].
     #[arg(long)]
     pub advertise: Option<std::net::IpAddr>,
     /// Where `GET /metrics` (Prometheus text) is served, or `off`.
@@ -170,7 +175,13 @@ pub fn agent_config(nats: &client::Nats, args: &AgentArgs) -> Result<reef_node_a
     config.stop_grace = args.stop_grace;
     config.http = args.http.0;
     config.https = args.https.https.0;
+    config.peer = args.peer.0;
     config.advertise = args.advertise;
+    if let Some(ca) = &nats.ca {
+        config.cluster_ca = Some(
+            std::fs::read(ca).map_err(|e| anyhow::anyhow!("--nats-ca {}: {e}", ca.display()))?,
+        );
+    }
     config.nats_servers = nats.urls.split(',').map(str::to_string).collect();
     let who = nats.identity()?;
     let Some((node, trust)) = who.node else {

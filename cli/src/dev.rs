@@ -194,8 +194,13 @@ pub async fn dev(args: DevArgs) -> Result<()> {
         let mut config = reef_node_agent::Config::new(&name, data_dir.join(&name));
         let http = std::net::SocketAddr::from(([127, 0, 0, 1], free_port(8080 + i - 1)?));
         config.http = Some(http);
+        // Other dev nodes find it through the cluster, whatever port it gets.
+        config.peer = Some(std::net::SocketAddr::from(([127, 0, 0, 1], 0)));
         proxies.push((name.clone(), http));
         let nats = as_user(creds);
+        if let Some(ca) = &nats.ca {
+            config.cluster_ca = Some(std::fs::read(ca).context("the cluster CA")?);
+        }
         let who = nats.identity()?;
         config.node_id = who.node.map(|(id, _)| id);
         config.assignment_key = who.assignment_key;

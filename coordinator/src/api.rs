@@ -116,6 +116,14 @@ impl Coordinator {
                             .join(caller, public_key)
                             .await
                             .map(|(node, jwt)| ApiResponse::Joined { node, jwt }),
+                        Ok(ApiRequest::NodeCertificate { public_key }) if role == Role::Node => {
+                            self.peer_certificate(caller, &public_key).map(|issued| {
+                                ApiResponse::NodeCertificate {
+                                    cert_pem: issued.cert_pem,
+                                    not_after_ms: issued.not_after_ms,
+                                }
+                            })
+                        }
                         Ok(request) => self.serve(request).await,
                     }
                 }
@@ -218,6 +226,9 @@ impl Coordinator {
             }
             ApiRequest::JoinNode { .. } => Err(invalid(
                 "node.join is made with a join token's credential (`reef agent --join TOKEN`)",
+            )),
+            ApiRequest::NodeCertificate { .. } => Err(invalid(
+                "node.certificate is asked for by a node with its own credential",
             )),
             ApiRequest::RemoveUser(name) => {
                 self.remove_user(&name).await.map(|()| ApiResponse::Done)

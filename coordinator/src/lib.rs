@@ -30,6 +30,7 @@ mod join;
 mod leader;
 mod lifecycle;
 mod liveness;
+mod peers;
 mod reconcile;
 mod relay;
 mod rolling;

@@ -1,7 +1,7 @@
-//! The address other nodes use to reach this node's proxy, registered with
-//! the node so the routes can name it.
+//! The address other nodes use to reach this node's peer listener,
+//! registered with the node so the routes can name it.
 //!
-//! In order: the IP given with `--advertise`; the IP the proxy listener is
+//! In order: the IP given with `--advertise`; the IP the peer listener is
 //! bound to, unless it is a wildcard (`0.0.0.0`, `::`); else the local IP of
 //! the interface this machine uses to reach the NATS server, found by
 //! connecting a UDP socket toward it (which sends nothing). The port is
@@ -9,17 +9,17 @@
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
-/// Where other nodes reach the proxy on `listener` (None: no proxy, or no
-/// address could be found, which is logged).
+/// Where other nodes reach the peer listener bound at `listening` (None:
+/// no listener, or no address could be found, which is logged).
 pub(crate) async fn for_listener(
-    listener: Option<&reef_proxy::ProxyListeners>,
+    listening: Option<SocketAddr>,
     config: &crate::Config,
 ) -> Option<SocketAddr> {
-    let listening = listener?.local_addr().ok()?;
+    let listening = listening?;
     let addr = proxy_address(listening, config.advertise, &config.nats_servers).await;
     if addr.is_none() {
         tracing::warn!(
-            "no address to advertise for the proxy (use --advertise): other nodes will not forward here"
+            "no address to advertise for the node-to-node listener (use --advertise): other nodes will not forward here"
         );
     }
     addr

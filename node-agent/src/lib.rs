@@ -13,8 +13,10 @@
 //! - `executor`, `process`, `logs`: running jobs.
 //! - `report`: registration, heartbeats and events.
 //! - `tls`: the HTTPS listener, its certificates, and ACME challenge answers.
+//! - `peer`: the node's certificate for the peer links, and the peer listener
+//!   other nodes forward to.
 //! - `routes`, `advertise`: following the cluster's routes, and the address
-//!   other nodes reach this node's proxy at.
+//!   other nodes reach this node's peer listener at.
 //! - `metrics`: the `/metrics` endpoint.
 
 #![forbid(unsafe_code)]
@@ -28,6 +30,7 @@ pub mod identity;
 mod intake;
 pub mod logs;
 mod metrics;
+mod peer;
 pub mod process;
 pub mod records;
 mod recovery;
@@ -73,7 +76,14 @@ pub struct Config {
     pub https: Option<std::net::SocketAddr>,
     /// Whether this is a dedicated server or a contributed machine.
     pub trust: reef_proto::node::TrustClass,
-    /// The IP other nodes reach the proxy at (None: see `advertise`).
+    /// Where the node-to-node listener takes requests other nodes forward
+    /// (mutual TLS; None: none, and this node takes no forwarded requests).
+    /// Contributed nodes never open it.
+    pub peer: Option<std::net::SocketAddr>,
+    /// The cluster CA (PEM): the other nodes' certificates are checked
+    /// against it. Without it there is no node-to-node forwarding.
+    pub cluster_ca: Option<Vec<u8>>,
+    /// The IP other nodes reach the peer listener at (None: see `advertise`).
     pub advertise: Option<std::net::IpAddr>,
     /// The NATS server URLs, to find the local IP other nodes reach when
     /// neither `advertise` nor a specific `http` address gives it.
@@ -104,6 +114,8 @@ impl Config {
             http: None,
             https: None,
             trust: reef_proto::node::TrustClass::Dedicated,
+            peer: None,
+            cluster_ca: None,
             advertise: None,
             nats_servers: Vec::new(),
             metrics: None,
@@ -129,8 +141,10 @@ pub(crate) struct Agent {
     instances: Records<service::LocalInstance>,
     services: service::Services,
     router: reef_proxy::Router,
-    /// Where other nodes reach this node's proxy.
+    /// Where other nodes reach this node's peer listener.
     proxy_addr: Option<std::net::SocketAddr>,
+    /// Set once a coordinator accepted this node's registration.
+    registered: tokio::sync::watch::Sender<bool>,
     /// Stop tokens of allocations that are live on this node.
     running: Mutex<HashMap<AllocId, CancellationToken>>,
     tasks: TaskTracker,
@@ -191,16 +205,27 @@ pub async fn run(
             })?),
             None => None,
         };
+    let peer = peer::Peer::prepare(&config, node)?;
+    let peer_listener = match (&peer, config.peer) {
+        (Some(_), Some(addr)) => Some(tokio::net::TcpListener::bind(addr).await.map_err(|e| {
+            AgentError::Config(format!(
+                "cannot listen for other nodes (--peer) on {addr}: {e}"
+            ))
+        })?),
+        _ => None,
+    };
     // Redirects to HTTPS name the port clients reach it on.
     let proxy_config = reef_proxy::ProxyConfig {
         https_port: https_listener
             .as_ref()
             .and_then(|l| l.local_addr().ok())
             .map_or(443, |addr| addr.port()),
+        peer: peer.as_ref().map(|peer| peer.tls.clone()),
         ..Default::default()
     };
     let metrics_listener = metrics::bind(config.metrics).await?;
-    let proxy_addr = advertise::for_listener(proxy_listener.as_ref(), &config).await;
+    let peer_addr = peer_listener.as_ref().and_then(|l| l.local_addr().ok());
+    let proxy_addr = advertise::for_listener(peer_addr, &config).await;
     let mut resources = resources::detect(&config.data_dir);
     if let Some(cpu) = config.cpu_millis {
         resources.cpu_millis = cpu;
@@ -222,6 +247,7 @@ pub async fn run(
         services: service::Services::default(),
         router: reef_proxy::Router::new(),
         proxy_addr,
+        registered: tokio::sync::watch::Sender::new(false),
         running: Mutex::new(HashMap::new()),
         tasks: TaskTracker::new(),
         shutdown: shutdown.clone(),
@@ -236,6 +262,9 @@ pub async fn run(
     }
     agent.recover().await;
     tls::start(&agent, https_listener, proxy_config.clone());
+    if let (Some(peer), Some(listener)) = (peer, peer_listener) {
+        peer::start(&agent, peer, listener, proxy_config.clone());
+    }
 
     let proxy = proxy_listener.map(|listener| {
         tracing::info!(addr = ?listener.local_addr().ok(), "node proxy listening");

@@ -299,11 +299,20 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
 }
 
 /// Replaces `path` atomically; with `durable`, also survives a power loss
-/// once this returns.
+/// once this returns. Records hold sealed secrets: only the agent's user
+/// may read them (0600).
 fn write_file(path: &Path, bytes: &[u8], durable: bool) -> std::io::Result<()> {
+    use std::os::unix::fs::OpenOptionsExt as _;
     let tmp = path.with_extension("tmp");
+    // A leftover from a crash would keep its own mode.
+    let _ = std::fs::remove_file(&tmp);
     {
-        let mut file = std::fs::File::create(&tmp)?;
+        let mut file = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&tmp)?;
         file.write_all(bytes)?;
         if durable {
             file.sync_all()?;

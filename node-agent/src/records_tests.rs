@@ -28,6 +28,13 @@ async fn records_survive_a_reopen_and_redelivery_is_refused() {
         .await
         .expect("transition");
 
+    use std::os::unix::fs::PermissionsExt as _;
+    for entry in std::fs::read_dir(dir.path().join("allocs")).expect("list") {
+        let path = entry.expect("entry").path();
+        let mode = std::fs::metadata(&path).expect("stat").permissions().mode();
+        assert_eq!(mode & 0o777, 0o600, "{}", path.display());
+    }
+
     let reopened = Records::<LocalAlloc>::open(dir.path(), "allocs").expect("reopen");
     let r = reopened.get(a.alloc).expect("record kept");
     assert_eq!(r.state, AllocState::Running { pid: 42 });

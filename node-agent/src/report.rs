@@ -130,6 +130,7 @@ impl Agent {
             Ok(Ok(msg)) => match decode::<ApiReply>(&msg.payload) {
                 Ok(ApiReply(Ok(_))) => {
                     tracing::info!(node = %self.node, "registered with the coordinator");
+                    self.registered.send_replace(true);
                     true
                 }
                 Ok(ApiReply(Err(e))) => {

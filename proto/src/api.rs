@@ -104,6 +104,12 @@ pub enum ApiRequest {
     JoinNode {
         public_key: String,
     },
+    /// A dedicated node asks for its certificate for the peer links, for
+    /// the P-256 key it made (the uncompressed point); the private key never
+    /// leaves the node.
+    NodeCertificate {
+        public_key: Vec<u8>,
+    },
 }
 
 impl ApiRequest {
@@ -139,6 +145,7 @@ impl ApiRequest {
             ApiRequest::RemoveUser(_) => verbs::USER_REMOVE,
             ApiRequest::CreateToken { .. } => verbs::TOKEN_CREATE,
             ApiRequest::JoinNode { .. } => verbs::NODE_JOIN,
+            ApiRequest::NodeCertificate { .. } => verbs::NODE_CERTIFICATE,
         }
     }
 }
@@ -206,6 +213,11 @@ pub enum ApiResponse {
     Joined {
         node: NodeId,
         jwt: String,
+    },
+    /// A node's certificate for the peer links, signed by the cluster CA.
+    NodeCertificate {
+        cert_pem: String,
+        not_after_ms: u64,
     },
 }
 

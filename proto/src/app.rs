@@ -161,7 +161,8 @@ impl Message for Instance {
 
 /// Start an instance of a release on a node, optionally replacing another
 /// instance there (blue-green or sequential, per the release's strategy).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+/// Its `Debug` names the secrets but shows none of their sealed bytes.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct InstanceAssignment {
     pub instance: AllocId,
     pub node: NodeId,
@@ -174,6 +175,20 @@ pub struct InstanceAssignment {
     /// Indices of the node's GPUs the instance may use.
     pub gpus: Vec<u32>,
     pub issued_at_ms: u64,
+}
+
+impl std::fmt::Debug for InstanceAssignment {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("InstanceAssignment")
+            .field("instance", &self.instance)
+            .field("node", &self.node)
+            .field("release", &self.release)
+            .field("replaces", &self.replaces)
+            .field("secrets", &self.secrets.keys().collect::<Vec<_>>())
+            .field("gpus", &self.gpus)
+            .field("issued_at_ms", &self.issued_at_ms)
+            .finish()
+    }
 }
 
 /// A change in an instance, reported by its node on `reef.events.<node>.<instance>`.
@@ -192,4 +207,39 @@ pub struct InstanceEvent {
 
 impl Message for InstanceEvent {
     const KIND: MessageKind = MessageKind::InstanceEvent;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_assignments_debug_names_its_secrets_and_shows_no_sealed_byte() {
+        let spec = crate::manifest::parse(
+            "[app]\nname = \"web\"\n[deploy]\ntype = \"exec\"\nbinary = \"web\"\n[env]\nTOKEN = \"${secret:token}\"\n",
+        )
+        .expect("manifest");
+        let assignment = InstanceAssignment {
+            instance: crate::AllocId::new(),
+            node: NodeId::new(),
+            release: Release {
+                app: "web".into(),
+                version: 1,
+                artifact: ArtifactRef {
+                    digest: "00".repeat(32),
+                    size: 1,
+                },
+                spec,
+                created_at_ms: 1,
+                copied_from: None,
+            },
+            replaces: None,
+            secrets: BTreeMap::from([("token".to_string(), vec![0xAB; 48])]),
+            gpus: Vec::new(),
+            issued_at_ms: 1,
+        };
+        let shown = format!("{assignment:?}");
+        assert!(shown.contains("\"token\""), "{shown}");
+        assert!(!shown.contains("171"), "sealed bytes shown: {shown}");
+    }
 }

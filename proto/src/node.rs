@@ -100,9 +100,16 @@ pub struct NodeRecord {
     pub trust: TrustClass,
     /// Set by the coordinator; what an agent sends is ignored.
     pub eligibility: Eligibility,
-    /// Where other nodes reach this node's proxy (plain HTTP) to forward
-    /// requests for apps they do not run. None: the node runs no proxy.
+    /// Where other nodes reach this node's peer listener (mutual TLS, the
+    /// certificate naming [`peer_name`]) to forward requests for apps they
+    /// do not run. None: the node takes no forwarded requests.
     pub proxy_addr: Option<std::net::SocketAddr>,
+}
+
+/// The name a node's certificate for the peer links carries, and the one
+/// other nodes check when they connect to it: `<node id>.node.reef`.
+pub fn peer_name(node: NodeId) -> String {
+    format!("{node}.node.reef")
 }
 
 impl Message for NodeRecord {

@@ -78,7 +78,7 @@ impl Role {
                     || [SECRET_SET, SECRET_REMOVE].contains(&verb)
             }
             Role::Submitter => [JOB_SUBMIT, JOB_LIST, JOB_GET, JOB_STOP, NODE_LIST].contains(&verb),
-            Role::Node => verb == NODE_REGISTER,
+            Role::Node => [NODE_REGISTER, NODE_CERTIFICATE].contains(&verb),
             Role::Coordinator => false,
             Role::Joiner => verb == NODE_JOIN,
         }
@@ -150,6 +150,9 @@ mod tests {
         assert!(!Role::Submitter.may_call(APP_DEPLOY));
         assert!(!Role::Submitter.may_call(SECRET_LIST));
         assert!(Role::Node.may_call(NODE_REGISTER));
+        assert!(Role::Node.may_call(NODE_CERTIFICATE));
+        assert!(!Role::Deployer.may_call(NODE_CERTIFICATE));
+        assert!(!Role::Joiner.may_call(NODE_CERTIFICATE));
         assert!(!Role::Node.may_call(NODE_LIST));
         assert!(!Role::Deployer.may_call(NODE_REGISTER));
         assert!(Role::Joiner.may_call(NODE_JOIN));

@@ -43,9 +43,10 @@ pub mod verbs {
     pub const USER_REMOVE: &str = "user.remove";
     pub const TOKEN_CREATE: &str = "token.create";
     pub const NODE_JOIN: &str = "node.join";
+    pub const NODE_CERTIFICATE: &str = "node.certificate";
 
     /// Every verb.
-    pub const ALL: [&str; 29] = [
+    pub const ALL: [&str; 30] = [
         JOB_SUBMIT,
         JOB_LIST,
         JOB_GET,
@@ -75,6 +76,7 @@ pub mod verbs {
         USER_REMOVE,
         TOKEN_CREATE,
         NODE_JOIN,
+        NODE_CERTIFICATE,
     ];
 }
 

@@ -155,7 +155,11 @@ fn valid_name(domain: &str) -> Option<String> {
 }
 
 /// Parses and checks a chain and key for `name` (already validated).
-fn certified_key(name: &str, chain_pem: &[u8], key_pem: &[u8]) -> Result<CertifiedKey, CertError> {
+pub(crate) fn certified_key(
+    name: &str,
+    chain_pem: &[u8],
+    key_pem: &[u8],
+) -> Result<CertifiedKey, CertError> {
     let chain = CertificateDer::pem_slice_iter(chain_pem)
         .collect::<Result<Vec<_>, _>>()
         .map_err(CertError::ChainPem)?;

@@ -43,6 +43,12 @@ pub struct ProxyConfig {
     /// may go unanswered before the connection is closed (default 20 s): finds
     /// clients that went away without closing.
     pub http2_keep_alive: Duration,
+    /// Node-to-node TLS (default none): how other nodes' peer listeners
+    /// are reached (backends with a TLS name), and what [`serve_peer`]
+    /// requires of those who reach this one.
+    ///
+    /// [`serve_peer`]: crate::serve_peer
+    pub peer: Option<crate::PeerTls>,
 }
 
 impl Default for ProxyConfig {
@@ -59,6 +65,7 @@ impl Default for ProxyConfig {
             client_body_timeout: Duration::from_secs(60),
             http2_max_concurrent_streams: 128,
             http2_keep_alive: Duration::from_secs(20),
+            peer: None,
         }
     }
 }

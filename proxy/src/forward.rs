@@ -1,7 +1,9 @@
 //! The upstream side of the full path: the rewrite that turns a client's
 //! request into the one sent upstream, and hyper's pooled HTTP/1.1 client
 //! for requests with a body and upgrades (requests without one go through
-//! `h1::direct`).
+//! `h1::direct`). Another node's peer listener is reached over mutual TLS:
+//! such a request gets a new connection of its own from the upstream pool,
+//! which hyper speaks HTTP/1.1 over for that one exchange.
 //!
 //! Bodies are never collected: the client's request body is handed to the
 //! upstream connection as it arrives, and the upstream's response body is
@@ -15,16 +17,19 @@ use http::header::HOST;
 use http::uri::PathAndQuery;
 use http::{HeaderValue, Request, Response, Uri, Version};
 use hyper::body::Incoming;
+use hyper::rt::Executor;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
-use hyper_util::rt::TokioTimer;
+use hyper_util::rt::{TokioIo, TokioTimer};
 
 use crate::error::ProxyError;
 use crate::exec::TrackedExecutor;
-use crate::headers::{add_forwarded, set_hop_marker, strip_hop_by_hop};
+use crate::h1::UpstreamPool;
+use crate::headers::{set_forwarded, strip_hop_by_hop};
 use crate::host::RequestedHost;
 use crate::limits::LimitedBody;
 use crate::routes::Backend;
+use crate::side::Side;
 use crate::ProxyConfig;
 
 /// What the upstream client sends: the client's body, with its limits.
@@ -37,6 +42,10 @@ const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(90);
 #[derive(Debug)]
 pub(crate) struct Upstream {
     client: Client<HttpConnector, UpstreamBody>,
+    /// Where connections to other nodes come from.
+    pool: Arc<UpstreamPool>,
+    /// Runs the connections to other nodes, tracked.
+    executor: TrackedExecutor,
     timeout: Duration,
 }
 
@@ -44,26 +53,31 @@ pub(crate) struct Upstream {
 #[derive(Debug)]
 pub(crate) struct Target<'a> {
     pub(crate) backend: &'a Backend,
-    /// Another node's proxy: it gets the hop marker.
-    pub(crate) remote: bool,
     pub(crate) host: &'a RequestedHost,
     pub(crate) client: SocketAddr,
-    /// What goes into `X-Forwarded-Proto`.
-    pub(crate) scheme: &'a str,
+    /// The listener the request came in on: whose `X-Forwarded-*` count.
+    pub(crate) side: Side,
 }
 
 impl Upstream {
-    /// A client with its own pool, its connection tasks tracked by `executor`.
-    pub(crate) fn new(config: &ProxyConfig, executor: TrackedExecutor) -> Self {
+    /// A client with its own pool for instances, other nodes reached
+    /// through `pool`, its connection tasks tracked by `executor`.
+    pub(crate) fn new(
+        config: &ProxyConfig,
+        pool: Arc<UpstreamPool>,
+        executor: TrackedExecutor,
+    ) -> Self {
         let mut connector = HttpConnector::new();
         connector.set_connect_timeout(Some(config.upstream_connect_timeout));
         connector.set_nodelay(true);
-        let client = Client::builder(executor)
+        let client = Client::builder(executor.clone())
             .pool_timer(TokioTimer::new())
             .pool_idle_timeout(POOL_IDLE_TIMEOUT)
             .build(connector);
         Self {
             client,
+            pool,
+            executor,
             timeout: config.upstream_timeout,
         }
     }
@@ -76,14 +90,23 @@ impl Upstream {
         app: &Arc<str>,
         backend: &Backend,
     ) -> Result<Response<Incoming>, ProxyError> {
-        let exchange = self.client.request(request);
+        let exchange = async {
+            match backend.tls_name {
+                None => self
+                    .client
+                    .request(request)
+                    .await
+                    .map_err(|error| error_chain(&error)),
+                Some(_) => self.send_to_peer(request, backend).await,
+            }
+        };
         match tokio::time::timeout(self.timeout, exchange).await {
             Ok(Ok(response)) => Ok(response),
             Ok(Err(error)) => {
                 tracing::warn!(
                     %app,
                     backend = %backend.id,
-                    error = %error_chain(&error),
+                    %error,
                     "instance did not answer"
                 );
                 Err(ProxyError::Unreachable {
@@ -105,10 +128,46 @@ impl Upstream {
     }
 }
 
+impl Upstream {
+    /// One exchange with another node's peer listener, over a new TLS
+    /// connection (upgrades included: the connection runs until its tunnel
+    /// is handed over).
+    async fn send_to_peer(
+        &self,
+        request: Request<UpstreamBody>,
+        backend: &Backend,
+    ) -> Result<Response<Incoming>, String> {
+        let (upstream, _) = self
+            .pool
+            .get(backend, true)
+            .await
+            .map_err(|error| error.to_string())?;
+        let (mut sender, connection) = hyper::client::conn::http1::Builder::new()
+            .handshake(TokioIo::new(upstream.stream))
+            .await
+            .map_err(|error| error_chain(&error))?;
+        let peer = backend.id.clone();
+        self.executor.execute(async move {
+            if let Err(error) = connection.with_upgrades().await {
+                tracing::debug!(%peer, error = %error_chain(&error), "connection to a node proxy ended");
+            }
+        });
+        // hyper's connection writes the target as given: origin form.
+        let (mut parts, body) = request.into_parts();
+        let path = parts.uri.path_and_query().map_or("/", PathAndQuery::as_str);
+        if let Ok(uri) = Uri::try_from(if path.starts_with('/') { path } else { "/" }) {
+            parts.uri = uri;
+        }
+        sender
+            .send_request(Request::from_parts(parts, body))
+            .await
+            .map_err(|error| error_chain(&error))
+    }
+}
+
 /// Rewrites a client's request for `target`: the backend's address in the
 /// URI (the upstream client puts origin form on the wire), HTTP/1.1, the
-/// client's Host kept, hop-by-hop headers dropped, X-Forwarded-* added, and
-/// the hop marker set when the backend is another node's proxy.
+/// client's Host kept, hop-by-hop headers dropped and X-Forwarded-* set.
 pub(crate) fn upstream_request<B>(request: Request<B>, target: &Target<'_>) -> Request<B> {
     let (mut parts, body) = rewrite(request, target).into_parts();
     let path = parts.uri.path_and_query().map_or("/", PathAndQuery::as_str);
@@ -133,10 +192,7 @@ pub(crate) fn rewrite<B>(request: Request<B>, target: &Target<'_>) -> Request<B>
     if let Ok(value) = HeaderValue::from_str(asked) {
         parts.headers.insert(HOST, value);
     }
-    add_forwarded(&mut parts.headers, target.client.ip(), target.scheme, asked);
-    if target.remote {
-        set_hop_marker(&mut parts.headers);
-    }
+    set_forwarded(&mut parts.headers, target.client.ip(), target.side, asked);
     Request::from_parts(parts, body)
 }
 

@@ -1,20 +1,19 @@
 use super::*;
-use crate::headers::{HOP_MARKER, X_FORWARDED_FOR, X_FORWARDED_PROTO};
+use crate::headers::{X_FORWARDED_FOR, X_FORWARDED_PROTO};
 use crate::host::requested_host;
 
 fn backend() -> Backend {
     Backend::new("web-1", SocketAddr::from(([127, 0, 0, 1], 9000)))
 }
 
-fn rewrite(request: Request<()>, remote: bool, scheme: &str) -> Request<()> {
+fn rewrite(request: Request<()>, side: Side) -> Request<()> {
     let host = requested_host(&request).expect("a host");
     let backend = backend();
     let target = Target {
         backend: &backend,
-        remote,
         host: &host,
         client: "192.0.2.7:5555".parse().expect("addr"),
-        scheme,
+        side,
     };
     upstream_request(request, &target)
 }
@@ -27,14 +26,13 @@ fn a_request_is_addressed_to_its_backend_over_http1() {
         .header("connection", "close")
         .body(())
         .expect("request");
-    let sent = rewrite(request, false, "http");
+    let sent = rewrite(request, Side::Plain);
     assert_eq!(sent.uri(), "http://127.0.0.1:9000/a/b?c=d");
     assert_eq!(sent.version(), Version::HTTP_11);
     assert_eq!(sent.headers()[HOST], "Web.example:8080");
     assert_eq!(sent.headers()[X_FORWARDED_FOR], "192.0.2.7");
     assert_eq!(sent.headers()[X_FORWARDED_PROTO], "http");
     assert!(!sent.headers().contains_key("connection"));
-    assert!(!sent.headers().contains_key(HOP_MARKER));
 }
 
 #[test]
@@ -45,7 +43,7 @@ fn an_http2_request_gets_its_authority_as_host() {
         .header(HOST, "other.example")
         .body(())
         .expect("request");
-    let sent = rewrite(request, false, "https");
+    let sent = rewrite(request, Side::Tls);
     assert_eq!(sent.uri(), "http://127.0.0.1:9000/path");
     assert_eq!(sent.version(), Version::HTTP_11);
     assert_eq!(sent.headers()[HOST], "web.example");
@@ -53,18 +51,23 @@ fn an_http2_request_gets_its_authority_as_host() {
 }
 
 #[test]
-fn a_request_for_another_node_carries_the_hop_marker() {
-    let request = Request::builder()
-        .uri("/")
-        .header(HOST, "web.example")
-        .header("x-forwarded-for", "203.0.113.1")
-        .body(())
-        .expect("request");
-    let sent = rewrite(request, true, "https");
-    assert_eq!(sent.headers()[HOP_MARKER], "1");
-    assert_eq!(sent.headers()[HOST], "web.example");
-    assert_eq!(sent.headers()[X_FORWARDED_FOR], "203.0.113.1, 192.0.2.7");
+fn only_another_nodes_forwarding_headers_are_kept() {
+    let request = || {
+        Request::builder()
+            .uri("/")
+            .header(HOST, "web.example")
+            .header("x-forwarded-for", "203.0.113.1")
+            .header("x-forwarded-proto", "http")
+            .body(())
+            .expect("request")
+    };
+    let sent = rewrite(request(), Side::Tls);
+    assert_eq!(sent.headers()[X_FORWARDED_FOR], "192.0.2.7");
     assert_eq!(sent.headers()[X_FORWARDED_PROTO], "https");
+    let sent = rewrite(request(), Side::Peer { tls: true });
+    assert_eq!(sent.headers()[HOST], "web.example");
+    assert_eq!(sent.headers()[X_FORWARDED_FOR], "203.0.113.1");
+    assert_eq!(sent.headers()[X_FORWARDED_PROTO], "http");
 }
 
 #[test]

@@ -22,13 +22,14 @@ use crate::error::ProxyError;
 use crate::forward::{rewrite, upstream_request, Target, Upstream};
 use crate::h1::direct::{self, DirectError};
 use crate::h1::UpstreamPool;
-use crate::headers::{forwarded_scheme, strip_hop_by_hop, take_hop_marker};
+use crate::headers::strip_hop_by_hop;
 use crate::host::requested_host;
 use crate::limits::{check_declared_length, BodyCut, LimitedBody};
 use crate::load::CountedBody;
 use crate::pages::error_page;
 use crate::redirect::{https_location, redirect};
 use crate::routes::Router;
+use crate::side::Side;
 use crate::table::Pick;
 use crate::upgrade::{is_upgrade, keep_upgrade_headers, Tunnel};
 use crate::{acme, ProxyConfig};
@@ -42,8 +43,8 @@ pub(crate) struct Handler {
     /// with the fast path).
     pool: Arc<UpstreamPool>,
     upstream_timeout: Duration,
-    /// The listener speaks TLS.
-    tls: bool,
+    /// Which listener it answers for.
+    side: Side,
     https_port: u16,
     max_body: u64,
     body_timeout: Duration,
@@ -57,13 +58,13 @@ pub(crate) struct Handler {
 }
 
 impl Handler {
-    /// A handler for a listener (`tls` or plain) whose tunnels run on `tunnels`.
+    /// A handler for the listener on `side`, whose tunnels run on `tunnels`.
     pub(crate) fn new(
         router: Router,
         upstream: Upstream,
         pool: Arc<UpstreamPool>,
         config: &ProxyConfig,
-        tls: bool,
+        side: Side,
         tunnels: TaskTracker,
         close_now: CancellationToken,
     ) -> Self {
@@ -72,7 +73,7 @@ impl Handler {
             upstream,
             pool,
             upstream_timeout: config.upstream_timeout,
-            tls,
+            side,
             https_port: config.https_port,
             max_body: config.max_request_body_bytes,
             body_timeout: config.client_body_timeout,
@@ -89,7 +90,7 @@ impl Handler {
         request: Request<Incoming>,
         client: SocketAddr,
     ) -> Response<ProxyBody> {
-        let mut record = AccessRecord::start(&request, client, self.tls);
+        let mut record = AccessRecord::start(&request, client, self.side.tls());
         let version = request.version();
         let outcome = tokio::select! {
             outcome = self.respond(request, client, &mut record) => outcome,
@@ -110,18 +111,17 @@ impl Handler {
 
     async fn respond(
         &self,
-        mut request: Request<Incoming>,
+        request: Request<Incoming>,
         client: SocketAddr,
         record: &mut AccessRecord,
     ) -> Result<Response<ProxyBody>, ProxyError> {
-        if !self.tls {
+        if self.side.is_plain() {
             if let Some(answer) = acme::answer(self.router.challenges(), &request).await {
                 return Ok(answer);
             }
         }
         let host = requested_host(&request).ok_or(ProxyError::BadHost)?;
         record.host = Some(host.name.clone());
-        let hop = take_hop_marker(request.headers_mut());
         let routes = self
             .router
             .lookup(&host.name)
@@ -129,33 +129,27 @@ impl Handler {
                 host: host.name.clone(),
             })?;
         record.app = Some(Arc::clone(&routes.app));
-        // A request another node forwarded arrives over plain HTTP whatever
-        // its client used; that node already applied the redirect.
-        if !self.tls && !hop && routes.redirect_https {
+        // A request another node forwarded comes in on the peer listener,
+        // that node having applied the redirect already.
+        if self.side.is_plain() && routes.redirect_https {
             let location = https_location(&host.name, self.https_port, request.uri())
                 .ok_or(ProxyError::BadHost)?;
             return Ok(redirect(location));
         }
         check_declared_length(request.headers(), self.max_body)?;
-        let pick = routes.pick(hop).ok_or_else(|| ProxyError::NoInstance {
-            app: Arc::clone(&routes.app),
-        })?;
+        // A request from another node is served here or not at all.
+        let pick = routes
+            .pick(self.side.is_peer())
+            .ok_or_else(|| ProxyError::NoInstance {
+                app: Arc::clone(&routes.app),
+            })?;
         record.backend = Some(pick.backend.id.clone());
-        let own_scheme = if self.tls { "https" } else { "http" };
-        // Only a node proxy's word is taken for the scheme, and only when it
-        // marked the request: the marker is no proof, but all a client gains
-        // by faking it is a wrong X-Forwarded-Proto for itself.
-        let scheme = match hop {
-            true => forwarded_scheme(request.headers()).unwrap_or(own_scheme),
-            false => own_scheme,
-        };
         let backend = Arc::clone(&pick.backend);
         let target = Target {
             backend: &backend,
-            remote: pick.remote,
             host: &host,
             client,
-            scheme,
+            side: self.side,
         };
         if is_upgrade(&request) {
             return self.upgrade(request, &target, &routes.app, pick).await;
@@ -211,7 +205,7 @@ impl Handler {
         let head_request = method == Method::HEAD;
         let response = direct::send(
             &self.pool,
-            pick.backend.addr,
+            &pick.backend,
             &head,
             head_request,
             idempotent,

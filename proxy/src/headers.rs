@@ -1,14 +1,11 @@
 //! Header rewriting between client and instance: hop-by-hop headers stay on
-//! their own hop (both directions), the instance learns who really asked
-//! through `X-Forwarded-For`, `X-Forwarded-Proto` and `X-Forwarded-Host`, and
-//! requests one node proxy forwards to another carry the hop marker.
+//! their own hop (both directions), and the instance learns who really asked
+//! through `X-Forwarded-For`, `X-Forwarded-Proto` and `X-Forwarded-Host`.
 //!
-//! The hop marker (`x-reef-hop`) only prevents forwarding loops between node
-//! proxies: a request carrying it is served by local instances or not at all.
-//! It proves nothing about who sent it and must never be used to grant access.
-//! A client that sends it only hurts itself: it is not forwarded to another
-//! node, and its own `X-Forwarded-Proto` and the plain-HTTP redirect, which
-//! a forwarding node has already dealt with, are taken as they come.
+//! Those three are trusted only from another node proxy, on the peer
+//! listener (mutual TLS): that node already wrote them for its client. On
+//! the public listeners whatever a client sent under those names is
+//! replaced, so an instance always sees its real client's address alone.
 
 use std::net::IpAddr;
 
@@ -16,15 +13,14 @@ use http::header::{CONNECTION, PROXY_AUTHENTICATE, PROXY_AUTHORIZATION, TE, TRAI
 use http::header::{TRANSFER_ENCODING, UPGRADE};
 use http::{HeaderMap, HeaderName, HeaderValue};
 
+use crate::side::Side;
+
 /// `X-Forwarded-For`: the chain of client addresses.
 pub(crate) const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 /// `X-Forwarded-Proto`: the scheme the client used.
 pub(crate) const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
 /// `X-Forwarded-Host`: the host the client asked for.
 pub(crate) const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
-
-/// The hop marker: set on requests forwarded to another node's proxy.
-pub(crate) const HOP_MARKER: HeaderName = HeaderName::from_static("x-reef-hop");
 
 /// Headers that describe one connection, not the message (RFC 9110, section 7.6.1).
 const HOP_BY_HOP: [HeaderName; 9] = [
@@ -53,20 +49,9 @@ pub(crate) fn strip_hop_by_hop(headers: &mut HeaderMap) {
     }
 }
 
-/// Removes the hop marker; true if the request carried one. Instances never
-/// see it: only node proxies speak it.
-pub(crate) fn take_hop_marker(headers: &mut HeaderMap) -> bool {
-    headers.remove(HOP_MARKER).is_some()
-}
-
-/// Marks a request as forwarded by a node proxy.
-pub(crate) fn set_hop_marker(headers: &mut HeaderMap) {
-    headers.insert(HOP_MARKER, HeaderValue::from_static("1"));
-}
-
 /// The scheme a forwarding node proxy said its client used (`http` or
 /// `https`); anything else is ignored.
-pub(crate) fn forwarded_scheme(headers: &HeaderMap) -> Option<&'static str> {
+fn forwarded_scheme(headers: &HeaderMap) -> Option<&'static str> {
     match headers.get(X_FORWARDED_PROTO)?.as_bytes() {
         b"http" => Some("http"),
         b"https" => Some("https"),
@@ -74,30 +59,22 @@ pub(crate) fn forwarded_scheme(headers: &HeaderMap) -> Option<&'static str> {
     }
 }
 
-/// Tells the instance who asked: appends `client` to `X-Forwarded-For` and
-/// sets `X-Forwarded-Proto` and `X-Forwarded-Host` (`host` as the client sent it).
-pub(crate) fn add_forwarded(headers: &mut HeaderMap, client: IpAddr, scheme: &str, host: &str) {
-    let client = client.to_canonical().to_string();
-    let mut chain: Vec<u8> = Vec::new();
-    for earlier in headers.get_all(X_FORWARDED_FOR) {
-        if !chain.is_empty() {
-            chain.extend_from_slice(b", ");
-        }
-        chain.extend_from_slice(earlier.as_bytes());
+/// Tells the instance who asked, as seen on `side`: from a client, its
+/// address alone in `X-Forwarded-For`, the listener's scheme in
+/// `X-Forwarded-Proto` and `host` (as the client sent it) in
+/// `X-Forwarded-Host`, whatever the client sent under those names; from
+/// another node, what that node wrote, filled in where it left a gap.
+pub(crate) fn set_forwarded(headers: &mut HeaderMap, client: IpAddr, side: Side, host: &str) {
+    let trusted = side.keeps_forwarded();
+    let scheme = match trusted {
+        true => forwarded_scheme(headers).unwrap_or(side.own_scheme()),
+        false => side.own_scheme(),
+    };
+    if !(trusted && headers.contains_key(X_FORWARDED_FOR)) {
+        let client = HeaderValue::from_str(&client.to_canonical().to_string()).ok();
+        set(headers, X_FORWARDED_FOR, client);
     }
-    if !chain.is_empty() {
-        chain.extend_from_slice(b", ");
-    }
-    chain.extend_from_slice(client.as_bytes());
-    let chain = HeaderValue::from_bytes(&chain)
-        .or_else(|_| HeaderValue::from_str(&client))
-        .ok();
-    set(headers, X_FORWARDED_FOR, chain);
-    set(
-        headers,
-        X_FORWARDED_PROTO,
-        HeaderValue::from_str(scheme).ok(),
-    );
+    headers.insert(X_FORWARDED_PROTO, HeaderValue::from_static(scheme));
     set(headers, X_FORWARDED_HOST, HeaderValue::from_str(host).ok());
 }
 

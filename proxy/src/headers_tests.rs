@@ -42,10 +42,10 @@ fn a_connection_header_naming_garbage_is_harmless() {
 #[test]
 fn forwarded_headers_are_set() {
     let mut map = HeaderMap::new();
-    add_forwarded(
+    set_forwarded(
         &mut map,
         "192.0.2.7".parse().expect("ip"),
-        "http",
+        Side::Plain,
         "App.example:8080",
     );
     assert_eq!(map[X_FORWARDED_FOR], "192.0.2.7");
@@ -53,34 +53,55 @@ fn forwarded_headers_are_set() {
     assert_eq!(map[X_FORWARDED_HOST], "App.example:8080");
 }
 
-#[test]
-fn the_client_is_appended_to_an_existing_chain() {
-    let mut map = headers(&[
+fn spoofed() -> HeaderMap {
+    headers(&[
         ("x-forwarded-for", "203.0.113.1"),
         ("x-forwarded-for", "198.51.100.2, 10.0.0.3"),
-        ("x-forwarded-proto", "https"),
+        ("x-forwarded-proto", "http"),
         ("x-forwarded-host", "spoofed.example"),
-    ]);
-    add_forwarded(
-        &mut map,
-        "::ffff:192.0.2.7".parse().expect("ip"),
-        "http",
-        "a.example",
-    );
-    let chain: Vec<_> = map.get_all(X_FORWARDED_FOR).iter().collect();
-    assert_eq!(chain, ["203.0.113.1, 198.51.100.2, 10.0.0.3, 192.0.2.7"]);
-    assert_eq!(map[X_FORWARDED_PROTO], "http");
-    assert_eq!(map[X_FORWARDED_HOST], "a.example");
+    ])
 }
 
 #[test]
-fn the_hop_marker_is_taken_off_and_put_back() {
-    let mut map = headers(&[("x-reef-hop", "1"), ("x-kept", "1")]);
-    assert!(take_hop_marker(&mut map));
-    assert!(!map.contains_key(HOP_MARKER));
-    assert!(!take_hop_marker(&mut map));
-    set_hop_marker(&mut map);
-    assert_eq!(map[HOP_MARKER], "1");
+fn what_a_client_sent_is_replaced_on_the_public_listeners() {
+    for (side, scheme) in [(Side::Plain, "http"), (Side::Tls, "https")] {
+        let mut map = spoofed();
+        set_forwarded(
+            &mut map,
+            "::ffff:192.0.2.7".parse().expect("ip"),
+            side,
+            "a.example",
+        );
+        let chain: Vec<_> = map.get_all(X_FORWARDED_FOR).iter().collect();
+        assert_eq!(chain, ["192.0.2.7"], "{side:?}");
+        let proto: Vec<_> = map.get_all(X_FORWARDED_PROTO).iter().collect();
+        assert_eq!(proto, [scheme], "{side:?}");
+        assert_eq!(map[X_FORWARDED_HOST], "a.example");
+    }
+}
+
+#[test]
+fn another_nodes_word_is_kept_on_the_peer_listener() {
+    let mut map = spoofed();
+    set_forwarded(
+        &mut map,
+        "10.0.0.9".parse().expect("ip"),
+        Side::Peer { tls: true },
+        "a.example",
+    );
+    let chain: Vec<_> = map.get_all(X_FORWARDED_FOR).iter().collect();
+    assert_eq!(chain, ["203.0.113.1", "198.51.100.2, 10.0.0.3"]);
+    assert_eq!(map[X_FORWARDED_PROTO], "http");
+    // A node that said nothing: the peer's address and HTTPS.
+    let mut map = HeaderMap::new();
+    set_forwarded(
+        &mut map,
+        "10.0.0.9".parse().expect("ip"),
+        Side::Peer { tls: true },
+        "a.example",
+    );
+    assert_eq!(map[X_FORWARDED_FOR], "10.0.0.9");
+    assert_eq!(map[X_FORWARDED_PROTO], "https");
 }
 
 #[test]

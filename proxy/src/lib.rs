@@ -13,6 +13,11 @@
 //! tunnelled. The plain listener answers ACME HTTP-01 challenges
 //! ([`Challenges`]) and redirects apps that ask for it to HTTPS.
 //!
+//! Other nodes reach this one on a third listener ([`serve_peer`]), over
+//! mutual TLS with node certificates ([`PeerTls`]); only there are a
+//! request's `X-Forwarded-*` believed, and only there is it served from local
+//! instances alone.
+//!
 //! - `routes`: the [`Router`] the agent updates ([`Backend`], [`AppRoute`]).
 //! - `table`: one routing, and choosing a backend (local first, then other nodes).
 //! - `load`: in-flight counts per backend, and draining.
@@ -24,7 +29,9 @@
 //!   the full path's requests with a body and upgrades.
 //! - `upgrade`: WebSocket and other upgrade tunnels.
 //! - `limits`: request body size limit and stall timeout.
-//! - `headers`: hop-by-hop headers, `X-Forwarded-*` and the hop marker.
+//! - `headers`: hop-by-hop headers and `X-Forwarded-*`.
+//! - `side`: which listener a request came in on, and what follows from it.
+//! - `peer`: node-to-node mutual TLS, [`PeerTls`].
 //! - `acme`: ACME HTTP-01 challenge answers, [`Challenges`].
 //! - `redirect`: HTTP→HTTPS redirects.
 //! - `certs`: certificates by name, [`Certificates`]; `tls`: the TLS settings.
@@ -32,7 +39,8 @@
 //! - `access`: the access log (target [`ACCESS_TARGET`]).
 //! - `error`, `pages` and `body`: what the client gets when the proxy answers itself.
 //! - `config`: the [`ProxyConfig`] settings.
-//! - `server`: the accept loop and graceful shutdown, [`serve`] and [`serve_tls`].
+//! - `server`: the accept loop and graceful shutdown, [`serve`], [`serve_tls`]
+//!   and [`serve_peer`].
 //! - `connection`: one client connection, TLS handshake and protocol settings;
 //!   `deadline`: the deadline for its first bytes.
 //! - `exec`: the tracked executor hyper spawns its tasks on.
@@ -59,9 +67,11 @@ mod limits;
 mod load;
 mod metrics;
 mod pages;
+mod peer;
 mod redirect;
 mod routes;
 mod server;
+mod side;
 mod table;
 mod tls;
 mod upgrade;
@@ -72,6 +82,7 @@ pub use acme::{ChallengeError, ChallengeSource, Challenges};
 pub use certs::{CertError, Certificates};
 pub use config::ProxyConfig;
 pub use metrics::Metrics;
+pub use peer::{PeerTls, PeerTlsError};
 pub use routes::{AppRoute, Backend, Router};
-pub use server::{serve, serve_tls};
+pub use server::{serve, serve_peer, serve_tls};
 pub use workers::{serve_per_core, ProxyListeners};

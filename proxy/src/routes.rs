@@ -31,18 +31,30 @@ use crate::table::{AppRoutes, Pool, Slot, Table};
 pub struct Backend {
     /// Identifies the backend across route changes; in-flight counts are kept by this id.
     pub id: String,
-    /// Where it listens: `127.0.0.1:PORT` for a local instance, the node
-    /// proxy's plain-HTTP address for another node.
+    /// Where it listens: `127.0.0.1:PORT` for a local instance, the peer
+    /// listener ([`serve_peer`](crate::serve_peer)) for another node.
     pub addr: SocketAddr,
+    /// For another node: the name its certificate must carry; it is
+    /// reached over mutual TLS with [`ProxyConfig::peer`](crate::ProxyConfig).
+    /// None: plain TCP (local instances, and peer listeners without TLS in
+    /// measurements).
+    pub tls_name: Option<Arc<str>>,
 }
 
 impl Backend {
-    /// A backend named `id` at `addr`.
+    /// A backend named `id` at `addr`, reached over plain TCP.
     pub fn new(id: impl Into<String>, addr: SocketAddr) -> Self {
         Self {
             id: id.into(),
             addr,
+            tls_name: None,
         }
+    }
+
+    /// The same backend reached over mutual TLS, its certificate naming `name`.
+    pub fn with_tls_name(mut self, name: impl Into<Arc<str>>) -> Self {
+        self.tls_name = Some(name.into());
+        self
     }
 }
 

@@ -3,10 +3,7 @@ use crate::load::InFlight;
 use crate::table::Pick;
 
 fn backend(id: &str, port: u16) -> Backend {
-    Backend {
-        id: id.to_owned(),
-        addr: SocketAddr::from(([127, 0, 0, 1], port)),
-    }
+    Backend::new(id, SocketAddr::from(([127, 0, 0, 1], port)))
 }
 
 fn domains(names: &[&str]) -> Vec<String> {
@@ -199,13 +196,11 @@ fn remote_nodes_serve_only_an_app_without_local_instances() {
         Some(vec![backend("node-b", 8001)])
     );
     let remote = pick_as(&router, "web.example", false);
-    assert!(remote.remote);
     assert_eq!(remote.backend.id, "node-b");
 
     router.set_app("web", &domains(&["web.example"]), vec![backend("w1", 1)]);
     let local = pick_as(&router, "web.example", false);
-    assert!(!local.remote, "a local instance is preferred");
-    assert_eq!(local.backend.id, "w1");
+    assert_eq!(local.backend.id, "w1", "a local instance is preferred");
     assert_eq!(
         router.remotes_for("web.example"),
         Some(vec![backend("node-b", 8001)]),

@@ -19,7 +19,9 @@ use crate::exec::TrackedExecutor;
 use crate::forward::Upstream;
 use crate::h1::{FastPath, UpstreamPool};
 use crate::handler::Handler;
+use crate::peer::PeerTls;
 use crate::routes::Router;
+use crate::side::Side;
 use crate::{tls, ProxyConfig};
 
 /// How long to pause after a failed accept (out of file descriptors, say)
@@ -46,7 +48,7 @@ pub async fn serve(
     config: ProxyConfig,
     shutdown: CancellationToken,
 ) -> io::Result<()> {
-    run(listener, router, config, None, shutdown).await
+    run(listener, router, config, Side::Plain, None, shutdown).await
 }
 
 /// Serves HTTPS on `listener` like [`serve`], with the certificate of the
@@ -63,13 +65,46 @@ pub async fn serve_tls(
     shutdown: CancellationToken,
 ) -> io::Result<()> {
     let acceptor = tls::acceptor(certs).map_err(io::Error::other)?;
-    run(listener, router, config, Some(acceptor), shutdown).await
+    run(
+        listener,
+        router,
+        config,
+        Side::Tls,
+        Some(acceptor),
+        shutdown,
+    )
+    .await
+}
+
+/// Serves other node proxies on `listener` like [`serve`]: mutual TLS with
+/// `config.peer` (a client must present a certificate of the cluster's CA),
+/// HTTP/1.1 only, requests served by local instances only and their
+/// `X-Forwarded-*` taken as the forwarding node wrote them. No ACME
+/// answers, no redirects.
+///
+/// Without `config.peer` it serves plain HTTP, which only measurements
+/// should: anyone who reaches it is believed about who the client was.
+pub async fn serve_peer(
+    listener: TcpListener,
+    router: Router,
+    config: ProxyConfig,
+    shutdown: CancellationToken,
+) -> io::Result<()> {
+    let acceptor = config.peer.as_ref().map(PeerTls::acceptor);
+    if acceptor.is_none() {
+        tracing::warn!("node-to-node listener without TLS: for measurements only");
+    }
+    let side = Side::Peer {
+        tls: acceptor.is_some(),
+    };
+    run(listener, router, config, side, acceptor, shutdown).await
 }
 
 async fn run(
     listener: TcpListener,
     router: Router,
     config: ProxyConfig,
+    side: Side,
     tls: Option<TlsAcceptor>,
     shutdown: CancellationToken,
 ) -> io::Result<()> {
@@ -80,25 +115,26 @@ async fn run(
     let close_now = CancellationToken::new();
     let executor = TrackedExecutor::new(background.clone());
     // One pool of upstream connections for both paths.
-    let pool = Arc::new(UpstreamPool::new(config.upstream_connect_timeout));
+    let pool = Arc::new(UpstreamPool::new(
+        config.upstream_connect_timeout,
+        config.peer.clone(),
+    ));
     let handler = Handler::new(
         router.clone(),
-        Upstream::new(&config, executor.clone()),
+        Upstream::new(&config, Arc::clone(&pool), executor.clone()),
         Arc::clone(&pool),
         &config,
-        tls.is_some(),
+        side,
         connections.clone(),
         close_now.clone(),
     );
-    let scheme = if tls.is_some() { "https" } else { "http" };
+    let scheme = match side {
+        Side::Plain => "http",
+        Side::Tls => "https",
+        Side::Peer { .. } => "peer",
+    };
     let shared = Arc::new(Listener {
-        fast: FastPath::new(
-            router.clone(),
-            pool,
-            &config,
-            tls.is_some(),
-            shutdown.clone(),
-        ),
+        fast: FastPath::new(router.clone(), pool, &config, side, shutdown.clone()),
         handler: Arc::new(handler),
         builder: http_builder(&config, executor),
         tls,

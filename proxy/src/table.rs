@@ -4,7 +4,7 @@
 //!
 //! Local instances are always preferred. Only an app with none on this node
 //! is forwarded to another node's proxy, and a request that already crossed
-//! a node (it carries the hop marker) is never forwarded again.
+//! a node (it came in on the peer listener) is never forwarded again.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -51,8 +51,6 @@ pub(crate) struct Slot {
 #[derive(Debug)]
 pub(crate) struct Pick {
     pub(crate) backend: Arc<Backend>,
-    /// Another node's proxy rather than a local instance.
-    pub(crate) remote: bool,
     pub(crate) in_flight: InFlight,
 }
 
@@ -92,21 +90,13 @@ impl AppRoutes {
     /// else (unless `local_only`) another node's proxy; None when neither.
     pub(crate) fn pick(&self, local_only: bool) -> Option<Pick> {
         if let Some((backend, in_flight)) = self.local.pick() {
-            return Some(Pick {
-                backend,
-                remote: false,
-                in_flight,
-            });
+            return Some(Pick { backend, in_flight });
         }
         if local_only {
             return None;
         }
         let (backend, in_flight) = self.remote.pick()?;
-        Some(Pick {
-            backend,
-            remote: true,
-            in_flight,
-        })
+        Some(Pick { backend, in_flight })
     }
 }
 

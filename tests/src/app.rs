@@ -3,7 +3,8 @@
 use std::path::Path;
 
 /// A small HTTP app: answers `<version> <pid>` on every path, `/healthz`
-/// per `health` ("ok" or a status code to fail with).
+/// per `health` ("ok" or a status code to fail with), `/env/NAME` with an
+/// environment variable, `/header/NAME` with the request's NAME headers.
 pub fn write_app(dir: &Path, version: &str, health: u16, extra_manifest: &str) {
     std::fs::create_dir_all(dir).expect("mkdir");
     let server = format!(
@@ -22,6 +23,8 @@ class H(http.server.BaseHTTPRequestHandler):
             code, body = {health}, b"health\n"
         elif self.path.startswith("/env/"):
             body = os.environ.get(self.path[5:], "").encode()
+        elif self.path.startswith("/header/"):
+            body = ",".join(self.headers.get_all(self.path[8:], [])).encode()
         self.send_response(code)
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()

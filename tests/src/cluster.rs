@@ -17,11 +17,20 @@ impl TestCluster {
     /// Starts NATS, a coordinator and agents `node-1`..`node-N`, and waits
     /// until every agent is registered and ready.
     pub async fn start(nodes: usize) -> Self {
+        Self::start_with(nodes, |_| Vec::new()).await
+    }
+
+    /// [`TestCluster::start`], agent `node-I` given the extra arguments `extra(I)`.
+    pub async fn start_with(nodes: usize, extra: impl Fn(usize) -> Vec<String>) -> Self {
         let nats = NatsServer::start().await;
         let dir = tempfile::tempdir().expect("tempdir");
         let coordinator = ReefProcess::coordinator(&nats.url, dir.path(), &[]);
         let agents = (1..=nodes)
-            .map(|i| ReefProcess::agent(&nats.url, dir.path(), &format!("node-{i}"), &[]))
+            .map(|i| {
+                let extra = extra(i);
+                let extra: Vec<&str> = extra.iter().map(String::as_str).collect();
+                ReefProcess::agent(&nats.url, dir.path(), &format!("node-{i}"), &extra)
+            })
             .collect();
         let cli = Cli::new(&nats.url);
         let cluster = Self {

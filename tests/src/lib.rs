@@ -23,6 +23,7 @@ pub mod process;
 pub mod reef;
 pub mod stream_app;
 pub mod wait;
+pub mod wiretap;
 pub mod ws_app;
 
 pub use cluster::TestCluster;

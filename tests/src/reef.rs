@@ -118,7 +118,8 @@ impl ReefProcess {
     }
 
     /// Starts an agent named `name` with its data in `dir/name`, and its
-    /// proxy (HTTP and HTTPS) and `/metrics` on free ports of 127.0.0.1.
+    /// proxy (HTTP, HTTPS and the peer listener) and `/metrics` on free
+    /// ports of 127.0.0.1.
     pub fn agent(nats: &NatsUrl, dir: &Path, name: &str, extra: &[&str]) -> Self {
         Self::agent_in(None, nats, dir, name, extra)
     }
@@ -157,6 +158,10 @@ impl ReefProcess {
             "--metrics".into(),
             format!("127.0.0.1:{metrics_port}"),
         ];
+        // Other agents find the peer listener through the cluster.
+        if !extra.contains(&"--peer") {
+            args.extend(["--peer".into(), "127.0.0.1:0".into()]);
+        }
         args.extend(extra.iter().map(|s| s.to_string()));
         let mut agent = Self {
             child: None,

@@ -100,7 +100,12 @@ async fn draining_moves_replicas_keeps_capacity_and_waits_for_jobs() {
         probed.failed,
         probed.longest_gap
     );
-    assert_eq!(probed.failed, 0, "no request to the drained node failed");
+    assert_eq!(
+        probed.failed,
+        0,
+        "no request to the drained node failed\n{}",
+        cluster.logs()
+    );
     assert!(probed.ok > 10, "{probed:?}");
 
     // Done means empty: the job finished by itself, the replica moved.

@@ -1,9 +1,11 @@
 //! Cross-node forwarding: a node that does not run an app forwards its
-//! requests to a node that does (by the routes bucket), follows the app when
-//! it moves, and counts what it served in `/metrics`.
+//! requests to a node that does (by the routes bucket), over mutual TLS to
+//! that node's peer listener, follows the app when it moves, and counts what
+//! it served in `/metrics`.
 
 use reef_tests::app::{pid_in, write_app, write_named_app};
 use reef_tests::probe::Prober;
+use reef_tests::wiretap::{contains, Wiretap};
 use reef_tests::{eventually, http, TestCluster};
 use std::time::Duration;
 
@@ -84,6 +86,24 @@ async fn nodes_without_the_app_forward_to_it_and_follow_it_when_it_moves() {
     }
 }
 
+/// Deploys the one-replica test app on a two-node cluster: the node that
+/// runs it, and the one that does not.
+async fn deploy_on_one_of_two(cluster: &TestCluster) -> (String, String) {
+    let app = cluster.dir.path().join("app");
+    write_app(&app, "v1", 200, "");
+    cluster
+        .cli
+        .ok(&["deploy", app.to_str().expect("path")])
+        .await;
+    let host = cluster.healthy_nodes("hello", 1).await.remove(0);
+    let other = cluster
+        .node_names()
+        .into_iter()
+        .find(|n| *n != host)
+        .expect("two nodes");
+    (host, other)
+}
+
 /// The value of `reef_proxy_requests_total{app="hello",class="2xx"}`.
 fn served_2xx(metrics: &str) -> Option<u64> {
     metrics
@@ -98,18 +118,7 @@ fn served_2xx(metrics: &str) -> Option<u64> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn metrics_count_each_node_s_requests_per_app() {
     let cluster = TestCluster::start(2).await;
-    let app = cluster.dir.path().join("app");
-    write_app(&app, "v1", 200, "");
-    cluster
-        .cli
-        .ok(&["deploy", app.to_str().expect("path")])
-        .await;
-    let host = cluster.healthy_nodes("hello", 1).await.remove(0);
-    let other = cluster
-        .node_names()
-        .into_iter()
-        .find(|n| *n != host)
-        .expect("two nodes");
+    let (host, other) = deploy_on_one_of_two(&cluster).await;
     let (host_port, other_port) = (cluster.proxy_port(&host), cluster.proxy_port(&other));
 
     // Count every success; the forwarding node may need a moment to learn the route.
@@ -218,4 +227,83 @@ async fn a_node_without_the_app_applies_its_https_redirect() {
             "{node}: {location}"
         );
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forwarded_requests_travel_encrypted_and_a_clients_forwarding_claims_are_replaced() {
+    // Each node's peer listener is on 127.0.0.1 and advertised at
+    // 127.0.0.2, where a wiretap relays to it: every forwarded byte passes it.
+    let ports: Vec<u16> = (0..2).map(|_| reef_tests::wait::free_port()).collect();
+    let cluster = TestCluster::start_with(2, |i| {
+        vec![
+            "--peer".into(),
+            format!("127.0.0.1:{}", ports[i - 1]),
+            "--advertise".into(),
+            "127.0.0.2".into(),
+        ]
+    })
+    .await;
+    let mut taps = Vec::new();
+    for port in &ports {
+        let listen = std::net::SocketAddr::from(([127, 0, 0, 2], *port));
+        let target = std::net::SocketAddr::from(([127, 0, 0, 1], *port));
+        taps.push(Wiretap::start(listen, target).await);
+    }
+    let (host, other) = deploy_on_one_of_two(&cluster).await;
+    let other_port = cluster.proxy_port(&other);
+
+    // A client that claims to be someone else, and to have crossed a node.
+    let request = b"GET /header/x-forwarded-for HTTP/1.1\r\nHost: hello.test\r\n\
+        X-Forwarded-For: 203.0.113.9\r\nX-Reef-Hop: 1\r\nCookie: secret-cookie\r\n\
+        Connection: close\r\n\r\n";
+    let answer = eventually(
+        "the other node to forward",
+        Duration::from_secs(10),
+        || async {
+            http::send(other_port, request)
+                .await
+                .ok()
+                .filter(|r| r.status == 200)
+        },
+    )
+    .await;
+    assert_eq!(answer.body, "127.0.0.1", "the instance saw the real client");
+
+    let host_index: usize = host.trim_start_matches("node-").parse().expect("node-N");
+    let wire = taps[host_index - 1].seen();
+    assert!(
+        wire.len() > 500,
+        "the forwarded exchange went through the wiretap: {} bytes\n{}",
+        wire.len(),
+        cluster.logs()
+    );
+    for secret in [
+        &b"secret-cookie"[..],
+        b"hello.test",
+        b"x-forwarded-for",
+        b"HTTP/1.1",
+    ] {
+        assert!(
+            !contains(&wire, secret),
+            "{} crossed the wire between nodes in the clear",
+            String::from_utf8_lossy(secret)
+        );
+    }
+
+    // The node made its own key, which only it may read.
+    use std::os::unix::fs::PermissionsExt as _;
+    let key = cluster.dir.path().join(&host).join("tls/peer-key.pem");
+    let mode = std::fs::metadata(&key)
+        .expect("peer key")
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o600, "{}", key.display());
+
+    // The peer listener itself answers nothing in plain HTTP.
+    let host_peer = ports[host_index - 1];
+    let plain = http::send(host_peer, b"GET / HTTP/1.1\r\nHost: hello.test\r\n\r\n").await;
+    assert!(
+        plain.as_ref().map_or(true, |r| !r.body.starts_with("v1")),
+        "served over plain HTTP: {plain:?}"
+    );
 }

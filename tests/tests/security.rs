@@ -131,11 +131,17 @@ fn forbidden_for_node(me: NodeId, other: NodeId) -> (Vec<String>, Vec<String>) {
         subjects::heartbeat(other),
         subjects::logs(other, job, alloc, subjects::Output::Stdout),
         subjects::instance_logs(other, "hello", alloc, subjects::Output::Stderr),
-        // Registering as another node, calling as a user or coordinator.
+        // Registering as another node, or asking for its certificate;
+        // calling as a user or coordinator.
         subjects::api(
             Role::Node,
             &other.to_string(),
             subjects::verbs::NODE_REGISTER,
+        ),
+        subjects::api(
+            Role::Node,
+            &other.to_string(),
+            subjects::verbs::NODE_CERTIFICATE,
         ),
         format!(
             "reef.coord.leader.api.admin.admin.{}",
@@ -356,6 +362,24 @@ async fn a_contributed_node_cannot_read_routes_certificates_challenges_or_artifa
         .expect("re-registered");
     assert_eq!(lent["trust"], "contributed", "{lent}");
 
+    // It gets no certificate for the node-to-node links.
+    let subject = subjects::api(
+        Role::Node,
+        &id.to_string(),
+        subjects::verbs::NODE_CERTIFICATE,
+    );
+    let peer_key = rcgen::KeyPair::generate().expect("key");
+    let ask = encode(&ApiRequest::NodeCertificate {
+        public_key: peer_key.public_key_raw().to_vec(),
+    })
+    .expect("encode");
+    let err = decode::<ApiReply>(&node.request(&subject, ask).await.payload)
+        .expect("decode")
+        .0
+        .expect_err("no certificate for a contributed node");
+    assert_eq!(err.kind, ApiErrorKind::Forbidden, "{err:?}");
+    assert!(err.message.contains("contributed"), "{err:?}");
+
     // Certificate keys are sealed to the dedicated node only.
     let key = rcgen::KeyPair::generate().expect("key");
     let cert = rcgen::CertificateParams::new(vec!["lent.reef.test".to_string()])
@@ -464,6 +488,11 @@ async fn each_user_role_does_its_work_and_is_refused_the_rest() {
         subjects::api(Role::Admin, "admin", subjects::verbs::NODE_DRAIN),
         subjects::api(Role::Viewer, "viewer-1", subjects::verbs::JOB_LIST),
         subjects::api(Role::Submitter, "eve", subjects::verbs::JOB_SUBMIT),
+        subjects::api(
+            Role::Node,
+            &NodeId::new().to_string(),
+            subjects::verbs::NODE_CERTIFICATE,
+        ),
         format!("$KV.{}.hello", subjects::APPS_BUCKET),
         "$JS.API.STREAM.DELETE.REEF_LOGS".into(),
     ] {

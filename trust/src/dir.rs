@@ -343,6 +343,22 @@ impl ClusterDir {
         )
     }
 
+    /// The certificate of node `node` for the peer links, for the P-256
+    /// `public_key` the node made (see [`pki::peer_cert`]).
+    pub fn issue_peer_cert(
+        &self,
+        node: NodeId,
+        public_key: &[u8],
+    ) -> Result<pki::PeerCert, TrustError> {
+        let ca_key = files::read_private(&self.dir.join("keys/ca-key.pem"), SMALL)?;
+        pki::peer_cert(
+            &self.info.name,
+            &ca_key,
+            &reef_proto::node::peer_name(node),
+            public_key,
+        )
+    }
+
     /// Credentials for the node `node`, its trust class written into them,
     /// with a fresh key made here.
     pub fn issue_node(

@@ -12,6 +12,7 @@
 //! - [`dir`]: the cluster directory that holds the keys.
 //! - [`identity`]: what a credential says about its holder.
 //! - [`token`]: join tokens.
+//! - [`files`]: files written whole or not at all, private ones 0600.
 
 #![forbid(unsafe_code)]
 #![deny(rust_2018_idioms)]
@@ -19,7 +20,7 @@
 pub mod creds;
 pub mod dir;
 mod error;
-mod files;
+pub mod files;
 pub mod identity;
 pub mod jwt;
 pub mod natsconf;

@@ -47,6 +47,34 @@ fn a_cluster_issues_credentials_that_name_their_holder() {
 }
 
 #[test]
+fn a_node_gets_a_peer_certificate_for_its_own_key_only_if_well_formed() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cluster = ClusterDir::init(dir.path(), "test").expect("init");
+    let key = crate::pki::PeerKey::generate().expect("key");
+    let again = crate::pki::PeerKey::from_pem(&key.to_pem()).expect("reload");
+    assert_eq!(again.public_key(), key.public_key());
+    assert_eq!(format!("{key:?}"), "PeerKey(..)");
+
+    let node = NodeId::new();
+    let issued = cluster
+        .issue_peer_cert(node, &key.public_key())
+        .expect("certificate");
+    assert!(issued.cert_pem.starts_with("-----BEGIN CERTIFICATE-----"));
+    let days = (issued.not_after_ms.saturating_sub(reef_proto::now_ms())) / 86_400_000;
+    assert!((29..=30).contains(&days), "{days} days");
+
+    for bad in [Vec::new(), vec![4; 64], vec![2; 65], vec![4; 97]] {
+        let error = cluster
+            .issue_peer_cert(node, &bad)
+            .expect_err("refused")
+            .to_string();
+        assert!(error.contains("P-256"), "{error}");
+    }
+    let ed25519 = rcgen::KeyPair::generate_for(&rcgen::PKCS_ED25519).expect("key");
+    assert!(crate::pki::PeerKey::from_pem(&ed25519.serialize_pem()).is_err());
+}
+
+#[test]
 fn a_tampered_jwt_is_refused() {
     let dir = tempfile::tempdir().expect("tempdir");
     let cluster = ClusterDir::init(dir.path(), "test").expect("init");

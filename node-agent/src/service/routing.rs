@@ -146,7 +146,10 @@ impl Routing {
         entry.cluster = routes.map(|routes| ClusterRoutes {
             remote: routes
                 .elsewhere(me)
-                .map(|b| Backend::new(b.instance.to_string(), b.addr))
+                .map(|b| {
+                    Backend::new(b.instance.to_string(), b.addr)
+                        .with_tls_name(reef_proto::node::peer_name(b.node))
+                })
                 .collect(),
             domains: routes.domains,
             https_redirect: routes.https_redirect,

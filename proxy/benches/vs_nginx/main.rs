@@ -19,9 +19,16 @@
 //! at one and at ten concurrent streams per connection; it is skipped
 //! when `h2load` is not installed.
 //!
+//! A third part measures a request forwarded between two nodes (wrk → a
+//! node without the app → the other node's peer listener → the backend):
+//! reef with the peer link in mutual TLS as the agent runs it, the same
+//! with the link in plain HTTP, and nginx doing the same two hops.
+//! The proxies' CPU per request is both hops' together.
+//!
 //! Run with `scripts/bench.sh` or `cargo bench -p reef-proxy --bench
 //! vs_nginx`. Needs `nginx`, `caddy` and `wrk` on PATH (and `h2load` for
-//! the HTTP/2 part). Settings (env):
+//! the HTTP/2 part). `REEF_BENCH_ONLY=forwarding` runs the third part alone
+//! (nginx and wrk only). Settings (env):
 //! `REEF_BENCH_WRK_THREADS` (2), `REEF_BENCH_WRK_CONNECTIONS` (64),
 //! `REEF_BENCH_SECONDS` per run (10), `REEF_BENCH_ROUNDS` (3), and
 //! `REEF_BENCH_QUICK=1` (or `-- --quick`) for a quick check: 2 s runs, one
@@ -46,6 +53,7 @@ use anyhow::Context;
 use crate::h2load::H2Load;
 use crate::peers::Server;
 use crate::report::{H2Sample, H2Target, Sample, Target};
+use crate::roles::Role;
 use crate::wrk::Load;
 
 /// The Host every request carries; the only host the proxies route.
@@ -147,12 +155,19 @@ fn env_number<T: std::str::FromStr>(name: &str, default: T) -> anyhow::Result<T>
     }
 }
 
+/// Whether only the cross-node part is asked for.
+fn forwarding_only() -> bool {
+    std::env::var("REEF_BENCH_ONLY").is_ok_and(|v| v == "forwarding")
+}
+
 fn main() -> ExitCode {
     if let Some(role) = roles::requested() {
         return roles::run(role);
     }
+    let only = forwarding_only();
     let missing: Vec<_> = TOOLS
         .iter()
+        .filter(|(tool, _)| !(only && *tool == "caddy"))
         .filter(|(tool, _)| !peers::on_path(tool))
         .collect();
     if !missing.is_empty() {
@@ -184,6 +199,9 @@ fn run() -> anyhow::Result<bool> {
     let settings = Settings::from_env()?;
     let dir = tempfile::tempdir().context("create a temp dir")?;
     let backend = Server::backend(dir.path())?;
+    if forwarding_only() {
+        return forwarding(&settings, dir.path(), &backend);
+    }
     let upstream = backend.port();
     let servers = [
         Server::reef(dir.path(), upstream)?,
@@ -247,5 +265,98 @@ fn run() -> anyhow::Result<bool> {
     for server in std::iter::once(&backend).chain(&servers) {
         server.print_log_warnings();
     }
+    clean &= forwarding(&settings, dir.path(), &backend)?;
     Ok(clean)
+}
+
+/// The names of the cross-node targets.
+const HOPS_PLAIN: &str = "reef 2 hops, plain";
+const HOPS_MTLS: &str = "reef 2 hops, mTLS";
+const HOPS_NGINX: &str = "nginx 2 hops";
+
+/// The cross-node part; false when a run had errors.
+fn forwarding(
+    settings: &Settings,
+    dir: &std::path::Path,
+    backend: &Server,
+) -> anyhow::Result<bool> {
+    let tls = dir.join("peer-tls");
+    write_peer_certs(&tls)?;
+    let upstream = backend.port();
+    let peer_plain = Server::reef_node(dir, Role::PeerPlain, upstream, None)?;
+    let edge_plain = Server::reef_node(dir, Role::EdgePlain, peer_plain.port(), None)?;
+    let peer_tls = Server::reef_node(dir, Role::PeerTls, upstream, Some(&tls))?;
+    let edge_tls = Server::reef_node(dir, Role::EdgeTls, peer_tls.port(), Some(&tls))?;
+    let nginx_second = Server::nginx_named(dir, "nginx-hop-2", upstream)?;
+    let nginx_first = Server::nginx_named(dir, "nginx-hop-1", nginx_second.port())?;
+    let hops = [
+        (HOPS_PLAIN, &edge_plain, &peer_plain),
+        (HOPS_MTLS, &edge_tls, &peer_tls),
+        (HOPS_NGINX, &nginx_first, &nginx_second),
+    ];
+    let load = &settings.load;
+    println!();
+    println!(
+        "cross-node forwarding: wrk -t{} -c{} -d{}s --latency -H 'Host: {HOST}' → a node \
+         without the app → the other node → the backend, {} rounds",
+        load.threads,
+        load.connections,
+        load.duration.as_secs(),
+        settings.rounds,
+    );
+    let warm_up = Load {
+        duration: settings.warm_up,
+        ..*load
+    };
+    let mut clean = true;
+    let mut targets: Vec<Target> = hops
+        .iter()
+        .map(|(name, edge, _)| Target::new(name, edge.port()))
+        .collect();
+    let both = |first: &Server, second: &Server| Some(first.cpu()? + second.cpu()?);
+    for (name, edge, _) in &hops {
+        let result = wrk::run(&warm_up, edge.port())?;
+        if !result.errors.is_empty() {
+            println!("warm-up of {name}: ERR {}", result.errors);
+            clean = false;
+        }
+    }
+    for round in 1..=settings.rounds {
+        for ((_, first, second), target) in hops.iter().zip(&mut targets) {
+            let before = (backend.cpu(), both(first, second));
+            let result = wrk::run(load, target.port)?;
+            let after = (backend.cpu(), both(first, second));
+            let sample = Sample::new(result, before, after);
+            println!("round {round}: {:<20} {sample}", target.name);
+            clean &= sample.errors.is_empty();
+            target.samples.push(sample);
+        }
+    }
+    println!();
+    report::print_forwarding(&targets, HOPS_PLAIN, HOPS_MTLS, HOPS_NGINX);
+    for (_, first, second) in &hops {
+        first.print_log_warnings();
+        second.print_log_warnings();
+    }
+    Ok(clean)
+}
+
+/// A CA and the two nodes' certificates and keys, as `roles` reads them.
+fn write_peer_certs(dir: &std::path::Path) -> anyhow::Result<()> {
+    use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
+    std::fs::create_dir_all(dir).context("create the certificates' dir")?;
+    let mut ca_params = CertificateParams::new(Vec::<String>::new())?;
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
+    let ca_key = KeyPair::generate()?;
+    let ca = ca_params.self_signed(&ca_key)?;
+    std::fs::write(dir.join("ca.pem"), ca.pem()).context("write the CA")?;
+    let issuer = Issuer::new(ca_params, ca_key);
+    for name in [roles::EDGE_NAME, roles::PEER_NAME] {
+        let key = KeyPair::generate()?;
+        let cert = CertificateParams::new(vec![name.to_owned()])?.signed_by(&key, &issuer)?;
+        std::fs::write(dir.join(format!("{name}.pem")), cert.pem()).context("write a cert")?;
+        std::fs::write(dir.join(format!("{name}-key.pem")), key.serialize_pem())
+            .context("write a key")?;
+    }
+    Ok(())
 }

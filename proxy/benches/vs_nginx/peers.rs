@@ -15,7 +15,7 @@ use anyhow::Context;
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 
-use crate::roles::{Role, PORT_VAR, ROLE_VAR, UPSTREAM_VAR};
+use crate::roles::{Role, PEER_DIR_VAR, PORT_VAR, ROLE_VAR, UPSTREAM_VAR};
 use crate::{configs, cpu, BODY, HOST};
 
 /// How long a server may take to answer its first request.
@@ -52,22 +52,60 @@ impl Server {
         Self::own_role(dir, Role::ReefPerCore, Some(upstream))
     }
 
+    /// A node of a forwarded request: `peer` (the peer listener, serving
+    /// from `upstream`) or the edge (forwarding everything to the peer
+    /// listener on `upstream`), over mutual TLS with the certificates in
+    /// `tls` when given. The edge is ready once it answers through the peer.
+    pub(crate) fn reef_node(
+        dir: &Path,
+        role: Role,
+        upstream: u16,
+        tls: Option<&Path>,
+    ) -> anyhow::Result<Self> {
+        let mut command = Self::own_command(role, Some(upstream))?;
+        if let Some(tls) = tls {
+            command.env(PEER_DIR_VAR, tls);
+        }
+        let name = role.as_str();
+        let port = free_port()?;
+        command.env(PORT_VAR, port.to_string());
+        let log = dir.join(format!("{name}.log"));
+        match role {
+            Role::PeerPlain | Role::PeerTls => Self::spawn(name, command, port, log, vec![], false),
+            _ => Self::start(name, command, port, log, vec![]),
+        }
+    }
+
     fn own_role(dir: &Path, role: Role, upstream: Option<u16>) -> anyhow::Result<Self> {
         let port = free_port()?;
-        let mut command = Command::new(std::env::current_exe().context("find the bench binary")?);
-        command
-            .env(ROLE_VAR, role.as_str())
-            .env(PORT_VAR, port.to_string());
-        if let Some(upstream) = upstream {
-            command.env(UPSTREAM_VAR, format!("127.0.0.1:{upstream}"));
-        }
+        let mut command = Self::own_command(role, upstream)?;
+        command.env(PORT_VAR, port.to_string());
         let name = role.as_str();
         Self::start(name, command, port, dir.join(format!("{name}.log")), vec![])
     }
 
+    /// This binary, to be started again as `role`.
+    fn own_command(role: Role, upstream: Option<u16>) -> anyhow::Result<Command> {
+        let mut command = Command::new(std::env::current_exe().context("find the bench binary")?);
+        command.env(ROLE_VAR, role.as_str());
+        if let Some(upstream) = upstream {
+            command.env(UPSTREAM_VAR, format!("127.0.0.1:{upstream}"));
+        }
+        Ok(command)
+    }
+
     /// nginx, `worker_processes` one per core, keep-alive upstream.
     pub(crate) fn nginx(dir: &Path, upstream: u16) -> anyhow::Result<Self> {
-        let prefix = dir.join("nginx");
+        Self::nginx_named(dir, "nginx", upstream)
+    }
+
+    /// [`Server::nginx`] named `name`, its files in `dir/name`.
+    pub(crate) fn nginx_named(
+        dir: &Path,
+        name: &'static str,
+        upstream: u16,
+    ) -> anyhow::Result<Self> {
+        let prefix = dir.join(name);
         std::fs::create_dir_all(&prefix).context("create nginx's dir")?;
         let port = free_port()?;
         let h2_port = free_port()?;
@@ -84,10 +122,10 @@ impl Server {
             .arg("-e")
             .arg(&error_log);
         let mut server = Self::start(
-            "nginx",
+            name,
             command,
             port,
-            dir.join("nginx.out"),
+            dir.join(format!("{name}.out")),
             vec![error_log],
         )?;
         server.h2_port = Some(h2_port);
@@ -117,10 +155,23 @@ impl Server {
     /// Spawns `command` with its output in `out`, and waits until it answers on `port`.
     fn start(
         name: &'static str,
+        command: Command,
+        port: u16,
+        out: PathBuf,
+        more_logs: Vec<PathBuf>,
+    ) -> anyhow::Result<Self> {
+        Self::spawn(name, command, port, out, more_logs, true)
+    }
+
+    /// Spawns `command` with its output in `out`, and waits until it
+    /// answers on `port` (`http`), or only accepts connections there.
+    fn spawn(
+        name: &'static str,
         mut command: Command,
         port: u16,
         out: PathBuf,
         more_logs: Vec<PathBuf>,
+        http: bool,
     ) -> anyhow::Result<Self> {
         let file = File::create(&out).with_context(|| format!("create {}", out.display()))?;
         let child = command
@@ -138,7 +189,7 @@ impl Server {
             child,
             logs,
         };
-        server.wait_ready()?;
+        server.wait_ready(http)?;
         Ok(server)
     }
 
@@ -160,9 +211,10 @@ impl Server {
         cpu::process_tree(self.child.id())
     }
 
-    /// Polls the server with a real request until it answers 200 with the
-    /// backend's body, it exits, or [`READY_TIMEOUT`] passes.
-    fn wait_ready(&mut self) -> anyhow::Result<()> {
+    /// Polls the server with a real request (or, without `http`, a
+    /// connection) until it answers 200 with the backend's body, it exits, or
+    /// [`READY_TIMEOUT`] passes.
+    fn wait_ready(&mut self, http: bool) -> anyhow::Result<()> {
         let deadline = Instant::now() + READY_TIMEOUT;
         loop {
             if let Some(status) = self.child.try_wait().context("check the child")? {
@@ -172,7 +224,11 @@ impl Server {
                     self.log_tail()
                 );
             }
-            if answers(self.port) {
+            let ready = match http {
+                true => answers(self.port),
+                false => accepts(self.port),
+            };
+            if ready {
                 return Ok(());
             }
             anyhow::ensure!(
@@ -253,6 +309,12 @@ fn answers(port: u16) -> bool {
         && stream.read_to_end(&mut response).is_ok()
         && response.starts_with(b"HTTP/1.1 200")
         && response.ends_with(BODY)
+}
+
+/// Whether something accepts connections on `port`.
+fn accepts(port: u16) -> bool {
+    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    TcpStream::connect_timeout(&addr, Duration::from_secs(1)).is_ok()
 }
 
 /// A free TCP port on 127.0.0.1 (the OS picks it; it is free until someone binds it).

@@ -89,8 +89,45 @@ impl fmt::Display for Sample {
 
 /// Prints the table of medians and the ratios.
 pub(crate) fn print(targets: &[Target]) {
+    print_table(targets);
+    print_ratios(targets);
+}
+
+/// The cross-node part: the table, then the encrypted link against the
+/// plain one and against nginx's two hops.
+pub(crate) fn print_forwarding(targets: &[Target], plain: &str, mtls: &str, nginx: &str) {
+    print_table(targets);
+    let find = |name: &str| targets.iter().find(|t| t.name == name);
+    let (Some(plain), Some(mtls), Some(nginx)) = (find(plain), find(mtls), find(nginx)) else {
+        return;
+    };
+    println!();
+    for (ours, theirs) in [(mtls, plain), (mtls, nginx), (plain, nginx)] {
+        println!(
+            "{:>16} / {:<16}: {}",
+            ours.name,
+            theirs.name,
+            ratios(ours, theirs)
+        );
+    }
+}
+
+/// Throughput, p99 and CPU per request of `ours` over `theirs`.
+fn ratios(ours: &Target, theirs: &Target) -> String {
+    let cpu = match (ours.proxy_cpu(), theirs.proxy_cpu()) {
+        (Some(ours), Some(theirs)) if theirs > 0.0 => format!("{:.2}x", ours / theirs),
+        _ => "-".to_owned(),
+    };
+    format!(
+        "throughput {:.2}x, p99 {:.2}x, CPU per request {cpu}",
+        ours.requests_per_sec() / theirs.requests_per_sec(),
+        ours.p99_ms() / theirs.p99_ms(),
+    )
+}
+
+fn print_table(targets: &[Target]) {
     println!(
-        "{:<18} {:>9} {:>9} {:>16} {:>18}   req/s per round",
+        "{:<20} {:>9} {:>9} {:>16} {:>18}   req/s per round",
         "target (median)", "req/s", "p99 ms", "proxy CPU/req", "backend CPU/req"
     );
     for target in targets {
@@ -100,7 +137,7 @@ pub(crate) fn print(targets: &[Target]) {
             .map(|s| format!("{:.0}", s.requests_per_sec))
             .collect();
         println!(
-            "{:<18} {:>9.0} {:>9.2} {:>16} {:>18}   {}",
+            "{:<20} {:>9.0} {:>9.2} {:>16} {:>18}   {}",
             target.name,
             target.requests_per_sec(),
             target.p99_ms(),
@@ -109,6 +146,9 @@ pub(crate) fn print(targets: &[Target]) {
             rounds.join(", ")
         );
     }
+}
+
+fn print_ratios(targets: &[Target]) {
     let Some(backend) = targets.first() else {
         return;
     };
@@ -121,15 +161,10 @@ pub(crate) fn print(targets: &[Target]) {
     for ours in targets.iter().filter(|t| t.name.starts_with("reef")) {
         for peer in peers() {
             println!(
-                "{:>13} / {:<5}: throughput {:.2}x, p99 {:.2}x, CPU per request {}",
+                "{:>13} / {:<5}: {}",
                 ours.name,
                 peer.name,
-                ours.requests_per_sec() / peer.requests_per_sec(),
-                ours.p99_ms() / peer.p99_ms(),
-                match (ours.proxy_cpu(), peer.proxy_cpu()) {
-                    (Some(ours), Some(theirs)) if theirs > 0.0 => format!("{:.2}x", ours / theirs),
-                    _ => "-".to_owned(),
-                }
+                ratios(ours, peer)
             );
         }
     }

@@ -8,6 +8,17 @@
 //!   it: laid out like nginx's workers, one current-thread runtime per core,
 //!   each with its own listener on the shared port (`SO_REUSEPORT`) and so its
 //!   own upstream pool, all with one [`Router`].
+//!
+//! For the cross-node part, the two nodes of a forwarded request:
+//!
+//! - `reef-edge-*`: a node with no instance of the app, laid out like
+//!   `reef-per-core`, forwarding every request to the other node;
+//! - `reef-peer-*`: that node's peer listener ([`reef_proxy::serve_peer`]),
+//!   serving the app from its instance, the backend.
+//!
+//! `-mtls` ones speak mutual TLS with node certificates from the files in
+//! [`PEER_DIR_VAR`] (what the agent does); `-plain` ones plain HTTP, the same
+//! code with the peer link's encryption taken away, for the ratio.
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -34,6 +45,12 @@ pub(crate) const ROLE_VAR: &str = "REEF_BENCH_ROLE";
 pub(crate) const PORT_VAR: &str = "REEF_BENCH_PORT";
 /// Where the reef proxy forwards to.
 pub(crate) const UPSTREAM_VAR: &str = "REEF_BENCH_UPSTREAM";
+/// Where the CA and node certificates of the `-mtls` roles are.
+pub(crate) const PEER_DIR_VAR: &str = "REEF_BENCH_PEER_DIR";
+
+/// The peer names of the two nodes, as their certificates carry them.
+pub(crate) const EDGE_NAME: &str = "edge.node.reef";
+pub(crate) const PEER_NAME: &str = "peer.node.reef";
 
 /// Pending connections a listener holds (nginx's default is 511).
 const LISTEN_BACKLOG: u32 = 1024;
@@ -44,7 +61,22 @@ pub(crate) enum Role {
     Backend,
     Reef,
     ReefPerCore,
+    EdgePlain,
+    EdgeTls,
+    PeerPlain,
+    PeerTls,
 }
+
+/// Every role, for [`requested`].
+const ROLES: [Role; 7] = [
+    Role::Backend,
+    Role::Reef,
+    Role::ReefPerCore,
+    Role::EdgePlain,
+    Role::EdgeTls,
+    Role::PeerPlain,
+    Role::PeerTls,
+];
 
 impl Role {
     pub(crate) fn as_str(self) -> &'static str {
@@ -52,18 +84,18 @@ impl Role {
             Self::Backend => "backend",
             Self::Reef => "reef",
             Self::ReefPerCore => "reef-per-core",
+            Self::EdgePlain => "reef-edge-plain",
+            Self::EdgeTls => "reef-edge-mtls",
+            Self::PeerPlain => "reef-peer-plain",
+            Self::PeerTls => "reef-peer-mtls",
         }
     }
 }
 
 /// The role this process was started in, if any.
 pub(crate) fn requested() -> Option<Role> {
-    match std::env::var(ROLE_VAR).ok()?.as_str() {
-        "backend" => Some(Role::Backend),
-        "reef" => Some(Role::Reef),
-        "reef-per-core" => Some(Role::ReefPerCore),
-        _ => None,
-    }
+    let asked = std::env::var(ROLE_VAR).ok()?;
+    ROLES.into_iter().find(|role| role.as_str() == asked)
 }
 
 /// Serves as `role` until killed.
@@ -88,27 +120,68 @@ fn serve_as(role: Role) -> anyhow::Result<()> {
             let router = bench_router(upstream()?);
             multi_thread(async { reef(bind(addr, false)?, router).await })
         }
-        Role::ReefPerCore => {
+        Role::ReefPerCore => per_core(addr, bench_router(upstream()?), ProxyConfig::default()),
+        Role::EdgePlain | Role::EdgeTls => {
+            let tls = matches!(role, Role::EdgeTls);
+            let router = Router::new();
+            let mut other = Backend::new("peer", upstream()?);
+            if tls {
+                other = other.with_tls_name(PEER_NAME);
+            }
+            router.set_app("bench", &[HOST.to_owned()], Vec::new());
+            router.set_remote("bench", vec![other]);
+            per_core(addr, router, peer_config(tls.then_some(EDGE_NAME))?)
+        }
+        Role::PeerPlain | Role::PeerTls => {
+            let tls = matches!(role, Role::PeerTls);
             let router = bench_router(upstream()?);
-            let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-            tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .context("start a runtime")?
-                .block_on(async {
-                    let listeners = reef_proxy::ProxyListeners::bind(addr, cores)
-                        .with_context(|| format!("bind {addr}"))?;
-                    reef_proxy::serve_per_core(
-                        listeners,
-                        router,
-                        ProxyConfig::default(),
-                        CancellationToken::new(),
-                    )
+            let config = peer_config(tls.then_some(PEER_NAME))?;
+            multi_thread(async {
+                reef_proxy::serve_peer(bind(addr, false)?, router, config, CancellationToken::new())
                     .await
                     .context("serve")
-                })
+            })
         }
     }
+}
+
+/// [`reef_proxy::serve_per_core`] on `addr`, one worker per core.
+fn per_core(addr: SocketAddr, router: Router, config: ProxyConfig) -> anyhow::Result<()> {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("start a runtime")?
+        .block_on(async {
+            let listeners = reef_proxy::ProxyListeners::bind(addr, cores)
+                .with_context(|| format!("bind {addr}"))?;
+            reef_proxy::serve_per_core(listeners, router, config, CancellationToken::new())
+                .await
+                .context("serve")
+        })
+}
+
+/// The default settings, with node-to-node TLS as node `name` (its
+/// certificate `<name>.pem` and key `<name>-key.pem` beside `ca.pem` in
+/// [`PEER_DIR_VAR`]) when given.
+fn peer_config(name: Option<&str>) -> anyhow::Result<ProxyConfig> {
+    let Some(name) = name else {
+        return Ok(ProxyConfig::default());
+    };
+    let dir = std::path::PathBuf::from(env(PEER_DIR_VAR)?);
+    let read =
+        |file: String| std::fs::read(dir.join(&file)).with_context(|| format!("read {file}"));
+    let peer = reef_proxy::PeerTls::new(&read("ca.pem".into())?).context("the CA")?;
+    peer.set_identity(
+        name,
+        read(format!("{name}.pem"))?,
+        read(format!("{name}-key.pem"))?,
+    )
+    .context("the node certificate")?;
+    Ok(ProxyConfig {
+        peer: Some(peer),
+        ..ProxyConfig::default()
+    })
 }
 
 fn multi_thread(server: impl Future<Output = anyhow::Result<()>>) -> anyhow::Result<()> {
@@ -159,10 +232,7 @@ async fn hello<B>(_: http::Request<B>) -> Result<Response<Full<Bytes>>, Infallib
 /// One app, routed for [`HOST`], with `upstream` as its only instance.
 fn bench_router(upstream: SocketAddr) -> Router {
     let router = Router::new();
-    let backend = Backend {
-        id: "bench-1".to_owned(),
-        addr: upstream,
-    };
+    let backend = Backend::new("bench-1", upstream);
     router.set_app("bench", &[HOST.to_owned()], vec![backend]);
     router
 }

@@ -27,6 +27,7 @@ use super::pool::{Upstream, UpstreamPool};
 use super::request::put_header;
 use super::response;
 use crate::body::BoxError;
+use crate::routes::Backend;
 
 /// Why no response came.
 #[derive(Debug, PartialEq, Eq)]
@@ -51,20 +52,21 @@ pub(crate) fn write_head<B>(out: &mut Vec<u8>, request: &Request<B>) {
     out.extend_from_slice(b"\r\n");
 }
 
-/// Sends `head` (a request without a body) to `addr` and waits for the
+/// Sends `head` (a request without a body) to `backend` and waits for the
 /// response head, up to `timeout`; informational responses are skipped.
 pub(crate) async fn send(
     pool: &Arc<UpstreamPool>,
-    addr: SocketAddr,
+    backend: &Backend,
     head: &[u8],
     head_request: bool,
     idempotent: bool,
     timeout: Duration,
 ) -> Result<Response<DirectBody>, DirectError> {
     let deadline = Instant::now() + timeout;
+    let addr = backend.addr;
     let mut fresh_only = false;
     loop {
-        let Ok((mut upstream, reused)) = pool.get(addr, fresh_only).await else {
+        let Ok((mut upstream, reused)) = pool.get(backend, fresh_only).await else {
             return Err(DirectError::Unreachable);
         };
         let retry = reused && idempotent && !fresh_only;

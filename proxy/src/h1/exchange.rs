@@ -248,12 +248,13 @@ impl<I: AsyncRead + AsyncWrite + Unpin> Conn<'_, I> {
         self.out.extend_from_slice(&self.inbuf.filled()[..first]);
         self.inbuf.consume(first);
         let whole = body.is_done();
-        let addr = plan.pick.backend.addr;
+        let backend = Arc::clone(&plan.pick.backend);
+        let addr = backend.addr;
         let deadline = Instant::now() + self.fast.upstream_timeout;
         let close_client = plan.close || self.fast.draining.is_cancelled();
         let mut fresh_only = false;
         loop {
-            let Ok((mut upstream, reused)) = self.fast.pool.get(addr, fresh_only).await else {
+            let Ok((mut upstream, reused)) = self.fast.pool.get(&backend, fresh_only).await else {
                 let error = ProxyError::Unreachable {
                     app: Arc::clone(&plan.app),
                 };
@@ -355,7 +356,7 @@ impl<I: AsyncRead + AsyncWrite + Unpin> Conn<'_, I> {
         plan: &mut Plan,
     ) -> Result<(), Failed> {
         let Upstream { stream, buf } = upstream;
-        let (mut reader, mut writer) = stream.split();
+        let (mut reader, mut writer) = tokio::io::split(stream);
         let head_timeout = tokio::time::sleep_until(deadline);
         tokio::pin!(head_timeout);
         // `out` holds the body bytes being written, `sent` of them written.
@@ -522,33 +523,34 @@ fn plan(
         Parsed::Partial => return Parsed::Partial,
         Parsed::Fallback => return Parsed::Fallback,
     };
-    if !fast.tls && head.path.starts_with(CHALLENGE_PREFIX) {
+    if fast.side.is_plain() && head.path.starts_with(CHALLENGE_PREFIX) {
         return Parsed::Fallback;
     }
     let Some(routes) = fast.router.lookup(&head.name) else {
         return Parsed::Fallback;
     };
-    if !fast.tls && !head.hop && routes.redirect_https {
+    if fast.side.is_plain() && routes.redirect_https {
         return Parsed::Fallback;
     }
     if matches!(head.body, RequestBody::Length(length) if length > fast.max_body) {
         return Parsed::Fallback;
     }
-    let Some(pick) = routes.pick(head.hop) else {
+    // A request from another node is served here or not at all.
+    let Some(pick) = routes.pick(fast.side.is_peer()) else {
         return Parsed::Fallback;
     };
     let started = std::time::Instant::now();
-    let own_scheme = if fast.tls { "https" } else { "http" };
-    // As on the full path: only a marked request's X-Forwarded-Proto is kept.
-    let scheme = match head.hop {
-        true => head.forwarded_proto.unwrap_or(own_scheme),
-        false => own_scheme,
+    // As on the full path: only another node's X-Forwarded-* are kept.
+    let keep_chain = fast.side.keeps_forwarded();
+    let scheme = match keep_chain {
+        true => head.forwarded_proto.unwrap_or(fast.side.own_scheme()),
+        false => fast.side.own_scheme(),
     };
     out.clear();
     let forwarding = Forwarding {
         client_ip,
         scheme,
-        remote: pick.remote,
+        keep_chain,
     };
     request::write_upstream(out, &head, &forwarding);
     let record = AccessRecord::enabled().then(|| {
@@ -560,7 +562,7 @@ fn plan(
             path.to_owned(),
             Version::HTTP_11,
             client,
-            fast.tls,
+            fast.side.tls(),
         );
         record.host = Some(head.name.clone().into_owned());
         record.app = Some(Arc::clone(&routes.app));

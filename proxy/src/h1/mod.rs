@@ -6,7 +6,8 @@
 //! server-sent events go out as they arrive.
 //!
 //! It takes only requests it can forward as they are (see `request`), on
-//! the plain listener and on TLS connections that did not negotiate HTTP/2.
+//! the plain and peer listeners and on TLS connections that did not
+//! negotiate HTTP/2.
 //! Anything else is handed, with the bytes already read, to the full path
 //! (hyper) for the rest of the connection: malformed or oversized heads,
 //! HTTP/1.0, upgrades, `Expect`, unknown hosts, ACME challenges, HTTPS
@@ -38,6 +39,7 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
 use crate::routes::Router;
+use crate::side::Side;
 use crate::ProxyConfig;
 
 pub(crate) use exchange::serve;
@@ -55,8 +57,8 @@ const MAX_RESPONSE_HEAD: usize = 64 * 1024;
 pub(crate) struct FastPath {
     pub(crate) router: Router,
     pub(crate) pool: Arc<UpstreamPool>,
-    /// The listener speaks TLS.
-    pub(crate) tls: bool,
+    /// Which listener it serves.
+    pub(crate) side: Side,
     pub(crate) max_body: u64,
     pub(crate) max_header_bytes: usize,
     pub(crate) header_timeout: Duration,
@@ -67,18 +69,18 @@ pub(crate) struct FastPath {
 }
 
 impl FastPath {
-    /// The fast path of a listener (`tls` or plain) with `config`'s limits.
+    /// The fast path of the listener on `side`, with `config`'s limits.
     pub(crate) fn new(
         router: Router,
         pool: Arc<UpstreamPool>,
         config: &ProxyConfig,
-        tls: bool,
+        side: Side,
         draining: CancellationToken,
     ) -> Self {
         Self {
             router,
             pool,
-            tls,
+            side,
             max_body: config.max_request_body_bytes,
             max_header_bytes: config.max_header_bytes,
             header_timeout: config.client_header_timeout,

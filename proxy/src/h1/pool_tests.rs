@@ -7,9 +7,12 @@ use super::*;
 async fn a_connection_comes_back_and_a_closed_one_does_not() {
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let addr = listener.local_addr().expect("addr");
-    let pool = UpstreamPool::new(Duration::from_secs(5));
+    let pool = UpstreamPool::new(Duration::from_secs(5), None);
 
-    let first = pool.connect(addr).await.expect("connect");
+    let first = pool
+        .connect(&Backend::new("a", addr))
+        .await
+        .expect("connect");
     let (mut accepted, _) = listener.accept().await.expect("accept");
     pool.put(addr, first);
     assert_eq!(pool.idle(), 1);
@@ -26,7 +29,7 @@ async fn a_connection_comes_back_and_a_closed_one_does_not() {
         match idle {
             Some(stream) => {
                 // Not seen as closed yet: wait until it is readable, then put it back.
-                stream.stream.readable().await.expect("readable");
+                stream.stream.tcp().readable().await.expect("readable");
                 pool.put(addr, stream);
             }
             None => break true,
@@ -41,6 +44,16 @@ async fn a_connection_that_cannot_be_made_fails() {
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let addr = listener.local_addr().expect("addr");
     drop(listener);
-    let pool = UpstreamPool::new(Duration::from_secs(5));
-    assert!(pool.connect(addr).await.is_err());
+    let pool = UpstreamPool::new(Duration::from_secs(5), None);
+    assert!(pool.connect(&Backend::new("a", addr)).await.is_err());
+}
+
+#[tokio::test]
+async fn another_node_is_not_reached_without_a_node_certificate() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let pool = UpstreamPool::new(Duration::from_secs(5), None);
+    let peer = Backend::new("b", addr).with_tls_name("b.node.reef");
+    let error = pool.get(&peer, false).await.expect_err("refused");
+    assert!(error.to_string().contains("no node certificate"), "{error}");
 }

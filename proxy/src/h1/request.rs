@@ -51,8 +51,6 @@ pub(crate) struct RequestHead<'b> {
     pub(crate) body: RequestBody,
     /// The client asked to close the connection after this request.
     pub(crate) close: bool,
-    /// It carries the hop marker: another node's proxy forwarded it.
-    pub(crate) hop: bool,
     /// Its `X-Forwarded-Proto`, when that is `http` or `https`.
     pub(crate) forwarded_proto: Option<&'static str>,
 }
@@ -97,7 +95,6 @@ pub(crate) fn parse<'b>(
     let mut length = None;
     let mut chunked = false;
     let mut close = false;
-    let mut hop = false;
     let mut forwarded_proto = None;
     for header in headers {
         let name = header.name;
@@ -127,8 +124,6 @@ pub(crate) fn parse<'b>(
             }
         } else if name.eq_ignore_ascii_case("upgrade") || name.eq_ignore_ascii_case("expect") {
             return Parsed::Fallback;
-        } else if name.eq_ignore_ascii_case("x-reef-hop") {
-            hop = true;
         } else if name.eq_ignore_ascii_case("x-forwarded-proto") {
             forwarded_proto = match header.value {
                 b"http" => Some("http"),
@@ -158,7 +153,6 @@ pub(crate) fn parse<'b>(
         name,
         body,
         close,
-        hop,
         forwarded_proto,
     })
 }
@@ -170,14 +164,16 @@ pub(crate) struct Forwarding<'a> {
     pub(crate) client_ip: &'a str,
     /// What goes into `X-Forwarded-Proto`.
     pub(crate) scheme: &'a str,
-    /// The backend is another node's proxy: the request gets the hop marker.
-    pub(crate) remote: bool,
+    /// Another node sent the request: its `X-Forwarded-For` is kept as it
+    /// is (that node put the client there); otherwise the client's own is
+    /// replaced by `client_ip`.
+    pub(crate) keep_chain: bool,
 }
 
 /// Writes the head the upstream gets for `head` into `out`: the same method,
 /// target and headers, less the hop-by-hop ones (framing headers stay, as
 /// the body is forwarded as it came), with the client's Host and the
-/// `X-Forwarded-*` set, and the hop marker when it goes to another node.
+/// `X-Forwarded-*` set.
 pub(crate) fn write_upstream(
     out: &mut Vec<u8>,
     head: &RequestHead<'_>,
@@ -205,7 +201,6 @@ pub(crate) fn write_upstream(
                 || name.eq_ignore_ascii_case("host")
                 || name.eq_ignore_ascii_case("x-forwarded-proto")
                 || name.eq_ignore_ascii_case("x-forwarded-host")
-                || name.eq_ignore_ascii_case("x-reef-hop")
                 || (named && is_named_by(head.headers, name)))
         {
             continue;
@@ -215,24 +210,25 @@ pub(crate) fn write_upstream(
     out.extend_from_slice(b"host: ");
     out.extend_from_slice(head.host.as_bytes());
     out.extend_from_slice(b"\r\nx-forwarded-for: ");
-    if earlier_for {
+    if earlier_for && forwarding.keep_chain {
+        let mut first = true;
         for header in head.headers {
             if header.name.eq_ignore_ascii_case("x-forwarded-for") {
+                if !first {
+                    out.extend_from_slice(b", ");
+                }
                 out.extend_from_slice(trim(header.value));
-                out.extend_from_slice(b", ");
+                first = false;
             }
         }
+    } else {
+        out.extend_from_slice(forwarding.client_ip.as_bytes());
     }
-    out.extend_from_slice(forwarding.client_ip.as_bytes());
     out.extend_from_slice(b"\r\nx-forwarded-proto: ");
     out.extend_from_slice(forwarding.scheme.as_bytes());
     out.extend_from_slice(b"\r\nx-forwarded-host: ");
     out.extend_from_slice(head.host.as_bytes());
-    out.extend_from_slice(b"\r\n");
-    if forwarding.remote {
-        out.extend_from_slice(b"x-reef-hop: 1\r\n");
-    }
-    out.extend_from_slice(b"\r\n");
+    out.extend_from_slice(b"\r\n\r\n");
 }
 
 /// Appends `name: value` and its CRLF.

@@ -2,14 +2,13 @@ use proptest::prelude::*;
 
 use super::*;
 
-fn parsed(bytes: &[u8]) -> Option<(usize, RequestBody, bool, bool, String, String)> {
+fn parsed(bytes: &[u8]) -> Option<(usize, RequestBody, bool, String, String)> {
     let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
     match parse(bytes, &mut headers) {
         Parsed::Ready(head) => Some((
             head.len,
             head.body,
             head.close,
-            head.hop,
             head.host.to_owned(),
             head.name.into_owned(),
         )),
@@ -35,16 +34,16 @@ fn rewritten(bytes: &[u8], forwarding: &Forwarding<'_>) -> String {
 const LOCAL: Forwarding<'static> = Forwarding {
     client_ip: "192.0.2.7",
     scheme: "http",
-    remote: false,
+    keep_chain: false,
 };
 
 #[test]
 fn a_plain_get_is_taken() {
     let request = b"GET /a?b=1 HTTP/1.1\r\nHost: Web.Example.:8080\r\n\r\nGET";
-    let (len, body, close, hop, host, name) = parsed(request).expect("taken");
+    let (len, body, close, host, name) = parsed(request).expect("taken");
     assert_eq!(len, request.len() - 3);
     assert_eq!(body, RequestBody::Empty);
-    assert!(!close && !hop);
+    assert!(!close);
     assert_eq!(host, "Web.Example.:8080");
     assert_eq!(name, "web.example");
 }
@@ -93,32 +92,41 @@ fn anything_unusual_goes_to_the_full_path() {
     }
 }
 
+const SPOOFED: &[u8] =
+    b"POST /p?q HTTP/1.1\r\nHost: Web.test\r\nConnection: keep-alive, X-Secret\r\n\
+    X-Secret: 1\r\nKeep-Alive: 5\r\nTE: trailers\r\nProxy-Authorization: x\r\n\
+    X-Forwarded-For: 10.0.0.1\r\nX-Forwarded-For: 10.0.0.2\r\nX-Forwarded-Proto: https\r\n\
+    X-Forwarded-Host: evil\r\nTransfer-Encoding: chunked\r\nX-Kept: yes\r\n\r\n";
+
 #[test]
-fn the_upstream_head_drops_hop_by_hop_headers_and_adds_forwarding() {
-    let request = b"POST /p?q HTTP/1.1\r\nHost: Web.test\r\nConnection: keep-alive, X-Secret\r\n\
-        X-Secret: 1\r\nKeep-Alive: 5\r\nTE: trailers\r\nProxy-Authorization: x\r\n\
-        X-Forwarded-For: 10.0.0.1\r\nX-Forwarded-For: 10.0.0.2\r\nX-Forwarded-Proto: https\r\n\
-        X-Forwarded-Host: evil\r\nX-Reef-Hop: 1\r\nTransfer-Encoding: chunked\r\nX-Kept: yes\r\n\r\n";
-    let head = rewritten(request, &LOCAL);
+fn the_upstream_head_drops_hop_by_hop_headers_and_replaces_the_clients_forwarding() {
+    let head = rewritten(SPOOFED, &LOCAL);
     assert_eq!(
         head,
         "POST /p?q HTTP/1.1\r\nTransfer-Encoding: chunked\r\nX-Kept: yes\r\nhost: Web.test\r\n\
-         x-forwarded-for: 10.0.0.1, 10.0.0.2, 192.0.2.7\r\nx-forwarded-proto: http\r\n\
+         x-forwarded-for: 192.0.2.7\r\nx-forwarded-proto: http\r\n\
          x-forwarded-host: Web.test\r\n\r\n"
     );
 }
 
 #[test]
-fn a_request_to_another_node_carries_the_hop_marker() {
-    let remote = Forwarding {
-        client_ip: "2001:db8::1",
+fn another_nodes_chain_is_kept() {
+    let peer = Forwarding {
+        client_ip: "10.0.0.9",
         scheme: "https",
-        remote: true,
+        keep_chain: true,
     };
-    let head = rewritten(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n", &remote);
+    let head = rewritten(SPOOFED, &peer);
     assert!(head.ends_with(
-        "x-forwarded-for: 2001:db8::1\r\nx-forwarded-proto: https\r\nx-forwarded-host: a\r\nx-reef-hop: 1\r\n\r\n"
-    ));
+        "x-forwarded-for: 10.0.0.1, 10.0.0.2\r\nx-forwarded-proto: https\r\nx-forwarded-host: Web.test\r\n\r\n"
+    ), "{head}");
+    let head = rewritten(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n", &peer);
+    assert!(
+        head.ends_with(
+            "x-forwarded-for: 10.0.0.9\r\nx-forwarded-proto: https\r\nx-forwarded-host: a\r\n\r\n"
+        ),
+        "{head}"
+    );
 }
 
 #[test]

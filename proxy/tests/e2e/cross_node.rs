@@ -1,39 +1,72 @@
 //! Forwarding between node proxies: an app with no instance on this node is
-//! served through another node's proxy, local instances are preferred, and
-//! the hop marker stops a request from crossing nodes twice.
+//! served through another node's peer listener over mutual TLS, local
+//! instances are preferred, a request that came from another node is never
+//! forwarded again, and only the peer listener believes `X-Forwarded-*`.
 
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+
+use bytes::Bytes;
 use http::{Method, Request, StatusCode};
 use http_body_util::Full;
-use reef_proxy::{AppRoute, Backend, Certificates, ProxyConfig, Router};
+use reef_proxy::{AppRoute, Backend, Certificates, PeerTls, ProxyConfig, Router};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
 
-use crate::support::clients::{h2_client, h2_send, no_body};
+use crate::support::clients::{h1_client, h2_client, h2_send, no_body};
 use crate::support::tls::{connect_tls, TestCa};
-use crate::support::{read_reply, TestBackend, TestProxy};
+use crate::support::ws::{ws_ask, ws_close, ws_connect, WsBackend};
+use crate::support::{read_reply, within, TestBackend, TestProxy};
+
+const NAME_A: &str = "a.node.reef";
+const NAME_B: &str = "b.node.reef";
 
 fn web_domains() -> Vec<String> {
     vec!["web.test".to_owned()]
 }
 
-/// Node A runs `web-a`; node B knows the app only through A's proxy.
-async fn two_nodes() -> (TestBackend, TestProxy, TestProxy) {
+fn with_peer(peer: PeerTls) -> ProxyConfig {
+    ProxyConfig {
+        peer: Some(peer),
+        ..ProxyConfig::default()
+    }
+}
+
+/// Node A's peer listener as node B knows it.
+fn node_a(addr: SocketAddr) -> Backend {
+    Backend::new("node-a", addr).with_tls_name(NAME_A)
+}
+
+/// Node A runs `web-a`; node B knows the app only through A's peer listener.
+async fn two_nodes(ca: &TestCa) -> (TestBackend, TestProxy, TestProxy) {
     let instance = TestBackend::start("web-a").await;
     let router_a = Router::new();
     router_a.set_app("web", &web_domains(), vec![instance.backend()]);
-    let node_a = TestProxy::start(router_a).await;
+    let node_a_proxy = TestProxy::start_node(router_a, with_peer(ca.peer(NAME_A)), None).await;
 
     let router_b = Router::new();
     router_b.set_app("web", &web_domains(), Vec::new());
-    router_b.set_remote("web", vec![Backend::new("node-a", node_a.addr)]);
-    let node_b = TestProxy::start(router_b).await;
-    (instance, node_a, node_b)
+    let peer_a = node_a_proxy.peer_addr.expect("A's peer listener");
+    router_b.set_remote("web", vec![node_a(peer_a)]);
+    let node_b = TestProxy::start_node(router_b, with_peer(ca.peer(NAME_B)), None).await;
+    (instance, node_a_proxy, node_b)
+}
+
+fn values<'a>(seen: &'a [(String, String)], name: &str) -> Vec<&'a str> {
+    seen.iter()
+        .filter(|(n, _)| n == name)
+        .map(|(_, v)| v.as_str())
+        .collect()
 }
 
 #[tokio::test]
 async fn an_app_without_local_instance_is_served_by_another_node() {
-    let (instance, _node_a, node_b) = two_nodes().await;
+    let ca = TestCa::new();
+    let (instance, _node_a, node_b) = two_nodes(&ca).await;
     let request = node_b
         .request(Method::GET, "Web.test", "/headers")
         .header("x-forwarded-for", "203.0.113.9")
+        .header("x-forwarded-proto", "https")
         .body(Full::default())
         .expect("request");
     let reply = read_reply(node_b.send(request).await).await;
@@ -42,54 +75,75 @@ async fn an_app_without_local_instance_is_served_by_another_node() {
     assert_eq!(instance.hits(), 1);
 
     let seen = reply.header_lines();
-    let value = |name: &str| -> Vec<&str> {
-        seen.iter()
-            .filter(|(n, _)| n == name)
-            .map(|(_, v)| v.as_str())
-            .collect()
-    };
-    assert_eq!(value("host"), ["Web.test"], "the original Host is kept");
-    // The client, then node B as node A saw it.
     assert_eq!(
-        value("x-forwarded-for"),
-        ["203.0.113.9, 127.0.0.1, 127.0.0.1"]
+        values(&seen, "host"),
+        ["Web.test"],
+        "the original Host is kept"
     );
-    assert_eq!(value("x-forwarded-proto"), ["http"]);
-    assert!(
-        value("x-reef-hop").is_empty(),
-        "the hop marker reached the instance"
-    );
+    // The client as node B saw it, whatever it claimed; node A adds nothing.
+    assert_eq!(values(&seen, "x-forwarded-for"), ["127.0.0.1"]);
+    assert_eq!(values(&seen, "x-forwarded-proto"), ["http"]);
     assert_eq!(node_b.router.in_flight("node-a"), 0);
 }
 
 #[tokio::test]
-async fn a_request_that_crossed_a_node_is_not_forwarded_again() {
-    let (instance, _node_a, node_b) = two_nodes().await;
+async fn a_clients_hop_marker_neither_stops_nor_grants_anything() {
+    let ca = TestCa::new();
+    let (instance, _node_a, node_b) = two_nodes(&ca).await;
     let request = node_b
         .request(Method::GET, "web.test", "/")
         .header("x-reef-hop", "1")
         .body(Full::default())
         .expect("request");
     let reply = read_reply(node_b.send(request).await).await;
-    assert_eq!(reply.status, StatusCode::SERVICE_UNAVAILABLE);
-    assert_eq!(instance.hits(), 0);
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+    assert_eq!(instance.hits(), 1);
+}
+
+#[tokio::test]
+async fn bodies_and_websockets_cross_nodes_too() {
+    let ca = TestCa::new();
+    let (_instance, _node_a, node_b) = two_nodes(&ca).await;
+    // A body goes through the full path's upstream client.
+    let request = node_b
+        .request(Method::POST, "web.test", "/echo")
+        .body(Full::new(Bytes::from_static(b"carried over TLS")))
+        .expect("request");
+    let reply = read_reply(node_b.send(request).await).await;
+    assert_eq!(reply.status, StatusCode::OK);
+    assert_eq!(reply.body, "carried over TLS");
+
+    let ws = WsBackend::start("ws-a").await;
+    let router_a = Router::new();
+    router_a.set_app("chat", &["chat.test".to_owned()], vec![ws.backend()]);
+    let a = TestProxy::start_node(router_a, with_peer(ca.peer(NAME_A)), None).await;
+    let router_b = Router::new();
+    router_b.set_app("chat", &["chat.test".to_owned()], Vec::new());
+    router_b.set_remote("chat", vec![node_a(a.peer_addr.expect("peer"))]);
+    let b = TestProxy::start_node(router_b, with_peer(ca.peer(NAME_B)), None).await;
+    let mut socket = ws_connect(b.addr, "chat.test").await;
+    assert_eq!(ws_ask(&mut socket, "hello").await, "ws-a: hello");
+    ws_close(socket).await;
 }
 
 #[tokio::test]
 async fn two_nodes_pointing_at_each_other_do_not_loop() {
+    let ca = TestCa::new();
     let router_a = Router::new();
     let router_b = Router::new();
     router_a.set_app("web", &web_domains(), Vec::new());
     router_b.set_app("web", &web_domains(), Vec::new());
-    let node_a = TestProxy::start(router_a.clone()).await;
-    let node_b = TestProxy::start(router_b).await;
-    router_a.set_remote("web", vec![Backend::new("node-b", node_b.addr)]);
-    node_b
-        .router
-        .set_remote("web", vec![Backend::new("node-a", node_a.addr)]);
+    let a = TestProxy::start_node(router_a.clone(), with_peer(ca.peer(NAME_A)), None).await;
+    let b = TestProxy::start_node(router_b, with_peer(ca.peer(NAME_B)), None).await;
+    router_a.set_remote(
+        "web",
+        vec![Backend::new("node-b", b.peer_addr.expect("peer")).with_tls_name(NAME_B)],
+    );
+    b.router
+        .set_remote("web", vec![node_a(a.peer_addr.expect("peer"))]);
 
     // B forwards to A once; A has no instance and does not send it back.
-    let reply = node_b.get("web.test", "/").await;
+    let reply = b.get("web.test", "/").await;
     assert_eq!(reply.status, StatusCode::SERVICE_UNAVAILABLE);
     assert_eq!(reply.body, "web has no healthy instance right now\n");
     let metrics = router_a.metrics().render();
@@ -101,7 +155,8 @@ async fn two_nodes_pointing_at_each_other_do_not_loop() {
 
 #[tokio::test]
 async fn a_local_instance_is_preferred_over_another_node() {
-    let (remote_instance, _node_a, node_b) = two_nodes().await;
+    let ca = TestCa::new();
+    let (remote_instance, _node_a, node_b) = two_nodes(&ca).await;
     let local = TestBackend::start("web-b").await;
     node_b
         .router
@@ -116,10 +171,171 @@ async fn a_local_instance_is_preferred_over_another_node() {
     assert_eq!(node_b.get("web.test", "/").await.body, "web-a GET /");
 }
 
+/// Relays one side's connections to `target`, keeping every byte sent each
+/// way, as someone on the wire between two nodes would see them.
+async fn wiretap(target: SocketAddr) -> (SocketAddr, Arc<Mutex<Vec<u8>>>) {
+    let listener = within(TcpListener::bind("127.0.0.1:0"))
+        .await
+        .expect("bind the relay");
+    let addr = listener.local_addr().expect("relay address");
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let kept = Arc::clone(&seen);
+    tokio::spawn(async move {
+        while let Ok((client, _)) = listener.accept().await {
+            let Ok(server) = TcpStream::connect(target).await else {
+                continue;
+            };
+            let (cr, cw) = client.into_split();
+            let (sr, sw) = server.into_split();
+            tokio::spawn(copy_keeping(cr, sw, Arc::clone(&kept)));
+            tokio::spawn(copy_keeping(sr, cw, Arc::clone(&kept)));
+        }
+    });
+    (addr, seen)
+}
+
+async fn copy_keeping(
+    mut from: tokio::net::tcp::OwnedReadHalf,
+    mut to: tokio::net::tcp::OwnedWriteHalf,
+    seen: Arc<Mutex<Vec<u8>>>,
+) {
+    let mut buf = [0u8; 4096];
+    while let Ok(read) = from.read(&mut buf).await {
+        if read == 0 {
+            break;
+        }
+        seen.lock().expect("lock").extend_from_slice(&buf[..read]);
+        if to.write_all(&buf[..read]).await.is_err() {
+            break;
+        }
+    }
+    let _ = to.shutdown().await;
+}
+
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack
+        .windows(needle.len())
+        .any(|window| window == needle)
+}
+
+#[tokio::test]
+async fn what_travels_between_nodes_is_encrypted() {
+    let ca = TestCa::new();
+    let (instance, node_a_proxy, node_b) = two_nodes(&ca).await;
+    let (relay, seen) = wiretap(node_a_proxy.peer_addr.expect("peer")).await;
+    node_b.router.set_remote("web", vec![node_a(relay)]);
+
+    let request = node_b
+        .request(Method::POST, "web.test", "/echo?token=secret-query")
+        .header("cookie", "session=secret-cookie")
+        .body(Full::new(Bytes::from_static(b"secret-body")))
+        .expect("request");
+    let reply = read_reply(node_b.send(request).await).await;
+    assert_eq!(reply.status, StatusCode::OK);
+    assert_eq!(reply.body, "secret-body");
+    let reply = node_b.get("web.test", "/headers").await;
+    assert_eq!(reply.status, StatusCode::OK);
+    assert_eq!(instance.hits(), 2);
+
+    let wire = seen.lock().expect("lock").clone();
+    assert!(
+        wire.len() > 500,
+        "the relay saw the exchanges: {} bytes",
+        wire.len()
+    );
+    for secret in [
+        &b"secret-query"[..],
+        b"secret-cookie",
+        b"secret-body",
+        b"web.test",
+        b"HTTP/1.1",
+        b"x-forwarded",
+    ] {
+        assert!(
+            !contains(&wire, secret),
+            "{} crossed the wire in the clear",
+            String::from_utf8_lossy(secret)
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_peer_listener_serves_only_nodes_of_the_cluster() {
+    let ca = TestCa::new();
+    let (instance, node_a_proxy, _node_b) = two_nodes(&ca).await;
+    let peer = node_a_proxy.peer_addr.expect("peer");
+
+    // Plain HTTP: no TLS, no answer.
+    let mut plain = within(TcpStream::connect(peer)).await.expect("connect");
+    plain
+        .write_all(b"GET / HTTP/1.1\r\nHost: web.test\r\n\r\n")
+        .await
+        .expect("write");
+    let mut answer = Vec::new();
+    let _ = within(plain.read_to_end(&mut answer)).await;
+    assert!(!contains(&answer, b"web-a"), "served over plain HTTP");
+
+    // TLS without a client certificate, trusting the right CA.
+    let refused = async {
+        let stream = connect_tls(peer, NAME_A, ca.client_config(&[b"http/1.1"])).await?;
+        let mut client = h1_client(stream).await;
+        let request = Request::builder()
+            .uri("/")
+            .header("host", "web.test")
+            .body(no_body())
+            .expect("request");
+        client
+            .send_request(request)
+            .await
+            .map_err(std::io::Error::other)
+    };
+    assert!(
+        within(refused).await.is_err(),
+        "served without a client certificate"
+    );
+
+    // A node of another cluster (that trusts node A): its certificate is refused.
+    let stranger = TestCa::new();
+    let both = format!("{}{}", ca.pem(), stranger.pem());
+    let foreign = PeerTls::new(both.as_bytes()).expect("peer TLS");
+    let issued = stranger.issue(&[NAME_B]);
+    foreign
+        .set_identity(NAME_B, &issued.chain_pem, &issued.key_pem)
+        .expect("identity");
+    let router_c = Router::new();
+    router_c.set_app("web", &web_domains(), Vec::new());
+    router_c.set_remote("web", vec![node_a(peer)]);
+    let node_c = TestProxy::start_node(router_c, with_peer(foreign), None).await;
+    let reply = node_c.get("web.test", "/").await;
+    assert_eq!(reply.status, StatusCode::BAD_GATEWAY, "{}", reply.body);
+
+    // A node of this cluster that is not the one the route names.
+    let router_d = Router::new();
+    router_d.set_app("web", &web_domains(), Vec::new());
+    router_d.set_remote(
+        "web",
+        vec![Backend::new("node-a", peer).with_tls_name("c.node.reef")],
+    );
+    let node_d = TestProxy::start_node(router_d, with_peer(ca.peer(NAME_B)), None).await;
+    let reply = node_d.get("web.test", "/").await;
+    assert_eq!(reply.status, StatusCode::BAD_GATEWAY, "{}", reply.body);
+
+    // A node with no certificate of its own cannot forward at all.
+    let router_e = Router::new();
+    router_e.set_app("web", &web_domains(), Vec::new());
+    router_e.set_remote("web", vec![node_a(peer)]);
+    let bare = PeerTls::new(ca.pem().as_bytes()).expect("peer TLS");
+    let node_e = TestProxy::start_node(router_e, with_peer(bare), None).await;
+    let reply = node_e.get("web.test", "/").await;
+    assert_eq!(reply.status, StatusCode::BAD_GATEWAY, "{}", reply.body);
+    assert_eq!(instance.hits(), 0);
+}
+
 #[tokio::test]
 async fn an_https_request_crossing_nodes_keeps_its_scheme_and_is_not_redirected() {
     // Node A redirects plain HTTP for the app; node B takes HTTPS for it and
-    // forwards to A's plain listener.
+    // forwards to A's peer listener.
+    let ca = TestCa::new();
     let instance = TestBackend::start("web-a").await;
     let router_a = Router::new();
     router_a.set_app_with(
@@ -130,9 +346,8 @@ async fn an_https_request_crossing_nodes_keeps_its_scheme_and_is_not_redirected(
             redirect_https: true,
         },
     );
-    let node_a = TestProxy::start(router_a).await;
+    let node_a_proxy = TestProxy::start_node(router_a, with_peer(ca.peer(NAME_A)), None).await;
 
-    let ca = TestCa::new();
     let certs = Certificates::new();
     let issued = ca.issue(&["web.test"]);
     certs
@@ -140,8 +355,8 @@ async fn an_https_request_crossing_nodes_keeps_its_scheme_and_is_not_redirected(
         .expect("certificate");
     let router_b = Router::new();
     router_b.set_app("web", &web_domains(), Vec::new());
-    router_b.set_remote("web", vec![Backend::new("node-a", node_a.addr)]);
-    let node_b = TestProxy::start_tls(router_b, ProxyConfig::default(), certs).await;
+    router_b.set_remote("web", vec![node_a(node_a_proxy.peer_addr.expect("peer"))]);
+    let node_b = TestProxy::start_node(router_b, with_peer(ca.peer(NAME_B)), Some(certs)).await;
 
     let stream = connect_tls(
         node_b.tls_addr.expect("HTTPS listener"),
@@ -159,16 +374,10 @@ async fn an_https_request_crossing_nodes_keeps_its_scheme_and_is_not_redirected(
     assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
     assert_eq!(reply.headers["x-backend"], "web-a");
     let seen = reply.header_lines();
-    assert!(
-        seen.contains(&("x-forwarded-proto".into(), "https".into())),
-        "{seen:?}"
-    );
-    assert!(
-        seen.contains(&("host".into(), "web.test".into())),
-        "{seen:?}"
-    );
+    assert_eq!(values(&seen, "x-forwarded-proto"), ["https"], "{seen:?}");
+    assert_eq!(values(&seen, "host"), ["web.test"], "{seen:?}");
 
     // A plain request straight to node A is still redirected.
-    let direct = node_a.get("web.test", "/").await;
+    let direct = node_a_proxy.get("web.test", "/").await;
     assert_eq!(direct.status, StatusCode::PERMANENT_REDIRECT);
 }

@@ -77,10 +77,7 @@ impl TestBackend {
 
     /// This instance as the proxy knows it.
     pub fn backend(&self) -> Backend {
-        Backend {
-            id: self.name.clone(),
-            addr: self.addr,
-        }
+        Backend::new(self.name.clone(), self.addr)
     }
 
     /// Lets one `/hold` or `/slow` request go on (now or when it gets there).

@@ -93,6 +93,8 @@ pub struct TestProxy {
     pub addr: SocketAddr,
     /// The HTTPS listener, when started with [`TestProxy::start_tls`].
     pub tls_addr: Option<SocketAddr>,
+    /// The node-to-node listener, when started with [`TestProxy::start_node`].
+    pub peer_addr: Option<SocketAddr>,
     pub router: Router,
     shutdown: CancellationToken,
     tasks: Vec<JoinHandle<io::Result<()>>>,
@@ -113,6 +115,28 @@ impl TestProxy {
     /// A proxy with `config`, serving HTTPS with `certs` too.
     pub async fn start_tls(router: Router, config: ProxyConfig, certs: Certificates) -> Self {
         Self::launch(router, config, Some(certs)).await
+    }
+
+    /// A proxy with `config` that also serves other nodes on a peer
+    /// listener (mutual TLS with `config.peer`, plain without), and HTTPS
+    /// with `certs` when given.
+    pub async fn start_node(
+        router: Router,
+        config: ProxyConfig,
+        certs: Option<Certificates>,
+    ) -> Self {
+        let mut node = Self::launch(router, config.clone(), certs).await;
+        let listener = within(TcpListener::bind("127.0.0.1:0"))
+            .await
+            .expect("bind the peer listener");
+        node.peer_addr = Some(listener.local_addr().expect("peer address"));
+        node.tasks.push(tokio::spawn(reef_proxy::serve_peer(
+            listener,
+            node.router.clone(),
+            config,
+            node.shutdown.clone(),
+        )));
+        node
     }
 
     async fn launch(router: Router, config: ProxyConfig, certs: Option<Certificates>) -> Self {
@@ -145,6 +169,7 @@ impl TestProxy {
         Self {
             addr,
             tls_addr,
+            peer_addr: None,
             router,
             shutdown,
             tasks,
@@ -189,7 +214,7 @@ impl TestProxy {
         self.shutdown.cancel();
     }
 
-    /// Waits for `serve` (and `serve_tls`) to return.
+    /// Waits for `serve` (and `serve_tls`, `serve_peer`) to return.
     pub async fn stopped(&mut self) -> io::Result<()> {
         assert!(!self.tasks.is_empty(), "serve still running");
         for task in self.tasks.drain(..) {

@@ -53,6 +53,20 @@ impl TestCa {
         }
     }
 
+    /// The CA certificate, PEM.
+    pub fn pem(&self) -> String {
+        self.issuer.pem()
+    }
+
+    /// Node-to-node TLS trusting this CA, presenting a certificate for `name`.
+    pub fn peer(&self, name: &str) -> reef_proxy::PeerTls {
+        let peer = reef_proxy::PeerTls::new(self.pem().as_bytes()).expect("peer TLS");
+        let issued = self.issue(&[name]);
+        peer.set_identity(name, &issued.chain_pem, &issued.key_pem)
+            .expect("node certificate");
+        peer
+    }
+
     /// A client configuration that trusts this CA only, offering `alpn`.
     pub fn client_config(&self, alpn: &[&[u8]]) -> Arc<ClientConfig> {
         let mut roots = RootCertStore::empty();

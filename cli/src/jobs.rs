@@ -103,6 +103,7 @@ pub async fn status(nats: &client::Nats, id: &str, json: bool) -> Result<()> {
         other => println!("state:     {}", other.name()),
     }
     println!("command:   {}", job.spec.command.join(" "));
+    println!("owner:     {}", job.spec.owner);
     println!("node:      {node}");
     println!(
         "resources: {} cpu, {} memory",

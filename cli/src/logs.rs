@@ -29,6 +29,8 @@ pub struct LogsArgs {
 
 /// After a job ends, how long to wait for lines still in flight.
 const LATE_LINES: Duration = Duration::from_secs(3);
+/// How often a submitter, who may not watch the jobs bucket, asks about its job.
+const POLL: Duration = Duration::from_millis(100);
 /// Longest wait for one backlog message before giving up.
 const BACKLOG_WAIT: Duration = Duration::from_secs(10);
 
@@ -43,9 +45,9 @@ pub async fn logs(nats: &client::Nats, args: LogsArgs) -> Result<()> {
     }
     let job = crate::jobs::resolve(&client, &args.job).await?;
     let js = jetstream::new(client.client.clone());
-    let mut output = JobOutput::open(&js, job.id, args.tail).await?;
+    let mut output = JobOutput::open(&js, &job, args.tail).await?;
     if args.follow {
-        output.follow(&js, job.id, |_| {}).await?;
+        output.follow(&client, job.id, |_| {}).await?;
     } else {
         output.print_backlog().await?;
     }
@@ -66,8 +68,13 @@ pub struct JobOutput {
 }
 
 impl JobOutput {
-    pub async fn open(js: &jetstream::Context, job: JobId, tail: Option<usize>) -> Result<Self> {
-        let (backlog, messages) = ordered(js, subjects::job_logs(job)).await?;
+    pub async fn open(
+        js: &jetstream::Context,
+        job: &JobRecord,
+        tail: Option<usize>,
+    ) -> Result<Self> {
+        let filter = subjects::job_logs(&job.spec.owner, job.id);
+        let (backlog, messages) = ordered(js, filter).await?;
         Ok(Self {
             messages,
             backlog,
@@ -100,18 +107,11 @@ impl JobOutput {
     /// version of the job record. Returns the final record.
     pub async fn follow(
         &mut self,
-        js: &jetstream::Context,
+        client: &client::Conn,
         job: JobId,
         mut on_update: impl FnMut(&JobRecord),
     ) -> Result<JobRecord> {
-        let jobs = js
-            .get_key_value(subjects::JOBS_BUCKET)
-            .await
-            .map_err(|e| anyhow!("could not open the jobs bucket: {e}"))?;
-        let mut watch = jobs
-            .watch_with_history(job.to_string())
-            .await
-            .context("could not watch the job")?;
+        let mut updates = JobUpdates::start(client, job).await?;
         let mut last: Option<JobRecord> = None;
         let mut ended_at: Option<tokio::time::Instant> = None;
         loop {
@@ -136,19 +136,14 @@ impl JobOutput {
                     Some(Err(e)) => return Err(anyhow!("reading logs failed: {e}")),
                     None => self.closed = true,
                 },
-                entry = watch.next(), if ended_at.is_none() => match entry {
-                    Some(Ok(entry)) => {
-                        if let Ok(record) = decode::<JobRecord>(&entry.value) {
-                            on_update(&record);
-                            if record.state.is_terminal() {
-                                ended_at = Some(tokio::time::Instant::now());
-                            }
-                            last = Some(record);
-                        }
+                record = updates.next(client, job), if ended_at.is_none() => {
+                    let record = record?;
+                    on_update(&record);
+                    if record.state.is_terminal() {
+                        ended_at = Some(tokio::time::Instant::now());
                     }
-                    Some(Err(e)) => return Err(anyhow!("watching the job failed: {e}")),
-                    None => return Err(anyhow!("the job watch ended unexpectedly")),
-                },
+                    last = Some(record);
+                }
                 _ = late => {
                     // Some lines never arrived (dropped while NATS was away); do not wait forever.
                     self.flush_tail();
@@ -187,6 +182,56 @@ impl JobOutput {
         if let Some(tail) = self.tail.take() {
             for (output, line) in tail {
                 print_line(output, &line);
+            }
+        }
+    }
+}
+
+/// Where a followed job's new records come from.
+enum JobUpdates {
+    /// A watch of its key in the jobs bucket.
+    Watch(Box<async_nats::jetstream::kv::Watch>),
+    /// `job.get` every [`POLL`]: a submitter may not read the jobs bucket,
+    /// which holds everyone's jobs.
+    Poll(tokio::time::Interval),
+}
+
+impl JobUpdates {
+    async fn start(client: &client::Conn, job: JobId) -> Result<Self> {
+        if client.who.role == reef_proto::roles::Role::Submitter {
+            return Ok(Self::Poll(tokio::time::interval(POLL)));
+        }
+        let jobs = jetstream::new(client.client.clone())
+            .get_key_value(subjects::JOBS_BUCKET)
+            .await
+            .map_err(|e| anyhow!("could not open the jobs bucket: {e}"))?;
+        let watch = jobs
+            .watch_with_history(job.to_string())
+            .await
+            .context("could not watch the job")?;
+        Ok(Self::Watch(Box::new(watch)))
+    }
+
+    /// The job's next record (for a poll, its record now).
+    async fn next(&mut self, client: &client::Conn, job: JobId) -> Result<JobRecord> {
+        match self {
+            Self::Watch(watch) => loop {
+                match watch.next().await {
+                    Some(Ok(entry)) => {
+                        if let Ok(record) = decode::<JobRecord>(&entry.value) {
+                            return Ok(record);
+                        }
+                    }
+                    Some(Err(e)) => return Err(anyhow!("watching the job failed: {e}")),
+                    None => return Err(anyhow!("the job watch ended unexpectedly")),
+                }
+            },
+            Self::Poll(interval) => {
+                interval.tick().await;
+                match client::call(client, ApiRequest::GetJob(job)).await? {
+                    ApiResponse::Job(record) => Ok(*record),
+                    _ => Err(anyhow!("unexpected reply from the coordinator")),
+                }
             }
         }
     }

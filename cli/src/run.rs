@@ -93,9 +93,9 @@ pub async fn run(nats: &client::Nats, args: RunArgs) -> Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
     let js = jetstream::new(client.client.clone());
-    let mut output = JobOutput::open(&js, job.id, None).await?;
+    let mut output = JobOutput::open(&js, &job, None).await?;
     let mut last_reason = String::new();
-    let follow = output.follow(&js, job.id, |record| {
+    let follow = output.follow(&client, job.id, |record| {
         if let JobState::Pending { reason } = &record.state {
             if *reason != last_reason {
                 eprintln!("reef: job {} is waiting: {reason}", record.id);

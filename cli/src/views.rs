@@ -25,6 +25,7 @@ pub fn job_json(job: &JobRecord, node_names: &HashMap<String, String>) -> Value 
         "exit_code": exit_code,
         "reason": reason,
         "command": job.spec.command,
+        "owner": job.spec.owner,
         "node": node,
         "node_name": node.as_ref().and_then(|n| node_names.get(n)),
         "alloc": job.alloc.map(|a| a.to_string()),

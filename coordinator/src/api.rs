@@ -61,6 +61,21 @@ fn authorize(role: Role, caller: &str, request: &ApiRequest) -> Result<(), ApiEr
     Ok(())
 }
 
+/// Whether `caller`, with `role`, may see (and, if its role lets it, stop)
+/// `job`: a submitter only its own jobs, every other role any job.
+fn may_see_job(role: Role, caller: &str, job: &JobRecord) -> Result<(), ApiError> {
+    if role != Role::Submitter || job.spec.owner == caller {
+        return Ok(());
+    }
+    Err(ApiError::new(
+        ApiErrorKind::Forbidden,
+        format!(
+            "job {} is not {caller}'s: a submitter sees and stops only its own jobs",
+            job.id
+        ),
+    ))
+}
+
 /// A node's registration, with its trust class taken from its credential
 /// (signed by `issuer`, naming the node) rather than from what the agent
 /// says. Other requests, and registrations by an admin, pass unchanged.
@@ -124,7 +139,7 @@ impl Coordinator {
                                 }
                             })
                         }
-                        Ok(request) => self.serve(request).await,
+                        Ok(request) => self.serve(request, role, caller).await,
                     }
                 }
             },
@@ -170,24 +185,38 @@ impl Coordinator {
         }
     }
 
-    async fn serve(&mut self, request: ApiRequest) -> Result<ApiResponse, ApiError> {
+    /// Answers `request` from `caller`, whose `role` allows it.
+    async fn serve(
+        &mut self,
+        request: ApiRequest,
+        role: Role,
+        caller: &str,
+    ) -> Result<ApiResponse, ApiError> {
         match request {
-            ApiRequest::SubmitJob(spec) => self
-                .submit(spec)
-                .await
-                .map(|j| ApiResponse::Job(Box::new(j))),
-            ApiRequest::GetJob(id) => self
-                .job(id)
-                .await
-                .map(|(job, _)| ApiResponse::Job(Box::new(job))),
+            ApiRequest::SubmitJob(mut spec) => {
+                spec.owner = caller.to_string();
+                self.submit(spec)
+                    .await
+                    .map(|j| ApiResponse::Job(Box::new(j)))
+            }
+            ApiRequest::GetJob(id) => {
+                let (job, _) = self.job(id).await?;
+                may_see_job(role, caller, &job)?;
+                Ok(ApiResponse::Job(Box::new(job)))
+            }
             ApiRequest::ListJobs => {
                 let mut jobs = store::all::<JobRecord>(&self.store.jobs).await?;
+                jobs.retain(|job| may_see_job(role, caller, job).is_ok());
                 jobs.sort_by_key(|j| std::cmp::Reverse(j.id));
                 let truncated = jobs.len() > MAX_LISTED_JOBS;
                 jobs.truncate(MAX_LISTED_JOBS);
                 Ok(ApiResponse::Jobs { jobs, truncated })
             }
-            ApiRequest::StopJob(id) => self.stop(id).await.map(|j| ApiResponse::Job(Box::new(j))),
+            ApiRequest::StopJob(id) => {
+                let (job, _) = self.job(id).await?;
+                may_see_job(role, caller, &job)?;
+                self.stop(id).await.map(|j| ApiResponse::Job(Box::new(j)))
+            }
             ApiRequest::ListNodes => Ok(ApiResponse::Nodes(
                 self.cluster.node_statuses(Instant::now()),
             )),
@@ -385,5 +414,24 @@ impl Coordinator {
         self.cluster.heard_from(id, Instant::now(), now_ms());
         self.place_pending(false).await;
         Ok(id)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_submitter_sees_only_its_own_jobs_and_other_roles_see_all() {
+        let mut spec = JobSpec::new(vec!["true".into()]);
+        spec.owner = "alice".into();
+        let job = crate::fixtures::job(spec);
+        assert!(may_see_job(Role::Submitter, "alice", &job).is_ok());
+        let refused = may_see_job(Role::Submitter, "bob", &job).expect_err("not bob's");
+        assert_eq!(refused.kind, ApiErrorKind::Forbidden);
+        assert!(refused.message.contains("only its own"), "{refused}");
+        for role in [Role::Admin, Role::Deployer, Role::Viewer] {
+            assert!(may_see_job(role, "bob", &job).is_ok(), "{role}");
+        }
     }
 }

@@ -2,7 +2,25 @@
 
 use proptest::prelude::*;
 use reef_proto::app::{Instance, InstanceState};
-use reef_proto::{AllocId, NodeId};
+use reef_proto::job::{JobRecord, JobSpec, JobState};
+use reef_proto::{AllocId, JobId, NodeId};
+
+/// An assigned job running `true`, placed nowhere yet.
+pub(crate) fn job(spec: JobSpec) -> JobRecord {
+    JobRecord {
+        id: JobId::new(),
+        spec,
+        state: JobState::Assigned,
+        alloc: None,
+        node: None,
+        submitted_at_ms: 0,
+        started_at_ms: None,
+        finished_at_ms: None,
+        stop_requested: false,
+        output_lines: None,
+        lost_on: Vec::new(),
+    }
+}
 
 /// A fresh instance of release `version` of `app` on `node`, created at 0.
 pub(crate) fn instance(app: &str, version: u32, node: NodeId, state: InstanceState) -> Instance {

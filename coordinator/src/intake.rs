@@ -56,15 +56,20 @@ impl Coordinator {
         }
     }
 
-    /// The reply subject and job of a well-formed, valid submission; None for
-    /// anything else (which `handle_api` answers, errors included).
+    /// The reply subject and job of a well-formed, valid submission by a
+    /// caller whose role may submit, the caller made its owner; None for
+    /// anything else (which `handle_api` answers, refusals and errors included).
     fn submission(&self, msg: &async_nats::Message) -> Option<(async_nats::Subject, JobSpec)> {
         let reply_to = msg.reply.clone()?;
-        if self.verb_of(&msg.subject) != subjects::verbs::JOB_SUBMIT {
+        let (role, caller, verb) = subjects::parse_api_tail(self.verb_of(&msg.subject))?;
+        if verb != subjects::verbs::JOB_SUBMIT || !role.may_call(verb) {
             return None;
         }
         match decode::<ApiRequest>(&msg.payload) {
-            Ok(ApiRequest::SubmitJob(spec)) if spec.validate().is_ok() => Some((reply_to, spec)),
+            Ok(ApiRequest::SubmitJob(mut spec)) if spec.validate().is_ok() => {
+                spec.owner = caller.to_string();
+                Some((reply_to, spec))
+            }
             _ => None,
         }
     }

@@ -21,19 +21,7 @@ fn alloc(node: NodeId, job: JobId) -> Allocation {
 fn job(retries: u32) -> JobRecord {
     let mut spec = JobSpec::new(vec!["true".into()]);
     spec.retries = retries;
-    JobRecord {
-        id: JobId::new(),
-        spec,
-        state: JobState::Assigned,
-        alloc: None,
-        node: None,
-        submitted_at_ms: 0,
-        started_at_ms: None,
-        finished_at_ms: None,
-        stop_requested: false,
-        output_lines: None,
-        lost_on: Vec::new(),
-    }
+    crate::fixtures::job(spec)
 }
 
 fn event(alloc: &Allocation, seq: u32, state: AllocState) -> AllocEvent {

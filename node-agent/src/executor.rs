@@ -125,7 +125,13 @@ async fn execute(
     }
 
     let shippers = logs::ship_output(&agent.js, &mut child, |output| {
-        subjects::logs(agent.node, assignment.job, alloc, output)
+        subjects::logs(
+            agent.node,
+            &assignment.spec.owner,
+            assignment.job,
+            alloc,
+            output,
+        )
     });
 
     let timeout = spec.timeout_ms.map(Duration::from_millis);

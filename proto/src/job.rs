@@ -68,6 +68,12 @@ pub struct JobSpec {
     /// How many times to run the job again elsewhere when its node is lost
     /// (0: report it `lost` and never run it again).
     pub retries: u32,
+    /// Who submitted it: the caller's name, which the coordinator takes from
+    /// the subject the NATS server let only that caller publish on; what a
+    /// client sends here is replaced. Its logs are published under it
+    /// ([`crate::subjects::logs`]), so a submitter can read only its own.
+    #[serde(default)]
+    pub owner: String,
 }
 
 /// Why a job specification was refused.
@@ -104,6 +110,7 @@ impl JobSpec {
             gpus: GpuRequest::default(),
             trust: None,
             retries: 0,
+            owner: String::new(),
         }
     }
 

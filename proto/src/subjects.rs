@@ -140,9 +140,11 @@ pub fn heartbeat(node: NodeId) -> String {
     format!("reef.hb.{node}")
 }
 
-/// Stream of job and app output; subjects `reef.logs.<node>.<job>.<alloc>.<out|err>`
-/// and `reef.logs.<node>.app.<app>.<instance>.<out|err>`: the node that
-/// wrote a line comes first, so the server lets a node write only its own.
+/// Stream of job and app output; subjects
+/// `reef.logs.<node>.job.<owner>.<job>.<alloc>.<out|err>` and
+/// `reef.logs.<node>.app.<app>.<instance>.<out|err>`: the node that wrote a
+/// line comes first, so the server lets a node write only its own, and a
+/// job's owner is in it, so a submitter may read only its own jobs' logs.
 pub const LOGS_STREAM: &str = "REEF_LOGS";
 pub const LOGS_WILDCARD: &str = "reef.logs.>";
 
@@ -162,8 +164,28 @@ impl Output {
     }
 }
 
-pub fn logs(node: NodeId, job: JobId, alloc: AllocId, output: Output) -> String {
-    format!("reef.logs.{node}.{job}.{alloc}.{}", output.token())
+/// The log subject of one output of a job's allocation. `owner` is the
+/// job's owner (a user name); a job recorded without one is under `_`.
+pub fn logs(node: NodeId, owner: &str, job: JobId, alloc: AllocId, output: Output) -> String {
+    format!(
+        "reef.logs.{node}.job.{}.{job}.{alloc}.{}",
+        owner_token(owner),
+        output.token()
+    )
+}
+
+/// A job owner as a subject token: user names are tokens already; none is `_`.
+fn owner_token(owner: &str) -> &str {
+    if owner.is_empty() {
+        "_"
+    } else {
+        owner
+    }
+}
+
+/// Every job log subject of jobs owned by `owner`.
+pub fn owned_job_logs(owner: &str) -> String {
+    format!("reef.logs.*.job.{}.>", owner_token(owner))
 }
 
 /// Every log subject one node may write.
@@ -171,9 +193,9 @@ pub fn node_logs(node: NodeId) -> String {
     format!("reef.logs.{node}.>")
 }
 
-/// Every log subject of one job, for `reef logs`.
-pub fn job_logs(job: JobId) -> String {
-    format!("reef.logs.*.{job}.>")
+/// Every log subject of one job (owned by `owner`), for `reef logs`.
+pub fn job_logs(owner: &str, job: JobId) -> String {
+    format!("reef.logs.*.job.{}.{job}.>", owner_token(owner))
 }
 
 /// Parses the output token out of a log subject.
@@ -273,13 +295,21 @@ mod tests {
         assert_eq!(assign(node), format!("reef.assign.{node}"));
         assert_eq!(event(node, alloc).split('.').count(), 4);
         assert_eq!(
-            log_output(&logs(node, job, alloc, Output::Stderr)),
+            log_output(&logs(node, "alice", job, alloc, Output::Stderr)),
             Some(Output::Stderr)
         );
-        assert!(
-            logs(node, job, alloc, Output::Stdout).starts_with(&format!("reef.logs.{node}.{job}."))
+        assert_eq!(
+            logs(node, "alice", job, alloc, Output::Stdout),
+            format!("reef.logs.{node}.job.alice.{job}.{alloc}.out")
         );
-        assert_eq!(job_logs(job), format!("reef.logs.*.{job}.>"));
+        assert_eq!(
+            job_logs("alice", job),
+            format!("reef.logs.*.job.alice.{job}.>")
+        );
+        assert_eq!(owned_job_logs("alice"), "reef.logs.*.job.alice.>");
+        // A job without an owner (recorded before owners) is under `_`.
+        assert!(logs(node, "", job, alloc, Output::Stdout).contains(".job._."));
+        assert_eq!(job_logs("", job), format!("reef.logs.*.job._.{job}.>"));
         assert_eq!(
             api(Role::Admin, "ops", verbs::JOB_SUBMIT),
             "reef.api.admin.ops.job.submit"

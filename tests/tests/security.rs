@@ -61,6 +61,28 @@ async fn without_a_valid_credential_and_tls_nats_gives_nothing() {
     let log = std::fs::read_to_string(nats.dir.path().join("nats.log")).expect("nats log");
     assert!(log.contains("authentication error"), "{log}");
 
+    // A credential of this cluster that has expired: refused.
+    let cluster_dir = reef_trust::ClusterDir::open(nats.url.trust().dir()).expect("cluster dir");
+    let an_hour_ago = reef_proto::now_ms() / 1000 - 3600;
+    let (stale, _) = cluster_dir
+        .issue_joiner("stale", an_hour_ago)
+        .expect("an expired credential");
+    let stale_file = nats.dir.path().join("stale.creds");
+    std::fs::write(&stale_file, stale.as_bytes()).expect("write");
+    let expired = async_nats::ConnectOptions::with_credentials_file(&stale_file)
+        .await
+        .expect("creds")
+        .add_root_certificates(nats.url.ca())
+        .require_tls(true)
+        .connection_timeout(Duration::from_secs(5))
+        .connect(&url)
+        .await;
+    let err = expired.expect_err("an expired credential, no connection");
+    assert!(
+        err.to_string().to_lowercase().contains("authorization"),
+        "{err}"
+    );
+
     // A good credential, but a CA it does not trust: no TLS, no talk.
     let untrusted = async_nats::ConnectOptions::with_credentials_file(nats.url.admin_creds())
         .await
@@ -129,7 +151,7 @@ fn forbidden_for_node(me: NodeId, other: NodeId) -> (Vec<String>, Vec<String>) {
         // Another node's events, heartbeats and logs.
         subjects::event(other, alloc),
         subjects::heartbeat(other),
-        subjects::logs(other, job, alloc, subjects::Output::Stdout),
+        subjects::logs(other, "admin", job, alloc, subjects::Output::Stdout),
         subjects::instance_logs(other, "hello", alloc, subjects::Output::Stderr),
         // Registering as another node, or asking for its certificate;
         // calling as a user or coordinator.
@@ -469,6 +491,52 @@ async fn each_user_role_does_its_work_and_is_refused_the_rest() {
     let out = submitter.run(&["scale", "hello", "2"]).await;
     assert!(out.stderr.contains("needs the deployer role"), "{out:?}");
 
+    // It owns its jobs: another submitter neither sees nor stops them, nor
+    // reads their logs; an admin sees every job.
+    let mine = submitter
+        .ok(&["run", "--detach", "--", "sleep", "30"])
+        .await
+        .stdout
+        .trim()
+        .to_string();
+    let listed = submitter.ok(&["jobs", "--json"]).await.json();
+    let listed = listed.as_array().expect("jobs");
+    assert!(
+        listed.iter().all(|j| j["owner"] == "submitter-1"),
+        "{listed:?}"
+    );
+    assert_eq!(listed.len(), 2, "{listed:?}");
+    let bob = Cli::with_creds(
+        &cluster.nats.url,
+        &cluster.nats.url.user_creds("submitter", "bob"),
+        &cluster.nats.url.ca(),
+    );
+    assert_eq!(
+        bob.ok(&["jobs", "--json"]).await.json(),
+        serde_json::json!([])
+    );
+    for args in [
+        &["job", "status", &mine][..],
+        &["job", "stop", &mine][..],
+        &["logs", &mine][..],
+    ] {
+        let out = bob.run(args).await;
+        assert_ne!(out.code, Some(0), "bob: reef {args:?}");
+        assert!(
+            out.stderr.contains("only its own jobs"),
+            "bob: reef {args:?}: {out:?}"
+        );
+    }
+    let all = cluster.cli.ok(&["jobs", "--json"]).await.json();
+    assert!(
+        all.as_array()
+            .expect("jobs")
+            .iter()
+            .any(|j| j["id"] == mine.as_str()),
+        "{all}"
+    );
+    submitter.ok(&["job", "stop", &mine]).await;
+
     // A deployer deploys, but drains no node and runs no job.
     let app = cluster.dir.path().join("hello");
     reef_tests::app::write_app(&app, "v1", 200, "");
@@ -479,6 +547,29 @@ async fn each_user_role_does_its_work_and_is_refused_the_rest() {
     assert!(out.stderr.contains("needs the admin role"), "{out:?}");
     let out = deployer.run(&["run", "--", "true"]).await;
     assert!(out.stderr.contains("needs the submitter role"), "{out:?}");
+
+    // A submitter reads neither another's job logs nor the jobs bucket.
+    let creds = cluster.nats.url.user_creds("submitter", "mallory");
+    let mallory = Confined::connect(&cluster.nats.url, &creds).await;
+    let mut allowed = Vec::new();
+    for subject in [
+        format!(
+            "$JS.API.CONSUMER.CREATE.{}.c.{}",
+            subjects::LOGS_STREAM,
+            subjects::owned_job_logs("submitter-1")
+        ),
+        format!(
+            "$JS.API.CONSUMER.CREATE.{}.c.reef.logs.>",
+            subjects::LOGS_STREAM
+        ),
+        format!("$JS.API.DIRECT.GET.KV_{}", subjects::JOBS_BUCKET),
+        format!("$JS.API.CONSUMER.CREATE.KV_{}", subjects::JOBS_BUCKET),
+    ] {
+        if !mallory.publish_refused(&subject).await {
+            allowed.push(subject);
+        }
+    }
+    assert!(allowed.is_empty(), "a submitter may: {allowed:#?}");
 
     // No user can call as another: the server refuses the subject.
     let creds = cluster.nats.url.user_creds("viewer", "eve");

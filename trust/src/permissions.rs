@@ -175,7 +175,7 @@ pub fn user(role: Role, name: &str) -> Permissions {
     let mut publish = vec![subjects::api_caller(role, name), "$JS.API.INFO".into()];
     let log_filter = match role {
         Role::Deployer => Some("reef.logs.*.app.>".to_string()),
-        Role::Submitter => Some("reef.logs.*.*.>".to_string()),
+        Role::Submitter => Some(subjects::owned_job_logs(name)),
         Role::Viewer => Some("reef.logs.>".to_string()),
         _ => None,
     };
@@ -189,10 +189,11 @@ pub fn user(role: Role, name: &str) -> Permissions {
         ]);
     }
     // Following a job's state (`reef run`, `reef logs -f`) reads the jobs
-    // bucket; following a deploy or a stop reads the instances bucket.
+    // bucket; following a deploy or a stop reads the instances bucket. A
+    // submitter reads neither (the jobs bucket holds everyone's jobs): it
+    // asks the coordinator about its own.
     let follows: &[&str] = match role {
         Role::Deployer => &[subjects::INSTANCES_BUCKET, subjects::JOBS_BUCKET],
-        Role::Submitter => &[subjects::JOBS_BUCKET],
         Role::Viewer => &[subjects::JOBS_BUCKET, subjects::INSTANCES_BUCKET],
         _ => &[],
     };

@@ -19,6 +19,19 @@ pub enum ClusterCommand {
     /// Issue a credentials file from the cluster directory: a user, the
     /// coordinators, or a node (which gets a fresh node id).
     Creds(CredsArgs),
+    /// Replace the CA: a new CA key signs from now on, and `tls/ca.pem`
+    /// trusts both until `--finish` (see docs/security.md for the steps).
+    RotateCa(RotateCaArgs),
+}
+
+#[derive(Args)]
+pub struct RotateCaArgs {
+    /// The cluster directory.
+    #[arg(long)]
+    pub dir: PathBuf,
+    /// End the rotation: trust the new CA alone.
+    #[arg(long)]
+    pub finish: bool,
 }
 
 #[derive(Args)]
@@ -116,6 +129,25 @@ pub fn cluster(command: ClusterCommand) -> Result<()> {
             println!(
                 "Keep {} safe: whoever holds it holds the cluster.",
                 args.dir.join("keys").display()
+            );
+            Ok(())
+        }
+        ClusterCommand::RotateCa(args) => {
+            let cluster = ClusterDir::open(&args.dir)?;
+            let ca = cluster.ca_file();
+            if args.finish {
+                cluster.finish_ca_rotation()?;
+                println!("{} now holds the new CA alone", ca.display());
+                return Ok(());
+            }
+            cluster.rotate_ca()?;
+            println!("a new CA signs from now on; {} trusts both", ca.display());
+            println!(
+                "next: copy {} to every machine, run `reef cluster nats-config` for each \
+                 server and restart it, then, once every node has renewed its certificate, \
+                 `reef cluster rotate-ca --dir {} --finish`",
+                ca.display(),
+                args.dir.display()
             );
             Ok(())
         }

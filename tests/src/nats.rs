@@ -208,6 +208,8 @@ pub struct NatsServer {
     pub port: u16,
     pub url: NatsUrl,
     config: PathBuf,
+    /// Its `reef cluster nats-config` flags.
+    args: Vec<String>,
     pub dir: tempfile::TempDir,
 }
 
@@ -227,22 +229,29 @@ impl NatsServer {
         let trust = Trust::new();
         let dir = tempfile::tempdir().expect("tempdir");
         let port = free_port();
-        let config = trust.server_config(&server_args("single", ip, port, dir.path()));
+        let args = server_args("single", ip, port, dir.path());
+        let config = trust.server_config(&args);
         let url = NatsUrl {
             url: format!("tls://{ip}:{port}"),
             trust,
         };
-        let server = Self::spawn(dir, port, config, url);
+        let server = Self::spawn(dir, port, (config, args), url);
         server.wait_ready().await;
         server
     }
 
-    fn spawn(dir: tempfile::TempDir, port: u16, config: PathBuf, url: NatsUrl) -> Self {
+    fn spawn(
+        dir: tempfile::TempDir,
+        port: u16,
+        (config, args): (PathBuf, Vec<String>),
+        url: NatsUrl,
+    ) -> Self {
         let mut server = Self {
             child: None,
             port,
             url,
             config,
+            args,
             dir,
         };
         server.launch();
@@ -301,6 +310,13 @@ impl NatsServer {
         self.launch();
         self.wait_ready().await;
     }
+
+    /// Writes its configuration and certificate again from the cluster
+    /// directory (as after a CA rotation), and restarts it.
+    pub async fn reconfigure(&mut self) {
+        self.config = self.url.trust.server_config(&self.args);
+        self.restart().await;
+    }
 }
 
 impl Drop for NatsServer {
@@ -342,7 +358,7 @@ impl NatsCluster {
                     url: format!("tls://127.0.0.1:{port}"),
                     trust: trust.clone(),
                 };
-                NatsServer::spawn(dir, *port, config, url)
+                NatsServer::spawn(dir, *port, (config, args), url)
             })
             .collect();
         for server in &servers {

@@ -742,3 +742,43 @@ async fn one_credential_cannot_exhaust_the_server() {
     let out = cluster.cli.run(&["run", "--", "echo", "ok"]).await;
     assert_eq!(out.code, Some(0), "{out:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_ca_rotates_without_cutting_the_cluster_off() {
+    let mut cluster = TestCluster::start(1).await;
+    let ca = cluster.nats.url.ca();
+    let old_ca = cluster.dir.path().join("old-ca.pem");
+    std::fs::copy(&ca, &old_ca).expect("keep the old CA");
+    let dir = cluster.nats.url.trust().dir().display().to_string();
+    let out = cluster
+        .cli
+        .run(&["cluster", "rotate-ca", "--dir", &dir])
+        .await;
+    assert_eq!(out.code, Some(0), "{out:?}");
+    assert!(out.stdout.contains("trusts both"), "{out:?}");
+
+    // Every process takes the bundle, then the server gets its new certificate.
+    cluster.coordinator.restart();
+    for agent in &mut cluster.agents {
+        agent.restart();
+    }
+    cluster.nats.reconfigure().await;
+    cluster.cli.wait_for_nodes(1).await;
+    let out = cluster.cli.run(&["run", "--", "echo", "after"]).await;
+    assert_eq!(out.code, Some(0), "{out:?}\n{}", cluster.logs());
+    assert_eq!(out.stdout, "after\n");
+
+    // A client that trusts only the old CA no longer trusts the server.
+    let stale = Cli::with_creds(&cluster.nats.url, &cluster.nats.url.admin_creds(), &old_ca);
+    let out = stale.run(&["nodes"]).await;
+    assert_ne!(out.code, Some(0), "{out:?}");
+
+    let out = cluster
+        .cli
+        .run(&["cluster", "rotate-ca", "--dir", &dir, "--finish"])
+        .await;
+    assert_eq!(out.code, Some(0), "{out:?}");
+    let bundle = std::fs::read_to_string(&ca).expect("ca");
+    assert_eq!(bundle.matches("BEGIN CERTIFICATE").count(), 1);
+    cluster.cli.ok(&["nodes"]).await;
+}

@@ -265,6 +265,54 @@ impl ClusterDir {
         self.dir.join("tls/ca.pem")
     }
 
+    /// Starts rotating the CA: a new CA key and certificate; from then on
+    /// every certificate is signed with the new key, and `tls/ca.pem` holds
+    /// the new CA first and the one it replaces after it, so that every
+    /// certificate either signed is trusted. Safe to run again after a crash:
+    /// a new CA made but not yet in place is used, not made again.
+    pub fn rotate_ca(&self) -> Result<(), TrustError> {
+        let staged_key = self.dir.join("keys/ca-key.next.pem");
+        let staged_cert = self.dir.join("tls/ca.next.pem");
+        if !staged_key.exists() {
+            let ca = pki::new_ca(&self.info.name)?;
+            files::write(&staged_cert, ca.cert_pem.as_bytes(), Mode::Public)?;
+            // The key comes last: its presence says the pair is whole.
+            files::write(&staged_key, ca.key_pem.as_bytes(), Mode::Private)?;
+        }
+        let next = files::read(&staged_cert, SMALL)?;
+        let current = files::read(&self.ca_file(), SMALL)?;
+        let current = first_certificate(&current).ok_or_else(|| TrustError::Dir {
+            path: self.ca_file(),
+            reason: "holds no certificate".into(),
+        })?;
+        // After a crash past this point the bundle already starts with the new one.
+        let bundle = match current == first_certificate(&next).unwrap_or_default() {
+            true => files::read(&self.ca_file(), SMALL)?,
+            false => format!("{next}{current}"),
+        };
+        files::write(&self.ca_file(), bundle.as_bytes(), Mode::Public)?;
+        let key = files::read_private(&staged_key, SMALL)?;
+        files::write(
+            &self.dir.join("keys/ca-key.pem"),
+            key.as_bytes(),
+            Mode::Private,
+        )?;
+        std::fs::remove_file(&staged_key).map_err(TrustError::io(&staged_key))?;
+        std::fs::remove_file(&staged_cert).map_err(TrustError::io(&staged_cert))?;
+        Ok(())
+    }
+
+    /// Ends a CA rotation: `tls/ca.pem` holds the current CA alone, so
+    /// certificates the old one signed are no longer trusted.
+    pub fn finish_ca_rotation(&self) -> Result<(), TrustError> {
+        let bundle = files::read(&self.ca_file(), SMALL)?;
+        let current = first_certificate(&bundle).ok_or_else(|| TrustError::Dir {
+            path: self.ca_file(),
+            reason: "holds no certificate".into(),
+        })?;
+        files::write(&self.ca_file(), current.as_bytes(), Mode::Public)
+    }
+
     fn private_key(&self, rel: &str) -> Result<KeyPair, TrustError> {
         let text = files::read_private(&self.dir.join(rel), SMALL)?;
         KeyPair::from_seed(text.trim()).map_err(key_error)
@@ -539,4 +587,12 @@ impl ClusterDir {
         files::write(&path, natsconf::render(&config).as_bytes(), Mode::Private)?;
         Ok(path)
     }
+}
+
+/// The first PEM certificate block of `pem`, with its end line.
+fn first_certificate(pem: &str) -> Option<String> {
+    const END: &str = "-----END CERTIFICATE-----";
+    let start = pem.find("-----BEGIN CERTIFICATE-----")?;
+    let end = pem[start..].find(END)? + start + END.len();
+    Some(format!("{}\n", &pem[start..end]))
 }

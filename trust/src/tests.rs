@@ -75,6 +75,41 @@ fn a_node_gets_a_peer_certificate_for_its_own_key_only_if_well_formed() {
 }
 
 #[test]
+fn a_rotated_ca_is_trusted_beside_the_old_one_until_the_rotation_ends() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cluster = ClusterDir::init(dir.path(), "test").expect("init");
+    let read = |rel: &str| std::fs::read_to_string(dir.path().join(rel)).expect(rel);
+    let (old_ca, old_key) = (read("tls/ca.pem"), read("keys/ca-key.pem"));
+    cluster.rotate_ca().expect("rotate");
+    let bundle = read("tls/ca.pem");
+    assert_eq!(bundle.matches("BEGIN CERTIFICATE").count(), 2, "{bundle}");
+    assert!(
+        bundle.ends_with(&old_ca),
+        "the old CA is kept after the new one"
+    );
+    assert_ne!(read("keys/ca-key.pem"), old_key, "a new key signs");
+    assert!(!dir.path().join("keys/ca-key.next.pem").exists());
+    use std::os::unix::fs::PermissionsExt as _;
+    let mode = std::fs::metadata(dir.path().join("keys/ca-key.pem"))
+        .expect("key")
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o600);
+
+    // A second rotation keeps the current CA and drops the oldest.
+    let current = bundle.split_at(bundle.len() - old_ca.len()).0.to_string();
+    cluster.rotate_ca().expect("rotate again");
+    let again = read("tls/ca.pem");
+    assert_eq!(again.matches("BEGIN CERTIFICATE").count(), 2);
+    assert!(again.ends_with(&current) && !again.contains(&old_ca));
+
+    cluster.finish_ca_rotation().expect("finish");
+    let alone = read("tls/ca.pem");
+    assert_eq!(alone.matches("BEGIN CERTIFICATE").count(), 1);
+    assert!(again.starts_with(&alone));
+}
+
+#[test]
 fn a_tampered_jwt_is_refused() {
     let dir = tempfile::tempdir().expect("tempdir");
     let cluster = ClusterDir::init(dir.path(), "test").expect("init");

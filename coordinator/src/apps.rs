@@ -132,6 +132,7 @@ impl Coordinator {
     ) -> Result<Release, ApiError> {
         let now = now_ms();
         let name = spec.name.clone();
+        self.check_domains(&name, &spec.domains).await?;
         // Going back is possible only to a release that runs now.
         let running = !self.live_instances(&name).is_empty();
         let auto_revert = spec.rolling.auto_revert;

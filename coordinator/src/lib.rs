@@ -20,6 +20,7 @@ pub mod certs;
 mod cluster;
 mod converge;
 mod dispatch;
+mod domains;
 mod drain;
 pub mod error;
 mod events;

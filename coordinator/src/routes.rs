@@ -213,7 +213,7 @@ impl Coordinator {
     }
 
     /// What release `version` of `app` says about routing (no domains if it is gone).
-    async fn release_routing(
+    pub(crate) async fn release_routing(
         &mut self,
         app: &str,
         version: u32,

@@ -251,6 +251,23 @@ fn set_remote_does_not_take_back_a_domain_another_app_took() {
 }
 
 #[test]
+fn removing_an_app_gives_a_shared_domain_back_to_the_app_that_still_lists_it() {
+    let router = Router::new();
+    router.set_app(
+        "hello",
+        &domains(&["hello.example"]),
+        vec![backend("h1", 1)],
+    );
+    router.set_app("dup", &domains(&["hello.example"]), vec![backend("d1", 2)]);
+    assert_eq!(&*router.lookup("hello.example").expect("known").app, "dup");
+    router.remove_app("dup");
+    let routes = router.lookup("hello.example").expect("still routed");
+    assert_eq!(&*routes.app, "hello");
+    router.remove_app("hello");
+    assert!(router.lookup("hello.example").is_none());
+}
+
+#[test]
 fn remote_nodes_take_turns() {
     let router = Router::new();
     router.set_app("web", &domains(&["web.example"]), Vec::new());

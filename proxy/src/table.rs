@@ -101,12 +101,23 @@ impl AppRoutes {
 }
 
 impl Table {
-    /// Removes `app` and the hosts that still route to it.
+    /// Removes `app` and the hosts that still route to it; a host another
+    /// app also lists goes back to that app (the first by name), so that
+    /// forgetting one app never leaves another's domain unrouted.
     pub(crate) fn forget(&mut self, app: &str) -> Option<Arc<AppRoutes>> {
         let old = self.apps.remove(app)?;
         for domain in &old.domains {
             if self.hosts.get(domain).is_some_and(|r| &*r.app == app) {
                 self.hosts.remove(domain);
+                let mut others: Vec<&Arc<AppRoutes>> = self
+                    .apps
+                    .values()
+                    .filter(|routes| routes.domains.contains(domain))
+                    .collect();
+                others.sort_by(|a, b| a.app.cmp(&b.app));
+                if let Some(other) = others.first() {
+                    self.hosts.insert(domain.clone(), Arc::clone(other));
+                }
             }
         }
         Some(old)

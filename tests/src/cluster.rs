@@ -89,6 +89,13 @@ impl TestCluster {
             .collect()
     }
 
+    /// `reef deploy DIR`, insisting it succeeds.
+    pub async fn deploy(&self, dir: &std::path::Path) {
+        self.cli
+            .ok(&["deploy", dir.to_str().expect("a UTF-8 path")])
+            .await;
+    }
+
     /// Waits until `app` has exactly `count` live instances, all healthy,
     /// and returns their nodes' names.
     pub async fn healthy_nodes(&self, app: &str, count: usize) -> Vec<String> {

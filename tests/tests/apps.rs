@@ -777,3 +777,49 @@ async fn a_lost_node_s_replicas_are_replaced_elsewhere_and_stale_copies_stop_on_
         "{status}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_app_cannot_take_another_apps_domain() {
+    let cluster = TestCluster::start(1).await;
+    let hello = cluster.dir.path().join("hello");
+    write_app(&hello, "v1", 200, "");
+    cluster.deploy(&hello).await;
+    let port = cluster.agents[0].http_port.expect("proxy");
+    eventually("hello to serve", Duration::from_secs(30), || body(port)).await;
+
+    // Another app that lists hello's domain is refused, and nothing of it
+    // is recorded.
+    let dup = cluster.dir.path().join("dup");
+    reef_tests::app::write_named_app(&dup, "dup", &["dup.test", "hello.test"], "", "");
+    let out = cluster
+        .cli
+        .run(&["deploy", dup.to_str().expect("path")])
+        .await;
+    assert_ne!(out.code, Some(0), "{out:?}");
+    assert!(
+        out.stderr.contains("hello.test belongs to app hello"),
+        "{out:?}"
+    );
+    let apps = cluster.cli.ok(&["apps", "--json"]).await.json();
+    let names: Vec<&str> = apps
+        .as_array()
+        .expect("apps")
+        .iter()
+        .filter_map(|a| a["name"].as_str())
+        .collect();
+    assert_eq!(names, ["hello"], "{apps}");
+    let served = body(port).await.expect("hello still serves");
+    assert!(served.starts_with("v1 "), "{served}");
+
+    // Once hello lets it go, dup may have it.
+    write_app(&hello, "v2", 200, "");
+    let manifest = hello.join("Reef.toml");
+    let text = std::fs::read_to_string(&manifest).expect("manifest");
+    std::fs::write(
+        &manifest,
+        text.replace("[\"hello.test\"]", "[\"other.test\"]"),
+    )
+    .expect("manifest");
+    cluster.deploy(&hello).await;
+    cluster.deploy(&dup).await;
+}

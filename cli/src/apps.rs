@@ -560,7 +560,13 @@ pub async fn releases(nats: &client::Nats, app: &str) -> Result<()> {
 #[derive(clap::Subcommand)]
 pub enum SecretsCommand {
     /// Set a secret; the value is read from standard input (one trailing newline is dropped).
-    Set { app: String, key: String },
+    Set {
+        app: String,
+        key: String,
+        /// Set it for an app that is not deployed yet.
+        #[arg(long)]
+        create: bool,
+    },
     /// List an app's secret names (never values).
     List { app: String },
     /// Remove a secret.
@@ -568,8 +574,13 @@ pub enum SecretsCommand {
 }
 
 pub async fn secrets(nats: &client::Nats, command: SecretsCommand) -> Result<()> {
+    let done = match &command {
+        SecretsCommand::Set { app, key, .. } => format!("secret {key} set for {app}"),
+        SecretsCommand::Rm { app, key } => format!("secret {key} removed from {app}"),
+        SecretsCommand::List { .. } => String::new(),
+    };
     let request = match command {
-        SecretsCommand::Set { app, key } => {
+        SecretsCommand::Set { app, key, create } => {
             use std::io::Read;
             let mut value = Vec::new();
             std::io::stdin()
@@ -584,7 +595,12 @@ pub async fn secrets(nats: &client::Nats, command: SecretsCommand) -> Result<()>
             if value.is_empty() {
                 bail!("the secret is empty: pipe its value on standard input (echo -n VALUE | reef secrets set APP KEY)");
             }
-            ApiRequest::SetSecret { app, key, value }
+            ApiRequest::SetSecret {
+                app,
+                key,
+                value,
+                create,
+            }
         }
         SecretsCommand::List { app } => ApiRequest::ListSecrets(app),
         SecretsCommand::Rm { app, key } => ApiRequest::RemoveSecret { app, key },
@@ -596,7 +612,7 @@ pub async fn secrets(nats: &client::Nats, command: SecretsCommand) -> Result<()>
                 println!("{name}");
             }
         }
-        ApiResponse::Done => {}
+        ApiResponse::Done => println!("{done}"),
         _ => bail!("unexpected reply from the coordinator"),
     }
     Ok(())

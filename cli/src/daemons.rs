@@ -100,6 +100,10 @@ pub struct AgentArgs {
     /// Time between SIGTERM and SIGKILL when a job is stopped.
     #[arg(long, default_value = "5s", value_parser = parse_duration)]
     pub stop_grace: std::time::Duration,
+    /// A directory jobs may ask to work in (`reef run --workdir`), or under
+    /// (repeatable). Without it, every job works in a fresh directory of its own.
+    #[arg(long = "allow-workdir", value_name = "DIR")]
+    pub allow_workdir: Vec<PathBuf>,
     /// The IP other nodes reach this node's `--peer` listener at [default:
     /// the `--peer` IP unless it is a wildcard, else this machine's IP toward NATS].
     #[arg(long)]
@@ -173,6 +177,7 @@ pub fn agent_config(nats: &client::Nats, args: &AgentArgs) -> Result<reef_node_a
     config.cpu_millis = args.cpu;
     config.memory_bytes = args.memory;
     config.stop_grace = args.stop_grace;
+    config.allowed_workdirs = args.allow_workdir.clone();
     config.http = args.http.0;
     config.https = args.https.https.0;
     config.peer = args.peer.0;

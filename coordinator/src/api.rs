@@ -293,9 +293,14 @@ impl Coordinator {
             ApiRequest::DestroyApp(app) => {
                 self.stop_app(&app, true).await.map(ApiResponse::Stopping)
             }
-            ApiRequest::SetSecret { app, key, value } => {
+            ApiRequest::SetSecret {
+                app,
+                key,
+                value,
+                create,
+            } => {
                 let value = reef_secrets::Zeroizing::new(value);
-                self.set_secret(&app, &key, &value)
+                self.set_secret(&app, &key, &value, create)
                     .await
                     .map(|()| ApiResponse::Done)
             }

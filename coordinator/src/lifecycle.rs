@@ -155,6 +155,7 @@ impl Coordinator {
                 .purge(app)
                 .await
                 .map_err(crate::CoordinatorError::store)?;
+            self.remove_secrets_of(app).await?;
             self.routes_forget_app(app);
             tracing::info!(%app, "app destroyed");
         }

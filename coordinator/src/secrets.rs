@@ -36,13 +36,28 @@ impl Coordinator {
         Ok(())
     }
 
+    /// Stores `key` for `app`, which must exist unless `create` (a secret
+    /// set before the app's first deploy).
     pub(crate) async fn set_secret(
         &mut self,
         app: &str,
         key: &str,
         value: &[u8],
+        create: bool,
     ) -> Result<(), ApiError> {
         Self::check_names(app, key)?;
+        let known = crate::store::get::<reef_proto::app::AppRecord>(&self.store.apps, app)
+            .await?
+            .is_some();
+        if !known && !create {
+            return Err(ApiError::new(
+                ApiErrorKind::NotFound,
+                format!(
+                    "no app {app}: to set a secret before its first deploy, pass --create \
+                     (reef secrets set {app} {key} --create)"
+                ),
+            ));
+        }
         if value.len() > MAX_SECRET_BYTES {
             return Err(invalid(format!(
                 "a secret holds at most {MAX_SECRET_BYTES} bytes"
@@ -76,6 +91,22 @@ impl Coordinator {
             .collect();
         names.sort();
         Ok(names)
+    }
+
+    /// Removes every secret of `app` (it is being destroyed); how many.
+    pub(crate) async fn remove_secrets_of(&mut self, app: &str) -> Result<usize, ApiError> {
+        let names = self.list_secrets(app).await?;
+        for key in &names {
+            self.store
+                .secrets
+                .purge(subjects::secret_key(app, key))
+                .await
+                .map_err(CoordinatorError::store)?;
+        }
+        if !names.is_empty() {
+            tracing::info!(%app, count = names.len(), "secrets removed with their app");
+        }
+        Ok(names.len())
     }
 
     pub(crate) async fn remove_secret(&mut self, app: &str, key: &str) -> Result<(), ApiError> {

@@ -78,15 +78,21 @@ async fn execute(
     }
 
     let workdir = match &spec.workdir {
-        Some(dir) => std::path::PathBuf::from(dir),
-        None => agent.config.data_dir.join("work").join(alloc.to_string()),
+        Some(dir) => match chosen_workdir(dir, &agent.config.allowed_workdirs).await {
+            Ok(dir) => dir,
+            Err(why) => return failed(why),
+        },
+        None => {
+            let own = agent.config.data_dir.join("work").join(alloc.to_string());
+            if let Err(e) = tokio::fs::create_dir_all(&own).await {
+                return failed(format!(
+                    "could not create working directory {}: {e}",
+                    own.display()
+                ));
+            }
+            own
+        }
     };
-    if let Err(e) = tokio::fs::create_dir_all(&workdir).await {
-        return failed(format!(
-            "could not create working directory {}: {e}",
-            workdir.display()
-        ));
-    }
     let mut command = crate::process::supervised(&spec.command[0], &workdir, std::iter::empty());
     command
         .args(&spec.command[1..])
@@ -205,4 +211,99 @@ pub(crate) fn gpu_env(gpus: &[u32]) -> [(&'static str, String); 2] {
         ("CUDA_VISIBLE_DEVICES", list),
         ("NVIDIA_VISIBLE_DEVICES", nvidia),
     ]
+}
+
+/// A working directory a job asked for: it must exist (it is never
+/// created) and lie, symbolic links resolved, under one of the directories
+/// the node allows (`--allow-workdir`).
+async fn chosen_workdir(
+    asked: &str,
+    allowed: &[std::path::PathBuf],
+) -> Result<std::path::PathBuf, String> {
+    let resolved = match tokio::fs::canonicalize(asked).await {
+        Ok(path) => path,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Err(format!("workdir {asked} does not exist on this node"))
+        }
+        Err(e) => return Err(format!("workdir {asked}: {e}")),
+    };
+    let mut roots = Vec::with_capacity(allowed.len());
+    for root in allowed {
+        if let Ok(root) = tokio::fs::canonicalize(root).await {
+            roots.push(root);
+        }
+    }
+    if !workdir_allowed(&resolved, &roots) {
+        return Err(format!(
+            "workdir {asked} is not allowed on this node (its agent allows {})",
+            match allowed.is_empty() {
+                true => "no directory of a job's choosing: see --allow-workdir".to_string(),
+                false => allowed
+                    .iter()
+                    .map(|p| p.display().to_string())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            }
+        ));
+    }
+    match tokio::fs::metadata(&resolved).await {
+        Ok(meta) if meta.is_dir() => Ok(resolved),
+        _ => Err(format!("workdir {asked} is not a directory")),
+    }
+}
+
+/// Whether `dir` (resolved) is one of `roots` (resolved) or inside one.
+pub(crate) fn workdir_allowed(dir: &std::path::Path, roots: &[std::path::PathBuf]) -> bool {
+    roots.iter().any(|root| dir.starts_with(root))
+}
+
+#[cfg(test)]
+mod workdir_tests {
+    use super::*;
+    use std::path::{Path, PathBuf};
+
+    #[test]
+    fn only_directories_under_an_allowed_root_are_allowed() {
+        let roots = vec![PathBuf::from("/srv/jobs"), PathBuf::from("/data")];
+        assert!(workdir_allowed(Path::new("/srv/jobs"), &roots));
+        assert!(workdir_allowed(Path::new("/srv/jobs/a/b"), &roots));
+        assert!(workdir_allowed(Path::new("/data/x"), &roots));
+        assert!(!workdir_allowed(Path::new("/srv/jobs-other"), &roots));
+        assert!(!workdir_allowed(Path::new("/srv"), &roots));
+        assert!(!workdir_allowed(Path::new("/etc"), &roots));
+        assert!(!workdir_allowed(Path::new("/srv/jobs"), &[]));
+    }
+
+    #[tokio::test]
+    async fn a_missing_or_escaping_workdir_is_refused_and_nothing_is_created() {
+        let base = tempfile::tempdir().expect("tempdir");
+        let allowed = base.path().join("allowed");
+        std::fs::create_dir(&allowed).expect("mkdir");
+        let roots = vec![allowed.clone()];
+        let missing = allowed.join("missing");
+        let said = chosen_workdir(missing.to_str().expect("utf-8"), &roots)
+            .await
+            .expect_err("missing");
+        assert!(said.contains("does not exist"), "{said}");
+        assert!(!missing.exists(), "created");
+        // A link inside the allowed root that points outside it.
+        let outside = base.path().join("outside");
+        std::fs::create_dir(&outside).expect("mkdir");
+        let link = allowed.join("link");
+        std::os::unix::fs::symlink(&outside, &link).expect("symlink");
+        let said = chosen_workdir(link.to_str().expect("utf-8"), &roots)
+            .await
+            .expect_err("escapes");
+        assert!(said.contains("not allowed"), "{said}");
+        let inside = allowed.join("inside");
+        std::fs::create_dir(&inside).expect("mkdir");
+        let chosen = chosen_workdir(inside.to_str().expect("utf-8"), &roots)
+            .await
+            .expect("allowed");
+        assert_eq!(chosen, inside.canonicalize().expect("canonical"));
+        let said = chosen_workdir("/etc", &[])
+            .await
+            .expect_err("nothing allowed");
+        assert!(said.contains("--allow-workdir"), "{said}");
+    }
 }

@@ -68,6 +68,10 @@ pub struct Config {
     pub memory_bytes: Option<u64>,
     /// Between SIGTERM and SIGKILL when a job is stopped.
     pub stop_grace: Duration,
+    /// Directories a job may ask to work in (`reef run --workdir`): an
+    /// existing directory inside one of them. None by default: every job
+    /// works in a fresh directory of its own.
+    pub allowed_workdirs: Vec<PathBuf>,
     pub heartbeat_interval: Duration,
     /// Where the node proxy listens for HTTP (None: no proxy).
     pub http: Option<std::net::SocketAddr>,
@@ -110,6 +114,7 @@ impl Config {
             cpu_millis: None,
             memory_bytes: None,
             stop_grace: Duration::from_secs(5),
+            allowed_workdirs: Vec::new(),
             heartbeat_interval: Duration::from_secs(1),
             http: None,
             https: None,

@@ -61,11 +61,14 @@ pub enum ApiRequest {
     StartApp(String),
     /// Stop every instance and forget the app and its releases.
     DestroyApp(String),
-    /// Store a secret, encrypted with the cluster key.
+    /// Store a secret, encrypted with the cluster key. For an app that is
+    /// not deployed yet only with `create`.
     SetSecret {
         app: String,
         key: String,
         value: Vec<u8>,
+        #[serde(default)]
+        create: bool,
     },
     ListSecrets(String),
     RemoveSecret {

@@ -418,14 +418,25 @@ async fn secrets_reach_the_app_and_nothing_else() {
     let cluster = TestCluster::start(1).await;
     let port = cluster.agents[0].http_port.expect("proxy port");
     let secret = "s3cret-Value-71f2c9";
+    // Before the app's first deploy a secret needs --create.
+    let out = cluster
+        .cli
+        .run_with_stdin(&["secrets", "set", "hello", "api-key"], b"x")
+        .await;
+    assert_ne!(out.code, Some(0), "{out:?}");
+    assert!(
+        out.stderr.contains("no app hello") && out.stderr.contains("--create"),
+        "{out:?}"
+    );
     let out = cluster
         .cli
         .run_with_stdin(
-            &["secrets", "set", "hello", "api-key"],
+            &["secrets", "set", "hello", "api-key", "--create"],
             format!("{secret}\n").as_bytes(),
         )
         .await;
     assert_eq!(out.code, Some(0), "{out:?}");
+    assert_eq!(out.stdout, "secret api-key set for hello\n");
     assert_eq!(
         cluster.cli.ok(&["secrets", "list", "hello"]).await.stdout,
         "api-key\n"
@@ -496,6 +507,22 @@ async fn secrets_reach_the_app_and_nothing_else() {
     );
 
     cluster.cli.ok(&["secrets", "rm", "hello", "api-key"]).await;
+    assert_eq!(
+        cluster.cli.ok(&["secrets", "list", "hello"]).await.stdout,
+        ""
+    );
+
+    // Destroying the app takes its secrets with it.
+    let out = cluster
+        .cli
+        .run_with_stdin(&["secrets", "set", "hello", "other"], b"v")
+        .await;
+    assert_eq!(out.code, Some(0), "{out:?}");
+    let out = cluster
+        .cli
+        .run_with_timeout(&["destroy", "hello"], Duration::from_secs(20))
+        .await;
+    assert_eq!(out.code, Some(0), "{out:?}");
     assert_eq!(
         cluster.cli.ok(&["secrets", "list", "hello"]).await.stdout,
         ""

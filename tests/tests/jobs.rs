@@ -254,11 +254,21 @@ async fn env_workdir_and_labels_reach_the_job() {
     let dir = tempfile::tempdir().expect("tempdir");
     let _coordinator = ReefProcess::coordinator(&nats.url, dir.path(), &[]);
     let _a = ReefProcess::agent(&nats.url, dir.path(), "plain", &[]);
+    let workdir = dir.path().join("work-here");
+    std::fs::create_dir_all(&workdir).expect("mkdir");
+    let workdir = workdir.display().to_string();
     let _b = ReefProcess::agent(
         &nats.url,
         dir.path(),
         "gpu-box",
-        &["--label", "zone=b", "--label", "gpu=yes"],
+        &[
+            "--label",
+            "zone=b",
+            "--label",
+            "gpu=yes",
+            "--allow-workdir",
+            &workdir,
+        ],
     );
     let cli = reef_tests::Cli::new(&nats.url);
     let nodes = cli.wait_for_nodes(2).await;
@@ -269,9 +279,6 @@ async fn env_workdir_and_labels_reach_the_job() {
     assert_eq!(labelled["labels"]["zone"], "b");
     assert_eq!(labelled["labels"]["gpu"], "yes");
 
-    let workdir = dir.path().join("work-here");
-    std::fs::create_dir_all(&workdir).expect("mkdir");
-    let workdir = workdir.display().to_string();
     for _ in 0..4 {
         let out = cli
             .run(&[
@@ -298,6 +305,20 @@ async fn env_workdir_and_labels_reach_the_job() {
             "the job ran on the labelled node"
         );
     }
+    // A working directory that does not exist is not made; one the node
+    // does not allow is refused.
+    let missing = format!("{workdir}/missing");
+    for (asked, why) in [
+        (missing.as_str(), "does not exist"),
+        ("/etc", "not allowed"),
+    ] {
+        let out = cli
+            .run(&["run", "--label", "zone=b", "--workdir", asked, "--", "true"])
+            .await;
+        assert_eq!(out.code, Some(1), "{asked}: {out:?}");
+        assert!(out.stderr.contains(why), "{asked}: {out:?}");
+    }
+    assert!(!std::path::Path::new(&missing).exists());
     // No node has the label: the job waits and says why.
     let id = cli
         .ok(&["run", "--detach", "--label", "zone=c", "--", "true"])

@@ -227,6 +227,7 @@ impl Coordinator {
                     .map(|who| who.key);
                 let id = self.register(record).await?;
                 if let Some(key) = key {
+                    self.node_keys.insert(key.clone(), id);
                     self.note_node_key(id, key).await;
                 }
                 Ok(ApiResponse::Registered(id))

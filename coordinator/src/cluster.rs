@@ -24,6 +24,9 @@ pub(crate) struct NodeEntry {
     pub gpus_in_use: BTreeSet<u32>,
     /// Declared lost: its work was moved or ended. Cleared when it is heard again.
     pub lost: bool,
+    /// Its agent's connection was closed from its side: lost at the next
+    /// check, without waiting out the grace. Cleared when it is heard again.
+    pub gone: bool,
     /// What the node's last heartbeat said it runs (jobs and instances).
     pub running: u32,
 }
@@ -67,10 +70,13 @@ impl Cluster {
         }
     }
 
+    /// Heard from within the grace period, and not gone or lost since.
     fn is_ready(&self, entry: &NodeEntry, now: Instant) -> bool {
-        entry
-            .last_seen
-            .is_some_and(|seen| now.duration_since(seen) <= self.grace)
+        !entry.gone
+            && !entry.lost
+            && entry
+                .last_seen
+                .is_some_and(|seen| now.duration_since(seen) <= self.grace)
     }
 
     /// Whether `node` is registered and heard from within the grace period.
@@ -98,6 +104,7 @@ impl Cluster {
                         allocations: 0,
                         gpus_in_use: BTreeSet::new(),
                         lost: false,
+                        gone: false,
                         running: 0,
                     },
                 );
@@ -106,11 +113,25 @@ impl Cluster {
     }
 
     /// Records a heartbeat; false if the node is not known here.
+    /// Marks `node` gone (its agent's connection closed from its side): it
+    /// is lost at the next check, whatever the grace. False if unknown or
+    /// already lost.
+    pub fn gone(&mut self, node: NodeId) -> bool {
+        match self.nodes.get_mut(&node) {
+            Some(entry) if !entry.lost && !entry.gone => {
+                entry.gone = true;
+                true
+            }
+            _ => false,
+        }
+    }
+
     pub fn heard_from(&mut self, node: NodeId, now: Instant, now_ms: u64) -> bool {
         match self.nodes.get_mut(&node) {
             Some(entry) => {
                 entry.last_seen = Some(now);
                 entry.last_seen_ms = now_ms;
+                entry.gone = false;
                 if entry.lost {
                     tracing::info!(%node, name = %entry.record.name, "lost node is back");
                     entry.lost = false;
@@ -128,10 +149,11 @@ impl Cluster {
         let grace = self.grace;
         let mut lost = Vec::new();
         for entry in self.nodes.values_mut() {
-            let silent = match entry.last_seen {
-                Some(seen) => now.duration_since(seen) > grace,
-                None => now.duration_since(since) > grace * 2,
-            };
+            let silent = entry.gone
+                || match entry.last_seen {
+                    Some(seen) => now.duration_since(seen) > grace,
+                    None => now.duration_since(since) > grace * 2,
+                };
             if silent && !entry.lost {
                 entry.lost = true;
                 lost.push(entry.record.id);

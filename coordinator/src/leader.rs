@@ -9,6 +9,11 @@
 //! managed to renew for two thirds of a lease, which is before any follower can
 //! have taken over. No wall clocks are compared across machines.
 //!
+//! A follower that learns the holder's connection closed from the holder's
+//! side (the servers' disconnect advisory names the connection the lease
+//! records: the holder's process is gone) takes the key over at its next
+//! look instead of waiting out the lease, with the same compare-and-set.
+//!
 //! The lease only decides who schedules. Every state write the leader makes is
 //! also a compare-and-set on the record's own revision, so a deposed leader
 //! that has not noticed yet still cannot overwrite what its successor wrote.
@@ -29,12 +34,28 @@ pub(crate) struct Identity {
 /// A follower's view of the lease.
 pub(crate) struct Election {
     kv: kv::Store,
+    /// This coordinator's connection, named in the lease it writes.
+    client: async_nats::Client,
     me: Identity,
     duration: Duration,
     /// The last revision seen, and when it was first seen.
     seen: Option<(u64, Instant)>,
     /// The holder, as of the last look.
     holder: Option<LeaderLease>,
+    /// Connections the servers said closed from their side, newest last
+    /// (at most [`GONE_KEPT`]): a lease that names one is held by a process
+    /// that is gone, and is taken over now.
+    gone: std::collections::VecDeque<(String, u64)>,
+}
+
+/// How many closed connections a follower remembers: enough for every
+/// client that closes between two looks at the lease.
+const GONE_KEPT: usize = 1024;
+
+/// `client`'s connection as its server names it, if connected.
+fn connection_of(client: &async_nats::Client) -> Option<(String, u64)> {
+    let info = client.server_info();
+    (!info.server_id.is_empty()).then_some((info.server_id, info.client_id))
 }
 
 /// The outcome of one look at the lease.
@@ -46,14 +67,34 @@ pub(crate) enum Look {
 }
 
 impl Election {
-    pub(crate) fn new(kv: kv::Store, me: Identity, duration: Duration) -> Self {
+    pub(crate) fn new(
+        kv: kv::Store,
+        client: async_nats::Client,
+        me: Identity,
+        duration: Duration,
+    ) -> Self {
         Self {
             kv,
+            client,
             me,
             duration,
             seen: None,
             holder: None,
+            gone: std::collections::VecDeque::new(),
         }
+    }
+
+    /// Notes that connection `client` of server `server` closed from its
+    /// side; true if it was the holder's (the next look takes over).
+    pub(crate) fn connection_closed(&mut self, server: &str, client: u64) -> bool {
+        if self.gone.len() == GONE_KEPT {
+            self.gone.pop_front();
+        }
+        self.gone.push_back((server.to_string(), client));
+        self.holder
+            .as_ref()
+            .and_then(|lease| lease.connection.as_ref())
+            .is_some_and(|(s, c)| s == server && *c == client)
     }
 
     /// The current holder, if a live-looking one is known.
@@ -90,6 +131,17 @@ impl Election {
             tracing::warn!(revision, "the leader lease is unreadable; taking it over");
             return self.take(Some(revision)).await;
         }
+        let holder_gone = current
+            .as_ref()
+            .and_then(|lease| lease.connection.as_ref())
+            .is_some_and(|connection| self.gone.contains(connection));
+        if holder_gone {
+            tracing::warn!(
+                holder = ?self.holder.as_ref().map(|l| &l.name),
+                "the leader's connection closed; taking the lease over"
+            );
+            return self.take(Some(revision)).await;
+        }
         if now.duration_since(since) >= self.duration {
             tracing::info!(
                 holder = ?self.holder.as_ref().map(|l| &l.name),
@@ -109,6 +161,7 @@ impl Election {
             name: self.me.name.clone(),
             acquired_at_ms: now_ms(),
             renewed_at_ms: now_ms(),
+            connection: connection_of(&self.client),
         };
         let bytes = encode(&record).map_err(CoordinatorError::store)?;
         let written = match revision {
@@ -132,6 +185,7 @@ impl Election {
         self.holder = Some(record.clone());
         Ok(Look::Lead(Box::new(Lease {
             kv: self.kv.clone(),
+            client: self.client.clone(),
             record,
             revision,
             confirmed: sent,
@@ -143,6 +197,7 @@ impl Election {
 /// The lease, held.
 pub(crate) struct Lease {
     kv: kv::Store,
+    client: async_nats::Client,
     record: LeaderLease,
     revision: u64,
     /// When the last successful write of the lease was sent.
@@ -175,6 +230,8 @@ impl Lease {
     pub(crate) async fn renew(&mut self) -> Result<(), LeaseLost> {
         let sent = Instant::now();
         self.record.renewed_at_ms = now_ms();
+        // After a reconnect the connection has another name.
+        self.record.connection = connection_of(&self.client);
         let bytes = encode(&self.record).map_err(|e| LeaseLost::Unrenewed(e.to_string()))?;
         let budget = (self.duration * 2 / 3).saturating_sub(self.confirmed.elapsed());
         let update = self.kv.update(subjects::LEADER_KEY, bytes, self.revision);

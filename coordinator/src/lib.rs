@@ -19,6 +19,7 @@ mod apps;
 pub mod certs;
 mod cluster;
 mod converge;
+mod departures;
 mod dispatch;
 mod domains;
 mod drain;
@@ -123,6 +124,8 @@ pub(crate) struct Coordinator {
     cluster: Cluster,
     /// Nodes heard in heartbeats but not (yet) in this coordinator's view.
     unknown_nodes: HashSet<reef_proto::NodeId>,
+    /// Each node's credential key, to know whose connection closed.
+    node_keys: std::collections::HashMap<String, reef_proto::NodeId>,
     /// Allocations recorded in KV whose assignment may not be in the stream yet.
     unsent: BTreeSet<reef_proto::AllocId>,
     /// Commands for nodes that could not be published yet: (node, message id, command).
@@ -216,6 +219,7 @@ pub async fn run(
     let (leader_tx, leader_rx) = watch::channel(None::<String>);
     let mut election = leader::Election::new(
         shared.store.leader.clone(),
+        shared.client.clone(),
         shared.me.clone(),
         shared.config.leader_lease,
     );
@@ -263,11 +267,21 @@ async fn follow(
 ) -> Option<leader::Lease> {
     let mut look = tokio::time::interval(shared.config.leader_lease / 6);
     look.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut departures = departures::follow(shared.config.authority.as_deref()).await;
     loop {
         tokio::select! {
             _ = shared.shutdown.cancelled() => return None,
             Some(msg) = api.next() => {
                 relays.spawn(relay::relay(shared.client.clone(), leader_rx.clone(), msg));
+            }
+            Some(msg) = next_departure(departures.as_mut()) => {
+                if let Some(departure) = departures::parse(&msg.payload) {
+                    if departures::closed_by_client(&departure.reason)
+                        && election.connection_closed(&departure.server.id, departure.client.id)
+                    {
+                        look.reset_immediately();
+                    }
+                }
             }
             _ = look.tick() => match election.look().await {
                 Ok(leader::Look::Lead(lease)) => return Some(*lease),
@@ -358,6 +372,7 @@ async fn lead_term(
         store: shared.store.clone(),
         cluster: Cluster::new(shared.config.node_grace),
         unknown_nodes: HashSet::new(),
+        node_keys: Default::default(),
         unsent: BTreeSet::new(),
         queued: Vec::new(),
         malformed: 0,
@@ -391,9 +406,21 @@ async fn lead_term(
                 coordinator.certs.clone(),
                 &shared.shutdown,
             );
+            let mut departures = departures::follow(coordinator.authority.as_deref()).await;
+            coordinator.load_node_keys().await;
             let served = coordinator
-                .serve_term(shared, api, &mut relayed, &mut heartbeats, deposed)
+                .serve_term(
+                    shared,
+                    api,
+                    &mut relayed,
+                    &mut heartbeats,
+                    departures.as_mut(),
+                    deposed,
+                )
                 .await;
+            if let Some(mut departures) = departures {
+                let _ = departures.unsubscribe().await;
+            }
             cert_manager.stop().await;
             served?
         }
@@ -404,6 +431,16 @@ async fn lead_term(
     Ok(end)
 }
 
+/// The next disconnect advisory; never, without a subscription.
+async fn next_departure(
+    departures: Option<&mut async_nats::Subscriber>,
+) -> Option<async_nats::Message> {
+    match departures {
+        Some(subscriber) => subscriber.next().await,
+        None => std::future::pending().await,
+    }
+}
+
 impl Coordinator {
     /// The leader's loop.
     async fn serve_term(
@@ -412,6 +449,7 @@ impl Coordinator {
         api: &mut async_nats::Subscriber,
         relayed: &mut async_nats::Subscriber,
         heartbeats: &mut async_nats::Subscriber,
+        mut departures: Option<&mut async_nats::Subscriber>,
         deposed: &CancellationToken,
     ) -> Result<TermEnd, CoordinatorError> {
         let mut events = match self.reopen_events(shared, deposed).await {
@@ -434,6 +472,7 @@ impl Coordinator {
                     self.handle_api_batch(batch).await;
                 }
                 Some(msg) = heartbeats.next() => self.handle_heartbeat(msg),
+                Some(msg) = next_departure(departures.as_deref_mut()) => self.handle_departure(msg).await,
                 msg = events.next() => match msg {
                     Some(Ok(msg)) => self.handle_event(msg).await,
                     Some(Err(e)) => {

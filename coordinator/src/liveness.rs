@@ -21,14 +21,18 @@ impl Coordinator {
     /// Declares silent nodes lost and moves their work.
     pub(crate) async fn check_liveness(&mut self) {
         for node in self.cluster.newly_lost(Instant::now(), self.started) {
-            let name = self
+            let (name, gone) = self
                 .cluster
                 .nodes
                 .get(&node)
-                .map(|n| n.record.name.clone())
+                .map(|n| (n.record.name.clone(), n.gone))
                 .unwrap_or_default();
-            tracing::warn!(%node, %name, "node stopped responding; moving its work");
-            if let Err(e) = self.node_lost(node, &name).await {
+            let reason = match gone {
+                true => format!("the agent of node {name} went away (its connection closed)"),
+                false => format!("node {name} stopped responding"),
+            };
+            tracing::warn!(%node, %name, %reason, "node lost; moving its work");
+            if let Err(e) = self.node_lost(node, &reason).await {
                 tracing::error!(%node, error = %e, "could not move the work of a lost node; will retry");
                 if let Some(entry) = self.cluster.nodes.get_mut(&node) {
                     entry.lost = false;
@@ -37,8 +41,8 @@ impl Coordinator {
         }
     }
 
-    async fn node_lost(&mut self, node: NodeId, name: &str) -> Result<(), CoordinatorError> {
-        let reason = format!("node {name} stopped responding");
+    async fn node_lost(&mut self, node: NodeId, reason: &str) -> Result<(), CoordinatorError> {
+        let reason = reason.to_string();
         let allocs: Vec<Allocation> = self
             .cluster
             .live

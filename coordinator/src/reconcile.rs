@@ -294,19 +294,41 @@ fn slots<'a>(live: &[&'a Instance], stopping: &HashSet<AllocId>) -> Vec<Slot<'a>
         .iter()
         .flat_map(|i| i.replaces.into_iter().chain(i.relieves))
         .collect();
+    let by_id: BTreeMap<AllocId, &Instance> = active.iter().map(|i| (i.id, *i)).collect();
     active
         .iter()
         .filter(|i| !taken_over.contains(&i.id))
         .map(|i| Slot {
             instance: i,
-            takes_over: i
-                .replaces
-                .into_iter()
-                .chain(i.relieves)
-                .filter(|old| ids.contains(old))
-                .collect(),
+            takes_over: taken_over_by(i, &by_id, &ids),
         })
         .collect()
+}
+
+/// Every live instance `instance` takes over from, directly or through a
+/// chain of takeovers (a replacement of a replacement): the whole chain
+/// fills one slot.
+fn taken_over_by(
+    instance: &Instance,
+    by_id: &BTreeMap<AllocId, &Instance>,
+    ids: &HashSet<AllocId>,
+) -> Vec<AllocId> {
+    let mut found = Vec::new();
+    let mut next: Vec<AllocId> = instance
+        .replaces
+        .into_iter()
+        .chain(instance.relieves)
+        .collect();
+    while let Some(old) = next.pop() {
+        if old == instance.id || found.contains(&old) || !ids.contains(&old) {
+            continue;
+        }
+        found.push(old);
+        if let Some(older) = by_id.get(&old) {
+            next.extend(older.replaces.into_iter().chain(older.relieves));
+        }
+    }
+    found
 }
 
 /// One replica's worth of instances: usually one, two while one takes over

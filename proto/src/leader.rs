@@ -18,6 +18,12 @@ pub struct LeaderLease {
     /// When the holder last renewed it. Informational: followers judge a
     /// lease by how long its revision has not changed on their own clock.
     pub renewed_at_ms: u64,
+    /// The holder's NATS connection as its server names it (server id,
+    /// client id): when the servers report it closed from the holder's side
+    /// (its process is gone), followers take the lease over at once instead
+    /// of waiting for it to run out. None: not known.
+    #[serde(default)]
+    pub connection: Option<(String, u64)>,
 }
 
 impl Message for LeaderLease {

@@ -2,11 +2,12 @@
 //!
 //! - node loss: 3 agents, an app with 2 replicas; `kill -9` an agent that hosts
 //!   one; time until a replacement is healthy on another node. Compared with
-//!   the node grace period (3 s), the floor: a node is declared lost only after it.
+//!   the node grace period (3 s), which a node only silent must wait out; a
+//!   killed agent's closed connection is noticed at once.
 //! - leader failover: 3 coordinators; `kill -9` the leader; time until another
 //!   holds the lease, and until a job submitted right after the kill has run.
-//!   Compared with the lease (3 s), the floor for a crash (a clean shutdown
-//!   hands the lease over at once).
+//!   Compared with the lease (3 s), which a leader only silent must run out;
+//!   a killed leader's closed connection is noticed at once.
 //!
 //! Run with `cargo build --release --bin reef && cargo bench -p reef-tests --bench recovery`.
 //! `REEF_BENCH_ROUNDS` sets the rounds of each (default 3).
@@ -121,6 +122,10 @@ fn median(mut samples: Vec<Duration>) -> Duration {
     samples[samples.len() / 2]
 }
 
+fn worst(samples: &[Duration]) -> Duration {
+    samples.iter().copied().max().unwrap_or_default()
+}
+
 fn secs(d: Duration) -> String {
     format!("{:.2} s", d.as_secs_f64())
 }
@@ -150,23 +155,19 @@ async fn main() {
         job.push(ran);
     }
     let grace = Duration::from_secs(3);
-    let loss = median(loss);
-    let (lease, job) = (median(lease), median(job));
     println!();
-    println!("median over {rounds} rounds");
-    println!(
-        "node loss → replacement healthy   {:>8}   {:.2}x the 3 s node grace",
-        secs(loss),
-        loss.as_secs_f64() / grace.as_secs_f64()
-    );
-    println!(
-        "leader kill → new leader          {:>8}   {:.2}x the 3 s lease",
-        secs(lease),
-        lease.as_secs_f64() / grace.as_secs_f64()
-    );
-    println!(
-        "leader kill → new job has run     {:>8}   {:.2}x the 3 s lease",
-        secs(job),
-        job.as_secs_f64() / grace.as_secs_f64()
-    );
+    println!("median (worst) over {rounds} rounds");
+    for (what, samples, against) in [
+        ("node loss → replacement healthy", &loss, "node grace"),
+        ("leader kill → new leader", &lease, "lease"),
+        ("leader kill → new job has run", &job, "lease"),
+    ] {
+        let middle = median(samples.clone());
+        println!(
+            "{what:<34} {:>8} ({})   {:.2}x the 3 s {against}",
+            secs(middle),
+            secs(worst(samples)),
+            middle.as_secs_f64() / grace.as_secs_f64()
+        );
+    }
 }

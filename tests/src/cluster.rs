@@ -17,14 +17,19 @@ impl TestCluster {
     /// Starts NATS, a coordinator and agents `node-1`..`node-N`, and waits
     /// until every agent is registered and ready.
     pub async fn start(nodes: usize) -> Self {
-        Self::start_with(nodes, |_| Vec::new()).await
+        Self::start_with(nodes, &[], |_| Vec::new()).await
     }
 
-    /// [`TestCluster::start`], agent `node-I` given the extra arguments `extra(I)`.
-    pub async fn start_with(nodes: usize, extra: impl Fn(usize) -> Vec<String>) -> Self {
+    /// [`TestCluster::start`], the coordinator given the extra arguments
+    /// `coordinator` and agent `node-I` the extra arguments `extra(I)`.
+    pub async fn start_with(
+        nodes: usize,
+        coordinator: &[&str],
+        extra: impl Fn(usize) -> Vec<String>,
+    ) -> Self {
         let nats = NatsServer::start().await;
         let dir = tempfile::tempdir().expect("tempdir");
-        let coordinator = ReefProcess::coordinator(&nats.url, dir.path(), &[]);
+        let coordinator = ReefProcess::coordinator(&nats.url, dir.path(), coordinator);
         let agents = (1..=nodes)
             .map(|i| {
                 let extra = extra(i);

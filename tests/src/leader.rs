@@ -11,3 +11,11 @@ pub async fn current(client: &async_nats::Client) -> Option<LeaderLease> {
     let value = kv.get(subjects::LEADER_KEY).await.ok()??;
     decode::<LeaderLease>(&value).ok()
 }
+
+/// Waits (up to 15 s) until a coordinator holds the lease; returns it.
+pub async fn wait(client: &async_nats::Client) -> LeaderLease {
+    crate::eventually("a leader", std::time::Duration::from_secs(15), || async {
+        current(client).await
+    })
+    .await
+}

@@ -25,10 +25,7 @@ async fn killing_the_leader_with_100_jobs_queued_loses_none_and_runs_none_twice(
     let cli = Cli::new(&nats.url);
     cli.wait_for_nodes(1).await;
     let client = nats.url.connect().await;
-    let first = eventually("a leader", Duration::from_secs(15), || async {
-        leader::current(&client).await
-    })
-    .await;
+    let first = leader::wait(&client).await;
 
     let runs = dir.path().join("runs");
     let script = format!("echo $REEF_JOB_ID >> {}; sleep 0.2", runs.display());
@@ -92,4 +89,62 @@ async fn killing_the_leader_with_100_jobs_queued_loses_none_and_runs_none_twice(
             other => panic!("list nodes failed: {other:?}"),
         }
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_leader_is_replaced_at_once_not_after_its_lease() {
+    let nats = NatsServer::start().await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    // A lease so long that only the closed connection explains a quick takeover.
+    let mut coordinators: HashMap<String, ReefProcess> = ["c1", "c2"]
+        .into_iter()
+        .map(|name| {
+            let args = ["--name", name, "--leader-lease", "60s"];
+            (
+                name.to_string(),
+                ReefProcess::coordinator(&nats.url, dir.path(), &args),
+            )
+        })
+        .collect();
+    let _agent = ReefProcess::agent(&nats.url, dir.path(), "node-1", &[]);
+    let cli = Cli::new(&nats.url);
+    cli.wait_for_nodes(1).await;
+    let client = nats.url.connect().await;
+    let first = leader::wait(&client).await;
+    assert!(
+        first.connection.is_some(),
+        "the lease names its connection: {first:?}"
+    );
+
+    coordinators
+        .get_mut(&first.name)
+        .expect("the leader is one of ours")
+        .kill();
+    let killed = std::time::Instant::now();
+    let second = loop {
+        if let Some(lease) = leader::current(&client)
+            .await
+            .filter(|lease| lease.coordinator != first.coordinator)
+        {
+            break lease;
+        }
+        assert!(
+            killed.elapsed() < Duration::from_secs(20),
+            "no other leader within 20 s of the kill:\n{}",
+            coordinators
+                .values()
+                .map(ReefProcess::log_text)
+                .collect::<Vec<_>>()
+                .join("\n")
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let out = cli.run(&["run", "--", "echo", "led"]).await;
+    println!(
+        "leader kill -9: {} leads and ran a job {:?} after the kill",
+        second.name,
+        killed.elapsed()
+    );
+    assert_eq!(out.code, Some(0), "{out:?}");
+    assert_eq!(out.stdout, "led\n");
 }

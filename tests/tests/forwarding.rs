@@ -234,7 +234,7 @@ async fn forwarded_requests_travel_encrypted_and_a_clients_forwarding_claims_are
     // Each node's peer listener is on 127.0.0.1 and advertised at
     // 127.0.0.2, where a wiretap relays to it: every forwarded byte passes it.
     let ports: Vec<u16> = (0..2).map(|_| reef_tests::wait::free_port()).collect();
-    let cluster = TestCluster::start_with(2, |i| {
+    let cluster = TestCluster::start_with(2, &[], |i| {
         vec![
             "--peer".into(),
             format!("127.0.0.1:{}", ports[i - 1]),

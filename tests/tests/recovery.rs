@@ -34,8 +34,13 @@ async fn an_agent_killed_mid_job_reports_it_lost_and_never_reruns_it() {
 
     let job = cluster.cli.wait_for_end(&id, Duration::from_secs(30)).await;
     assert_eq!(job["state"], "lost", "{job}\n{}", cluster.logs());
+    // Lost as soon as the killed agent's connection closed (or, had the
+    // restart come first, as the restarted agent reports it).
     let reason = job["reason"].as_str().expect("reason");
-    assert!(reason.contains("restarted"), "{reason}");
+    assert!(
+        reason.contains("went away") || reason.contains("restarted"),
+        "{reason}"
+    );
     eventually(
         "the orphaned job process to be killed",
         Duration::from_secs(10),
@@ -182,11 +187,12 @@ async fn a_job_on_a_node_that_stays_gone_is_reported_lost_not_rerun() {
     cluster.agents[index].kill();
     let job = cluster.cli.wait_for_end(&id, Duration::from_secs(20)).await;
     assert_eq!(job["state"], "lost", "{job}");
+    // A killed agent's connection closes: the coordinator says so.
     assert!(
         job["reason"]
             .as_str()
             .unwrap_or("")
-            .contains("stopped responding"),
+            .contains("went away (its connection closed)"),
         "{job}"
     );
     assert_eq!(lines(&runs).len(), 1, "not run again elsewhere");
@@ -267,4 +273,47 @@ async fn a_job_with_retries_runs_again_elsewhere_and_the_stale_copy_stops_on_ret
     cluster.cli.ok(&["job", "stop", &id]).await;
     let job = cluster.cli.wait_for_end(&id, Duration::from_secs(20)).await;
     assert_eq!(job["state"], "stopped", "{job}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_agent_is_noticed_at_once_not_after_the_grace() {
+    // A grace so long that only the closed connection explains a quick move.
+    let mut cluster = TestCluster::start_with(2, &["--node-grace", "120s"], |_| Vec::new()).await;
+    let app = cluster.dir.path().join("app");
+    reef_tests::app::write_app(&app, "v1", 200, "");
+    cluster.deploy(&app).await;
+    let host = cluster.healthy_nodes("hello", 1).await.remove(0);
+    let index: usize = host.trim_start_matches("node-").parse().expect("node-N");
+    cluster.agents[index - 1].kill();
+    let killed = std::time::Instant::now();
+    let deadline = killed + Duration::from_secs(60);
+    let moved = loop {
+        let (healthy, _) = reef_tests::app::healthy_on(&cluster.cli).await;
+        if healthy.len() == 1 && !healthy.contains(&host) {
+            break healthy;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no replacement within 60 s of the kill\n{}",
+            cluster.logs()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    println!(
+        "agent kill -9: replacement healthy on {moved:?} after {:?}",
+        killed.elapsed()
+    );
+    let nodes = cluster.cli.nodes().await;
+    let gone = nodes
+        .iter()
+        .find(|n| n["name"] == host.as_str())
+        .expect("listed");
+    assert_eq!(gone["state"], "down", "{gone}");
+    assert!(
+        cluster
+            .logs()
+            .contains("agent disconnected; its work moves now"),
+        "{}",
+        cluster.logs()
+    );
 }

@@ -414,10 +414,7 @@ async fn a_new_leader_waits_out_a_failed_order_instead_of_ordering_again() {
     let cli = Cli::new(&nats.url);
     cli.wait_for_nodes(1).await;
     let client = nats.url.connect().await;
-    let first = eventually("a leader", Duration::from_secs(15), || async {
-        leader::current(&client).await
-    })
-    .await;
+    let first = leader::wait(&client).await;
     let logs = |coordinators: &HashMap<String, ReefProcess>| {
         let mut text = String::new();
         for (name, process) in coordinators {

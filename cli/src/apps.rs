@@ -406,6 +406,24 @@ pub async fn change(nats: &client::Nats, request: ApiRequest, detach: bool) -> R
     }
 }
 
+/// Asks on the terminal whether to destroy `app`; without a terminal to
+/// ask on, says to pass --yes. True to go on.
+pub fn confirm_destroy(app: &str) -> Result<bool> {
+    use std::io::{BufRead as _, IsTerminal as _, Write as _};
+    if !std::io::stdin().is_terminal() {
+        bail!("reef destroy {app} stops the app and forgets it, its releases and its secrets: pass --yes to do it without a terminal to ask on");
+    }
+    eprint!("destroy {app}: stop it and forget it, its releases and its secrets? [y/N] ");
+    std::io::stderr().flush().ok();
+    let mut answer = String::new();
+    std::io::stdin().lock().read_line(&mut answer)?;
+    let yes = matches!(answer.trim(), "y" | "Y" | "yes" | "YES" | "Yes");
+    if !yes {
+        eprintln!("not destroyed");
+    }
+    Ok(yes)
+}
+
 /// `reef stop` and `reef destroy`: ask, then wait until the instances are gone.
 pub async fn stop(nats: &client::Nats, request: ApiRequest) -> Result<ExitCode> {
     let client = connect(nats).await?;

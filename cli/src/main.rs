@@ -117,8 +117,14 @@ enum Command {
         #[arg(long, short = 'd')]
         detach: bool,
     },
-    /// Stop an app and forget it and its releases.
-    Destroy { app: String },
+    /// Stop an app and forget it, its releases and its secrets. Asks first
+    /// on a terminal; elsewhere it needs --yes.
+    Destroy {
+        app: String,
+        /// Do not ask.
+        #[arg(long, short = 'y')]
+        yes: bool,
+    },
     /// Manage an app's secrets (`${secret:KEY}` in Reef.toml).
     Secrets {
         #[command(subcommand)]
@@ -264,6 +270,11 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             replicas,
             detach,
         } => {
+            if replicas == 0 {
+                anyhow::bail!(
+                    "reef scale {app} 0: an app runs at least one replica; to run none, stop it (reef stop {app})"
+                );
+            }
             apps::change(
                 &nats,
                 reef_proto::api::ApiRequest::Scale { app, replicas },
@@ -275,7 +286,10 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             apps::change(&nats, reef_proto::api::ApiRequest::StartApp(app), detach).await
         }
         Command::Stop { app } => apps::stop(&nats, reef_proto::api::ApiRequest::StopApp(app)).await,
-        Command::Destroy { app } => {
+        Command::Destroy { app, yes } => {
+            if !yes && !apps::confirm_destroy(&app)? {
+                return Ok(ExitCode::from(1));
+            }
             apps::stop(&nats, reef_proto::api::ApiRequest::DestroyApp(app)).await
         }
         Command::Secrets { command } => apps::secrets(&nats, command)

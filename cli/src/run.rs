@@ -53,7 +53,7 @@ pub struct RunArgs {
     #[arg(long, short = 'd')]
     pub detach: bool,
     /// The command and its arguments.
-    #[arg(last = true, required = true, value_name = "CMD")]
+    #[arg(trailing_var_arg = true, required = true, value_name = "CMD")]
     pub command: Vec<String>,
 }
 
@@ -105,20 +105,25 @@ pub async fn run(nats: &client::Nats, args: RunArgs) -> Result<ExitCode> {
     });
     tokio::pin!(follow);
     let mut interrupts = 0;
+    // SIGTERM (a supervisor, a CI runner giving up) is taken like Ctrl-C.
+    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     let record = loop {
-        tokio::select! {
+        let signal = tokio::select! {
             record = &mut follow => break record?,
-            _ = tokio::signal::ctrl_c() => {
-                interrupts += 1;
-                if interrupts > 1 {
-                    eprintln!("reef: detached; the job keeps going (reef job status {})", job.id);
-                    return Ok(ExitCode::from(130));
-                }
-                eprintln!("reef: stopping job {} (Ctrl-C again to detach)", job.id);
-                if let Err(e) = call(&client, ApiRequest::StopJob(job.id)).await {
-                    eprintln!("reef: could not stop the job: {e:#}");
-                }
-            }
+            _ = tokio::signal::ctrl_c() => "Ctrl-C",
+            _ = terminate.recv() => "SIGTERM",
+        };
+        interrupts += 1;
+        if interrupts > 1 {
+            eprintln!(
+                "reef: detached; the job keeps going (reef job status {})",
+                job.id
+            );
+            return Ok(ExitCode::from(130));
+        }
+        eprintln!("reef: stopping job {} ({signal} again to detach)", job.id);
+        if let Err(e) = call(&client, ApiRequest::StopJob(job.id)).await {
+            eprintln!("reef: could not stop the job: {e:#}");
         }
     };
     Ok(match record.state {

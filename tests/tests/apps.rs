@@ -365,10 +365,14 @@ async fn rollback_scale_stop_start_and_destroy() {
     cluster.cli.ok(&["start", "hello"]).await;
     healthy_nodes(&cluster, 2).await;
 
-    // Destroy: gone, and its hosts are unknown again.
+    // Destroy: refused without --yes when there is no terminal to ask on;
+    // then gone, and its hosts are unknown again.
+    let out = cluster.cli.run(&["destroy", "hello"]).await;
+    assert_ne!(out.code, Some(0), "{out:?}");
+    assert!(out.stderr.contains("pass --yes"), "{out:?}");
     let out = cluster
         .cli
-        .run_with_timeout(&["destroy", "hello"], Duration::from_secs(20))
+        .run_with_timeout(&["destroy", "hello", "--yes"], Duration::from_secs(20))
         .await;
     assert_eq!(out.code, Some(0), "{out:?}\n{}", cluster.logs());
     for node in &nodes {
@@ -520,7 +524,7 @@ async fn secrets_reach_the_app_and_nothing_else() {
     assert_eq!(out.code, Some(0), "{out:?}");
     let out = cluster
         .cli
-        .run_with_timeout(&["destroy", "hello"], Duration::from_secs(20))
+        .run_with_timeout(&["destroy", "hello", "--yes"], Duration::from_secs(20))
         .await;
     assert_eq!(out.code, Some(0), "{out:?}");
     assert_eq!(

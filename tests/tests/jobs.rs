@@ -336,3 +336,46 @@ async fn env_workdir_and_labels_reach_the_job() {
         "{job}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reef_run_takes_its_command_without_dashes_and_sigterm_stops_the_job() {
+    let cluster = TestCluster::start(1).await;
+    // The command starts at the first word that is not a flag of reef run;
+    // what follows is its own, dashes included.
+    let out = cluster.cli.run(&["run", "echo", "hi", "-n"]).await;
+    assert_eq!(out.code, Some(0), "{out:?}");
+    assert_eq!(out.stdout, "hi -n\n");
+
+    // SIGTERM to `reef run` stops the job, as Ctrl-C does.
+    let mut child = cluster
+        .cli
+        .command()
+        .args(["run", "--", "sleep", "60"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("reef run");
+    let job = eventually("the job to run", Duration::from_secs(20), || async {
+        let jobs = cluster.cli.ok(&["jobs", "--json"]).await.json();
+        jobs.as_array()?
+            .iter()
+            .find(|j| j["state"] == "running" && j["command"][0] == "sleep")
+            .and_then(|j| j["id"].as_str().map(str::to_string))
+    })
+    .await;
+    let pid = nix::unistd::Pid::from_raw(child.id().expect("pid") as i32);
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).expect("SIGTERM");
+    let status = tokio::time::timeout(Duration::from_secs(30), child.wait())
+        .await
+        .expect("reef run ends")
+        .expect("wait");
+    assert_eq!(status.code(), Some(130), "{status:?}");
+    let record = cluster.cli.job(&job).await;
+    assert_eq!(record["state"], "stopped", "{record}");
+
+    // Scaling to zero points at reef stop.
+    let out = cluster.cli.run(&["scale", "hello", "0"]).await;
+    assert_ne!(out.code, Some(0));
+    assert!(out.stderr.contains("reef stop hello"), "{out:?}");
+}

@@ -33,6 +33,31 @@ pub struct DeployArgs {
     pub detach: bool,
 }
 
+/// The program a release starts, when it is a path in the release (a
+/// `binary`, a command with a `/`, a BEAM release's `bin/NAME`): it must be
+/// in `dir` and executable, found before anything is packed or uploaded.
+fn check_program(dir: &std::path::Path, spec: &reef_proto::manifest::AppSpec) -> Result<()> {
+    use std::os::unix::fs::PermissionsExt as _;
+    let argv = spec.run.argv();
+    let Some(program) = argv.first().filter(|p| p.contains('/')) else {
+        return Ok(());
+    };
+    let file = dir.join(program);
+    match std::fs::metadata(&file) {
+        Ok(meta) if meta.is_file() && meta.permissions().mode() & 0o111 != 0 => Ok(()),
+        Ok(meta) if meta.is_file() => bail!(
+            "{} is not executable (chmod +x {}): the app could not start",
+            file.display(),
+            file.display()
+        ),
+        _ => bail!(
+            "{} does not exist: {} starts {program}, which must be in the release",
+            file.display(),
+            spec.name
+        ),
+    }
+}
+
 /// Longest a deploy is followed before the CLI gives up waiting (the rollout goes on).
 const FOLLOW_LIMIT: Duration = Duration::from_secs(900);
 
@@ -48,7 +73,11 @@ pub async fn deploy(nats: &client::Nats, args: DeployArgs) -> Result<ExitCode> {
     };
     let text = std::fs::read_to_string(&manifest_path)
         .with_context(|| format!("could not read {}", manifest_path.display()))?;
-    let spec = reef_proto::manifest::parse(&text)?;
+    let spec = reef_proto::manifest::parse(&text)
+        .map_err(|e| anyhow!("{}: {e}", manifest_path.display()))?;
+    if path.is_dir() {
+        check_program(&path, &spec)?;
+    }
 
     let tarball = tempfile::NamedTempFile::new()?;
     let entries = if path.is_dir() {

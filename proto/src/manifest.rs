@@ -134,10 +134,10 @@ impl AppSpec {
 pub enum ManifestError {
     /// The TOML itself, or a field the manifest does not know, or a value of
     /// the wrong type (the message names the field and the line).
-    #[error("Reef.toml: {0}")]
+    #[error("{0}")]
     Syntax(String),
     /// A field has a value reef does not accept.
-    #[error("Reef.toml: {field}: {message}")]
+    #[error("{field}: {message}")]
     Invalid { field: String, message: String },
 }
 

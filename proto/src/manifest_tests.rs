@@ -182,7 +182,9 @@ fn errors_name_the_field() {
             "[app]\nname = \"x\"\n[deploy]\ntype = \"docker\"\n",
             "docker",
         ),
-        ("not toml at all [", "Reef.toml"),
+        ("not toml at all [", "line 1"),
+        (&format!("{base}drain = \"2h\"\n"), "deploy.drain"),
+        (&format!("{base}drain = \"soon\"\n"), "deploy.drain"),
     ];
     for (text, field) in cases {
         let message = error(text);
@@ -224,5 +226,19 @@ proptest! {
     fn templates_without_substitutions_render_as_written(text in "[^$\\x00]{0,100}") {
         let t = EnvTemplate::parse(&text).expect("plain text parses");
         prop_assert_eq!(t.render("/d", 1, |_| None).expect("renders"), text);
+    }
+}
+
+#[test]
+fn drain_takes_seconds_or_a_duration() {
+    let base = "[app]\nname = \"x\"\n[deploy]\ncommand = [\"run\"]\n";
+    for (drain, ms) in [
+        ("5", 5_000),
+        ("\"5s\"", 5_000),
+        ("\"1m\"", 60_000),
+        ("0", 0),
+    ] {
+        let spec = parse(&format!("{base}drain = {drain}\n")).expect("valid");
+        assert_eq!(spec.drain_ms, ms, "drain = {drain}");
     }
 }

@@ -78,9 +78,19 @@ impl Refusal {
 #[derive(Debug, Default)]
 pub struct ReplayWindow {
     seen: BTreeMap<u64, u64>,
+    /// The latest time it was told: time never goes back for it, so a
+    /// command forgotten once it expired stays expired when the clock is
+    /// set back.
+    latest_ms: u64,
 }
 
 impl ReplayWindow {
+    /// `now_ms`, or a later time it was told before.
+    fn now(&mut self, now_ms: u64) -> u64 {
+        self.latest_ms = self.latest_ms.max(now_ms);
+        self.latest_ms
+    }
+
     /// Records `seq` (good until `expires_at_ms`); false if it was seen.
     fn admit(&mut self, seq: u64, expires_at_ms: u64, now_ms: u64) -> bool {
         self.seen.retain(|_, expires| *expires > now_ms);
@@ -121,6 +131,7 @@ pub fn check(
     if seal.node != me {
         return Err(Refusal::Misaddressed(seal.node));
     }
+    let now_ms = window.now(now_ms);
     if now_ms >= seal.expires_at_ms {
         return Err(Refusal::Expired(seal.expires_at_ms));
     }

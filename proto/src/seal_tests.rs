@@ -60,15 +60,16 @@ fn each_kind_of_bad_command_is_refused_for_its_reason() {
         run(Some(&theirs), b"run", me, 0, &mut w),
         Err(Refusal::Misaddressed(other))
     );
-    assert_eq!(
-        run(Some(&good), b"run", me, 1_000, &mut w),
-        Err(Refusal::Expired(1_000))
-    );
     assert!(w.is_empty(), "nothing refused is remembered");
     assert_eq!(run(Some(&good), b"run", me, 10, &mut w), Ok(()));
     assert_eq!(
         run(Some(&good), b"run", me, 20, &mut w),
         Err(Refusal::Replayed(1))
+    );
+    let late = seal(me, 4, 1_000, b"run");
+    assert_eq!(
+        run(Some(&late), b"run", me, 1_000, &mut w),
+        Err(Refusal::Expired(1_000))
     );
     // Forgotten once it expired, when it would be refused as expired anyway.
     assert_eq!(
@@ -76,6 +77,11 @@ fn each_kind_of_bad_command_is_refused_for_its_reason() {
         Ok(())
     );
     assert_eq!(w.len(), 1);
+    // A clock that went back does not bring a forgotten command back to life.
+    assert_eq!(
+        run(Some(&good), b"run", me, 15, &mut w),
+        Err(Refusal::Expired(1_000))
+    );
 }
 
 proptest! {

@@ -216,6 +216,58 @@ async fn cli_misuse_gets_a_clear_error_and_a_nonzero_exit() {
             out.stderr
         );
     }
+
+    // A deploy that cannot work is refused before anything is uploaded (no
+    // coordinator is even asked), naming the manifest it read.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let app = |name: &str, manifest: &str, file: &str| {
+        let at = dir.path().join(name);
+        std::fs::create_dir_all(&at).expect("mkdir");
+        std::fs::write(at.join(file), manifest).expect("manifest");
+        at
+    };
+    let other = app("other", "[app]\nname = \"x\"\nbogus = 1\n", "Reef2.toml");
+    let missing = app(
+        "missing",
+        "[app]\nname = \"x\"\n[deploy]\nbinary = \"server\"\n",
+        "Reef.toml",
+    );
+    let plain = app(
+        "plain",
+        "[app]\nname = \"x\"\n[deploy]\nbinary = \"server\"\n",
+        "Reef.toml",
+    );
+    std::fs::write(plain.join("server"), "#!/bin/sh\n").expect("server");
+    let other_manifest = other.join("Reef2.toml").display().to_string();
+    let deploys: [(Vec<String>, &str); 3] = [
+        (
+            vec![
+                "deploy".into(),
+                other.display().to_string(),
+                "-f".into(),
+                other_manifest,
+            ],
+            "Reef2.toml: ",
+        ),
+        (
+            vec!["deploy".into(), missing.display().to_string()],
+            "does not exist",
+        ),
+        (
+            vec!["deploy".into(), plain.display().to_string()],
+            "not executable",
+        ),
+    ];
+    for (args, expected) in deploys {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let out = cli.run(&args).await;
+        assert_ne!(out.code, Some(0), "reef {args:?} should fail");
+        assert!(
+            out.stderr.contains(expected),
+            "reef {args:?}: expected {expected:?} in {:?}",
+            out.stderr
+        );
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

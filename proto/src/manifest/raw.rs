@@ -66,7 +66,7 @@ struct Deploy {
     health_attempts: Option<u32>,
     #[serde(default)]
     strategy: StrategyName,
-    drain: Option<u64>,
+    drain: Option<Seconds>,
     replicas: Option<u32>,
     max_parallel: Option<u32>,
     min_healthy_time: Option<String>,
@@ -84,6 +84,14 @@ struct Restart {
     interval: Option<String>,
     delay: Option<String>,
     max_delay: Option<String>,
+}
+
+/// A time written as a number of seconds or as a duration (`"5s"`, `"2m"`).
+#[derive(Deserialize)]
+#[serde(untagged)]
+pub(super) enum Seconds {
+    Number(i64),
+    Text(String),
 }
 
 /// A size written as a number of bytes or as text (`"256M"`).
@@ -275,15 +283,21 @@ impl Manifest {
                 }
             },
         };
-        let drain_ms = match d.drain {
+        let drain_ms = match &d.drain {
             None => 10_000,
-            Some(s @ 0..=3600) => s * 1000,
-            Some(_) => {
+            Some(Seconds::Number(s @ 0..=3600)) => *s as u64 * 1000,
+            Some(Seconds::Number(_)) => {
                 return Err(invalid(
                     "deploy.drain",
                     "must be between 0 and 3600 seconds",
                 ))
             }
+            Some(Seconds::Text(text)) => duration_ms(
+                "deploy.drain",
+                text,
+                Duration::ZERO,
+                Duration::from_secs(3600),
+            )?,
         };
         let replicas = match d.replicas {
             None => 1,

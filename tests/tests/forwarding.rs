@@ -36,10 +36,7 @@ async fn nodes_without_the_app_forward_to_it_and_follow_it_when_it_moves() {
     let cluster = TestCluster::start(3).await;
     let app = cluster.dir.path().join("app");
     write_app(&app, "v1", 200, "");
-    cluster
-        .cli
-        .ok(&["deploy", app.to_str().expect("path")])
-        .await;
+    cluster.deploy(&app).await;
     let host = cluster.healthy_nodes("hello", 1).await.remove(0);
     let host_pid = pid_in(&body(cluster.proxy_port(&host)).await.expect("serves"));
     let started = std::time::Instant::now();
@@ -91,10 +88,7 @@ async fn nodes_without_the_app_forward_to_it_and_follow_it_when_it_moves() {
 async fn deploy_on_one_of_two(cluster: &TestCluster) -> (String, String) {
     let app = cluster.dir.path().join("app");
     write_app(&app, "v1", 200, "");
-    cluster
-        .cli
-        .ok(&["deploy", app.to_str().expect("path")])
-        .await;
+    cluster.deploy(&app).await;
     let host = cluster.healthy_nodes("hello", 1).await.remove(0);
     let other = cluster
         .node_names()
@@ -198,10 +192,7 @@ async fn a_node_without_the_app_applies_its_https_redirect() {
     let cluster = TestCluster::start(2).await;
     let app = cluster.dir.path().join("app");
     write_named_app(&app, "hello", &["hello.test"], "https_redirect = true", "");
-    cluster
-        .cli
-        .ok(&["deploy", app.to_str().expect("path")])
-        .await;
+    cluster.deploy(&app).await;
     let host = cluster.healthy_nodes("hello", 1).await.remove(0);
     for node in cluster.node_names() {
         let port = cluster.proxy_port(&node);

@@ -414,7 +414,11 @@ pub async fn change(nats: &client::Nats, request: ApiRequest, detach: bool) -> R
                 ),
                 None => format!("release {} of {}", release.version, release.app),
             };
-            eprintln!("{what}: starting {} instance(s)", instances.len());
+            if instances.is_empty() {
+                eprintln!("{what}: nothing new to start (it runs its replicas; any beyond the count are stopped)");
+            } else {
+                eprintln!("{what}: starting {} instance(s)", instances.len());
+            }
             if detach || instances.is_empty() {
                 return Ok(ExitCode::SUCCESS);
             }

@@ -21,6 +21,9 @@ pub async fn resolve(client: &client::Conn, id: &str) -> Result<JobRecord> {
     if id.is_empty() || !id.chars().all(|c| c.is_ascii_hexdigit() || c == '-') {
         bail!("{id:?} is not a job id");
     }
+    // Ids are printed in lower case; a prefix may be typed in either.
+    let id = id.to_ascii_lowercase();
+    let id = id.as_str();
     let ApiResponse::Jobs { jobs, .. } = call(client, ApiRequest::ListJobs).await? else {
         bail!("unexpected reply from the coordinator");
     };

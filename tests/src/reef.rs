@@ -158,9 +158,11 @@ impl ReefProcess {
             "--metrics".into(),
             format!("127.0.0.1:{metrics_port}"),
         ];
-        // Other agents find the peer listener through the cluster.
+        // A port handed out like the others: one the system picked for it
+        // (port 0) could be one just handed to another agent.
         if !extra.contains(&"--peer") {
-            args.extend(["--peer".into(), "127.0.0.1:0".into()]);
+            let peer_port = crate::wait::free_port();
+            args.extend(["--peer".into(), format!("127.0.0.1:{peer_port}")]);
         }
         args.extend(extra.iter().map(|s| s.to_string()));
         let mut agent = Self {

@@ -361,9 +361,12 @@ async fn rollback_scale_stop_start_and_destroy() {
     let out = cluster.cli.run(&["scale", "hello", "3"]).await;
     assert_ne!(out.code, Some(0), "a stopped app is not scaled: {out:?}");
 
-    // Start: back to two replicas of the current release.
+    // Start: back to two replicas of the current release; once more, and
+    // it says there is nothing to start.
     cluster.cli.ok(&["start", "hello"]).await;
     healthy_nodes(&cluster, 2).await;
+    let again = cluster.cli.ok(&["start", "hello"]).await;
+    assert!(again.stderr.contains("nothing new to start"), "{again:?}");
 
     // Destroy: refused without --yes when there is no terminal to ask on;
     // then gone, and its hosts are unknown again.

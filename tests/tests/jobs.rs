@@ -373,6 +373,14 @@ async fn reef_run_takes_its_command_without_dashes_and_sigterm_stops_the_job() {
     assert_eq!(status.code(), Some(130), "{status:?}");
     let record = cluster.cli.job(&job).await;
     assert_eq!(record["state"], "stopped", "{record}");
+    // A prefix of the id finds it in either case.
+    let prefix = job[..13].to_uppercase();
+    let found = cluster
+        .cli
+        .ok(&["job", "status", &prefix, "--json"])
+        .await
+        .json();
+    assert_eq!(found["id"], job.as_str());
 
     // Scaling to zero points at reef stop.
     let out = cluster.cli.run(&["scale", "hello", "0"]).await;

@@ -240,14 +240,25 @@ async fn a_node_credential_is_refused_everything_outside_its_own_subjects() {
         .await
         .expect("subscribe");
     admin.flush().await.expect("flush");
-    node.client
-        .publish(subjects::heartbeat(me), "not a heartbeat".into())
-        .await
-        .expect("publish");
-    let beat = tokio::time::timeout(Duration::from_secs(10), async {
+    // Sent again each couple of seconds, on a machine busy with other tests;
+    // a subject the server refused would never deliver it.
+    let beat = tokio::time::timeout(Duration::from_secs(30), async {
         loop {
-            let msg = futures::StreamExt::next(&mut beats).await.expect("beat");
-            if msg.payload.as_ref() == b"not a heartbeat" {
+            node.client
+                .publish(subjects::heartbeat(me), "not a heartbeat".into())
+                .await
+                .expect("publish");
+            node.client.flush().await.expect("flush");
+            let seen = tokio::time::timeout(Duration::from_secs(2), async {
+                loop {
+                    let msg = futures::StreamExt::next(&mut beats).await.expect("beat");
+                    if msg.payload.as_ref() == b"not a heartbeat" {
+                        return msg;
+                    }
+                }
+            })
+            .await;
+            if let Ok(msg) = seen {
                 return msg;
             }
         }

@@ -13,9 +13,8 @@
 //! and is given no routes.
 
 use crate::{Agent, AgentError, Config};
-use reef_proto::api::{ApiReply, ApiRequest, ApiResponse};
-use reef_proto::roles::Role;
-use reef_proto::{decode, encode, now_ms, subjects, NodeId};
+use reef_proto::api::{ApiRequest, ApiResponse};
+use reef_proto::{now_ms, NodeId};
 use reef_proxy::PeerTls;
 use reef_trust::files::{self, Mode};
 use reef_trust::pki::PeerKey;
@@ -27,9 +26,6 @@ use tokio::net::TcpListener;
 
 /// A new certificate is asked for once this little of the old one is left.
 const RENEW_BEFORE_MS: u64 = 10 * 24 * 3600 * 1000;
-
-/// How long to wait for the coordinator's answer.
-const ASK_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Between failed requests: from the first to the longest wait.
 const RETRY_FIRST: Duration = Duration::from_millis(250);
@@ -162,29 +158,18 @@ impl Peer {
 
     /// Asks a coordinator for a certificate for this node's key.
     async fn ask(&self, agent: &Agent) -> Result<StoredCert, String> {
-        let request = encode(&ApiRequest::NodeCertificate {
+        let request = ApiRequest::NodeCertificate {
             public_key: self.key.public_key(),
-        })
-        .map_err(|e| e.to_string())?;
-        let subject = subjects::api(
-            Role::Node,
-            &agent.node.to_string(),
-            subjects::verbs::NODE_CERTIFICATE,
-        );
-        let reply = tokio::time::timeout(ASK_TIMEOUT, agent.client.request(subject, request))
-            .await
-            .map_err(|_| "no coordinator answered in time".to_string())?
-            .map_err(|e| e.to_string())?;
-        match decode::<ApiReply>(&reply.payload).map_err(|e| e.to_string())? {
-            ApiReply(Ok(ApiResponse::NodeCertificate {
+        };
+        match agent.call(&request).await.map_err(|e| e.to_string())? {
+            ApiResponse::NodeCertificate {
                 cert_pem,
                 not_after_ms,
-            })) => Ok(StoredCert {
+            } => Ok(StoredCert {
                 cert_pem,
                 not_after_ms,
             }),
-            ApiReply(Ok(other)) => Err(format!("unexpected answer {other:?}")),
-            ApiReply(Err(e)) => Err(e.to_string()),
+            other => Err(format!("unexpected answer {other:?}")),
         }
     }
 

@@ -5,12 +5,26 @@
 
 use crate::records::{Record, Records};
 use crate::Agent;
-use reef_proto::api::{ApiReply, ApiRequest};
+use reef_proto::api::{ApiError, ApiReply, ApiRequest, ApiResponse};
 use reef_proto::node::{Heartbeat, NodeRecord};
 use reef_proto::AllocId;
 use reef_proto::{decode, encode, now_ms, subjects};
 use std::sync::Arc;
 use std::time::Duration;
+
+/// Why an API call made as this node did not succeed.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum Call {
+    /// No coordinator answered (none runs yet, or not in time).
+    #[error("{0}")]
+    Unanswered(String),
+    /// A coordinator refused it, saying why.
+    #[error("{0}")]
+    Refused(ApiError),
+    /// The request or its answer could not be read.
+    #[error("{0}")]
+    Malformed(String),
+}
 
 /// How long one publish or request may take before it counts as failed.
 const NATS_TIMEOUT: Duration = Duration::from_secs(5);
@@ -110,43 +124,47 @@ impl Agent {
 
     /// One registration attempt; true once a coordinator accepted it.
     pub(crate) async fn register(&self) -> bool {
-        let request = match encode(&ApiRequest::RegisterNode {
+        let request = ApiRequest::RegisterNode {
             record: self.node_record(),
             credential: self.config.credential.clone(),
-        }) {
-            Ok(r) => r,
-            Err(e) => {
-                tracing::error!(error = %e, "registration could not be encoded");
-                return false;
-            }
         };
-        let subject = subjects::api(
-            reef_proto::roles::Role::Node,
-            &self.node.to_string(),
-            subjects::verbs::NODE_REGISTER,
-        );
-        let reply = tokio::time::timeout(NATS_TIMEOUT, self.client.request(subject, request)).await;
-        match reply {
-            Ok(Ok(msg)) => match decode::<ApiReply>(&msg.payload) {
-                Ok(ApiReply(Ok(_))) => {
-                    tracing::info!(node = %self.node, "registered with the coordinator");
-                    self.registered.send_replace(true);
-                    true
-                }
-                Ok(ApiReply(Err(e))) => {
-                    tracing::error!(error = %e, "registration refused");
-                    false
-                }
-                Err(e) => {
-                    tracing::warn!(error = %e, "malformed registration reply");
-                    false
-                }
-            },
-            Ok(Err(e)) => {
+        match self.call(&request).await {
+            Ok(_) => {
+                tracing::info!(node = %self.node, "registered with the coordinator");
+                self.registered.send_replace(true);
+                true
+            }
+            Err(Call::Refused(e)) => {
+                tracing::error!(error = %e, "registration refused");
+                false
+            }
+            Err(Call::Malformed(e)) => {
+                tracing::warn!(error = %e, "malformed registration reply");
+                false
+            }
+            Err(Call::Unanswered(e)) => {
                 tracing::debug!(error = %e, "no coordinator answered the registration yet");
                 false
             }
-            Err(_) => false,
+        }
+    }
+
+    /// Makes one API call as this node (`reef.api.node.<node>.<verb>`).
+    pub(crate) async fn call(&self, request: &ApiRequest) -> Result<ApiResponse, Call> {
+        let payload = encode(request).map_err(|e| Call::Malformed(e.to_string()))?;
+        let subject = subjects::api(
+            reef_proto::roles::Role::Node,
+            &self.node.to_string(),
+            request.verb(),
+        );
+        let msg = tokio::time::timeout(NATS_TIMEOUT, self.client.request(subject, payload))
+            .await
+            .map_err(|_| Call::Unanswered("no coordinator answered in time".into()))?
+            .map_err(|e| Call::Unanswered(e.to_string()))?;
+        match decode::<ApiReply>(&msg.payload) {
+            Ok(ApiReply(Ok(response))) => Ok(response),
+            Ok(ApiReply(Err(e))) => Err(Call::Refused(e)),
+            Err(e) => Err(Call::Malformed(e.to_string())),
         }
     }
 

@@ -87,11 +87,9 @@ async fn a_join_token_enrolls_a_node_once_with_its_trust_class_and_labels() {
         .mode();
     assert_eq!(mode & 0o777, 0o600);
     let text = std::fs::read_to_string(&creds).expect("creds");
-    let seed = text
-        .lines()
-        .skip_while(|l| !l.contains("BEGIN USER NKEY SEED"))
-        .nth(1)
-        .expect("seed line")
+    let seed = reef_trust::creds::parse(&text)
+        .expect("creds")
+        .seed
         .to_string();
     // No seed of the node, nor the token's, is anywhere in NATS.
     reef_tests::leaks::assert_nowhere_in_nats(
@@ -107,12 +105,10 @@ async fn a_join_token_enrolls_a_node_once_with_its_trust_class_and_labels() {
             .decode(body)
             .expect("base64");
         let value: serde_json::Value = serde_json::from_slice(&json).expect("json");
-        let creds = value["creds"].as_str().expect("creds").to_string();
-        creds
-            .lines()
-            .skip_while(|l| !l.contains("BEGIN USER NKEY SEED"))
-            .nth(1)
-            .expect("seed")
+        let creds = value["creds"].as_str().expect("creds");
+        reef_trust::creds::parse(creds)
+            .expect("creds")
+            .seed
             .to_string()
     };
     reef_tests::leaks::assert_nowhere_in_nats(

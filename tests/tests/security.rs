@@ -362,12 +362,7 @@ async fn a_contributed_node_cannot_read_routes_certificates_challenges_or_artifa
     let mut record = node_record(id);
     record.trust = reef_proto::node::TrustClass::Dedicated;
     let text = std::fs::read_to_string(&creds).expect("creds");
-    let jwt = text
-        .lines()
-        .skip_while(|l| !l.contains("BEGIN NATS USER JWT"))
-        .nth(1)
-        .expect("jwt line")
-        .to_string();
+    let jwt = reef_trust::creds::parse(&text).expect("creds").jwt;
     let subject = subjects::api(Role::Node, &id.to_string(), subjects::verbs::NODE_REGISTER);
     let bare = encode(&ApiRequest::RegisterNode {
         record: record.clone(),
@@ -768,9 +763,15 @@ async fn the_ca_rotates_without_cutting_the_cluster_off() {
     assert_eq!(out.code, Some(0), "{out:?}");
     assert!(out.stdout.contains("trusts both"), "{out:?}");
 
-    // Every process takes the bundle, then the server gets its new certificate.
+    // Every process takes the bundle (a clean restart, as an operator would
+    // do it), then the server gets its new certificate.
+    assert!(
+        cluster.coordinator.terminate().await,
+        "coordinator stopped cleanly"
+    );
     cluster.coordinator.restart();
     for agent in &mut cluster.agents {
+        assert!(agent.terminate().await, "agent stopped cleanly");
         agent.restart();
     }
     cluster.nats.reconfigure().await;

@@ -45,6 +45,14 @@ ensure_test_tools() {
     fi
 }
 
+# Every job and app instance runs in bubblewrap (Debian's bubblewrap).
+ensure_sandbox_tools() {
+    if ! command -v bwrap >/dev/null 2>&1; then
+        echo "installing bubblewrap for the sandbox" >&2
+        apt-get update -qq && apt-get install -y -qq bubblewrap >/dev/null
+    fi
+}
+
 # The proxy benchmark puts nginx and Caddy next to reef's proxy and loads all
 # three with wrk (Debian packages).
 ensure_proxy_bench_tools() {

@@ -7,6 +7,7 @@ cd "$(dirname "$0")/.."
 . scripts/lib.sh
 ensure_nats_server
 ensure_test_tools
+ensure_sandbox_tools
 
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets -- -D warnings

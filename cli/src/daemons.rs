@@ -56,10 +56,14 @@ fn parse_lease(input: &str) -> Result<std::time::Duration, String> {
 }
 
 #[derive(Args)]
+#[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
 pub struct AgentArgs {
+    /// What the machine's owner decides from the machine itself.
+    #[command(subcommand)]
+    pub owner: Option<OwnerCommand>,
     /// This node's name (letters, digits, '.', '_', '-').
-    #[arg(long)]
-    pub name: String,
+    #[arg(long, required = true)]
+    pub name: Option<String>,
     /// Where the node id, job records and job working directories live
     /// [default: /var/lib/reef/NAME].
     #[arg(long)]
@@ -72,6 +76,12 @@ pub struct AgentArgs {
     /// Memory to offer, e.g. 8G [default: all of the machine's].
     #[arg(long, value_parser = parse_size)]
     pub memory: Option<u64>,
+    /// Disk to offer, e.g. 100G [default: the data dir's free space].
+    #[arg(long, value_parser = parse_size)]
+    pub disk: Option<u64>,
+    /// GPUs to offer: `all`, `none`, or indices such as 0,2 [default: all].
+    #[arg(long, value_parser = parse_gpus)]
+    pub gpus: Option<GpuOffer>,
     /// Where the node proxy listens for HTTP, or `off`.
     #[arg(long, default_value = "0.0.0.0:80", value_parser = parse_listen)]
     pub http: Listen,
@@ -111,6 +121,146 @@ pub struct AgentArgs {
     /// Where `GET /metrics` (Prometheus text) is served, or `off`.
     #[arg(long, default_value = "127.0.0.1:9464", value_parser = parse_listen)]
     pub metrics: Listen,
+    #[command(flatten)]
+    pub sandbox: SandboxArgs,
+}
+
+/// The sandbox every job and app instance runs in, and what the machine's
+/// owner lets work use.
+#[derive(Args, Clone, Debug)]
+pub struct SandboxArgs {
+    /// `on`: every job and instance runs in bubblewrap as an unprivileged
+    /// uid, with its own namespaces and control group; `off` (dedicated
+    /// nodes only, shown in `reef nodes`): as the agent's user, with only
+    /// the control group's limits.
+    #[arg(long, default_value = "on", value_parser = parse_on_off, action = clap::ArgAction::Set)]
+    pub sandbox: bool,
+    /// The uids sandboxed work runs as, FIRST-LAST [default: a block of
+    /// 65536 from 2000000000 chosen by the node id].
+    #[arg(long, value_name = "FIRST-LAST", value_parser = reef_node_agent::sandbox::UidRange::parse)]
+    pub sandbox_uids: Option<reef_node_agent::sandbox::UidRange>,
+    /// Also show this host path to sandboxed work, read-only (repeatable;
+    /// the system's /usr, /lib*, /bin and parts of /etc always are).
+    #[arg(long = "sandbox-bind-ro", value_name = "PATH")]
+    pub sandbox_bind_ro: Vec<PathBuf>,
+    /// A host directory every job and instance may write, at the same path
+    /// (repeatable): shared by all of them, for scratch space or datasets.
+    #[arg(long = "sandbox-bind", value_name = "DIR")]
+    pub sandbox_bind: Vec<PathBuf>,
+    /// Processes and threads each job or instance may have at once.
+    #[arg(long, default_value_t = 4096, value_parser = clap::value_parser!(u32).range(16..=4_194_304))]
+    pub max_pids: u32,
+    /// Let jobs that ask for it (`reef run --network`) use the network on
+    /// this contributed node; dedicated nodes always do.
+    #[arg(long)]
+    pub allow_network: bool,
+    /// Where the GPU device nodes are.
+    #[arg(long, default_value = "/dev", hide = true)]
+    pub gpu_device_dir: PathBuf,
+}
+
+impl SandboxArgs {
+    pub fn settings(&self) -> reef_node_agent::sandbox::Settings {
+        reef_node_agent::sandbox::Settings {
+            enabled: self.sandbox,
+            uids: self.sandbox_uids,
+            extra_readonly: self.sandbox_bind_ro.clone(),
+            extra_writable: self.sandbox_bind.clone(),
+            pids_max: self.max_pids,
+            allow_network: self.allow_network,
+            device_dir: self.gpu_device_dir.clone(),
+        }
+    }
+}
+
+pub fn parse_on_off(input: &str) -> Result<bool, String> {
+    match input {
+        "on" => Ok(true),
+        "off" => Ok(false),
+        _ => Err(format!("invalid value {input:?}: expected on or off")),
+    }
+}
+
+impl AgentArgs {
+    /// The node's name (clap insists on it when the agent runs).
+    pub fn node_name(&self) -> &str {
+        self.name.as_deref().unwrap_or_default()
+    }
+}
+
+/// `reef agent pause` and `reef agent resume`, run on the node's machine.
+#[derive(clap::Subcommand, Clone, Debug)]
+pub enum OwnerCommand {
+    /// Take no new work (the cluster stops sending it within a heartbeat);
+    /// running jobs finish, unless --stop-jobs.
+    Pause {
+        /// Stop the jobs running now too (they are reported lost, and a job
+        /// that asked for retries runs again elsewhere).
+        #[arg(long)]
+        stop_jobs: bool,
+        #[command(flatten)]
+        at: AgentDir,
+    },
+    /// Take work again.
+    Resume {
+        #[command(flatten)]
+        at: AgentDir,
+    },
+}
+
+/// Which agent on this machine.
+#[derive(Args, Clone, Debug)]
+pub struct AgentDir {
+    /// The agent's name: its data is in /var/lib/reef/NAME.
+    #[arg(long, required_unless_present = "data_dir")]
+    pub name: Option<String>,
+    /// The agent's data directory.
+    #[arg(long)]
+    pub data_dir: Option<PathBuf>,
+}
+
+/// Pauses or resumes the agent whose data is on this machine.
+pub fn owner(command: OwnerCommand) -> Result<()> {
+    let (at, control) = match command {
+        OwnerCommand::Pause { stop_jobs, at } => (
+            at,
+            reef_node_agent::owner::OwnerControl {
+                paused: true,
+                stop_jobs,
+            },
+        ),
+        OwnerCommand::Resume { at } => (at, Default::default()),
+    };
+    let dir = at
+        .data_dir
+        .clone()
+        .unwrap_or_else(|| crate::default_data_dir(at.name.as_deref().unwrap_or_default()));
+    reef_node_agent::owner::write(&dir, control).map_err(|e| anyhow::anyhow!(e))?;
+    match (control.paused, control.stop_jobs) {
+        (true, true) => println!("paused: no new work, and the jobs running now are being stopped"),
+        (true, false) => println!("paused: no new work; the jobs running now finish"),
+        (false, _) => println!("resumed: this node takes work again"),
+    }
+    Ok(())
+}
+
+/// The GPUs an agent offers (`--gpus`).
+#[derive(Clone, Debug)]
+pub struct GpuOffer(pub Option<Vec<u32>>);
+
+fn parse_gpus(input: &str) -> Result<GpuOffer, String> {
+    match input {
+        "all" => Ok(GpuOffer(None)),
+        "none" => Ok(GpuOffer(Some(Vec::new()))),
+        list => list
+            .split(',')
+            .map(|index| index.trim().parse::<u32>())
+            .collect::<Result<Vec<_>, _>>()
+            .map(|indices| GpuOffer(Some(indices)))
+            .map_err(|_| {
+                format!("invalid GPUs {input:?}: expected all, none, or indices like 0,2")
+            }),
+    }
 }
 
 /// A listen address, or none.
@@ -168,14 +318,16 @@ fn host_name() -> String {
 
 pub fn agent_config(nats: &client::Nats, args: &AgentArgs) -> Result<reef_node_agent::Config> {
     let mut config = reef_node_agent::Config::new(
-        &args.name,
+        args.node_name(),
         args.data_dir
             .clone()
-            .unwrap_or_else(|| crate::default_data_dir(&args.name)),
+            .unwrap_or_else(|| crate::default_data_dir(args.node_name())),
     );
     config.labels = parse_pairs("label", &args.labels.labels)?;
     config.cpu_millis = args.cpu;
     config.memory_bytes = args.memory;
+    config.disk_bytes = args.disk;
+    config.gpus = args.gpus.clone().and_then(|offer| offer.0);
     config.stop_grace = args.stop_grace;
     config.allowed_workdirs = args.allow_workdir.clone();
     config.http = args.http.0;
@@ -216,6 +368,7 @@ pub fn agent_config(nats: &client::Nats, args: &AgentArgs) -> Result<reef_node_a
         );
     }
     config.metrics = args.metrics.0;
+    config.sandbox = args.sandbox.settings();
     Ok(config)
 }
 
@@ -254,7 +407,7 @@ async fn node_nats(nats: &client::Nats, args: &AgentArgs) -> Result<client::Nats
     let data_dir = args
         .data_dir
         .clone()
-        .unwrap_or_else(|| crate::default_data_dir(&args.name));
+        .unwrap_or_else(|| crate::default_data_dir(args.node_name()));
     let enrolled = match crate::join::enrolled(&data_dir)? {
         Some(enrolled) => enrolled,
         None => match &args.join {
@@ -274,7 +427,7 @@ async fn node_nats(nats: &client::Nats, args: &AgentArgs) -> Result<client::Nats
 pub async fn agent(nats: &client::Nats, args: AgentArgs) -> Result<()> {
     let nats = &node_nats(nats, &args).await?;
     let config = agent_config(nats, &args)?;
-    let client = client::connect_daemon(nats, &format!("reef-agent-{}", args.name)).await?;
+    let client = client::connect_daemon(nats, &format!("reef-agent-{}", args.node_name())).await?;
     let shutdown = CancellationToken::new();
     until_signal(
         reef_node_agent::run(client.client, config, shutdown.clone()),

@@ -30,6 +30,10 @@ pub struct DevArgs {
     /// Run a short demo job once the cluster is up.
     #[arg(long)]
     pub demo: bool,
+    /// `on`: jobs and apps run in the sandbox (bubblewrap, needs root);
+    /// `off`: as your user, with no namespaces and no limits.
+    #[arg(long, default_value = "on", value_parser = crate::daemons::parse_on_off, action = clap::ArgAction::Set)]
+    pub sandbox: bool,
 }
 
 /// Finds `nats-server`: `REEF_NATS_SERVER`, else PATH.
@@ -194,6 +198,7 @@ pub async fn dev(args: DevArgs) -> Result<()> {
         let mut config = reef_node_agent::Config::new(&name, data_dir.join(&name));
         let http = std::net::SocketAddr::from(([127, 0, 0, 1], free_port(8080 + i - 1)?));
         config.http = Some(http);
+        config.sandbox.enabled = args.sandbox;
         // Other dev nodes find it through the cluster, whatever port it gets.
         config.peer = Some(std::net::SocketAddr::from(([127, 0, 0, 1], 0)));
         proxies.push((name.clone(), http));
@@ -301,6 +306,7 @@ async fn demo(url: &client::Nats) -> Result<()> {
         min_vram: None,
         trust: None,
         retries: 0,
+        network: false,
         timeout: None,
         detach: false,
         command: vec![

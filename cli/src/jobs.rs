@@ -123,6 +123,27 @@ pub async fn status(nats: &client::Nats, id: &str, json: bool) -> Result<()> {
     if let Some((out, err)) = job.output_lines {
         println!("output:    {out} stdout lines, {err} stderr lines");
     }
+    if let Some(usage) = job.usage {
+        let peak = usage.peak_memory_bytes.map_or(String::new(), |peak| {
+            format!(", {} memory at most", format_size(peak))
+        });
+        println!(
+            "used:      {} of CPU{peak}",
+            format_duration(Duration::from_millis(usage.cpu_ms))
+        );
+        if usage.oom_kills > 0 {
+            println!(
+                "limits:    {} process(es) ended by the kernel at the memory limit",
+                usage.oom_kills
+            );
+        }
+        if usage.pids_limit_hits > 0 {
+            println!(
+                "limits:    {} new process(es) refused at the process limit",
+                usage.pids_limit_hits
+            );
+        }
+    }
     Ok(())
 }
 

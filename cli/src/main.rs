@@ -138,7 +138,7 @@ enum Command {
     /// Run a coordinator.
     Coordinator(daemons::CoordinatorArgs),
     /// Run a node agent on this machine.
-    Agent(daemons::AgentArgs),
+    Agent(Box<daemons::AgentArgs>),
     /// Run a whole local cluster: nats-server, a coordinator and N agents.
     Dev(dev::DevArgs),
     /// Create join tokens for new nodes.
@@ -198,6 +198,13 @@ fn init_tracing(default: &str) {
 }
 
 fn main() -> ExitCode {
+    // The sandbox helper: started by the agent for every job and instance,
+    // before anything else (no flags parsed, no logging, no runtime).
+    let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    if args.get(1).is_some_and(|a| a == "sandbox-exec") {
+        let code = reef_node_agent::sandbox::helper::main(&args[2..]);
+        return ExitCode::from(u8::try_from(code).unwrap_or(126));
+    }
     let cli = Cli::parse();
     let daemon = matches!(
         cli.command,
@@ -304,9 +311,12 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Coordinator(args) => daemons::coordinator(&nats, args)
             .await
             .map(|()| ExitCode::SUCCESS),
-        Command::Agent(args) => daemons::agent(&nats, args)
-            .await
-            .map(|()| ExitCode::SUCCESS),
+        Command::Agent(args) => match args.owner.clone() {
+            Some(command) => daemons::owner(command).map(|()| ExitCode::SUCCESS),
+            None => daemons::agent(&nats, *args)
+                .await
+                .map(|()| ExitCode::SUCCESS),
+        },
         Command::Dev(args) => dev::dev(args).await.map(|()| ExitCode::SUCCESS),
         Command::Token {
             command: TokenCommand::Create(args),

@@ -46,6 +46,10 @@ pub struct RunArgs {
     /// (default 0: a job on a lost node is reported lost, never run twice).
     #[arg(long, default_value_t = 0)]
     pub retries: u32,
+    /// Let the job use the network. Without it, it has only a loopback of
+    /// its own; a contributed node runs it only if its owner allows it.
+    #[arg(long)]
+    pub network: bool,
     /// Kill the job after this long (e.g. 30s, 5m, 2h).
     #[arg(long, value_parser = parse_duration)]
     pub timeout: Option<std::time::Duration>,
@@ -74,6 +78,7 @@ impl RunArgs {
         };
         spec.trust = self.trust;
         spec.retries = self.retries;
+        spec.network = self.network;
         spec.timeout_ms = self
             .timeout
             .map(|t| t.as_millis().min(u64::MAX as u128) as u64);

@@ -42,6 +42,13 @@ pub fn job_json(job: &JobRecord, node_names: &HashMap<String, String>) -> Value 
         "started_at_ms": job.started_at_ms,
         "finished_at_ms": job.finished_at_ms,
         "output_lines": job.output_lines.map(|(out, err)| json!({"stdout": out, "stderr": err})),
+        "network": job.spec.network,
+        "usage": job.usage.map(|u| json!({
+            "cpu_ms": u.cpu_ms,
+            "peak_memory_bytes": u.peak_memory_bytes,
+            "oom_kills": u.oom_kills,
+            "pids_limit_hits": u.pids_limit_hits,
+        })),
     })
 }
 
@@ -52,6 +59,9 @@ pub fn node_json(node: &NodeStatus) -> Value {
         "name": r.name,
         "state": node_state(node.state),
         "trust": r.trust.name(),
+        "sandbox": r.sandbox,
+        "paused": node.paused,
+        "job_network": r.job_network,
         "eligibility": r.eligibility.name(),
         "labels": r.labels,
         "resources": {
@@ -119,8 +129,17 @@ pub fn node_rows(nodes: &[NodeStatus]) -> Vec<Vec<String>> {
                 r.name.clone(),
                 r.id.to_string(),
                 node_state(n.state).to_string(),
-                r.trust.name().to_string(),
-                r.eligibility.name().to_string(),
+                match (r.trust, r.sandbox, r.job_network) {
+                    (_, false, _) => format!("{} (no sandbox)", r.trust.name()),
+                    (reef_proto::node::TrustClass::Contributed, true, true) => {
+                        "contributed (network)".to_string()
+                    }
+                    (trust, true, _) => trust.name().to_string(),
+                },
+                match n.paused {
+                    true => format!("{} (paused)", r.eligibility.name()),
+                    false => r.eligibility.name().to_string(),
+                },
                 format!(
                     "{:.1}/{:.1}",
                     n.allocated.cpu_millis as f64 / 1000.0,

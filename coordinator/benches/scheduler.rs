@@ -165,6 +165,7 @@ fn run(nodes: &[Node], work: &[Work], sampled: bool) -> Outcome {
             gpus_in_use: &no_gpus_in_use,
             trust: n.trust,
             eligible: true,
+            job_network: true,
         })
         .collect();
     let index: BTreeMap<NodeId, usize> = nodes.iter().enumerate().map(|(i, n)| (n.id, i)).collect();
@@ -179,6 +180,7 @@ fn run(nodes: &[Node], work: &[Work], sampled: bool) -> Outcome {
             constraints: &w.constraints,
             gpus: &w.gpus,
             trust: w.trust,
+            network: false,
             strategy: w.strategy,
             siblings: w.app.map_or(&empty, |app| &siblings[app]),
             failed_on: &no_failures,

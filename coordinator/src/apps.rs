@@ -240,6 +240,7 @@ impl Coordinator {
             constraints: &spec.constraints,
             gpus: &spec.gpus,
             trust: Some(TrustClass::Dedicated),
+            network: false,
             strategy: Strategy::Spread,
             siblings,
             failed_on: &no_failures,

@@ -29,6 +29,8 @@ pub(crate) struct NodeEntry {
     pub gone: bool,
     /// What the node's last heartbeat said it runs (jobs and instances).
     pub running: u32,
+    /// Its last heartbeat said its owner paused it: no new work.
+    pub paused: bool,
 }
 
 /// A job waiting for room, as kept in memory between placement passes.
@@ -106,6 +108,7 @@ impl Cluster {
                         lost: false,
                         gone: false,
                         running: 0,
+                        paused: false,
                     },
                 );
             }
@@ -176,7 +179,8 @@ impl Cluster {
                 gpus: &entry.record.gpus,
                 gpus_in_use: &entry.gpus_in_use,
                 trust: entry.record.trust,
-                eligible: entry.record.eligibility == Eligibility::Eligible,
+                eligible: entry.record.eligibility == Eligibility::Eligible && !entry.paused,
+                job_network: entry.record.job_network,
             })
             .collect()
     }
@@ -296,6 +300,7 @@ impl Cluster {
                 last_seen_ms: entry.last_seen_ms,
                 allocated: entry.allocated,
                 allocations: entry.allocations,
+                paused: entry.paused,
             })
             .collect();
         out.sort_by(|a, b| a.record.name.cmp(&b.record.name));

@@ -18,6 +18,7 @@ pub(crate) fn job(spec: JobSpec) -> JobRecord {
         finished_at_ms: None,
         stop_requested: false,
         output_lines: None,
+        usage: None,
         lost_on: Vec::new(),
     }
 }

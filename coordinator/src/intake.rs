@@ -135,6 +135,7 @@ impl Coordinator {
             finished_at_ms: None,
             stop_requested: false,
             output_lines: None,
+            usage: None,
             lost_on: Vec::new(),
         };
         let alloc = match self.choose(&job.spec, &Default::default()) {

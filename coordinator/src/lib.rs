@@ -638,6 +638,7 @@ impl Coordinator {
             self.unknown_nodes.insert(hb.node);
         } else if let Some(entry) = self.cluster.nodes.get_mut(&hb.node) {
             entry.running = hb.running;
+            entry.paused = hb.paused;
         }
     }
 

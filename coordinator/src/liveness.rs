@@ -69,6 +69,7 @@ impl Coordinator {
                     state: lost.clone(),
                     at_ms: now_ms(),
                     output_lines: None,
+                    usage: None,
                 };
                 self.update_job(&stored, &event).await?;
             }

@@ -42,6 +42,8 @@ pub struct Candidate<'a> {
     pub trust: TrustClass,
     /// False while the node is drained or marked ineligible: no new work.
     pub eligible: bool,
+    /// Whether jobs that ask for the network may run there.
+    pub job_network: bool,
 }
 
 impl Candidate<'_> {
@@ -89,6 +91,7 @@ struct Rejections {
     not_ready: usize,
     ineligible: usize,
     trust: usize,
+    network: usize,
     labels: usize,
     cpu: usize,
     memory: usize,
@@ -102,6 +105,7 @@ impl Rejections {
         let total = self.not_ready
             + self.ineligible
             + self.trust
+            + self.network
             + self.labels
             + self.cpu
             + self.memory
@@ -114,11 +118,20 @@ impl Rejections {
             parts.push(format!("{} down", self.not_ready));
         }
         if self.ineligible > 0 {
-            parts.push(format!("{} draining or ineligible", self.ineligible));
+            parts.push(format!(
+                "{} draining, paused or ineligible",
+                self.ineligible
+            ));
         }
         if self.trust > 0 {
             let wanted = demand.trust.map_or("any", TrustClass::name);
             parts.push(format!("{} not {wanted}", self.trust));
+        }
+        if self.network > 0 {
+            parts.push(format!(
+                "{} not letting jobs use the network (their owners did not --allow-network)",
+                self.network
+            ));
         }
         if self.labels > 0 {
             let wanted: Vec<String> = demand
@@ -180,6 +193,8 @@ pub struct Demand<'a> {
     pub gpus: &'a GpuRequest,
     /// Only nodes of this class (None: any).
     pub trust: Option<TrustClass>,
+    /// Only nodes that let jobs use the network.
+    pub network: bool,
     pub strategy: Strategy,
     /// Nodes already running replicas of the same app, with how many.
     pub siblings: &'a BTreeMap<NodeId, u32>,
@@ -212,6 +227,7 @@ impl<'a> From<&'a JobSpec> for Demand<'a> {
             constraints: &spec.constraints,
             gpus: &spec.gpus,
             trust: spec.trust,
+            network: spec.network,
             strategy: Strategy::BinPack,
             siblings: &NO_SIBLINGS,
             failed_on: &NO_FAILURES,
@@ -288,6 +304,10 @@ fn fits(node: &Candidate<'_>, demand: &Demand<'_>, rejected: &mut Rejections) ->
     }
     if demand.trust.is_some_and(|trust| trust != node.trust) {
         rejected.trust += 1;
+        return false;
+    }
+    if demand.network && !node.job_network {
+        rejected.network += 1;
         return false;
     }
     if !demand

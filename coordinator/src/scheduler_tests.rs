@@ -43,6 +43,7 @@ impl Fixture {
                 gpus_in_use: in_use,
                 trust: TrustClass::Dedicated,
                 eligible: true,
+                job_network: true,
             })
             .collect()
     }
@@ -170,7 +171,7 @@ fn ineligible_nodes_get_no_new_work() {
     assert_eq!(place(&job(100, 1), &nodes).map(|p| p.node), Ok(f.ids[1]));
     nodes[1].eligible = false;
     let err = place(&job(100, 1), &nodes).unwrap_err();
-    assert!(err.contains("2 draining or ineligible"), "{err}");
+    assert!(err.contains("2 draining, paused or ineligible"), "{err}");
 }
 
 #[test]
@@ -326,4 +327,26 @@ fn gpu_model_and_memory_filter() {
     assert!(place(&spec, &f.nodes())
         .expect_err("too small")
         .contains("at least 48G"));
+}
+
+#[test]
+fn a_job_that_asks_for_the_network_goes_only_where_jobs_may_use_it() {
+    let fixture = Fixture::new(2);
+    let mut nodes = fixture.nodes();
+    nodes[0].job_network = false;
+    nodes[1].job_network = false;
+    let mut spec = job(100, GIB);
+    spec.network = true;
+    let reason = place(&spec, &nodes).expect_err("nowhere");
+    assert!(
+        reason.contains("2 not letting jobs use the network"),
+        "{reason}"
+    );
+    assert!(reason.contains("--allow-network"), "{reason}");
+    nodes[1].job_network = true;
+    assert_eq!(place(&spec, &nodes).expect("placed").node, fixture.ids[1]);
+    // A job that does not ask goes anywhere.
+    nodes[1].job_network = false;
+    spec.network = false;
+    assert!(place(&spec, &nodes).is_ok());
 }

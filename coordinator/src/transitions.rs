@@ -99,6 +99,7 @@ pub fn job_after(job: &JobRecord, alloc: &Allocation, event: &AllocEvent) -> Opt
     if next.is_terminal() {
         next_job.finished_at_ms = Some(event.at_ms);
         next_job.output_lines = event.output_lines;
+        next_job.usage = event.usage;
     }
     next_job.state = next;
     Some(next_job)

@@ -3,11 +3,11 @@
 //! reports every state change. When the main process ends, whatever it left
 //! behind in its group is killed too, so a job never outlives its allocation.
 
-use crate::process::{exit_code, signal_group, start_time};
+use crate::process::{exit_code, start_time};
 use crate::records::Durability;
+use crate::sandbox::{Identity, Launch, Limits};
 use crate::{logs, Agent};
-use nix::sys::signal::Signal;
-use reef_proto::alloc::AllocState;
+use reef_proto::alloc::{AllocState, Usage};
 use reef_proto::subjects;
 use reef_proto::units::format_duration;
 use reef_proto::AllocId;
@@ -29,12 +29,13 @@ const LOG_DRAIN: Duration = Duration::from_secs(10);
 
 /// Runs allocation `alloc` to completion. `stop` is cancelled by a stop request.
 pub(crate) async fn run(agent: Arc<Agent>, alloc: AllocId, stop: CancellationToken) {
-    let final_state = execute(&agent, alloc, &stop).await;
+    let (state, lines, usage) = execute(&agent, alloc, &stop).await;
     let record = agent
         .records
         .update(alloc, Durability::Written, |r| {
-            r.advance(final_state.0.clone());
-            r.output_lines = final_state.1;
+            r.advance(state.clone());
+            r.output_lines = lines;
+            r.usage = usage;
         })
         .await;
     match record {
@@ -45,12 +46,11 @@ pub(crate) async fn run(agent: Arc<Agent>, alloc: AllocId, stop: CancellationTok
     agent.forget_running(alloc);
 }
 
-async fn execute(
-    agent: &Arc<Agent>,
-    alloc: AllocId,
-    stop: &CancellationToken,
-) -> (AllocState, Option<(u64, u64)>) {
-    let failed = |reason: String| (AllocState::Failed { reason }, None);
+/// How an allocation ended: its state, the lines it wrote, what it used.
+type Outcome = (AllocState, Option<(u64, u64)>, Option<Usage>);
+
+async fn execute(agent: &Arc<Agent>, alloc: AllocId, stop: &CancellationToken) -> Outcome {
+    let failed = |reason: String| (AllocState::Failed { reason }, None, None);
     let Some(record) = agent.records.get(alloc) else {
         return failed("allocation record vanished".into());
     };
@@ -60,7 +60,7 @@ async fn execute(
         return failed(format!("invalid job: {e}"));
     }
     if stop.is_cancelled() {
-        return (AllocState::Stopped, None);
+        return (AllocState::Stopped, None, None);
     }
     // New assignments are recorded as `starting` already (one synced write);
     // one accepted by an older agent is moved there, synced, before the
@@ -77,6 +77,7 @@ async fn execute(
         }
     }
 
+    let mut owned = Vec::new();
     let workdir = match &spec.workdir {
         Some(dir) => match chosen_workdir(dir, &agent.config.allowed_workdirs).await {
             Ok(dir) => dir,
@@ -90,12 +91,37 @@ async fn execute(
                     own.display()
                 ));
             }
+            owned.push(own.clone());
             own
         }
     };
-    let mut command = crate::process::supervised(&spec.command[0], &workdir, std::iter::empty());
+    if spec.network && !agent.jobs_may_use_network() {
+        return failed(
+            "this node's owner does not let jobs use the network (--allow-network)".into(),
+        );
+    }
+    let launch = Launch {
+        group: alloc.to_string(),
+        identity: Identity::Job,
+        limits: Limits {
+            memory_bytes: spec.resources.memory_bytes,
+            cpu_max_millis: Some(spec.resources.cpu_millis),
+            cpu_weight_millis: spec.resources.cpu_millis,
+            pids_max: agent.sandbox.settings().pids_max,
+        },
+        argv: spec.command.iter().map(Into::into).collect(),
+        workdir: workdir.clone(),
+        writable: vec![workdir.clone()],
+        owned,
+        readonly: Vec::new(),
+        network: spec.network,
+        gpus: &assignment.gpus,
+    };
+    let (mut command, mut tree) = match agent.sandbox.command(launch).await {
+        Ok(prepared) => prepared,
+        Err(e) => return failed(format!("could not set up the sandbox: {e}")),
+    };
     command
-        .args(&spec.command[1..])
         .env(
             "PATH",
             std::env::var_os("PATH").unwrap_or_else(|| "/usr/local/bin:/usr/bin:/bin".into()),
@@ -109,11 +135,16 @@ async fn execute(
         .envs(gpu_env(&assignment.gpus));
     let mut child = match command.spawn() {
         Ok(child) => child,
-        Err(e) => return failed(format!("could not start {:?}: {e}", spec.command[0])),
+        Err(e) => {
+            agent.sandbox.end(&mut tree).await;
+            return failed(format!("could not start {:?}: {e}", spec.command[0]));
+        }
     };
     let Some(pid) = child.id() else {
+        agent.sandbox.end(&mut tree).await;
         return failed("the process exited before it could be tracked".into());
     };
+    tree.started(pid);
     let started = start_time(pid);
     // One durable write records both the process group (for recovery) and the state.
     match agent
@@ -151,7 +182,10 @@ async fn execute(
         status = child.wait() => {
             match status {
                 Ok(status) => Ending::Exited(status),
-                Err(e) => return failed(format!("waiting for the process failed: {e}")),
+                Err(e) => {
+                    agent.sandbox.end(&mut tree).await;
+                    return failed(format!("waiting for the process failed: {e}"));
+                }
             }
         }
         _ = stop.cancelled() => Ending::Stop,
@@ -164,15 +198,13 @@ async fn execute(
         },
         ending => {
             agent.transition(alloc, AllocState::Stopping).await;
-            signal_group(pid, Signal::SIGTERM);
-            let grace = agent.config.stop_grace;
-            if tokio::time::timeout(grace, child.wait()).await.is_err() {
-                signal_group(pid, Signal::SIGKILL);
-                let _ = child.wait().await;
-            }
+            tree.stop(&mut child, agent.config.stop_grace).await;
             match ending {
                 Ending::Exited(status) => AllocState::Exited {
                     code: exit_code(status),
+                },
+                Ending::Stop if agent.was_reclaimed(alloc) => AllocState::Lost {
+                    reason: "the machine's owner paused it and stopped its jobs".into(),
                 },
                 Ending::Stop => AllocState::Stopped,
                 Ending::Timeout(t) => AllocState::Failed {
@@ -186,9 +218,26 @@ async fn execute(
     };
     // The main process is gone: end whatever it left in its group, which also
     // closes the pipes the shippers read.
-    signal_group(pid, Signal::SIGKILL);
+    let usage = agent.sandbox.end(&mut tree).await;
+    let state = match (&state, usage) {
+        (AllocState::Exited { code }, Some(usage)) if *code != 0 && usage.oom_kills > 0 => {
+            AllocState::Failed {
+                reason: out_of_memory(spec.resources.memory_bytes),
+            }
+        }
+        _ => state,
+    };
     let lines = logs::finish(shippers, LOG_DRAIN).await;
-    (state, Some(lines))
+    (state, Some(lines), usage)
+}
+
+/// The reason given for work the kernel ended at its memory limit.
+pub(crate) fn out_of_memory(limit: u64) -> String {
+    let limit = match limit % (1 << 20) {
+        0 => format!("{} MiB", limit >> 20),
+        _ => reef_proto::units::format_size(limit),
+    };
+    format!("out of memory (limit {limit})")
 }
 
 /// The variables that limit a process to its GPUs (CUDA and the NVIDIA

@@ -18,6 +18,9 @@
 //! - `routes`, `advertise`: following the cluster's routes, and the address
 //!   other nodes reach this node's peer listener at.
 //! - `metrics`: the `/metrics` endpoint.
+//! - `owner`: what the machine's owner decides locally (`reef agent pause`).
+//! - `sandbox`: the namespaces, uid and control group every job and app
+//!   instance runs in, and `reef sandbox-exec`.
 
 #![forbid(unsafe_code)]
 #![deny(rust_2018_idioms)]
@@ -30,6 +33,7 @@ pub mod identity;
 mod intake;
 pub mod logs;
 mod metrics;
+pub mod owner;
 mod peer;
 pub mod process;
 pub mod records;
@@ -37,6 +41,7 @@ mod recovery;
 mod report;
 pub mod resources;
 mod routes;
+pub mod sandbox;
 mod service;
 mod tls;
 
@@ -66,6 +71,10 @@ pub struct Config {
     pub cpu_millis: Option<u32>,
     /// Offer this much memory instead of what the machine has.
     pub memory_bytes: Option<u64>,
+    /// Offer this much disk instead of the data dir's free space.
+    pub disk_bytes: Option<u64>,
+    /// Offer only these GPUs (by index; None: every one detected).
+    pub gpus: Option<Vec<u32>>,
     /// Between SIGTERM and SIGKILL when a job is stopped.
     pub stop_grace: Duration,
     /// Directories a job may ask to work in (`reef run --workdir`): an
@@ -103,6 +112,8 @@ pub struct Config {
     /// The public key every command must be signed with (from the node's
     /// credential). Without it every command is refused.
     pub assignment_key: Option<String>,
+    /// The sandbox and its owner's controls.
+    pub sandbox: sandbox::Settings,
 }
 
 impl Config {
@@ -113,6 +124,8 @@ impl Config {
             labels: BTreeMap::new(),
             cpu_millis: None,
             memory_bytes: None,
+            disk_bytes: None,
+            gpus: None,
             stop_grace: Duration::from_secs(5),
             allowed_workdirs: Vec::new(),
             heartbeat_interval: Duration::from_secs(1),
@@ -127,6 +140,7 @@ impl Config {
             node_id: None,
             credential: None,
             assignment_key: None,
+            sandbox: sandbox::Settings::default(),
         }
     }
 }
@@ -139,6 +153,8 @@ pub(crate) struct Agent {
     config: Config,
     resources: NodeResources,
     gpus: Vec<reef_proto::node::Gpu>,
+    /// Where every job and instance runs.
+    sandbox: sandbox::Sandbox,
     started_at_ms: u64,
     records: Records<records::LocalAlloc>,
     /// Opens the secrets sealed to this node.
@@ -160,6 +176,11 @@ pub(crate) struct Agent {
     refused: std::sync::Mutex<std::collections::BTreeMap<&'static str, u64>>,
     /// The signed commands accepted, until they expire.
     replay: std::sync::Mutex<reef_proto::seal::ReplayWindow>,
+    /// The owner's settings as last read (`owner.json`).
+    owner: std::sync::Mutex<owner::OwnerControl>,
+    /// Jobs stopped because the owner paused the machine and stopped its
+    /// jobs: they end `lost`, not `stopped`, so retries apply.
+    reclaimed: std::sync::Mutex<std::collections::HashSet<AllocId>>,
 }
 
 /// Runs an agent on `client` until `shutdown` is cancelled; running jobs are
@@ -176,7 +197,13 @@ pub async fn run(
         path: config.data_dir.clone(),
         reason: e.to_string(),
     })?;
+    // The agent's own state: nobody else's to read, sandboxed work included.
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let _ = std::fs::set_permissions(&config.data_dir, std::fs::Permissions::from_mode(0o700));
+    }
     let node = identity::load_or_create(&config.data_dir, config.node_id)?;
+    let sandbox = open_sandbox(&config, node).await?;
     let key_path = config.data_dir.join("node.key");
     let node_key =
         reef_secrets::NodeKey::load_or_create(&key_path).map_err(|e| AgentError::DataDir {
@@ -238,13 +265,22 @@ pub async fn run(
     if let Some(memory) = config.memory_bytes {
         resources.memory_bytes = memory;
     }
+    if let Some(disk) = config.disk_bytes {
+        resources.disk_bytes = disk;
+    }
+    let mut detected_gpus = gpus::detect().await;
+    if let Some(offered) = &config.gpus {
+        detected_gpus.retain(|gpu| offered.contains(&gpu.index));
+    }
+    let config_dir = config.data_dir.clone();
     let agent = Arc::new(Agent {
         js: jetstream::new(client.clone()),
         client,
         node,
         config,
         resources,
-        gpus: gpus::detect().await,
+        gpus: detected_gpus,
+        sandbox,
         started_at_ms: reef_proto::now_ms(),
         records,
         node_key,
@@ -259,12 +295,15 @@ pub async fn run(
         malformed: Default::default(),
         refused: Default::default(),
         replay: Default::default(),
+        owner: std::sync::Mutex::new(owner::read(&config_dir).unwrap_or_default()),
+        reclaimed: Default::default(),
     });
-    tracing::info!(%node, name = %agent.config.name, proxy = ?proxy_addr, "agent starting");
+    tracing::info!(%node, name = %agent.config.name, proxy = ?proxy_addr, sandbox = %agent.sandbox.describe(), "agent starting");
     agent.tasks.spawn(agent.clone().watch_routes());
     if let Some(listener) = metrics_listener {
         agent.tasks.spawn(agent.clone().serve_metrics(listener));
     }
+    agent.sandbox.sweep().await;
     agent.recover().await;
     tls::start(&agent, https_listener, proxy_config.clone());
     if let (Some(peer), Some(listener)) = (peer, peer_listener) {
@@ -309,12 +348,95 @@ pub async fn run(
     result
 }
 
+/// The node's sandbox, checked by running it once; an error says what is
+/// missing, and for a dedicated node how to run without it.
+async fn open_sandbox(config: &Config, node: NodeId) -> Result<sandbox::Sandbox, AgentError> {
+    let refuse = |missing: String| {
+        AgentError::Config(match config.trust {
+            reef_proto::node::TrustClass::Contributed => format!(
+                "this machine cannot run the sandbox, and a contributed node runs no work without it: {missing}"
+            ),
+            reef_proto::node::TrustClass::Dedicated => format!(
+                "this machine cannot run the sandbox: {missing}. Fix that, or run work unconfined \
+                 with --sandbox off (dedicated nodes only)"
+            ),
+        })
+    };
+    if !config.sandbox.enabled && config.trust == reef_proto::node::TrustClass::Contributed {
+        return Err(AgentError::Config(
+            "--sandbox off: a contributed node always runs its work in the sandbox".into(),
+        ));
+    }
+    let sandbox =
+        sandbox::Sandbox::open(config.sandbox.clone(), node, &config.data_dir).map_err(refuse)?;
+    sandbox
+        .self_test(&config.data_dir.join("work").join(".sandbox-test"))
+        .await
+        .map_err(refuse)?;
+    Ok(sandbox)
+}
+
 impl Agent {
     /// Starts the executor for a recorded allocation, registering its stop token first.
     fn start(self: &Arc<Self>, alloc: AllocId) {
         let stop = CancellationToken::new();
         self.lock_running().insert(alloc, stop.clone());
         self.tasks.spawn(executor::run(self.clone(), alloc, stop));
+    }
+
+    /// Whether a job that asks for the network may run here: on a dedicated
+    /// node, or where the owner allows it (`--allow-network`); without the
+    /// sandbox every job shares the host's network anyway.
+    fn jobs_may_use_network(&self) -> bool {
+        !self.sandbox.enabled()
+            || self.config.trust == reef_proto::node::TrustClass::Dedicated
+            || self.sandbox.settings().allow_network
+    }
+
+    /// Reads the owner's settings; on a pause that stops jobs, stops them.
+    fn follow_owner(&self) {
+        let now = match owner::read(&self.config.data_dir) {
+            Ok(now) => now,
+            Err(e) => {
+                tracing::warn!(error = %e, "the owner's settings are unreadable; keeping the last ones");
+                return;
+            }
+        };
+        let before = std::mem::replace(
+            &mut *self.owner.lock().unwrap_or_else(|p| p.into_inner()),
+            now,
+        );
+        if before.paused != now.paused {
+            tracing::info!(
+                paused = now.paused,
+                "the machine's owner changed whether it takes work"
+            );
+        }
+        if owner::stops_jobs(before, now) {
+            let running: Vec<(AllocId, CancellationToken)> = self
+                .lock_running()
+                .iter()
+                .map(|(id, stop)| (*id, stop.clone()))
+                .collect();
+            let mut reclaimed = self.reclaimed.lock().unwrap_or_else(|p| p.into_inner());
+            for (alloc, stop) in running {
+                tracing::info!(%alloc, "stopping a job: the machine's owner paused it");
+                reclaimed.insert(alloc);
+                stop.cancel();
+            }
+        }
+    }
+
+    fn paused(&self) -> bool {
+        self.owner.lock().unwrap_or_else(|p| p.into_inner()).paused
+    }
+
+    /// Whether `alloc` was stopped because the owner took the machine back.
+    fn was_reclaimed(&self, alloc: AllocId) -> bool {
+        self.reclaimed
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&alloc)
     }
 
     fn lock_running(&self) -> std::sync::MutexGuard<'_, HashMap<AllocId, CancellationToken>> {

@@ -144,6 +144,25 @@ impl Agent {
                 "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {value}\n"
             );
         }
+        let usage = self.sandbox.live_usage();
+        let name = "reef_alloc_cpu_seconds_total";
+        let _ = write!(
+            out,
+            "# HELP {name} CPU time used by each running job or instance (its control group).\n# TYPE {name} counter\n"
+        );
+        for (group, cpu, _) in &usage {
+            let _ = writeln!(out, "{name}{{alloc=\"{group}\"}} {cpu:.3}");
+        }
+        let name = "reef_alloc_memory_bytes";
+        let _ = write!(
+            out,
+            "# HELP {name} Memory held now by each running job or instance.\n# TYPE {name} gauge\n"
+        );
+        for (group, _, memory) in &usage {
+            if let Some(memory) = memory {
+                let _ = writeln!(out, "{name}{{alloc=\"{group}\"}} {memory}");
+            }
+        }
         let name = "reef_agent_commands_refused_total";
         let _ = write!(
             out,

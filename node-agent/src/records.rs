@@ -55,6 +55,9 @@ pub struct LocalAlloc {
     pub pgid: Option<u32>,
     pub pgid_start_time: Option<u64>,
     pub output_lines: Option<(u64, u64)>,
+    /// What it used, once it ended.
+    #[serde(default)]
+    pub usage: Option<reef_proto::alloc::Usage>,
     pub updated_at_ms: u64,
 }
 
@@ -78,6 +81,7 @@ impl LocalAlloc {
             state: self.state.clone(),
             at_ms: self.updated_at_ms,
             output_lines: self.output_lines,
+            usage: self.usage,
         }
     }
 }
@@ -273,6 +277,7 @@ impl Records<LocalAlloc> {
             pgid: None,
             pgid_start_time: None,
             output_lines: None,
+            usage: None,
             updated_at_ms: now_ms(),
         })
         .await

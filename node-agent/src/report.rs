@@ -119,6 +119,8 @@ impl Agent {
             trust: self.config.trust,
             eligibility: Default::default(),
             proxy_addr: self.proxy_addr,
+            sandbox: self.sandbox.enabled(),
+            job_network: self.jobs_may_use_network(),
         }
     }
 
@@ -169,11 +171,13 @@ impl Agent {
     }
 
     async fn beat(&self) {
+        self.follow_owner();
         let hb = Heartbeat {
             node: self.node,
             started_at_ms: self.started_at_ms,
             running: (self.records.live_count() + self.instances.live_count()) as u32,
             sent_at_ms: now_ms(),
+            paused: self.paused(),
         };
         match encode(&hb) {
             Ok(payload) => {

@@ -69,6 +69,9 @@ pub struct AllocEvent {
     /// Lines of output shipped (stdout, stderr), set on terminal events so a
     /// reader knows when it has seen all of them.
     pub output_lines: Option<(u64, u64)>,
+    /// What it used, on terminal events (None: not measured).
+    #[serde(default)]
+    pub usage: Option<crate::alloc::Usage>,
 }
 
 impl Message for AllocEvent {

@@ -100,6 +100,19 @@ impl AllocState {
     }
 }
 
+/// What an allocation used, read from its control group when it ended.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Usage {
+    /// CPU time, user and system, in milliseconds.
+    pub cpu_ms: u64,
+    /// The most memory it held at once (None where the kernel does not say).
+    pub peak_memory_bytes: Option<u64>,
+    /// Processes the kernel's OOM killer ended for going past its memory limit.
+    pub oom_kills: u64,
+    /// Times a new process or thread was refused at its process limit.
+    pub pids_limit_hits: u64,
+}
+
 /// The coordinator's record of an allocation, stored in the allocations bucket.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Allocation {

@@ -175,6 +175,9 @@ pub struct NodeStatus {
     pub allocated: Resources,
     /// Live allocations on this node.
     pub allocations: u32,
+    /// Its owner paused it: it takes no new work.
+    #[serde(default)]
+    pub paused: bool,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -74,6 +74,11 @@ pub struct JobSpec {
     /// ([`crate::subjects::logs`]), so a submitter can read only its own.
     #[serde(default)]
     pub owner: String,
+    /// Whether it may use the network (`reef run --network`); without it a
+    /// job has only a loopback of its own. Contributed nodes run such a job
+    /// only when their owner allows it.
+    #[serde(default)]
+    pub network: bool,
 }
 
 /// Why a job specification was refused.
@@ -111,6 +116,7 @@ impl JobSpec {
             trust: None,
             retries: 0,
             owner: String::new(),
+            network: false,
         }
     }
 
@@ -309,6 +315,9 @@ pub struct JobRecord {
     pub stop_requested: bool,
     /// Lines of output (stdout, stderr) the job produced, known once it ended.
     pub output_lines: Option<(u64, u64)>,
+    /// What its last run used, known once it ended.
+    #[serde(default)]
+    pub usage: Option<crate::alloc::Usage>,
     /// Nodes on which earlier attempts were lost (retries avoid them).
     pub lost_on: Vec<NodeId>,
 }

@@ -104,6 +104,12 @@ pub struct NodeRecord {
     /// certificate naming [`peer_name`]) to forward requests for apps they
     /// do not run. None: the node takes no forwarded requests.
     pub proxy_addr: Option<std::net::SocketAddr>,
+    /// Whether work runs in the sandbox here (false: `--sandbox off`).
+    #[serde(default)]
+    pub sandbox: bool,
+    /// Whether jobs that ask for the network (`reef run --network`) may run here.
+    #[serde(default)]
+    pub job_network: bool,
 }
 
 /// The name a node's certificate for the peer links carries, and the one
@@ -125,6 +131,9 @@ pub struct Heartbeat {
     /// Allocations the agent is running now.
     pub running: u32,
     pub sent_at_ms: u64,
+    /// The machine's owner paused it (`reef agent pause`): no new work.
+    #[serde(default)]
+    pub paused: bool,
 }
 
 impl Message for Heartbeat {

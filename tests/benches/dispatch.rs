@@ -13,6 +13,10 @@
 //! all N submitted as fast as 16 concurrent clients can (throughput, and
 //! latency including the time a job queues behind the others).
 //!
+//! The same jobs run on two agents with the sandbox (the default) and on two
+//! with `--sandbox off`, in the same run, so the sandbox's cost is measured
+//! against its absence.
+//!
 //! Run with `scripts/bench.sh` (or `cargo build --release --bin reef && cargo
 //! bench -p reef-tests --bench dispatch`). `REEF_BENCH_JOBS` sets N (default 1000).
 
@@ -108,12 +112,15 @@ async fn reef_jobs(
     seen: &Arc<Mutex<Seen>>,
     n: usize,
     in_flight: usize,
+    sandbox: &str,
 ) -> (Stats, Stats, Duration) {
     let started = Instant::now();
     let submitted: Vec<(JobId, Instant)> = futures::stream::iter(0..n)
         .map(|_| async {
             let t0 = Instant::now();
-            let job = api::submit(client, reef_proto::job::JobSpec::new(vec!["true".into()])).await;
+            let mut spec = reef_proto::job::JobSpec::new(vec!["true".into()]);
+            spec.constraints.insert("sandbox".into(), sandbox.into());
+            let job = api::submit(client, spec).await;
             if in_flight == 1 {
                 wait_for_end(seen, job.id).await;
             }
@@ -164,9 +171,12 @@ async fn main() {
     let nats = NatsServer::start().await;
     let dir = tempfile::tempdir().expect("tempdir");
     let _coordinator = ReefProcess::coordinator(&nats.url, dir.path(), &[]);
-    let a = ReefProcess::agent(&nats.url, dir.path(), "a", &[]);
-    let b = ReefProcess::agent(&nats.url, dir.path(), "b", &[]);
-    Cli::new(&nats.url).wait_for_nodes(2).await;
+    let a = ReefProcess::agent(&nats.url, dir.path(), "a", &["--label", "sandbox=on"]);
+    let b = ReefProcess::agent(&nats.url, dir.path(), "b", &["--label", "sandbox=on"]);
+    let off = ["--label", "sandbox=off", "--sandbox", "off"];
+    let c = ReefProcess::agent(&nats.url, dir.path(), "c", &off);
+    let d = ReefProcess::agent(&nats.url, dir.path(), "d", &off);
+    Cli::new(&nats.url).wait_for_nodes(4).await;
 
     let client = nats.url.connect().await;
     let seen = Arc::new(Mutex::new(Seen::default()));
@@ -192,15 +202,17 @@ async fn main() {
     });
 
     // Warm up connections, caches and the page cache.
-    reef_jobs(&client, &seen, 20, 1).await;
+    reef_jobs(&client, &seen, 20, 1, "on").await;
+    reef_jobs(&client, &seen, 20, 1, "off").await;
 
-    println!("reef dispatch benchmark: {n} jobs (`true`), 2 agents, 1 coordinator, 1 nats-server, release build");
+    println!("reef dispatch benchmark: {n} jobs (`true`), 2 agents with the sandbox and 2 without, 1 coordinator, 1 nats-server, release build");
     let spawn = local_spawn(n).await;
     let rtt = nats_rtt(&client, n).await;
-    let (seq_run, seq_end, seq_wall) = reef_jobs(&client, &seen, n, 1).await;
-    let (burst_run, burst_end, burst_wall) = reef_jobs(&client, &seen, n, 16).await;
+    let (seq_run, seq_end, seq_wall) = reef_jobs(&client, &seen, n, 1, "on").await;
+    let (burst_run, burst_end, burst_wall) = reef_jobs(&client, &seen, n, 16, "on").await;
+    let (bare_run, bare_end, _) = reef_jobs(&client, &seen, n, 1, "off").await;
     recorder.abort();
-    for agent in [&a, &b] {
+    for agent in [&a, &b, &c, &d] {
         for line in agent
             .log_text()
             .lines()
@@ -212,6 +224,14 @@ async fn main() {
 
     row("baseline: local spawn of `true` (spawn→exit)", &spawn);
     row("baseline: NATS request/reply round trip", &rtt);
+    row(
+        "reef --sandbox off, one at a time: submit → running",
+        &bare_run,
+    );
+    row(
+        "reef --sandbox off, one at a time: submit → exit",
+        &bare_end,
+    );
     row("reef, one at a time: submit → running", &seq_run);
     row("reef, one at a time: submit → exit reported", &seq_end);
     row("reef, burst: submit → running (incl. queueing)", &burst_run);
@@ -228,6 +248,12 @@ async fn main() {
         "ratios (reef one at a time, submit→exit reported / baseline): {:.1}x local spawn, {:.1}x NATS round trip (p50)",
         ms(seq_end.p50) / ms(spawn.p50).max(f64::EPSILON),
         ms(seq_end.p50) / ms(rtt.p50).max(f64::EPSILON)
+    );
+    println!(
+        "the sandbox adds (p50, one at a time): {:+.2} ms to submit → running, {:+.2} ms to submit → exit reported (target: at most 5 ms to running): {}",
+        ms(seq_run.p50) - ms(bare_run.p50),
+        ms(seq_end.p50) - ms(bare_end.p50),
+        if seq_run.p50 <= bare_run.p50 + Duration::from_millis(5) { "met" } else { "NOT met" }
     );
     println!(
         "target: p50 < 20 ms, p99 < 100 ms (submit → exit reported): {}",

@@ -67,6 +67,8 @@ fn node(i: usize) -> NodeRecord {
         trust: Default::default(),
         eligibility: Default::default(),
         proxy_addr: None,
+        sandbox: true,
+        job_network: false,
     }
 }
 
@@ -186,6 +188,7 @@ async fn main() {
                         started_at_ms: started,
                         running: 0,
                         sent_at_ms: now_ms(),
+                        paused: false,
                     };
                     let _ = client
                         .publish(subjects::heartbeat(*id), encode(&beat).expect("encode"))

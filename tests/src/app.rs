@@ -2,14 +2,17 @@
 
 use std::path::Path;
 
-/// A small HTTP app: answers `<version> <pid>` on every path, `/healthz`
+/// A small HTTP app: answers `<version> <process>` on every path (the
+/// process as `<port>.<nonce>`: a sandboxed app sees only its own pid
+/// namespace, so its pid would say nothing), `/healthz`
 /// per `health` ("ok" or a status code to fail with), `/env/NAME` with an
 /// environment variable, `/header/NAME` with the request's NAME headers.
 pub fn write_app(dir: &Path, version: &str, health: u16, extra_manifest: &str) {
     std::fs::create_dir_all(dir).expect("mkdir");
     let server = format!(
-        r#"import http.server, os, sys
+        r#"import http.server, os, secrets, sys
 VERSION = "{version}"
+PROCESS = "%s.%s" % (os.environ["PORT"], secrets.token_hex(4))
 DATA = os.environ.get("DATA_FILE")
 if DATA:
     with open(DATA, "a") as f:
@@ -18,7 +21,7 @@ class H(http.server.BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     def do_GET(self):
         seen = open(DATA).read().replace("\n", ",") if DATA else ""
-        code, body = 200, ("%s %d %s\n" % (VERSION, os.getpid(), seen)).encode()
+        code, body = 200, ("%s %s %s\n" % (VERSION, PROCESS, seen)).encode()
         if self.path == "/healthz":
             code, body = {health}, b"health\n"
         elif self.path.startswith("/env/"):
@@ -62,9 +65,38 @@ pub async fn healthy_on(cli: &crate::Cli) -> (Vec<String>, usize) {
     (healthy, instances.len())
 }
 
-/// The pid in a body of the app [`write_app`] writes (`<version> <pid> ...`).
-pub fn pid_in(body: &str) -> String {
+/// The process that wrote a body of the app [`write_app`] writes
+/// (`<version> <process> ...`): the same string for the same process only.
+pub fn process_in(body: &str) -> String {
     body.split_whitespace().nth(1).unwrap_or("").to_string()
+}
+
+/// Whether the process of [`process_in`] still listens (on its port, on
+/// this host's loopback).
+pub fn still_serving(process: &str) -> bool {
+    let Some(port) = process
+        .split('.')
+        .next()
+        .and_then(|p| p.parse::<u16>().ok())
+    else {
+        return false;
+    };
+    std::net::TcpStream::connect_timeout(
+        &std::net::SocketAddr::from(([127, 0, 0, 1], port)),
+        std::time::Duration::from_secs(1),
+    )
+    .is_ok()
+}
+
+/// Host pids of the app processes of instance `instance` (found by the
+/// `REEF_INSTANCE_ID` the agent gave them; not the sandbox's own processes).
+pub fn instance_pids(instance: &str) -> Vec<String> {
+    crate::process::pids_with_env("REEF_INSTANCE_ID", instance)
+        .into_iter()
+        .filter(|pid| {
+            std::fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|c| c.starts_with(b"python3\0"))
+        })
+        .collect()
 }
 
 /// Writes the test app (v1, healthy) as `name`, serving `domains`, with

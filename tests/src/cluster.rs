@@ -68,9 +68,21 @@ impl TestCluster {
         }
     }
 
-    /// A path inside the cluster's temp dir, for job scratch files.
+    /// A path for job scratch files: in the directory every agent shares
+    /// with its sandboxed work ([`crate::reef::shared_dir`]).
     pub fn path(&self, name: &str) -> String {
-        self.dir.path().join(name).display().to_string()
+        crate::reef::shared_dir(self.dir.path())
+            .join(name)
+            .display()
+            .to_string()
+    }
+
+    /// [`TestCluster::path`], created empty and writable by every uid (jobs
+    /// run as uids of their own, and several may append to it).
+    pub fn shared_file(&self, name: &str) -> String {
+        crate::reef::shared_file(self.dir.path(), name)
+            .display()
+            .to_string()
     }
 
     /// The agent named `node-N`.

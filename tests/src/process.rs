@@ -17,3 +17,45 @@ pub fn rss_bytes(pid: u32) -> Option<u64> {
     let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
     Some(kib * 1024)
 }
+
+/// Host pids of the live processes whose arguments are exactly `argv`
+/// (a sandboxed job sees only its own pid namespace's numbers; a test
+/// looks its processes up from the host).
+pub fn pids_of(argv: &[&str]) -> Vec<String> {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    let wanted: Vec<u8> = argv.iter().flat_map(|a| a.bytes().chain([0])).collect();
+    entries
+        .filter_map(|e| e.ok())
+        .filter_map(|e| e.file_name().into_string().ok())
+        .filter(|name| name.bytes().all(|b| b.is_ascii_digit()))
+        .filter(|pid| std::fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|c| c == wanted))
+        .filter(|pid| is_alive(pid))
+        .collect()
+}
+
+/// Host pids of the live processes started with `var=value` in their
+/// environment (every process of a job has its `REEF_ALLOC_ID`, of an
+/// instance its `REEF_INSTANCE_ID`).
+pub fn pids_with_env(var: &str, value: &str) -> Vec<String> {
+    let wanted = format!("{var}={value}");
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .filter_map(|e| e.ok())
+        .filter_map(|e| e.file_name().into_string().ok())
+        .filter(|pid| pid.bytes().all(|b| b.is_ascii_digit()))
+        .filter(|pid| {
+            std::fs::read(format!("/proc/{pid}/environ"))
+                .is_ok_and(|env| env.split(|b| *b == 0).any(|v| v == wanted.as_bytes()))
+        })
+        .filter(|pid| is_alive(pid))
+        .collect()
+}
+
+/// Whether any process of allocation `alloc` is alive.
+pub fn alloc_alive(alloc: &str) -> bool {
+    !pids_with_env("REEF_ALLOC_ID", alloc).is_empty()
+}

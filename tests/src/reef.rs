@@ -70,8 +70,14 @@ impl ReefProcess {
             .expect("open process log");
         let mut command = match &self.netns {
             Some(netns) => {
-                let mut command = Command::new("ip");
-                command.args(["netns", "exec", netns]).arg(reef_bin());
+                // Only the network namespace: `ip netns exec` would also
+                // mount a sysfs of its own over /sys, hiding the control
+                // groups the agent's sandbox needs.
+                let mut command = Command::new("nsenter");
+                command
+                    .arg(format!("--net=/var/run/netns/{netns}"))
+                    .arg("--")
+                    .arg(reef_bin());
                 command
             }
             None => Command::new(reef_bin()),
@@ -164,6 +170,15 @@ impl ReefProcess {
             let peer_port = crate::wait::free_port();
             args.extend(["--peer".into(), format!("127.0.0.1:{peer_port}")]);
         }
+        // Jobs and test processes meet in one shared directory; the rest of
+        // the test's directory (the agents' data among it) stays out of
+        // every sandbox.
+        if !extra.contains(&"--sandbox-bind") {
+            args.extend([
+                "--sandbox-bind".into(),
+                shared_dir(dir).display().to_string(),
+            ]);
+        }
         args.extend(extra.iter().map(|s| s.to_string()));
         let mut agent = Self {
             child: None,
@@ -254,9 +269,21 @@ impl ReefProcess {
     }
 
     /// For agents: the pids of the app processes it started (and any left
-    /// over from an earlier run of it).
+    /// over from an earlier run of it), not counting the sandbox's own
+    /// (bubblewrap's monitor and the namespace's init).
     pub fn app_pids(&self) -> Vec<i32> {
-        self.data_dir.as_deref().map(apps_under).unwrap_or_default()
+        self.data_dir
+            .as_deref()
+            .map(apps_under)
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|pid| {
+                std::fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|cmdline| {
+                    let program = cmdline.split(|b| *b == 0).next().unwrap_or_default();
+                    !program.ends_with(b"bwrap")
+                })
+            })
+            .collect()
     }
 
     /// Whether the process is still running.
@@ -294,10 +321,13 @@ fn kill_apps_under(dir: &Path) {
     }
 }
 
-/// The pids of every process whose `REEF_DATA_DIR` lies under `dir`.
+/// The pids of every process whose `REEF_DATA_DIR` (an app's) or `HOME` (a
+/// job's working directory) lies under `dir`.
 pub fn apps_under(dir: &Path) -> Vec<i32> {
     let mut prefix = format!("REEF_DATA_DIR={}", dir.display()).into_bytes();
     prefix.push(b'/');
+    let mut home = format!("HOME={}", dir.display()).into_bytes();
+    home.push(b'/');
     let Ok(entries) = std::fs::read_dir("/proc") else {
         return Vec::new();
     };
@@ -312,7 +342,7 @@ pub fn apps_under(dir: &Path) -> Vec<i32> {
         };
         if environ
             .split(|byte| *byte == 0)
-            .any(|var| var.starts_with(&prefix))
+            .any(|var| var.starts_with(&prefix) || var.starts_with(&home))
         {
             pids.push(pid);
         }
@@ -500,4 +530,28 @@ impl Cli {
         })
         .await
     }
+}
+
+/// `dir/shared`, writable by every uid: the directory a test's agents let
+/// their sandboxed jobs and apps write (`--sandbox-bind`), for the files
+/// tests and jobs exchange.
+pub fn shared_dir(dir: &Path) -> PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    let shared = dir.join("shared");
+    if !shared.is_dir() {
+        std::fs::create_dir_all(&shared).expect("shared dir");
+        std::fs::set_permissions(&shared, std::fs::Permissions::from_mode(0o1777))
+            .expect("chmod shared dir");
+    }
+    shared
+}
+
+/// `name` in [`shared_dir`], created empty and writable by every uid: jobs
+/// run as uids of their own, and several may append to it.
+pub fn shared_file(dir: &Path, name: &str) -> PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    let path = shared_dir(dir).join(name);
+    std::fs::write(&path, "").expect("shared file");
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o666)).expect("chmod");
+    path
 }

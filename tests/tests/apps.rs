@@ -1,7 +1,7 @@
 //! Deploying apps end to end: `reef deploy` of a real directory, a real
 //! HTTP app (python3), reached through a node's proxy by Host header.
 
-use reef_tests::app::write_app;
+use reef_tests::app::{process_in, still_serving, write_app};
 use reef_tests::probe::Prober;
 use reef_tests::{api, eventually, http, TestCluster};
 use std::path::Path;
@@ -156,11 +156,14 @@ async fn a_crashed_instance_is_restarted_and_counted() {
         .ok(&["deploy", v1.to_str().expect("path")])
         .await;
     let first = body(port).await.expect("serves");
-    let pid: i32 = first
-        .split_whitespace()
-        .nth(1)
-        .and_then(|p| p.parse().ok())
-        .expect("pid in body");
+    let status = cluster.cli.ok(&["status", "hello", "--json"]).await.json();
+    let instance = status["instances"][0]["id"]
+        .as_str()
+        .expect("instance")
+        .to_string();
+    let pids = reef_tests::app::instance_pids(&instance);
+    assert_eq!(pids.len(), 1, "one app process: {pids:?}");
+    let pid: i32 = pids[0].parse().expect("pid");
     nix::sys::signal::kill(
         nix::unistd::Pid::from_raw(pid),
         nix::sys::signal::Signal::SIGKILL,
@@ -194,7 +197,7 @@ async fn an_agent_restart_brings_the_app_back_without_a_second_copy() {
         .await;
     let port = cluster.agents[0].http_port.expect("proxy port");
     let first = body(port).await.expect("serves");
-    let old_pid = first.split_whitespace().nth(1).expect("pid").to_string();
+    let old = process_in(&first);
 
     cluster.agents[0].kill();
     cluster.agents[0].restart();
@@ -208,7 +211,7 @@ async fn an_agent_restart_brings_the_app_back_without_a_second_copy() {
     eventually(
         "the old process to be gone",
         Duration::from_secs(10),
-        || async { (!reef_tests::process::is_alive(&old_pid)).then_some(()) },
+        || async { (!still_serving(&old)).then_some(()) },
     )
     .await;
     let status = cluster.cli.ok(&["status", "hello", "--json"]).await.json();
@@ -219,7 +222,11 @@ async fn an_agent_restart_brings_the_app_back_without_a_second_copy() {
     for entry in std::fs::read_dir("/proc").expect("proc").flatten() {
         let cmdline = std::fs::read(entry.path().join("cmdline")).unwrap_or_default();
         let cwd = std::fs::read_link(entry.path().join("cwd")).unwrap_or_default();
-        if cmdline.windows(9).any(|w| w == b"server.py") && cwd.starts_with(cluster.dir.path()) {
+        // The app itself, not the sandbox's processes around it.
+        if cmdline.starts_with(b"python3\0")
+            && cmdline.windows(9).any(|w| w == b"server.py")
+            && cwd.starts_with(cluster.dir.path())
+        {
             count += 1;
         }
     }
@@ -692,11 +699,6 @@ async fn an_artifact_that_escapes_its_directory_is_refused_on_the_node() {
     assert!(leftovers.is_empty(), "nothing was unpacked: {leftovers:?}");
 }
 
-/// The pid in a `hello` body (`<version> <pid> ...`).
-fn pid_in(body: &str) -> String {
-    body.split_whitespace().nth(1).unwrap_or("").to_string()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_lost_node_s_replicas_are_replaced_elsewhere_and_stale_copies_stop_on_return() {
     let mut cluster = TestCluster::start(4).await;
@@ -712,7 +714,7 @@ async fn a_lost_node_s_replicas_are_replaced_elsewhere_and_stale_copies_stop_on_
 
     // kill -9 the agent of one replica (its app process lives on, orphaned).
     let victim = before[0].clone();
-    let stale_pid = pid_in(&body(proxy_of(&cluster, &victim)).await.expect("serves"));
+    let stale_pid = process_in(&body(proxy_of(&cluster, &victim)).await.expect("serves"));
     let index: usize = victim
         .trim_start_matches("node-")
         .parse::<usize>()
@@ -748,7 +750,7 @@ async fn a_lost_node_s_replicas_are_replaced_elsewhere_and_stale_copies_stop_on_
         .iter()
         .find(|n| !before.contains(n))
         .expect("the replacement is on a node that had no replica");
-    let replacement_pid = pid_in(&body(proxy_of(&cluster, replacement)).await.expect("serves"));
+    let replacement_pid = process_in(&body(proxy_of(&cluster, replacement)).await.expect("serves"));
     let idle = (1..=4)
         .map(|i| format!("node-{i}"))
         .find(|n| *n != victim && !after.contains(n))
@@ -760,20 +762,20 @@ async fn a_lost_node_s_replicas_are_replaced_elsewhere_and_stale_copies_stop_on_
         || async {
             body(idle_port)
                 .await
-                .filter(|b| pid_in(b) == replacement_pid)
+                .filter(|b| process_in(b) == replacement_pid)
         },
     )
     .await;
     let mut surviving_pids = Vec::new();
     for node in &after {
-        surviving_pids.push(pid_in(
+        surviving_pids.push(process_in(
             &body(proxy_of(&cluster, node)).await.expect("serves"),
         ));
     }
     for _ in 0..20 {
         let served = body(idle_port).await.expect("forwarded");
         assert!(
-            surviving_pids.contains(&pid_in(&served)),
+            surviving_pids.contains(&process_in(&served)),
             "{served} comes from a surviving replica {surviving_pids:?}"
         );
     }
@@ -785,7 +787,7 @@ async fn a_lost_node_s_replicas_are_replaced_elsewhere_and_stale_copies_stop_on_
     eventually(
         "the returned node's stale copy to stop",
         Duration::from_secs(20),
-        || async { (!reef_tests::process::is_alive(&stale_pid)).then_some(()) },
+        || async { (!still_serving(&stale_pid)).then_some(()) },
     )
     .await;
     let port = cluster.agents[index].http_port.expect("proxy port");
@@ -795,7 +797,7 @@ async fn a_lost_node_s_replicas_are_replaced_elsewhere_and_stale_copies_stop_on_
         || async {
             body(port)
                 .await
-                .filter(|b| surviving_pids.contains(&pid_in(b)))
+                .filter(|b| surviving_pids.contains(&process_in(b)))
         },
     )
     .await;

@@ -27,7 +27,7 @@ async fn killing_the_leader_with_100_jobs_queued_loses_none_and_runs_none_twice(
     let client = nats.url.connect().await;
     let first = leader::wait(&client).await;
 
-    let runs = dir.path().join("runs");
+    let runs = reef_tests::reef::shared_file(dir.path(), "runs");
     let script = format!("echo $REEF_JOB_ID >> {}; sleep 0.2", runs.display());
     let mut submitted = BTreeSet::new();
     for _ in 0..JOBS {

@@ -3,7 +3,7 @@
 //! that node's peer listener, follows the app when it moves, and counts what
 //! it served in `/metrics`.
 
-use reef_tests::app::{pid_in, write_app, write_named_app};
+use reef_tests::app::{process_in, write_app, write_named_app};
 use reef_tests::probe::Prober;
 use reef_tests::wiretap::{contains, Wiretap};
 use reef_tests::{eventually, http, TestCluster};
@@ -25,7 +25,7 @@ async fn all_served_by(cluster: &TestCluster, pid: &str) {
         eventually(
             &format!("{node} to be served by pid {pid}"),
             Duration::from_secs(10),
-            || async { body(port).await.filter(|b| pid_in(b) == pid) },
+            || async { body(port).await.filter(|b| process_in(b) == pid) },
         )
         .await;
     }
@@ -38,7 +38,7 @@ async fn nodes_without_the_app_forward_to_it_and_follow_it_when_it_moves() {
     write_app(&app, "v1", 200, "");
     cluster.deploy(&app).await;
     let host = cluster.healthy_nodes("hello", 1).await.remove(0);
-    let host_pid = pid_in(&body(cluster.proxy_port(&host)).await.expect("serves"));
+    let host_pid = process_in(&body(cluster.proxy_port(&host)).await.expect("serves"));
     let started = std::time::Instant::now();
     all_served_by(&cluster, &host_pid).await;
     println!(
@@ -62,7 +62,7 @@ async fn nodes_without_the_app_forward_to_it_and_follow_it_when_it_moves() {
     assert_eq!(out.code, Some(0), "{out:?}\n{}", cluster.logs());
     let new_host = cluster.healthy_nodes("hello", 1).await.remove(0);
     assert_ne!(new_host, host, "the instance moved");
-    let new_pid = pid_in(&body(cluster.proxy_port(&new_host)).await.expect("serves"));
+    let new_pid = process_in(&body(cluster.proxy_port(&new_host)).await.expect("serves"));
     assert_ne!(new_pid, host_pid);
     all_served_by(&cluster, &new_pid).await;
 

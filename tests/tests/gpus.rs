@@ -46,8 +46,8 @@ async fn gpu_jobs_get_distinct_gpus_and_wait_for_a_free_one() {
         "{table}"
     );
 
-    let work = dir.path().join("work");
-    std::fs::create_dir_all(&work).expect("mkdir");
+    // Where the jobs write what they were given: the agents' shared directory.
+    let work = reef_tests::reef::shared_dir(dir.path());
     let go = work.join("go");
     let script = format!(
         "echo \"$CUDA_VISIBLE_DEVICES $NVIDIA_VISIBLE_DEVICES\" > {}/gpu-$REEF_JOB_ID; while [ ! -e {} ]; do sleep 0.05; done",
@@ -174,4 +174,36 @@ async fn app_replicas_that_need_a_gpu_get_one_each() {
     let out = cli.run(&["scale", "hello", "3"]).await;
     assert_ne!(out.code, Some(0), "{out:?}");
     assert!(out.stderr.contains("free GPU"), "{}", out.stderr);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_owner_offers_only_some_gpus_and_some_disk() {
+    let nats = NatsServer::start().await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = fake_rig_path(dir.path());
+    let _coordinator = ReefProcess::coordinator(&nats.url, dir.path(), &[]);
+    let _rig = ReefProcess::agent_with_env(
+        &nats.url,
+        dir.path(),
+        "rig",
+        &["--gpus", "1", "--disk", "10G"],
+        &[("PATH", &path)],
+    );
+    let cli = Cli::new(&nats.url);
+    let nodes = cli.wait_for_nodes(1).await;
+    let gpus = nodes[0]["gpus"].as_array().expect("gpus");
+    assert_eq!(gpus.len(), 1, "{nodes:?}");
+    assert_eq!(gpus[0]["index"], 1);
+    assert_eq!(nodes[0]["resources"]["disk_bytes"], 10u64 << 30);
+    // A job needing two GPUs waits: only one is offered.
+    let id = cli
+        .ok(&["run", "--detach", "--gpus", "2", "--", "true"])
+        .await
+        .stdout
+        .trim()
+        .to_string();
+    assert_eq!(cli.job(&id).await["state"], "pending");
+    let out = cli.run(&["agent", "--name", "x", "--gpus", "zero"]).await;
+    assert_ne!(out.code, Some(0));
+    assert!(out.stderr.contains("invalid GPUs"), "{out:?}");
 }

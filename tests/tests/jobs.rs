@@ -1,7 +1,7 @@
 //! Compute jobs end to end: real nats-server, coordinator, agents and CLI.
 
 use reef_proto::job::JobState;
-use reef_tests::process::is_alive;
+use reef_tests::process::{is_alive, pids_of};
 use reef_tests::{api, eventually, ReefProcess, TestCluster};
 use std::collections::{HashMap, HashSet};
 use std::time::Duration;
@@ -65,7 +65,9 @@ async fn a_job_streams_its_output_and_passes_on_its_exit_code() {
 async fn two_hundred_jobs_all_run_exactly_once_on_both_nodes() {
     let cluster = TestCluster::start(2).await;
     let client = cluster.nats.url.connect().await;
-    let runs = cluster.path("runs");
+    // Every job runs as a uid of its own: the file they all append to is
+    // everyone's to write.
+    let runs = cluster.shared_file("runs");
     let script = format!("echo \"$REEF_JOB_ID $REEF_NODE_ID\" >> {runs}");
     let submitted =
         futures::future::join_all((0..200).map(|_| api::submit(&client, api::shell(&script))))
@@ -128,18 +130,23 @@ async fn a_job_too_big_for_every_node_waits_until_a_bigger_node_joins() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stopping_a_job_kills_its_whole_process_tree() {
     let cluster = TestCluster::start(1).await;
-    let pids = cluster.path("pids");
-    let script = format!(
-        "sleep 300 & echo $! >> {pids}; sh -c 'sleep 301 & echo $! >> {pids}; wait' & echo $$ >> {pids}; wait"
-    );
+    let inner = "sleep 3002 & wait";
+    let script = format!("sleep 3001 & sh -c '{inner}' & wait");
     let id = cluster.cli.submit(&["sh", "-c", &script]).await;
     let pids: Vec<String> = eventually(
         "the job to start its tree",
         Duration::from_secs(20),
         || async {
-            let text = std::fs::read_to_string(&pids).unwrap_or_default();
-            let pids: Vec<String> = text.lines().map(str::to_string).collect();
-            (pids.len() == 3).then_some(pids)
+            let pids: Vec<String> = [
+                vec!["sh", "-c", script.as_str()],
+                vec!["sleep", "3001"],
+                vec!["sh", "-c", inner],
+                vec!["sleep", "3002"],
+            ]
+            .iter()
+            .flat_map(|argv| pids_of(argv))
+            .collect();
+            (pids.len() == 4).then_some(pids)
         },
     )
     .await;

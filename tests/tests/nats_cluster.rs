@@ -88,7 +88,7 @@ async fn killing_one_nats_server_under_load_loses_nothing_and_work_goes_on() {
     cli.wait_for_nodes(2).await;
     let client = survivors.connect().await;
 
-    let runs = dir.path().join("runs");
+    let runs = reef_tests::reef::shared_file(dir.path(), "runs");
     let script = format!("echo $REEF_JOB_ID >> {}; sleep 0.1", runs.display());
     let mut accepted = BTreeSet::new();
     for _ in 0..20 {

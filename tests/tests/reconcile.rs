@@ -4,7 +4,7 @@
 //! a command; an app the user stopped stays stopped, and a release that
 //! failed its first deploy is not started again.
 
-use reef_tests::app::{pid_in, write_app, write_named_app};
+use reef_tests::app::{process_in, write_app, write_named_app};
 use reef_tests::dev::ReefDev;
 use reef_tests::{eventually, http, Cli, TestCluster};
 use std::time::Duration;
@@ -68,8 +68,8 @@ async fn an_app_comes_back_after_its_agent_is_stopped_cleanly_and_a_stopped_app_
         cluster.agents[0].restart();
         let after = serves_once(&cluster, "hello.test", 1).await;
         assert_ne!(
-            pid_in(&after),
-            pid_in(&before),
+            process_in(&after),
+            process_in(&before),
             "round {round}: a new process serves"
         );
         let instances = eventually(
@@ -139,9 +139,11 @@ async fn a_replica_that_fails_beyond_its_restart_budget_is_started_again() {
         .ok(&["deploy", hello.to_str().expect("path")])
         .await;
     let before = serves_once(&cluster, "hello.test", 1).await;
-    let pid = pid_in(&before);
+    let pid = process_in(&before);
+    let app = cluster.agents[0].app_pids();
+    assert_eq!(app.len(), 1, "one app process: {app:?}");
     nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(pid.parse().expect("pid")),
+        nix::unistd::Pid::from_raw(app[0]),
         nix::sys::signal::Signal::SIGKILL,
     )
     .expect("kill the app");
@@ -151,7 +153,7 @@ async fn a_replica_that_fails_beyond_its_restart_budget_is_started_again() {
         Duration::from_secs(40),
         || async {
             let body = body(port, "hello.test").await?;
-            (pid_in(&body) != pid && cluster.agents[0].app_pids().len() == 1).then_some(body)
+            (process_in(&body) != pid && cluster.agents[0].app_pids().len() == 1).then_some(body)
         },
     )
     .await;
@@ -270,7 +272,7 @@ async fn an_app_comes_back_after_reef_dev_restarts_on_its_data_dir() {
         || body(proxy, "hello.test"),
     )
     .await;
-    assert_ne!(pid_in(&after), pid_in(&before));
+    assert_ne!(process_in(&after), process_in(&before));
     let live = eventually(
         "exactly one healthy instance",
         Duration::from_secs(20),

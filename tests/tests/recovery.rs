@@ -2,7 +2,7 @@
 //! with work queued, and clean shutdown on SIGTERM.
 
 use reef_proto::job::JobState;
-use reef_tests::process::is_alive;
+use reef_tests::process::alloc_alive;
 use reef_tests::{api, eventually, NatsServer, ReefProcess, TestCluster};
 use std::collections::HashMap;
 use std::time::Duration;
@@ -18,18 +18,19 @@ fn lines(path: &str) -> Vec<String> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_agent_killed_mid_job_reports_it_lost_and_never_reruns_it() {
     let mut cluster = TestCluster::start(1).await;
-    let runs = cluster.path("runs");
-    let script = format!("echo $$ >> {runs}; sleep 300");
+    let runs = cluster.shared_file("runs");
+    let script = format!("echo ran >> {runs}; sleep 300");
     let id = cluster.cli.submit(&["sh", "-c", &script]).await;
-    let pid = eventually("the job to run", Duration::from_secs(20), || async {
+    let alloc = eventually("the job to run", Duration::from_secs(20), || async {
         let job = cluster.cli.job(&id).await;
         let runs = lines(&runs);
-        (job["state"] == "running" && runs.len() == 1).then(|| runs[0].clone())
+        (job["state"] == "running" && runs.len() == 1)
+            .then(|| job["alloc"].as_str().unwrap_or("").to_string())
     })
     .await;
 
     cluster.agents[0].kill();
-    assert!(is_alive(&pid), "the job outlives a SIGKILLed agent");
+    assert!(alloc_alive(&alloc), "the job outlives a SIGKILLed agent");
     cluster.agents[0].restart();
 
     let job = cluster.cli.wait_for_end(&id, Duration::from_secs(30)).await;
@@ -44,7 +45,7 @@ async fn an_agent_killed_mid_job_reports_it_lost_and_never_reruns_it() {
     eventually(
         "the orphaned job process to be killed",
         Duration::from_secs(10),
-        || async { (!is_alive(&pid)).then_some(()) },
+        || async { (!alloc_alive(&alloc)).then_some(()) },
     )
     .await;
     assert_eq!(lines(&runs).len(), 1, "the job did not run a second time");
@@ -99,7 +100,9 @@ async fn restarting_the_coordinator_loses_no_queued_job() {
     let cli = reef_tests::Cli::new(&nats.url);
     cli.wait_for_nodes(1).await;
     let client = nats.url.connect().await;
-    let runs = dir.path().join("runs").display().to_string();
+    let runs = reef_tests::reef::shared_file(dir.path(), "runs")
+        .display()
+        .to_string();
     let spec = api::shell(&format!("echo $REEF_JOB_ID >> {runs}; sleep 0.3"));
     let mut ids = Vec::new();
     for _ in 0..12 {
@@ -176,7 +179,8 @@ async fn a_job_on_a_node_that_stays_gone_is_reported_lost_not_rerun() {
     let id = cluster.cli.submit(&["sh", "-c", &script]).await;
     let node = eventually("the job to run", Duration::from_secs(20), || async {
         let job = cluster.cli.job(&id).await;
-        (job["state"] == "running").then(|| job["node_name"].as_str().unwrap_or("").to_string())
+        (job["state"] == "running" && lines(&runs).len() == 1)
+            .then(|| job["node_name"].as_str().unwrap_or("").to_string())
     })
     .await;
     let index: usize = node
@@ -207,9 +211,8 @@ async fn a_job_on_a_node_that_stays_gone_is_reported_lost_not_rerun() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_job_with_retries_runs_again_elsewhere_and_the_stale_copy_stops_on_return() {
     let mut cluster = TestCluster::start(2).await;
-    let runs = cluster.path("runs");
-    let pids = cluster.path("pids");
-    let script = format!("echo $REEF_NODE_ID >> {runs}; echo $$ >> {pids}; sleep 300");
+    let runs = cluster.shared_file("runs");
+    let script = format!("echo $REEF_NODE_ID >> {runs}; sleep 300");
     let out = cluster
         .cli
         .ok(&[
@@ -224,10 +227,14 @@ async fn a_job_with_retries_runs_again_elsewhere_and_the_stale_copy_stops_on_ret
         ])
         .await;
     let id = out.stdout.trim().to_string();
-    let first = eventually("the job to run", Duration::from_secs(20), || async {
+    let (first, stale) = eventually("the job to run", Duration::from_secs(20), || async {
         let job = cluster.cli.job(&id).await;
-        (job["state"] == "running" && lines(&pids).len() == 1)
-            .then(|| job["node_name"].as_str().unwrap_or("").to_string())
+        (job["state"] == "running" && lines(&runs).len() == 1).then(|| {
+            (
+                job["node_name"].as_str().unwrap_or("").to_string(),
+                job["alloc"].as_str().unwrap_or("").to_string(),
+            )
+        })
     })
     .await;
     let index: usize = first
@@ -245,7 +252,7 @@ async fn a_job_with_retries_runs_again_elsewhere_and_the_stale_copy_stops_on_ret
             let job = cluster.cli.job(&id).await;
             (job["state"] == "running"
                 && job["node_name"] != first.as_str()
-                && lines(&pids).len() == 2)
+                && lines(&runs).len() == 2)
                 .then_some(job)
         },
     )
@@ -253,9 +260,9 @@ async fn a_job_with_retries_runs_again_elsewhere_and_the_stale_copy_stops_on_ret
     assert_eq!(job["lost_on"].as_array().map(Vec::len), Some(1), "{job}");
     let ran_on = lines(&runs);
     assert_ne!(ran_on[0], ran_on[1], "the retry ran on another node");
-    let stale = lines(&pids)[0].clone();
+    let retry = job["alloc"].as_str().expect("alloc").to_string();
     assert!(
-        is_alive(&stale),
+        alloc_alive(&stale),
         "the first attempt outlives its killed agent"
     );
 
@@ -264,12 +271,12 @@ async fn a_job_with_retries_runs_again_elsewhere_and_the_stale_copy_stops_on_ret
     eventually(
         "the stale copy to be stopped",
         Duration::from_secs(20),
-        || async { (!is_alive(&stale)).then_some(()) },
+        || async { (!alloc_alive(&stale)).then_some(()) },
     )
     .await;
     let job = cluster.cli.job(&id).await;
     assert_eq!(job["state"], "running", "{job}");
-    assert!(is_alive(&lines(&pids)[1]));
+    assert!(alloc_alive(&retry));
     cluster.cli.ok(&["job", "stop", &id]).await;
     let job = cluster.cli.wait_for_end(&id, Duration::from_secs(20)).await;
     assert_eq!(job["state"], "stopped", "{job}");

@@ -25,6 +25,7 @@ fn garbage() -> Vec<Vec<u8>> {
             started_at_ms: 0,
             running: 0,
             sent_at_ms: 0,
+            paused: false,
         })
         .expect("encode")
         .to_vec(),
@@ -143,6 +144,7 @@ async fn garbage_on_every_subject_crashes_nothing() {
         state: AllocState::Exited { code: 0 },
         at_ms: 0,
         output_lines: None,
+        usage: None,
     };
     js.publish(
         subjects::event(node, alloc),

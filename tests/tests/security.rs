@@ -624,6 +624,8 @@ fn node_record(id: NodeId) -> reef_proto::node::NodeRecord {
         trust: reef_proto::node::TrustClass::Contributed,
         eligibility: Default::default(),
         proxy_addr: None,
+        sandbox: true,
+        job_network: false,
     }
 }
 

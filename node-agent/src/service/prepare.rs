@@ -136,34 +136,69 @@ fn prune_releases(releases: &Path, keep: &Path) {
 
 /// Runs a hook (`pre_start`, `post_deploy`) in the release directory with the
 /// app's environment; its output goes to the instance's logs.
+/// Where an app's processes run: its release (read-only, the working
+/// directory), its data directory (writable) and its environment.
+pub(crate) struct Place<'a> {
+    pub release: &'a Path,
+    pub data: &'a Path,
+    pub env: &'a BTreeMap<String, String>,
+}
+
 pub(crate) async fn hook(
     agent: &Agent,
     name: &str,
     command: &str,
-    dir: &Path,
-    env: &BTreeMap<String, String>,
+    place: &Place<'_>,
     app: &str,
     instance: AllocId,
 ) -> Result<(), String> {
-    // kill_on_drop: a hook abandoned on timeout must not outlive it.
-    let mut child = crate::process::supervised("sh", dir, env)
-        .arg("-c")
-        .arg(command)
-        .kill_on_drop(true)
-        .spawn()
-        .map_err(|e| format!("{name} could not start: {e}"))?;
+    let Place {
+        release: dir,
+        data: data_dir,
+        env,
+    } = *place;
+    let spec_limits = crate::sandbox::Limits {
+        memory_bytes: agent
+            .instances
+            .get(instance)
+            .map_or(reef_proto::job::DEFAULT_MEMORY_BYTES, |r| {
+                r.assignment.release.spec.resources.memory_bytes
+            }),
+        cpu_max_millis: None,
+        cpu_weight_millis: 1000,
+        pids_max: agent.sandbox.settings().pids_max,
+    };
+    let launch = crate::sandbox::Launch {
+        group: format!("{instance}.{name}"),
+        identity: crate::sandbox::Identity::App(app),
+        limits: spec_limits,
+        argv: vec!["sh".into(), "-c".into(), command.into()],
+        workdir: dir.to_path_buf(),
+        writable: vec![data_dir.to_path_buf()],
+        owned: vec![data_dir.to_path_buf()],
+        readonly: vec![dir.to_path_buf()],
+        network: true,
+        gpus: &[],
+    };
+    let (mut child, mut tree) = agent
+        .sandbox
+        .spawn(launch, env)
+        .await
+        .map_err(|e| format!("{name}: {e}"))?;
     let shippers = crate::logs::ship_output(&agent.js, &mut child, |output| {
         subjects::instance_logs(agent.node, app, instance, output)
     });
     let status = match tokio::time::timeout(PRE_START_TIMEOUT, child.wait()).await {
-        Ok(status) => status.map_err(|e| format!("{name}: {e}"))?,
+        Ok(status) => status.map_err(|e| format!("{name}: {e}")),
         Err(_) => {
-            if let Some(pid) = child.id() {
-                crate::process::signal_group(pid, nix::sys::signal::Signal::SIGKILL);
-            }
-            return Err(format!("{name} did not finish within 10 minutes"));
+            tree.kill();
+            let _ = child.wait().await;
+            Err(format!("{name} did not finish within 10 minutes"))
         }
     };
+    // Whatever it left running goes with it.
+    agent.sandbox.end(&mut tree).await;
+    let status = status?;
     crate::logs::finish(shippers, LOG_DRAIN).await;
     if status.success() {
         Ok(())

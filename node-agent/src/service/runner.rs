@@ -14,10 +14,9 @@
 
 use super::restart::{OnCrash, RestartBudget};
 use super::{health, prepare, Control, LocalInstance, Yield};
-use crate::process::{exit_code, signal_group, start_time};
+use crate::process::{exit_code, start_time};
 use crate::records::Durability;
 use crate::Agent;
-use nix::sys::signal::Signal;
 use reef_proto::app::InstanceState;
 use reef_proto::manifest::{AppSpec, Strategy};
 use reef_proto::subjects::{self, Output};
@@ -187,8 +186,11 @@ impl Runner {
                 &self.agent,
                 "pre_start",
                 command,
-                &dir,
-                &env,
+                &prepare::Place {
+                    release: &dir,
+                    data: &data_dir,
+                    env: &env,
+                },
                 &spec.name,
                 self.id,
             )
@@ -209,7 +211,7 @@ impl Runner {
         let mut ever_healthy = false;
         let mut budget = RestartBudget::new(&spec.restart);
         loop {
-            let (mut child, shippers) = match self.spawn(&dir, &env).await {
+            let (mut child, shippers, mut tree) = match self.spawn(&dir, &data_dir, &env).await {
                 Ok(spawned) => spawned,
                 Err(e) => return InstanceState::Failed { reason: e },
             };
@@ -217,6 +219,7 @@ impl Runner {
             // this iteration ends.
             let _shippers = ShippersGuard(Some(shippers), self.agent.tasks.clone());
             let Some(pid) = child.id() else {
+                self.agent.sandbox.end(&mut tree).await;
                 return InstanceState::Failed {
                     reason: "the process exited before it could be tracked".into(),
                 };
@@ -258,17 +261,20 @@ impl Runner {
                             self.agent.stop_instance(old);
                         }
                     }
-                    self.while_healthy(&mut child, port, &dir, &env).await
+                    self.while_healthy(&mut child, port, &dir, &data_dir, &env)
+                        .await
                 }
                 Err(Err(reason)) => {
-                    stop_process(&mut child, pid, Duration::ZERO).await;
+                    stop_process(&mut child, &tree, Duration::ZERO).await;
+                    self.agent.sandbox.end(&mut tree).await;
                     return InstanceState::Failed { reason };
                 }
                 Err(Ok(watch)) => watch,
             };
             match watch {
                 Watch::Yield(request) => {
-                    self.drain_and_stop(&mut child, pid).await;
+                    self.drain_and_stop(&mut child, &tree).await;
+                    self.agent.sandbox.end(&mut tree).await;
                     let _ = request.stopped.send(());
                     tokio::select! {
                         resume = request.resume => {
@@ -283,23 +289,35 @@ impl Runner {
                     }
                 }
                 Watch::Stop => {
-                    self.drain_and_stop(&mut child, pid).await;
+                    self.drain_and_stop(&mut child, &tree).await;
+                    self.agent.sandbox.end(&mut tree).await;
                     return InstanceState::Stopped;
                 }
                 Watch::Shutdown => {
                     self.agent.route_remove(&spec.name, self.id);
-                    stop_process(&mut child, pid, self.agent.config.stop_grace).await;
+                    stop_process(&mut child, &tree, self.agent.config.stop_grace).await;
+                    self.agent.sandbox.end(&mut tree).await;
                     return InstanceState::Lost {
                         reason: "the node's agent shut down".into(),
                     };
                 }
                 Watch::Exited(status) => {
                     self.agent.route_remove(&spec.name, self.id);
-                    signal_group(pid, Signal::SIGKILL);
+                    let usage = self.agent.sandbox.end(&mut tree).await;
                     let code = exit_code(status);
+                    // Said with the code: the kernel ended it at its memory limit.
+                    let why = match usage {
+                        Some(usage) if code != 0 && usage.oom_kills > 0 => format!(
+                            " ({})",
+                            crate::executor::out_of_memory(spec.resources.memory_bytes)
+                        ),
+                        _ => String::new(),
+                    };
                     if !ever_healthy {
                         return InstanceState::Failed {
-                            reason: format!("exited with code {code} before it became healthy"),
+                            reason: format!(
+                                "exited with code {code}{why} before it became healthy"
+                            ),
                         };
                     }
                     let delay = match budget.on_crash(Instant::now(), code) {
@@ -312,7 +330,7 @@ impl Runner {
                         .update(self.id, Durability::Written, |r| r.restarts += 1)
                         .await;
                     let message = format!(
-                        "exited with code {code}; restarting in {}",
+                        "exited with code {code}{why}; restarting in {}",
                         format_duration(delay)
                     );
                     tracing::warn!(instance = %self.id, app = %spec.name, %message);
@@ -327,27 +345,49 @@ impl Runner {
         }
     }
 
-    /// Starts the app's process; its output is shipped by the returned tasks.
+    /// Starts the app's process in its sandbox; its output is shipped by
+    /// the returned tasks.
     async fn spawn(
         &self,
         dir: &Path,
+        data_dir: &Path,
         env: &BTreeMap<String, String>,
-    ) -> Result<(Child, Shippers), String> {
+    ) -> Result<(Child, Shippers, crate::sandbox::Tree), String> {
         let argv = self.spec().run.argv();
         let program = if argv[0].contains('/') || dir.join(&argv[0]).is_file() {
             dir.join(&argv[0])
         } else {
             argv[0].clone().into()
         };
-        let mut child = crate::process::supervised(&program, dir, env)
-            .args(&argv[1..])
-            .spawn()
-            .map_err(|e| format!("could not start {}: {e}", program.display()))?;
+        let spec = self.spec();
+        let mut full = vec![program.clone().into_os_string()];
+        full.extend(argv[1..].iter().map(Into::into));
+        let launch = crate::sandbox::Launch {
+            group: self.id.to_string(),
+            identity: crate::sandbox::Identity::App(&spec.name),
+            limits: crate::sandbox::Limits {
+                memory_bytes: spec.resources.memory_bytes,
+                // An app is never throttled below its reservation's share; it
+                // gets its weight under contention.
+                cpu_max_millis: None,
+                cpu_weight_millis: spec.resources.cpu_millis,
+                pids_max: self.agent.sandbox.settings().pids_max,
+            },
+            argv: full,
+            workdir: dir.to_path_buf(),
+            writable: vec![data_dir.to_path_buf()],
+            owned: vec![data_dir.to_path_buf()],
+            readonly: vec![dir.to_path_buf()],
+            // The proxy reaches instances on the host's loopback.
+            network: true,
+            gpus: &self.record.assignment.gpus,
+        };
+        let (mut child, tree) = self.agent.sandbox.spawn(launch, env).await?;
         let app = &self.spec().name;
         let shippers = crate::logs::ship_output(&self.agent.js, &mut child, |output| {
             subjects::instance_logs(self.agent.node, app, self.id, output)
         });
-        Ok((child, shippers))
+        Ok((child, shippers, tree))
     }
 
     /// Checks until healthy. Err(Ok(watch)) when something else happened
@@ -394,6 +434,7 @@ impl Runner {
         child: &mut Child,
         port: u16,
         dir: &Path,
+        data_dir: &Path,
         env: &BTreeMap<String, String>,
     ) -> Watch {
         let health = self.spec().health.clone();
@@ -415,7 +456,7 @@ impl Runner {
                 _ = self.agent.shutdown.cancelled() => return Watch::Shutdown,
                 Some(control) = self.control.recv() => match control {
                     Control::Yield(request) => return Watch::Yield(request),
-                    Control::PostDeploy => self.post_deploy(dir, env).await,
+                    Control::PostDeploy => self.post_deploy(dir, data_dir, env).await,
                 },
                 _ = tokio::time::sleep(STEADY_CHECK) => {
                     match health::check(&health.check, port, timeout).await {
@@ -440,7 +481,7 @@ impl Runner {
 
     /// Runs `post_deploy` in the release directory; its outcome becomes the
     /// instance's message.
-    async fn post_deploy(&mut self, dir: &Path, env: &BTreeMap<String, String>) {
+    async fn post_deploy(&mut self, dir: &Path, data_dir: &Path, env: &BTreeMap<String, String>) {
         let Some(command) = self.spec().post_deploy.clone() else {
             return;
         };
@@ -449,8 +490,11 @@ impl Runner {
             &self.agent,
             "post_deploy",
             &command,
-            dir,
-            env,
+            &prepare::Place {
+                release: dir,
+                data: data_dir,
+                env,
+            },
             &app,
             self.id,
         )
@@ -470,7 +514,7 @@ impl Runner {
     /// afresh: the coordinator wrote where the app runs now before it asked
     /// for this stop, so the proxy forwards there from the moment this
     /// instance is out, even if the routes watcher has not caught up yet.
-    async fn drain_and_stop(&mut self, child: &mut Child, pid: u32) {
+    async fn drain_and_stop(&mut self, child: &mut Child, tree: &crate::sandbox::Tree) {
         let app = self.spec().name.clone();
         let drain = Duration::from_millis(self.spec().drain_ms);
         if self.agent.services.routing.is_last_local(&app, self.id) {
@@ -481,7 +525,7 @@ impl Runner {
         if !self.agent.router.drain(&self.id.to_string(), drain).await {
             tracing::warn!(instance = %self.id, %app, "drain deadline passed with requests still in flight");
         }
-        stop_process(child, pid, self.agent.config.stop_grace).await;
+        stop_process(child, tree, self.agent.config.stop_grace).await;
     }
 }
 
@@ -501,14 +545,11 @@ impl Drop for ShippersGuard {
     }
 }
 
-/// SIGTERM, up to `grace` for the process to exit, then SIGKILL; the group goes too.
-async fn stop_process(child: &mut Child, pid: u32, grace: Duration) {
-    signal_group(pid, Signal::SIGTERM);
-    if tokio::time::timeout(grace, child.wait()).await.is_err() {
-        signal_group(pid, Signal::SIGKILL);
-        let _ = child.wait().await;
-    }
-    signal_group(pid, Signal::SIGKILL);
+/// SIGTERM, up to `grace` for the process to exit, then SIGKILL; the
+/// rest of its tree goes when the caller ends it.
+async fn stop_process(child: &mut Child, tree: &crate::sandbox::Tree, grace: Duration) {
+    tree.stop(child, grace).await;
+    tree.kill();
 }
 
 fn free_port() -> std::io::Result<u16> {

@@ -332,6 +332,12 @@ pub async fn run(
     {
         tracing::warn!("some jobs did not finish stopping before the deadline");
     }
+    if tokio::time::timeout(Duration::from_secs(5), agent.sandbox.close())
+        .await
+        .is_err()
+    {
+        tracing::warn!("some control groups were not removed before the deadline");
+    }
     let _ = heartbeats.await;
     if let Some(proxy) = proxy {
         match proxy.await {

@@ -270,7 +270,7 @@ impl Group {
         let atomic = matches!(self.layout, Layout::V2 { .. }) && kill_file.exists();
         // Bounded: processes killed are gone within milliseconds; a group
         // that is still not empty after this is left for the next sweep.
-        for _ in 0..200 {
+        for _ in 0..500 {
             if self.pids().is_empty() {
                 return;
             }
@@ -279,7 +279,7 @@ impl Group {
             } else {
                 self.signal(nix::sys::signal::Signal::SIGKILL, None);
             }
-            tokio::time::sleep(Duration::from_millis(5)).await;
+            tokio::time::sleep(Duration::from_millis(2)).await;
         }
         tracing::warn!(group = %self.dirs[0].display(), "processes still in a killed control group");
     }
@@ -290,11 +290,11 @@ impl Group {
         for dir in &self.dirs {
             // An emptied group can be busy for a moment while its last
             // processes are reaped.
-            for _ in 0..100 {
+            for _ in 0..500 {
                 match std::fs::remove_dir(dir) {
                     Ok(()) => break,
                     Err(e) if e.kind() == std::io::ErrorKind::NotFound => break,
-                    Err(_) => tokio::time::sleep(Duration::from_millis(5)).await,
+                    Err(_) => tokio::time::sleep(Duration::from_millis(2)).await,
                 }
             }
         }

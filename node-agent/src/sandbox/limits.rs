@@ -1,8 +1,12 @@
 //! What an allocation may use, as the files and values that enforce it in
 //! cgroup v2 and v1, and the parser for the kernel's `key value` files. Pure.
 
-/// CPU time is handed out per period of this many microseconds.
-pub const CPU_PERIOD_US: u64 = 100_000;
+/// CPU time is handed out per period of this many microseconds: a second
+/// (the kernel's longest), so a short job's start-up (the sandbox is set up
+/// inside its group and counts against it) fits in its first period instead
+/// of being throttled to the next; over a second it never gets more than it
+/// reserved.
+pub const CPU_PERIOD_US: u64 = 1_000_000;
 
 /// The limits of one allocation's group.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

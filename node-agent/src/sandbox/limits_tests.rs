@@ -20,11 +20,11 @@ fn v2_files_enforce_memory_without_swap_cpu_and_pids() {
     };
     assert_eq!(get("memory.max").as_deref(), Some("268435456"));
     assert_eq!(get("memory.swap.max").as_deref(), Some("0"));
-    assert_eq!(get("cpu.max").as_deref(), Some("50000 100000"));
+    assert_eq!(get("cpu.max").as_deref(), Some("500000 1000000"));
     assert_eq!(get("pids.max").as_deref(), Some("64"));
     assert_eq!(get("cpu.weight").as_deref(), Some("50"));
     let uncapped = v2_files(&limits(None));
-    assert!(uncapped.contains(&("cpu.max".into(), "max 100000".into())));
+    assert!(uncapped.contains(&("cpu.max".into(), "max 1000000".into())));
 }
 
 #[test]
@@ -40,7 +40,7 @@ fn v1_files_write_memory_before_memory_with_swap() {
         .position(|n| *n == "memory.memsw.limit_in_bytes")
         .expect("memsw");
     assert!(memory < memsw);
-    assert!(files.contains(&("cpu.cfs_quota_us".into(), "200000".into())));
+    assert!(files.contains(&("cpu.cfs_quota_us".into(), "2000000".into())));
     assert!(files.contains(&("cpu.shares".into(), "512".into())));
     assert!(v1_files(&limits(None)).contains(&("cpu.cfs_quota_us".into(), "-1".into())));
 }
@@ -48,7 +48,7 @@ fn v1_files_write_memory_before_memory_with_swap() {
 #[test]
 fn quotas_and_weights_stay_in_the_kernel_ranges() {
     assert_eq!(quota_us(1), 1000, "the kernel's smallest quota");
-    assert_eq!(quota_us(1000), 100_000);
+    assert_eq!(quota_us(1000), 1_000_000);
     assert_eq!(v2_weight(0), 1);
     assert_eq!(v2_weight(10_000_000), 10_000);
     assert_eq!(v1_shares(1), 2);

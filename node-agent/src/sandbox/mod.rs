@@ -124,6 +124,12 @@ pub struct Sandbox {
     helper: PathBuf,
     /// Groups of processes running now, for `/metrics`.
     live: Mutex<BTreeMap<String, Group>>,
+    /// Numbers each group's directory, so a group being removed never
+    /// shares its directory with a new one of the same work.
+    next_group: std::sync::atomic::AtomicU64,
+    /// Removals of ended groups (waiting for their last processes to be
+    /// reaped), off the path that reports the work's end.
+    cleanup: tokio_util::task::TaskTracker,
 }
 
 use uids::Uids;
@@ -205,6 +211,8 @@ impl Sandbox {
             bwrap: bwrap.unwrap_or_else(|| PathBuf::from("bwrap")),
             helper: PathBuf::from("/proc/self/exe"),
             live: Mutex::new(BTreeMap::new()),
+            next_group: Default::default(),
+            cleanup: tokio_util::task::TaskTracker::new(),
         })
     }
 
@@ -259,8 +267,15 @@ impl Sandbox {
         &self,
         launch: Launch<'_>,
     ) -> Result<(tokio::process::Command, Tree), SandboxError> {
+        let number = self
+            .next_group
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let group = match &self.cgroups {
-            Some(cgroups) => Some(cgroups.create(&launch.group, &launch.limits).await?),
+            Some(cgroups) => Some(
+                cgroups
+                    .create(&format!("{}.{number}", launch.group), &launch.limits)
+                    .await?,
+            ),
             None => None,
         };
         let mut tree = Tree {
@@ -411,25 +426,36 @@ impl Sandbox {
             .collect()
     }
 
-    /// Ends a process tree: SIGKILL to whatever is left, the usage read,
-    /// the group removed, the uid handed back.
+    /// Ends a process tree: SIGKILL to whatever is left, at once, and the
+    /// usage read; the group is removed and the uid handed back once its
+    /// last processes are reaped, off this path.
     pub async fn end(&self, tree: &mut Tree) -> Option<Usage> {
-        if let Some(leader) = tree.leader {
-            crate::process::signal_group(leader, Signal::SIGKILL);
-        }
+        tree.kill();
         let usage = tree.group.as_ref().map(Group::usage);
-        if let Some(group) = &tree.group {
-            group.remove().await;
-        }
         if tree.live.take().is_some() {
             self.live_groups().remove(&tree.name);
         }
-        if let Some((uids, uid)) = tree.lease.take() {
-            uids.lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .give_back(uid);
+        let group = tree.group.take();
+        let lease = tree.lease.take();
+        if group.is_some() || lease.is_some() {
+            self.cleanup.spawn(async move {
+                if let Some(group) = group {
+                    group.remove().await;
+                }
+                if let Some((uids, uid)) = lease {
+                    uids.lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .give_back(uid);
+                }
+            });
         }
         usage
+    }
+
+    /// Waits for the removals of ended groups (the caller bounds it).
+    pub async fn close(&self) {
+        self.cleanup.close();
+        self.cleanup.wait().await;
     }
 
     /// Starts a sandboxed `true` once, so that a host where the sandbox

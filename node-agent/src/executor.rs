@@ -117,34 +117,28 @@ async fn execute(agent: &Arc<Agent>, alloc: AllocId, stop: &CancellationToken) -
         network: spec.network,
         gpus: &assignment.gpus,
     };
-    let (mut command, mut tree) = match agent.sandbox.command(launch).await {
-        Ok(prepared) => prepared,
-        Err(e) => return failed(format!("could not set up the sandbox: {e}")),
-    };
-    command
-        .env(
-            "PATH",
-            std::env::var_os("PATH").unwrap_or_else(|| "/usr/local/bin:/usr/bin:/bin".into()),
-        )
-        .env("HOME", &workdir)
-        .env("LANG", "C.UTF-8")
-        .env("REEF_JOB_ID", assignment.job.to_string())
-        .env("REEF_ALLOC_ID", alloc.to_string())
-        .env("REEF_NODE_ID", assignment.node.to_string())
-        .envs(&spec.env)
-        .envs(gpu_env(&assignment.gpus));
-    let mut child = match command.spawn() {
-        Ok(child) => child,
-        Err(e) => {
-            agent.sandbox.end(&mut tree).await;
-            return failed(format!("could not start {:?}: {e}", spec.command[0]));
-        }
+    let path = std::env::var_os("PATH").unwrap_or_else(|| "/usr/local/bin:/usr/bin:/bin".into());
+    let reef_env = [
+        ("PATH", path),
+        ("HOME", workdir.clone().into_os_string()),
+        ("LANG", "C.UTF-8".into()),
+        ("REEF_JOB_ID", assignment.job.to_string().into()),
+        ("REEF_ALLOC_ID", alloc.to_string().into()),
+        ("REEF_NODE_ID", assignment.node.to_string().into()),
+    ];
+    let env = reef_env
+        .into_iter()
+        .map(|(k, v)| (std::ffi::OsString::from(k), v))
+        .chain(spec.env.iter().map(|(k, v)| (k.into(), v.into())))
+        .chain(gpu_env(&assignment.gpus).map(|(k, v)| (k.into(), v.into())));
+    let (mut child, mut tree) = match agent.sandbox.spawn(launch, env).await {
+        Ok(spawned) => spawned,
+        Err(e) => return failed(e),
     };
     let Some(pid) = child.id() else {
         agent.sandbox.end(&mut tree).await;
         return failed("the process exited before it could be tracked".into());
     };
-    tree.started(pid);
     let started = start_time(pid);
     // One durable write records both the process group (for recovery) and the state.
     match agent

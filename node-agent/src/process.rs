@@ -1,30 +1,9 @@
-//! Process-group plumbing: every job runs in its own process group, so a stop
-//! or a timeout reaches its whole tree, and leftovers are found again after an
-//! agent restart by (pid, start time) rather than by pid alone.
+//! Process-group plumbing: signals to a whole process group, and leftovers
+//! found again after an agent restart by (pid, start time) rather than by
+//! pid alone. How work is started is the sandbox's (`sandbox::Sandbox::spawn`).
 
 use nix::sys::signal::{killpg, Signal};
 use nix::unistd::Pid;
-
-/// A command for work the agent supervises: a fresh environment (only what
-/// is given), `dir` as working directory, no stdin, stdout and stderr piped
-/// for shipping, and its own process group so a signal reaches its whole tree.
-pub fn supervised<'a>(
-    program: impl AsRef<std::ffi::OsStr>,
-    dir: &std::path::Path,
-    env: impl IntoIterator<Item = (&'a String, &'a String)>,
-) -> tokio::process::Command {
-    let mut command = tokio::process::Command::new(program);
-    command
-        .env_clear()
-        .envs(env)
-        .current_dir(dir)
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .process_group(0)
-        .kill_on_drop(false);
-    command
-}
 
 /// Sends `signal` to the process group `pgid`. A group that is gone is not an error.
 pub fn signal_group(pgid: u32, signal: Signal) {

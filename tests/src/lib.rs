@@ -12,6 +12,7 @@ pub mod cluster;
 pub mod confined;
 pub mod dev;
 pub mod exactly_once;
+pub mod gpu;
 pub mod http;
 pub mod https;
 pub mod leader;

@@ -18,28 +18,8 @@ pub fn rss_bytes(pid: u32) -> Option<u64> {
     Some(kib * 1024)
 }
 
-/// Host pids of the live processes whose arguments are exactly `argv`
-/// (a sandboxed job sees only its own pid namespace's numbers; a test
-/// looks its processes up from the host).
-pub fn pids_of(argv: &[&str]) -> Vec<String> {
-    let Ok(entries) = std::fs::read_dir("/proc") else {
-        return Vec::new();
-    };
-    let wanted: Vec<u8> = argv.iter().flat_map(|a| a.bytes().chain([0])).collect();
-    entries
-        .filter_map(|e| e.ok())
-        .filter_map(|e| e.file_name().into_string().ok())
-        .filter(|name| name.bytes().all(|b| b.is_ascii_digit()))
-        .filter(|pid| std::fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|c| c == wanted))
-        .filter(|pid| is_alive(pid))
-        .collect()
-}
-
-/// Host pids of the live processes started with `var=value` in their
-/// environment (every process of a job has its `REEF_ALLOC_ID`, of an
-/// instance its `REEF_INSTANCE_ID`).
-pub fn pids_with_env(var: &str, value: &str) -> Vec<String> {
-    let wanted = format!("{var}={value}");
+/// Host pids of the live processes for which `keep(pid)` holds.
+pub fn live_pids_where(keep: impl Fn(&str) -> bool) -> Vec<String> {
     let Ok(entries) = std::fs::read_dir("/proc") else {
         return Vec::new();
     };
@@ -47,12 +27,27 @@ pub fn pids_with_env(var: &str, value: &str) -> Vec<String> {
         .filter_map(|e| e.ok())
         .filter_map(|e| e.file_name().into_string().ok())
         .filter(|pid| pid.bytes().all(|b| b.is_ascii_digit()))
-        .filter(|pid| {
-            std::fs::read(format!("/proc/{pid}/environ"))
-                .is_ok_and(|env| env.split(|b| *b == 0).any(|v| v == wanted.as_bytes()))
-        })
-        .filter(|pid| is_alive(pid))
+        .filter(|pid| keep(pid) && is_alive(pid))
         .collect()
+}
+
+/// Host pids of the live processes whose arguments are exactly `argv`
+/// (a sandboxed job sees only its own pid namespace's numbers; a test
+/// looks its processes up from the host).
+pub fn pids_of(argv: &[&str]) -> Vec<String> {
+    let wanted: Vec<u8> = argv.iter().flat_map(|a| a.bytes().chain([0])).collect();
+    live_pids_where(|pid| std::fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|c| c == wanted))
+}
+
+/// Host pids of the live processes started with `var=value` in their
+/// environment (every process of a job has its `REEF_ALLOC_ID`, of an
+/// instance its `REEF_INSTANCE_ID`).
+pub fn pids_with_env(var: &str, value: &str) -> Vec<String> {
+    let wanted = format!("{var}={value}");
+    live_pids_where(|pid| {
+        std::fs::read(format!("/proc/{pid}/environ"))
+            .is_ok_and(|env| env.split(|b| *b == 0).any(|v| v == wanted.as_bytes()))
+    })
 }
 
 /// Whether any process of allocation `alloc` is alive.

@@ -1,24 +1,10 @@
 //! GPU detection and placement against a fake 2-GPU rig: a `nvidia-smi` on
 //! the agent's PATH that reports two RTX 4090s.
 
+use reef_tests::gpu::fake_rig_path;
 use reef_tests::{eventually, Cli, NatsServer, ReefProcess};
 use std::collections::BTreeSet;
-use std::os::unix::fs::PermissionsExt;
 use std::time::Duration;
-
-/// A PATH whose `nvidia-smi` reports two RTX 4090s.
-fn fake_rig_path(dir: &std::path::Path) -> String {
-    let bin = dir.join("fakebin");
-    std::fs::create_dir_all(&bin).expect("mkdir");
-    let smi = bin.join("nvidia-smi");
-    std::fs::write(&smi, "#!/bin/sh\nprintf '0, NVIDIA GeForce RTX 4090, 24564\\n1, NVIDIA GeForce RTX 4090, 24564\\n'\n").expect("fake");
-    std::fs::set_permissions(&smi, std::fs::Permissions::from_mode(0o755)).expect("chmod");
-    format!(
-        "{}:{}",
-        bin.display(),
-        std::env::var("PATH").unwrap_or_default()
-    )
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn gpu_jobs_get_distinct_gpus_and_wait_for_a_free_one() {

@@ -4,7 +4,6 @@
 
 use reef_tests::process::{is_alive, pids_of};
 use reef_tests::{eventually, Cli, NatsServer, ReefProcess};
-use std::os::unix::fs::PermissionsExt;
 use std::time::Duration;
 
 /// A cluster of one coordinator and one agent `name` with `extra` flags.
@@ -273,21 +272,12 @@ async fn a_gpu_job_sees_only_its_own_device() {
     let dir = tempfile::tempdir().expect("tempdir");
     // A fake rig: nvidia-smi reports two GPUs, and a device directory holds
     // their nodes and the shared control devices.
-    let bin = dir.path().join("fakebin");
-    std::fs::create_dir_all(&bin).expect("mkdir");
-    let smi = bin.join("nvidia-smi");
-    std::fs::write(&smi, "#!/bin/sh\nprintf '0, NVIDIA GeForce RTX 4090, 24564\\n1, NVIDIA GeForce RTX 4090, 24564\\n'\n").expect("fake");
-    std::fs::set_permissions(&smi, std::fs::Permissions::from_mode(0o755)).expect("chmod");
     let devices = dir.path().join("dev");
     std::fs::create_dir_all(&devices).expect("mkdir");
     for name in ["nvidia0", "nvidia1", "nvidiactl", "nvidia-uvm", "null"] {
         std::fs::write(devices.join(name), name).expect("device");
     }
-    let path = format!(
-        "{}:{}",
-        bin.display(),
-        std::env::var("PATH").unwrap_or_default()
-    );
+    let path = reef_tests::gpu::fake_rig_path(dir.path());
     let devices = devices.display().to_string();
     let _coordinator = ReefProcess::coordinator(&nats.url, dir.path(), &[]);
     let _rig = ReefProcess::agent_with_env(

@@ -131,16 +131,13 @@ impl Cgroups {
         }
     }
 
-    /// A fresh group `name` with `limits`; whatever a group of that name
-    /// still held from before is killed first.
+    /// A fresh group `name` with `limits` (names are never reused while the
+    /// agent runs; what an earlier run left is [`Cgroups::sweep`]'s).
     pub async fn create(&self, name: &str, limits: &Limits) -> Result<Group, SandboxError> {
         let group = Group {
             layout: self.layout.clone(),
             dirs: self.dirs(name),
         };
-        if group.dirs.iter().any(|d| d.exists()) {
-            group.remove().await;
-        }
         for dir in &group.dirs {
             create_dir(dir)?;
         }

@@ -307,6 +307,8 @@ async fn demo(url: &client::Nats) -> Result<()> {
         trust: None,
         retries: 0,
         network: false,
+        replicate: 0,
+        outputs: Vec::new(),
         timeout: None,
         detach: false,
         command: vec![

@@ -123,6 +123,20 @@ pub async fn status(nats: &client::Nats, id: &str, json: bool) -> Result<()> {
     if let Some((out, err)) = job.output_lines {
         println!("output:    {out} stdout lines, {err} stderr lines");
     }
+    if let Some(result) = &job.result {
+        println!("stdout:    sha256 {}", result.stdout_sha256);
+        for (path, digest) in &result.outputs {
+            println!(
+                "file:      {path}: {}",
+                digest
+                    .as_deref()
+                    .map_or("missing".to_string(), |d| format!("sha256 {d}"))
+            );
+        }
+    }
+    if let Some(replica) = job.replica {
+        print_copies(&client, &job, replica, &names).await?;
+    }
     if let Some(usage) = job.usage {
         let peak = usage.peak_memory_bytes.map_or(String::new(), |peak| {
             format!(", {} memory at most", format_size(peak))
@@ -172,5 +186,84 @@ pub async fn nodes(nats: &client::Nats, json: bool) -> Result<()> {
         ));
     }
     views::print_table(views::NODE_HEADER, &views::node_rows(&nodes));
+    Ok(())
+}
+
+/// The copies of a replicated job and its verdict, for `reef job status`.
+async fn print_copies(
+    client: &client::Conn,
+    job: &JobRecord,
+    replica: reef_proto::job::Replica,
+    names: &HashMap<String, String>,
+) -> Result<()> {
+    use reef_proto::job::Outcome;
+    let first = if replica.group == job.id {
+        job.clone()
+    } else {
+        resolve(client, &replica.group.to_string()).await?
+    };
+    let Some(verification) = first.verification else {
+        return Ok(());
+    };
+    let name = |n: &reef_proto::NodeId| {
+        let id = n.to_string();
+        names.get(&id).cloned().unwrap_or(id)
+    };
+    println!(
+        "copy:      {} of {} (job {})",
+        replica.index + 1,
+        verification.replicas.len(),
+        first.id
+    );
+    let Some(verdict) = verification.verdict else {
+        println!("verdict:   waiting for every copy to end");
+        return Ok(());
+    };
+    let short = crate::run::short;
+    match &verdict.outcome {
+        Outcome::Agreed { fingerprint } => {
+            println!(
+                "verdict:   agreed: every copy produced result {}",
+                short(fingerprint)
+            )
+        }
+        Outcome::Disagreed {
+            fingerprint,
+            dissenters,
+            by_dedicated,
+        } => {
+            let who: Vec<String> = dissenters.iter().map(name).collect();
+            println!(
+                "verdict:   disagreed: {} differ from the accepted result {} ({})",
+                who.join(", "),
+                short(fingerprint),
+                if *by_dedicated {
+                    "the dedicated nodes' result"
+                } else {
+                    "the result of most copies"
+                }
+            )
+        }
+        Outcome::Undecided { reason } => println!("verdict:   undecided: {reason}"),
+    }
+    let accepted = verdict.outcome.accepted();
+    let rows: Vec<Vec<String>> = verdict
+        .answers
+        .iter()
+        .map(|a| {
+            vec![
+                a.job.to_string(),
+                a.node.as_ref().map_or("-".into(), name),
+                a.exit_code.map_or("-".into(), |c| c.to_string()),
+                match (&a.fingerprint, accepted) {
+                    (None, _) => "no result".into(),
+                    (Some(f), Some(ok)) if f == ok => format!("{} (accepted)", short(f)),
+                    (Some(f), Some(_)) => format!("{} (differs)", short(f)),
+                    (Some(f), None) => short(f).to_string(),
+                },
+            ]
+        })
+        .collect();
+    views::print_table(&["COPY", "NODE", "EXIT", "RESULT"], &rows);
     Ok(())
 }

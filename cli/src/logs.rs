@@ -187,6 +187,21 @@ impl JobOutput {
     }
 }
 
+/// Waits until job `job`'s record satisfies `done`, and returns it.
+pub async fn wait_for_record(
+    client: &client::Conn,
+    job: JobId,
+    done: impl Fn(&JobRecord) -> bool,
+) -> Result<JobRecord> {
+    let mut updates = JobUpdates::start(client, job).await?;
+    loop {
+        let record = updates.next(client, job).await?;
+        if done(&record) {
+            return Ok(record);
+        }
+    }
+}
+
 /// Where a followed job's new records come from.
 enum JobUpdates {
     /// A watch of its key in the jobs bucket.

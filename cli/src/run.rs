@@ -9,7 +9,9 @@ use anyhow::{bail, Result};
 use async_nats::jetstream;
 use clap::Args;
 use reef_proto::api::{ApiRequest, ApiResponse};
-use reef_proto::job::{JobSpec, JobState, Resources, DEFAULT_CPU_MILLIS, DEFAULT_MEMORY_BYTES};
+use reef_proto::job::{
+    JobRecord, JobSpec, JobState, Outcome, Resources, DEFAULT_CPU_MILLIS, DEFAULT_MEMORY_BYTES,
+};
 use reef_proto::units::{parse_duration, parse_size};
 use std::process::ExitCode;
 
@@ -50,6 +52,16 @@ pub struct RunArgs {
     /// its own; a contributed node runs it only if its owner allows it.
     #[arg(long)]
     pub network: bool,
+    /// Run it on N distinct nodes and compare what they produce: the exit
+    /// code, a digest of stdout and of each --output file. `reef run`
+    /// waits for every copy and reports the verdict; a node whose result
+    /// differs from the accepted one is named and placed last from then on.
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub replicate: u32,
+    /// A file the job writes in its working directory whose digest is part
+    /// of its result (repeatable).
+    #[arg(long = "output", value_name = "FILE")]
+    pub outputs: Vec<String>,
     /// Kill the job after this long (e.g. 30s, 5m, 2h).
     #[arg(long, value_parser = parse_duration)]
     pub timeout: Option<std::time::Duration>,
@@ -79,6 +91,8 @@ impl RunArgs {
         spec.trust = self.trust;
         spec.retries = self.retries;
         spec.network = self.network;
+        spec.replicate = self.replicate;
+        spec.outputs = self.outputs.clone();
         spec.timeout_ms = self
             .timeout
             .map(|t| t.as_millis().min(u64::MAX as u128) as u64);
@@ -131,6 +145,9 @@ pub async fn run(nats: &client::Nats, args: RunArgs) -> Result<ExitCode> {
             eprintln!("reef: could not stop the job: {e:#}");
         }
     };
+    if record.verification.is_some() {
+        return replicated(&client, &record).await;
+    }
     Ok(match record.state {
         JobState::Exited { code } => ExitCode::from(u8::try_from(code).unwrap_or(1)),
         JobState::Stopped => {
@@ -147,4 +164,76 @@ pub async fn run(nats: &client::Nats, args: RunArgs) -> Result<ExitCode> {
         }
         other => bail!("job ended in an unexpected state {}", other.name()),
     })
+}
+
+/// Exit code of `reef run --replicate` when the copies did not agree on a result.
+pub const UNDECIDED: u8 = 3;
+
+/// The end of a replicated job whose first copy was followed: waits for
+/// the verdict, says it, and exits with the accepted result's exit code.
+async fn replicated(client: &client::Conn, first: &JobRecord) -> Result<ExitCode> {
+    let copies = first.verification.as_ref().map_or(1, |v| v.replicas.len());
+    eprintln!("reef: waiting for all {copies} copies of job {}", first.id);
+    let record = crate::logs::wait_for_record(client, first.id, |r| {
+        r.verification.as_ref().is_some_and(|v| v.verdict.is_some())
+    })
+    .await?;
+    let Some(verdict) = record.verification.and_then(|v| v.verdict) else {
+        bail!("job {} has no verdict", record.id);
+    };
+    let names = crate::jobs::node_names(client).await;
+    let name = |n: &reef_proto::NodeId| {
+        let id = n.to_string();
+        names.get(&id).cloned().unwrap_or(id)
+    };
+    let accepted_code = |fingerprint: &str| {
+        verdict
+            .answers
+            .iter()
+            .find(|a| a.fingerprint.as_deref() == Some(fingerprint))
+            .and_then(|a| a.exit_code)
+            .unwrap_or(1)
+    };
+    let first_answer = verdict.answers.first().and_then(|a| a.fingerprint.clone());
+    let code = match &verdict.outcome {
+        Outcome::Agreed { fingerprint } => {
+            eprintln!("reef: all copies agree (result {})", short(fingerprint));
+            accepted_code(fingerprint)
+        }
+        Outcome::Disagreed {
+            fingerprint,
+            dissenters,
+            by_dedicated,
+        } => {
+            let who: Vec<String> = dissenters.iter().map(name).collect();
+            let basis = if *by_dedicated {
+                "the dedicated nodes' result"
+            } else {
+                "the result most copies produced"
+            };
+            eprintln!(
+                "reef: copies disagree: {} produced a different result than {basis} ({})",
+                who.join(", "),
+                short(fingerprint)
+            );
+            if first_answer.as_deref() != Some(fingerprint.as_str()) {
+                eprintln!(
+                    "reef: the output above is the first copy's, which was not accepted \
+                     (reef job status {} lists every copy)",
+                    record.id
+                );
+            }
+            accepted_code(fingerprint)
+        }
+        Outcome::Undecided { reason } => {
+            eprintln!("reef: no result accepted for job {}: {reason}", record.id);
+            return Ok(ExitCode::from(UNDECIDED));
+        }
+    };
+    Ok(ExitCode::from(u8::try_from(code).unwrap_or(1)))
+}
+
+/// The first 12 digits of a result's fingerprint, as shown.
+pub fn short(fingerprint: &str) -> &str {
+    &fingerprint[..fingerprint.len().min(12)]
 }

@@ -49,6 +49,56 @@ pub fn job_json(job: &JobRecord, node_names: &HashMap<String, String>) -> Value 
             "oom_kills": u.oom_kills,
             "pids_limit_hits": u.pids_limit_hits,
         })),
+        "outputs": job.spec.outputs,
+        "result": job.result.as_ref().map(|r| json!({
+            "stdout_sha256": r.stdout_sha256,
+            "outputs": r.outputs.iter().map(|(path, sha)| json!({"path": path, "sha256": sha})).collect::<Vec<_>>(),
+        })),
+        "replica": job.replica.map(|r| json!({"group": r.group.to_string(), "index": r.index})),
+        "verification": job.verification.as_ref().map(|v| verification_json(v, node_names)),
+    })
+}
+
+/// A replicated job's copies and verdict, nodes named where known.
+pub fn verification_json(
+    v: &reef_proto::job::Verification,
+    node_names: &HashMap<String, String>,
+) -> Value {
+    use reef_proto::job::Outcome;
+    let name = |n: &reef_proto::NodeId| {
+        let id = n.to_string();
+        node_names.get(&id).cloned().unwrap_or(id)
+    };
+    json!({
+        "replicas": v.replicas.iter().map(|j| j.to_string()).collect::<Vec<_>>(),
+        "verdict": v.verdict.as_ref().map(|verdict| {
+            let (outcome, accepted, dissenters, by_dedicated, reason) = match &verdict.outcome {
+                Outcome::Agreed { fingerprint } => ("agreed", Some(fingerprint), vec![], false, None),
+                Outcome::Disagreed { fingerprint, dissenters, by_dedicated } => (
+                    "disagreed",
+                    Some(fingerprint),
+                    dissenters.iter().map(name).collect(),
+                    *by_dedicated,
+                    None,
+                ),
+                Outcome::Undecided { reason } => ("undecided", None, vec![], false, Some(reason)),
+            };
+            json!({
+                "outcome": outcome,
+                "accepted": accepted,
+                "dissenters": dissenters,
+                "decided_by_dedicated_nodes": by_dedicated,
+                "reason": reason,
+                "decided_at_ms": verdict.decided_at_ms,
+                "answers": verdict.answers.iter().map(|a| json!({
+                    "job": a.job.to_string(),
+                    "node": a.node.map(|n| n.to_string()),
+                    "node_name": a.node.as_ref().map(name),
+                    "fingerprint": a.fingerprint,
+                    "exit_code": a.exit_code,
+                })).collect::<Vec<_>>(),
+            })
+        }),
     })
 }
 
@@ -74,6 +124,7 @@ pub fn node_json(node: &NodeStatus) -> Value {
             "memory_bytes": node.allocated.memory_bytes,
         },
         "allocations": node.allocations,
+        "verdicts": node.verdicts.map(|(agreed, disagreed)| json!({"agreed": agreed, "disagreed": disagreed})),
         "gpus": r.gpus.iter().map(|g| json!({
             "index": g.index,
             "vendor": g.vendor,
@@ -129,12 +180,21 @@ pub fn node_rows(nodes: &[NodeStatus]) -> Vec<Vec<String>> {
                 r.name.clone(),
                 r.id.to_string(),
                 node_state(n.state).to_string(),
-                match (r.trust, r.sandbox, r.job_network) {
-                    (_, false, _) => format!("{} (no sandbox)", r.trust.name()),
-                    (reef_proto::node::TrustClass::Contributed, true, true) => {
-                        "contributed (network)".to_string()
+                {
+                    let mut trust = match (r.trust, r.sandbox, r.job_network) {
+                        (_, false, _) => format!("{} (no sandbox)", r.trust.name()),
+                        (reef_proto::node::TrustClass::Contributed, true, true) => {
+                            "contributed (network)".to_string()
+                        }
+                        (trust, true, _) => trust.name().to_string(),
+                    };
+                    if let Some((agreed, disagreed)) = n.verdicts.filter(|(_, d)| *d > 0) {
+                        trust.push_str(&format!(
+                            " ({disagreed} of {} results disagreed)",
+                            agreed + disagreed
+                        ));
                     }
-                    (trust, true, _) => trust.name().to_string(),
+                    trust
                 },
                 match n.paused {
                     true => format!("{} (paused)", r.eligibility.name()),

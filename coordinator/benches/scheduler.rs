@@ -166,6 +166,7 @@ fn run(nodes: &[Node], work: &[Work], sampled: bool) -> Outcome {
             trust: n.trust,
             eligible: true,
             job_network: true,
+            distrust: 0.0,
         })
         .collect();
     let index: BTreeMap<NodeId, usize> = nodes.iter().enumerate().map(|(i, n)| (n.id, i)).collect();
@@ -184,6 +185,7 @@ fn run(nodes: &[Node], work: &[Work], sampled: bool) -> Outcome {
             strategy: w.strategy,
             siblings: w.app.map_or(&empty, |app| &siblings[app]),
             failed_on: &no_failures,
+            exclude: &no_failures,
         };
         let scan = if sampled {
             Scan::Sampled {

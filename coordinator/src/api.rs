@@ -215,7 +215,16 @@ impl Coordinator {
             ApiRequest::StopJob(id) => {
                 let (job, _) = self.job(id).await?;
                 may_see_job(role, caller, &job)?;
-                self.stop(id).await.map(|j| ApiResponse::Job(Box::new(j)))
+                let stopped = self.stop(id).await?;
+                // The copies of a replicated job are one job to its submitter.
+                for copy in self.other_copies(&job).await? {
+                    if let Err(e) = self.stop(copy).await {
+                        tracing::debug!(job = %copy, error = %e, "could not stop a copy");
+                    }
+                }
+                // Copies that were waiting end at once: the last may decide.
+                self.copy_ended(&stopped).await?;
+                Ok(ApiResponse::Job(Box::new(stopped)))
             }
             ApiRequest::ListNodes => Ok(ApiResponse::Nodes(
                 self.cluster.node_statuses(Instant::now()),

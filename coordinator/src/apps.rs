@@ -244,6 +244,7 @@ impl Coordinator {
             strategy: Strategy::Spread,
             siblings,
             failed_on: &no_failures,
+            exclude: &no_failures,
         };
         let mut candidates = self.cluster.candidates(Instant::now());
         let scan = match only {

@@ -39,6 +39,9 @@ pub(crate) struct Pending {
     pub reason: String,
     /// Nodes where earlier attempts were lost.
     pub avoid: BTreeSet<NodeId>,
+    /// The replicated job it is a copy of: it must not go where another
+    /// copy went.
+    pub group: Option<JobId>,
 }
 
 pub(crate) struct Cluster {
@@ -53,6 +56,10 @@ pub(crate) struct Cluster {
     /// Jobs waiting for a node, oldest first (ids are time-ordered), with the
     /// reason last written to their record.
     pub pending: BTreeMap<JobId, Pending>,
+    /// Undecided replicated jobs, with the nodes their copies went to.
+    pub replica_nodes: HashMap<JobId, BTreeSet<NodeId>>,
+    /// Each node's standing from the verdicts on replicated jobs.
+    pub standing: HashMap<NodeId, crate::verdict::Standing>,
     grace: Duration,
     /// Placements made, which picks where each sampled scan starts.
     scans: std::sync::atomic::AtomicUsize,
@@ -67,6 +74,8 @@ impl Cluster {
             live_jobs: HashMap::new(),
             instances: HashMap::new(),
             pending: BTreeMap::new(),
+            replica_nodes: HashMap::new(),
+            standing: HashMap::new(),
             grace,
             scans: std::sync::atomic::AtomicUsize::new(0),
         }
@@ -181,6 +190,10 @@ impl Cluster {
                 trust: entry.record.trust,
                 eligible: entry.record.eligibility == Eligibility::Eligible && !entry.paused,
                 job_network: entry.record.job_network,
+                distrust: self
+                    .standing
+                    .get(&entry.record.id)
+                    .map_or(0.0, |s| s.distrust()),
             })
             .collect()
     }
@@ -301,6 +314,10 @@ impl Cluster {
                 allocated: entry.allocated,
                 allocations: entry.allocations,
                 paused: entry.paused,
+                verdicts: self
+                    .standing
+                    .get(&entry.record.id)
+                    .map(|s| (s.agreed, s.disagreed)),
             })
             .collect();
         out.sort_by(|a, b| a.record.name.cmp(&b.record.name));

@@ -19,14 +19,21 @@ const PENDING_PER_PASS: usize = 512;
 
 impl Coordinator {
     /// Picks a node for `spec`, or the reason none fits.
+    /// A copy of replicated job `group` does not go where another went.
     pub(crate) fn choose(
         &self,
         spec: &JobSpec,
         avoid: &std::collections::BTreeSet<NodeId>,
+        group: Option<JobId>,
     ) -> Result<scheduler::Placement, String> {
+        static NONE: std::collections::BTreeSet<NodeId> = std::collections::BTreeSet::new();
+        let exclude = group
+            .and_then(|g| self.cluster.replica_nodes.get(&g))
+            .unwrap_or(&NONE);
         scheduler::place_demand(
             scheduler::Demand {
                 failed_on: avoid,
+                exclude,
                 ..spec.into()
             },
             &self.cluster.candidates(Instant::now()),
@@ -55,8 +62,21 @@ impl Coordinator {
         assigned.node = Some(node);
         let key = job.id.to_string();
         let written = match job_revision {
-            None => Some(store::create(&self.store.jobs, &key, &assigned).await?),
-            Some(rev) => store::put_if(&self.store.jobs, &key, &assigned, rev).await?,
+            None => store::create(&self.store.jobs, &key, &assigned)
+                .await
+                .map(Some),
+            Some(rev) => store::put_if(&self.store.jobs, &key, &assigned, rev).await,
+        };
+        let written = match written {
+            Ok(written) => written,
+            Err(e) => {
+                // No job points at the allocation: it must never run.
+                let reason = "withdrawn: the job could not be updated";
+                if let Err(e) = self.withdraw(alloc.id, reason).await {
+                    tracing::warn!(alloc = %alloc.id, error = %e, "could not withdraw an allocation; the next leader will");
+                }
+                return Err(e);
+            }
         };
         if written.is_none() {
             // Stopped, or placed by another coordinator, since it was read.
@@ -65,6 +85,7 @@ impl Coordinator {
             return Ok(None);
         }
         self.cluster.commit(alloc.clone());
+        self.note_copy(job, node);
         self.cluster
             .alloc_revisions
             .insert(alloc.id, alloc_revision);
@@ -250,7 +271,7 @@ impl Coordinator {
         let mut placements = Vec::new();
         let mut reasons = Vec::new();
         for (id, pending) in self.cluster.pending.iter().take(PENDING_PER_PASS) {
-            match self.choose(&pending.spec, &pending.avoid) {
+            match self.choose(&pending.spec, &pending.avoid, pending.group) {
                 Ok(_) => placements.push(*id),
                 Err(reason) if refresh_reasons && reason != pending.reason => {
                     reasons.push((*id, reason))
@@ -276,7 +297,7 @@ impl Coordinator {
         let Some(pending) = self.cluster.pending.get(&id) else {
             return Ok(());
         };
-        let Ok(placement) = self.choose(&pending.spec, &pending.avoid) else {
+        let Ok(placement) = self.choose(&pending.spec, &pending.avoid, pending.group) else {
             return Ok(());
         };
         let Some((job, revision)) =
@@ -289,13 +310,17 @@ impl Coordinator {
             self.cluster.pending.remove(&id);
             return Ok(());
         }
-        self.cluster.pending.remove(&id);
-        if self
-            .assign(&job, Some(revision), placement)
-            .await?
-            .is_none()
-        {
-            tracing::debug!(job = %id, "job changed while being placed");
+        let Some(pending) = self.cluster.pending.remove(&id) else {
+            return Ok(());
+        };
+        match self.assign(&job, Some(revision), placement).await {
+            Ok(Some(_)) => {}
+            Ok(None) => tracing::debug!(job = %id, "job changed while being placed"),
+            Err(e) => {
+                // Still pending in KV: it waits here too, for the next pass.
+                self.cluster.pending.insert(id, pending);
+                return Err(e);
+            }
         }
         Ok(())
     }
@@ -320,6 +345,7 @@ impl Coordinator {
                 self.cluster.pending.insert(
                     id,
                     Pending {
+                        group: job.replica.map(|r| r.group),
                         spec: job.spec,
                         reason,
                         avoid: job.lost_on.into_iter().collect(),

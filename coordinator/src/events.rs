@@ -160,10 +160,13 @@ impl Coordinator {
                         spec: job.spec.clone(),
                         reason: reason.clone(),
                         avoid: job.lost_on.iter().copied().collect(),
+                        group: job.replica.map(|r| r.group),
                     },
                 );
             } else if !job.state.is_terminal() {
                 self.cluster.live_jobs.insert(job.id, (job, revision));
+            } else if job.replica.is_some() {
+                self.copy_ended(&job).await?;
             }
         }
         Ok(())

@@ -20,6 +20,9 @@ pub(crate) fn job(spec: JobSpec) -> JobRecord {
         output_lines: None,
         usage: None,
         lost_on: Vec::new(),
+        result: None,
+        replica: None,
+        verification: None,
     }
 }
 

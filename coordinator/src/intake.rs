@@ -89,19 +89,30 @@ impl Coordinator {
         &mut self,
         specs: Vec<JobSpec>,
     ) -> Vec<Result<JobRecord, reef_proto::api::ApiError>> {
-        let planned: Vec<Planned> = specs.into_iter().map(|spec| self.plan(spec)).collect();
+        // Each spec's records, the first (the one answered with) first.
+        let planned: Vec<(usize, Planned)> = specs
+            .into_iter()
+            .enumerate()
+            .flat_map(|(i, spec)| {
+                let copies = self.plan(spec);
+                copies.into_iter().map(move |p| (i, p))
+            })
+            .collect::<Vec<_>>();
         let store = self.store.clone();
         let writes = planned
             .iter()
-            .map(|p| write(&store, &p.job, p.alloc.as_ref()));
+            .map(|(_, p)| write(&store, &p.job, p.alloc.as_ref()));
         let results = futures::future::join_all(writes).await;
         let mut out = Vec::with_capacity(results.len());
-        for (Planned { job, alloc }, result) in planned.into_iter().zip(results) {
-            match result {
+        let mut answered = None;
+        for ((spec, Planned { job, alloc }), result) in planned.into_iter().zip(results) {
+            let first = answered != Some(spec);
+            answered = Some(spec);
+            let result = match result {
                 Ok((alloc_revision, job_revision)) => {
                     self.accepted(&job, alloc.as_ref(), alloc_revision, job_revision)
                         .await;
-                    out.push(Ok(job));
+                    Ok(job)
                 }
                 Err(e) => {
                     if let Some(alloc) = alloc {
@@ -111,18 +122,25 @@ impl Coordinator {
                             tracing::warn!(alloc = %alloc.id, error = %e, "could not withdraw an allocation; the next leader will");
                         }
                     }
-                    out.push(Err(e.into()));
+                    Err(e.into())
                 }
+            };
+            if first {
+                out.push(result);
+            } else if let Err(e) = result {
+                tracing::warn!(error = %e, "a copy of a replicated job could not be recorded");
             }
         }
         out
     }
 
-    /// Decides where a new job goes and, if it fits, commits its allocation
-    /// to the view at once, so the next job of the batch sees it.
-    fn plan(&mut self, spec: JobSpec) -> Planned {
+    /// Decides where a new job goes (each copy of a replicated one to a
+    /// node of its own) and, where it fits, commits the allocation to the
+    /// view at once, so the next job of the batch sees it.
+    fn plan(&mut self, spec: JobSpec) -> Vec<Planned> {
         let now = now_ms();
-        let mut job = JobRecord {
+        let copies = spec.copies();
+        let job = JobRecord {
             id: JobId::new(),
             spec,
             state: JobState::Pending {
@@ -137,22 +155,35 @@ impl Coordinator {
             output_lines: None,
             usage: None,
             lost_on: Vec::new(),
+            result: None,
+            replica: None,
+            verification: None,
         };
-        let alloc = match self.choose(&job.spec, &Default::default()) {
-            Ok(placement) => {
-                let alloc = crate::dispatch::new_allocation(&job, placement, now);
-                job.state = JobState::Assigned;
-                job.alloc = Some(alloc.id);
-                job.node = Some(alloc.node);
-                self.cluster.commit(alloc.clone());
-                Some(alloc)
-            }
-            Err(reason) => {
-                job.state = JobState::Pending { reason };
-                None
-            }
+        let jobs = match copies {
+            1 => vec![job],
+            n => crate::replication::copies(job, n),
         };
-        Planned { job, alloc }
+        let mut planned = Vec::with_capacity(jobs.len());
+        for mut job in jobs {
+            let group = job.replica.map(|r| r.group);
+            let alloc = match self.choose(&job.spec, &Default::default(), group) {
+                Ok(placement) => {
+                    let alloc = crate::dispatch::new_allocation(&job, placement, now);
+                    job.state = JobState::Assigned;
+                    job.alloc = Some(alloc.id);
+                    job.node = Some(alloc.node);
+                    self.cluster.commit(alloc.clone());
+                    self.note_copy(&job, alloc.node);
+                    Some(alloc)
+                }
+                Err(reason) => {
+                    job.state = JobState::Pending { reason };
+                    None
+                }
+            };
+            planned.push(Planned { job, alloc });
+        }
+        planned
     }
 
     /// Bookkeeping for a job whose records are in KV: remember the
@@ -183,6 +214,7 @@ impl Coordinator {
                             spec: job.spec.clone(),
                             reason: reason.clone(),
                             avoid: Default::default(),
+                            group: job.replica.map(|r| r.group),
                         },
                     );
                 }

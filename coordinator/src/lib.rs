@@ -35,6 +35,7 @@ mod liveness;
 mod peers;
 mod reconcile;
 mod relay;
+mod replication;
 mod rolling;
 mod rollout;
 mod routes;
@@ -44,6 +45,7 @@ pub mod store;
 mod transitions;
 mod trust;
 mod users;
+mod verdict;
 
 pub use error::CoordinatorError;
 pub use store::StoreConfig;
@@ -511,8 +513,18 @@ impl Coordinator {
         for node in store::all::<NodeRecord>(&self.store.nodes).await? {
             self.cluster.upsert_node(node);
         }
+        let jobs = store::all::<JobRecord>(&self.store.jobs).await?;
+        let current: std::collections::HashMap<_, _> =
+            jobs.iter().map(|job| (job.id, job.alloc)).collect();
+        let mut strays = Vec::new();
         for alloc in store::all::<Allocation>(&self.store.allocs).await? {
             if alloc.state.is_terminal() {
+                continue;
+            }
+            if current.get(&alloc.job) != Some(&Some(alloc.id)) {
+                // Written before its job's record, which never followed
+                // (the leader stopped or a write failed in between).
+                strays.push(alloc.id);
                 continue;
             }
             if alloc.state == AllocState::Assigned {
@@ -521,11 +533,19 @@ impl Coordinator {
             }
             self.cluster.commit(alloc);
         }
-        for job in store::all::<JobRecord>(&self.store.jobs).await? {
+        for id in strays {
+            tracing::info!(alloc = %id, "withdrawing an allocation no job points at");
+            self.withdraw(id, "withdrawn: no job points at it").await?;
+        }
+        let replicated = replication::load(&jobs);
+        self.cluster.replica_nodes = replicated.groups;
+        self.cluster.standing = replicated.standing;
+        for job in jobs {
             if let JobState::Pending { reason } = job.state {
                 self.cluster.pending.insert(
                     job.id,
                     cluster::Pending {
+                        group: job.replica.map(|r| r.group),
                         spec: job.spec,
                         reason,
                         avoid: job.lost_on.into_iter().collect(),

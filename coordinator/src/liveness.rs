@@ -70,6 +70,7 @@ impl Coordinator {
                     at_ms: now_ms(),
                     output_lines: None,
                     usage: None,
+                    result: None,
                 };
                 self.update_job(&stored, &event).await?;
             }

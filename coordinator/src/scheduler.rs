@@ -2,14 +2,17 @@
 //! no node fits. No I/O, so every rule is tested exhaustively beside it.
 //!
 //! Filters: the node is ready and eligible, carries every required label, is
-//! of the trust class asked for, and has the CPU, memory and GPUs asked for
-//! left after what is already committed to it.
+//! of the trust class asked for, has not run another copy of the same
+//! replicated job, and has the CPU, memory and GPUs asked for left after
+//! what is already committed to it.
 //!
 //! Score: by [`Strategy`]: bin-packing (batch jobs) prefers the node left
 //! fullest, so whole machines stay free for big work; spreading (app replicas)
 //! prefers the node left emptiest. Each replica of the same app already on a
 //! node costs a whole point (anti-affinity: a node without one always wins if
-//! it fits), and a node where the work failed before costs half a point. Ties
+//! it fits), a node where the work failed before costs half a point, and a
+//! node whose results disagreed with the accepted result of replicated jobs
+//! costs up to a whole point, its share of disagreements among its verdicts. Ties
 //! go to fewer allocations, then to the lower id, so results are deterministic.
 //!
 //! Sampling: with many nodes, scoring all of them for every placement is
@@ -44,6 +47,9 @@ pub struct Candidate<'a> {
     pub eligible: bool,
     /// Whether jobs that ask for the network may run there.
     pub job_network: bool,
+    /// The share of its replicated results that disagreed with the
+    /// accepted one, in [0, 1] (0 for a node never checked).
+    pub distrust: f64,
 }
 
 impl Candidate<'_> {
@@ -92,6 +98,7 @@ struct Rejections {
     ineligible: usize,
     trust: usize,
     network: usize,
+    replica: usize,
     labels: usize,
     cpu: usize,
     memory: usize,
@@ -106,6 +113,7 @@ impl Rejections {
             + self.ineligible
             + self.trust
             + self.network
+            + self.replica
             + self.labels
             + self.cpu
             + self.memory
@@ -131,6 +139,12 @@ impl Rejections {
             parts.push(format!(
                 "{} not letting jobs use the network (their owners did not --allow-network)",
                 self.network
+            ));
+        }
+        if self.replica > 0 {
+            parts.push(format!(
+                "{} already ran a copy of this replicated job",
+                self.replica
             ));
         }
         if self.labels > 0 {
@@ -200,6 +214,9 @@ pub struct Demand<'a> {
     pub siblings: &'a BTreeMap<NodeId, u32>,
     /// Nodes where this work failed before.
     pub failed_on: &'a BTreeSet<NodeId>,
+    /// Nodes it must not go to: those that ran another copy of the same
+    /// replicated job.
+    pub exclude: &'a BTreeSet<NodeId>,
 }
 
 /// Where a piece of work goes: the node, and the GPUs given to it there.
@@ -216,6 +233,8 @@ pub const FULL_SCAN_MAX: usize = 64;
 const SIBLING_PENALTY: f64 = 1.0;
 /// Penalty for a node where the work failed before.
 const FAILED_PENALTY: f64 = 0.5;
+/// Penalty for a node all of whose replicated results disagreed.
+const DISTRUST_PENALTY: f64 = 1.0;
 
 static NO_SIBLINGS: BTreeMap<NodeId, u32> = BTreeMap::new();
 static NO_FAILURES: BTreeSet<NodeId> = BTreeSet::new();
@@ -231,6 +250,7 @@ impl<'a> From<&'a JobSpec> for Demand<'a> {
             strategy: Strategy::BinPack,
             siblings: &NO_SIBLINGS,
             failed_on: &NO_FAILURES,
+            exclude: &NO_FAILURES,
         }
     }
 }
@@ -310,6 +330,10 @@ fn fits(node: &Candidate<'_>, demand: &Demand<'_>, rejected: &mut Rejections) ->
         rejected.network += 1;
         return false;
     }
+    if demand.exclude.contains(&node.id) {
+        rejected.replica += 1;
+        return false;
+    }
     if !demand
         .constraints
         .iter()
@@ -358,6 +382,7 @@ impl Score {
         if demand.failed_on.contains(&node.id) {
             penalty += FAILED_PENALTY;
         }
+        penalty += node.distrust.clamp(0.0, 1.0) * DISTRUST_PENALTY;
         Self {
             penalty,
             fit,

@@ -44,6 +44,7 @@ impl Fixture {
                 trust: TrustClass::Dedicated,
                 eligible: true,
                 job_network: true,
+                distrust: 0.0,
             })
             .collect()
     }
@@ -146,6 +147,48 @@ fn a_node_where_the_work_failed_is_avoided_when_another_fits() {
         place_demand(demand, &only, Scan::Full).map(|p| p.node),
         Ok(chosen)
     );
+}
+
+#[test]
+fn copies_of_a_replicated_job_never_share_a_node() {
+    let f = Fixture::new(3);
+    let nodes = f.nodes();
+    let spec = job(100, 1);
+    let mut taken = BTreeSet::new();
+    for _ in 0..3 {
+        let demand = Demand {
+            exclude: &taken,
+            ..Demand::from(&spec)
+        };
+        let placed = place_demand(demand, &nodes, Scan::Full).expect("fits");
+        assert!(taken.insert(placed.node), "a node got two copies");
+    }
+    let demand = Demand {
+        exclude: &taken,
+        ..Demand::from(&spec)
+    };
+    let err = place_demand(demand, &nodes, Scan::Full).expect_err("no fourth node");
+    assert!(
+        err.contains("3 already ran a copy of this replicated job"),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_node_whose_results_disagreed_is_placed_last() {
+    let f = Fixture::new(2);
+    let spec = job(100, 1);
+    let first = place(&spec, &f.nodes()).expect("fits").node;
+    let mut nodes = f.nodes();
+    for node in &mut nodes {
+        if node.id == first {
+            node.distrust = 0.5;
+        }
+    }
+    assert_ne!(place(&spec, &nodes).expect("fits").node, first);
+    // It still takes work when it is the only node that fits.
+    nodes.retain(|n| n.id == first);
+    assert_eq!(place(&spec, &nodes).map(|p| p.node), Ok(first));
 }
 
 #[test]

@@ -100,6 +100,14 @@ pub fn job_after(job: &JobRecord, alloc: &Allocation, event: &AllocEvent) -> Opt
         next_job.finished_at_ms = Some(event.at_ms);
         next_job.output_lines = event.output_lines;
         next_job.usage = event.usage;
+        // A node reports a result only for what ran there to its end;
+        // one that does not match what the job declared is left out.
+        next_job.result = match (&next, &event.result) {
+            (JobState::Exited { .. }, Some(result)) if result.validate(&job.spec).is_ok() => {
+                Some(result.clone())
+            }
+            _ => None,
+        };
     }
     next_job.state = next;
     Some(next_job)

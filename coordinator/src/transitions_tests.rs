@@ -34,6 +34,7 @@ fn event(alloc: &Allocation, seq: u32, state: AllocState) -> AllocEvent {
         at_ms: 100 + u64::from(seq),
         output_lines: Some((1, 2)),
         usage: None,
+        result: None,
     }
 }
 

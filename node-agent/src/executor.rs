@@ -6,8 +6,9 @@
 use crate::process::{exit_code, start_time};
 use crate::records::Durability;
 use crate::sandbox::{Identity, Launch, Limits};
-use crate::{logs, Agent};
+use crate::{logs, outputs, Agent};
 use reef_proto::alloc::{AllocState, Usage};
+use reef_proto::job::JobResult;
 use reef_proto::subjects;
 use reef_proto::units::format_duration;
 use reef_proto::AllocId;
@@ -29,13 +30,19 @@ const LOG_DRAIN: Duration = Duration::from_secs(10);
 
 /// Runs allocation `alloc` to completion. `stop` is cancelled by a stop request.
 pub(crate) async fn run(agent: Arc<Agent>, alloc: AllocId, stop: CancellationToken) {
-    let (state, lines, usage) = execute(&agent, alloc, &stop).await;
+    let Ended {
+        state,
+        lines,
+        usage,
+        result,
+    } = execute(&agent, alloc, &stop).await;
     let record = agent
         .records
         .update(alloc, Durability::Written, |r| {
             r.advance(state.clone());
             r.output_lines = lines;
             r.usage = usage;
+            r.result = result.clone();
         })
         .await;
     match record {
@@ -46,11 +53,28 @@ pub(crate) async fn run(agent: Arc<Agent>, alloc: AllocId, stop: CancellationTok
     agent.forget_running(alloc);
 }
 
-/// How an allocation ended: its state, the lines it wrote, what it used.
-type Outcome = (AllocState, Option<(u64, u64)>, Option<Usage>);
+/// How an allocation ended: its state, the lines it wrote, what it used,
+/// what it produced.
+struct Ended {
+    state: AllocState,
+    lines: Option<(u64, u64)>,
+    usage: Option<Usage>,
+    result: Option<JobResult>,
+}
 
-async fn execute(agent: &Arc<Agent>, alloc: AllocId, stop: &CancellationToken) -> Outcome {
-    let failed = |reason: String| (AllocState::Failed { reason }, None, None);
+impl Ended {
+    fn early(state: AllocState) -> Self {
+        Self {
+            state,
+            lines: None,
+            usage: None,
+            result: None,
+        }
+    }
+}
+
+async fn execute(agent: &Arc<Agent>, alloc: AllocId, stop: &CancellationToken) -> Ended {
+    let failed = |reason: String| Ended::early(AllocState::Failed { reason });
     let Some(record) = agent.records.get(alloc) else {
         return failed("allocation record vanished".into());
     };
@@ -60,7 +84,7 @@ async fn execute(agent: &Arc<Agent>, alloc: AllocId, stop: &CancellationToken) -
         return failed(format!("invalid job: {e}"));
     }
     if stop.is_cancelled() {
-        return (AllocState::Stopped, None, None);
+        return Ended::early(AllocState::Stopped);
     }
     // New assignments are recorded as `starting` already (one synced write);
     // one accepted by an older agent is moved there, synced, before the
@@ -221,8 +245,28 @@ async fn execute(agent: &Arc<Agent>, alloc: AllocId, stop: &CancellationToken) -
         }
         _ => state,
     };
-    let lines = logs::finish(shippers, LOG_DRAIN).await;
-    (state, Some(lines), usage)
+    let drained = logs::finish(shippers, LOG_DRAIN).await;
+    // A result is what a run to its end produced: all of its stdout, and
+    // its declared files, read now that none of its processes is left.
+    let result = match (&state, drained.stdout_sha256) {
+        (AllocState::Exited { .. }, Some(stdout)) => {
+            let (dir, paths) = (workdir.clone(), spec.outputs.clone());
+            let outputs = tokio::task::spawn_blocking(move || outputs::digests(&dir, &paths))
+                .await
+                .unwrap_or_default();
+            Some(JobResult {
+                stdout_sha256: outputs::hex(&stdout),
+                outputs,
+            })
+        }
+        _ => None,
+    };
+    Ended {
+        state,
+        lines: Some(drained.lines),
+        usage,
+        result,
+    }
 }
 
 /// The reason given for work the kernel ended at its memory limit.

@@ -33,6 +33,7 @@ pub mod identity;
 mod intake;
 pub mod logs;
 mod metrics;
+mod outputs;
 pub mod owner;
 mod peer;
 pub mod process;

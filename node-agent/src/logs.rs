@@ -2,22 +2,46 @@
 //! at [`MAX_LINE_BYTES`]), each published to the logs stream. Publish acks are
 //! awaited in a bounded window so a chatty job cannot pile up unbounded
 //! pending acks, and the line count returned is what readers can expect.
+//! Each stream's bytes are hashed as they are read, so a job's result can
+//! name its stdout by digest.
 
 use async_nats::jetstream::{self, context::PublishAckFuture};
 use reef_proto::subjects::Output;
+use sha2::{Digest, Sha256};
 use std::collections::VecDeque;
 use std::time::Duration;
 use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
 use tokio::task::JoinSet;
 
+/// What one stream's shipper did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Shipped {
+    pub lines: u64,
+    pub dropped: u64,
+    /// SHA-256 of every byte read, whether shipped or not.
+    pub sha256: [u8; 32],
+}
+
+/// Shippers of one process's output.
+pub type Shippers = JoinSet<(Output, Shipped)>;
+
+/// What the shippers of a process did, once they stopped.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Drained {
+    /// Lines shipped on (stdout, stderr).
+    pub lines: (u64, u64),
+    /// The digest of all of stdout; None if it was not read to its end.
+    pub stdout_sha256: Option<[u8; 32]>,
+}
+
 /// Ships a child's stdout and stderr, each from its own task in the
 /// returned set, to the subjects `subject` names. Each task ends at the
-/// pipe's end and yields (stream, (lines shipped, lines dropped)).
+/// pipe's end and yields its stream and what it shipped.
 pub fn ship_output(
     js: &jetstream::Context,
     child: &mut tokio::process::Child,
     subject: impl Fn(Output) -> String,
-) -> JoinSet<(Output, (u64, u64))> {
+) -> Shippers {
     let mut shippers = JoinSet::new();
     if let Some(pipe) = child.stdout.take() {
         let (js, subject) = (js.clone(), subject(Output::Stdout));
@@ -32,15 +56,18 @@ pub fn ship_output(
 
 /// Waits for shippers to reach the end of their pipes, up to `deadline`
 /// (a process that escaped its group may hold a pipe open); then gives up on
-/// the rest. Returns the lines shipped on (stdout, stderr).
-pub async fn finish(mut shippers: JoinSet<(Output, (u64, u64))>, deadline: Duration) -> (u64, u64) {
-    let mut lines = (0, 0);
+/// the rest.
+pub async fn finish(mut shippers: Shippers, deadline: Duration) -> Drained {
+    let mut out = Drained::default();
     let drained = tokio::time::timeout(deadline, async {
         while let Some(result) = shippers.join_next().await {
-            if let Ok((output, (shipped, _dropped))) = result {
+            if let Ok((output, shipped)) = result {
                 match output {
-                    Output::Stdout => lines.0 = shipped,
-                    Output::Stderr => lines.1 = shipped,
+                    Output::Stdout => {
+                        out.lines.0 = shipped.lines;
+                        out.stdout_sha256 = Some(shipped.sha256);
+                    }
+                    Output::Stderr => out.lines.1 = shipped.lines,
                 }
             }
         }
@@ -50,7 +77,7 @@ pub async fn finish(mut shippers: JoinSet<(Output, (u64, u64))>, deadline: Durat
         tracing::warn!("process output still open after its process group ended; abandoning it");
         shippers.abort_all();
     }
-    lines
+    out
 }
 
 /// Longest line shipped as one message; longer lines are split.
@@ -58,12 +85,12 @@ pub const MAX_LINE_BYTES: usize = 16 * 1024;
 /// Most publish acks outstanding per output stream.
 const ACK_WINDOW: usize = 256;
 
-/// Ships every line of `reader` to `subject`. Returns (lines shipped, lines dropped).
+/// Ships every line of `reader` to `subject`.
 pub async fn ship(
     js: jetstream::Context,
     subject: String,
     reader: impl AsyncRead + Unpin,
-) -> (u64, u64) {
+) -> Shipped {
     let mut shipper = Shipper {
         js,
         subject,
@@ -85,7 +112,11 @@ pub async fn ship(
     while let Some(ack) = shipper.pending.pop_front() {
         shipper.settle(ack).await;
     }
-    (shipper.shipped, shipper.dropped)
+    Shipped {
+        lines: shipper.shipped,
+        dropped: shipper.dropped,
+        sha256: lines.digest(),
+    }
 }
 
 struct Shipper {
@@ -124,10 +155,11 @@ impl Shipper {
 }
 
 /// Splits a byte stream into lines without the trailing newline, never
-/// holding more than [`MAX_LINE_BYTES`] of one line.
+/// holding more than [`MAX_LINE_BYTES`] of one line, and hashes every byte.
 pub struct LineSplitter<R> {
     reader: BufReader<R>,
     line: Vec<u8>,
+    hasher: Sha256,
 }
 
 impl<R: AsyncRead + Unpin> LineSplitter<R> {
@@ -135,7 +167,13 @@ impl<R: AsyncRead + Unpin> LineSplitter<R> {
         Self {
             reader: BufReader::with_capacity(64 * 1024, reader),
             line: Vec::new(),
+            hasher: Sha256::new(),
         }
+    }
+
+    /// SHA-256 of the bytes read so far.
+    pub fn digest(&self) -> [u8; 32] {
+        self.hasher.clone().finalize().into()
     }
 
     pub async fn next_line(&mut self) -> std::io::Result<Option<Vec<u8>>> {
@@ -156,6 +194,7 @@ impl<R: AsyncRead + Unpin> LineSplitter<R> {
                     (n, self.line.len() >= MAX_LINE_BYTES)
                 }
             };
+            self.hasher.update(&buf[..consumed]);
             self.reader.consume(consumed);
             if complete {
                 return Ok(Some(std::mem::take(&mut self.line)));
@@ -184,6 +223,15 @@ mod tests {
             vec![b"a".to_vec(), b"bb".to_vec(), vec![], b"c".to_vec()]
         );
         assert!(split(b"").await.is_empty());
+    }
+
+    #[tokio::test]
+    async fn the_digest_covers_every_byte_read() {
+        let input = b"a\nbb\n\nc".repeat(10_000);
+        let mut s = LineSplitter::new(&input[..]);
+        while s.next_line().await.expect("read").is_some() {}
+        let expected: [u8; 32] = Sha256::digest(&input).into();
+        assert_eq!(s.digest(), expected);
     }
 
     #[tokio::test]

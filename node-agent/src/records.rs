@@ -58,6 +58,9 @@ pub struct LocalAlloc {
     /// What it used, once it ended.
     #[serde(default)]
     pub usage: Option<reef_proto::alloc::Usage>,
+    /// What it produced, once it exited.
+    #[serde(default)]
+    pub result: Option<reef_proto::job::JobResult>,
     pub updated_at_ms: u64,
 }
 
@@ -82,6 +85,7 @@ impl LocalAlloc {
             at_ms: self.updated_at_ms,
             output_lines: self.output_lines,
             usage: self.usage,
+            result: self.result.clone(),
         }
     }
 }
@@ -278,6 +282,7 @@ impl Records<LocalAlloc> {
             pgid_start_time: None,
             output_lines: None,
             usage: None,
+            result: None,
             updated_at_ms: now_ms(),
         })
         .await

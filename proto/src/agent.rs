@@ -72,6 +72,9 @@ pub struct AllocEvent {
     /// What it used, on terminal events (None: not measured).
     #[serde(default)]
     pub usage: Option<crate::alloc::Usage>,
+    /// What it produced, on an `exited` event (None: not measured).
+    #[serde(default)]
+    pub result: Option<crate::job::JobResult>,
 }
 
 impl Message for AllocEvent {

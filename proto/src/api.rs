@@ -178,6 +178,10 @@ pub struct NodeStatus {
     /// Its owner paused it: it takes no new work.
     #[serde(default)]
     pub paused: bool,
+    /// Of its results of replicated jobs: (agreed, disagreed) with the
+    /// accepted one; None if it has none on record.
+    #[serde(default)]
+    pub verdicts: Option<(u64, u64)>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -16,6 +16,9 @@ pub mod limits {
     pub const MAX_CPU_MILLIS: u32 = 1_024_000;
     pub const MAX_TIMEOUT_MS: u64 = 30 * 24 * 3_600_000;
     pub const MAX_RETRIES: u32 = 100;
+    pub const MAX_REPLICATE: u32 = 16;
+    pub const MAX_OUTPUTS: usize = 64;
+    pub const MAX_OUTPUT_PATH_BYTES: usize = 1024;
 }
 
 /// Default CPU request: a tenth of a core, enough for most short jobs.
@@ -79,6 +82,14 @@ pub struct JobSpec {
     /// only when their owner allows it.
     #[serde(default)]
     pub network: bool,
+    /// Run it on this many distinct nodes and compare what they produce
+    /// (`reef run --replicate N`); 0 and 1: once.
+    #[serde(default)]
+    pub replicate: u32,
+    /// Files, relative to the working directory, whose digests are part of
+    /// the job's result beside its stdout (`reef run --output FILE`).
+    #[serde(default)]
+    pub outputs: Vec<String>,
 }
 
 /// Why a job specification was refused.
@@ -100,6 +111,10 @@ pub enum SpecError {
     Label(String),
     #[error("timeout: {0}")]
     Timeout(String),
+    #[error("replicate: {0}")]
+    Replicate(String),
+    #[error("output: {0}")]
+    Output(String),
 }
 
 impl JobSpec {
@@ -117,7 +132,14 @@ impl JobSpec {
             retries: 0,
             owner: String::new(),
             network: false,
+            replicate: 0,
+            outputs: Vec::new(),
         }
+    }
+
+    /// How many nodes run it: 1, or `replicate`.
+    pub fn copies(&self) -> u32 {
+        self.replicate.max(1)
     }
 
     /// Checks every field; the coordinator calls this before accepting a job and
@@ -205,7 +227,44 @@ impl JobSpec {
                 self.retries
             )));
         }
+        if self.replicate > limits::MAX_REPLICATE {
+            return Err(SpecError::Replicate(format!(
+                "at most {} nodes, got {}",
+                limits::MAX_REPLICATE,
+                self.replicate
+            )));
+        }
+        if self.outputs.len() > limits::MAX_OUTPUTS {
+            return Err(SpecError::Output(format!(
+                "{} files, at most {} allowed",
+                self.outputs.len(),
+                limits::MAX_OUTPUTS
+            )));
+        }
+        for path in &self.outputs {
+            validate_output_path(path).map_err(SpecError::Output)?;
+        }
         Ok(())
+    }
+}
+
+/// Checks a declared output file: a relative path inside the working
+/// directory, without `.` or `..` components.
+pub fn validate_output_path(path: &str) -> Result<(), String> {
+    let ok = !path.is_empty()
+        && path.len() <= limits::MAX_OUTPUT_PATH_BYTES
+        && !path.starts_with('/')
+        && !path.contains('\0')
+        && path
+            .split('/')
+            .all(|part| !part.is_empty() && part != "." && part != "..");
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "{path:?} must be a relative path inside the job's working directory, \
+             without '.', '..' or empty parts"
+        ))
     }
 }
 
@@ -320,6 +379,120 @@ pub struct JobRecord {
     pub usage: Option<crate::alloc::Usage>,
     /// Nodes on which earlier attempts were lost (retries avoid them).
     pub lost_on: Vec<NodeId>,
+    /// What its last run produced, known once it exited.
+    #[serde(default)]
+    pub result: Option<JobResult>,
+    /// Which copy of a replicated job this is.
+    #[serde(default)]
+    pub replica: Option<Replica>,
+    /// On the first copy of a replicated job: every copy, and once they
+    /// have all ended, whether they agree.
+    #[serde(default)]
+    pub verification: Option<Verification>,
+}
+
+/// What a job produced, as its node reports it: digests of its stdout and
+/// of its declared output files.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JobResult {
+    /// SHA-256 of everything it wrote to stdout, in hex.
+    pub stdout_sha256: String,
+    /// Each declared output file with its SHA-256 in hex (None: missing,
+    /// or not a regular file).
+    pub outputs: Vec<(String, Option<String>)>,
+}
+
+impl JobResult {
+    /// Largest result a node may report: the declared files and digests.
+    pub fn validate(&self, spec: &JobSpec) -> Result<(), String> {
+        let hex = |s: &str| s.len() == 64 && s.bytes().all(|b| b.is_ascii_hexdigit());
+        if !hex(&self.stdout_sha256) {
+            return Err("stdout digest is not 64 hex digits".into());
+        }
+        let declared: Vec<&str> = spec.outputs.iter().map(String::as_str).collect();
+        let reported: Vec<&str> = self.outputs.iter().map(|(p, _)| p.as_str()).collect();
+        if declared != reported {
+            return Err("the output files differ from those the job declared".into());
+        }
+        if self
+            .outputs
+            .iter()
+            .any(|(_, d)| d.as_deref().is_some_and(|d| !hex(d)))
+        {
+            return Err("an output digest is not 64 hex digits".into());
+        }
+        Ok(())
+    }
+}
+
+/// One copy of a replicated job.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Replica {
+    /// The first copy's id, which names the whole group.
+    pub group: JobId,
+    /// 0 for the first copy.
+    pub index: u32,
+}
+
+/// The copies of a replicated job and their verdict.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Verification {
+    /// Every copy's job id, the first one first.
+    pub replicas: Vec<JobId>,
+    /// Set once every copy has ended.
+    pub verdict: Option<Verdict>,
+}
+
+/// How the copies of a replicated job compared.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Verdict {
+    pub outcome: Outcome,
+    /// Every copy's answer, in order.
+    pub answers: Vec<Answer>,
+    pub decided_at_ms: u64,
+}
+
+/// What one copy produced.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Answer {
+    pub job: JobId,
+    pub node: Option<NodeId>,
+    /// A digest of its exit code, stdout and output files; None when it
+    /// produced no result (it failed, was lost or stopped).
+    pub fingerprint: Option<String>,
+    /// Its exit code, when it exited.
+    pub exit_code: Option<i32>,
+}
+
+/// The verdict over the answers.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Outcome {
+    /// Every copy that produced a result produced the same one.
+    Agreed { fingerprint: String },
+    /// Some copies differ from the accepted result (the result of most
+    /// copies, or where there is no majority, of the cluster's own
+    /// dedicated nodes); their nodes are named.
+    Disagreed {
+        fingerprint: String,
+        dissenters: Vec<NodeId>,
+        /// Decided by the dedicated nodes' answers, not by a majority.
+        by_dedicated: bool,
+    },
+    /// No result could be accepted: too few results, or no majority and no
+    /// dedicated node to decide.
+    Undecided { reason: String },
+}
+
+impl Outcome {
+    /// The accepted result's fingerprint, if any.
+    pub fn accepted(&self) -> Option<&str> {
+        match self {
+            Outcome::Agreed { fingerprint } | Outcome::Disagreed { fingerprint, .. } => {
+                Some(fingerprint)
+            }
+            Outcome::Undecided { .. } => None,
+        }
+    }
 }
 
 impl Message for JobRecord {

@@ -145,6 +145,7 @@ async fn garbage_on_every_subject_crashes_nothing() {
         at_ms: 0,
         output_lines: None,
         usage: None,
+        result: None,
     };
     js.publish(
         subjects::event(node, alloc),
@@ -319,4 +320,61 @@ async fn deleted_streams_and_consumers_are_made_again_and_work_goes_on() {
     assert!(js.get_stream(subjects::ASSIGN_STREAM).await.is_ok());
     let mut cluster = cluster;
     assert!(cluster.coordinator.is_running(), "{}", cluster.logs());
+}
+
+/// An allocation recorded before its job's record, which never followed (the
+/// leader died or a write failed in between), is withdrawn by the next
+/// leader instead of being published and run.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_allocation_no_job_points_at_is_withdrawn_never_run() {
+    use reef_proto::alloc::Allocation;
+    use reef_proto::job::Resources;
+    let mut cluster = TestCluster::start(1).await;
+    let node: NodeId = cluster.cli.nodes().await[0]["id"]
+        .as_str()
+        .expect("id")
+        .parse()
+        .expect("node id");
+    let js = async_nats::jetstream::new(cluster.nats.url.connect().await);
+    let allocs = js
+        .get_key_value(subjects::ALLOCS_BUCKET)
+        .await
+        .expect("allocs bucket");
+    let stray = Allocation {
+        id: AllocId::new(),
+        job: JobId::new(),
+        node,
+        resources: Resources::default(),
+        state: AllocState::Assigned,
+        gpus: Vec::new(),
+        event_seq: 0,
+        created_at_ms: 0,
+        updated_at_ms: 0,
+    };
+    allocs
+        .put(stray.id.to_string(), encode(&stray).expect("encode"))
+        .await
+        .expect("put");
+    cluster.coordinator.restart();
+    let state = reef_tests::eventually(
+        "the stray allocation to be withdrawn",
+        Duration::from_secs(30),
+        || async {
+            let entry = allocs.get(stray.id.to_string()).await.ok()??;
+            let alloc: Allocation = decode(&entry).ok()?;
+            alloc.state.is_terminal().then_some(alloc.state)
+        },
+    )
+    .await;
+    assert_eq!(
+        state,
+        AllocState::Lost {
+            reason: "withdrawn: no job points at it".into()
+        }
+    );
+    // The cluster works on, and its view holds nothing for the stray.
+    let out = cluster.cli.ok(&["run", "--", "echo", "fine"]).await;
+    assert_eq!(out.stdout, "fine\n");
+    let nodes = cluster.cli.nodes().await;
+    assert_eq!(nodes[0]["allocations"], 0, "{}", cluster.logs());
 }

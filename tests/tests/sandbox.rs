@@ -109,6 +109,14 @@ async fn a_job_cannot_escape_its_sandbox_and_the_node_is_unharmed() {
             ),
         ),
         ("make a user namespace", "unshare --user true".into()),
+        ("make a mount namespace", "unshare --mount true".into()),
+        // Calls the seccomp filter stops before the kernel sees them: each
+        // one succeeds, or fails with an error other than EPERM, without it.
+        ("use the kernel keyring", reaches_kernel("250, 0, -3, 0")),
+        ("set up io_uring", reaches_kernel("425, 1, 0")),
+        ("open perf events", reaches_kernel("298, 0, 0, 0, 0, 0")),
+        ("open a vsock socket", reaches_kernel("41, 40, 1, 0")),
+        ("use the x32 system calls", reaches_kernel("0x40000000 | 39")),
         ("become root", "test $(id -u) -eq 0".into()),
     ];
     for (what, script) in &attempts {
@@ -489,4 +497,14 @@ async fn an_app_runs_as_its_own_uid_with_its_release_read_only_and_its_data_writ
         .find(|l| l.starts_with("NoNewPrivs:"))
         .expect("nnp");
     assert!(nnp.ends_with('1'), "{nnp}");
+}
+
+/// A script that makes the system call `call` (number and arguments, as
+/// Python's `syscall(2)` takes them) and succeeds if the kernel saw it:
+/// it returned, or failed with anything but the filter's EPERM.
+fn reaches_kernel(call: &str) -> String {
+    format!(
+        "python3 -c \"import ctypes, sys; libc = ctypes.CDLL(None, use_errno=True); \
+         r = libc.syscall({call}); sys.exit(0 if r >= 0 or ctypes.get_errno() != 1 else 1)\""
+    )
 }

@@ -9,10 +9,13 @@
 //!    binds reachable for the unprivileged uid (the agent's data dir is not
 //!    searchable for it): each is bind-mounted at `/tmp/reef-stage/<N>` on a
 //!    fresh tmpfs, seen only by this process and what it starts;
-//! 4. drop to the allocation's uid and gid, with no supplementary groups,
+//! 4. with `--seccomp`, write the default system call filter
+//!    ([`super::seccomp`]) to an anonymous file and hand it to bubblewrap
+//!    (`--seccomp FD`), which installs it just before the job's program;
+//! 5. drop to the allocation's uid and gid, with no supplementary groups,
 //!    and execute bubblewrap (or, with the sandbox off, the program).
 //!
-//! Usage: `reef sandbox-exec [--cgroup FILE]... [--stage PATH]... [--uid N --gid N] -- PROGRAM ARGS...`
+//! Usage: `reef sandbox-exec [--cgroup FILE]... [--stage PATH]... [--uid N --gid N] [--seccomp] -- PROGRAM ARGS...`
 
 use std::ffi::{OsStr, OsString};
 use std::os::unix::fs::OpenOptionsExt;
@@ -33,6 +36,8 @@ pub struct Request {
     pub cgroups: Vec<PathBuf>,
     pub stage: Vec<PathBuf>,
     pub uid: Option<(u32, u32)>,
+    /// Give `argv[0]` (bubblewrap) the default seccomp filter.
+    pub seccomp: bool,
     pub argv: Vec<OsString>,
 }
 
@@ -51,6 +56,9 @@ impl Request {
         if let Some((uid, gid)) = self.uid {
             args.extend(["--uid".into(), uid.to_string().into()]);
             args.extend(["--gid".into(), gid.to_string().into()]);
+        }
+        if self.seccomp {
+            args.push("--seccomp".into());
         }
         args.push("--".into());
         args.extend(self.argv.iter().cloned());
@@ -73,6 +81,7 @@ impl Request {
                 Some("--stage") => request.stage.push(value()?.into()),
                 Some("--uid") => uid = Some(number(value()?)?),
                 Some("--gid") => gid = Some(number(value()?)?),
+                Some("--seccomp") => request.seccomp = true,
                 Some("--") => {
                     request.argv = rest.cloned().collect();
                     break;
@@ -129,6 +138,16 @@ fn exec(request: &Request) -> Result<std::convert::Infallible, String> {
         stage(&request.stage)?;
     }
     let mut command = std::process::Command::new(&request.argv[0]);
+    // Open until the exec, which bubblewrap inherits it through.
+    let _filter = if request.seccomp {
+        let fd = seccomp_file()?;
+        command
+            .arg("--seccomp")
+            .arg(std::os::fd::AsRawFd::as_raw_fd(&fd).to_string());
+        Some(fd)
+    } else {
+        None
+    };
     command.args(&request.argv[1..]);
     if let Some((uid, gid)) = request.uid {
         // std drops the supplementary groups when root sets a uid.
@@ -136,6 +155,19 @@ fn exec(request: &Request) -> Result<std::convert::Infallible, String> {
     }
     let e = command.exec();
     Err(format!("cannot run {:?}: {e}", request.argv[0]))
+}
+
+/// The default filter in an anonymous file, read from its start, left
+/// open across exec.
+fn seccomp_file() -> Result<std::os::fd::OwnedFd, String> {
+    use std::io::{Seek, Write};
+    let fd = nix::sys::memfd::memfd_create(c"reef-seccomp", nix::sys::memfd::MFdFlags::empty())
+        .map_err(|e| format!("creating the seccomp filter's file: {e}"))?;
+    let mut file = std::fs::File::from(fd);
+    file.write_all(&super::seccomp::to_bytes(&super::seccomp::program()))
+        .and_then(|()| file.rewind())
+        .map_err(|e| format!("writing the seccomp filter: {e}"))?;
+    Ok(file.into())
 }
 
 /// Bind-mounts each of `paths` at [`staged`]`(N)`, in a private mount namespace.

@@ -7,12 +7,14 @@ fn a_request_survives_its_arguments() {
         cgroups: vec!["/sys/fs/cgroup/reef/n/a/cgroup.procs".into()],
         stage: vec!["/var/lib/reef/work/a".into(), "/dev/nvidia0".into()],
         uid: Some((2_000_000_001, 2_000_000_001)),
+        seccomp: true,
         argv: vec!["/usr/bin/bwrap".into(), "--".into(), "sh".into()],
     };
     assert_eq!(Request::parse(&request.to_args()), Ok(request.clone()));
     let plain = Request {
         uid: None,
         stage: Vec::new(),
+        seccomp: false,
         ..request
     };
     assert_eq!(Request::parse(&plain.to_args()), Ok(plain));

@@ -4,8 +4,9 @@
 //! - `limits`: the cgroup files and values that enforce its limits (pure).
 //! - `cgroup`: one control group per allocation under `reef/<node>`.
 //! - `uids`: the unprivileged uids processes run as.
+//! - `seccomp`: the default system call filter (pure).
 //! - `helper`: `reef sandbox-exec`, which joins the group, stages the
-//!   directories, drops to the uid and executes bubblewrap.
+//!   directories, drops to the uid and executes bubblewrap with the filter.
 //!
 //! With `--sandbox off` (dedicated nodes only, and said in `reef nodes`),
 //! processes run as the agent's user without namespaces, but still in their
@@ -21,6 +22,9 @@ mod limits_tests;
 pub mod plan;
 #[cfg(test)]
 mod plan_tests;
+pub mod seccomp;
+#[cfg(test)]
+mod seccomp_tests;
 pub mod uids;
 #[cfg(test)]
 mod uids_tests;
@@ -321,6 +325,7 @@ impl Sandbox {
                     .unwrap_or_default(),
                 stage: wrapped.stage,
                 uid: Some((uid, uid)),
+                seccomp: true,
                 argv,
             };
             self.helper_command(&request, Path::new("/"))
@@ -329,6 +334,7 @@ impl Sandbox {
                 cgroups: group.procs_files(),
                 stage: Vec::new(),
                 uid: None,
+                seccomp: false,
                 argv: launch.argv.clone(),
             };
             self.helper_command(&request, &launch.workdir)

@@ -19,7 +19,7 @@ use crate::records::Durability;
 use crate::Agent;
 use reef_proto::app::InstanceState;
 use reef_proto::manifest::{AppSpec, Strategy};
-use reef_proto::subjects::{self, Output};
+use reef_proto::subjects;
 use reef_proto::units::format_duration;
 use reef_proto::AllocId;
 use std::collections::BTreeMap;
@@ -529,7 +529,7 @@ impl Runner {
     }
 }
 
-type Shippers = tokio::task::JoinSet<(Output, (u64, u64))>;
+use crate::logs::Shippers;
 
 /// Holds a process's log shippers; on drop (the process has ended and its
 /// group was killed, so the pipes are closing) they get a moment to finish,

@@ -90,12 +90,7 @@ pub async fn status(nats: &client::Nats, id: &str, json: bool) -> Result<()> {
     }
     let node = job
         .node
-        .map(|n| {
-            names
-                .get(&n.to_string())
-                .cloned()
-                .unwrap_or_else(|| n.to_string())
-        })
+        .map(|n| views::node_name(&names, &n))
         .unwrap_or_else(|| "-".into());
     println!("id:        {}", job.id);
     match &job.state {
@@ -205,10 +200,7 @@ async fn print_copies(
     let Some(verification) = first.verification else {
         return Ok(());
     };
-    let name = |n: &reef_proto::NodeId| {
-        let id = n.to_string();
-        names.get(&id).cloned().unwrap_or(id)
-    };
+    let name = |n: &reef_proto::NodeId| views::node_name(names, n);
     println!(
         "copy:      {} of {} (job {})",
         replica.index + 1,

@@ -182,10 +182,7 @@ async fn replicated(client: &client::Conn, first: &JobRecord) -> Result<ExitCode
         bail!("job {} has no verdict", record.id);
     };
     let names = crate::jobs::node_names(client).await;
-    let name = |n: &reef_proto::NodeId| {
-        let id = n.to_string();
-        names.get(&id).cloned().unwrap_or(id)
-    };
+    let name = |n: &reef_proto::NodeId| crate::views::node_name(&names, n);
     let accepted_code = |fingerprint: &str| {
         verdict
             .answers

@@ -59,16 +59,19 @@ pub fn job_json(job: &JobRecord, node_names: &HashMap<String, String>) -> Value 
     })
 }
 
+/// A node's name from `node_names` (id → name), or its id if unknown.
+pub fn node_name(node_names: &HashMap<String, String>, node: &reef_proto::NodeId) -> String {
+    let id = node.to_string();
+    node_names.get(&id).cloned().unwrap_or(id)
+}
+
 /// A replicated job's copies and verdict, nodes named where known.
 pub fn verification_json(
     v: &reef_proto::job::Verification,
     node_names: &HashMap<String, String>,
 ) -> Value {
     use reef_proto::job::Outcome;
-    let name = |n: &reef_proto::NodeId| {
-        let id = n.to_string();
-        node_names.get(&id).cloned().unwrap_or(id)
-    };
+    let name = |n: &reef_proto::NodeId| node_name(node_names, n);
     json!({
         "replicas": v.replicas.iter().map(|j| j.to_string()).collect::<Vec<_>>(),
         "verdict": v.verdict.as_ref().map(|verdict| {
@@ -245,12 +248,7 @@ pub fn job_row(job: &JobRecord, node_names: &HashMap<String, String>, now_ms: u6
     };
     let node = job
         .node
-        .map(|n| {
-            node_names
-                .get(&n.to_string())
-                .cloned()
-                .unwrap_or_else(|| n.to_string())
-        })
+        .map(|n| node_name(node_names, &n))
         .unwrap_or_else(|| "-".into());
     let age = format_duration(Duration::from_millis(
         now_ms.saturating_sub(job.submitted_at_ms),

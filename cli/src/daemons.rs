@@ -10,15 +10,15 @@ use tokio_util::sync::CancellationToken;
 
 #[derive(Args)]
 pub struct CoordinatorArgs {
-    /// A node not heard from for this long is marked down.
-    #[arg(long, default_value = "3s", value_parser = parse_duration)]
-    pub node_grace: std::time::Duration,
+    /// Read flags from this TOML file: its fields are the flags' names
+    /// with `_` for `-`; a flag given on the command line wins.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    #[command(flatten)]
+    pub control: ControlArgs,
     /// Replicas of every stream and bucket (3 on a 3-server NATS cluster).
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u8).range(1..=5))]
     pub replicas: u8,
-    /// Upper bound of the logs stream; the oldest lines are dropped beyond it.
-    #[arg(long, default_value = "1G", value_parser = parse_size)]
-    pub logs_max_bytes: u64,
     /// The cluster key that encrypts secrets: 64 hex characters, mode 0600,
     /// created if missing. Keep it outside NATS; every coordinator needs the same one.
     #[arg(long, default_value = "/var/lib/reef/cluster.key")]
@@ -26,17 +26,29 @@ pub struct CoordinatorArgs {
     /// This coordinator's name, shown for the leader [default: the host name].
     #[arg(long)]
     pub name: Option<String>,
+    /// The cluster directory (`reef cluster init`): with it, the leader
+    /// issues user credentials (`reef user add`) and revokes users and
+    /// removed nodes at once.
+    #[arg(long, value_name = "DIR")]
+    pub cluster_dir: Option<PathBuf>,
+}
+
+/// How a coordinator runs the cluster: the flags `reef coordinator` and
+/// `reef server` share.
+#[derive(Args, Clone, Debug)]
+pub struct ControlArgs {
+    /// A node not heard from for this long is marked down.
+    #[arg(long, default_value = "3s", value_parser = parse_duration)]
+    pub node_grace: std::time::Duration,
+    /// Upper bound of the logs stream; the oldest lines are dropped beyond it.
+    #[arg(long, default_value = "1G", value_parser = parse_size)]
+    pub logs_max_bytes: u64,
     /// How long the leader may go without renewing its lease before another
     /// coordinator takes over.
     #[arg(long, default_value = "3s", value_parser = parse_lease)]
     pub leader_lease: std::time::Duration,
     #[command(flatten)]
     pub acme: crate::tls_flags::AcmeArgs,
-    /// The cluster directory (`reef cluster init`): with it, the leader
-    /// issues user credentials (`reef user add`) and revokes users and
-    /// removed nodes at once.
-    #[arg(long, value_name = "DIR")]
-    pub cluster_dir: Option<PathBuf>,
 }
 
 pub fn parse_trust(input: &str) -> Result<reef_proto::node::TrustClass, String> {
@@ -61,6 +73,11 @@ pub struct AgentArgs {
     /// What the machine's owner decides from the machine itself.
     #[command(subcommand)]
     pub owner: Option<OwnerCommand>,
+    /// Read flags from this TOML file (`reef join` writes one): its fields
+    /// are the flags' names with `_` for `-`; a flag given on the command
+    /// line wins.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
     /// This node's name (letters, digits, '.', '_', '-').
     #[arg(long, required = true)]
     pub name: Option<String>,
@@ -68,6 +85,29 @@ pub struct AgentArgs {
     /// [default: /var/lib/reef/NAME].
     #[arg(long)]
     pub data_dir: Option<PathBuf>,
+    /// `dedicated` (a server you run: gets app replicas and jobs) or
+    /// `contributed` (a lent machine: gets batch jobs, never app replicas).
+    /// The node's credential decides; this only checks it says the same.
+    #[arg(long, value_parser = parse_trust)]
+    pub trust: Option<reef_proto::node::TrustClass>,
+    /// Enroll with this join token (`reef token create`) on the first
+    /// start: the node makes its own key and keeps the credential it gets
+    /// in its data dir; later starts need no token.
+    #[arg(
+        long,
+        env = "REEF_JOIN_TOKEN",
+        value_name = "TOKEN",
+        hide_env_values = true
+    )]
+    pub join: Option<String>,
+    #[command(flatten)]
+    pub node: NodeArgs,
+}
+
+/// What a node offers and where it listens: the flags `reef agent`,
+/// `reef join` and `reef server` share.
+#[derive(Args, Clone, Debug)]
+pub struct NodeArgs {
     #[command(flatten)]
     pub labels: LabelArgs,
     /// CPU cores to offer [default: all of the machine's].
@@ -92,21 +132,6 @@ pub struct AgentArgs {
     /// the other nodes only. Contributed nodes never listen here.
     #[arg(long, default_value = "0.0.0.0:7443", value_parser = parse_listen)]
     pub peer: Listen,
-    /// `dedicated` (a server you run: gets app replicas and jobs) or
-    /// `contributed` (a lent machine: gets batch jobs, never app replicas).
-    /// The node's credential decides; this only checks it says the same.
-    #[arg(long, value_parser = parse_trust)]
-    pub trust: Option<reef_proto::node::TrustClass>,
-    /// Enroll with this join token (`reef token create`) on the first
-    /// start: the node makes its own key and keeps the credential it gets
-    /// in its data dir; later starts need no token.
-    #[arg(
-        long,
-        env = "REEF_JOIN_TOKEN",
-        value_name = "TOKEN",
-        hide_env_values = true
-    )]
-    pub join: Option<String>,
     /// Time between SIGTERM and SIGKILL when a job is stopped.
     #[arg(long, default_value = "5s", value_parser = parse_duration)]
     pub stop_grace: std::time::Duration,
@@ -294,13 +319,13 @@ pub fn coordinator_config(args: &CoordinatorArgs) -> reef_coordinator::Config {
     reef_coordinator::Config {
         store: reef_coordinator::StoreConfig {
             replicas: args.replicas as usize,
-            logs_max_bytes: args.logs_max_bytes.min(i64::MAX as u64) as i64,
+            logs_max_bytes: args.control.logs_max_bytes.min(i64::MAX as u64) as i64,
             ..Default::default()
         },
-        node_grace: args.node_grace,
+        node_grace: args.control.node_grace,
         secrets_key: Some(args.secrets_key.clone()),
         name: args.name.clone().unwrap_or_else(host_name),
-        leader_lease: args.leader_lease,
+        leader_lease: args.control.leader_lease,
         acme: None,
         node_issuer: None,
         authority: None,
@@ -308,7 +333,7 @@ pub fn coordinator_config(args: &CoordinatorArgs) -> reef_coordinator::Config {
 }
 
 /// The machine's host name, or `coordinator` if it cannot be read.
-fn host_name() -> String {
+pub fn host_name() -> String {
     std::fs::read_to_string("/proc/sys/kernel/hostname")
         .ok()
         .map(|name| name.trim().to_string())
@@ -317,12 +342,24 @@ fn host_name() -> String {
 }
 
 pub fn agent_config(nats: &client::Nats, args: &AgentArgs) -> Result<reef_node_agent::Config> {
-    let mut config = reef_node_agent::Config::new(
-        args.node_name(),
-        args.data_dir
-            .clone()
-            .unwrap_or_else(|| crate::default_data_dir(args.node_name())),
-    );
+    let data_dir = args
+        .data_dir
+        .clone()
+        .unwrap_or_else(|| crate::default_data_dir(args.node_name()));
+    node_config(nats, &args.node, args.node_name(), data_dir, args.trust)
+}
+
+/// An agent's settings from its flags and its credential (`nats.creds`),
+/// which decides its node id and trust class; `trust`, when given, must
+/// say the same.
+pub fn node_config(
+    nats: &client::Nats,
+    args: &NodeArgs,
+    name: &str,
+    data_dir: PathBuf,
+    trust: Option<reef_proto::node::TrustClass>,
+) -> Result<reef_node_agent::Config> {
+    let mut config = reef_node_agent::Config::new(name, data_dir);
     config.labels = parse_pairs("label", &args.labels.labels)?;
     config.cpu_millis = args.cpu;
     config.memory_bytes = args.memory;
@@ -341,7 +378,7 @@ pub fn agent_config(nats: &client::Nats, args: &AgentArgs) -> Result<reef_node_a
     }
     config.nats_servers = nats.urls.split(',').map(str::to_string).collect();
     let who = nats.identity()?;
-    let Some((node, trust)) = who.node else {
+    let Some((node, credential_trust)) = who.node else {
         anyhow::bail!(
             "--creds: the credential of {} is a {} credential, not a node's",
             who.name,
@@ -357,11 +394,11 @@ pub fn agent_config(nats: &client::Nats, args: &AgentArgs) -> Result<reef_node_a
         )
     })?);
     // The trust class is the one the credential was issued with.
-    config.trust = match trust {
+    config.trust = match credential_trust {
         reef_trust::NodeTrust::Dedicated => reef_proto::node::TrustClass::Dedicated,
         reef_trust::NodeTrust::Contributed => reef_proto::node::TrustClass::Contributed,
     };
-    if let Some(asked) = args.trust.filter(|asked| *asked != config.trust) {
+    if let Some(asked) = trust.filter(|asked| *asked != config.trust) {
         anyhow::bail!(
             "--trust {asked:?}: this node's credential makes it {:?}",
             config.trust
@@ -374,7 +411,7 @@ pub fn agent_config(nats: &client::Nats, args: &AgentArgs) -> Result<reef_node_a
 
 pub async fn coordinator(nats: &client::Nats, args: CoordinatorArgs) -> Result<()> {
     let mut config = coordinator_config(&args);
-    config.acme = args.acme.config()?;
+    config.acme = args.control.acme.config()?;
     // Node credentials are signed by the same key as the coordinators'.
     config.node_issuer = Some(nats.identity()?.issuer);
     let Some(dir) = &args.cluster_dir else {

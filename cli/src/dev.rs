@@ -10,7 +10,6 @@ use anyhow::{anyhow, bail, Context as _, Result};
 use clap::Args;
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
@@ -82,25 +81,6 @@ fn free_port(preferred: u16) -> Result<u16> {
     Ok(TcpListener::bind(("127.0.0.1", 0))?.local_addr()?.port())
 }
 
-async fn wait_for_port(port: u16, child: &mut tokio::process::Child) -> Result<()> {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
-    loop {
-        if tokio::net::TcpStream::connect(("127.0.0.1", port))
-            .await
-            .is_ok()
-        {
-            return Ok(());
-        }
-        if let Some(status) = child.try_wait()? {
-            bail!("nats-server exited at start ({status}); see its log in the data directory");
-        }
-        if tokio::time::Instant::now() > deadline {
-            bail!("nats-server did not start listening on port {port} within 15s");
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
 /// The cluster's identity in `data_dir` (created on first start), a fresh
 /// nats-server configuration for `port`, and each dev node's credentials
 /// under `data_dir/nodes/<name>/`.
@@ -140,6 +120,7 @@ fn secure(data_dir: &Path, port: u16, nodes: u16) -> Result<Vec<PathBuf>> {
 }
 
 pub async fn dev(args: DevArgs) -> Result<()> {
+    let mut signals = crate::Signals::new();
     let nats_server = find_nats_server()?;
     let temp;
     let data_dir: &Path = match &args.data_dir {
@@ -159,18 +140,21 @@ pub async fn dev(args: DevArgs) -> Result<()> {
         creds: Some(creds),
         ca: Some(ca.clone()),
     };
-    let nats_log_path = data_dir.join("nats-server.log");
-    let nats_log = std::fs::File::create(&nats_log_path)
-        .with_context(|| format!("could not create {}", nats_log_path.display()))?;
-    let mut nats = tokio::process::Command::new(&nats_server)
-        .arg("-c")
-        .arg(data_dir.join("nats/nats.conf"))
-        .stdout(Stdio::null())
-        .stderr(nats_log)
-        .kill_on_drop(true)
-        .spawn()
-        .with_context(|| format!("could not start {}", nats_server.display()))?;
-    wait_for_port(port, &mut nats).await?;
+    let mut nats = crate::natsd::Supervisor::start(crate::natsd::Spec {
+        binary: nats_server,
+        config: data_dir.join("nats/nats.conf"),
+        log: data_dir.join("nats-server.log"),
+        probe: std::net::SocketAddr::from(([127, 0, 0, 1], port)),
+        pid_file: data_dir.join("nats/nats-server.pid"),
+    });
+    // Stopped while nats-server starts, it stops that too.
+    tokio::select! {
+        ready = nats.ready() => ready?,
+        _ = signals.recv() => {
+            nats.stop().await;
+            return Ok(());
+        }
+    }
 
     let shutdown = CancellationToken::new();
     let mut tasks = tokio::task::JoinSet::new();
@@ -250,7 +234,7 @@ pub async fn dev(args: DevArgs) -> Result<()> {
         std::future::pending::<()>().await
     };
     let result = tokio::select! {
-        _ = crate::shutdown_signal() => Ok(()),
+        _ = signals.recv() => Ok(()),
         _ = demo => Ok(()),
         Some(ended) = tasks.join_next() => match ended {
             Ok(Ok(())) => Err(anyhow!("a cluster component stopped unexpectedly")),
@@ -265,10 +249,7 @@ pub async fn dev(args: DevArgs) -> Result<()> {
             eprintln!("reef dev: {e:#}");
         }
     }
-    if let Some(pid) = nats.id() {
-        crate::daemons::terminate(pid);
-    }
-    let _ = tokio::time::timeout(Duration::from_secs(10), nats.wait()).await;
+    nats.stop().await;
     result
 }
 

@@ -1,8 +1,10 @@
-//! `reef token create`, and enrolment for `reef agent --join TOKEN`: the
-//! machine makes its own key, presents the token's short-lived credential
-//! with its public key, and keeps the credential it gets back in its data
-//! dir (`node.creds`, with `ca.pem` and `cluster.json` beside it) for every
-//! later start.
+//! `reef token create`, and enrolment for `reef join TOKEN` and `reef
+//! agent --join TOKEN`: the machine makes its own key, presents the token's
+//! short-lived credential with its public key, and keeps the credential it
+//! gets back in its data dir (`node.creds`, with `ca.pem` and `nats-urls`
+//! beside it) for every later start. `reef join` also writes the agent's
+//! config file and starts the agent: as the `reef-agent` systemd unit, or
+//! in place with `--foreground`.
 
 use crate::client::{self, call, connect};
 use anyhow::{anyhow, bail, Context as _, Result};
@@ -34,11 +36,39 @@ pub async fn create(nats: &client::Nats, args: TokenArgs) -> Result<()> {
     };
     let ca_pem =
         std::fs::read_to_string(ca).with_context(|| format!("--nats-ca {}", ca.display()))?;
+    let urls = nats.urls.split(',').map(|u| u.trim().to_string()).collect();
+    let labels = crate::parse_pairs("label", &args.labels.labels)?;
+    let (token, expires_at_ms) = mint(nats, urls, ca_pem, args.trust, labels, args.ttl).await?;
+    println!("{token}");
+    eprintln!(
+        "single use, expires in {}: on the new machine run\n  reef join TOKEN",
+        left(expires_at_ms)
+    );
+    Ok(())
+}
+
+/// How long until `expires_at_ms`, for people.
+pub fn left(expires_at_ms: u64) -> String {
+    reef_proto::units::format_duration(Duration::from_millis(
+        expires_at_ms.saturating_sub(reef_proto::now_ms()),
+    ))
+}
+
+/// Asks the leader for a join token naming `urls` (what the new machine
+/// connects to) and `ca_pem`; returns it and when it expires.
+pub async fn mint(
+    nats: &client::Nats,
+    urls: Vec<String>,
+    ca_pem: String,
+    trust: reef_proto::node::TrustClass,
+    labels: std::collections::BTreeMap<String, String>,
+    ttl: Duration,
+) -> Result<(String, u64)> {
     let client = connect(nats).await?;
     let request = ApiRequest::CreateToken {
-        trust: args.trust,
-        labels: crate::parse_pairs("label", &args.labels.labels)?,
-        ttl_ms: args.ttl.as_millis().min(u64::MAX as u128) as u64,
+        trust,
+        labels,
+        ttl_ms: ttl.as_millis().min(u64::MAX as u128) as u64,
     };
     let ApiResponse::Token {
         id,
@@ -50,18 +80,11 @@ pub async fn create(nats: &client::Nats, args: TokenArgs) -> Result<()> {
     };
     let token = JoinToken {
         id,
-        urls: nats.urls.split(',').map(|u| u.trim().to_string()).collect(),
+        urls,
         ca_pem,
         creds,
     };
-    println!("{}", token.encode()?);
-    eprintln!(
-        "single use, expires in {}: on the new machine run\n  reef agent --join TOKEN --name NAME --data-dir DIR",
-        reef_proto::units::format_duration(Duration::from_millis(
-            expires_at_ms.saturating_sub(reef_proto::now_ms())
-        ))
-    );
-    Ok(())
+    Ok((token.encode()?, expires_at_ms))
 }
 
 /// Where an enrolled node keeps what it received.
@@ -130,4 +153,164 @@ pub async fn enroll(token: &str, dir: &Path) -> Result<Enrolled> {
     std::fs::write(dir.join("nats-urls"), &urls)?;
     tracing::info!(%node, "joined the cluster");
     Ok(Enrolled { creds, ca, urls })
+}
+
+/// `reef join TOKEN`.
+#[derive(Args)]
+pub struct JoinArgs {
+    /// The join token (`reef token create` prints one, and so does the
+    /// first start of `reef server`).
+    #[arg(value_name = "TOKEN", env = "REEF_JOIN_TOKEN", hide_env_values = true)]
+    pub token: String,
+    /// This node's name [default: the host name].
+    #[arg(long)]
+    pub name: Option<String>,
+    /// Where the node keeps its credential and its work [default:
+    /// /var/lib/reef/NAME].
+    #[arg(long)]
+    pub data_dir: Option<PathBuf>,
+    /// Where to write the agent's config file (`reef agent --config FILE`
+    /// runs from it; the reef-agent unit reads the default).
+    #[arg(long, value_name = "FILE", default_value = AGENT_CONFIG)]
+    pub config: PathBuf,
+    /// Run the agent here, in the foreground, instead of enabling and
+    /// starting the reef-agent systemd unit (for machines without systemd,
+    /// such as containers).
+    #[arg(long)]
+    pub foreground: bool,
+    #[command(flatten)]
+    pub node: crate::daemons::NodeArgs,
+}
+
+/// The config file the reef-agent unit runs from.
+pub const AGENT_CONFIG: &str = "/etc/reef/agent.toml";
+
+/// Whether systemd runs this machine (its units can be started).
+fn systemd_runs() -> bool {
+    Path::new("/run/systemd/system").is_dir()
+}
+
+/// `reef join TOKEN`: enrolls (unless this data dir already did, with this
+/// cluster), writes the agent's config file, and starts the agent.
+/// `given` is the command line's own matches, for the flags to keep.
+pub async fn join(args: JoinArgs, given: &clap::ArgMatches) -> Result<()> {
+    // Everything that can be refused is refused before the token is used.
+    let name = args.name.clone().unwrap_or_else(crate::daemons::host_name);
+    reef_proto::node::validate_node_name(&name).map_err(|e| anyhow!("--name: {e}"))?;
+    let data_dir = args
+        .data_dir
+        .clone()
+        .unwrap_or_else(|| crate::default_data_dir(&name));
+    if !args.foreground {
+        if !systemd_runs() {
+            bail!(
+                "systemd does not run this machine, so there is no reef-agent unit to start: \
+                 run `reef join --foreground TOKEN` to run the agent in place (nothing was \
+                 changed, and the token is still unused)"
+            );
+        }
+        if args.config != Path::new(AGENT_CONFIG) {
+            bail!(
+                "--config {}: the reef-agent unit reads {AGENT_CONFIG}; with another file, \
+                 run the agent yourself with --foreground",
+                args.config.display()
+            );
+        }
+    }
+    let token = JoinToken::decode(&args.token)?;
+    match enrolled(&data_dir)? {
+        Some(_) => {
+            let ca = data_dir.join("ca.pem");
+            let ours = std::fs::read_to_string(&ca)
+                .with_context(|| format!("{}: enrolled, but without ca.pem", data_dir.display()))?;
+            if ours.trim() != token.ca_pem.trim() {
+                bail!(
+                    "{} holds a node of another cluster (its CA is not the token's): pass \
+                     another --data-dir, or remove that directory to leave the other cluster; \
+                     nothing was changed",
+                    data_dir.display()
+                );
+            }
+            eprintln!(
+                "{} already joined this cluster; the token was not used",
+                data_dir.display()
+            );
+        }
+        None => {
+            enroll(&args.token, &data_dir).await?;
+        }
+    }
+    let mut text = format!(
+        "# Written by `reef join`; `reef agent --config {}` runs from it.\n",
+        args.config.display()
+    );
+    text.push_str(&format!("name = {}\n", crate::config_file::quote(&name)));
+    text.push_str(&format!(
+        "data_dir = {}\n",
+        crate::config_file::quote(&data_dir.display().to_string())
+    ));
+    let mut cli = <crate::Cli as clap::CommandFactory>::command();
+    cli.build();
+    let command = cli
+        .find_subcommand("join")
+        .ok_or_else(|| anyhow!("no join command"))?;
+    let node = <crate::daemons::NodeArgs as clap::Args>::augment_args(clap::Command::new("node"));
+    let ids: Vec<&str> = node.get_arguments().map(|a| a.get_id().as_str()).collect();
+    text.push_str(&crate::config_file::render(given, command, &ids));
+    write_replacing(&args.config, text.as_bytes())?;
+    println!(
+        "joined as {name}; the agent's config is {}",
+        args.config.display()
+    );
+    if args.foreground {
+        let argv = ["reef", "agent", "--config"]
+            .into_iter()
+            .map(std::ffi::OsString::from)
+            .chain([args.config.clone().into_os_string()])
+            .collect();
+        let argv = crate::config_file::expand(&cli, argv, |p| std::fs::read_to_string(p))
+            .map_err(|e| anyhow!(e))?;
+        let parsed = <crate::Cli as clap::Parser>::try_parse_from(argv)
+            .map_err(|e| anyhow!("{}: {e}", args.config.display()))?;
+        let crate::Command::Agent(agent) = parsed.command else {
+            bail!("not an agent command");
+        };
+        let nats = client::Nats {
+            urls: parsed.nats,
+            creds: parsed.creds,
+            ca: parsed.nats_ca,
+        };
+        return crate::daemons::agent(&nats, *agent).await;
+    }
+    let status = std::process::Command::new("systemctl")
+        .args(["enable", "--now", "reef-agent.service"])
+        .status()
+        .context("could not run systemctl")?;
+    if !status.success() {
+        bail!(
+            "systemctl enable --now reef-agent.service failed ({status}); the node is \
+             enrolled and its config written: see `journalctl -u reef-agent`, or is the unit \
+             installed (scripts/install.sh)?"
+        );
+    }
+    println!("the reef-agent unit is enabled and started: journalctl -u reef-agent -f");
+    Ok(())
+}
+
+/// Writes `path` whole or not at all (a sibling temporary file, renamed).
+fn write_replacing(path: &Path, bytes: &[u8]) -> Result<()> {
+    let parent = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    std::fs::create_dir_all(parent)
+        .with_context(|| format!("could not create {}", parent.display()))?;
+    let staged = tempfile::NamedTempFile::new_in(parent)
+        .with_context(|| format!("could not write in {}", parent.display()))?;
+    std::fs::write(staged.path(), bytes)
+        .with_context(|| format!("could not write {}", path.display()))?;
+    staged
+        .persist(path)
+        .map_err(|e| anyhow!("could not write {}: {}", path.display(), e.error))?;
+    Ok(())
 }

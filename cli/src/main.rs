@@ -9,18 +9,21 @@ mod apps;
 mod certs;
 mod client;
 mod cluster;
+mod config_file;
 mod daemons;
 mod dev;
 mod jobs;
 mod join;
 mod logs;
+mod natsd;
 mod node;
 mod run;
+mod server;
 mod tls_flags;
 mod users;
 mod views;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, CommandFactory as _, FromArgMatches as _, Parser, Subcommand};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -141,6 +144,12 @@ enum Command {
     Agent(Box<daemons::AgentArgs>),
     /// Run a whole local cluster: nats-server, a coordinator and N agents.
     Dev(dev::DevArgs),
+    /// Run a server of a production cluster: its nats-server, a
+    /// coordinator and an agent; the first start creates the cluster.
+    Server(Box<server::ServerArgs>),
+    /// Join this machine to a cluster with a token from `reef token create`
+    /// (or the one `reef server` prints), and start its agent.
+    Join(Box<join::JoinArgs>),
     /// Create join tokens for new nodes.
     Token {
         #[command(subcommand)]
@@ -160,7 +169,7 @@ enum Command {
 
 #[derive(Subcommand)]
 enum TokenCommand {
-    /// Print a single-use, expiring token for `reef agent --join`.
+    /// Print a single-use, expiring token for `reef join`.
     Create(join::TokenArgs),
 }
 
@@ -205,10 +214,27 @@ fn main() -> ExitCode {
         let code = reef_node_agent::sandbox::helper::main(&args[2..]);
         return ExitCode::from(u8::try_from(code).unwrap_or(126));
     }
-    let cli = Cli::parse();
+    // A daemon's --config file becomes flags before the command line's.
+    let args =
+        match config_file::expand(&Cli::command(), args, |path| std::fs::read_to_string(path)) {
+            Ok(args) => args,
+            Err(e) => {
+                eprintln!("reef: {e}");
+                return ExitCode::from(2);
+            }
+        };
+    let matches = Cli::command().get_matches_from(args);
+    let cli = match Cli::from_arg_matches(&matches) {
+        Ok(cli) => cli,
+        Err(e) => e.exit(),
+    };
     let daemon = matches!(
         cli.command,
-        Command::Coordinator(_) | Command::Agent(_) | Command::Dev(_)
+        Command::Coordinator(_)
+            | Command::Agent(_)
+            | Command::Dev(_)
+            | Command::Server(_)
+            | Command::Join(_)
     );
     init_tracing(if daemon {
         "info,async_nats=warn"
@@ -230,7 +256,7 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(dispatch(cli)) {
+    match runtime.block_on(dispatch(cli, &matches)) {
         Ok(code) => code,
         Err(e) => {
             eprintln!("reef: {e:#}");
@@ -239,7 +265,7 @@ fn main() -> ExitCode {
     }
 }
 
-async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
+async fn dispatch(cli: Cli, matches: &clap::ArgMatches) -> anyhow::Result<ExitCode> {
     let nats = client::Nats {
         urls: cli.nats,
         creds: cli.creds,
@@ -318,6 +344,13 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
                 .map(|()| ExitCode::SUCCESS),
         },
         Command::Dev(args) => dev::dev(args).await.map(|()| ExitCode::SUCCESS),
+        Command::Server(args) => server::server(*args).await.map(|()| ExitCode::SUCCESS),
+        Command::Join(args) => {
+            let given = matches
+                .subcommand_matches("join")
+                .ok_or_else(|| anyhow::anyhow!("no join arguments"))?;
+            join::join(*args, given).await.map(|()| ExitCode::SUCCESS)
+        }
         Command::Token {
             command: TokenCommand::Create(args),
         } => join::create(&nats, args).await.map(|()| ExitCode::SUCCESS),
@@ -345,20 +378,48 @@ pub fn parse_pairs(
     Ok(map)
 }
 
+/// SIGINT and SIGTERM, caught from the moment this is made: a signal that
+/// arrives before anyone waits is kept for [`Signals::recv`].
+pub struct Signals {
+    term: Option<tokio::signal::unix::Signal>,
+    int: Option<tokio::signal::unix::Signal>,
+}
+
+impl Default for Signals {
+    fn default() -> Signals {
+        Signals::new()
+    }
+}
+
+impl Signals {
+    pub fn new() -> Signals {
+        use tokio::signal::unix::{signal, SignalKind};
+        Signals {
+            term: signal(SignalKind::terminate()).ok(),
+            int: signal(SignalKind::interrupt()).ok(),
+        }
+    }
+
+    /// Resolves at the next SIGINT or SIGTERM (never, if neither could be caught).
+    pub async fn recv(&mut self) {
+        async fn next(signal: &mut Option<tokio::signal::unix::Signal>) {
+            match signal {
+                Some(signal) => {
+                    signal.recv().await;
+                }
+                None => std::future::pending().await,
+            }
+        }
+        tokio::select! {
+            _ = next(&mut self.term) => {}
+            _ = next(&mut self.int) => {}
+        }
+    }
+}
+
 /// Resolves once SIGINT or SIGTERM arrives.
 pub async fn shutdown_signal() {
-    use tokio::signal::unix::{signal, SignalKind};
-    let (Ok(mut term), Ok(mut int)) = (
-        signal(SignalKind::terminate()),
-        signal(SignalKind::interrupt()),
-    ) else {
-        // Without signal handlers there is nothing to wait for; never resolve.
-        return std::future::pending().await;
-    };
-    tokio::select! {
-        _ = term.recv() => {}
-        _ = int.recv() => {}
-    }
+    Signals::new().recv().await
 }
 
 /// Default data directory for an agent named `name`.

@@ -559,6 +559,7 @@ impl ClusterDir {
             listen: spec.listen,
             store_dir: spec.dir.join("jetstream"),
             resolver_dir: spec.dir.join("accounts"),
+            pid_file: spec.dir.join("nats-server.pid"),
             operator_jwt: files::read(&self.dir.join("operator.jwt"), SMALL)?
                 .trim()
                 .to_string(),

@@ -12,6 +12,8 @@ pub struct ServerConfig {
     pub listen: String,
     pub store_dir: PathBuf,
     pub resolver_dir: PathBuf,
+    /// Where the server writes its pid (so a leftover server can be found).
+    pub pid_file: PathBuf,
     pub operator_jwt: String,
     pub system_account: String,
     /// Account public key and JWT, preloaded into the resolver.
@@ -49,6 +51,7 @@ pub fn render(config: &ServerConfig) -> String {
     );
     let _ = writeln!(out, "server_name: {}", quote(&config.name));
     let _ = writeln!(out, "listen: {}", quote(&config.listen));
+    let _ = writeln!(out, "pid_file: {}", path(&config.pid_file));
     // A client's CONNECT line carries its JWT; a node's, with its
     // permissions, is larger than the 4 KiB default allows.
     let _ = writeln!(out, "max_control_line: 32768");

@@ -125,7 +125,10 @@ pub fn cluster(command: ClusterCommand) -> Result<()> {
                 "  nats-server -c {}",
                 args.dir.join("nats/nats.conf").display()
             );
-            println!("  {}", export_line(&args.server.listen, &args.dir));
+            println!(
+                "  {}",
+                export_line(&format!("tls://{}", args.server.listen), &args.dir)
+            );
             println!(
                 "Keep {} safe: whoever holds it holds the cluster.",
                 args.dir.join("keys").display()
@@ -233,9 +236,9 @@ pub fn init(dir: &Path, name: &str, server: &ServerArgs) -> Result<ClusterDir> {
 }
 
 /// The line that points the CLI at a cluster as its admin.
-pub fn export_line(listen: &str, dir: &Path) -> String {
+pub fn export_line(urls: &str, dir: &Path) -> String {
     format!(
-        "export REEF_NATS_URL=tls://{listen} REEF_CREDS={} REEF_NATS_CA={}",
+        "export REEF_NATS_URL={urls} REEF_CREDS={} REEF_NATS_CA={}",
         dir.join("admin.creds").display(),
         dir.join("tls/ca.pem").display()
     )

@@ -420,7 +420,7 @@ pub async fn coordinator(nats: &client::Nats, args: CoordinatorArgs) -> Result<(
              the cluster's assignment key, and issues and revokes credentials with its keys"
         );
     };
-    config.authority = Some(authority(nats, dir).await?);
+    config.authority = Some(authority(nats, dir, Some(&args.secrets_key)).await?);
     let client = client::connect_daemon(nats, "reef-coordinator").await?;
     let shutdown = CancellationToken::new();
     until_signal(
@@ -476,9 +476,12 @@ pub async fn agent(nats: &client::Nats, args: AgentArgs) -> Result<()> {
 
 /// The cluster's keys in `dir` and a system-account connection (with
 /// `dir/system.creds`) to push account updates through.
+/// `cluster_key` is the file of the key that encrypts secrets, which a
+/// server that joins receives with the cluster's keys.
 pub async fn authority(
     nats: &client::Nats,
     dir: &std::path::Path,
+    cluster_key: Option<&std::path::Path>,
 ) -> Result<std::sync::Arc<reef_coordinator::Authority>> {
     let cluster = reef_trust::ClusterDir::open(dir)?;
     let creds = dir.join("system.creds");
@@ -500,6 +503,7 @@ pub async fn authority(
         dir: cluster,
         system,
         assign,
+        cluster_key: cluster_key.map(std::path::Path::to_path_buf),
     }))
 }
 
@@ -520,11 +524,6 @@ async fn until_signal<E>(
 }
 
 /// Sends SIGTERM to a child process.
-pub fn terminate(pid: u32) {
-    use nix::sys::signal::{kill, Signal};
-    let _ = kill(nix::unistd::Pid::from_raw(pid as i32), Signal::SIGTERM);
-}
-
 #[cfg(test)]
 mod tests {
     #[test]

@@ -140,7 +140,7 @@ pub async fn dev(args: DevArgs) -> Result<()> {
         creds: Some(creds),
         ca: Some(ca.clone()),
     };
-    let mut nats = crate::natsd::Supervisor::start(crate::natsd::Spec {
+    let mut nats = reef_server::natsd::Supervisor::start(reef_server::natsd::Spec {
         binary: nats_server,
         config: data_dir.join("nats/nats.conf"),
         log: data_dir.join("nats-server.log"),
@@ -168,7 +168,14 @@ pub async fn dev(args: DevArgs) -> Result<()> {
     let coordinator_config = reef_coordinator::Config {
         secrets_key: Some(data_dir.join("cluster.key")),
         node_issuer: Some(coordinator_nats.identity()?.issuer),
-        authority: Some(crate::daemons::authority(&coordinator_nats, data_dir).await?),
+        authority: Some(
+            crate::daemons::authority(
+                &coordinator_nats,
+                data_dir,
+                Some(&data_dir.join("cluster.key")),
+            )
+            .await?,
+        ),
         ..Default::default()
     };
     let token = shutdown.clone();
@@ -211,7 +218,7 @@ pub async fn dev(args: DevArgs) -> Result<()> {
     println!();
     println!(
         "  {}",
-        crate::cluster::export_line(&format!("127.0.0.1:{port}"), data_dir)
+        crate::cluster::export_line(&format!("tls://127.0.0.1:{port}"), data_dir)
     );
     println!("  reef nodes");
     println!("  reef run -- sh -c 'echo hello from $REEF_NODE_ID'");

@@ -53,11 +53,6 @@ pub async fn node_names(client: &client::Conn) -> HashMap<String, String> {
         .collect()
 }
 
-fn print_json(value: &serde_json::Value) -> Result<()> {
-    println!("{}", serde_json::to_string_pretty(value)?);
-    Ok(())
-}
-
 pub async fn list(nats: &client::Nats, json: bool) -> Result<()> {
     let client = connect(nats).await?;
     let ApiResponse::Jobs { jobs, truncated } = call(&client, ApiRequest::ListJobs).await? else {
@@ -65,7 +60,7 @@ pub async fn list(nats: &client::Nats, json: bool) -> Result<()> {
     };
     let names = node_names(&client).await;
     if json {
-        return print_json(&serde_json::Value::Array(
+        return views::print_json(&serde_json::Value::Array(
             jobs.iter().map(|j| views::job_json(j, &names)).collect(),
         ));
     }
@@ -86,7 +81,7 @@ pub async fn status(nats: &client::Nats, id: &str, json: bool) -> Result<()> {
     let job = resolve(&client, id).await?;
     let names = node_names(&client).await;
     if json {
-        return print_json(&views::job_json(&job, &names));
+        return views::print_json(&views::job_json(&job, &names));
     }
     let node = job
         .node
@@ -176,7 +171,7 @@ pub async fn nodes(nats: &client::Nats, json: bool) -> Result<()> {
     let client = connect(nats).await?;
     let nodes = node_list(&client).await?;
     if json {
-        return print_json(&serde_json::Value::Array(
+        return views::print_json(&serde_json::Value::Array(
             nodes.iter().map(views::node_json).collect(),
         ));
     }

@@ -27,6 +27,11 @@ pub struct TokenArgs {
     /// How long the token may be used (once).
     #[arg(long, default_value = "1h", value_parser = parse_duration)]
     pub ttl: Duration,
+    /// A token for a server (`reef join --server TOKEN`), which receives
+    /// the cluster's keys: treat it like the admin's credential. It also
+    /// joins a machine as a dedicated node.
+    #[arg(long, conflicts_with_all = ["trust", "labels"])]
+    pub server: bool,
 }
 
 /// `reef token create`: prints a single-use, expiring join token.
@@ -38,13 +43,35 @@ pub async fn create(nats: &client::Nats, args: TokenArgs) -> Result<()> {
         std::fs::read_to_string(ca).with_context(|| format!("--nats-ca {}", ca.display()))?;
     let urls = nats.urls.split(',').map(|u| u.trim().to_string()).collect();
     let labels = crate::parse_pairs("label", &args.labels.labels)?;
-    let (token, expires_at_ms) = mint(nats, urls, ca_pem, args.trust, labels, args.ttl).await?;
+    let kind = match args.server {
+        true => Kind::Server,
+        false => Kind::Node {
+            trust: args.trust,
+            labels,
+        },
+    };
+    let (token, expires_at_ms) = mint(nats, urls, ca_pem, kind, args.ttl).await?;
     println!("{token}");
+    let run = match args.server {
+        true => "reef join --server TOKEN",
+        false => "reef join TOKEN",
+    };
     eprintln!(
-        "single use, expires in {}: on the new machine run\n  reef join TOKEN",
+        "single use, expires in {}: on the new machine run\n  {run}",
         left(expires_at_ms)
     );
     Ok(())
+}
+
+/// What a token makes of the machine that uses it.
+pub enum Kind {
+    /// A node of this trust class, with these labels.
+    Node {
+        trust: reef_proto::node::TrustClass,
+        labels: std::collections::BTreeMap<String, String>,
+    },
+    /// A server (or a dedicated node, if it joins as one).
+    Server,
 }
 
 /// How long until `expires_at_ms`, for people.
@@ -60,15 +87,18 @@ pub async fn mint(
     nats: &client::Nats,
     urls: Vec<String>,
     ca_pem: String,
-    trust: reef_proto::node::TrustClass,
-    labels: std::collections::BTreeMap<String, String>,
+    kind: Kind,
     ttl: Duration,
 ) -> Result<(String, u64)> {
     let client = connect(nats).await?;
-    let request = ApiRequest::CreateToken {
-        trust,
-        labels,
-        ttl_ms: ttl.as_millis().min(u64::MAX as u128) as u64,
+    let ttl_ms = ttl.as_millis().min(u64::MAX as u128) as u64;
+    let request = match kind {
+        Kind::Node { trust, labels } => ApiRequest::CreateToken {
+            trust,
+            labels,
+            ttl_ms,
+        },
+        Kind::Server => ApiRequest::CreateServerToken { ttl_ms },
     };
     let ApiResponse::Token {
         id,
@@ -109,15 +139,13 @@ pub fn enrolled(dir: &Path) -> Result<Option<Enrolled>> {
     }))
 }
 
-/// Enrolls this machine with `token`, writing its credential into `dir`.
-pub async fn enroll(token: &str, dir: &Path) -> Result<Enrolled> {
-    let token = JoinToken::decode(token)?;
-    // Nothing is kept unless the join succeeds.
+/// Calls `verb` with `request` as the holder of `token` (its short-lived
+/// credential, trusting only the CA it carries); returns the answer.
+pub async fn call_with_token(token: &JoinToken, request: &ApiRequest) -> Result<ApiResponse> {
     let staging = tempfile::tempdir().context("a temporary directory for the join")?;
     let staged_ca = staging.path().join("ca.pem");
     std::fs::write(&staged_ca, &token.ca_pem).context("could not stage the CA certificate")?;
     let urls = token.urls.join(",");
-    let key = nkeys::KeyPair::new_user();
     let client = async_nats::ConnectOptions::with_credentials(&token.creds)
         .map_err(|e| anyhow!("the token's credential: {e}"))?
         .add_root_certificates(staged_ca)
@@ -127,20 +155,30 @@ pub async fn enroll(token: &str, dir: &Path) -> Result<Enrolled> {
         .connect(client::parse_servers(&urls)?)
         .await
         .map_err(|e| anyhow!("could not reach NATS at {urls} with the token: {e}"))?;
-    let request = encode(&ApiRequest::JoinNode {
-        public_key: key.public_key(),
+    let subject = subjects::api(Role::Joiner, &token.id, request.verb());
+    let reply = tokio::time::timeout(
+        client::API_TIMEOUT,
+        client.request(subject, encode(request)?),
+    )
+    .await
+    .map_err(|_| anyhow!("no coordinator answered the join in time (is the token still valid?)"))?
+    .map_err(|e| {
+        anyhow!("the join was not answered: {e} (the token may have expired or been used)")
     })?;
-    let subject = subjects::api(Role::Joiner, &token.id, subjects::verbs::NODE_JOIN);
-    let reply = tokio::time::timeout(client::API_TIMEOUT, client.request(subject, request))
-        .await
-        .map_err(|_| {
-            anyhow!("no coordinator answered the join in time (is the token still valid?)")
-        })?
-        .map_err(|e| {
-            anyhow!("the join was not answered: {e} (the token may have expired or been used)")
-        })?;
     let ApiReply(answer) = decode::<ApiReply>(&reply.payload).context("malformed join reply")?;
-    let ApiResponse::Joined { node, jwt } = answer.map_err(|e| anyhow!("{e}"))? else {
+    answer.map_err(|e| anyhow!("{e}"))
+}
+
+/// Enrolls this machine with `token`, writing its credential into `dir`.
+pub async fn enroll(token: &str, dir: &Path) -> Result<Enrolled> {
+    let token = JoinToken::decode(token)?;
+    let urls = token.urls.join(",");
+    let key = nkeys::KeyPair::new_user();
+    let request = ApiRequest::JoinNode {
+        public_key: key.public_key(),
+    };
+    // Nothing is kept unless the join succeeds.
+    let ApiResponse::Joined { node, jwt } = call_with_token(&token, &request).await? else {
         bail!("unexpected reply to the join");
     };
     let seed = zeroize::Zeroizing::new(key.seed().map_err(|e| anyhow!("the node's key: {e}"))?);
@@ -169,24 +207,40 @@ pub struct JoinArgs {
     /// /var/lib/reef/NAME].
     #[arg(long)]
     pub data_dir: Option<PathBuf>,
-    /// Where to write the agent's config file (`reef agent --config FILE`
-    /// runs from it; the reef-agent unit reads the default).
-    #[arg(long, value_name = "FILE", default_value = AGENT_CONFIG)]
-    pub config: PathBuf,
-    /// Run the agent here, in the foreground, instead of enabling and
-    /// starting the reef-agent systemd unit (for machines without systemd,
-    /// such as containers).
+    /// Where to write the config file the node runs from (`reef agent
+    /// --config FILE`, or `reef server --config FILE` with --server; the
+    /// units read the default) [default: /etc/reef/agent.toml, or
+    /// /etc/reef/server.toml with --server].
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Run here, in the foreground, instead of enabling and starting the
+    /// systemd unit (for machines without systemd, such as containers).
     #[arg(long)]
     pub foreground: bool,
+    /// Join as a server: a nats-server of the cluster (routes and TLS to
+    /// the other servers), a coordinator and a dedicated node, like `reef
+    /// server`. Needs a server token (`reef token create --server`, or the
+    /// one a server printed).
+    #[arg(long)]
+    pub server: bool,
+    /// Where a server (--server) is reached.
+    #[command(flatten)]
+    pub place: crate::server::PlaceArgs,
+    /// How a server (--server) runs the cluster; give every server the
+    /// same ACME settings.
+    #[command(flatten)]
+    pub control: crate::daemons::ControlArgs,
     #[command(flatten)]
     pub node: crate::daemons::NodeArgs,
 }
 
 /// The config file the reef-agent unit runs from.
 pub const AGENT_CONFIG: &str = "/etc/reef/agent.toml";
+/// The config file the reef-server unit runs from.
+pub const SERVER_CONFIG: &str = "/etc/reef/server.toml";
 
 /// Whether systemd runs this machine (its units can be started).
-fn systemd_runs() -> bool {
+pub fn systemd_runs() -> bool {
     Path::new("/run/systemd/system").is_dir()
 }
 
@@ -194,6 +248,21 @@ fn systemd_runs() -> bool {
 /// cluster), writes the agent's config file, and starts the agent.
 /// `given` is the command line's own matches, for the flags to keep.
 pub async fn join(args: JoinArgs, given: &clap::ArgMatches) -> Result<()> {
+    if args.server {
+        return crate::server::join::join(args, given).await;
+    }
+    let server_only = <crate::server::PlaceArgs as clap::Args>::augment_args(
+        <crate::daemons::ControlArgs as clap::Args>::augment_args(clap::Command::new("s")),
+    );
+    if let Some(flag) = server_only.get_arguments().find(|arg| {
+        given.value_source(arg.get_id().as_str()) == Some(clap::parser::ValueSource::CommandLine)
+    }) {
+        bail!(
+            "--{}: only a server (--server) takes this flag",
+            flag.get_long().unwrap_or_default()
+        );
+    }
+    let config = args.config.clone().unwrap_or_else(|| AGENT_CONFIG.into());
     // Everything that can be refused is refused before the token is used.
     let name = args.name.clone().unwrap_or_else(crate::daemons::host_name);
     reef_proto::node::validate_node_name(&name).map_err(|e| anyhow!("--name: {e}"))?;
@@ -209,11 +278,11 @@ pub async fn join(args: JoinArgs, given: &clap::ArgMatches) -> Result<()> {
                  changed, and the token is still unused)"
             );
         }
-        if args.config != Path::new(AGENT_CONFIG) {
+        if config != Path::new(AGENT_CONFIG) {
             bail!(
                 "--config {}: the reef-agent unit reads {AGENT_CONFIG}; with another file, \
                  run the agent yourself with --foreground",
-                args.config.display()
+                config.display()
             );
         }
     }
@@ -240,11 +309,51 @@ pub async fn join(args: JoinArgs, given: &clap::ArgMatches) -> Result<()> {
             enroll(&args.token, &data_dir).await?;
         }
     }
-    let mut text = format!(
-        "# Written by `reef join`; `reef agent --config {}` runs from it.\n",
-        args.config.display()
+    let node = <crate::daemons::NodeArgs as clap::Args>::augment_args(clap::Command::new("node"));
+    let ids: Vec<&str> = node.get_arguments().map(|a| a.get_id().as_str()).collect();
+    write_config(&config, Unit::Agent, &name, &data_dir, given, &ids)?;
+    println!(
+        "joined as {name}; the agent's config is {}",
+        config.display()
     );
-    text.push_str(&format!("name = {}\n", crate::config_file::quote(&name)));
+    start(Unit::Agent, &config, args.foreground).await
+}
+
+/// What runs a joined machine.
+#[derive(Clone, Copy)]
+pub enum Unit {
+    /// `reef agent`, the reef-agent unit.
+    Agent,
+    /// `reef server`, the reef-server unit.
+    Server,
+}
+
+impl Unit {
+    fn command(self) -> &'static str {
+        match self {
+            Unit::Agent => "agent",
+            Unit::Server => "server",
+        }
+    }
+}
+
+/// Writes the config file `path` that `reef agent|server --config` runs
+/// from: the name, the data dir and the flags among `ids` that the command
+/// line (`given`) set.
+pub fn write_config(
+    path: &Path,
+    unit: Unit,
+    name: &str,
+    data_dir: &Path,
+    given: &clap::ArgMatches,
+    ids: &[&str],
+) -> Result<()> {
+    let mut text = format!(
+        "# Written by `reef join`; `reef {} --config {}` runs from it.\n",
+        unit.command(),
+        path.display()
+    );
+    text.push_str(&format!("name = {}\n", crate::config_file::quote(name)));
     text.push_str(&format!(
         "data_dir = {}\n",
         crate::config_file::quote(&data_dir.display().to_string())
@@ -254,51 +363,55 @@ pub async fn join(args: JoinArgs, given: &clap::ArgMatches) -> Result<()> {
     let command = cli
         .find_subcommand("join")
         .ok_or_else(|| anyhow!("no join command"))?;
-    let node = <crate::daemons::NodeArgs as clap::Args>::augment_args(clap::Command::new("node"));
-    let ids: Vec<&str> = node.get_arguments().map(|a| a.get_id().as_str()).collect();
-    text.push_str(&crate::config_file::render(given, command, &ids));
-    write_replacing(&args.config, text.as_bytes())?;
-    println!(
-        "joined as {name}; the agent's config is {}",
-        args.config.display()
-    );
-    if args.foreground {
-        let argv = ["reef", "agent", "--config"]
+    text.push_str(&crate::config_file::render(given, command, ids));
+    write_replacing(path, text.as_bytes())
+}
+
+/// Runs `reef agent|server --config FILE` here (`foreground`), or enables
+/// and starts its systemd unit.
+pub async fn start(unit: Unit, config: &Path, foreground: bool) -> Result<()> {
+    let name = unit.command();
+    if foreground {
+        let mut cli = <crate::Cli as clap::CommandFactory>::command();
+        cli.build();
+        let argv = ["reef", name, "--config"]
             .into_iter()
             .map(std::ffi::OsString::from)
-            .chain([args.config.clone().into_os_string()])
+            .chain([config.as_os_str().to_os_string()])
             .collect();
         let argv = crate::config_file::expand(&cli, argv, |p| std::fs::read_to_string(p))
             .map_err(|e| anyhow!(e))?;
         let parsed = <crate::Cli as clap::Parser>::try_parse_from(argv)
-            .map_err(|e| anyhow!("{}: {e}", args.config.display()))?;
-        let crate::Command::Agent(agent) = parsed.command else {
-            bail!("not an agent command");
-        };
+            .map_err(|e| anyhow!("{}: {e}", config.display()))?;
         let nats = client::Nats {
             urls: parsed.nats,
             creds: parsed.creds,
             ca: parsed.nats_ca,
         };
-        return crate::daemons::agent(&nats, *agent).await;
+        return match parsed.command {
+            crate::Command::Agent(agent) => crate::daemons::agent(&nats, *agent).await,
+            crate::Command::Server(server) => crate::server::server(*server).await,
+            _ => bail!("{}: not a config file for reef {name}", config.display()),
+        };
     }
+    let unit = format!("reef-{name}.service");
     let status = std::process::Command::new("systemctl")
-        .args(["enable", "--now", "reef-agent.service"])
+        .args(["enable", "--now", &unit])
         .status()
         .context("could not run systemctl")?;
     if !status.success() {
         bail!(
-            "systemctl enable --now reef-agent.service failed ({status}); the node is \
-             enrolled and its config written: see `journalctl -u reef-agent`, or is the unit \
-             installed (scripts/install.sh)?"
+            "systemctl enable --now {unit} failed ({status}); the machine has joined and its \
+             config is written: see `journalctl -u reef-{name}`, or is the unit installed \
+             (scripts/install.sh)?"
         );
     }
-    println!("the reef-agent unit is enabled and started: journalctl -u reef-agent -f");
+    println!("the reef-{name} unit is enabled and started: journalctl -u reef-{name} -f");
     Ok(())
 }
 
 /// Writes `path` whole or not at all (a sibling temporary file, renamed).
-fn write_replacing(path: &Path, bytes: &[u8]) -> Result<()> {
+pub fn write_replacing(path: &Path, bytes: &[u8]) -> Result<()> {
     let parent = path
         .parent()
         .filter(|p| !p.as_os_str().is_empty())

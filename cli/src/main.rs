@@ -15,10 +15,10 @@ mod dev;
 mod jobs;
 mod join;
 mod logs;
-mod natsd;
 mod node;
 mod run;
 mod server;
+mod servers;
 mod tls_flags;
 mod users;
 mod views;
@@ -72,6 +72,12 @@ enum Command {
     Logs(logs::LogsArgs),
     /// List the cluster's nodes.
     Nodes {
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// List the cluster's servers and the copies of its state.
+    Servers {
         /// Print JSON instead of a table.
         #[arg(long)]
         json: bool,
@@ -284,6 +290,9 @@ async fn dispatch(cli: Cli, matches: &clap::ArgMatches) -> anyhow::Result<ExitCo
         } => jobs::stop(&nats, &id).await.map(|()| ExitCode::SUCCESS),
         Command::Logs(args) => logs::logs(&nats, args).await.map(|()| ExitCode::SUCCESS),
         Command::Nodes { json } => jobs::nodes(&nats, json).await.map(|()| ExitCode::SUCCESS),
+        Command::Servers { json } => servers::servers(&nats, json)
+            .await
+            .map(|()| ExitCode::SUCCESS),
         Command::Node { command } => node::node(&nats, command).await.map(|()| ExitCode::SUCCESS),
         Command::Deploy(args) => apps::deploy(&nats, args).await,
         Command::Apps { json } => apps::apps(&nats, json).await.map(|()| ExitCode::SUCCESS),

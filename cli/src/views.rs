@@ -149,6 +149,12 @@ fn node_state(state: NodeState) -> &'static str {
 }
 
 /// Prints rows as left-aligned columns.
+/// Prints `value` as indented JSON.
+pub fn print_json(value: &serde_json::Value) -> anyhow::Result<()> {
+    println!("{}", serde_json::to_string_pretty(value)?);
+    Ok(())
+}
+
 pub fn print_table(header: &[&str], rows: &[Vec<String>]) {
     let mut widths: Vec<usize> = header.iter().map(|h| h.len()).collect();
     for row in rows {

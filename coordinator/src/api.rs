@@ -6,7 +6,7 @@ use crate::{store, Coordinator};
 use reef_proto::agent::AgentCommand;
 use reef_proto::api::{ApiError, ApiErrorKind, ApiReply, ApiRequest, ApiResponse, MAX_LISTED_JOBS};
 use reef_proto::job::{JobRecord, JobSpec, JobState};
-use reef_proto::node::{validate_node_name, NodeRecord};
+use reef_proto::node::{validate_node_name, NodeRecord, TrustClass};
 use reef_proto::roles::Role;
 use reef_proto::{decode, encode, now_ms, subjects, JobId};
 use std::time::Instant;
@@ -131,6 +131,21 @@ impl Coordinator {
                             .join(caller, public_key)
                             .await
                             .map(|(node, jwt)| ApiResponse::Joined { node, jwt }),
+                        Ok(ApiRequest::JoinServer {
+                            name,
+                            public_key,
+                            sealing_key,
+                            route,
+                            client,
+                        }) if role == Role::Joiner => self
+                            .join_server(caller, name, public_key, sealing_key, route, client)
+                            .await
+                            .map(|joined| ApiResponse::ServerJoined {
+                                node: joined.node,
+                                jwt: joined.jwt,
+                                bundle: joined.bundle,
+                                servers: joined.servers,
+                            }),
                         Ok(ApiRequest::NodeCertificate { public_key }) if role == Role::Node => {
                             self.peer_certificate(caller, &public_key).map(|issued| {
                                 ApiResponse::NodeCertificate {
@@ -254,15 +269,29 @@ impl Coordinator {
                 trust,
                 labels,
                 ttl_ms,
-            } => {
-                self.create_token(trust, labels, ttl_ms)
-                    .await
-                    .map(|(id, creds, expires_at_ms)| ApiResponse::Token {
-                        id,
-                        creds,
-                        expires_at_ms,
-                    })
+            } => self.create_token(trust, labels, ttl_ms, false).await.map(
+                |(id, creds, expires_at_ms)| ApiResponse::Token {
+                    id,
+                    creds,
+                    expires_at_ms,
+                },
+            ),
+            ApiRequest::CreateServerToken { ttl_ms } => self
+                .create_token(TrustClass::Dedicated, Default::default(), ttl_ms, true)
+                .await
+                .map(|(id, creds, expires_at_ms)| ApiResponse::Token {
+                    id,
+                    creds,
+                    expires_at_ms,
+                }),
+            ApiRequest::ListServers => {
+                let servers = self.list_servers().await?;
+                let streams = self.stream_health().await?;
+                Ok(ApiResponse::Servers { servers, streams })
             }
+            ApiRequest::JoinServer { .. } => Err(invalid(
+                "server.join is made with a server token's credential (`reef join --server TOKEN`)",
+            )),
             ApiRequest::JoinNode { .. } => Err(invalid(
                 "node.join is made with a join token's credential (`reef agent --join TOKEN`)",
             )),

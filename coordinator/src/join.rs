@@ -41,11 +41,14 @@ pub(crate) fn token_refusal(record: &JoinTokenRecord, now_ms: u64) -> Option<Str
 impl Coordinator {
     /// Records a new join token; returns its id, the joining credential
     /// and when it expires.
+    /// A server token (`server`) may also join as a server
+    /// ([`Coordinator::join_server`]); it is always for a dedicated node.
     pub(crate) async fn create_token(
         &mut self,
         trust: TrustClass,
         labels: BTreeMap<String, String>,
         ttl_ms: u64,
+        server: bool,
     ) -> Result<(String, String, u64), ApiError> {
         let invalid = |m: String| ApiError::new(ApiErrorKind::Invalid, m);
         reef_proto::job::validate_labels(&labels).map_err(|e| invalid(format!("label {e}")))?;
@@ -61,7 +64,7 @@ impl Coordinator {
         let expires_at_ms = now_ms() + ttl_ms;
         let (creds, joiner_key) = authority
             .dir
-            .issue_joiner(&id, expires_at_ms / 1000 + 1)
+            .issue_joiner(&id, expires_at_ms / 1000 + 1, server)
             .map_err(|e| ApiError::new(ApiErrorKind::Internal, e.to_string()))?;
         let record = JoinTokenRecord {
             id: id.clone(),
@@ -79,7 +82,7 @@ impl Coordinator {
             .create(&id, bytes)
             .await
             .map_err(|e| ApiError::new(ApiErrorKind::Unavailable, format!("tokens bucket: {e}")))?;
-        tracing::info!(token = %id, trust = ?record.trust, "join token created");
+        tracing::info!(token = %id, trust = ?record.trust, server, "join token created");
         Ok((id, creds.to_string(), expires_at_ms))
     }
 

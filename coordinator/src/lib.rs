@@ -41,6 +41,7 @@ mod rollout;
 mod routes;
 pub mod scheduler;
 mod secrets;
+mod servers;
 pub mod store;
 mod transitions;
 mod trust;
@@ -95,6 +96,9 @@ pub struct Authority {
     pub system: async_nats::Client,
     /// Signs every command to a node.
     pub assign: reef_trust::AssignmentKey,
+    /// The file of the key that encrypts secrets, handed to a server that
+    /// joins with the cluster directory (None: servers cannot join here).
+    pub cluster_key: Option<std::path::PathBuf>,
 }
 
 impl std::fmt::Debug for Authority {
@@ -153,6 +157,8 @@ pub(crate) struct Coordinator {
     authority: Option<std::sync::Arc<Authority>>,
     /// When join tokens were last swept.
     token_sweep: std::time::Instant,
+    /// When the replicas of the streams were last matched to the servers.
+    replicas_sized: Option<std::time::Instant>,
     /// How to make streams and buckets again if they vanish.
     store_config: StoreConfig,
     /// The sequence number of the last command sealed; starts from the
@@ -384,6 +390,7 @@ async fn lead_term(
         node_issuer: shared.config.node_issuer.clone(),
         authority: shared.config.authority.clone(),
         token_sweep: std::time::Instant::now(),
+        replicas_sized: None,
         store_config: shared.config.store.clone(),
         command_seq: reef_proto::now_ms().saturating_mul(1000),
         acks: Default::default(),
@@ -685,6 +692,7 @@ impl Coordinator {
         self.advance_rollouts().await;
         self.converge_tick().await;
         self.sweep_tokens().await;
+        self.size_replicas().await;
         self.place_pending(true).await;
     }
 }

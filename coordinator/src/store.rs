@@ -53,6 +53,8 @@ pub struct Store {
     pub members: kv::Store,
     /// Join tokens.
     pub tokens: kv::Store,
+    /// The cluster's servers (`reef server`).
+    pub servers: kv::Store,
     pub artifacts: async_nats::jetstream::object_store::ObjectStore,
 }
 
@@ -127,6 +129,7 @@ pub async fn ensure(
         certs: open_bucket(&js, bucket(subjects::CERTS_BUCKET)).await?,
         members: open_bucket(&js, bucket(subjects::MEMBERS_BUCKET)).await?,
         tokens: open_bucket(&js, bucket(subjects::TOKENS_BUCKET)).await?,
+        servers: open_bucket(&js, bucket(subjects::SERVERS_BUCKET)).await?,
         challenges: open_bucket(
             &js,
             kv::Config {

@@ -113,6 +113,23 @@ pub enum ApiRequest {
     NodeCertificate {
         public_key: Vec<u8>,
     },
+    /// Create a single-use join token for a server (`reef join --server`):
+    /// its credential may also call `server.join`, which hands out the
+    /// cluster's keys.
+    CreateServerToken {
+        ttl_ms: u64,
+    },
+    /// A joining server presents its node's public key, the X25519 key the
+    /// cluster's keys are sealed to, and where it can be reached (with the
+    /// token's credential, which names the token).
+    JoinServer {
+        name: String,
+        public_key: String,
+        sealing_key: [u8; 32],
+        route: String,
+        client: String,
+    },
+    ListServers,
 }
 
 impl ApiRequest {
@@ -149,6 +166,9 @@ impl ApiRequest {
             ApiRequest::CreateToken { .. } => verbs::TOKEN_CREATE,
             ApiRequest::JoinNode { .. } => verbs::NODE_JOIN,
             ApiRequest::NodeCertificate { .. } => verbs::NODE_CERTIFICATE,
+            ApiRequest::CreateServerToken { .. } => verbs::TOKEN_CREATE,
+            ApiRequest::JoinServer { .. } => verbs::SERVER_JOIN,
+            ApiRequest::ListServers => verbs::SERVER_LIST,
         }
     }
 }
@@ -228,6 +248,20 @@ pub enum ApiResponse {
     NodeCertificate {
         cert_pem: String,
         not_after_ms: u64,
+    },
+    /// The joined server's node id, its credential's JWT, the cluster's
+    /// keys sealed to its X25519 key (`reef_trust::bundle`), and every
+    /// server of the cluster, itself included.
+    ServerJoined {
+        node: NodeId,
+        jwt: String,
+        bundle: Vec<u8>,
+        servers: Vec<crate::servers::ServerRecord>,
+    },
+    /// The cluster's servers, and every stream's copies.
+    Servers {
+        servers: Vec<crate::servers::ServerRecord>,
+        streams: Vec<crate::servers::StreamHealth>,
     },
 }
 

@@ -41,6 +41,7 @@ pub enum MessageKind {
     AcmeAttempts = 17,
     Member = 18,
     JoinToken = 19,
+    Server = 20,
 }
 
 /// A type that travels inside an envelope.

@@ -17,6 +17,7 @@
 //! - [`agent`]: what the coordinator tells an agent, and what an agent reports.
 //! - [`api`]: the request/reply API the CLI speaks.
 //! - [`roles`]: who may call which API verb.
+//! - [`servers`]: the cluster's servers and how many copies of its state they keep.
 //! - [`members`]: who holds a credential of the cluster, and revocations.
 //! - [`manifest`]: `Reef.toml`, parsed and validated into an app spec.
 //! - [`units`]: parsing and printing of sizes and durations.
@@ -39,6 +40,7 @@ pub mod node;
 pub mod roles;
 pub mod routes;
 pub mod seal;
+pub mod servers;
 pub mod subjects;
 pub mod units;
 

@@ -68,6 +68,7 @@ impl Role {
             APP_RELEASES,
             SECRET_LIST,
             CERT_LIST,
+            SERVER_LIST,
         ];
         match self {
             Role::Admin => verbs::ALL.contains(&verb),
@@ -80,7 +81,9 @@ impl Role {
             Role::Submitter => [JOB_SUBMIT, JOB_LIST, JOB_GET, JOB_STOP, NODE_LIST].contains(&verb),
             Role::Node => [NODE_REGISTER, NODE_CERTIFICATE].contains(&verb),
             Role::Coordinator => false,
-            Role::Joiner => verb == NODE_JOIN,
+            // Which joiner may call `server.join` is the NATS server's to
+            // enforce: only a server token's credential may publish there.
+            Role::Joiner => [NODE_JOIN, SERVER_JOIN].contains(&verb),
         }
     }
 
@@ -158,6 +161,10 @@ mod tests {
         assert!(Role::Joiner.may_call(NODE_JOIN));
         assert!(!Role::Joiner.may_call(NODE_REGISTER));
         assert!(!Role::Node.may_call(NODE_JOIN));
+        assert!(Role::Joiner.may_call(SERVER_JOIN));
+        assert!(!Role::Node.may_call(SERVER_JOIN));
+        assert!(!Role::Deployer.may_call(SERVER_JOIN));
+        assert!(Role::Viewer.may_call(SERVER_LIST));
         assert!(!Role::Deployer.may_call(TOKEN_CREATE));
         assert_eq!(Role::needed_for(NODE_DRAIN), Role::Admin);
         assert_eq!(Role::needed_for(APP_DEPLOY), Role::Deployer);

@@ -44,9 +44,11 @@ pub mod verbs {
     pub const TOKEN_CREATE: &str = "token.create";
     pub const NODE_JOIN: &str = "node.join";
     pub const NODE_CERTIFICATE: &str = "node.certificate";
+    pub const SERVER_JOIN: &str = "server.join";
+    pub const SERVER_LIST: &str = "server.list";
 
     /// Every verb.
-    pub const ALL: [&str; 30] = [
+    pub const ALL: [&str; 32] = [
         JOB_SUBMIT,
         JOB_LIST,
         JOB_GET,
@@ -77,6 +79,8 @@ pub mod verbs {
         TOKEN_CREATE,
         NODE_JOIN,
         NODE_CERTIFICATE,
+        SERVER_JOIN,
+        SERVER_LIST,
     ];
 }
 
@@ -282,6 +286,9 @@ pub const TOKENS_BUCKET: &str = "reef-tokens";
 
 /// KV bucket of registered nodes, keyed by node id.
 pub const NODES_BUCKET: &str = "reef-nodes";
+
+/// KV bucket of the cluster's servers (`reef server`), keyed by name.
+pub const SERVERS_BUCKET: &str = "reef-servers";
 
 #[cfg(test)]
 mod tests {

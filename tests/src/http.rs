@@ -18,10 +18,26 @@ pub async fn get(port: u16, host: &str, path: &str) -> std::io::Result<Response>
     send(port, request.as_bytes()).await
 }
 
+/// `GET path` at `addr` (another host's proxy) with the given Host header,
+/// within 10 s.
+pub async fn get_at(
+    addr: std::net::SocketAddr,
+    host: &str,
+    path: &str,
+) -> std::io::Result<Response> {
+    let request = format!("GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n");
+    send_to(addr, request.as_bytes()).await
+}
+
 /// Sends raw request bytes and reads the whole response.
 pub async fn send(port: u16, request: &[u8]) -> std::io::Result<Response> {
+    send_to(([127, 0, 0, 1], port).into(), request).await
+}
+
+/// Sends raw request bytes to `addr` and reads the whole response.
+pub async fn send_to(addr: std::net::SocketAddr, request: &[u8]) -> std::io::Result<Response> {
     let io = async {
-        let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port)).await?;
+        let mut stream = tokio::net::TcpStream::connect(addr).await?;
         stream.write_all(request).await?;
         let mut raw = Vec::new();
         stream.read_to_end(&mut raw).await?;

@@ -31,12 +31,23 @@ pub fn client_config(roots_pem: &str) -> Arc<ClientConfig> {
 /// 10 s. Fails if the handshake does (no certificate for the name, or one the
 /// roots do not trust).
 pub async fn get(port: u16, name: &str, path: &str, roots_pem: &str) -> std::io::Result<Response> {
+    get_at(([127, 0, 0, 1], port).into(), name, path, roots_pem).await
+}
+
+/// `GET path` over TLS at `addr` (another host's proxy), for `name`, as
+/// [`get`] does.
+pub async fn get_at(
+    addr: std::net::SocketAddr,
+    name: &str,
+    path: &str,
+    roots_pem: &str,
+) -> std::io::Result<Response> {
     let config = client_config(roots_pem);
     let server_name = ServerName::try_from(name.to_string())
         .map_err(|e| Error::new(ErrorKind::InvalidInput, e))?;
     let request = format!("GET {path} HTTP/1.1\r\nHost: {name}\r\nConnection: close\r\n\r\n");
     let exchange = async {
-        let tcp = tokio::net::TcpStream::connect(("127.0.0.1", port)).await?;
+        let tcp = tokio::net::TcpStream::connect(addr).await?;
         let mut tls = TlsConnector::from(config).connect(server_name, tcp).await?;
         tls.write_all(request.as_bytes()).await?;
         let mut raw = Vec::new();

@@ -15,6 +15,7 @@ pub mod exactly_once;
 pub mod gpu;
 pub mod http;
 pub mod https;
+pub mod lan;
 pub mod leader;
 pub mod leaks;
 pub mod nats;

@@ -359,6 +359,14 @@ pub struct CliOutput {
 }
 
 impl CliOutput {
+    /// What it printed as JSON, if it exited 0 and printed JSON.
+    pub fn json_opt(&self) -> Option<serde_json::Value> {
+        if self.code != Some(0) {
+            return None;
+        }
+        serde_json::from_str(&self.stdout).ok()
+    }
+
     pub fn json(&self) -> serde_json::Value {
         serde_json::from_str(&self.stdout).unwrap_or_else(|e| {
             panic!(

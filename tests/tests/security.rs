@@ -65,7 +65,7 @@ async fn without_a_valid_credential_and_tls_nats_gives_nothing() {
     let cluster_dir = reef_trust::ClusterDir::open(nats.url.trust().dir()).expect("cluster dir");
     let an_hour_ago = reef_proto::now_ms() / 1000 - 3600;
     let (stale, _) = cluster_dir
-        .issue_joiner("stale", an_hour_ago)
+        .issue_joiner("stale", an_hour_ago, false)
         .expect("an expired credential");
     let stale_file = nats.dir.path().join("stale.creds");
     std::fs::write(&stale_file, stale.as_bytes()).expect("write");

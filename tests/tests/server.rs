@@ -131,7 +131,7 @@ async fn a_server_creates_the_cluster_and_a_machine_on_another_host_joins_with_i
     let cli = cli_of(&mut server, &data).await;
     // The URL the CLI and the token carry is the one other hosts reach.
     assert_eq!(cli.nats, format!("tls://{}:{port}", netns.host_ip));
-    let token = server.printed("reef join ").await;
+    let token = server.printed("reef join --server ").await;
     node_in(&cli, "s1", "ready").await;
 
     // A malformed token: a clear error, and nothing written.
@@ -265,7 +265,7 @@ async fn a_server_creates_the_cluster_and_a_machine_on_another_host_joins_with_i
         ],
         &elsewhere,
     );
-    let foreign = other_server.printed("reef join ").await;
+    let foreign = other_server.printed("reef join --server ").await;
     let out = reef(&[
         "join",
         "--foreground",
@@ -338,7 +338,7 @@ async fn a_server_restarts_its_nats_server_and_a_killed_host_comes_back_with_its
     let mut second = server(&data, &nats, "127.0.0.1", http);
     // Not a new cluster: no new token.
     second
-        .printed("To add a machine: `reef token create` here")
+        .printed("To add a machine: `reef token create [--server]` here")
         .await;
     let after = eventually(
         "hello to serve from a new instance",

@@ -461,13 +461,16 @@ impl ClusterDir {
 
     /// A join token's credential for token `id`, expiring at `expires_at_s`:
     /// the `.creds` text and its public key.
+    /// A server token's (`server`) may also join as a server.
     pub fn issue_joiner(
         &self,
         id: &str,
         expires_at_s: u64,
+        server: bool,
     ) -> Result<(Zeroizing<String>, String), TrustError> {
         let key = KeyPair::new_user();
         let signer = self.private_key("keys/account-signing.nk")?;
+        let permissions = permissions::joiner(id, server);
         let mut claims = Claims {
             jti: String::new(),
             iat: now(),
@@ -476,12 +479,12 @@ impl ClusterDir {
             sub: key.public_key(),
             exp: Some(expires_at_s),
             nats: User {
-                publish: permissions::joiner(id).publish,
-                subscribe: permissions::joiner(id).subscribe,
+                publish: permissions.publish,
+                subscribe: permissions.subscribe,
                 resp: None,
-                subs: permissions::joiner(id).limits.subs,
+                subs: permissions.limits.subs,
                 data: -1,
-                payload: permissions::joiner(id).limits.payload,
+                payload: permissions.limits.payload,
                 issuer_account: self.info.account.clone(),
                 tags: vec!["role:joiner".into()],
                 kind: "user".into(),

@@ -10,6 +10,7 @@
 //! - [`pki`]: the CA and the certificates it issues.
 //! - [`natsconf`]: nats-server's configuration.
 //! - [`dir`]: the cluster directory that holds the keys.
+//! - [`bundle`]: the cluster directory's shared files, for a server that joins.
 //! - [`identity`]: what a credential says about its holder.
 //! - [`token`]: join tokens.
 //! - [`files`]: files written whole or not at all, private ones 0600.
@@ -17,6 +18,7 @@
 #![forbid(unsafe_code)]
 #![deny(rust_2018_idioms)]
 
+pub mod bundle;
 pub mod creds;
 pub mod dir;
 mod error;

@@ -119,13 +119,22 @@ pub fn node(node: reef_proto::NodeId, trust: NodeTrust) -> Permissions {
 }
 
 /// A join token's credential: it may ask to join under the token's id,
-/// and nothing else.
-pub fn joiner(token: &str) -> Permissions {
+/// and nothing else; a server token's may also ask to join as a server,
+/// which hands out the cluster's keys.
+pub fn joiner(token: &str, server: bool) -> Permissions {
+    let mut publish = vec![
+        subjects::api(Role::Joiner, token, subjects::verbs::NODE_JOIN),
+        "$JS.API.INFO".into(),
+    ];
+    if server {
+        publish.push(subjects::api(
+            Role::Joiner,
+            token,
+            subjects::verbs::SERVER_JOIN,
+        ));
+    }
     Permissions {
-        publish: allow(vec![
-            subjects::api_caller(Role::Joiner, token),
-            "$JS.API.INFO".into(),
-        ]),
+        publish: allow(publish),
         subscribe: allow(vec![format!(
             "{}.>",
             subjects::inbox_prefix(Role::Joiner, token)

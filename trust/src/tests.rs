@@ -138,7 +138,7 @@ fn a_join_token_round_trips_and_names_what_is_wrong() {
         .expect("clock")
         .as_secs()
         + 600;
-    let (creds, key) = cluster.issue_joiner("tok-1", later).expect("joiner");
+    let (creds, key) = cluster.issue_joiner("tok-1", later, false).expect("joiner");
     assert!(key.starts_with('U'));
     let token = JoinToken {
         id: "tok-1".into(),
@@ -162,7 +162,7 @@ fn a_join_token_round_trips_and_names_what_is_wrong() {
     let err = JoinToken::decode(&text[..text.len() / 2]).expect_err("cut short");
     assert!(err.to_string().contains("not a join token"), "{err}");
 
-    let (expired, _) = cluster.issue_joiner("tok-3", 1).expect("joiner");
+    let (expired, _) = cluster.issue_joiner("tok-3", 1, false).expect("joiner");
     let stale = JoinToken {
         id: "tok-3".into(),
         creds: expired.to_string(),

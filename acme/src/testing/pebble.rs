@@ -1,6 +1,7 @@
 //! [`Pebble`]: a real pebble ACME server for tests, with pebble-challtestsrv
-//! as its DNS server (every name resolves to 127.0.0.1, so pebble's HTTP-01
-//! validation connects to `127.0.0.1:http_port`). Both run on free ports from
+//! as its DNS server (every name resolves to 127.0.0.1, or to
+//! [`PebbleOptions::resolve_to`], so pebble's HTTP-01 validation connects
+//! to `127.0.0.1:http_port`). Both run on free ports from
 //! a temp dir holding pebble's config and the TLS certificate of its HTTPS
 //! listener, made here by rcgen. Validation really happens: pebble's random
 //! validation delays are off (`PEBBLE_VA_NOSLEEP`), its always-valid switch is not.
@@ -31,6 +32,12 @@ pub struct PebbleOptions {
     pub nonce_reject_percent: u8,
     /// How long to wait for both servers to come up.
     pub start_timeout: Duration,
+    /// Where pebble's ACME directory listens (127.0.0.1 by default; a
+    /// bridge's address for clients in other network namespaces).
+    pub listen: std::net::IpAddr,
+    /// What every name resolves to, and so where HTTP-01 validation
+    /// connects (127.0.0.1 by default).
+    pub resolve_to: std::net::IpAddr,
 }
 
 impl PebbleOptions {
@@ -41,6 +48,8 @@ impl PebbleOptions {
             authz_reuse_percent: 0,
             nonce_reject_percent: 0,
             start_timeout: Duration::from_secs(20),
+            listen: std::net::Ipv4Addr::LOCALHOST.into(),
+            resolve_to: std::net::Ipv4Addr::LOCALHOST.into(),
         }
     }
 }
@@ -119,13 +128,19 @@ impl Pebble {
         })?;
         let setup = |err: std::io::Error| PebbleError::Setup(err.to_string());
         let dir = tempfile::tempdir().map_err(setup)?;
-        let listener_root_pem = write_listener_certificate(dir.path())?;
+        let listener_root_pem = write_listener_certificate(dir.path(), options.listen)?;
+        let listen = options.listen;
 
         let dns_port = free_udp_and_tcp_port().map_err(setup)?;
         let dns_log = dir.path().join("challtestsrv.log");
         let mut dns = spawn(
             Command::new(dns_bin)
-                .args(["-defaultIPv4", "127.0.0.1", "-defaultIPv6", ""])
+                .args([
+                    "-defaultIPv4",
+                    &options.resolve_to.to_string(),
+                    "-defaultIPv6",
+                    "",
+                ])
                 .args(["-dns01", &format!("127.0.0.1:{dns_port}")])
                 .args(["-http01", "", "-https01", "", "-tlsalpn01", ""])
                 .args([
@@ -153,7 +168,7 @@ impl Pebble {
             free_tcp_port().map_err(setup)?,
         );
         let config = serde_json::json!({ "pebble": {
-            "listenAddress": format!("127.0.0.1:{port}"),
+            "listenAddress": std::net::SocketAddr::new(listen, port).to_string(),
             "managementListenAddress": format!("127.0.0.1:{management_port}"),
             "certificate": "listener-cert.pem",
             "privateKey": "listener-key.pem",
@@ -178,7 +193,7 @@ impl Pebble {
             &dir.path().join("pebble.log"),
         )?;
 
-        let directory_url = format!("https://127.0.0.1:{port}/dir");
+        let directory_url = format!("https://{}/dir", std::net::SocketAddr::new(listen, port));
         let client = HttpsClient::new(Some(&listener_root_pem), Duration::from_secs(2))?;
         let serving = poll_until(options.start_timeout, || async {
             matches!(client.get(&directory_url).await, Ok((status, _)) if status.is_success())
@@ -290,7 +305,7 @@ fn start_failed(program: &'static str, child: &mut ChildGuard, detail: &str) -> 
 
 /// Writes a throwaway CA-signed certificate for `localhost` and `127.0.0.1`
 /// (and its key) for pebble's HTTPS listener; returns the CA's PEM.
-fn write_listener_certificate(dir: &Path) -> Result<String, PebbleError> {
+fn write_listener_certificate(dir: &Path, listen: std::net::IpAddr) -> Result<String, PebbleError> {
     let rcgen = |err: rcgen::Error| PebbleError::Setup(format!("listener certificate: {err}"));
     let mut ca_params = CertificateParams::new(Vec::<String>::new()).map_err(rcgen)?;
     ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
@@ -302,8 +317,12 @@ fn write_listener_certificate(dir: &Path) -> Result<String, PebbleError> {
     let issuer = Issuer::new(ca_params, ca_key);
 
     let key = KeyPair::generate().map_err(rcgen)?;
-    let params = CertificateParams::new(vec!["localhost".to_string(), "127.0.0.1".to_string()])
-        .map_err(rcgen)?;
+    let params = CertificateParams::new(vec![
+        "localhost".to_string(),
+        "127.0.0.1".to_string(),
+        listen.to_string(),
+    ])
+    .map_err(rcgen)?;
     let cert = params.signed_by(&key, &issuer).map_err(rcgen)?;
 
     let write = |name: &str, text: &str| {

@@ -3,14 +3,54 @@
 //! growing delay when it exits on its own, and stopped (SIGTERM, then
 //! SIGKILL after a grace) when asked, at any moment, start-up included.
 
-use anyhow::{anyhow, bail, Context as _, Result};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::Stdio;
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::process::{Child, Command};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
+
+/// Why a nats-server did not come up.
+#[derive(Debug, thiserror::Error)]
+pub enum NatsdError {
+    /// Its log could not be opened.
+    #[error("could not open {}", path.display())]
+    Log {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// The binary could not be started.
+    #[error("could not start {}", binary.display())]
+    Spawn {
+        binary: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// It exited before it listened.
+    #[error("nats-server exited at start ({status}); see its log, {}", log.display())]
+    ExitedAtStart { status: String, log: PathBuf },
+    /// It did not listen in time.
+    #[error("nats-server did not listen on {probe} within {}s; see its log, {}", within.as_secs(), log.display())]
+    NotListening {
+        probe: SocketAddr,
+        within: Duration,
+        log: PathBuf,
+    },
+    /// Its status could not be read.
+    #[error("could not wait for nats-server")]
+    Wait(#[source] std::io::Error),
+    /// It was asked to stop before it listened.
+    #[error("stopped while nats-server was starting")]
+    Stopped,
+    /// The supervising task is gone.
+    #[error("the nats-server supervisor ended")]
+    Ended,
+}
+
+type Outcome = Option<Result<(), Arc<NatsdError>>>;
 
 /// How one nats-server is run.
 #[derive(Clone, Debug)]
@@ -43,7 +83,7 @@ pub fn restart_delay(failures: u32) -> Duration {
 pub struct Supervisor {
     task: Option<tokio::task::JoinHandle<()>>,
     stop: CancellationToken,
-    up: watch::Receiver<Option<Result<(), String>>>,
+    up: watch::Receiver<Outcome>,
 }
 
 impl Supervisor {
@@ -60,14 +100,14 @@ impl Supervisor {
     }
 
     /// Resolves once the first start listens, or with why it did not.
-    pub async fn ready(&mut self) -> Result<()> {
+    pub async fn ready(&mut self) -> Result<(), Arc<NatsdError>> {
         let outcome = self
             .up
             .wait_for(Option::is_some)
             .await
-            .map_err(|_| anyhow!("the nats-server supervisor ended"))?
+            .map_err(|_| Arc::new(NatsdError::Ended))?
             .clone();
-        outcome.unwrap_or(Ok(())).map_err(|e| anyhow!("{e}"))
+        outcome.unwrap_or(Ok(()))
     }
 
     /// Stops the server (SIGTERM, SIGKILL after a grace) and waits for it.
@@ -89,11 +129,7 @@ impl Drop for Supervisor {
     }
 }
 
-async fn supervise(
-    spec: Spec,
-    stop: CancellationToken,
-    up: watch::Sender<Option<Result<(), String>>>,
-) {
+async fn supervise(spec: Spec, stop: CancellationToken, up: watch::Sender<Outcome>) {
     let mut failures = 0u32;
     let mut first = true;
     // A server an earlier run left (that run was killed outright, and
@@ -105,10 +141,10 @@ async fn supervise(
             Ok(child) => child,
             Err(e) => {
                 if first {
-                    let _ = up.send(Some(Err(format!("{e:#}"))));
+                    let _ = up.send(Some(Err(Arc::new(e))));
                     return;
                 }
-                tracing::error!("could not start nats-server again: {e:#}");
+                tracing::error!(error = %e, "could not start nats-server again");
                 failures += 1;
                 if wait_or_stop(&stop, restart_delay(failures)).await {
                     return;
@@ -120,17 +156,17 @@ async fn supervise(
             result = listening(&spec, &mut child) => result,
             _ = stop.cancelled() => {
                 halt(&mut child).await;
-                let _ = up.send(Some(Err("stopped while nats-server was starting".into())));
+                let _ = up.send(Some(Err(Arc::new(NatsdError::Stopped))));
                 return;
             }
         };
         if let Err(e) = listening {
             halt(&mut child).await;
             if first {
-                let _ = up.send(Some(Err(format!("{e:#}"))));
+                let _ = up.send(Some(Err(Arc::new(e))));
                 return;
             }
-            tracing::error!("nats-server did not come back: {e:#}");
+            tracing::error!(error = %e, "nats-server did not come back");
         } else {
             if first {
                 first = false;
@@ -141,13 +177,11 @@ async fn supervise(
             tokio::select! {
                 status = child.wait() => {
                     let status = status.map(|s| s.to_string()).unwrap_or_else(|e| e.to_string());
-                    tracing::warn!(
-                        "nats-server exited ({status}); see {}", spec.log.display()
-                    );
+                    tracing::warn!("nats-server exited ({status}); see {}", spec.log.display());
                 }
                 _ = stop.cancelled() => {
                     halt(&mut child).await;
-                        return;
+                    return;
                 }
             }
         }
@@ -171,12 +205,15 @@ async fn wait_or_stop(stop: &CancellationToken, delay: Duration) -> bool {
     }
 }
 
-fn spawn(spec: &Spec) -> Result<Child> {
+fn spawn(spec: &Spec) -> Result<Child, NatsdError> {
     let log = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
         .open(&spec.log)
-        .with_context(|| format!("could not open {}", spec.log.display()))?;
+        .map_err(|source| NatsdError::Log {
+            path: spec.log.clone(),
+            source,
+        })?;
     Command::new(&spec.binary)
         .arg("-c")
         .arg(&spec.config)
@@ -186,29 +223,31 @@ fn spawn(spec: &Spec) -> Result<Child> {
         // Should this process die without stopping it, it goes too.
         .kill_on_drop(true)
         .spawn()
-        .with_context(|| format!("could not start {}", spec.binary.display()))
+        .map_err(|source| NatsdError::Spawn {
+            binary: spec.binary.clone(),
+            source,
+        })
 }
 
 /// Waits until the server accepts connections on its client port.
-async fn listening(spec: &Spec, child: &mut Child) -> Result<()> {
+async fn listening(spec: &Spec, child: &mut Child) -> Result<(), NatsdError> {
     let deadline = tokio::time::Instant::now() + START_WITHIN;
     loop {
         if tokio::net::TcpStream::connect(spec.probe).await.is_ok() {
             return Ok(());
         }
-        if let Some(status) = child.try_wait()? {
-            bail!(
-                "nats-server exited at start ({status}); see its log, {}",
-                spec.log.display()
-            );
+        if let Some(status) = child.try_wait().map_err(NatsdError::Wait)? {
+            return Err(NatsdError::ExitedAtStart {
+                status: status.to_string(),
+                log: spec.log.clone(),
+            });
         }
         if tokio::time::Instant::now() > deadline {
-            bail!(
-                "nats-server did not listen on {} within {}s; see its log, {}",
-                spec.probe,
-                START_WITHIN.as_secs(),
-                spec.log.display()
-            );
+            return Err(NatsdError::NotListening {
+                probe: spec.probe,
+                within: START_WITHIN,
+                log: spec.log.clone(),
+            });
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
@@ -257,8 +296,11 @@ fn zombie(pid: i32) -> bool {
 
 /// SIGTERM, then SIGKILL if it has not exited within the grace.
 async fn halt(child: &mut Child) {
-    if let Some(pid) = child.id() {
-        crate::daemons::terminate(pid);
+    if let Some(pid) = child.id().and_then(|pid| i32::try_from(pid).ok()) {
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(pid),
+            nix::sys::signal::Signal::SIGTERM,
+        );
     }
     if tokio::time::timeout(STOP_GRACE, child.wait())
         .await

@@ -1,0 +1,215 @@
+//! The cluster's servers on the leader: `server.join` enrolls a machine
+//! that holds a server token as a server (its node's credential, the
+//! cluster's keys sealed to the X25519 key it made, and its record in
+//! `reef-servers`, from which every server renders its nats-server's
+//! routes), `server.list` shows them, and every few seconds the leader
+//! gives every stream and bucket as many copies as the servers call for
+//! ([`reef_proto::servers::replicas_for`]): three once there are three,
+//! without stopping anything (JetStream copies a stream to its new
+//! replicas while it serves).
+
+use crate::{store, Coordinator};
+use reef_proto::api::{ApiError, ApiErrorKind};
+use reef_proto::servers::{ServerRecord, StreamHealth};
+use reef_proto::{now_ms, NodeId};
+use std::time::{Duration, Instant};
+
+/// How often the streams' replicas are compared with the servers.
+const SIZE_EVERY: Duration = Duration::from_secs(5);
+
+/// The streams whose replica count is not `wanted`. None are changed while
+/// no server is recorded: the cluster then runs with the replicas its
+/// coordinators were started with (`reef coordinator --replicas`).
+pub(crate) fn to_resize(servers: usize, streams: &[(String, usize)]) -> Vec<String> {
+    if servers == 0 {
+        return Vec::new();
+    }
+    let wanted = reef_proto::servers::replicas_for(servers);
+    streams
+        .iter()
+        .filter(|(_, replicas)| *replicas != wanted)
+        .map(|(name, _)| name.clone())
+        .collect()
+}
+
+/// What a joining server receives.
+pub(crate) struct JoinedServer {
+    pub node: NodeId,
+    pub jwt: String,
+    /// The cluster directory's shared files, sealed to the server.
+    pub bundle: Vec<u8>,
+    /// Every server, the new one included.
+    pub servers: Vec<ServerRecord>,
+}
+
+fn unavailable(e: impl std::fmt::Display) -> ApiError {
+    ApiError::new(ApiErrorKind::Unavailable, e.to_string())
+}
+
+impl Coordinator {
+    /// Enrolls the machine holding server token `token` as server `name`.
+    pub(crate) async fn join_server(
+        &mut self,
+        token: &str,
+        name: String,
+        public_key: String,
+        sealing_key: [u8; 32],
+        route: String,
+        client: String,
+    ) -> Result<JoinedServer, ApiError> {
+        let invalid = |m: String| ApiError::new(ApiErrorKind::Invalid, m);
+        let authority = self.authority()?;
+        let Some(cluster_key) = authority.cluster_key.clone() else {
+            return Err(unavailable(
+                "this coordinator has no cluster key file to hand to a new server",
+            ));
+        };
+        let mut record = ServerRecord {
+            name,
+            // Replaced below, once the token is used.
+            node: NodeId::new(),
+            route,
+            client,
+            joined_at_ms: now_ms(),
+        };
+        record.validate().map_err(invalid)?;
+        // Everything that can be refused is refused before the token is used.
+        let taken = store::get::<ServerRecord>(&self.store.servers, &record.name)
+            .await
+            .map_err(unavailable)?;
+        if taken.is_some() {
+            return Err(invalid(format!(
+                "a server named {} is already in the cluster: join with another --name",
+                record.name
+            )));
+        }
+        let (node, jwt) = self.join(token, public_key).await?;
+        record.node = node;
+        let document = reef_trust::bundle::pack(&authority.dir, &cluster_key)
+            .map_err(|e| ApiError::new(ApiErrorKind::Internal, e.to_string()))?;
+        let bundle = reef_secrets::seal(
+            &sealing_key,
+            &reef_trust::bundle::context(&node.to_string()),
+            &document,
+        )
+        .map_err(|e| invalid(format!("sealing_key: {e}")))?;
+        store::create(&self.store.servers, &record.name, &record)
+            .await
+            .map_err(|e| {
+                unavailable(format!(
+                    "server {} could not be recorded ({e}); its token is used up: \
+                     create another with `reef token create --server`",
+                    record.name
+                ))
+            })?;
+        tracing::info!(server = %record.name, %node, route = %record.route, "server joined");
+        let servers = self.list_servers().await?;
+        Ok(JoinedServer {
+            node,
+            jwt,
+            bundle,
+            servers,
+        })
+    }
+
+    /// Every few seconds: gives every stream the copies the servers call for.
+    pub(crate) async fn size_replicas(&mut self) {
+        use futures::StreamExt as _;
+        if self
+            .replicas_sized
+            .is_some_and(|last| last.elapsed() < SIZE_EVERY)
+        {
+            return;
+        }
+        self.replicas_sized = Some(Instant::now());
+        let Ok(servers) = store::keys(&self.store.servers).await else {
+            return;
+        };
+        let mut infos = self.store.js.streams();
+        let mut streams = Vec::new();
+        while let Some(info) = infos.next().await {
+            match info {
+                Ok(info) => streams.push(info.config),
+                Err(e) => {
+                    tracing::debug!(error = %e, "streams not listed; their replicas are looked at later");
+                    return;
+                }
+            }
+        }
+        let current: Vec<(String, usize)> = streams
+            .iter()
+            .map(|config| (config.name.clone(), config.num_replicas))
+            .collect();
+        let wanted = reef_proto::servers::replicas_for(servers.len());
+        for name in to_resize(servers.len(), &current) {
+            let Some(mut config) = streams.iter().find(|c| c.name == name).cloned() else {
+                continue;
+            };
+            let from = config.num_replicas;
+            config.num_replicas = wanted;
+            match self.store.js.update_stream(&config).await {
+                Ok(_) => {
+                    tracing::info!(stream = %name, from, to = wanted, "stream replicas changed")
+                }
+                // A server that just joined may not be a JetStream peer yet.
+                Err(e) => {
+                    tracing::debug!(stream = %name, error = %e, "stream replicas not changed yet")
+                }
+            }
+        }
+    }
+
+    /// Every stream's copies, by name.
+    pub(crate) async fn stream_health(&self) -> Result<Vec<StreamHealth>, ApiError> {
+        use futures::StreamExt as _;
+        let mut infos = self.store.js.streams();
+        let mut streams = Vec::new();
+        while let Some(info) = infos.next().await {
+            let info = info.map_err(unavailable)?;
+            let (leader, followers) = match info.cluster {
+                Some(cluster) => (
+                    cluster.leader,
+                    cluster
+                        .replicas
+                        .into_iter()
+                        .map(|peer| (peer.name, peer.current && !peer.offline))
+                        .collect(),
+                ),
+                None => (None, Vec::new()),
+            };
+            streams.push(StreamHealth {
+                name: info.config.name,
+                replicas: info.config.num_replicas,
+                leader,
+                followers,
+            });
+        }
+        streams.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(streams)
+    }
+
+    /// Every server of the cluster, by name.
+    pub(crate) async fn list_servers(&self) -> Result<Vec<ServerRecord>, ApiError> {
+        let mut servers = store::all::<ServerRecord>(&self.store.servers)
+            .await
+            .map_err(unavailable)?;
+        servers.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(servers)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::to_resize;
+
+    #[test]
+    fn streams_follow_the_servers_once_there_are_any() {
+        let streams = vec![("A".to_string(), 1), ("B".to_string(), 3)];
+        assert!(to_resize(0, &streams).is_empty(), "no servers recorded");
+        assert_eq!(to_resize(1, &streams), ["B"]);
+        assert_eq!(to_resize(2, &streams), ["B"]);
+        assert_eq!(to_resize(3, &streams), ["A"]);
+        assert_eq!(to_resize(5, &streams), ["A"]);
+        assert!(to_resize(3, &[]).is_empty());
+    }
+}

@@ -146,12 +146,24 @@ pub async fn call_with_token(token: &JoinToken, request: &ApiRequest) -> Result<
     let staged_ca = staging.path().join("ca.pem");
     std::fs::write(&staged_ca, &token.ca_pem).context("could not stage the CA certificate")?;
     let urls = token.urls.join(",");
+    // A publish the server refuses is only reported on the side.
+    let refused = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let seen = refused.clone();
     let client = async_nats::ConnectOptions::with_credentials(&token.creds)
         .map_err(|e| anyhow!("the token's credential: {e}"))?
         .add_root_certificates(staged_ca)
         .require_tls(true)
         .custom_inbox_prefix(subjects::inbox_prefix(Role::Joiner, &token.id))
         .connection_timeout(Duration::from_secs(5))
+        .event_callback(move |event| {
+            let seen = seen.clone();
+            async move {
+                if matches!(&event, async_nats::Event::ServerError(e) if e.to_string().to_ascii_lowercase().contains("permissions violation"))
+                {
+                    seen.store(true, std::sync::atomic::Ordering::Relaxed);
+                }
+            }
+        })
         .connect(client::parse_servers(&urls)?)
         .await
         .map_err(|e| anyhow!("could not reach NATS at {urls} with the token: {e}"))?;
@@ -161,7 +173,22 @@ pub async fn call_with_token(token: &JoinToken, request: &ApiRequest) -> Result<
         client.request(subject, encode(request)?),
     )
     .await
-    .map_err(|_| anyhow!("no coordinator answered the join in time (is the token still valid?)"))?
+    .map_err(
+        |_| match refused.load(std::sync::atomic::Ordering::Relaxed) {
+            true => anyhow!(
+                "this token does not allow {}: {}",
+                request.verb(),
+                match request.verb() {
+                    subjects::verbs::SERVER_JOIN =>
+                        "it is not a server token (make one with `reef token create --server`)",
+                    _ => "it is not a join token of this kind",
+                }
+            ),
+            false => {
+                anyhow!("no coordinator answered the join in time (is the token still valid?)")
+            }
+        },
+    )?
     .map_err(|e| {
         anyhow!("the join was not answered: {e} (the token may have expired or been used)")
     })?;

@@ -6,6 +6,7 @@
 #![deny(rust_2018_idioms)]
 
 mod apps;
+mod backup;
 mod certs;
 mod client;
 mod cluster;
@@ -156,6 +157,11 @@ enum Command {
     /// Join this machine to a cluster with a token from `reef token create`
     /// (or the one `reef server` prints), and start its agent.
     Join(Box<join::JoinArgs>),
+    /// Back up the cluster's state to a file, or restore it from one.
+    Backup {
+        #[command(subcommand)]
+        command: backup::BackupCommand,
+    },
     /// Create join tokens for new nodes.
     Token {
         #[command(subcommand)]
@@ -360,6 +366,9 @@ async fn dispatch(cli: Cli, matches: &clap::ArgMatches) -> anyhow::Result<ExitCo
                 .ok_or_else(|| anyhow::anyhow!("no join arguments"))?;
             join::join(*args, given).await.map(|()| ExitCode::SUCCESS)
         }
+        Command::Backup { command } => backup::backup(&nats, command)
+            .await
+            .map(|()| ExitCode::SUCCESS),
         Command::Token {
             command: TokenCommand::Create(args),
         } => join::create(&nats, args).await.map(|()| ExitCode::SUCCESS),

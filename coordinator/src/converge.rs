@@ -183,10 +183,15 @@ impl Coordinator {
         Ok(())
     }
 
-    /// The app records of every app known or running here, read afresh. An
-    /// app is taken as gone only when its record is: a failed read fails the
-    /// pass.
+    /// The app records of every app in the bucket, known or running here,
+    /// read afresh. An app is taken as gone only when its record is: a
+    /// failed read fails the pass.
     async fn read_wants(&mut self) -> Result<Vec<AppWant>, CoordinatorError> {
+        // Apps written to the bucket by others (a restore) are taken up too.
+        match store::keys(&self.store.apps).await {
+            Ok(keys) => self.converger.apps.extend(keys),
+            Err(e) => tracing::debug!(error = %e, "the apps bucket's keys were not read this pass"),
+        }
         let mut names = self.converger.apps.clone();
         names.extend(self.cluster.instances.values().map(|(i, _)| i.app.clone()));
         let apps = &self.store.apps;

@@ -74,10 +74,15 @@ impl Coordinator {
         };
         record.validate().map_err(invalid)?;
         // Everything that can be refused is refused before the token is used.
-        let taken = store::get::<ServerRecord>(&self.store.servers, &record.name)
-            .await
-            .map_err(unavailable)?;
-        if taken.is_some() {
+        let servers = self.list_servers().await?;
+        if servers.is_empty() {
+            return Err(invalid(
+                "no server is recorded in this cluster: its NATS is not run by `reef server`, \
+                 so another server cannot join it; join this machine as a node (`reef join TOKEN`)"
+                    .into(),
+            ));
+        }
+        if servers.iter().any(|server| server.name == record.name) {
             return Err(invalid(format!(
                 "a server named {} is already in the cluster: join with another --name",
                 record.name

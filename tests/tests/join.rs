@@ -197,3 +197,66 @@ async fn refused(cluster: &TestCluster, token: Option<&str>, name: &str) -> Stri
     assert!(!dir.join("node.creds").exists(), "nothing half-written");
     std::fs::read_to_string(&log).expect("log")
 }
+
+/// `reef join --server --foreground TOKEN` into `dir`; must fail within
+/// 30 s. Returns what it said, having checked nothing was written.
+async fn server_join_refused(token: &str, dir: &Path) -> String {
+    let out = tokio::time::timeout(
+        Duration::from_secs(30),
+        tokio::process::Command::new(reef_bin())
+            .args(["join", "--server", "--foreground", "--name", "s9"])
+            .arg("--data-dir")
+            .arg(dir)
+            .arg("--config")
+            .arg(dir.with_extension("toml"))
+            .args([
+                "--nats-listen",
+                "127.0.0.1:1",
+                "--cluster-listen",
+                "127.0.0.1:2",
+            ])
+            .arg(token)
+            .env_remove("REEF_CREDS")
+            .env_remove("REEF_NATS_CA")
+            .env_remove("REEF_NATS_URL")
+            .output(),
+    )
+    .await
+    .expect("refused in time")
+    .expect("reef join");
+    assert!(!out.status.success(), "{out:?}");
+    assert!(!dir.exists(), "a refused join wrote {}", dir.display());
+    assert!(!dir.with_extension("toml").exists());
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_a_server_token_joins_a_server_and_only_into_a_cluster_of_servers() {
+    let cluster = TestCluster::start(1).await;
+    // An agent's token: the NATS server refuses its credential's publish.
+    let agent_token = token(&cluster, &[]).await;
+    let said = server_join_refused(&agent_token, &cluster.dir.path().join("s-a")).await;
+    assert!(said.contains("not a server token"), "{said}");
+    // Unused: it still joins an agent.
+    let dir = cluster.dir.path().join("agent-a");
+    let _agent = joining_agent(
+        Some(&agent_token),
+        &dir,
+        "agent-a",
+        &cluster.dir.path().join("agent-a.log"),
+    );
+    reef_tests::eventually("the agent to join", Duration::from_secs(30), || async {
+        dir.join("node.creds").exists().then_some(())
+    })
+    .await;
+
+    // A server token, but this cluster's NATS is not run by `reef server`.
+    let server_token = token(&cluster, &["--server"]).await;
+    let said = server_join_refused(&server_token, &cluster.dir.path().join("s-b")).await;
+    assert!(said.contains("no server is recorded"), "{said}");
+    let out = cluster
+        .cli
+        .run(&["token", "create", "--server", "--trust", "contributed"])
+        .await;
+    assert_eq!(out.code, Some(2), "{out:?}");
+}

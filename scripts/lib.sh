@@ -39,6 +39,8 @@ ensure_test_tools() {
     command -v ps >/dev/null 2>&1 || missing+=(procps)
     command -v pebble >/dev/null 2>&1 || missing+=(pebble)
     command -v ip >/dev/null 2>&1 || missing+=(iproute2)
+    # `reef doctor`'s test firewalls a port of one host.
+    command -v nft >/dev/null 2>&1 || missing+=(nftables)
     if [ ${#missing[@]} -gt 0 ]; then
         echo "installing ${missing[*]} for the tests" >&2
         apt-get update -qq && apt-get install -y -qq "${missing[@]}" >/dev/null

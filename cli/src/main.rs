@@ -13,6 +13,7 @@ mod cluster;
 mod config_file;
 mod daemons;
 mod dev;
+mod doctor;
 mod jobs;
 mod join;
 mod logs;
@@ -157,6 +158,14 @@ enum Command {
     /// Join this machine to a cluster with a token from `reef token create`
     /// (or the one `reef server` prints), and start its agent.
     Join(Box<join::JoinArgs>),
+    /// Check what breaks real installs (ports, DNS, clocks, NATS, certificates,
+    /// disks, the sandbox, versions) across the cluster; exits 1 if any
+    /// check fails.
+    Doctor {
+        /// Print JSON instead of lines.
+        #[arg(long)]
+        json: bool,
+    },
     /// Back up the cluster's state to a file, or restore it from one.
     Backup {
         #[command(subcommand)]
@@ -366,6 +375,7 @@ async fn dispatch(cli: Cli, matches: &clap::ArgMatches) -> anyhow::Result<ExitCo
                 .ok_or_else(|| anyhow::anyhow!("no join arguments"))?;
             join::join(*args, given).await.map(|()| ExitCode::SUCCESS)
         }
+        Command::Doctor { json } => doctor::doctor(&nats, json).await,
         Command::Backup { command } => backup::backup(&nats, command)
             .await
             .map(|()| ExitCode::SUCCESS),

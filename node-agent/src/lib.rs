@@ -26,6 +26,7 @@
 #![deny(rust_2018_idioms)]
 
 pub mod advertise;
+mod doctor;
 pub mod error;
 mod executor;
 pub mod gpus;
@@ -259,6 +260,20 @@ pub async fn run(
     let metrics_listener = metrics::bind(config.metrics).await?;
     let peer_addr = peer_listener.as_ref().and_then(|l| l.local_addr().ok());
     let proxy_addr = advertise::for_listener(peer_addr, &config).await;
+    let public = doctor::Public::of(
+        proxy_listener.as_ref().and_then(|l| l.local_addr().ok()),
+        https_listener.as_ref().and_then(|l| l.local_addr().ok()),
+        config
+            .advertise
+            .or(proxy_addr.map(|addr| addr.ip()))
+            .or(advertise::proxy_address(
+                std::net::SocketAddr::from(([0, 0, 0, 0], 0)),
+                None,
+                &config.nats_servers,
+            )
+            .await
+            .map(|a| a.ip())),
+    );
     let mut resources = resources::detect(&config.data_dir);
     if let Some(cpu) = config.cpu_millis {
         resources.cpu_millis = cpu;
@@ -301,6 +316,7 @@ pub async fn run(
     });
     tracing::info!(%node, name = %agent.config.name, proxy = ?proxy_addr, sandbox = %agent.sandbox.describe(), "agent starting");
     agent.tasks.spawn(agent.clone().watch_routes());
+    agent.tasks.spawn(agent.clone().answer_doctor(public));
     if let Some(listener) = metrics_listener {
         agent.tasks.spawn(agent.clone().serve_metrics(listener));
     }

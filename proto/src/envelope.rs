@@ -42,6 +42,8 @@ pub enum MessageKind {
     Member = 18,
     JoinToken = 19,
     Server = 20,
+    DoctorRequest = 21,
+    DoctorReport = 22,
 }
 
 /// A type that travels inside an envelope.

@@ -16,6 +16,7 @@
 //! - [`leader`]: the coordinator leadership lease.
 //! - [`agent`]: what the coordinator tells an agent, and what an agent reports.
 //! - [`api`]: the request/reply API the CLI speaks.
+//! - [`doctor`]: what `reef doctor` asks each node, and its answer.
 //! - [`roles`]: who may call which API verb.
 //! - [`servers`]: the cluster's servers and how many copies of its state they keep.
 //! - [`members`]: who holds a credential of the cluster, and revocations.
@@ -30,6 +31,7 @@ pub mod alloc;
 pub mod api;
 pub mod app;
 pub mod certs;
+pub mod doctor;
 pub mod envelope;
 pub mod ids;
 pub mod job;

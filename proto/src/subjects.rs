@@ -144,6 +144,11 @@ pub fn heartbeat(node: NodeId) -> String {
     format!("reef.hb.{node}")
 }
 
+/// Where `reef doctor` asks one node for its report (core request/reply).
+pub fn doctor(node: NodeId) -> String {
+    format!("reef.doctor.{node}")
+}
+
 /// Stream of job and app output; subjects
 /// `reef.logs.<node>.job.<owner>.<job>.<alloc>.<out|err>` and
 /// `reef.logs.<node>.app.<app>.<instance>.<out|err>`: the node that wrote a

@@ -129,7 +129,7 @@ impl Host {
     /// (nftables in its namespace), as a cloud firewall would.
     pub fn block_tcp(&self, port: u16) {
         let rules = format!(
-            "table inet reef_test {{ chain input {{ type filter hook input priority 0; tcp dport {port} iifname != \"lo\" drop; }} }}"
+            "table inet reef_test {{\n chain input {{\n  type filter hook input priority 0; policy accept;\n  iifname != \"lo\" tcp dport {port} drop\n }}\n}}\n"
         );
         let status = Command::new("ip")
             .args(["netns", "exec", &self.netns, "nft", "-f", "-"])

@@ -12,7 +12,7 @@ use reef_tests::confined::Confined;
 use reef_tests::{Cli, NatsServer, ReefProcess, TestCluster};
 use std::time::Duration;
 
-const BUCKETS: [&str; 10] = [
+const BUCKETS: [&str; 11] = [
     subjects::JOBS_BUCKET,
     subjects::ALLOCS_BUCKET,
     subjects::NODES_BUCKET,
@@ -23,6 +23,7 @@ const BUCKETS: [&str; 10] = [
     subjects::SECRETS_BUCKET,
     subjects::CERTS_BUCKET,
     subjects::LEADER_BUCKET,
+    subjects::SERVERS_BUCKET,
 ];
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -174,6 +175,11 @@ fn forbidden_for_node(me: NodeId, other: NodeId) -> (Vec<String>, Vec<String>) {
         "$JS.API.STREAM.DELETE.REEF_ASSIGN".into(),
         "$JS.API.STREAM.PURGE.REEF_EVENTS".into(),
         "$JS.API.STREAM.DELETE.REEF_LOGS".into(),
+        // `reef doctor` asks nodes; a node asks none, not even itself.
+        subjects::doctor(other),
+        subjects::doctor(me),
+        // Joining as a server is for a server token's credential.
+        subjects::api(Role::Joiner, "token", subjects::verbs::SERVER_JOIN),
         // Artifacts: no writes.
         "$O.reef-artifacts.C.forged".into(),
         "$JS.API.STREAM.PURGE.OBJ_reef-artifacts".into(),
@@ -212,6 +218,8 @@ fn forbidden_for_node(me: NodeId, other: NodeId) -> (Vec<String>, Vec<String>) {
             subjects::inbox_prefix(Role::Node, &other.to_string())
         ),
         "$KV.>".into(),
+        subjects::doctor(other),
+        "reef.doctor.*".into(),
         ">".into(),
     ];
     (publish, subscribe)
@@ -592,6 +600,8 @@ async fn each_user_role_does_its_work_and_is_refused_the_rest() {
         ),
         format!("$KV.{}.hello", subjects::APPS_BUCKET),
         "$JS.API.STREAM.DELETE.REEF_LOGS".into(),
+        subjects::doctor(NodeId::new()),
+        subjects::api(Role::Joiner, "token", subjects::verbs::SERVER_JOIN),
     ] {
         if !eve.publish_refused(&subject).await {
             allowed.push(subject);

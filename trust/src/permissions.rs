@@ -106,11 +106,12 @@ pub fn node(node: reef_proto::NodeId, trust: NodeTrust) -> Permissions {
     }
     Permissions {
         publish: allow(publish),
-        subscribe: allow(vec![format!(
-            "{}.>",
-            subjects::inbox_prefix(Role::Node, &id)
-        )]),
-        responses: None,
+        subscribe: allow(vec![
+            format!("{}.>", subjects::inbox_prefix(Role::Node, &id)),
+            subjects::doctor(node),
+        ]),
+        // Only to answer `reef doctor` on its own subject.
+        responses: Some(Responses { max: 1, ttl: 0 }),
         limits: Limits {
             subs: 256,
             payload: MESSAGE,

@@ -209,7 +209,12 @@ pub async fn call(client: &Conn, request: ApiRequest) -> Result<ApiResponse> {
         }
         Ok(Ok(msg)) => msg,
     };
-    let ApiReply(result) =
-        decode::<ApiReply>(&reply.payload).context("malformed reply from the coordinator")?;
+    let ApiReply(result) = match decode::<ApiReply>(&reply.payload) {
+        Ok(reply) => reply,
+        Err(reef_proto::DecodeError::Version { got }) => {
+            bail!("{}", reef_proto::envelope::refuse_cluster(got))
+        }
+        Err(e) => return Err(anyhow!(e).context("malformed reply from the coordinator")),
+    };
     result.map_err(|e| anyhow!("{e}"))
 }

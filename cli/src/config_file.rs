@@ -139,10 +139,12 @@ fn settable<'a>(command: &'a Command, field: &str) -> Option<&'a Arg> {
         .filter(|arg| !NOT_IN_FILES.contains(&long.as_str()) && !arg.is_positional())
 }
 
-/// The fields a file for `command` may have.
+/// The fields a file for `command` may have (hidden flags, for tests, are
+/// taken too but not listed).
 pub fn fields(command: &Command) -> Vec<String> {
     command
         .get_arguments()
+        .filter(|arg| !arg.is_hide_set())
         .filter_map(Arg::get_long)
         .filter(|long| !NOT_IN_FILES.contains(long))
         .map(|long| long.replace('-', "_"))

@@ -29,10 +29,14 @@ use clap::{Args, CommandFactory as _, FromArgMatches as _, Parser, Subcommand};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+/// `reef --version`: the release and the wire protocol it speaks (only
+/// processes of one protocol share a cluster).
+const VERSION: &str = concat!(env!("CARGO_PKG_VERSION"), " (protocol 1)");
+
 #[derive(Parser)]
 #[command(
     name = "reef",
-    version,
+    version = VERSION,
     about = "Run apps and compute jobs on a cluster of your own machines, over NATS."
 )]
 struct Cli {
@@ -453,4 +457,36 @@ pub async fn shutdown_signal() {
 /// Default data directory for an agent named `name`.
 pub fn default_data_dir(name: &str) -> PathBuf {
     PathBuf::from("/var/lib/reef").join(name)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn every_field_of_every_config_file_is_in_the_operations_guide() {
+        let guide = include_str!("../../docs/operations.md");
+        let mut cli = <super::Cli as clap::CommandFactory>::command();
+        cli.build();
+        let mut missing = Vec::new();
+        for name in ["server", "agent", "coordinator"] {
+            let command = cli.find_subcommand(name).expect("a command");
+            for field in super::config_file::fields(command) {
+                if !guide.contains(&format!("`{field}`")) {
+                    missing.push(format!("{name}: {field}"));
+                }
+            }
+        }
+        assert!(missing.is_empty(), "not in docs/operations.md: {missing:?}");
+    }
+
+    #[test]
+    fn the_version_names_the_protocol_this_build_speaks() {
+        assert_eq!(
+            super::VERSION,
+            format!(
+                "{} (protocol {})",
+                reef_proto::envelope::RELEASE,
+                reef_proto::envelope::VERSION
+            )
+        );
+    }
 }

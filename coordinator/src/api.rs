@@ -158,6 +158,10 @@ impl Coordinator {
                     }
                 }
             },
+            Err(reef_proto::DecodeError::Version { got }) => {
+                tracing::warn!(subject = %msg.subject, protocol = got, "a caller of another protocol was refused");
+                Err(invalid(reef_proto::envelope::refuse_caller(got)))
+            }
             Err(e) => {
                 self.malformed += 1;
                 Err(invalid(format!("malformed request: {e}")))

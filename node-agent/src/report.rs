@@ -166,6 +166,9 @@ impl Agent {
         match decode::<ApiReply>(&msg.payload) {
             Ok(ApiReply(Ok(response))) => Ok(response),
             Ok(ApiReply(Err(e))) => Err(Call::Refused(e)),
+            Err(reef_proto::DecodeError::Version { got }) => {
+                Err(Call::Malformed(reef_proto::envelope::refuse_cluster(got)))
+            }
             Err(e) => Err(Call::Malformed(e.to_string())),
         }
     }

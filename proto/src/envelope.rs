@@ -14,6 +14,29 @@ use serde::{Deserialize, Serialize};
 pub const MAGIC: &[u8; 4] = b"REEF";
 /// The protocol version this build speaks.
 pub const VERSION: u16 = 1;
+/// The reef release this build is.
+pub const RELEASE: &str = env!("CARGO_PKG_VERSION");
+
+/// The answer to a caller whose message is of protocol `theirs`, which
+/// this build does not speak.
+pub fn refuse_caller(theirs: u16) -> String {
+    format!(
+        "this cluster's coordinators speak reef protocol {VERSION} (reef {RELEASE}); the caller \
+         speaks protocol {theirs}: every process of a cluster speaks one protocol, so upgrade \
+         the servers first and then the nodes (docs/operations.md, Upgrades)"
+    )
+}
+
+/// What to tell the user when the coordinators answered in protocol
+/// `theirs`, which this build does not speak.
+pub fn refuse_cluster(theirs: u16) -> String {
+    format!(
+        "the cluster's coordinators speak reef protocol {theirs}; this reef {RELEASE} speaks \
+         protocol {VERSION}: use a reef release of protocol {theirs} here, or upgrade the \
+         cluster (docs/operations.md, Upgrades)"
+    )
+}
+
 /// The largest encoded message reef sends or accepts (the NATS default max payload).
 pub const MAX_MESSAGE_BYTES: usize = 1024 * 1024;
 

@@ -17,7 +17,7 @@ use reef_proto::app::{
 };
 use reef_proto::manifest::{validate_app_name, AppSpec};
 use reef_proto::node::TrustClass;
-use reef_proto::{now_ms, subjects, AllocId, NodeId};
+use reef_proto::{now_ms, subjects, InstanceId, NodeId};
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Instant;
 
@@ -263,13 +263,13 @@ impl Coordinator {
         &mut self,
         release: &Release,
         node: NodeId,
-        replaces: Option<AllocId>,
-        relieves: Option<AllocId>,
+        replaces: Option<InstanceId>,
+        relieves: Option<InstanceId>,
     ) -> Result<Instance, ApiError> {
         let now = now_ms();
         let gpus = self.gpus_for(release, node, replaces)?;
         let instance = Instance {
-            id: AllocId::new(),
+            id: InstanceId::new(),
             app: release.app.clone(),
             version: release.version,
             node,
@@ -300,7 +300,7 @@ impl Coordinator {
         &self,
         release: &Release,
         node: NodeId,
-        replaces: Option<AllocId>,
+        replaces: Option<InstanceId>,
     ) -> Result<Vec<u32>, ApiError> {
         let request = &release.spec.gpus;
         if request.count == 0 {
@@ -349,7 +349,7 @@ impl Coordinator {
 
     pub(crate) async fn stop_instance(
         &mut self,
-        id: AllocId,
+        id: InstanceId,
         forget_app: bool,
     ) -> Result<(), CoordinatorError> {
         let Some((instance, _)) = self.cluster.instances.get(&id) else {

@@ -9,7 +9,7 @@ use reef_proto::app::Instance;
 use reef_proto::job::Resources;
 use reef_proto::job::{JobRecord, JobSpec};
 use reef_proto::node::{Eligibility, NodeRecord};
-use reef_proto::{AllocId, JobId, NodeId};
+use reef_proto::{AllocId, InstanceId, JobId, NodeId};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::time::{Duration, Instant};
 
@@ -52,7 +52,7 @@ pub(crate) struct Cluster {
     pub alloc_revisions: HashMap<AllocId, u64>,
     pub live_jobs: HashMap<JobId, (JobRecord, u64)>,
     /// Live app instances, with the resources reserved for each.
-    pub instances: HashMap<AllocId, (Instance, Resources)>,
+    pub instances: HashMap<InstanceId, (Instance, Resources)>,
     /// Jobs waiting for a node, oldest first (ids are time-ordered), with the
     /// reason last written to their record.
     pub pending: BTreeMap<JobId, Pending>,
@@ -272,7 +272,7 @@ impl Cluster {
     }
 
     /// Releases a finished instance's resources.
-    pub fn release_instance(&mut self, id: AllocId) -> Option<Instance> {
+    pub fn release_instance(&mut self, id: InstanceId) -> Option<Instance> {
         let (instance, resources) = self.instances.remove(&id)?;
         self.unreserve(instance.node, resources);
         // A replacement on the same node inherits its predecessor's GPUs:

@@ -56,7 +56,7 @@ impl Coordinator {
                 return Outcome::Drop;
             }
         };
-        if msg.subject.as_str() != subjects::event(event.node, event.instance) {
+        if msg.subject.as_str() != subjects::instance_event(event.node, event.instance) {
             return Outcome::Drop;
         }
         match self.apply_instance_event(&event).await {

@@ -3,7 +3,7 @@
 use proptest::prelude::*;
 use reef_proto::app::{Instance, InstanceState};
 use reef_proto::job::{JobRecord, JobSpec, JobState};
-use reef_proto::{AllocId, JobId, NodeId};
+use reef_proto::{InstanceId, JobId, NodeId};
 
 /// An assigned job running `true`, placed nowhere yet.
 pub(crate) fn job(spec: JobSpec) -> JobRecord {
@@ -29,7 +29,7 @@ pub(crate) fn job(spec: JobSpec) -> JobRecord {
 /// A fresh instance of release `version` of `app` on `node`, created at 0.
 pub(crate) fn instance(app: &str, version: u32, node: NodeId, state: InstanceState) -> Instance {
     Instance {
-        id: AllocId::new(),
+        id: InstanceId::new(),
         app: app.into(),
         version,
         node,

@@ -26,7 +26,7 @@
 
 use crate::rollout::rank;
 use reef_proto::app::{AppDesired, Instance, InstanceState};
-use reef_proto::{AllocId, NodeId};
+use reef_proto::{InstanceId, NodeId};
 use std::collections::{BTreeMap, HashSet};
 
 /// The first wait after a failed replica; doubled for each further failure.
@@ -86,7 +86,7 @@ pub struct World<'a> {
     /// The live (not terminal) instances, of every app.
     pub instances: &'a [&'a Instance],
     /// Instances the coordinator already asked to stop.
-    pub stopping: &'a HashSet<AllocId>,
+    pub stopping: &'a HashSet<InstanceId>,
     /// Instances that ended, oldest first; failures only since their app was
     /// last healthy.
     pub endings: &'a [Ending],
@@ -105,7 +105,10 @@ pub enum Action {
         on: Option<NodeId>,
     },
     /// Ask an instance to drain and stop; `forget_app` when its app is gone.
-    Stop { instance: AllocId, forget_app: bool },
+    Stop {
+        instance: InstanceId,
+        forget_app: bool,
+    },
 }
 
 /// Why an app short of replicas gets no start now.
@@ -279,7 +282,7 @@ fn reconcile_app(world: &World<'_>, want: &AppWant, live: &[&Instance], decision
 /// The live instances that each fill a slot (not draining, not being
 /// stopped, and of a replacing pair the replacement), each with the live
 /// instances it takes over from.
-fn slots<'a>(live: &[&'a Instance], stopping: &HashSet<AllocId>) -> Vec<Slot<'a>> {
+fn slots<'a>(live: &[&'a Instance], stopping: &HashSet<InstanceId>) -> Vec<Slot<'a>> {
     let active: Vec<&Instance> = live
         .iter()
         .copied()
@@ -289,12 +292,12 @@ fn slots<'a>(live: &[&'a Instance], stopping: &HashSet<AllocId>) -> Vec<Slot<'a>
                 && !stopping.contains(&i.id)
         })
         .collect();
-    let ids: HashSet<AllocId> = active.iter().map(|i| i.id).collect();
-    let taken_over: HashSet<AllocId> = active
+    let ids: HashSet<InstanceId> = active.iter().map(|i| i.id).collect();
+    let taken_over: HashSet<InstanceId> = active
         .iter()
         .flat_map(|i| i.replaces.into_iter().chain(i.relieves))
         .collect();
-    let by_id: BTreeMap<AllocId, &Instance> = active.iter().map(|i| (i.id, *i)).collect();
+    let by_id: BTreeMap<InstanceId, &Instance> = active.iter().map(|i| (i.id, *i)).collect();
     active
         .iter()
         .filter(|i| !taken_over.contains(&i.id))
@@ -310,11 +313,11 @@ fn slots<'a>(live: &[&'a Instance], stopping: &HashSet<AllocId>) -> Vec<Slot<'a>
 /// fills one slot.
 fn taken_over_by(
     instance: &Instance,
-    by_id: &BTreeMap<AllocId, &Instance>,
-    ids: &HashSet<AllocId>,
-) -> Vec<AllocId> {
+    by_id: &BTreeMap<InstanceId, &Instance>,
+    ids: &HashSet<InstanceId>,
+) -> Vec<InstanceId> {
     let mut found = Vec::new();
-    let mut next: Vec<AllocId> = instance
+    let mut next: Vec<InstanceId> = instance
         .replaces
         .into_iter()
         .chain(instance.relieves)
@@ -335,7 +338,7 @@ fn taken_over_by(
 /// from another.
 struct Slot<'a> {
     instance: &'a Instance,
-    takes_over: Vec<AllocId>,
+    takes_over: Vec<InstanceId>,
 }
 
 /// The wait before the next start after `failures` failed replicas.

@@ -45,7 +45,7 @@ fn failed(app: &str, version: u32, at_ms: u64) -> Ending {
 fn decide(
     apps: &[AppWant],
     instances: &[Instance],
-    stopping: &HashSet<AllocId>,
+    stopping: &HashSet<InstanceId>,
     endings: &[Ending],
     conditions: &HashMap<NodeId, NodeCondition>,
 ) -> Decision {
@@ -72,7 +72,7 @@ fn starts(decision: &Decision) -> Vec<Option<NodeId>> {
         .collect()
 }
 
-fn stops(decision: &Decision) -> Vec<AllocId> {
+fn stops(decision: &Decision) -> Vec<InstanceId> {
     decision
         .actions
         .iter()
@@ -83,7 +83,7 @@ fn stops(decision: &Decision) -> Vec<AllocId> {
         .collect()
 }
 
-fn none() -> HashSet<AllocId> {
+fn none() -> HashSet<InstanceId> {
     HashSet::new()
 }
 
@@ -398,7 +398,7 @@ fn apps_do_not_disturb_each_other() {
 struct Scenario {
     apps: Vec<AppWant>,
     instances: Vec<Instance>,
-    stopping: HashSet<AllocId>,
+    stopping: HashSet<InstanceId>,
     endings: Vec<Ending>,
     conditions: HashMap<NodeId, NodeCondition>,
 }
@@ -534,7 +534,7 @@ proptest! {
     #[test]
     fn decisions_are_safe_and_reach_a_fixed_point(mut s in scenario()) {
         let d = decide(&s.apps, &s.instances, &s.stopping, &s.endings, &s.conditions);
-        let live_ids: HashSet<AllocId> = s
+        let live_ids: HashSet<InstanceId> = s
             .instances
             .iter()
             .filter(|i| !i.state.is_terminal())

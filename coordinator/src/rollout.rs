@@ -5,18 +5,18 @@
 //! placed by the scheduler; extra ones are stopped.
 
 use reef_proto::app::{Instance, InstanceState};
-use reef_proto::{AllocId, NodeId};
+use reef_proto::{InstanceId, NodeId};
 
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct Plan {
     /// (instance to leave as it is, its node).
-    pub keep: Vec<(AllocId, NodeId)>,
+    pub keep: Vec<(InstanceId, NodeId)>,
     /// (instance to replace, its node): start the new release beside it.
-    pub replace: Vec<(AllocId, NodeId)>,
+    pub replace: Vec<(InstanceId, NodeId)>,
     /// New instances to place anywhere.
     pub place: u32,
     /// Instances beyond the replica count.
-    pub stop: Vec<AllocId>,
+    pub stop: Vec<InstanceId>,
 }
 
 /// Plans the rollout of a release to `replicas` instances, given the app's
@@ -67,7 +67,7 @@ pub fn next_batch(
     max_parallel: u32,
     min_healthy_ms: u64,
     now_ms: u64,
-) -> Vec<(AllocId, NodeId)> {
+) -> Vec<(InstanceId, NodeId)> {
     let running = |i: &&&Instance| !i.state.is_terminal() && i.state != InstanceState::Draining;
     let current: Vec<&Instance> = live
         .iter()
@@ -108,7 +108,7 @@ fn split(
     live: &[&Instance],
     replicas: u32,
     wanted: impl Fn(&Instance) -> bool,
-) -> (Vec<(AllocId, NodeId)>, Vec<AllocId>) {
+) -> (Vec<(InstanceId, NodeId)>, Vec<InstanceId>) {
     let mut candidates: Vec<&Instance> = live
         .iter()
         .copied()

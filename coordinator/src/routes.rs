@@ -15,7 +15,7 @@
 use crate::{store, Coordinator, CoordinatorError};
 use reef_proto::app::{Instance, InstanceState, Release};
 use reef_proto::routes::{AppRoutes, RouteBackend};
-use reef_proto::{subjects, AllocId, NodeId};
+use reef_proto::{subjects, InstanceId, NodeId};
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::net::SocketAddr;
 
@@ -25,7 +25,7 @@ pub(crate) struct RouteBook {
     /// What each app's key holds, as last written by this leader.
     written: HashMap<String, AppRoutes>,
     /// Instances this coordinator asked to stop: out of the routes at once.
-    stopping: HashSet<AllocId>,
+    stopping: HashSet<InstanceId>,
     /// What each release says about routing, read once.
     releases: HashMap<(String, u32), ReleaseRouting>,
     /// Apps whose key could not be written; retried every tick.
@@ -49,7 +49,7 @@ pub(crate) fn build<'a>(
     app: &str,
     release: ReleaseRouting,
     instances: impl IntoIterator<Item = &'a Instance>,
-    stopping: &HashSet<AllocId>,
+    stopping: &HashSet<InstanceId>,
     proxy_of: impl Fn(NodeId) -> Option<SocketAddr>,
 ) -> Option<AppRoutes> {
     let mut backends: Vec<RouteBackend> = instances
@@ -97,7 +97,7 @@ impl Coordinator {
 
     /// Takes `instance` out of the routes now: the coordinator is about to
     /// ask its node to stop it.
-    pub(crate) async fn unroute(&mut self, instance: AllocId) {
+    pub(crate) async fn unroute(&mut self, instance: InstanceId) {
         let Some(app) = self
             .cluster
             .instances
@@ -112,12 +112,12 @@ impl Coordinator {
     }
 
     /// The instances this coordinator asked to stop that have not ended yet.
-    pub(crate) fn stopping(&self) -> &HashSet<AllocId> {
+    pub(crate) fn stopping(&self) -> &HashSet<InstanceId> {
         &self.routes.stopping
     }
 
     /// Forgets what was kept about an instance that ended.
-    pub(crate) fn routes_forget_instance(&mut self, instance: AllocId) {
+    pub(crate) fn routes_forget_instance(&mut self, instance: InstanceId) {
         self.routes.stopping.remove(&instance);
     }
 

@@ -4,7 +4,7 @@ use super::*;
 
 fn instance(app: &str, node: NodeId, state: InstanceState) -> Instance {
     Instance {
-        id: AllocId::new(),
+        id: InstanceId::new(),
         app: app.into(),
         version: 1,
         node,
@@ -49,7 +49,7 @@ fn only_healthy_instances_of_the_app_with_a_proxy_are_listed() {
     assert_eq!(routes.app, "hello");
     assert_eq!(routes.domains, vec!["hello.test".to_string()]);
     assert!(routes.https_redirect, "every node is told to redirect");
-    let listed: Vec<(AllocId, NodeId, SocketAddr)> = routes
+    let listed: Vec<(InstanceId, NodeId, SocketAddr)> = routes
         .backends
         .iter()
         .map(|b| (b.instance, b.node, b.addr))
@@ -116,7 +116,7 @@ fn backends_are_sorted_by_instance() {
         |_| Some(addr(1)),
     )
     .expect("routes");
-    let ids: Vec<AllocId> = routes.backends.iter().map(|b| b.instance).collect();
+    let ids: Vec<InstanceId> = routes.backends.iter().map(|b| b.instance).collect();
     let mut sorted = ids.clone();
     sorted.sort();
     assert_eq!(ids, sorted);

@@ -43,7 +43,7 @@ pub mod subjects;
 pub mod units;
 
 pub use envelope::{decode, encode, peek_kind, DecodeError, EncodeError, Message, MessageKind};
-pub use ids::{AllocId, JobId, NodeId};
+pub use ids::{AllocId, InstanceId, JobId, NodeId};
 
 /// Milliseconds since the Unix epoch, the one clock format on the wire.
 pub fn now_ms() -> u64 {

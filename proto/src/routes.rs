@@ -5,7 +5,7 @@
 //! does not run to a node that does.
 
 use crate::envelope::{Message, MessageKind};
-use crate::ids::{AllocId, NodeId};
+use crate::ids::{InstanceId, NodeId};
 use serde::{Deserialize, Serialize};
 use std::net::SocketAddr;
 
@@ -26,7 +26,7 @@ pub struct AppRoutes {
 /// One healthy instance and how another node reaches it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RouteBackend {
-    pub instance: AllocId,
+    pub instance: InstanceId,
     pub node: NodeId,
     /// The plain-HTTP listener of that node's proxy.
     pub addr: SocketAddr,

@@ -12,12 +12,12 @@ fn routes() -> AppRoutes {
         https_redirect: true,
         backends: vec![
             RouteBackend {
-                instance: AllocId::new(),
+                instance: InstanceId::new(),
                 node,
                 addr: "10.0.0.1:80".parse().expect("addr"),
             },
             RouteBackend {
-                instance: AllocId::new(),
+                instance: InstanceId::new(),
                 node: NodeId::new(),
                 addr: "[fd00::2]:8080".parse().expect("addr"),
             },

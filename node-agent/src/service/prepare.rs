@@ -8,7 +8,7 @@
 use crate::Agent;
 use reef_proto::app::Release;
 use reef_proto::subjects;
-use reef_proto::AllocId;
+use reef_proto::InstanceId;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -150,7 +150,7 @@ pub(crate) async fn hook(
     command: &str,
     place: &Place<'_>,
     app: &str,
-    instance: AllocId,
+    instance: InstanceId,
 ) -> Result<(), String> {
     let Place {
         release: dir,

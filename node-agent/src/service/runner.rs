@@ -21,7 +21,7 @@ use reef_proto::app::InstanceState;
 use reef_proto::manifest::{AppSpec, Strategy};
 use reef_proto::subjects;
 use reef_proto::units::format_duration;
-use reef_proto::AllocId;
+use reef_proto::InstanceId;
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
@@ -37,7 +37,7 @@ const STEADY_CHECK: Duration = Duration::from_secs(2);
 
 pub(crate) async fn run(
     agent: Arc<Agent>,
-    id: AllocId,
+    id: InstanceId,
     stop: CancellationToken,
     control: mpsc::Receiver<Control>,
 ) {
@@ -83,7 +83,7 @@ pub(crate) async fn run(
 
 struct Runner {
     agent: Arc<Agent>,
-    id: AllocId,
+    id: InstanceId,
     stop: CancellationToken,
     control: mpsc::Receiver<Control>,
     record: LocalInstance,

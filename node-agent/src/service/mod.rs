@@ -1,6 +1,7 @@
 //! App instances on this node: their durable records, intake of deploy and
 //! stop commands, and the proxy routes that follow instance health.
 //!
+//! - `error`: what each step of starting an instance can fail with.
 //! - `prepare`: artifact download, verification, unpacking, `pre_start`.
 //! - `health`: HTTP and TCP checks.
 //! - `runner`: one instance's life: start, health, traffic, crash restarts,
@@ -9,6 +10,7 @@
 //! - `routing`: what the proxy routes per app, from local instances and the
 //!   cluster's routes.
 
+mod error;
 mod health;
 mod prepare;
 mod restart;

@@ -10,7 +10,7 @@
 //! runner reads them afresh before it takes that instance out (see
 //! `routes::refresh`).
 
-use reef_proto::routes::AppRoutes;
+use reef_proto::app_routes::AppRoutes;
 use reef_proto::{InstanceId, NodeId};
 use reef_proxy::{Backend, Router};
 use std::collections::{BTreeMap, BTreeSet, HashMap};

@@ -2,7 +2,7 @@
 //! without clobbering each other.
 
 use super::*;
-use reef_proto::routes::RouteBackend;
+use reef_proto::app_routes::RouteBackend;
 
 fn cluster_routes(app: &str, backends: &[(InstanceId, NodeId, u16)]) -> AppRoutes {
     AppRoutes {

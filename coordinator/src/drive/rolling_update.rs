@@ -1,0 +1,143 @@
+//! Rolling updates: after a deploy has replaced its first `max_parallel`
+//! replicas, each tick replaces more of the replicas still on an older release
+//! as earlier replacements settle (healthy for `min_healthy_time`).
+//!
+//! When a replica of the new release fails, the rollout stops there: with
+//! `auto_revert`, the app goes back to the release it ran before (whose
+//! replicas never stopped serving where they were not replaced yet), and the
+//! same rolling steps bring the replaced ones back; without it, the rollout is
+//! halted with the reason shown in `reef status` until the next deploy. A
+//! release that fails before it ever had every replica healthy (a first
+//! deploy, say) is halted the same way, so the reconciler does not start it
+//! again; one that was healthy and then fails is the reconciler's to restart.
+
+use crate::drive::Coordinator;
+use crate::plan::replacement;
+use reef_proto::app::{AppDesired, AppRecord, Instance, InstanceState};
+use reef_proto::{now_ms, subjects};
+use std::collections::BTreeSet;
+
+impl Coordinator {
+    /// One rolling step for every app with replicas on an older release.
+    pub(crate) async fn advance_rollouts(&mut self) {
+        let apps: BTreeSet<String> = self.cluster.instances().map(|i| i.app.clone()).collect();
+        for app in apps {
+            if let Err(e) = self.advance_rollout(&app).await {
+                tracing::warn!(%app, error = %e.message, "rolling step failed; will retry");
+            }
+        }
+    }
+
+    async fn advance_rollout(&mut self, app: &str) -> Result<(), reef_proto::api::ApiError> {
+        let versions: BTreeSet<u32> = self.live_instances(app).iter().map(|i| i.version).collect();
+        let Some((record, _)) = self.store.apps.get(app).await? else {
+            return Ok(());
+        };
+        let rolling = versions.iter().any(|v| *v != record.version);
+        if !rolling {
+            if record.revert_to.is_some() && self.settled(app, &record) {
+                // Done: nothing left to go back to.
+                self.store
+                    .apps
+                    .modify(app, |r| {
+                        let done = r.version == record.version && r.revert_to.is_some();
+                        if done {
+                            r.revert_to = None;
+                        }
+                        done
+                    })
+                    .await?;
+                tracing::info!(%app, version = record.version, "rollout complete");
+            }
+            return Ok(());
+        }
+        if record.desired != AppDesired::Running || record.halted {
+            return Ok(());
+        }
+        let key = subjects::release_key(app, record.version);
+        let Some((release, _)) = self.store.releases.get(&key).await? else {
+            return Ok(());
+        };
+        let policy = release.spec.rolling;
+        let live = self.live_instances(app);
+        let batch = replacement::next_batch(
+            &live,
+            record.version,
+            policy.max_parallel,
+            policy.min_healthy_ms,
+            now_ms(),
+        );
+        for (old, node) in batch {
+            let started = self.start_instance(&release, node, Some(old), None).await?;
+            tracing::info!(%app, version = record.version, instance = %started.id, replaces = %old, "rolling on");
+        }
+        Ok(())
+    }
+
+    /// Whether every live replica of the app runs the record's release and is healthy.
+    fn settled(&self, app: &str, record: &AppRecord) -> bool {
+        let live = self.live_instances(app);
+        live.len() as u32 >= record.replicas
+            && live
+                .iter()
+                .all(|i| i.version == record.version && i.state == InstanceState::Healthy)
+    }
+
+    /// A replica failed: if it belongs to a rollout under way, revert or halt it.
+    pub(crate) async fn rollout_replica_failed(
+        &mut self,
+        instance: &Instance,
+    ) -> Result<(), crate::CoordinatorError> {
+        let reason = match &instance.state {
+            InstanceState::Failed { reason } => reason.clone(),
+            _ => return Ok(()),
+        };
+        let others_older = self
+            .live_instances(&instance.app)
+            .iter()
+            .any(|i| i.version != instance.version);
+        let version = instance.version;
+        let updated = self
+            .store
+            .apps
+            .modify(&instance.app, |r| {
+                if r.version != version || r.rollout_failure.is_some() {
+                    return false;
+                }
+                match r.revert_to {
+                    Some(previous) => {
+                        r.rollout_failure = Some(format!(
+                            "release {version} failed ({reason}); reverted to release {previous}"
+                        ));
+                        r.version = previous;
+                        r.revert_to = None;
+                        true
+                    }
+                    None if others_older => {
+                        r.rollout_failure = Some(format!(
+                            "release {version} failed ({reason}); rollout halted"
+                        ));
+                        r.halted = true;
+                        true
+                    }
+                    // A release that never had all its replicas healthy failed
+                    // its deploy: it is not started again until the next one.
+                    None if r.proven < version => {
+                        r.rollout_failure = Some(format!("release {version} failed ({reason})"));
+                        r.halted = true;
+                        true
+                    }
+                    None => false,
+                }
+            })
+            .await?;
+        if let Some(record) = updated.filter(|r| r.rollout_failure.is_some()) {
+            tracing::warn!(
+                app = %instance.app,
+                failure = record.rollout_failure.as_deref().unwrap_or_default(),
+                "rollout stopped"
+            );
+        }
+        Ok(())
+    }
+}

@@ -245,10 +245,45 @@ impl Coordinator {
         }
     }
 
+    /// Publishes many commands at once (their round trips overlap); any
+    /// NATS refuses is kept and retried every tick, as with [`Self::send_command`].
+    pub(crate) async fn send_commands(&mut self, commands: Vec<(NodeId, String, AgentCommand)>) {
+        use futures::StreamExt;
+        let mut sealed = Vec::with_capacity(commands.len());
+        for (node, msg_id, command) in commands {
+            match self.seal(node, &command) {
+                Ok(payload) => sealed.push((node, msg_id, command, payload)),
+                Err(e) => {
+                    tracing::warn!(%node, %msg_id, error = %Report(&e), "command not sealed yet; will retry");
+                    self.queued.push((node, msg_id, command));
+                }
+            }
+        }
+        let js = self.store.js.clone();
+        let published: Vec<_> = futures::stream::iter(sealed)
+            .map(move |(node, msg_id, command, payload)| {
+                let js = js.clone();
+                async move {
+                    let result = publish_sealed(&js, node, &msg_id, payload).await;
+                    (node, msg_id, command, result)
+                }
+            })
+            .buffer_unordered(COMMANDS_IN_FLIGHT)
+            .collect()
+            .await;
+        for (node, msg_id, command, result) in published {
+            if let Err(e) = result {
+                tracing::warn!(%node, %msg_id, error = %Report(&e), "command not published yet; will retry");
+                self.queued.push((node, msg_id, command));
+            }
+        }
+    }
+
     /// Retries the commands `send_command` could not publish.
     pub(crate) async fn retry_queued(&mut self) {
-        for (node, msg_id, command) in std::mem::take(&mut self.queued) {
-            self.send_command(node, msg_id, command).await;
+        let queued = std::mem::take(&mut self.queued);
+        if !queued.is_empty() {
+            self.send_commands(queued).await;
         }
     }
 
@@ -261,16 +296,7 @@ impl Coordinator {
         command: &AgentCommand,
     ) -> Result<(), CoordinatorError> {
         let payload = self.seal(node, command)?;
-        let mut headers = HeaderMap::new();
-        headers.insert(async_nats::header::NATS_MESSAGE_ID, msg_id);
-        self.store
-            .js
-            .publish_with_headers(subjects::assign(node), headers, payload)
-            .await
-            .map_err(|e| CoordinatorError::publish(format!("command {msg_id}"), e))?
-            .await
-            .map_err(|e| CoordinatorError::publish(format!("command {msg_id}"), e))?;
-        Ok(())
+        publish_sealed(&self.store.js, node, msg_id, payload).await
     }
 
     /// Places waiting jobs that fit now, oldest first. Decisions are made on
@@ -368,6 +394,27 @@ impl Coordinator {
         }
         Ok(())
     }
+}
+
+/// How many commands [`Coordinator::send_commands`] keeps in flight.
+const COMMANDS_IN_FLIGHT: usize = 64;
+
+/// Publishes a sealed command on `node`'s subject, deduplicated by
+/// `msg_id`, and waits for JetStream to have it.
+async fn publish_sealed(
+    js: &async_nats::jetstream::Context,
+    node: NodeId,
+    msg_id: &str,
+    payload: bytes::Bytes,
+) -> Result<(), CoordinatorError> {
+    let mut headers = HeaderMap::new();
+    headers.insert(async_nats::header::NATS_MESSAGE_ID, msg_id);
+    js.publish_with_headers(subjects::assign(node), headers, payload)
+        .await
+        .map_err(|e| CoordinatorError::publish(format!("command {msg_id}"), e))?
+        .await
+        .map_err(|e| CoordinatorError::publish(format!("command {msg_id}"), e))?;
+    Ok(())
 }
 
 /// A new allocation of `job` where `placement` says, not yet handed to its node.

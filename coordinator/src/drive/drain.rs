@@ -1,4 +1,5 @@
-//! Draining and eligibility: `reef node drain`, `eligible` and `rm`.
+//! Drain steps on the leader's tick (`reef node drain` itself, eligibility
+//! and `rm` are in `api/nodes.rs`); each step is decided by `plan::drain`.
 //!
 //! A draining node gets no new work. Each tick, every app instance on it that
 //! nobody relieves yet gets a relief: a new instance of the same release on
@@ -6,15 +7,21 @@
 //! is healthy (see `drive/instances.rs`), so the app never has fewer
 //! healthy replicas than before. A relief that fails is simply replaced on a
 //! later tick. Batch jobs may run until the deadline; then they, and any
-//! instance still without a healthy relief, are stopped. The node counts as
+//! instance still without a healthy relief, are stopped, once each. The node counts as
 //! drained only when the coordinator's books hold nothing on it and the
 //! node's own heartbeat says it runs nothing.
 
 use crate::drive::Coordinator;
+use crate::plan::drain::{self, DrainView};
+use futures::StreamExt;
+use reef_proto::agent::AgentCommand;
+use reef_proto::alloc::Allocation;
 use reef_proto::api::ApiError;
 use reef_proto::app::Instance;
+use reef_proto::job::JobRecord;
 use reef_proto::node::Eligibility;
-use reef_proto::{now_ms, subjects, NodeId};
+use reef_proto::{now_ms, subjects, AllocId, NodeId};
+use std::collections::HashSet;
 
 impl Coordinator {
     /// One step of every drain under way: relieve instances, stop what is
@@ -36,59 +43,65 @@ impl Coordinator {
     }
 
     async fn advance_drain(&mut self, node: NodeId, deadline_ms: u64) -> Result<(), ApiError> {
-        let past_deadline = now_ms() >= deadline_ms;
-        let on_node: Vec<Instance> = self
-            .cluster
-            .instances()
-            .filter(|i| i.node == node && !i.state.is_terminal())
-            .cloned()
-            .collect();
-        for instance in on_node {
-            let relieved = self
-                .cluster
-                .instances()
-                .any(|i| i.relieves == Some(instance.id) && !i.state.is_terminal());
-            if past_deadline {
-                self.stop_instance(instance.id, false).await?;
-            } else if !relieved {
-                self.relieve(&instance).await?;
-            }
-        }
-        if past_deadline {
-            let jobs: Vec<(reef_proto::JobId, reef_proto::AllocId)> = self
-                .cluster
-                .allocs()
-                .filter(|a| a.node == node)
-                .map(|a| (a.job, a.id))
-                .collect();
-            for (job, alloc) in jobs {
-                let stopped = self
-                    .store
-                    .jobs
-                    .modify(&job.to_string(), |j| {
-                        if j.state.is_terminal() || j.stop_requested {
-                            return false;
-                        }
-                        j.stop_requested = true;
-                        true
-                    })
-                    .await?;
-                if stopped.is_some() {
-                    tracing::info!(%node, %job, "drain deadline passed; stopping the job");
-                }
-                self.send_command(
-                    node,
-                    format!("stop-{alloc}"),
-                    reef_proto::agent::AgentCommand::Stop { alloc, job },
-                )
-                .await;
-            }
-        }
         let Some(entry) = self.cluster.node(node) else {
             return Ok(());
         };
-        if entry.allocations == 0 && (entry.running == 0 || entry.lost) {
-            tracing::info!(%node, name = %entry.record.name, "node drained");
+        // What this leader's drains asked to stop and is still running.
+        let live: HashSet<AllocId> = self.cluster.allocs().map(|a| a.id).collect();
+        self.drain_stops.retain(|id| live.contains(id));
+        let step = {
+            let instances: Vec<&Instance> = self.cluster.instances().collect();
+            let allocs: Vec<&Allocation> = self.cluster.allocs().collect();
+            drain::step(&DrainView {
+                node,
+                deadline_ms,
+                now_ms: now_ms(),
+                instances: &instances,
+                allocs: &allocs,
+                stopping: self.stopping(),
+                stopped: &self.drain_stops,
+                booked: entry.allocations,
+                running: entry.running,
+                lost: entry.lost,
+            })
+        };
+        for id in step.relieve {
+            if let Some(instance) = self.cluster.instance(id).cloned() {
+                self.relieve(&instance).await?;
+            }
+        }
+        for id in step.stop_instances {
+            tracing::info!(%node, instance = %id, "drain deadline passed; stopping the instance");
+            self.stop_instance(id, false).await?;
+        }
+        if !step.stop_jobs.is_empty() {
+            let jobs = self.store.jobs.clone();
+            let keys: Vec<String> = step.stop_jobs.iter().map(|(j, _)| j.to_string()).collect();
+            let marked: Vec<_> = futures::stream::iter(keys)
+                .map(move |key| {
+                    let jobs = jobs.clone();
+                    async move { jobs.modify(&key, mark_stop_requested).await }
+                })
+                .buffer_unordered(64)
+                .collect()
+                .await;
+            for result in marked {
+                result?;
+            }
+            let mut stops = Vec::with_capacity(step.stop_jobs.len());
+            for (job, alloc) in step.stop_jobs {
+                tracing::info!(%node, %job, "drain deadline passed; stopping the job");
+                self.drain_stops.insert(alloc);
+                stops.push((
+                    node,
+                    format!("stop-{alloc}"),
+                    AgentCommand::Stop { alloc, job },
+                ));
+            }
+            self.send_commands(stops).await;
+        }
+        if step.drained {
+            tracing::info!(%node, "node drained");
             self.set_eligibility(node, Eligibility::Drained).await?;
         }
         Ok(())
@@ -115,4 +128,13 @@ impl Coordinator {
         tracing::info!(app = %old.app, from = %old.node, to = %node, instance = %started.id, "moving a replica off a draining node");
         Ok(())
     }
+}
+
+/// A job record with its stop requested (false: it ended, or was asked already).
+fn mark_stop_requested(job: &mut JobRecord) -> bool {
+    if job.state.is_terminal() || job.stop_requested {
+        return false;
+    }
+    job.stop_requested = true;
+    true
 }

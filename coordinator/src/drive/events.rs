@@ -7,12 +7,16 @@ use crate::drive::Coordinator;
 use crate::error::CoordinatorError;
 use crate::error::Report;
 use crate::plan::transitions::{apply_alloc_event, job_after, AllocChange};
+use crate::store::{Bucket, StoreError};
 use async_nats::jetstream::{message::AckKind, Message};
 use reef_proto::agent::AllocEvent;
 use reef_proto::alloc::Allocation;
 use reef_proto::app::InstanceEvent;
-use reef_proto::job::JobState;
+use reef_proto::job::{JobRecord, JobState};
 use reef_proto::{decode, now_ms, peek_kind, subjects, MessageKind};
+
+/// How often a decision is taken again on a fresher record before giving up.
+const MAX_TRIES: usize = 16;
 
 /// What to tell JetStream about an event message.
 enum Outcome {
@@ -88,22 +92,11 @@ impl Coordinator {
     }
 
     async fn apply(&mut self, event: &AllocEvent) -> Result<Outcome, CoordinatorError> {
-        let key = event.alloc.to_string();
-        let mut applied = false;
-        let cached = self.cluster.cached_alloc(event.alloc);
-        let Some((alloc, revision)) = self
-            .store
-            .allocs
-            .modify_from(&key, cached, |alloc| {
-                let change = apply_alloc_event(alloc, event, now_ms());
-                applied = change == AllocChange::Moved;
-                change.writes()
-            })
-            .await?
-        else {
+        let Some((alloc, revision, change)) = self.write_alloc_event(event).await? else {
             tracing::debug!(alloc = %event.alloc, "event for an unknown allocation");
             return Ok(Outcome::Drop);
         };
+        let applied = change == AllocChange::Moved;
         if alloc.node != event.node || alloc.job != event.job {
             tracing::warn!(alloc = %event.alloc, node = %event.node, "event from a node that does not hold the allocation");
             return Ok(Outcome::Drop);
@@ -131,42 +124,107 @@ impl Coordinator {
         Ok(Outcome::Done)
     }
 
+    /// Decides what `event` does to its allocation
+    /// (`transitions::apply_alloc_event`, on the view's copy when it is
+    /// current), then writes that with compare-and-set on the revision it
+    /// decided on; a lost race reads the allocation again and decides
+    /// again. A decision to write nothing is never taken on the cached copy
+    /// alone. Returns the allocation as stored, its revision and the
+    /// change; None for an unknown allocation.
+    async fn write_alloc_event(
+        &self,
+        event: &AllocEvent,
+    ) -> Result<Option<(Allocation, u64, AllocChange)>, CoordinatorError> {
+        let key = event.alloc.to_string();
+        let mut cached = self.cluster.cached_alloc(event.alloc);
+        for _ in 0..MAX_TRIES {
+            let from_cache = cached.is_some();
+            let (current, revision) = match cached.take() {
+                Some(hit) => hit,
+                None => match self.store.allocs.get(&key).await? {
+                    Some(fresh) => fresh,
+                    None => return Ok(None),
+                },
+            };
+            let mut next = current.clone();
+            let change = apply_alloc_event(&mut next, event, now_ms());
+            if !change.writes() {
+                if from_cache {
+                    continue;
+                }
+                return Ok(Some((current, revision, change)));
+            }
+            if let Some(written) = self.store.allocs.put_if(&key, &next, revision).await? {
+                return Ok(Some((next, written, change)));
+            }
+        }
+        Err(StoreError::Conflict {
+            bucket: self.store.allocs.name().to_string(),
+            key,
+        }
+        .into())
+    }
+
+    /// Brings `alloc`'s job in line with the event that moved it.
     pub(crate) async fn update_job(
         &mut self,
         alloc: &Allocation,
         event: &AllocEvent,
     ) -> Result<(), CoordinatorError> {
-        let key = alloc.job.to_string();
         let cached = self.cluster.take_cached_job(alloc.job);
-        let stored = self
-            .store
-            .jobs
-            .modify_from(&key, cached, |job| match job_after(job, alloc, event) {
-                Some(next) => {
-                    *job = next;
-                    true
-                }
-                None => false,
-            })
-            .await?;
-        if let Some((job, revision)) = stored {
-            if let JobState::Pending { reason } = &job.state {
-                tracing::info!(job = %job.id, %reason, "retrying a job whose node was lost");
-                self.cluster.wait(
-                    job.id,
-                    crate::state::cluster::Pending {
-                        spec: job.spec.clone(),
-                        reason: reason.clone(),
-                        avoid: job.lost_on.iter().copied().collect(),
-                        group: job.replica.map(|r| r.group),
-                    },
-                );
-            } else if !job.state.is_terminal() {
-                self.cluster.cache_job(job, revision);
-            } else if job.replica.is_some() {
-                self.copy_ended(&job).await?;
-            }
+        if let Some((job, revision)) =
+            write_job_after(&self.store.jobs, cached, alloc, event).await?
+        {
+            self.job_written(job, revision).await?;
         }
         Ok(())
     }
+
+    /// The view's side of a job record as stored: a job sent back to
+    /// pending waits for a node again, a live one is cached, and the last
+    /// copy of a replicated job to end decides the group.
+    pub(crate) async fn job_written(
+        &mut self,
+        job: JobRecord,
+        revision: u64,
+    ) -> Result<(), CoordinatorError> {
+        if let JobState::Pending { reason } = &job.state {
+            tracing::info!(job = %job.id, %reason, "retrying a job whose node was lost");
+            self.cluster.wait(
+                job.id,
+                crate::state::cluster::Pending {
+                    spec: job.spec.clone(),
+                    reason: reason.clone(),
+                    avoid: job.lost_on.iter().copied().collect(),
+                    group: job.replica.map(|r| r.group),
+                },
+            );
+        } else if !job.state.is_terminal() {
+            self.cluster.cache_job(job, revision);
+        } else if job.replica.is_some() {
+            self.copy_ended(&job).await?;
+        }
+        Ok(())
+    }
+}
+
+/// Writes the job of `alloc` as [`job_after`] has it after `event` (from
+/// `cached` when that is current); the record as stored, None if there is
+/// no job.
+pub(crate) async fn write_job_after(
+    jobs: &Bucket<JobRecord>,
+    cached: Option<(JobRecord, u64)>,
+    alloc: &Allocation,
+    event: &AllocEvent,
+) -> Result<Option<(JobRecord, u64)>, StoreError> {
+    jobs.modify_from(&alloc.job.to_string(), cached, |job| {
+        match job_after(job, alloc, event) {
+            Some(next) => {
+                *job = next;
+                true
+            }
+            None => false,
+        }
+    })
+    .await
 }

@@ -85,4 +85,7 @@ pub(crate) struct Coordinator {
     /// clock in microseconds at each term, so numbers stay unique across
     /// leaders.
     pub(crate) command_seq: u64,
+    /// Allocations this leader's drains asked to stop, so that a drain
+    /// past its deadline asks each once.
+    pub(crate) drain_stops: HashSet<reef_proto::AllocId>,
 }

@@ -10,10 +10,15 @@
 //! release that fails before it ever had every replica healthy (a first
 //! deploy, say) is halted the same way, so the reconciler does not start it
 //! again; one that was healthy and then fails is the reconciler's to restart.
+//!
+//! The decisions (the next batch, the reaction to a failure, whether a
+//! rollout is over) are `plan::replacement` and `plan::rollout_failure`'s.
 
 use crate::drive::Coordinator;
-use crate::plan::replacement;
-use reef_proto::app::{AppDesired, AppRecord, Instance, InstanceState};
+use crate::error::CoordinatorError;
+use crate::plan::{replacement, rollout_failure};
+use crate::store::StoreError;
+use reef_proto::app::{AppDesired, Instance, InstanceState};
 use reef_proto::{now_ms, subjects};
 use std::collections::BTreeSet;
 
@@ -35,19 +40,22 @@ impl Coordinator {
         };
         let rolling = versions.iter().any(|v| *v != record.version);
         if !rolling {
-            if record.revert_to.is_some() && self.settled(app, &record) {
+            if record.revert_to.is_some()
+                && rollout_failure::settled(&record, &self.live_instances(app))
+            {
                 // Done: nothing left to go back to.
+                let version = record.version;
                 self.store
                     .apps
                     .modify(app, |r| {
-                        let done = r.version == record.version && r.revert_to.is_some();
+                        let done = r.version == version && r.revert_to.is_some();
                         if done {
                             r.revert_to = None;
                         }
                         done
                     })
                     .await?;
-                tracing::info!(%app, version = record.version, "rollout complete");
+                tracing::info!(%app, version, "rollout complete");
             }
             return Ok(());
         }
@@ -74,20 +82,13 @@ impl Coordinator {
         Ok(())
     }
 
-    /// Whether every live replica of the app runs the record's release and is healthy.
-    fn settled(&self, app: &str, record: &AppRecord) -> bool {
-        let live = self.live_instances(app);
-        live.len() as u32 >= record.replicas
-            && live
-                .iter()
-                .all(|i| i.version == record.version && i.state == InstanceState::Healthy)
-    }
-
-    /// A replica failed: if it belongs to a rollout under way, revert or halt it.
+    /// A replica failed: if it belongs to a rollout under way, revert or
+    /// halt it, as `rollout_failure::react` decides on the record read
+    /// fresh; a write that loses to another reads and decides again.
     pub(crate) async fn rollout_replica_failed(
         &mut self,
         instance: &Instance,
-    ) -> Result<(), crate::CoordinatorError> {
+    ) -> Result<(), CoordinatorError> {
         let reason = match &instance.state {
             InstanceState::Failed { reason } => reason.clone(),
             _ => return Ok(()),
@@ -96,48 +97,34 @@ impl Coordinator {
             .live_instances(&instance.app)
             .iter()
             .any(|i| i.version != instance.version);
-        let version = instance.version;
-        let updated = self
-            .store
-            .apps
-            .modify(&instance.app, |r| {
-                if r.version != version || r.rollout_failure.is_some() {
-                    return false;
-                }
-                match r.revert_to {
-                    Some(previous) => {
-                        r.rollout_failure = Some(format!(
-                            "release {version} failed ({reason}); reverted to release {previous}"
-                        ));
-                        r.version = previous;
-                        r.revert_to = None;
-                        true
-                    }
-                    None if others_older => {
-                        r.rollout_failure = Some(format!(
-                            "release {version} failed ({reason}); rollout halted"
-                        ));
-                        r.halted = true;
-                        true
-                    }
-                    // A release that never had all its replicas healthy failed
-                    // its deploy: it is not started again until the next one.
-                    None if r.proven < version => {
-                        r.rollout_failure = Some(format!("release {version} failed ({reason})"));
-                        r.halted = true;
-                        true
-                    }
-                    None => false,
-                }
-            })
-            .await?;
-        if let Some(record) = updated.filter(|r| r.rollout_failure.is_some()) {
-            tracing::warn!(
-                app = %instance.app,
-                failure = record.rollout_failure.as_deref().unwrap_or_default(),
-                "rollout stopped"
-            );
+        for _ in 0..MAX_TRIES {
+            let Some((record, revision)) = self.store.apps.get(&instance.app).await? else {
+                return Ok(());
+            };
+            let Some(reaction) =
+                rollout_failure::react(&record, instance.version, &reason, others_older)
+            else {
+                return Ok(());
+            };
+            let next = reaction.applied_to(&record);
+            if self
+                .store
+                .apps
+                .put_if(&instance.app, &next, revision)
+                .await?
+                .is_some()
+            {
+                tracing::warn!(app = %instance.app, failure = reaction.failure(), "rollout stopped");
+                return Ok(());
+            }
         }
-        Ok(())
+        Err(StoreError::Conflict {
+            bucket: self.store.apps.name().to_string(),
+            key: instance.app.clone(),
+        }
+        .into())
     }
 }
+
+/// How often a decision is taken again on a fresher record before giving up.
+const MAX_TRIES: usize = 16;

@@ -109,6 +109,7 @@ async fn lead_term(
         certs: certs::Handle::default(),
         routes: crate::state::route_book::RouteBook::default(),
         converger: crate::state::converger::Converger::new(),
+        drain_stops: HashSet::new(),
     };
     let end = tokio::select! {
         loaded = coordinator.load() => { loaded?; None }

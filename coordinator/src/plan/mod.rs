@@ -10,16 +10,22 @@
 //!   instance.
 //! - `replacement`: which instances a new release replaces, and the next
 //!   batch of a rolling update.
+//! - `rollout_failure`: a rolling update's reaction to a failed replica.
+//! - `node_loss`: what a lost node's work becomes.
+//! - `drain`: one step of a drain at a given time.
 //! - `route_table`: an app's entry in the routes bucket.
 //! - `verdict`, `replication`: replicated jobs' copies and verdicts.
 //! - `lease`: the leader lease, for a follower and for the holder.
 //! - `node_trust`: what a node's credential vouches for.
 
+pub(crate) mod drain;
 pub(crate) mod lease;
+pub(crate) mod node_loss;
 pub(crate) mod node_trust;
 pub(crate) mod reconcile;
 pub(crate) mod replacement;
 pub(crate) mod replication;
+pub(crate) mod rollout_failure;
 pub(crate) mod route_table;
 pub mod scheduler;
 pub(crate) mod transitions;

@@ -299,7 +299,7 @@ async fn follow(
         .watch_many_with_history(instances.iter().map(|i| i.id.to_string()))
         .await
         .context("could not watch instances")?;
-    let mut states: BTreeMap<reef_proto::AllocId, Instance> =
+    let mut states: BTreeMap<reef_proto::InstanceId, Instance> =
         instances.iter().map(|i| (i.id, i.clone())).collect();
     let node_name = |i: &Instance| {
         names
@@ -382,7 +382,7 @@ async fn follow(
 }
 
 /// Prints the last lines an instance logged, to explain a failure.
-async fn print_last_lines(js: &jetstream::Context, app: &str, instance: reef_proto::AllocId) {
+async fn print_last_lines(js: &jetstream::Context, app: &str, instance: reef_proto::InstanceId) {
     let filter = subjects::one_instance_logs(app, instance);
     let lines = match crate::logs::last_lines(js, &filter, 20).await {
         Ok(lines) => lines,

@@ -157,7 +157,7 @@ async fn execute(agent: &Arc<Agent>, alloc: AllocId, stop: &CancellationToken) -
         .chain(gpu_env(&assignment.gpus).map(|(k, v)| (k.into(), v.into())));
     let (mut child, mut tree) = match agent.sandbox.spawn(launch, env).await {
         Ok(spawned) => spawned,
-        Err(e) => return failed(e),
+        Err(e) => return failed(reef_proto::Report(&e).to_string()),
     };
     let Some(pid) = child.id() else {
         agent.sandbox.end(&mut tree).await;

@@ -15,7 +15,7 @@
 //! - `tls`: the HTTPS listener, its certificates, and ACME challenge answers.
 //! - `peer`: the node's certificate for the peer links, and the peer listener
 //!   other nodes forward to.
-//! - `routes`, `advertise`: following the cluster's routes, and the address
+//! - `routes_watch`, `advertise`: following the cluster's routes, and the address
 //!   other nodes reach this node's peer listener at.
 //! - `metrics`: the `/metrics` endpoint.
 //! - `owner`: what the machine's owner decides locally (`reef agent pause`).
@@ -42,7 +42,7 @@ pub mod records;
 mod recovery;
 mod report;
 pub mod resources;
-mod routes;
+mod routes_watch;
 pub mod sandbox;
 mod service;
 mod tls;

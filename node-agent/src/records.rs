@@ -28,16 +28,21 @@ pub enum Durability {
     Written,
 }
 
-/// A record kept by [`Records`]: identified by an allocation id, with a
-/// sequence number per state change and the highest one reported.
+/// A record kept by [`Records`]: identified by its id (an allocation's or
+/// an instance's), with a sequence number per state change and the highest
+/// one reported.
 pub trait Record: Serialize + serde::de::DeserializeOwned + Clone + Send + 'static {
-    fn id(&self) -> AllocId;
+    /// What identifies a record; also its file name.
+    type Id: Copy + Eq + std::hash::Hash + std::fmt::Display + Send + 'static;
+    fn id(&self) -> Self::Id;
     fn seq(&self) -> u32;
     fn reported_seq(&self) -> u32;
     fn set_reported_seq(&mut self, seq: u32);
     fn is_terminal(&self) -> bool;
     fn updated_at_ms(&self) -> u64;
     fn set_updated_at_ms(&mut self, at: u64);
+    /// The subject its events go on (`reef.events.<node>.<id>`).
+    fn event_subject(&self) -> String;
     /// The event that reports the record's current state.
     fn event_payload(&self) -> Result<bytes::Bytes, reef_proto::EncodeError>;
 }
@@ -91,6 +96,7 @@ impl LocalAlloc {
 }
 
 impl Record for LocalAlloc {
+    type Id = AllocId;
     fn id(&self) -> AllocId {
         self.assignment.alloc
     }
@@ -112,6 +118,9 @@ impl Record for LocalAlloc {
     fn set_updated_at_ms(&mut self, at: u64) {
         self.updated_at_ms = at;
     }
+    fn event_subject(&self) -> String {
+        reef_proto::subjects::event(self.assignment.node, self.assignment.alloc)
+    }
     fn event_payload(&self) -> Result<bytes::Bytes, reef_proto::EncodeError> {
         reef_proto::encode(&self.event())
     }
@@ -119,9 +128,9 @@ impl Record for LocalAlloc {
 
 /// Durable records of one kind, in memory and on disk.
 #[derive(Clone)]
-pub struct Records<R> {
+pub struct Records<R: Record> {
     dir: PathBuf,
-    inner: Arc<Mutex<HashMap<AllocId, R>>>,
+    inner: Arc<Mutex<HashMap<R::Id, R>>>,
 }
 
 impl<R: Record> Records<R> {
@@ -155,14 +164,14 @@ impl<R: Record> Records<R> {
         })
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<AllocId, R>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<R::Id, R>> {
         // A poisoned lock only means another task panicked mid-update of the
         // in-memory map; the files stay the truth, so carry on.
         self.inner.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    pub fn get(&self, alloc: AllocId) -> Option<R> {
-        self.lock().get(&alloc).cloned()
+    pub fn get(&self, id: R::Id) -> Option<R> {
+        self.lock().get(&id).cloned()
     }
 
     pub fn all(&self) -> Vec<R> {
@@ -197,7 +206,7 @@ impl<R: Record> Records<R> {
     /// Applies `change` to a record and persists it. Returns the new record.
     pub async fn update(
         &self,
-        alloc: AllocId,
+        alloc: R::Id,
         durability: Durability,
         change: impl FnOnce(&mut R),
     ) -> std::io::Result<Option<R>> {
@@ -215,7 +224,7 @@ impl<R: Record> Records<R> {
     }
 
     /// Notes that the coordinator has been sent `seq`.
-    pub async fn mark_reported(&self, alloc: AllocId, seq: u32) -> std::io::Result<()> {
+    pub async fn mark_reported(&self, alloc: R::Id, seq: u32) -> std::io::Result<()> {
         let changed = {
             let mut map = self.lock();
             match map.get_mut(&alloc) {
@@ -237,7 +246,7 @@ impl<R: Record> Records<R> {
     /// Forgets terminal, reported records older than `max_age_ms`.
     pub fn prune(&self, max_age_ms: u64) {
         let cutoff = now_ms().saturating_sub(max_age_ms);
-        let old: Vec<AllocId> = self
+        let old: Vec<R::Id> = self
             .lock()
             .values()
             .filter(|r| {
@@ -251,7 +260,7 @@ impl<R: Record> Records<R> {
         }
     }
 
-    fn path(&self, alloc: AllocId) -> PathBuf {
+    fn path(&self, alloc: R::Id) -> PathBuf {
         self.dir.join(format!("{alloc}.json"))
     }
 

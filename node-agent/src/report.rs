@@ -7,7 +7,6 @@ use crate::records::{Record, Records};
 use crate::Agent;
 use reef_proto::api::{ApiError, ApiReply, ApiRequest, ApiResponse};
 use reef_proto::node::{Heartbeat, NodeRecord};
-use reef_proto::AllocId;
 use reef_proto::{decode, encode, now_ms, subjects};
 use std::sync::Arc;
 use std::time::Duration;
@@ -43,7 +42,7 @@ impl Agent {
                 return;
             }
         };
-        let subject = subjects::event(self.node, id);
+        let subject = record.event_subject();
         let sent = tokio::time::timeout(NATS_TIMEOUT, async {
             self.js.publish(subject, payload).await?.await?;
             Ok::<_, async_nats::Error>(())
@@ -64,7 +63,7 @@ impl Agent {
     async fn report_pending<R: Record>(
         &self,
         records: &Records<R>,
-        active: impl Fn(AllocId) -> bool,
+        active: impl Fn(R::Id) -> bool,
     ) {
         for record in records.unreported() {
             if !active(record.id()) {

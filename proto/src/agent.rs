@@ -4,7 +4,7 @@
 use crate::alloc::AllocState;
 use crate::app::InstanceAssignment;
 use crate::envelope::{Message, MessageKind};
-use crate::ids::{AllocId, JobId, NodeId};
+use crate::ids::{AllocId, InstanceId, JobId, NodeId};
 use crate::job::JobSpec;
 use serde::{Deserialize, Serialize};
 
@@ -20,10 +20,13 @@ pub enum AgentCommand {
     /// Drain and stop an app instance. With `forget_app`, the node's proxy
     /// also forgets the app once none of its instances is left (it was
     /// destroyed, so its hosts answer 404, not 503).
-    StopInstance { instance: AllocId, forget_app: bool },
+    StopInstance {
+        instance: InstanceId,
+        forget_app: bool,
+    },
     /// Run the release's `post_deploy` hook beside this instance: every
     /// replica of the release is healthy.
-    PostDeploy { instance: AllocId },
+    PostDeploy { instance: InstanceId },
 }
 
 impl AgentCommand {

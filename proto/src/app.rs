@@ -3,7 +3,7 @@
 //! instances, the running copies of an app on nodes.
 
 use crate::envelope::{Message, MessageKind};
-use crate::ids::{AllocId, NodeId};
+use crate::ids::{InstanceId, NodeId};
 use crate::manifest::AppSpec;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -133,17 +133,17 @@ impl InstanceState {
 /// One running copy of an app, stored in the instances bucket.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Instance {
-    pub id: AllocId,
+    pub id: InstanceId,
     pub app: String,
     pub version: u32,
     pub node: NodeId,
     pub state: InstanceState,
     pub port: Option<u16>,
     /// The instance on the same node this one takes over from.
-    pub replaces: Option<AllocId>,
+    pub replaces: Option<InstanceId>,
     /// The instance on a draining node this one takes over from: stopped by
     /// the coordinator once this one is healthy.
-    pub relieves: Option<AllocId>,
+    pub relieves: Option<InstanceId>,
     /// Indices of the node's GPUs given to this instance.
     pub gpus: Vec<u32>,
     /// Crashes restarted on the node.
@@ -164,11 +164,11 @@ impl Message for Instance {
 /// Its `Debug` names the secrets but shows none of their sealed bytes.
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct InstanceAssignment {
-    pub instance: AllocId,
+    pub instance: InstanceId,
     pub node: NodeId,
     pub release: Release,
     /// The instance on the same node this one takes over from.
-    pub replaces: Option<AllocId>,
+    pub replaces: Option<InstanceId>,
     /// The secrets the release's environment refers to, each sealed to the
     /// node's key (context `<app>/<KEY>`); only that node can open them.
     pub secrets: BTreeMap<String, Vec<u8>>,
@@ -194,7 +194,7 @@ impl std::fmt::Debug for InstanceAssignment {
 /// A change in an instance, reported by its node on `reef.events.<node>.<instance>`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct InstanceEvent {
-    pub instance: AllocId,
+    pub instance: InstanceId,
     pub app: String,
     pub node: NodeId,
     pub seq: u32,
@@ -220,7 +220,7 @@ mod tests {
         )
         .expect("manifest");
         let assignment = InstanceAssignment {
-            instance: crate::AllocId::new(),
+            instance: crate::InstanceId::new(),
             node: NodeId::new(),
             release: Release {
                 app: "web".into(),

@@ -47,6 +47,30 @@ id_type!(
     AllocId
 );
 id_type!(
+    /// Identifies an app instance: one copy of an app on one node. On the
+    /// wire it is the same uuid an [`AllocId`] would be (serde sees through
+    /// both), so records written before it had a type of its own still
+    /// decode; it is a type of its own so an instance id can never be passed
+    /// where an allocation's is meant.
+    InstanceId
+);
+id_type!(
     /// Identifies a node; kept in the agent's data directory so it survives restarts.
     NodeId
 );
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_instance_id_encodes_as_the_allocation_id_it_used_to_be() {
+        let uuid = Uuid::now_v7();
+        let as_alloc = postcard::to_allocvec(&AllocId(uuid)).expect("encode");
+        let as_instance = postcard::to_allocvec(&InstanceId(uuid)).expect("encode");
+        assert_eq!(as_alloc, as_instance);
+        let back: InstanceId = postcard::from_bytes(&as_alloc).expect("decode");
+        assert_eq!(back, InstanceId(uuid));
+        assert_eq!(InstanceId(uuid).to_string(), AllocId(uuid).to_string());
+    }
+}

@@ -11,7 +11,7 @@
 //! - [`app`]: releases, app records and instances.
 //! - [`certs`]: TLS certificates in the cluster, and ACME challenge answers.
 //! - [`node`]: node descriptions and heartbeats.
-//! - [`routes`]: where each app's healthy instances can be reached.
+//! - [`app_routes`]: where each app's healthy instances can be reached.
 //! - [`seal`]: signed commands, and the checks an agent makes on them.
 //! - [`leader`]: the coordinator leadership lease.
 //! - [`agent`]: what the coordinator tells an agent, and what an agent reports.
@@ -22,6 +22,7 @@
 //! - [`members`]: who holds a credential of the cluster, and revocations.
 //! - [`manifest`]: `Reef.toml`, parsed and validated into an app spec.
 //! - [`units`]: parsing and printing of sizes and durations.
+//! - [`Report`]: an error with its chain of causes, for logs and people.
 
 #![forbid(unsafe_code)]
 #![deny(rust_2018_idioms)]
@@ -30,6 +31,7 @@ pub mod agent;
 pub mod alloc;
 pub mod api;
 pub mod app;
+pub mod app_routes;
 pub mod certs;
 pub mod doctor;
 pub mod envelope;
@@ -39,15 +41,16 @@ pub mod leader;
 pub mod manifest;
 pub mod members;
 pub mod node;
+mod report;
 pub mod roles;
-pub mod routes;
 pub mod seal;
 pub mod servers;
 pub mod subjects;
 pub mod units;
 
 pub use envelope::{decode, encode, peek_kind, DecodeError, EncodeError, Message, MessageKind};
-pub use ids::{AllocId, JobId, NodeId};
+pub use ids::{AllocId, InstanceId, JobId, NodeId};
+pub use report::Report;
 
 /// Milliseconds since the Unix epoch, the one clock format on the wire.
 pub fn now_ms() -> u64 {

@@ -5,7 +5,7 @@
 //! wildcards or extra tokens.
 
 use crate::roles::Role;
-use crate::{AllocId, JobId, NodeId};
+use crate::{AllocId, InstanceId, JobId, NodeId};
 
 /// Prefix of every API subject; coordinators subscribe to `reef.api.>`.
 pub const API_PREFIX: &str = "reef.api";
@@ -137,6 +137,11 @@ pub fn event(node: NodeId, alloc: AllocId) -> String {
     format!("reef.events.{node}.{alloc}")
 }
 
+/// An instance's events share the stream: `reef.events.<node>.<instance>`.
+pub fn instance_event(node: NodeId, instance: InstanceId) -> String {
+    format!("reef.events.{node}.{instance}")
+}
+
 /// Heartbeats on core NATS: `reef.hb.<node>`.
 pub const HEARTBEAT_WILDCARD: &str = "reef.hb.*";
 
@@ -217,12 +222,12 @@ pub fn log_output(subject: &str) -> Option<Output> {
 }
 
 /// Log subjects of one app instance: `reef.logs.<node>.app.<app>.<instance>.<out|err>`.
-pub fn instance_logs(node: NodeId, app: &str, instance: AllocId, output: Output) -> String {
+pub fn instance_logs(node: NodeId, app: &str, instance: InstanceId, output: Output) -> String {
     format!("reef.logs.{node}.app.{app}.{instance}.{}", output.token())
 }
 
 /// Every log subject of one app instance.
-pub fn one_instance_logs(app: &str, instance: AllocId) -> String {
+pub fn one_instance_logs(app: &str, instance: InstanceId) -> String {
     format!("reef.logs.*.app.{app}.{instance}.>")
 }
 

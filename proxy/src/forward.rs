@@ -28,7 +28,7 @@ use crate::h1::UpstreamPool;
 use crate::headers::{set_forwarded, strip_hop_by_hop};
 use crate::host::RequestedHost;
 use crate::limits::LimitedBody;
-use crate::routes::Backend;
+use crate::router::Backend;
 use crate::side::Side;
 use crate::ProxyConfig;
 

@@ -28,7 +28,7 @@ use crate::limits::{check_declared_length, BodyCut, LimitedBody};
 use crate::load::CountedBody;
 use crate::pages::error_page;
 use crate::redirect::{https_location, redirect};
-use crate::routes::Router;
+use crate::router::Router;
 use crate::side::Side;
 use crate::table::Pick;
 use crate::upgrade::{is_upgrade, keep_upgrade_headers, Tunnel};

@@ -18,7 +18,7 @@
 //! request's `X-Forwarded-*` believed, and only there is it served from local
 //! instances alone.
 //!
-//! - `routes`: the [`Router`] the agent updates ([`Backend`], [`AppRoute`]).
+//! - `router`: the [`Router`] the agent updates ([`Backend`], [`AppRoute`]).
 //! - `table`: one routing, and choosing a backend (local first, then other nodes).
 //! - `load`: in-flight counts per backend, and draining.
 //! - `host`: which host a request is for.
@@ -69,7 +69,7 @@ mod metrics;
 mod pages;
 mod peer;
 mod redirect;
-mod routes;
+mod router;
 mod server;
 mod side;
 mod table;
@@ -83,6 +83,6 @@ pub use certs::{CertError, Certificates};
 pub use config::ProxyConfig;
 pub use metrics::Metrics;
 pub use peer::{PeerTls, PeerTlsError};
-pub use routes::{AppRoute, Backend, Router};
+pub use router::{AppRoute, Backend, Router};
 pub use server::{serve, serve_peer, serve_tls};
 pub use workers::{serve_per_core, ProxyListeners};

@@ -20,7 +20,7 @@ use crate::forward::Upstream;
 use crate::h1::{FastPath, UpstreamPool};
 use crate::handler::Handler;
 use crate::peer::PeerTls;
-use crate::routes::Router;
+use crate::router::Router;
 use crate::side::Side;
 use crate::{tls, ProxyConfig};
 

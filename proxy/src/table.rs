@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use crate::load::{InFlight, Load};
-use crate::routes::Backend;
+use crate::router::Backend;
 
 /// Host → app, and app → its routes.
 #[derive(Clone, Default)]

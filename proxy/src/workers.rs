@@ -14,7 +14,7 @@ use std::thread;
 use tokio::net::{TcpListener, TcpSocket};
 use tokio_util::sync::CancellationToken;
 
-use crate::routes::Router;
+use crate::router::Router;
 use crate::{serve, ProxyConfig};
 
 /// Queue of connections not yet accepted, per listener.

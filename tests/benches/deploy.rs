@@ -97,7 +97,7 @@ async fn main() {
 
     // Instance events, by state, as they arrive.
     let client = nats.url.connect().await;
-    let events: Arc<Mutex<HashMap<(reef_proto::AllocId, &'static str), Instant>>> =
+    let events: Arc<Mutex<HashMap<(reef_proto::InstanceId, &'static str), Instant>>> =
         Default::default();
     let mut sub = client.subscribe("reef.events.>").await.expect("subscribe");
     let recorder = {

@@ -153,7 +153,12 @@ fn forbidden_for_node(me: NodeId, other: NodeId) -> (Vec<String>, Vec<String>) {
         subjects::event(other, alloc),
         subjects::heartbeat(other),
         subjects::logs(other, "admin", job, alloc, subjects::Output::Stdout),
-        subjects::instance_logs(other, "hello", alloc, subjects::Output::Stderr),
+        subjects::instance_logs(
+            other,
+            "hello",
+            reef_proto::InstanceId::new(),
+            subjects::Output::Stderr,
+        ),
         // Registering as another node, or asking for its certificate;
         // calling as a user or coordinator.
         subjects::api(

@@ -9,10 +9,10 @@
 use super::bucket;
 use super::keys::{self, NewCertificate};
 use super::sink::KvChallenges;
-use crate::error::CoordinatorError;
-use async_nats::jetstream::kv;
+use crate::store::{Bucket, Ciphertext, Store, StoreError};
 use reef_acme::{Account, AcmeConfig, AcmeError};
-use reef_proto::certs::{account_context, acme_account_key, cert_key, CertSource};
+use reef_proto::certs::{account_context, acme_account_key, cert_key, CertRecord, CertSource};
+use reef_proto::node::NodeRecord;
 use reef_secrets::{ClusterKey, SecretsError};
 use sha2::{Digest, Sha256};
 use std::sync::Arc;
@@ -27,7 +27,7 @@ pub(crate) enum IssueError {
     Acme(#[from] AcmeError),
     /// Reading or writing the cluster's state failed.
     #[error(transparent)]
-    Store(#[from] CoordinatorError),
+    Store(#[from] StoreError),
     /// Encrypting or sealing the key, or opening the stored account, failed.
     #[error("the certificate key or ACME account could not be encrypted or opened: {0}")]
     Keys(#[from] SecretsError),
@@ -38,8 +38,9 @@ pub(crate) enum IssueError {
 
 /// Everything an order needs; shared by the orders of one term.
 pub(crate) struct Issuer {
-    pub(crate) certs: kv::Store,
-    pub(crate) nodes: kv::Store,
+    pub(crate) certs: Bucket<CertRecord>,
+    pub(crate) accounts: Bucket<Ciphertext>,
+    pub(crate) nodes: Bucket<NodeRecord>,
     pub(crate) sink: KvChallenges,
     pub(crate) cluster_key: Arc<ClusterKey>,
     pub(crate) config: AcmeConfig,
@@ -48,15 +49,15 @@ pub(crate) struct Issuer {
 
 impl Issuer {
     pub(crate) fn new(
-        certs: kv::Store,
-        nodes: kv::Store,
+        store: &Store,
         sink: KvChallenges,
         cluster_key: Arc<ClusterKey>,
         config: AcmeConfig,
     ) -> Self {
         Self {
-            certs,
-            nodes,
+            certs: store.certs.clone(),
+            accounts: store.acme_accounts.clone(),
+            nodes: store.nodes.clone(),
             sink,
             cluster_key,
             config,
@@ -89,7 +90,7 @@ impl Issuer {
             &self.cluster_key,
             &nodes,
         )?;
-        bucket::replace(&self.certs, &cert_key(domain), &record).await?;
+        self.certs.replace(&cert_key(domain), &record).await?;
         tracing::info!(%domain, nodes = nodes.len(), "certificate stored");
         Ok(())
     }
@@ -111,24 +112,24 @@ impl Issuer {
         }
         let (account, credentials) = Account::create(&self.config).await?;
         let sealed = self.cluster_key.encrypt(&context, credentials.as_bytes())?;
-        match self.certs.create(&key, sealed.into()).await {
-            Ok(_) => {
+        match self.accounts.create(&key, &Ciphertext(sealed)).await? {
+            Some(_) => {
                 tracing::info!(directory = %self.config.directory_url, "ACME account stored");
                 Ok(account)
             }
-            Err(e) if e.kind() == kv::CreateErrorKind::AlreadyExists => self
-                .load_account(&key, &context)
-                .await?
-                .ok_or_else(|| CoordinatorError::Store(format!("{key} vanished")).into()),
-            Err(e) => Err(CoordinatorError::store(e).into()),
+            // Another leader stored one first: use that one.
+            None => match self.load_account(&key, &context).await? {
+                Some(account) => Ok(account),
+                None => Ok(account),
+            },
         }
     }
 
     async fn load_account(&self, key: &str, context: &str) -> Result<Option<Account>, IssueError> {
-        let Some(stored) = self.certs.get(key).await.map_err(CoordinatorError::store)? else {
+        let Some((stored, _)) = self.accounts.get(key).await? else {
             return Ok(None);
         };
-        let credentials = self.cluster_key.decrypt(context, &stored)?;
+        let credentials = self.cluster_key.decrypt(context, &stored.0)?;
         let text = std::str::from_utf8(&credentials).map_err(|_| IssueError::AccountText {
             key: key.to_string(),
         })?;

@@ -6,15 +6,11 @@
 use super::bucket;
 use super::check::check_file_certificate;
 use super::keys::{self, NewCertificate, NodeKeys};
-use crate::{Coordinator, CoordinatorError};
-use async_nats::jetstream::kv;
+use crate::api::invalid;
+use crate::drive::Coordinator;
 use reef_proto::api::{ApiError, ApiErrorKind};
 use reef_proto::certs::{cert_key, CertRecord, CertSource, CertStatus};
 use std::time::SystemTime;
-
-fn invalid(message: impl Into<String>) -> ApiError {
-    ApiError::new(ApiErrorKind::Invalid, message)
-}
 
 fn status_of(record: &CertRecord, last_error: Option<String>) -> CertStatus {
     CertStatus {
@@ -46,10 +42,9 @@ impl Coordinator {
             .map_err(|e| invalid(e.to_string()))?;
         let nodes: NodeKeys = self
             .cluster
-            .nodes
-            .iter()
-            .filter(|(_, entry)| entry.record.trust == reef_proto::node::TrustClass::Dedicated)
-            .map(|(id, entry)| (*id, entry.record.sealing_key))
+            .nodes()
+            .filter(|entry| entry.record.trust == reef_proto::node::TrustClass::Dedicated)
+            .map(|entry| (entry.record.id, entry.record.sealing_key))
             .collect();
         let key = cert_key(&domains[0]);
         let record = keys::record(
@@ -65,7 +60,7 @@ impl Coordinator {
             &nodes,
         )
         .map_err(|e| ApiError::new(ApiErrorKind::Internal, e.to_string()))?;
-        bucket::replace(&self.store.certs, &key, &record).await?;
+        self.store.certs.replace(&key, &record).await?;
         tracing::info!(domains = ?record.domains, nodes = nodes.len(), "certificate added from files");
         self.certs.nudge();
         Ok(status_of(&record, None))
@@ -110,19 +105,8 @@ impl Coordinator {
             )
         };
         reef_proto::certs::validate_cert_domain(domain).map_err(invalid)?;
-        let entry = self
-            .store
-            .certs
-            .entry(&key)
-            .await
-            .map_err(CoordinatorError::store)?
-            .filter(|e| e.operation == kv::Operation::Put)
-            .ok_or_else(not_found)?;
-        self.store
-            .certs
-            .purge_expect_revision(&key, Some(entry.revision))
-            .await
-            .map_err(CoordinatorError::store)?;
+        let (_, revision) = self.store.certs.get(&key).await?.ok_or_else(not_found)?;
+        self.store.certs.purge_if(&key, revision).await?;
         tracing::info!(%domain, "certificate removed");
         self.certs.nudge();
         Ok(())

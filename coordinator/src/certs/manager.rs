@@ -14,16 +14,16 @@
 //! out the same delay rather than ordering again at once (CAs limit failed
 //! validations).
 
+use super::acme_task::IssueError;
 use super::acme_task::Issuer;
 use super::bucket::{self, Stored};
 use super::sink::KvChallenges;
 use super::status::{DomainStatus, Handle};
 use super::{keys, plan};
-use crate::error::CoordinatorError;
-use crate::store::{self, Store};
+use crate::error::{CoordinatorError, Report};
+use crate::store::Store;
 use futures::stream::{select_all, BoxStream};
 use futures::StreamExt;
-use reef_proto::app::{AppRecord, Release};
 use reef_proto::certs::{acme_attempts_key, is_attempts_key, AcmeAttempts};
 use reef_proto::{subjects, NodeId};
 use std::collections::{BTreeMap, BTreeSet};
@@ -69,18 +69,21 @@ impl Manager {
         self.stop.cancel();
         match tokio::time::timeout(STOP_WAIT, self.task).await {
             Ok(Ok(())) => {}
-            Ok(Err(e)) => tracing::warn!(error = %e, "the certificate manager failed"),
+            Ok(Err(e)) => tracing::warn!(error = %Report(&e), "the certificate manager failed"),
             Err(_) => tracing::warn!("the certificate manager did not stop in time"),
         }
     }
 }
+
+/// Changes in the buckets a pass depends on.
+type Changes = BoxStream<'static, Result<(), async_nats::jetstream::kv::WatcherError>>;
 
 struct State {
     settings: Settings,
     cluster_key: Arc<reef_secrets::ClusterKey>,
     issuer: Option<Arc<Issuer>>,
     handle: Handle,
-    orders: JoinSet<(String, Result<(), String>)>,
+    orders: JoinSet<(String, Result<(), IssueError>)>,
 }
 
 async fn run(settings: Settings, handle: Handle, stop: CancellationToken) {
@@ -90,10 +93,9 @@ async fn run(settings: Settings, handle: Handle, stop: CancellationToken) {
     };
     let issuer = settings.acme.clone().map(|config| {
         Arc::new(Issuer::new(
-            settings.store.certs.clone(),
-            settings.store.nodes.clone(),
+            &settings.store,
             KvChallenges {
-                kv: settings.store.challenges.clone(),
+                challenges: settings.store.challenges.clone(),
             },
             cluster_key.clone(),
             config,
@@ -133,7 +135,7 @@ async fn run(settings: Settings, handle: Handle, stop: CancellationToken) {
             () = sleep_until(due), if due.is_some() => {
                 due = None;
                 if let Err(e) = state.pass().await {
-                    tracing::warn!(error = %e, "certificate pass failed; trying again later");
+                    tracing::warn!(error = %Report(&e), "certificate pass failed; trying again later");
                 }
             }
         }
@@ -149,14 +151,14 @@ async fn sleep_until(due: Option<tokio::time::Instant>) {
 }
 
 /// The next change from the watches; None when they failed (reopened on the next tick).
-async fn next_change(changes: &mut Option<BoxStream<'static, Result<(), String>>>) -> Option<()> {
+async fn next_change(changes: &mut Option<Changes>) -> Option<()> {
     let Some(stream) = changes.as_mut() else {
         return std::future::pending().await;
     };
     match stream.next().await {
         Some(Ok(())) => Some(()),
         Some(Err(e)) => {
-            tracing::debug!(error = %e, "a watch for certificate passes failed; reopening it");
+            tracing::debug!(error = %Report(&e), "a watch for certificate passes failed; reopening it");
             None
         }
         None => None,
@@ -165,18 +167,14 @@ async fn next_change(changes: &mut Option<BoxStream<'static, Result<(), String>>
 
 impl State {
     /// Watches the apps, releases and nodes buckets for changes (new ones only).
-    async fn watch_changes(&self) -> Option<BoxStream<'static, Result<(), String>>> {
+    async fn watch_changes(&self) -> Option<Changes> {
         let store = &self.settings.store;
         let mut streams = Vec::new();
-        for kv in [&store.apps, &store.releases, &store.nodes] {
+        for kv in [store.apps.kv(), store.releases.kv(), store.nodes.kv()] {
             match kv.watch_all().await {
-                Ok(watch) => streams.push(
-                    watch
-                        .map(|entry| entry.map(|_| ()).map_err(|e| e.to_string()))
-                        .boxed(),
-                ),
+                Ok(watch) => streams.push(watch.map(|entry| entry.map(|_| ())).boxed()),
                 Err(e) => {
-                    tracing::debug!(bucket = %kv.name, error = %e, "cannot watch; passes run on the timer");
+                    tracing::debug!(bucket = %kv.name, error = %Report(&e), "cannot watch; passes run on the timer");
                     return None;
                 }
             }
@@ -187,21 +185,21 @@ impl State {
     /// Takes up the failed orders an earlier leader recorded, so that the
     /// backoff goes on where it was.
     async fn load_attempts(&self) {
-        let certs = &self.settings.store.certs;
-        let keys = match store::keys(certs).await {
+        let attempts_bucket = &self.settings.store.acme_attempts;
+        let keys = match attempts_bucket.keys().await {
             Ok(keys) => keys,
             Err(e) => {
-                tracing::warn!(error = %e, "cannot read earlier failed certificate orders");
+                tracing::warn!(error = %Report(&e), "cannot read earlier failed certificate orders");
                 return;
             }
         };
         let now_ms = reef_proto::now_ms();
         for key in keys.into_iter().filter(|key| is_attempts_key(key)) {
-            let attempts = match store::get::<AcmeAttempts>(certs, &key).await {
+            let attempts = match attempts_bucket.get(&key).await {
                 Ok(Some((attempts, _))) => attempts,
                 Ok(None) => continue,
                 Err(e) => {
-                    tracing::warn!(%key, error = %e, "cannot read an earlier failed certificate order");
+                    tracing::warn!(%key, error = %Report(&e), "cannot read an earlier failed certificate order");
                     continue;
                 }
             };
@@ -224,12 +222,12 @@ impl State {
     /// Records how an order ended, in memory and in the certificates bucket.
     async fn finished(
         &mut self,
-        done: Result<(String, Result<(), String>), tokio::task::JoinError>,
+        done: Result<(String, Result<(), IssueError>), tokio::task::JoinError>,
     ) {
         let (domain, result) = match done {
             Ok(done) => done,
             Err(e) => {
-                tracing::warn!(error = %e, "a certificate order task failed");
+                tracing::warn!(error = %Report(&e), "a certificate order task failed");
                 return;
             }
         };
@@ -244,6 +242,7 @@ impl State {
                     None
                 }
                 Err(error) => {
+                    let error = Report(&error).to_string();
                     status.failures = status.failures.saturating_add(1);
                     let delay = plan::retry_delay(status.failures);
                     tracing::warn!(%domain, %error, retry_in = ?delay, "certificate order failed");
@@ -259,21 +258,14 @@ impl State {
                 }
             }
         });
-        let certs = &self.settings.store.certs;
+        let bucket = &self.settings.store.acme_attempts;
         let key = acme_attempts_key(&domain);
         let recorded = match attempts {
-            Some(attempts) => match reef_proto::encode(&attempts) {
-                Ok(bytes) => certs
-                    .put(&key, bytes)
-                    .await
-                    .map(drop)
-                    .map_err(|e| e.to_string()),
-                Err(e) => Err(e.to_string()),
-            },
-            None => certs.delete(&key).await.map_err(|e| e.to_string()),
+            Some(attempts) => bucket.put(&key, &attempts).await.map(drop),
+            None => bucket.delete(&key).await,
         };
         if let Err(e) = recorded {
-            tracing::warn!(%domain, error = %e, "could not record how the certificate order ended");
+            tracing::warn!(%domain, error = %Report(&e), "could not record how the certificate order ended");
         }
     }
 
@@ -295,7 +287,7 @@ impl State {
             ) {
                 tracing::info!(%key, "dropping an expired certificate no app wants");
                 if let Err(e) = store.certs.purge(key).await {
-                    tracing::warn!(%key, error = %e, "could not drop the certificate");
+                    tracing::warn!(%key, error = %Report(&e), "could not drop the certificate");
                 }
             }
         }
@@ -321,17 +313,16 @@ impl State {
                 Ok(true) => {}
                 Ok(false) => continue,
                 Err(e) => {
-                    tracing::warn!(key = %stored.key, error = %e, "cannot seal the certificate for new nodes");
+                    tracing::warn!(key = %stored.key, error = %Report(&e), "cannot seal the certificate for new nodes");
                     continue;
                 }
             }
-            match store::put_if(
-                &self.settings.store.certs,
-                &stored.key,
-                &record,
-                stored.revision,
-            )
-            .await
+            match self
+                .settings
+                .store
+                .certs
+                .put_if(&stored.key, &record, stored.revision)
+                .await
             {
                 Ok(Some(revision)) => {
                     tracing::info!(key = %stored.key, added = plan.missing.len(), removed = plan.extra.len(), "certificate sealed for the current nodes");
@@ -341,7 +332,7 @@ impl State {
                 // Written meanwhile: the next pass looks again.
                 Ok(None) => {}
                 Err(e) => {
-                    tracing::warn!(key = %stored.key, error = %e, "could not store the resealed certificate")
+                    tracing::warn!(key = %stored.key, error = %Report(&e), "could not store the resealed certificate")
                 }
             }
         }
@@ -386,7 +377,7 @@ impl State {
             tracing::info!(%domain, ?need, "ordering a certificate");
             let issuer = issuer.clone();
             self.orders.spawn(async move {
-                let result = issuer.issue(&domain).await.map_err(|e| e.to_string());
+                let result = issuer.issue(&domain).await;
                 (domain, result)
             });
         }
@@ -394,12 +385,12 @@ impl State {
 }
 
 /// The domains the running apps want, from the apps bucket and their current releases.
-async fn wanted(store: &Store) -> Result<BTreeMap<String, String>, CoordinatorError> {
-    let apps = store::all::<AppRecord>(&store.apps).await?;
+pub(crate) async fn wanted(store: &Store) -> Result<BTreeMap<String, String>, CoordinatorError> {
+    let apps = store.apps.all().await?;
     let mut releases = BTreeMap::new();
     for app in &apps {
         let key = subjects::release_key(&app.name, app.version);
-        if let Some((release, _)) = store::get::<Release>(&store.releases, &key).await? {
+        if let Some((release, _)) = store.releases.get(&key).await? {
             releases.insert(app.name.clone(), release);
         }
     }

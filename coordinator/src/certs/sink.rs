@@ -4,15 +4,16 @@
 //! on plain HTTP. Retracting deletes the key; the bucket's age limit removes
 //! answers an interrupted order could not retract.
 
-use async_nats::jetstream::kv;
+use crate::store::Bucket;
 use reef_acme::{ChallengeSink, SinkError};
 use reef_proto::certs::AcmeChallenge;
+
 /// Publishes challenge answers to the challenges bucket. Once a put is
 /// acknowledged every node can answer the CA: a node whose watch has not
 /// delivered the answer yet reads it from the bucket.
 #[derive(Clone)]
 pub(crate) struct KvChallenges {
-    pub(crate) kv: kv::Store,
+    pub(crate) challenges: Bucket<AcmeChallenge>,
 }
 
 /// ACME tokens are base64url (RFC 8555, section 8.3), which is also a valid KV key.
@@ -37,14 +38,13 @@ impl ChallengeSink for KvChallenges {
             key_authorization: key_authorization.to_string(),
             published_at_ms: reef_proto::now_ms(),
         };
-        let bytes = reef_proto::encode(&answer)?;
-        self.kv.put(token, bytes).await?;
+        self.challenges.put(token, &answer).await?;
         Ok(())
     }
 
     async fn retract(&self, token: &str) -> Result<(), SinkError> {
         check_token(token)?;
-        self.kv.delete(token).await?;
+        self.challenges.delete(token).await?;
         Ok(())
     }
 }

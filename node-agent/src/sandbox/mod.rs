@@ -56,6 +56,21 @@ pub enum SandboxError {
     NoUid { first: u32, last: u32 },
 }
 
+/// Why a sandboxed process did not start.
+#[derive(Debug, thiserror::Error)]
+pub enum SpawnError {
+    /// Its group, uid or directories could not be set up.
+    #[error("could not set up the sandbox")]
+    Setup(#[source] SandboxError),
+    /// The program could not be started.
+    #[error("could not start {program}")]
+    Start {
+        program: String,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
 /// The owner's and operator's settings for the sandbox (`reef agent` flags).
 #[derive(Clone, Debug)]
 pub struct Settings {
@@ -365,16 +380,13 @@ impl Sandbox {
         &self,
         launch: Launch<'_>,
         env: impl IntoIterator<Item = (K, V)>,
-    ) -> Result<(tokio::process::Child, Tree), String>
+    ) -> Result<(tokio::process::Child, Tree), SpawnError>
     where
         K: AsRef<std::ffi::OsStr>,
         V: AsRef<std::ffi::OsStr>,
     {
         let program = launch.argv[0].to_string_lossy().into_owned();
-        let (mut command, mut tree) = self
-            .command(launch)
-            .await
-            .map_err(|e| format!("could not set up the sandbox: {e}"))?;
+        let (mut command, mut tree) = self.command(launch).await.map_err(SpawnError::Setup)?;
         match command.envs(env).spawn() {
             Ok(child) => {
                 if let Some(pid) = child.id() {
@@ -384,7 +396,7 @@ impl Sandbox {
             }
             Err(e) => {
                 self.end(&mut tree).await;
-                Err(format!("could not start {program}: {e}"))
+                Err(SpawnError::Start { program, source: e })
             }
         }
     }
@@ -524,7 +536,8 @@ impl Tree {
     }
 
     /// Stops the work: SIGTERM, then up to `grace` for `child` (the
-    /// leader) to exit, then SIGKILL to everything.
+    /// leader) to exit, then SIGKILL to everything left. The one place
+    /// this sequence is written: jobs, instances and hooks all stop here.
     ///
     /// In a group, every process gets SIGTERM, and so does every process
     /// that appears in it during the grace period: a sandbox still setting
@@ -560,9 +573,11 @@ impl Tree {
             }
             let wait = RESCAN.min(deadline - now);
             if tokio::time::timeout(wait, child.wait()).await.is_ok() {
-                return;
+                break;
             }
         }
+        // Whatever is left (the leader past its grace, or what it left
+        // behind in its group) ends now.
         self.kill();
         let _ = child.wait().await;
     }

@@ -1,44 +1,50 @@
 //! Health checks of an instance on 127.0.0.1: an HTTP `GET` whose status
 //! must be 2xx or 3xx, or a plain TCP connect. Each check has a deadline.
 
+use super::error::HealthError;
 use reef_proto::manifest::HealthCheck;
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 /// Runs one check; the error says what was seen.
-pub(crate) async fn check(kind: &HealthCheck, port: u16, timeout: Duration) -> Result<(), String> {
+pub(crate) async fn check(
+    kind: &HealthCheck,
+    port: u16,
+    timeout: Duration,
+) -> Result<(), HealthError> {
     match tokio::time::timeout(timeout, check_inner(kind, port)).await {
         Ok(result) => result,
-        Err(_) => Err(format!(
-            "no answer within {}",
-            reef_proto::units::format_duration(timeout)
-        )),
+        Err(_) => Err(HealthError::Timeout { after: timeout }),
     }
 }
 
-async fn check_inner(kind: &HealthCheck, port: u16) -> Result<(), String> {
+async fn check_inner(kind: &HealthCheck, port: u16) -> Result<(), HealthError> {
     let mut stream = TcpStream::connect(("127.0.0.1", port))
         .await
-        .map_err(|e| format!("connect to port {port}: {e}"))?;
+        .map_err(|source| HealthError::Connect { port, source })?;
     let HealthCheck::Http { path } = kind else {
         return Ok(());
     };
     let request = format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nUser-Agent: reef-health\r\nConnection: close\r\n\r\n");
+    let exchange = |step: &'static str| {
+        move |source| HealthError::Exchange {
+            step,
+            path: path.clone(),
+            source,
+        }
+    };
     stream
         .write_all(request.as_bytes())
         .await
-        .map_err(|e| format!("sending GET {path}: {e}"))?;
+        .map_err(exchange("sending"))?;
     // Only the status line matters, but the response is read to its end
     // (up to 64 KiB) so the app does not see its client vanish mid-answer.
     let mut head = Vec::with_capacity(512);
     let mut buf = [0u8; 4096];
     let mut total = 0;
     while total < 64 * 1024 {
-        let n = stream
-            .read(&mut buf)
-            .await
-            .map_err(|e| format!("reading GET {path}: {e}"))?;
+        let n = stream.read(&mut buf).await.map_err(exchange("reading"))?;
         if n == 0 {
             break;
         }
@@ -48,11 +54,14 @@ async fn check_inner(kind: &HealthCheck, port: u16) -> Result<(), String> {
         total += n;
     }
     let line = String::from_utf8_lossy(&head);
-    let status = parse_status(&line).ok_or_else(|| format!("GET {path}: not an HTTP response"))?;
+    let status = parse_status(&line).ok_or_else(|| HealthError::NotHttp { path: path.clone() })?;
     if (200..400).contains(&status) {
         Ok(())
     } else {
-        Err(format!("GET {path} answered {status}"))
+        Err(HealthError::Status {
+            path: path.clone(),
+            status,
+        })
     }
 }
 

@@ -1,6 +1,7 @@
 //! App instances on this node: their durable records, intake of deploy and
 //! stop commands, and the proxy routes that follow instance health.
 //!
+//! - `error`: what each step of starting an instance can fail with.
 //! - `prepare`: artifact download, verification, unpacking, `pre_start`.
 //! - `health`: HTTP and TCP checks.
 //! - `runner`: one instance's life: start, health, traffic, crash restarts,
@@ -9,6 +10,7 @@
 //! - `routing`: what the proxy routes per app, from local instances and the
 //!   cluster's routes.
 
+mod error;
 mod health;
 mod prepare;
 mod restart;
@@ -19,7 +21,7 @@ use crate::records::Record;
 use crate::Agent;
 use bytes::Bytes;
 use reef_proto::app::{InstanceAssignment, InstanceEvent, InstanceState};
-use reef_proto::{encode, AllocId, EncodeError};
+use reef_proto::{encode, EncodeError, InstanceId};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -57,7 +59,8 @@ impl LocalInstance {
 }
 
 impl Record for LocalInstance {
-    fn id(&self) -> AllocId {
+    type Id = InstanceId;
+    fn id(&self) -> InstanceId {
         self.assignment.instance
     }
     fn seq(&self) -> u32 {
@@ -77,6 +80,9 @@ impl Record for LocalInstance {
     }
     fn set_updated_at_ms(&mut self, at: u64) {
         self.updated_at_ms = at;
+    }
+    fn event_subject(&self) -> String {
+        reef_proto::subjects::instance_event(self.assignment.node, self.assignment.instance)
     }
     fn event_payload(&self) -> Result<Bytes, EncodeError> {
         encode(&InstanceEvent {
@@ -118,7 +124,7 @@ pub(crate) struct RunnerHandle {
 #[derive(Default)]
 pub(crate) struct Services {
     /// Instances whose runner is active.
-    pub running: std::sync::Mutex<HashMap<AllocId, RunnerHandle>>,
+    pub running: std::sync::Mutex<HashMap<InstanceId, RunnerHandle>>,
     /// What the proxy routes, per app.
     pub routing: routing::Routing,
     /// Apps being destroyed: forgotten by the proxy once no instance is left.
@@ -161,7 +167,7 @@ impl Agent {
         Ok(true)
     }
 
-    pub(crate) fn start_instance(self: &Arc<Self>, id: AllocId) {
+    pub(crate) fn start_instance(self: &Arc<Self>, id: InstanceId) {
         let stop = CancellationToken::new();
         let (control, control_rx) = mpsc::channel(4);
         self.services.lock_running().insert(
@@ -176,7 +182,7 @@ impl Agent {
     }
 
     /// Asks a local instance to drain and stop; false if it is not running here.
-    pub(crate) fn stop_instance(&self, id: AllocId) -> bool {
+    pub(crate) fn stop_instance(&self, id: InstanceId) -> bool {
         match self.services.lock_running().get(&id) {
             Some(handle) => {
                 handle.stop.cancel();
@@ -187,7 +193,7 @@ impl Agent {
     }
 
     /// Asks a local instance to run its release's `post_deploy` hook.
-    pub(crate) async fn post_deploy(&self, id: AllocId) -> bool {
+    pub(crate) async fn post_deploy(&self, id: InstanceId) -> bool {
         let control = self
             .services
             .lock_running()
@@ -202,7 +208,7 @@ impl Agent {
     /// Asks a local instance to drain and stop its process for a sequential
     /// replacement, and waits until it has. The returned sender later tells
     /// it to come back (true) or retire (false). None if it is not running here.
-    pub(crate) async fn yield_instance(&self, id: AllocId) -> Option<oneshot::Sender<bool>> {
+    pub(crate) async fn yield_instance(&self, id: InstanceId) -> Option<oneshot::Sender<bool>> {
         let control = self
             .services
             .lock_running()
@@ -225,9 +231,9 @@ impl Agent {
         app: &str,
         domains: &[String],
         redirect_https: bool,
-        instance: AllocId,
+        instance: InstanceId,
         port: u16,
-        replaces: Option<AllocId>,
+        replaces: Option<InstanceId>,
     ) {
         let routing = &self.services.routing;
         routing.set_redirect(app, redirect_https);
@@ -235,7 +241,7 @@ impl Agent {
     }
 
     /// Takes `instance` out of `app`'s routes.
-    pub(crate) fn route_remove(&self, app: &str, instance: AllocId) {
+    pub(crate) fn route_remove(&self, app: &str, instance: InstanceId) {
         self.services.routing.remove(&self.router, app, instance);
     }
 
@@ -271,15 +277,15 @@ impl Services {
             .insert(app.to_string());
     }
 
-    pub(crate) fn forget(&self, id: AllocId) {
+    pub(crate) fn forget(&self, id: InstanceId) {
         self.lock_running().remove(&id);
     }
 
-    pub(crate) fn is_running(&self, id: AllocId) -> bool {
+    pub(crate) fn is_running(&self, id: InstanceId) -> bool {
         self.lock_running().contains_key(&id)
     }
 
-    fn lock_running(&self) -> std::sync::MutexGuard<'_, HashMap<AllocId, RunnerHandle>> {
+    fn lock_running(&self) -> std::sync::MutexGuard<'_, HashMap<InstanceId, RunnerHandle>> {
         self.running.lock().unwrap_or_else(|p| p.into_inner())
     }
 }

@@ -5,24 +5,25 @@
 //! Both steps are skipped when their result is already there. `pre_start`
 //! runs here too.
 
+use super::error::{HookError, PrepareError};
 use crate::Agent;
 use reef_proto::app::Release;
 use reef_proto::subjects;
-use reef_proto::AllocId;
+use reef_proto::InstanceId;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 use tokio::io::AsyncWriteExt;
 
 /// Longest a hook may run.
-const PRE_START_TIMEOUT: Duration = Duration::from_secs(600);
+const HOOK_TIMEOUT: Duration = Duration::from_secs(600);
 /// How long a hook's output may take to drain after it exited.
 const LOG_DRAIN: Duration = Duration::from_secs(10);
 /// Releases of one app kept on disk.
 const KEEP_RELEASES: usize = 5;
 
 /// The unpacked release directory, ready to run.
-pub(crate) async fn release_dir(agent: &Agent, release: &Release) -> Result<PathBuf, String> {
+pub(crate) async fn release_dir(agent: &Agent, release: &Release) -> Result<PathBuf, PrepareError> {
     let _one_at_a_time = agent.services.prepare_lock.lock().await;
     let digest = &release.artifact.digest;
     let releases = agent
@@ -42,74 +43,104 @@ pub(crate) async fn release_dir(agent: &Agent, release: &Release) -> Result<Path
     let tarball = fetch(agent, release).await?;
     tokio::fs::create_dir_all(&releases)
         .await
-        .map_err(|e| format!("creating {}: {e}", releases.display()))?;
+        .map_err(|source| PrepareError::Io {
+            action: "creating",
+            path: releases.clone(),
+            source,
+        })?;
     let target = dir.clone();
     tokio::task::spawn_blocking(move || {
-        let file = std::fs::File::open(&tarball)
-            .map_err(|e| format!("opening {}: {e}", tarball.display()))?;
+        let file = std::fs::File::open(&tarball).map_err(|source| PrepareError::Io {
+            action: "opening",
+            path: tarball.clone(),
+            source,
+        })?;
         reef_artifact::unpack(
             std::io::BufReader::new(file),
             &target,
             &reef_artifact::Limits::default(),
         )
-        .map_err(|e| format!("unpacking the release: {e}"))
+        .map_err(PrepareError::Unpack)
     })
     .await
-    .map_err(|e| format!("unpacking the release: {e}"))??;
+    .map_err(PrepareError::Task)??;
     prune_releases(&releases, &dir);
     Ok(dir)
 }
 
 /// Downloads the artifact (unless cached) and checks its digest.
-async fn fetch(agent: &Agent, release: &Release) -> Result<PathBuf, String> {
+async fn fetch(agent: &Agent, release: &Release) -> Result<PathBuf, PrepareError> {
     let digest = &release.artifact.digest;
     if !reef_artifact::is_valid_digest(digest) {
-        return Err(format!("{digest:?} is not a sha256 digest"));
+        return Err(PrepareError::BadDigest {
+            digest: digest.clone(),
+        });
     }
     let cache = agent.config.data_dir.join("artifacts");
     tokio::fs::create_dir_all(&cache)
         .await
-        .map_err(|e| format!("creating {}: {e}", cache.display()))?;
+        .map_err(|source| PrepareError::Io {
+            action: "creating",
+            path: cache.clone(),
+            source,
+        })?;
     let path = cache.join(format!("{digest}.tar.gz"));
     if path.is_file() {
         return Ok(path);
     }
     let partial = cache.join(format!("{digest}.tar.gz.partial"));
+    let download = |source: Box<dyn std::error::Error + Send + Sync>| PrepareError::Download {
+        digest: digest.clone(),
+        source,
+    };
     let store = agent
         .js
         .get_object_store(subjects::ARTIFACTS_STORE)
         .await
-        .map_err(|e| format!("opening the artifact store: {e}"))?;
-    let mut object = store
-        .get(digest)
-        .await
-        .map_err(|e| format!("downloading artifact {digest}: {e}"))?;
+        .map_err(PrepareError::Store)?;
+    let mut object = store.get(digest).await.map_err(|e| download(e.into()))?;
     let mut file = tokio::fs::File::create(&partial)
         .await
-        .map_err(|e| format!("creating {}: {e}", partial.display()))?;
+        .map_err(|source| PrepareError::Io {
+            action: "creating",
+            path: partial.clone(),
+            source,
+        })?;
     let copied = tokio::io::copy(&mut object, &mut file)
         .await
-        .map_err(|e| format!("downloading artifact {digest}: {e}"))?;
-    file.flush()
-        .await
-        .map_err(|e| format!("writing {}: {e}", partial.display()))?;
+        .map_err(|e| download(e.into()))?;
+    file.flush().await.map_err(|source| PrepareError::Io {
+        action: "writing",
+        path: partial.clone(),
+        source,
+    })?;
     drop(file);
     let check = partial.clone();
     let actual = tokio::task::spawn_blocking(move || {
         std::fs::File::open(&check).and_then(reef_artifact::sha256_hex)
     })
     .await
-    .map_err(|e| e.to_string())?
-    .map_err(|e| format!("hashing the artifact: {e}"))?;
+    .map_err(PrepareError::Task)?
+    .map_err(|source| PrepareError::Io {
+        action: "hashing",
+        path: partial.clone(),
+        source,
+    })?;
     if actual != *digest || copied != release.artifact.size {
         let _ = tokio::fs::remove_file(&partial).await;
-        return Err(format!(
-            "artifact {digest} failed verification: got {copied} bytes with sha256 {actual}"
-        ));
+        return Err(PrepareError::Mismatch {
+            digest: digest.clone(),
+            bytes: copied,
+            sha256: actual,
+        });
     }
     tokio::fs::rename(&partial, &path)
         .await
-        .map_err(|e| format!("storing the artifact: {e}"))?;
+        .map_err(|source| PrepareError::Io {
+            action: "storing",
+            path: path.clone(),
+            source,
+        })?;
     Ok(path)
 }
 
@@ -146,12 +177,12 @@ pub(crate) struct Place<'a> {
 
 pub(crate) async fn hook(
     agent: &Agent,
-    name: &str,
+    name: &'static str,
     command: &str,
     place: &Place<'_>,
     app: &str,
-    instance: AllocId,
-) -> Result<(), String> {
+    instance: InstanceId,
+) -> Result<(), HookError> {
     let Place {
         release: dir,
         data: data_dir,
@@ -184,16 +215,19 @@ pub(crate) async fn hook(
         .sandbox
         .spawn(launch, env)
         .await
-        .map_err(|e| format!("{name}: {e}"))?;
+        .map_err(|source| HookError::Start { name, source })?;
     let shippers = crate::logs::ship_output(&agent.js, &mut child, |output| {
         subjects::instance_logs(agent.node, app, instance, output)
     });
-    let status = match tokio::time::timeout(PRE_START_TIMEOUT, child.wait()).await {
-        Ok(status) => status.map_err(|e| format!("{name}: {e}")),
+    let status = match tokio::time::timeout(HOOK_TIMEOUT, child.wait()).await {
+        Ok(status) => status.map_err(|source| HookError::Wait { name, source }),
         Err(_) => {
             tree.kill();
             let _ = child.wait().await;
-            Err(format!("{name} did not finish within 10 minutes"))
+            Err(HookError::Timeout {
+                name,
+                limit: HOOK_TIMEOUT,
+            })
         }
     };
     // Whatever it left running goes with it.
@@ -203,9 +237,10 @@ pub(crate) async fn hook(
     if status.success() {
         Ok(())
     } else {
-        Err(format!(
-            "{name} `{command}` exited with {}",
-            crate::process::exit_code(status)
-        ))
+        Err(HookError::Failed {
+            name,
+            command: command.to_string(),
+            code: crate::process::exit_code(status),
+        })
     }
 }

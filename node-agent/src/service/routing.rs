@@ -10,8 +10,8 @@
 //! runner reads them afresh before it takes that instance out (see
 //! `routes::refresh`).
 
-use reef_proto::routes::AppRoutes;
-use reef_proto::{AllocId, NodeId};
+use reef_proto::app_routes::AppRoutes;
+use reef_proto::{InstanceId, NodeId};
 use reef_proxy::{Backend, Router};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::SocketAddr;
@@ -32,7 +32,7 @@ struct AppRouting {
     /// never ran here, or was destroyed.
     local_domains: Option<Vec<String>>,
     /// Healthy local instances.
-    healthy: BTreeMap<AllocId, SocketAddr>,
+    healthy: BTreeMap<InstanceId, SocketAddr>,
     /// The local release asks plain HTTP to be redirected to HTTPS.
     redirect_https: bool,
     /// What the routes bucket says; None when it has no entry.
@@ -72,9 +72,9 @@ impl Routing {
         router: &Router,
         app: &str,
         domains: &[String],
-        instance: AllocId,
+        instance: InstanceId,
         port: u16,
-        replaces: Option<AllocId>,
+        replaces: Option<InstanceId>,
     ) {
         let mut apps = self.lock();
         let entry = apps.entry(app.to_string()).or_default();
@@ -98,7 +98,7 @@ impl Routing {
     }
 
     /// Takes local `instance` out of `app`'s routes.
-    pub(crate) fn remove(&self, router: &Router, app: &str, instance: AllocId) {
+    pub(crate) fn remove(&self, router: &Router, app: &str, instance: InstanceId) {
         let mut apps = self.lock();
         if let Some(entry) = apps.get_mut(app) {
             if entry.healthy.remove(&instance).is_some() {
@@ -108,7 +108,7 @@ impl Routing {
     }
 
     /// Whether `instance` is the only healthy local instance of `app`.
-    pub(crate) fn is_last_local(&self, app: &str, instance: AllocId) -> bool {
+    pub(crate) fn is_last_local(&self, app: &str, instance: InstanceId) -> bool {
         self.lock()
             .get(app)
             .is_some_and(|entry| entry.healthy.len() == 1 && entry.healthy.contains_key(&instance))

@@ -2,9 +2,9 @@
 //! without clobbering each other.
 
 use super::*;
-use reef_proto::routes::RouteBackend;
+use reef_proto::app_routes::RouteBackend;
 
-fn cluster_routes(app: &str, backends: &[(AllocId, NodeId, u16)]) -> AppRoutes {
+fn cluster_routes(app: &str, backends: &[(InstanceId, NodeId, u16)]) -> AppRoutes {
     AppRoutes {
         app: app.into(),
         domains: vec![format!("{app}.test")],
@@ -32,7 +32,7 @@ fn ids(backends: Option<Vec<Backend>>) -> Vec<String> {
 fn other_nodes_are_remote_and_this_node_is_left_out() {
     let (routing, router) = (Routing::default(), Router::new());
     let (me, other) = (NodeId::new(), NodeId::new());
-    let (mine, theirs) = (AllocId::new(), AllocId::new());
+    let (mine, theirs) = (InstanceId::new(), InstanceId::new());
     let routes = cluster_routes("hello", &[(mine, me, 80), (theirs, other, 81)]);
     assert!(routing.apply_cluster(&router, me, "hello", 5, Some(routes)));
     assert_eq!(
@@ -46,14 +46,14 @@ fn other_nodes_are_remote_and_this_node_is_left_out() {
 fn a_node_that_only_forwards_applies_the_cluster_redirect() {
     let (routing, router) = (Routing::default(), Router::new());
     let (me, other) = (NodeId::new(), NodeId::new());
-    let mut routes = cluster_routes("hello", &[(AllocId::new(), other, 80)]);
+    let mut routes = cluster_routes("hello", &[(InstanceId::new(), other, 80)]);
     routes.https_redirect = true;
     routing.apply_cluster(&router, me, "hello", 1, Some(routes));
     assert_eq!(router.redirects_https("hello.test"), Some(true));
 
     // A local instance of a release without the redirect: its word counts here.
     let domains = vec!["hello.test".to_string()];
-    routing.add(&router, "hello", &domains, AllocId::new(), 9000, None);
+    routing.add(&router, "hello", &domains, InstanceId::new(), 9000, None);
     assert_eq!(router.redirects_https("hello.test"), Some(false));
 }
 
@@ -61,7 +61,7 @@ fn a_node_that_only_forwards_applies_the_cluster_redirect() {
 fn local_and_remote_updates_keep_each_other() {
     let (routing, router) = (Routing::default(), Router::new());
     let (me, other) = (NodeId::new(), NodeId::new());
-    let (local, remote) = (AllocId::new(), AllocId::new());
+    let (local, remote) = (InstanceId::new(), InstanceId::new());
     let domains = vec!["hello.test".to_string()];
     routing.add(&router, "hello", &domains, local, 9000, None);
     routing.apply_cluster(
@@ -99,7 +99,7 @@ fn local_and_remote_updates_keep_each_other() {
 fn an_older_entry_never_replaces_a_newer_one() {
     let (routing, router) = (Routing::default(), Router::new());
     let (me, other) = (NodeId::new(), NodeId::new());
-    let (old, new) = (AllocId::new(), AllocId::new());
+    let (old, new) = (InstanceId::new(), InstanceId::new());
     routing.apply_cluster(
         &router,
         me,
@@ -127,7 +127,7 @@ fn an_app_known_only_from_the_cluster_is_forgotten_with_its_key() {
         me,
         "hello",
         1,
-        Some(cluster_routes("hello", &[(AllocId::new(), other, 80)])),
+        Some(cluster_routes("hello", &[(InstanceId::new(), other, 80)])),
     );
     assert!(router.remotes_for("hello.test").is_some());
     routing.apply_cluster(&router, me, "hello", 2, None);
@@ -138,7 +138,7 @@ fn an_app_known_only_from_the_cluster_is_forgotten_with_its_key() {
 fn a_destroyed_app_keeps_only_what_the_cluster_says() {
     let (routing, router) = (Routing::default(), Router::new());
     let me = NodeId::new();
-    let local = AllocId::new();
+    let local = InstanceId::new();
     routing.add(&router, "hello", &["hello.test".into()], local, 9000, None);
     routing.remove(&router, "hello", local);
     assert!(
@@ -159,7 +159,7 @@ fn a_destroyed_app_keeps_only_what_the_cluster_says() {
         3,
         Some(cluster_routes(
             "hello",
-            &[(AllocId::new(), NodeId::new(), 80)],
+            &[(InstanceId::new(), NodeId::new(), 80)],
         )),
     );
     assert_eq!(ids(router.remotes_for("hello.test")).len(), 1);
@@ -173,7 +173,7 @@ fn domains_of_both_sources_route_to_the_app() {
         &router,
         "hello",
         &["old.test".into()],
-        AllocId::new(),
+        InstanceId::new(),
         9000,
         None,
     );
@@ -184,7 +184,7 @@ fn domains_of_both_sources_route_to_the_app() {
         1,
         Some(cluster_routes(
             "hello",
-            &[(AllocId::new(), NodeId::new(), 80)],
+            &[(InstanceId::new(), NodeId::new(), 80)],
         )),
     );
     assert!(router.backends_for("old.test").is_some());

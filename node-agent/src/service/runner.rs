@@ -12,6 +12,7 @@
 //! fails at once: it never received traffic, and the instance it was to
 //! replace keeps serving.
 
+use super::error::StartError;
 use super::restart::{OnCrash, RestartBudget};
 use super::{health, prepare, Control, LocalInstance, Yield};
 use crate::process::{exit_code, start_time};
@@ -21,7 +22,7 @@ use reef_proto::app::InstanceState;
 use reef_proto::manifest::{AppSpec, Strategy};
 use reef_proto::subjects;
 use reef_proto::units::format_duration;
-use reef_proto::AllocId;
+use reef_proto::InstanceId;
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
@@ -37,7 +38,7 @@ const STEADY_CHECK: Duration = Duration::from_secs(2);
 
 pub(crate) async fn run(
     agent: Arc<Agent>,
-    id: AllocId,
+    id: InstanceId,
     stop: CancellationToken,
     control: mpsc::Receiver<Control>,
 ) {
@@ -83,7 +84,7 @@ pub(crate) async fn run(
 
 struct Runner {
     agent: Arc<Agent>,
-    id: AllocId,
+    id: InstanceId,
     stop: CancellationToken,
     control: mpsc::Receiver<Control>,
     record: LocalInstance,
@@ -144,14 +145,20 @@ impl Runner {
         }
     }
 
-    async fn supervise(mut self) -> InstanceState {
+    async fn supervise(self) -> InstanceState {
+        match self.try_supervise().await {
+            Ok(end) => end,
+            Err(e) => InstanceState::Failed {
+                reason: reef_proto::Report(&e).to_string(),
+            },
+        }
+    }
+
+    async fn try_supervise(mut self) -> Result<InstanceState, StartError> {
         self.set(InstanceState::Preparing, None).await;
         let release = self.record.assignment.release.clone();
         let spec = release.spec.clone();
-        let dir = match prepare::release_dir(&self.agent, &release).await {
-            Ok(dir) => dir,
-            Err(e) => return InstanceState::Failed { reason: e },
-        };
+        let dir = prepare::release_dir(&self.agent, &release).await?;
         let data_dir = self
             .agent
             .config
@@ -159,30 +166,21 @@ impl Runner {
             .join("apps")
             .join(&spec.name)
             .join("data");
-        if let Err(e) = tokio::fs::create_dir_all(&data_dir).await {
-            return InstanceState::Failed {
-                reason: format!("creating {}: {e}", data_dir.display()),
-            };
-        }
-        let port = match free_port() {
-            Ok(port) => port,
-            Err(e) => {
-                return InstanceState::Failed {
-                    reason: format!("no free port: {e}"),
-                }
-            }
-        };
+        tokio::fs::create_dir_all(&data_dir)
+            .await
+            .map_err(|source| StartError::DataDir {
+                path: data_dir.clone(),
+                source,
+            })?;
+        let port = free_port().map_err(StartError::NoPort)?;
         let _ = self
             .agent
             .instances
             .update(self.id, Durability::Written, |r| r.port = Some(port))
             .await;
-        let env = match self.environment(&spec, &data_dir, port, release.version) {
-            Ok(env) => env,
-            Err(e) => return InstanceState::Failed { reason: e },
-        };
+        let env = self.environment(&spec, &data_dir, port, release.version)?;
         if let Some(command) = &spec.pre_start {
-            if let Err(e) = prepare::hook(
+            prepare::hook(
                 &self.agent,
                 "pre_start",
                 command,
@@ -194,10 +192,7 @@ impl Runner {
                 &spec.name,
                 self.id,
             )
-            .await
-            {
-                return InstanceState::Failed { reason: e };
-            }
+            .await?;
         }
 
         // Sequential: the old instance stops only now, after preparation and
@@ -211,18 +206,13 @@ impl Runner {
         let mut ever_healthy = false;
         let mut budget = RestartBudget::new(&spec.restart);
         loop {
-            let (mut child, shippers, mut tree) = match self.spawn(&dir, &data_dir, &env).await {
-                Ok(spawned) => spawned,
-                Err(e) => return InstanceState::Failed { reason: e },
-            };
+            let (mut child, shippers, mut tree) = self.spawn(&dir, &data_dir, &env).await?;
             // Dropped (aborted) only when the process is gone, whichever way
             // this iteration ends.
             let _shippers = ShippersGuard(Some(shippers), self.agent.tasks.clone());
             let Some(pid) = child.id() else {
                 self.agent.sandbox.end(&mut tree).await;
-                return InstanceState::Failed {
-                    reason: "the process exited before it could be tracked".into(),
-                };
+                return Err(StartError::Untracked);
             };
             let started = start_time(pid);
             let _ = self
@@ -264,10 +254,10 @@ impl Runner {
                     self.while_healthy(&mut child, port, &dir, &data_dir, &env)
                         .await
                 }
-                Err(Err(reason)) => {
-                    stop_process(&mut child, &tree, Duration::ZERO).await;
+                Err(Err(e)) => {
+                    tree.stop(&mut child, Duration::ZERO).await;
                     self.agent.sandbox.end(&mut tree).await;
-                    return InstanceState::Failed { reason };
+                    return Err(e);
                 }
                 Err(Ok(watch)) => watch,
             };
@@ -279,27 +269,25 @@ impl Runner {
                     tokio::select! {
                         resume = request.resume => {
                             if resume != Ok(true) {
-                                return InstanceState::Stopped;
+                                return Ok(InstanceState::Stopped);
                             }
                             tracing::info!(instance = %self.id, "its replacement failed; starting again");
                             self.set(InstanceState::Starting, Some("back: its replacement failed".into())).await;
                         }
-                        _ = self.stop.cancelled() => return InstanceState::Stopped,
-                        _ = self.agent.shutdown.cancelled() => return InstanceState::Lost { reason: "the node's agent shut down".into() },
+                        _ = self.stop.cancelled() => return Ok(InstanceState::Stopped),
+                        _ = self.agent.shutdown.cancelled() => return Ok(shut_down()),
                     }
                 }
                 Watch::Stop => {
                     self.drain_and_stop(&mut child, &tree).await;
                     self.agent.sandbox.end(&mut tree).await;
-                    return InstanceState::Stopped;
+                    return Ok(InstanceState::Stopped);
                 }
                 Watch::Shutdown => {
                     self.agent.route_remove(&spec.name, self.id);
-                    stop_process(&mut child, &tree, self.agent.config.stop_grace).await;
+                    tree.stop(&mut child, self.agent.config.stop_grace).await;
                     self.agent.sandbox.end(&mut tree).await;
-                    return InstanceState::Lost {
-                        reason: "the node's agent shut down".into(),
-                    };
+                    return Ok(shut_down());
                 }
                 Watch::Exited(status) => {
                     self.agent.route_remove(&spec.name, self.id);
@@ -314,15 +302,15 @@ impl Runner {
                         _ => String::new(),
                     };
                     if !ever_healthy {
-                        return InstanceState::Failed {
+                        return Ok(InstanceState::Failed {
                             reason: format!(
                                 "exited with code {code}{why} before it became healthy"
                             ),
-                        };
+                        });
                     }
                     let delay = match budget.on_crash(Instant::now(), code) {
                         OnCrash::Restart(delay) => delay,
-                        OnCrash::GiveUp(reason) => return InstanceState::Failed { reason },
+                        OnCrash::GiveUp(reason) => return Ok(InstanceState::Failed { reason }),
                     };
                     let _ = self
                         .agent
@@ -337,8 +325,8 @@ impl Runner {
                     self.set(InstanceState::Starting, Some(message)).await;
                     tokio::select! {
                         _ = tokio::time::sleep(delay) => {}
-                        _ = self.stop.cancelled() => return InstanceState::Stopped,
-                        _ = self.agent.shutdown.cancelled() => return InstanceState::Lost { reason: "the node's agent shut down".into() },
+                        _ = self.stop.cancelled() => return Ok(InstanceState::Stopped),
+                        _ = self.agent.shutdown.cancelled() => return Ok(shut_down()),
                     }
                 }
             }
@@ -352,7 +340,7 @@ impl Runner {
         dir: &Path,
         data_dir: &Path,
         env: &BTreeMap<String, String>,
-    ) -> Result<(Child, Shippers, crate::sandbox::Tree), String> {
+    ) -> Result<(Child, Shippers, crate::sandbox::Tree), StartError> {
         let argv = self.spec().run.argv();
         let program = if argv[0].contains('/') || dir.join(&argv[0]).is_file() {
             dir.join(&argv[0])
@@ -396,29 +384,29 @@ impl Runner {
         &mut self,
         child: &mut Child,
         port: u16,
-    ) -> Result<(), Result<Watch, String>> {
+    ) -> Result<(), Result<Watch, StartError>> {
         let health = self.spec().health.clone();
         let interval = Duration::from_millis(health.interval_ms);
         let timeout = Duration::from_millis(health.timeout_ms);
         let mut failures = 0u32;
         loop {
             tokio::select! {
-                status = child.wait() => return Err(status.map(Watch::Exited).map_err(|e| format!("waiting for the process: {e}"))),
+                status = child.wait() => return Err(status.map(Watch::Exited).map_err(StartError::Wait)),
                 _ = self.stop.cancelled() => return Err(Ok(Watch::Stop)),
                 _ = self.agent.shutdown.cancelled() => return Err(Ok(Watch::Shutdown)),
                 Some(Control::Yield(request)) = self.control.recv() => return Err(Ok(Watch::Yield(request))),
                 result = health::check(&health.check, port, timeout) => match result {
                     Ok(()) => return Ok(()),
-                    Err(e) => {
+                    Err(last) => {
                         failures += 1;
                         if failures >= health.attempts {
-                            return Err(Err(format!("health check failed {failures} times; last: {e}")));
+                            return Err(Err(StartError::Unhealthy { failures, last }));
                         }
                     }
                 },
             }
             tokio::select! {
-                status = child.wait() => return Err(status.map(Watch::Exited).map_err(|e| format!("waiting for the process: {e}"))),
+                status = child.wait() => return Err(status.map(Watch::Exited).map_err(StartError::Wait)),
                 _ = self.stop.cancelled() => return Err(Ok(Watch::Stop)),
                 _ = self.agent.shutdown.cancelled() => return Err(Ok(Watch::Shutdown)),
                 Some(Control::Yield(request)) = self.control.recv() => return Err(Ok(Watch::Yield(request))),
@@ -470,7 +458,8 @@ impl Runner {
                             failures += 1;
                             if failures == UNHEALTHY_AFTER {
                                 self.agent.route_remove(&app, self.id);
-                                self.set(InstanceState::Unhealthy, Some(e)).await;
+                                let why = reef_proto::Report(&e).to_string();
+                                self.set(InstanceState::Unhealthy, Some(why)).await;
                             }
                         }
                     }
@@ -501,7 +490,7 @@ impl Runner {
         .await
         {
             Ok(()) => "post_deploy succeeded".to_string(),
-            Err(e) => e,
+            Err(e) => reef_proto::Report(&e).to_string(),
         };
         tracing::info!(instance = %self.id, %app, %message);
         self.set(InstanceState::Healthy, Some(message)).await;
@@ -525,7 +514,7 @@ impl Runner {
         if !self.agent.router.drain(&self.id.to_string(), drain).await {
             tracing::warn!(instance = %self.id, %app, "drain deadline passed with requests still in flight");
         }
-        stop_process(child, tree, self.agent.config.stop_grace).await;
+        tree.stop(child, self.agent.config.stop_grace).await;
     }
 }
 
@@ -545,11 +534,11 @@ impl Drop for ShippersGuard {
     }
 }
 
-/// SIGTERM, up to `grace` for the process to exit, then SIGKILL; the
-/// rest of its tree goes when the caller ends it.
-async fn stop_process(child: &mut Child, tree: &crate::sandbox::Tree, grace: Duration) {
-    tree.stop(child, grace).await;
-    tree.kill();
+/// How an instance ends when its agent shuts down.
+fn shut_down() -> InstanceState {
+    InstanceState::Lost {
+        reason: "the node's agent shut down".into(),
+    }
 }
 
 fn free_port() -> std::io::Result<u16> {
@@ -568,7 +557,7 @@ impl Runner {
         data_dir: &Path,
         port: u16,
         version: u32,
-    ) -> Result<BTreeMap<String, String>, String> {
+    ) -> Result<BTreeMap<String, String>, StartError> {
         let data = data_dir.display().to_string();
         let mut env = BTreeMap::new();
         env.insert(
@@ -599,7 +588,10 @@ impl Runner {
         for (key, template) in &spec.env {
             let value = template
                 .render(&data, port, open)
-                .map_err(|e| format!("env {key}: {e}"))?;
+                .map_err(|reason| StartError::Env {
+                    key: key.clone(),
+                    reason,
+                })?;
             env.insert(key.clone(), value);
         }
         Ok(env)

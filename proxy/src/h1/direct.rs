@@ -27,7 +27,7 @@ use super::pool::{Upstream, UpstreamPool};
 use super::request::put_header;
 use super::response;
 use crate::body::BoxError;
-use crate::routes::Backend;
+use crate::router::Backend;
 
 /// Why no response came.
 #[derive(Debug, PartialEq, Eq)]

@@ -38,7 +38,7 @@ use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
-use crate::routes::Router;
+use crate::router::Router;
 use crate::side::Side;
 use crate::ProxyConfig;
 

@@ -23,7 +23,7 @@ use tokio::net::TcpStream;
 use tokio_rustls::client::TlsStream;
 
 use crate::peer::PeerTls;
-use crate::routes::Backend;
+use crate::router::Backend;
 
 use super::buffer::{Buffer, MIN_CAPACITY};
 use super::MAX_RESPONSE_HEAD;

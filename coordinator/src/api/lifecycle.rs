@@ -1,0 +1,161 @@
+//! The rest of an app's life after `deploy`: rolling back to an earlier
+//! release (as a new release that copies it, so history only grows),
+//! scaling, stopping, starting and destroying.
+
+use crate::api::not_found;
+use crate::drive::Coordinator;
+use crate::plan::replacement;
+use reef_proto::api::{ApiError, ApiErrorKind};
+use reef_proto::app::{AppDesired, AppRecord, Instance, Release};
+use reef_proto::{now_ms, subjects};
+
+impl Coordinator {
+    async fn app_record(&self, app: &str) -> Result<AppRecord, ApiError> {
+        Ok(self
+            .store
+            .apps
+            .get(app)
+            .await?
+            .ok_or_else(|| not_found(app))?
+            .0)
+    }
+
+    async fn release(&self, app: &str, version: u32) -> Result<Release, ApiError> {
+        Ok(self
+            .store
+            .releases
+            .get(&subjects::release_key(app, version))
+            .await?
+            .ok_or_else(|| {
+                ApiError::new(
+                    ApiErrorKind::NotFound,
+                    format!("{app} has no release {version}"),
+                )
+            })?
+            .0)
+    }
+
+    /// Rolls out a copy of release `to` (default: the one before the current).
+    pub(crate) async fn rollback(
+        &mut self,
+        app: &str,
+        to: Option<u32>,
+    ) -> Result<(Release, Vec<Instance>), ApiError> {
+        let record = self.app_record(app).await?;
+        let target = match to {
+            Some(version) => version,
+            None if record.version > 1 => record.version - 1,
+            None => {
+                return Err(ApiError::new(
+                    ApiErrorKind::Invalid,
+                    format!("{app} has no release before {}", record.version),
+                ))
+            }
+        };
+        let old = self.release(app, target).await?;
+        if self
+            .store
+            .artifacts
+            .info(&old.artifact.digest)
+            .await
+            .is_err()
+        {
+            return Err(ApiError::new(
+                ApiErrorKind::Invalid,
+                format!("the artifact of release {target} is gone"),
+            ));
+        }
+        self.ensure_secrets(&old.spec).await?;
+        let live = self.live_instances(app);
+        let mut plan = replacement::plan(&live, old.spec.replicas);
+        replacement::limit(&mut plan, old.spec.rolling.max_parallel);
+        let nodes = self.place_replicas(&old.spec, &plan)?;
+        let release = self
+            .record_release(old.spec, old.artifact, Some(target))
+            .await?;
+        let instances = self.execute(&release, plan, nodes).await?;
+        Ok((release, instances))
+    }
+
+    /// Runs `replicas` instances of the current release, and records that as
+    /// wanted (with `start`, also that the app should run).
+    pub(crate) async fn scale(
+        &mut self,
+        app: &str,
+        replicas: u32,
+        start: bool,
+    ) -> Result<(Release, Vec<Instance>), ApiError> {
+        if !(1..=1000).contains(&replicas) {
+            return Err(ApiError::new(
+                ApiErrorKind::Invalid,
+                "replicas must be between 1 and 1000",
+            ));
+        }
+        let record = self.app_record(app).await?;
+        if record.desired == AppDesired::Stopped && !start {
+            return Err(ApiError::new(
+                ApiErrorKind::Invalid,
+                format!("{app} is stopped; `reef start {app}` first"),
+            ));
+        }
+        let release = self.release(app, record.version).await?;
+        self.ensure_secrets(&release.spec).await?;
+        let live = self.live_instances(app);
+        let plan = replacement::plan_scale(&live, record.version, replicas);
+        let nodes = self.place_replicas(&release.spec, &plan)?;
+        self.store
+            .apps
+            .modify(app, |r| {
+                r.replicas = replicas;
+                r.desired = AppDesired::Running;
+                r.updated_at_ms = now_ms();
+                true
+            })
+            .await?;
+        let instances = self.execute(&release, plan, nodes).await?;
+        Ok((release, instances))
+    }
+
+    pub(crate) async fn start_app(
+        &mut self,
+        app: &str,
+    ) -> Result<(Release, Vec<Instance>), ApiError> {
+        let record = self.app_record(app).await?;
+        self.scale(app, record.replicas, true).await
+    }
+
+    /// Drains and stops every instance; with `destroy`, also forgets the app
+    /// and its releases (artifacts stay in the store, shared by digest).
+    pub(crate) async fn stop_app(
+        &mut self,
+        app: &str,
+        destroy: bool,
+    ) -> Result<Vec<Instance>, ApiError> {
+        self.app_record(app).await?;
+        self.store
+            .apps
+            .modify(app, |r| {
+                r.desired = AppDesired::Stopped;
+                r.updated_at_ms = now_ms();
+                true
+            })
+            .await?;
+        let stopping: Vec<Instance> = self.live_instances(app).into_iter().cloned().collect();
+        tracing::info!(%app, instances = stopping.len(), destroy, "stopping app");
+        for instance in &stopping {
+            self.stop_instance(instance.id, destroy).await?;
+        }
+        if destroy {
+            let releases: Vec<Release> = self.store.releases.all().await?;
+            for release in releases.iter().filter(|r| r.app == app) {
+                let key = subjects::release_key(app, release.version);
+                self.store.releases.purge(&key).await?;
+            }
+            self.store.apps.purge(app).await?;
+            self.remove_secrets_of(app).await?;
+            self.routes_forget_app(app);
+            tracing::info!(%app, "app destroyed");
+        }
+        Ok(stopping)
+    }
+}

@@ -1,0 +1,430 @@
+//! API handlers: every request on `reef.api.<verb>` gets exactly one reply,
+//! a result or a typed error naming what was wrong.
+//!
+//! - this file: checking who may call what, and handing each verb to its
+//!   handler;
+//! - `submit`: job submissions taken in batches; `jobs`: stopping a job;
+//! - `deploy`, `lifecycle`, `domains`, `secrets`: apps;
+//! - `nodes`: registration, drain and eligibility; `users`, `join`,
+//!   `peers`: credentials; `servers`: servers joining, and the list;
+//! - `reads`: the read-only verbs;
+//! - `relay`: a follower passing requests to the leader.
+
+pub(crate) mod deploy;
+pub(crate) mod domains;
+pub(crate) mod jobs;
+pub(crate) mod join;
+pub(crate) mod lifecycle;
+pub(crate) mod nodes;
+pub(crate) mod peers;
+pub(crate) mod reads;
+pub(crate) mod relay;
+pub(crate) mod secrets;
+pub(crate) mod servers;
+pub(crate) mod submit;
+pub(crate) mod users;
+
+use crate::drive::Coordinator;
+use crate::error::{CoordinatorError, Report};
+use reef_proto::api::{ApiError, ApiErrorKind, ApiReply, ApiRequest, ApiResponse, MAX_LISTED_JOBS};
+use reef_proto::job::JobRecord;
+use reef_proto::node::TrustClass;
+use reef_proto::roles::Role;
+use reef_proto::{decode, encode, subjects};
+use std::time::Instant;
+
+pub(crate) fn invalid(message: impl Into<String>) -> ApiError {
+    ApiError::new(ApiErrorKind::Invalid, message)
+}
+
+pub(crate) fn not_found(app: &str) -> ApiError {
+    ApiError::new(ApiErrorKind::NotFound, format!("no app {app}"))
+}
+
+impl From<CoordinatorError> for ApiError {
+    fn from(e: CoordinatorError) -> Self {
+        let kind = match e.is_corrupt() {
+            true => ApiErrorKind::Internal,
+            false => ApiErrorKind::Unavailable,
+        };
+        ApiError::new(kind, Report(&e).to_string())
+    }
+}
+
+impl From<crate::store::StoreError> for ApiError {
+    fn from(e: crate::store::StoreError) -> Self {
+        CoordinatorError::from(e).into()
+    }
+}
+
+fn deploying(
+    (release, instances): (reef_proto::app::Release, Vec<reef_proto::app::Instance>),
+) -> ApiResponse {
+    ApiResponse::Deploying {
+        release: Box::new(release),
+        instances,
+    }
+}
+
+/// Whether `caller`, with `role` (both from the subject, which the NATS
+/// server let only that credential publish on), may make `request`.
+fn authorize(role: Role, caller: &str, request: &ApiRequest) -> Result<(), ApiError> {
+    let verb = request.verb();
+    if !role.may_call(verb) {
+        return Err(ApiError::new(
+            ApiErrorKind::Forbidden,
+            format!(
+                "{caller} ({role}) may not call {verb}: it needs the {} role",
+                Role::needed_for(verb)
+            ),
+        ));
+    }
+    if let ApiRequest::RegisterNode { record, .. } = request {
+        if role == Role::Node && record.id.to_string() != caller {
+            return Err(ApiError::new(
+                ApiErrorKind::Forbidden,
+                format!(
+                    "node {caller} may register only itself, not node {}",
+                    record.id
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Whether `caller`, with `role`, may see (and, if its role lets it, stop)
+/// `job`: a submitter only its own jobs, every other role any job.
+fn may_see_job(role: Role, caller: &str, job: &JobRecord) -> Result<(), ApiError> {
+    if role != Role::Submitter || job.spec.owner == caller {
+        return Ok(());
+    }
+    Err(ApiError::new(
+        ApiErrorKind::Forbidden,
+        format!(
+            "job {} is not {caller}'s: a submitter sees and stops only its own jobs",
+            job.id
+        ),
+    ))
+}
+
+/// A node's registration, with its trust class taken from its credential
+/// (signed by `issuer`, naming the node) rather than from what the agent
+/// says. Other requests, and registrations by an admin, pass unchanged.
+fn vouch(request: ApiRequest, role: Role, issuer: Option<&str>) -> Result<ApiRequest, ApiError> {
+    let (mut record, credential, issuer) = match (request, role, issuer) {
+        (ApiRequest::RegisterNode { record, credential }, Role::Node, Some(issuer)) => {
+            (record, credential, issuer)
+        }
+        (request, _, _) => return Ok(request),
+    };
+    let forbidden = |why: String| ApiError::new(ApiErrorKind::Forbidden, why);
+    let Some(jwt) = credential.as_deref() else {
+        return Err(forbidden(format!(
+            "node {} registered without its credential",
+            record.id
+        )));
+    };
+    let (trust, labels) = crate::plan::node_trust::node_trust(record.id, jwt, issuer)
+        .map_err(|e| forbidden(Report(&e).to_string()))?;
+    record.trust = trust;
+    if !labels.is_empty() {
+        record.labels = labels;
+    }
+    Ok(ApiRequest::RegisterNode { record, credential })
+}
+
+impl Coordinator {
+    pub(crate) async fn handle_api(&mut self, msg: async_nats::Message) {
+        let Some(reply_to) = msg.reply.clone() else {
+            self.malformed += 1;
+            tracing::debug!(subject = %msg.subject, "dropping API message without a reply subject");
+            return;
+        };
+        let result = match decode::<ApiRequest>(&msg.payload) {
+            Ok(request) => match subjects::parse_api_tail(self.verb_of(&msg.subject)) {
+                None => Err(invalid(format!(
+                    "{} is not an API subject (reef.api.<role>.<caller>.<verb>)",
+                    msg.subject
+                ))),
+                Some((_, _, verb)) if verb != request.verb() => Err(invalid(format!(
+                    "a {} request was sent to {}",
+                    request.verb(),
+                    msg.subject
+                ))),
+                Some((role, caller, verb)) => {
+                    match authorize(role, caller, &request)
+                        .and_then(|()| vouch(request, role, self.node_issuer.as_deref()))
+                    {
+                        Err(e) => {
+                            tracing::info!(%role, %caller, %verb, error = %Report(&e), "API call refused");
+                            Err(e)
+                        }
+                        Ok(ApiRequest::JoinNode { public_key }) if role == Role::Joiner => self
+                            .join(caller, public_key)
+                            .await
+                            .map(|(node, jwt)| ApiResponse::Joined { node, jwt }),
+                        Ok(ApiRequest::JoinServer {
+                            name,
+                            public_key,
+                            sealing_key,
+                            route,
+                            client,
+                        }) if role == Role::Joiner => self
+                            .join_server(caller, name, public_key, sealing_key, route, client)
+                            .await
+                            .map(|joined| ApiResponse::ServerJoined {
+                                node: joined.node,
+                                jwt: joined.jwt,
+                                bundle: joined.bundle,
+                                servers: joined.servers,
+                            }),
+                        Ok(ApiRequest::NodeCertificate { public_key }) if role == Role::Node => {
+                            self.peer_certificate(caller, &public_key).map(|issued| {
+                                ApiResponse::NodeCertificate {
+                                    cert_pem: issued.cert_pem,
+                                    not_after_ms: issued.not_after_ms,
+                                }
+                            })
+                        }
+                        Ok(request) => self.serve(request, role, caller).await,
+                    }
+                }
+            },
+            Err(reef_proto::DecodeError::Version { got }) => {
+                tracing::warn!(subject = %msg.subject, protocol = got, "a caller of another protocol was refused");
+                Err(invalid(reef_proto::envelope::refuse_caller(got)))
+            }
+            Err(e) => {
+                self.malformed += 1;
+                Err(invalid(format!("malformed request: {e}")))
+            }
+        };
+        self.reply(reply_to, result).await;
+    }
+
+    /// The verb an API subject names (on the shared API prefix or this
+    /// coordinator's relay prefix); empty if neither.
+    pub(crate) fn verb_of<'s>(&self, subject: &'s str) -> &'s str {
+        subject
+            .strip_prefix(subjects::API_PREFIX)
+            .or_else(|| subject.strip_prefix(self.relay_prefix.as_str()))
+            .and_then(|v| v.strip_prefix('.'))
+            .unwrap_or_default()
+    }
+
+    /// Sends one API answer.
+    pub(crate) async fn reply(
+        &self,
+        reply_to: async_nats::Subject,
+        result: Result<ApiResponse, ApiError>,
+    ) {
+        let reply = match encode(&ApiReply(result)) {
+            Ok(bytes) => bytes,
+            Err(e) => {
+                tracing::error!(error = %Report(&e), "reply could not be encoded");
+                match encode(&ApiReply(Err(ApiError::new(
+                    ApiErrorKind::Internal,
+                    e.to_string(),
+                )))) {
+                    Ok(bytes) => bytes,
+                    Err(_) => return,
+                }
+            }
+        };
+        if let Err(e) = self.client.publish(reply_to, reply).await {
+            tracing::warn!(error = %Report(&e), "could not send API reply");
+        }
+    }
+
+    /// Answers `request` from `caller`, whose `role` allows it.
+    async fn serve(
+        &mut self,
+        request: ApiRequest,
+        role: Role,
+        caller: &str,
+    ) -> Result<ApiResponse, ApiError> {
+        match request {
+            ApiRequest::SubmitJob(mut spec) => {
+                spec.owner = caller.to_string();
+                self.submit(spec)
+                    .await
+                    .map(|j| ApiResponse::Job(Box::new(j)))
+            }
+            ApiRequest::GetJob(id) => {
+                let (job, _) = self.job(id).await?;
+                may_see_job(role, caller, &job)?;
+                Ok(ApiResponse::Job(Box::new(job)))
+            }
+            ApiRequest::ListJobs => {
+                let mut jobs = self.store.jobs.all().await?;
+                jobs.retain(|job| may_see_job(role, caller, job).is_ok());
+                jobs.sort_by_key(|j| std::cmp::Reverse(j.id));
+                let truncated = jobs.len() > MAX_LISTED_JOBS;
+                jobs.truncate(MAX_LISTED_JOBS);
+                Ok(ApiResponse::Jobs { jobs, truncated })
+            }
+            ApiRequest::StopJob(id) => {
+                let (job, _) = self.job(id).await?;
+                may_see_job(role, caller, &job)?;
+                let stopped = self.stop(id).await?;
+                // The copies of a replicated job are one job to its submitter.
+                for copy in self.other_copies(&job).await? {
+                    if let Err(e) = self.stop(copy).await {
+                        tracing::debug!(job = %copy, error = %Report(&e), "could not stop a copy");
+                    }
+                }
+                // Copies that were waiting end at once: the last may decide.
+                self.copy_ended(&stopped).await?;
+                Ok(ApiResponse::Job(Box::new(stopped)))
+            }
+            ApiRequest::ListNodes => Ok(ApiResponse::Nodes(
+                self.cluster.node_statuses(Instant::now()),
+            )),
+            ApiRequest::RegisterNode { record, credential } => {
+                let key = credential
+                    .as_deref()
+                    .and_then(|jwt| reef_trust::identity::from_jwt(jwt).ok())
+                    .map(|who| who.key);
+                let id = self.register(record).await?;
+                if let Some(key) = key {
+                    self.node_keys.insert(key.clone(), id);
+                    self.note_node_key(id, key).await;
+                }
+                Ok(ApiResponse::Registered(id))
+            }
+            ApiRequest::AddUser {
+                name,
+                role,
+                public_key,
+            } => self
+                .add_user(name, role, public_key)
+                .await
+                .map(|jwt| ApiResponse::UserAdded { jwt }),
+            ApiRequest::ListUsers => self.list_users().await.map(ApiResponse::Users),
+            ApiRequest::CreateToken {
+                trust,
+                labels,
+                ttl_ms,
+            } => self.create_token(trust, labels, ttl_ms, false).await.map(
+                |(id, creds, expires_at_ms)| ApiResponse::Token {
+                    id,
+                    creds,
+                    expires_at_ms,
+                },
+            ),
+            ApiRequest::CreateServerToken { ttl_ms } => self
+                .create_token(TrustClass::Dedicated, Default::default(), ttl_ms, true)
+                .await
+                .map(|(id, creds, expires_at_ms)| ApiResponse::Token {
+                    id,
+                    creds,
+                    expires_at_ms,
+                }),
+            ApiRequest::ListServers => {
+                let servers = self.list_servers().await?;
+                let streams = self.stream_health().await?;
+                Ok(ApiResponse::Servers { servers, streams })
+            }
+            ApiRequest::JoinServer { .. } => Err(invalid(
+                "server.join is made with a server token's credential (`reef join --server TOKEN`)",
+            )),
+            ApiRequest::JoinNode { .. } => Err(invalid(
+                "node.join is made with a join token's credential (`reef agent --join TOKEN`)",
+            )),
+            ApiRequest::NodeCertificate { .. } => Err(invalid(
+                "node.certificate is asked for by a node with its own credential",
+            )),
+            ApiRequest::RemoveUser(name) => {
+                self.remove_user(&name).await.map(|()| ApiResponse::Done)
+            }
+            ApiRequest::DrainNode { node, deadline_ms } => self
+                .drain_node(&node, deadline_ms)
+                .await
+                .map(|()| ApiResponse::Done),
+            ApiRequest::SetEligible { node, eligible } => self
+                .set_eligible(&node, eligible)
+                .await
+                .map(|()| ApiResponse::Done),
+            ApiRequest::RemoveNode(node) => {
+                self.remove_node(&node).await.map(|()| ApiResponse::Done)
+            }
+            ApiRequest::DeployApp { spec, artifact } => {
+                self.deploy_app(*spec, artifact).await.map(deploying)
+            }
+            ApiRequest::ListApps => self.list_apps().await.map(ApiResponse::Apps),
+            ApiRequest::AppStatus(name) => self
+                .app_status(&name)
+                .await
+                .map(|s| ApiResponse::App(Box::new(s))),
+            ApiRequest::ListReleases(name) => {
+                self.list_releases(&name).await.map(ApiResponse::Releases)
+            }
+            ApiRequest::Rollback { app, to } => self.rollback(&app, to).await.map(deploying),
+            ApiRequest::Scale { app, replicas } => {
+                self.scale(&app, replicas, false).await.map(deploying)
+            }
+            ApiRequest::StartApp(app) => self.start_app(&app).await.map(deploying),
+            ApiRequest::StopApp(app) => self.stop_app(&app, false).await.map(ApiResponse::Stopping),
+            ApiRequest::DestroyApp(app) => {
+                self.stop_app(&app, true).await.map(ApiResponse::Stopping)
+            }
+            ApiRequest::SetSecret {
+                app,
+                key,
+                value,
+                create,
+            } => {
+                let value = reef_secrets::Zeroizing::new(value);
+                self.set_secret(&app, &key, &value, create)
+                    .await
+                    .map(|()| ApiResponse::Done)
+            }
+            ApiRequest::ListSecrets(app) => {
+                self.list_secrets(&app).await.map(ApiResponse::SecretNames)
+            }
+            ApiRequest::RemoveSecret { app, key } => self
+                .remove_secret(&app, &key)
+                .await
+                .map(|()| ApiResponse::Done),
+            ApiRequest::AddCertificate {
+                domains,
+                chain_pem,
+                key_pem,
+            } => {
+                let key_pem = reef_secrets::Zeroizing::new(key_pem);
+                self.add_certificate(domains, chain_pem, &key_pem)
+                    .await
+                    .map(|status| ApiResponse::Certificates(vec![status]))
+            }
+            ApiRequest::ListCertificates => self
+                .list_certificates()
+                .await
+                .map(ApiResponse::Certificates),
+            ApiRequest::RemoveCertificate(domain) => self
+                .remove_certificate(&domain)
+                .await
+                .map(|()| ApiResponse::Done),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use reef_proto::job::JobSpec;
+
+    #[test]
+    fn a_submitter_sees_only_its_own_jobs_and_other_roles_see_all() {
+        let mut spec = JobSpec::new(vec!["true".into()]);
+        spec.owner = "alice".into();
+        let job = crate::plan::fixtures::job(spec);
+        assert!(may_see_job(Role::Submitter, "alice", &job).is_ok());
+        let refused = may_see_job(Role::Submitter, "bob", &job).expect_err("not bob's");
+        assert_eq!(refused.kind, ApiErrorKind::Forbidden);
+        assert!(refused.message.contains("only its own"), "{refused}");
+        for role in [Role::Admin, Role::Deployer, Role::Viewer] {
+            assert!(may_see_job(role, "bob", &job).is_ok(), "{role}");
+        }
+    }
+}

@@ -1,0 +1,37 @@
+//! Decisions as pure functions of plain data: no I/O, no clock read (time
+//! comes in as an argument), each tested exhaustively in a sibling
+//! `*_tests.rs` (property tests where the inputs are many). The drivers in
+//! `crate::drive` read what a decision needs, call it, then write.
+//!
+//! - `scheduler`: where a job or a replica goes.
+//! - `reconcile`: what closes the gap between an app's desired replicas and
+//!   the instances that run.
+//! - `transitions`: what an event does to its allocation, its job and an
+//!   instance.
+//! - `replacement`: which instances a new release replaces, and the next
+//!   batch of a rolling update.
+//! - `rollout_failure`: a rolling update's reaction to a failed replica.
+//! - `node_loss`: what a lost node's work becomes.
+//! - `drain`: one step of a drain at a given time.
+//! - `route_table`: an app's entry in the routes bucket.
+//! - `verdict`, `replication`: replicated jobs' copies and verdicts.
+//! - `lease`: the leader lease, for a follower and for the holder.
+//! - `node_trust`: what a node's credential vouches for.
+//! - `replicas`: which streams need more or fewer copies for the servers.
+
+pub(crate) mod drain;
+pub(crate) mod lease;
+pub(crate) mod node_loss;
+pub(crate) mod node_trust;
+pub(crate) mod reconcile;
+pub(crate) mod replacement;
+pub(crate) mod replicas;
+pub(crate) mod replication;
+pub(crate) mod rollout_failure;
+pub(crate) mod route_table;
+pub mod scheduler;
+pub(crate) mod transitions;
+pub(crate) mod verdict;
+
+#[cfg(test)]
+pub(crate) mod fixtures;

@@ -77,8 +77,10 @@ if [ ! -e "$root/etc/reef/server.toml" ]; then
 # name = "reef-1"             # [default: the host name]
 # cluster_name = "reef"       # given on the first start only
 # nats_listen = "0.0.0.0:4222"
+# cluster_listen = "0.0.0.0:6222"
 
-# Certificates for the apps' domains from Let's Encrypt:
+# Certificates for the apps' domains from Let's Encrypt (give every
+# server the same settings):
 # acme_email = "ops@example.com"
 
 # http = "0.0.0.0:80"

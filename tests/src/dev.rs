@@ -8,10 +8,13 @@ use std::time::Duration;
 use tokio::io::{AsyncBufReadExt, BufReader, Lines};
 use tokio::process::{Child, ChildStdout};
 
-/// A running `reef dev` or `reef server`; killed on drop.
+/// A running `reef dev` or `reef server`; killed on drop, with the
+/// nats-server it runs (a failed test leaves nothing running).
 pub struct ReefDev {
     child: Child,
     lines: Lines<BufReader<ChildStdout>>,
+    /// The pid file of the nats-server it runs, killed on drop too.
+    nats_pid_file: Option<std::path::PathBuf>,
 }
 
 impl ReefDev {
@@ -24,7 +27,9 @@ impl ReefDev {
             .arg("--data-dir")
             .arg(dir)
             .stderr(std::process::Stdio::null());
-        Self::spawn(command)
+        let mut dev = Self::spawn(command);
+        dev.nats_pid_file = Some(dir.join("nats/nats-server.pid"));
+        dev
     }
 
     /// Starts `reef server ARGS... --data-dir DIR`, its log in `DIR.log`.
@@ -44,7 +49,9 @@ impl ReefDev {
             .env_remove("REEF_CREDS")
             .env_remove("REEF_NATS_CA")
             .stderr(log);
-        Self::spawn(command)
+        let mut server = Self::spawn(command);
+        server.nats_pid_file = Some(dir.join("nats/nats-server.pid"));
+        server
     }
 
     /// Starts `command` (its stdout is read here).
@@ -56,15 +63,26 @@ impl ReefDev {
             .spawn()
             .expect("start reef");
         let lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
-        Self { child, lines }
+        Self {
+            child,
+            lines,
+            nats_pid_file: None,
+        }
     }
 
     /// What follows `prefix` on the next line (trimmed) that starts with it,
     /// within 60 s; the lines before it are dropped.
     pub async fn printed(&mut self, prefix: &str) -> String {
+        self.try_printed(prefix, Duration::from_secs(60))
+            .await
+            .unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// [`ReefDev::printed`] within `within`, or why not.
+    pub async fn try_printed(&mut self, prefix: &str, within: Duration) -> Result<String, String> {
         let lines = &mut self.lines;
-        tokio::time::timeout(Duration::from_secs(60), async {
-            while let Some(line) = lines.next_line().await.expect("read reef's output") {
+        tokio::time::timeout(within, async {
+            while let Ok(Some(line)) = lines.next_line().await {
                 if let Some(rest) = line.trim().strip_prefix(prefix) {
                     return Some(rest.to_string());
                 }
@@ -72,8 +90,8 @@ impl ReefDev {
             None
         })
         .await
-        .unwrap_or_else(|_| panic!("reef did not print {prefix:?} within 60s"))
-        .unwrap_or_else(|| panic!("reef ended without printing {prefix:?}"))
+        .map_err(|_| format!("reef did not print {prefix:?} within {within:?}"))?
+        .ok_or_else(|| format!("reef ended without printing {prefix:?}"))
     }
 
     /// The process's pid.
@@ -81,8 +99,10 @@ impl ReefDev {
         self.child.id().expect("running")
     }
 
-    /// SIGKILL, as a crash or a power cut would end it; waits until it is gone.
+    /// SIGKILL, as a crash would end it; waits until it is gone. Its
+    /// nats-server is left running, as such a crash leaves it.
     pub async fn kill(mut self) {
+        self.nats_pid_file = None;
         self.child.kill().await.expect("kill");
     }
 
@@ -100,5 +120,26 @@ impl ReefDev {
             .expect("reef dev stops within 30s")
             .expect("wait");
         assert!(status.success(), "{status:?}");
+    }
+}
+
+impl Drop for ReefDev {
+    fn drop(&mut self) {
+        let Some(pid) = self
+            .nats_pid_file
+            .as_ref()
+            .and_then(|file| std::fs::read_to_string(file).ok())
+            .and_then(|text| text.trim().parse::<i32>().ok())
+        else {
+            return;
+        };
+        let is_nats = std::fs::read(format!("/proc/{pid}/cmdline"))
+            .is_ok_and(|cmdline| cmdline.windows(11).any(|w| w == b"nats-server"));
+        if is_nats {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(pid),
+                nix::sys::signal::Signal::SIGKILL,
+            );
+        }
     }
 }

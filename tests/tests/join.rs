@@ -259,4 +259,41 @@ async fn only_a_server_token_joins_a_server_and_only_into_a_cluster_of_servers()
         .run(&["token", "create", "--server", "--trust", "contributed"])
         .await;
     assert_eq!(out.code, Some(2), "{out:?}");
+
+    // A data dir that holds another cluster: refused, nothing changed.
+    let other = cluster.dir.path().join("other-cluster");
+    let made = tokio::process::Command::new(reef_bin())
+        .args(["cluster", "init", "--dir"])
+        .arg(&other)
+        .output()
+        .await
+        .expect("reef cluster init");
+    assert!(made.status.success(), "{made:?}");
+    let before: Vec<_> = std::fs::read_dir(&other)
+        .expect("dir")
+        .map(|e| e.expect("entry").file_name())
+        .collect();
+    let out = tokio::process::Command::new(reef_bin())
+        .args(["join", "--server", "--foreground", "--data-dir"])
+        .arg(&other)
+        .arg("--config")
+        .arg(cluster.dir.path().join("other.toml"))
+        .arg(&server_token)
+        .env_remove("REEF_CREDS")
+        .env_remove("REEF_NATS_CA")
+        .env_remove("REEF_NATS_URL")
+        .output()
+        .await
+        .expect("reef join");
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && said.contains("holds another cluster"),
+        "{said}"
+    );
+    let after: Vec<_> = std::fs::read_dir(&other)
+        .expect("dir")
+        .map(|e| e.expect("entry").file_name())
+        .collect();
+    assert_eq!(before, after);
+    assert!(!cluster.dir.path().join("other.toml").exists());
 }

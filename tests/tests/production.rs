@@ -101,7 +101,12 @@ async fn from_three_empty_servers_to_an_https_app_that_outlives_the_first_server
         &["server", "--config", &config1],
         &dir.path().join("h1.log"),
     );
-    let token = h1.printed("reef join --server ").await;
+    let printed =
+        |said: Result<String, String>| said.unwrap_or_else(|e| panic!("{e}\n{}", logs(dir.path())));
+    let token = printed(
+        h1.try_printed("reef join --server ", Duration::from_secs(90))
+            .await,
+    );
 
     // Hosts 2 and 3: each joins with the token the one before printed.
     let join = |host: &Host, name: &str, token: &str| {
@@ -127,10 +132,16 @@ async fn from_three_empty_servers_to_an_https_app_that_outlives_the_first_server
     };
     typed.push("reef join --server".into());
     let mut h2 = join(&lan.hosts[1], "h2", &token);
-    let token = h2.printed("reef join --server ").await;
+    let token = printed(
+        h2.try_printed("reef join --server ", Duration::from_secs(90))
+            .await,
+    );
     typed.push("reef join --server".into());
     let mut h3 = join(&lan.hosts[2], "h3", &token);
-    let export = h3.printed("export REEF_NATS_URL=").await;
+    let export = printed(
+        h3.try_printed("export REEF_NATS_URL=", Duration::from_secs(180))
+            .await,
+    );
     typed.push("export REEF_NATS_URL=...".into());
     let urls = export.split_whitespace().next().expect("urls").to_string();
     for host in &lan.hosts[..3] {

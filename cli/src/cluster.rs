@@ -165,8 +165,10 @@ pub fn cluster(command: ClusterCommand) -> Result<()> {
                     name: args.cluster_name,
                     listen,
                     routes: args.routes,
+                    advertise: None,
                 }),
                 max_payload: args.max_payload,
+                client_advertise: None,
             })?;
             println!("{}", path.display());
             Ok(())
@@ -231,6 +233,7 @@ pub fn init(dir: &Path, name: &str, server: &ServerArgs) -> Result<ClusterDir> {
         dir: dir.join("nats"),
         cluster: None,
         max_payload: None,
+        client_advertise: None,
     })?;
     Ok(cluster)
 }

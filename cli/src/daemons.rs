@@ -465,6 +465,9 @@ pub async fn agent(nats: &client::Nats, args: AgentArgs) -> Result<()> {
     let nats = &node_nats(nats, &args).await?;
     let config = agent_config(nats, &args)?;
     let client = client::connect_daemon(nats, &format!("reef-agent-{}", args.node_name())).await?;
+    if nats.creds.as_deref() == Some(config.data_dir.join("node.creds").as_path()) {
+        remember_servers(&client.client, &config.data_dir).await;
+    }
     let shutdown = CancellationToken::new();
     until_signal(
         reef_node_agent::run(client.client, config, shutdown.clone()),
@@ -472,6 +475,41 @@ pub async fn agent(nats: &client::Nats, args: AgentArgs) -> Result<()> {
     )
     .await?;
     Ok(())
+}
+
+/// Adds the servers the cluster tells of to an enrolled node's
+/// `nats-urls`, so that a restart while the server it joined through is
+/// gone still finds the others. Best effort: a failure costs nothing now.
+async fn remember_servers(client: &async_nats::Client, data_dir: &std::path::Path) {
+    if tokio::time::timeout(std::time::Duration::from_secs(5), client.flush())
+        .await
+        .is_err()
+    {
+        return;
+    }
+    let file = data_dir.join("nats-urls");
+    let Ok(known) = std::fs::read_to_string(&file) else {
+        return;
+    };
+    let mut urls: Vec<String> = known
+        .trim()
+        .split(',')
+        .filter(|url| !url.is_empty())
+        .map(str::to_string)
+        .collect();
+    let before = urls.len();
+    for told in client.server_info().connect_urls {
+        let url = format!("tls://{told}");
+        if reef_proto::servers::validate_address("server", &told).is_ok() && !urls.contains(&url) {
+            urls.push(url);
+        }
+    }
+    if urls.len() > before {
+        match crate::join::write_replacing(&file, urls.join(",").as_bytes()) {
+            Ok(()) => tracing::info!(servers = %urls.join(","), "remembered the cluster's servers"),
+            Err(e) => tracing::debug!(error = %e, "could not remember the cluster's servers"),
+        }
+    }
 }
 
 /// The cluster's keys in `dir` and a system-account connection (with

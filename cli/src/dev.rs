@@ -99,6 +99,7 @@ fn secure(data_dir: &Path, port: u16, nodes: u16) -> Result<Vec<PathBuf>> {
         dir: data_dir.join("nats"),
         cluster: None,
         max_payload: None,
+        client_advertise: None,
     })?;
     let mut creds = Vec::new();
     for i in 1..=nodes {

@@ -33,7 +33,14 @@ fn reef_on(host: &Host, args: &[&str], log: &Path) -> ReefDev {
 /// The last lines of every log in `dir`, for a failure's message.
 fn logs(dir: &Path) -> String {
     let mut out = String::new();
-    for name in ["h1.log", "h2.log", "h3.log", "h4.log", "h1-again.log"] {
+    for name in [
+        "h1.log",
+        "h2.log",
+        "h3.log",
+        "h4.log",
+        "h4-again.log",
+        "h1-again.log",
+    ] {
         let text = std::fs::read_to_string(dir.join(name)).unwrap_or_default();
         let tail: Vec<&str> = text.lines().rev().take(40).collect();
         out.push_str(&format!("--- {name} ---\n"));
@@ -210,14 +217,20 @@ async fn from_three_empty_servers_to_an_https_app_that_outlives_the_first_server
         "{replicas}"
     );
 
-    // A contributed machine joins with a token of its own and gets batch work.
-    let contributed = cli
+    // A contributed machine joins with a token of its own and gets batch
+    // work. The token names the first server alone: the machine learns
+    // the others from the cluster.
+    let first_only = Cli {
+        nats: format!("tls://{}:4222", lan.hosts[0].ip),
+        ..cli.clone()
+    };
+    let contributed = first_only
         .ok(&["token", "create", "--trust", "contributed"])
         .await
         .stdout
         .trim()
         .to_string();
-    let _h4 = reef_on(
+    let h4 = reef_on(
         &lan.hosts[3],
         &[
             "join",
@@ -302,6 +315,26 @@ async fn from_three_empty_servers_to_an_https_app_that_outlives_the_first_server
     })
     .await;
     assert_eq!(after.trim(), "after");
+    // The contributed machine restarts while the server it joined through
+    // is gone: it finds the others, and takes work again.
+    h4.terminate().await;
+    let h4_config = dir.path().join("h4.toml");
+    let _h4 = reef_on(
+        &lan.hosts[3],
+        &["agent", "--config", h4_config.to_str().expect("path")],
+        &dir.path().join("h4-again.log"),
+    );
+    eventually(
+        "a job on the restarted contributed machine",
+        Duration::from_secs(60),
+        || async {
+            let out = cli
+                .run(&["run", "--trust", "contributed", "--", "echo", "again"])
+                .await;
+            (out.code == Some(0) && out.stdout.trim() == "again").then_some(())
+        },
+    )
+    .await;
     // Its replica is replaced on the servers that are left.
     eventually(
         "two healthy replicas again",

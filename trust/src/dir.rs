@@ -142,6 +142,8 @@ pub struct ServerSpec {
     pub dir: PathBuf,
     pub cluster: Option<natsconf::ClusterRoutes>,
     pub max_payload: Option<usize>,
+    /// `host:port` it tells clients to reach it at (None: what it finds).
+    pub client_advertise: Option<String>,
 }
 
 impl ClusterDir {
@@ -586,6 +588,7 @@ impl ClusterDir {
             ca_file,
             cluster: spec.cluster,
             max_payload: spec.max_payload,
+            client_advertise: spec.client_advertise,
         };
         let path = spec.dir.join("nats.conf");
         files::write(&path, natsconf::render(&config).as_bytes(), Mode::Private)?;

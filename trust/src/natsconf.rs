@@ -23,6 +23,9 @@ pub struct ServerConfig {
     pub ca_file: PathBuf,
     pub cluster: Option<ClusterRoutes>,
     pub max_payload: Option<usize>,
+    /// `host:port` the server tells clients to reach it at (for the other
+    /// servers' clients to fail over to); None: what it finds itself.
+    pub client_advertise: Option<String>,
 }
 
 /// A server's place in a NATS cluster.
@@ -32,6 +35,8 @@ pub struct ClusterRoutes {
     pub listen: String,
     /// Every server's route URL (`tls://host:port`); its own is ignored.
     pub routes: Vec<String>,
+    /// `host:port` the other servers route to it at; None: what it finds.
+    pub advertise: Option<String>,
 }
 
 fn quote(text: &str) -> String {
@@ -51,6 +56,9 @@ pub fn render(config: &ServerConfig) -> String {
     );
     let _ = writeln!(out, "server_name: {}", quote(&config.name));
     let _ = writeln!(out, "listen: {}", quote(&config.listen));
+    if let Some(advertise) = &config.client_advertise {
+        let _ = writeln!(out, "client_advertise: {}", quote(advertise));
+    }
     let _ = writeln!(out, "pid_file: {}", path(&config.pid_file));
     // A client's CONNECT line carries its JWT; a node's, with its
     // permissions, is larger than the 4 KiB default allows.
@@ -84,9 +92,14 @@ pub fn render(config: &ServerConfig) -> String {
     let _ = writeln!(out, "}}");
     if let Some(cluster) = &config.cluster {
         let routes: Vec<String> = cluster.routes.iter().map(|r| quote(r)).collect();
+        let advertise = cluster
+            .advertise
+            .as_ref()
+            .map(|a| format!("\n  advertise: {}", quote(a)))
+            .unwrap_or_default();
         let _ = writeln!(
             out,
-            "cluster {{\n  name: {}\n  listen: {}\n  routes: [{}]\n  tls {{\n    cert_file: {}\n    key_file: {}\n    ca_file: {}\n    verify: true\n    timeout: 5\n  }}\n}}",
+            "cluster {{\n  name: {}\n  listen: {}{advertise}\n  routes: [{}]\n  tls {{\n    cert_file: {}\n    key_file: {}\n    ca_file: {}\n    verify: true\n    timeout: 5\n  }}\n}}",
             quote(&cluster.name),
             quote(&cluster.listen),
             routes.join(", "),

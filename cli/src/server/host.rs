@@ -81,6 +81,9 @@ pub struct ServerHost {
     pub cert_hosts: Vec<String>,
     pub cluster_listen: SocketAddr,
     pub nats_binary: PathBuf,
+    /// Where other machines reach its routes and its clients' port: its
+    /// record's addresses.
+    pub advertised: reef_proto::servers::ServerRecord,
 }
 
 impl ServerHost {
@@ -103,6 +106,7 @@ impl ServerHost {
         cert_hosts.extend(hosts.iter().cloned());
         cert_hosts.sort();
         cert_hosts.dedup();
+        let advertised = own_record(dir, name, hosts, place)?;
         Ok(ServerHost {
             dir: dir.to_path_buf(),
             name: name.to_string(),
@@ -110,6 +114,7 @@ impl ServerHost {
             cert_hosts,
             cluster_listen: place.cluster_listen,
             nats_binary,
+            advertised,
         })
     }
 
@@ -129,6 +134,31 @@ impl ServerHost {
     }
 }
 
+/// This server's record: its node, and its addresses under its first host.
+fn own_record(
+    dir: &Path,
+    name: &str,
+    hosts: &[String],
+    place: &PlaceArgs,
+) -> Result<reef_proto::servers::ServerRecord> {
+    let creds = dir.join("node/node.creds");
+    let who = reef_trust::identity::read_creds_file(&creds)
+        .map_err(|e| anyhow!("{}: {e}", creds.display()))?;
+    let (node, _) = who
+        .node
+        .ok_or_else(|| anyhow!("{} is not a node's credential", creds.display()))?;
+    let at = url_host(&hosts[0]);
+    let record = reef_proto::servers::ServerRecord {
+        name: name.to_string(),
+        node,
+        route: format!("{at}:{}", place.cluster_listen.port()),
+        client: format!("{at}:{}", place.nats_listen.port()),
+        joined_at_ms: reef_proto::now_ms(),
+    };
+    record.validate().map_err(|e| anyhow!("--host: {e}"))?;
+    Ok(record)
+}
+
 impl migrate::Host for ServerHost {
     fn configure(&self, shape: &Shape, client: SocketAddr) -> Result<(), MigrateError> {
         let cluster = match shape {
@@ -137,6 +167,7 @@ impl migrate::Host for ServerHost {
                 name: self.cluster.info.name.clone(),
                 listen: self.cluster_listen.to_string(),
                 routes: routes.clone(),
+                advertise: Some(self.advertised.route.clone()),
             }),
         };
         self.cluster
@@ -147,6 +178,9 @@ impl migrate::Host for ServerHost {
                 dir: self.nats_dir(),
                 cluster,
                 max_payload: None,
+                // Clients fail over to the addresses servers tell them of:
+                // the ones other machines reach, not the listeners' own.
+                client_advertise: Some(self.advertised.client.clone()),
             })
             .map(drop)
             .map_err(|e| MigrateError::Configure(e.to_string()))

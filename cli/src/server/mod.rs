@@ -96,7 +96,7 @@ pub async fn server(args: ServerArgs) -> Result<()> {
     let hosts = args.place.public_hosts(args.node.advertise);
     let created = host::prepare(&dir, &args.cluster_name)?;
     let host = ServerHost::open(&dir, &name, &args.place, &hosts, nats_binary)?;
-    let me = own_record(&host, &hosts, &args)?;
+    let me = host.advertised.clone();
     let mut servers = topology::load(&dir)?;
     if !servers.iter().any(|server| server.name == me.name) {
         servers.push(me.clone());
@@ -150,11 +150,16 @@ pub async fn server(args: ServerArgs) -> Result<()> {
         }
     };
     let mut agent = Some(agent);
-    announce(&host, &servers, listen, created, &mut signals).await;
+    let announced = announce(&host, &servers, listen, created, &mut signals).await;
 
+    // The server a move into a cluster waits for, as last said.
+    let mut waiting_for: Option<String> = None;
     let mut look = tokio::time::interval(LOOK_EVERY);
     look.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let result = loop {
+        if !announced {
+            break Ok(());
+        }
         tokio::select! {
             _ = signals.recv() => break Ok(()),
             ended = wait_part(&mut coordinator) => break ended.and_then(|()| Err(anyhow!("the coordinator's supervisor stopped unexpectedly"))),
@@ -175,9 +180,14 @@ pub async fn server(args: ServerArgs) -> Result<()> {
                 }
                 match (&shape, &wanted) {
                     (Shape::Standalone, Shape::Clustered { routes }) => {
-                        if !reachable(&servers, &name).await {
+                        if let Some(server) = unreachable(&servers, &name).await {
+                            if waiting_for.as_deref() != Some(server.name.as_str()) {
+                                tracing::info!(server = %server.name, route = %server.route, "waiting for the new server's nats-server to move into a cluster with it");
+                                waiting_for = Some(server.name.clone());
+                            }
                             continue;
                         }
+                        waiting_for = None;
                         tracing::info!(?routes, "another server joined: moving this server's state into a NATS cluster");
                         stop_part(coordinator.take()).await;
                         let moved = move_into_cluster(&host, nats.take(), &wanted, listen).await;
@@ -205,25 +215,6 @@ pub async fn server(args: ServerArgs) -> Result<()> {
     stop_part(coordinator.take()).await;
     stop_nats(nats.take()).await;
     result
-}
-
-/// This server's record: its node, and its addresses under its first host.
-fn own_record(host: &ServerHost, hosts: &[String], args: &ServerArgs) -> Result<ServerRecord> {
-    let who = reef_trust::identity::read_creds_file(&host.node_creds())
-        .map_err(|e| anyhow!("{}: {e}", host.node_creds().display()))?;
-    let (node, _) = who
-        .node
-        .ok_or_else(|| anyhow!("{} is not a node's credential", host.node_creds().display()))?;
-    let at = host::url_host(&hosts[0]);
-    let record = ServerRecord {
-        name: host.name.clone(),
-        node,
-        route: format!("{at}:{}", args.place.cluster_listen.port()),
-        client: format!("{at}:{}", args.place.nats_listen.port()),
-        joined_at_ms: reef_proto::now_ms(),
-    };
-    record.validate().map_err(|e| anyhow!("--host: {e}"))?;
-    Ok(record)
 }
 
 /// Finishes a move into a cluster a crash interrupted, if there is one;
@@ -275,8 +266,8 @@ async fn move_into_cluster(
     }
 }
 
-/// Whether every other server's route listener answers.
-async fn reachable(servers: &[ServerRecord], me: &str) -> bool {
+/// The first other server whose route listener does not answer, if any.
+async fn unreachable<'s>(servers: &'s [ServerRecord], me: &str) -> Option<&'s ServerRecord> {
     for server in servers.iter().filter(|server| server.name != me) {
         let open = tokio::time::timeout(
             Duration::from_secs(1),
@@ -284,11 +275,10 @@ async fn reachable(servers: &[ServerRecord], me: &str) -> bool {
         )
         .await;
         if !matches!(open, Ok(Ok(_))) {
-            tracing::info!(server = %server.name, route = %server.route, "waiting for the new server's nats-server");
-            return false;
+            return Some(server);
         }
     }
-    true
+    None
 }
 
 /// Waits until the cluster's state holds this server's record.
@@ -431,14 +421,15 @@ async fn start_agent(
 }
 
 /// Prints where the cluster is and, on the first start, a token for the
-/// next machine.
+/// next machine. Returns false when stopped meanwhile (the signal is then
+/// spent here, and the server must stop).
 async fn announce(
     host: &ServerHost,
     servers: &[ServerRecord],
     listen: SocketAddr,
     created: bool,
     signals: &mut crate::Signals,
-) {
+) -> bool {
     let urls = topology::client_urls(servers).join(",");
     println!(
         "reef server {}: cluster {}, NATS at {urls}, data in {}",
@@ -455,12 +446,12 @@ async fn announce(
         println!(
             "To add a machine: `reef token create [--server]` here, then `reef join [--server] TOKEN` on it."
         );
-        return;
+        return true;
     }
     let admin = host.as_user("admin.creds", format!("tls://{}", host::local(listen)));
     let token = tokio::select! {
         token = first_token(&admin, servers, &host.dir) => token,
-        _ = signals.recv() => Err(anyhow!("stopped")),
+        _ = signals.recv() => return false,
     };
     match token {
         Ok((token, expires_at_ms)) => {
@@ -476,6 +467,7 @@ async fn announce(
             "reef server: no join token yet ({e:#}); make one with `reef token create --server`"
         ),
     }
+    true
 }
 
 /// A server token for the next machine, once the coordinator leads.

@@ -229,18 +229,17 @@ async fn snapshot_all(host: &impl Host, at: SocketAddr) -> Result<Plan, MigrateE
 }
 
 /// Steps 4 to 6: starts clustered as `shape` with clients on `client` and
-/// restores every planned stream. Returns the running nats-server. When
-/// the cluster does not form in time and nothing is restored yet, the old
-/// store goes back and the server runs standalone again (the error says
-/// why); past that point only going forward is safe, and a failure is
-/// returned with the plan kept for the next try.
+/// restores every planned stream ([`finish`]). Returns the running
+/// nats-server. When the cluster does not form in time and nothing is
+/// restored yet, the old store goes back and the server runs standalone
+/// again (the error says why); past that point only going forward is safe,
+/// and a failure is returned with the plan kept: [`finish`] goes on.
 pub async fn restore(
     host: &impl Host,
     shape: &Shape,
     client: SocketAddr,
 ) -> Result<Supervisor, (Supervisor, MigrateError)> {
-    let plan_path = plan_file(host);
-    let mut plan = match read_plan(&plan_path) {
+    let plan = match read_plan(&plan_file(host)) {
         Ok(plan) => plan,
         Err(e) => return Err((start_standalone_again(host, client).await, e)),
     };
@@ -251,16 +250,31 @@ pub async fn restore(
         Ok(nats) => nats,
         Err(e) => return Err((start_standalone_again(host, client).await, e)),
     };
-    let connection = match formed(host, client).await {
-        Ok(connection) => connection,
-        Err(e) => {
-            if plan.streams.iter().any(|stream| stream.restored) {
-                return Err((nats, e));
-            }
-            nats.stop().await;
-            return Err((start_standalone_again(host, client).await, e));
+    if let Err(e) = formed(host, client).await {
+        if plan.streams.iter().any(|stream| stream.restored) {
+            return Err((nats, e));
         }
-    };
+        nats.stop().await;
+        return Err((start_standalone_again(host, client).await, e));
+    }
+    match finish(host, client).await {
+        Ok(()) => Ok(nats),
+        Err(e) => Err((nats, e)),
+    }
+}
+
+/// Whether a move into a cluster waits to be finished here.
+pub fn unfinished(host: &impl Host) -> bool {
+    plan_file(host).exists()
+}
+
+/// Restores, into the running cluster at `client`, every stream the plan
+/// has not restored yet, then removes the snapshots and the old store.
+/// Safe to call again after a failure: each restored stream is recorded.
+pub async fn finish(host: &impl Host, client: SocketAddr) -> Result<(), MigrateError> {
+    let plan_path = plan_file(host);
+    let mut plan = read_plan(&plan_path)?;
+    let connection = formed(host, client).await?;
     let names = restore_order(plan.streams.iter().map(|s| s.name.clone()).collect());
     for name in names {
         let Some(index) = plan.streams.iter().position(|s| s.name == name) else {
@@ -270,14 +284,9 @@ pub async fn restore(
             continue;
         }
         let file = work_dir(host).join(format!("{name}.snapshot"));
-        if let Err(e) = restore_one(&connection, &name, &plan.streams[index].described, &file).await
-        {
-            return Err((nats, e));
-        }
+        restore_one(&connection, &name, &plan.streams[index].described, &file).await?;
         plan.streams[index].restored = true;
-        if let Err(e) = write_plan(&plan_path, &plan) {
-            return Err((nats, e));
-        }
+        write_plan(&plan_path, &plan)?;
         tracing::info!(stream = %name, "restored into the cluster");
     }
     // Done: the snapshots and the old store go.
@@ -288,7 +297,7 @@ pub async fn restore(
             }
         }
     }
-    Ok(nats)
+    Ok(())
 }
 
 /// Restores one stream; one that exists already (made by someone before
@@ -302,6 +311,7 @@ async fn restore_one(
 ) -> Result<(), MigrateError> {
     let first = snapshot::restore(client, name, described, file).await;
     match first {
+        // One half made by a restore that failed, or made by someone else.
         Err(snapshot::SnapshotError::Refused { reason, .. })
             if reason.contains("already in use") || reason.contains("exists") =>
         {

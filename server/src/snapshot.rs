@@ -91,21 +91,38 @@ fn answer(
     Ok(value)
 }
 
+/// How often a request that found no one listening is sent again: in a
+/// cluster, the subscription a restore made on one server reaches the
+/// others a moment later.
+const NO_RESPONDERS_TRIES: u32 = 50;
+
 async fn request(
     client: &async_nats::Client,
     subject: String,
     payload: Bytes,
     timeout: Duration,
 ) -> Result<async_nats::Message, SnapshotError> {
-    client
-        .send_request(
-            subject.clone(),
-            async_nats::Request::new()
-                .payload(payload)
-                .timeout(Some(timeout)),
-        )
-        .await
-        .map_err(|source| SnapshotError::Request { subject, source })
+    let mut tries = 0;
+    loop {
+        let sent = client
+            .send_request(
+                subject.clone(),
+                async_nats::Request::new()
+                    .payload(payload.clone())
+                    .timeout(Some(timeout)),
+            )
+            .await;
+        match sent {
+            Err(e)
+                if e.kind() == async_nats::RequestErrorKind::NoResponders
+                    && tries < NO_RESPONDERS_TRIES =>
+            {
+                tries += 1;
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            other => return other.map_err(|source| SnapshotError::Request { subject, source }),
+        }
+    }
 }
 
 fn file_error(path: &Path) -> impl FnOnce(std::io::Error) -> SnapshotError + '_ {

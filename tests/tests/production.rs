@@ -42,7 +42,13 @@ fn logs(dir: &Path) -> String {
         "h1-again.log",
     ] {
         let text = std::fs::read_to_string(dir.join(name)).unwrap_or_default();
-        let tail: Vec<&str> = text.lines().rev().take(40).collect();
+        // The lines that say what happened, not the retries that follow.
+        let tail: Vec<&str> = text
+            .lines()
+            .filter(|line| !line.contains("routes watch interrupted"))
+            .rev()
+            .take(60)
+            .collect();
         out.push_str(&format!("--- {name} ---\n"));
         for line in tail.into_iter().rev() {
             out.push_str(line);
@@ -65,7 +71,12 @@ async fn https_body(host: &Host, name: &str, roots: &str) -> Option<String> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn from_three_empty_servers_to_an_https_app_that_outlives_the_first_server() {
     let lan = Lan::create(4).expect("a LAN of network namespaces (needs root, ip and nsenter)");
-    let dir = tempfile::tempdir().expect("tempdir");
+    let mut dir = tempfile::tempdir().expect("tempdir");
+    // REEF_KEEP_TEST_DIR=1 keeps every host's data and log for a look after.
+    if std::env::var_os("REEF_KEEP_TEST_DIR").is_some() {
+        dir.disable_cleanup(true);
+        eprintln!("keeping {}", dir.path().display());
+    }
     let pebble = Pebble::start(PebbleOptions {
         listen: lan.gateway.parse().expect("ip"),
         resolve_to: lan.hosts[1].ip.parse().expect("ip"),

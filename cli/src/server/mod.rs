@@ -106,7 +106,12 @@ pub async fn server(args: ServerArgs) -> Result<()> {
     let mut shape = topology::shape(&name, &servers);
 
     let mut nats = match resume_move(&host, &shape, listen, &mut signals).await? {
-        Some(nats) => nats,
+        Some(nats) if migrate::unfinished(&host) => nats,
+        // The cluster never formed: the single server's store is back.
+        Some(nats) => {
+            shape = Shape::Standalone;
+            nats
+        }
         None => {
             host.configure(&shape, listen)?;
             Supervisor::start(host.spec(listen))
@@ -119,6 +124,10 @@ pub async fn server(args: ServerArgs) -> Result<()> {
             nats.stop().await;
             return Ok(());
         }
+    }
+    if migrate::unfinished(&host) && !finish_move(&host, listen, &mut signals).await {
+        nats.stop().await;
+        return Ok(());
     }
     let mut nats = Some(nats);
     let local_url = format!("tls://{}", host::local(listen));
@@ -194,7 +203,15 @@ pub async fn server(args: ServerArgs) -> Result<()> {
                         nats = Some(moved.0);
                         match moved.1 {
                             Ok(()) => shape = wanted,
-                            Err(e) => tracing::error!(error = %e, "the move into a cluster failed; trying again in a while"),
+                            // Streams are in the cluster already: only forward.
+                            Err(e) if migrate::unfinished(&host) => {
+                                tracing::error!(error = %e, "the move into a cluster stopped half way; finishing it");
+                                shape = wanted;
+                                if !finish_move(&host, listen, &mut signals).await {
+                                    break Ok(());
+                                }
+                            }
+                            Err(e) => tracing::error!(error = %e, "the move into a cluster failed; this server stays alone and tries again"),
                         }
                         coordinator = Some(start_coordinator(&args, &host, &local_url).await?);
                     }
@@ -236,10 +253,39 @@ async fn resume_move(
     Ok(Some(match restored {
         Ok(nats) => nats,
         Err((nats, e)) => {
-            tracing::error!(error = %e, "the move into the cluster is not finished");
+            tracing::error!(error = %e, "the move into the cluster did not go through at start");
             nats
         }
     }))
+}
+
+/// Finishes a move into the cluster that stopped half way, trying again
+/// every few seconds until it is done; false if stopped meanwhile.
+async fn finish_move(host: &ServerHost, listen: SocketAddr, signals: &mut crate::Signals) -> bool {
+    let mut said: Option<String> = None;
+    loop {
+        let finished = tokio::select! {
+            finished = migrate::finish(host, listen) => finished,
+            _ = signals.recv() => return false,
+        };
+        match finished {
+            Ok(()) => {
+                tracing::info!("the move into the cluster is finished");
+                return true;
+            }
+            Err(e) => {
+                let text = format!("{e:#}");
+                if said.as_ref() != Some(&text) {
+                    tracing::error!(error = %text, "the move into the cluster is not finished yet; trying again");
+                    said = Some(text);
+                }
+            }
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_secs(2)) => {}
+            _ = signals.recv() => return false,
+        }
+    }
 }
 
 /// Steps the standalone nats-server through the move; returns the
@@ -255,10 +301,11 @@ async fn move_into_cluster(
         return (nats, Err(anyhow!("no nats-server was running")));
     };
     if let Err(e) = migrate::take_snapshots(host, nats).await {
-        // The single server's store is untouched: run it again.
-        let nats = Supervisor::start(host.spec(listen));
-        let _ = host.configure(&Shape::Standalone, listen);
-        return (nats, Err(e.into()));
+        // The single server's store is untouched: run it again as it was.
+        if let Err(e) = host.configure(&Shape::Standalone, listen) {
+            tracing::error!(error = %e, "could not write the standalone configuration again");
+        }
+        return (Supervisor::start(host.spec(listen)), Err(e.into()));
     }
     match migrate::restore(host, shape, listen).await {
         Ok(nats) => (nats, Ok(())),

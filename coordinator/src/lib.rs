@@ -104,6 +104,8 @@ impl Default for Config {
 }
 /// Everything a coordinator keeps across its terms as leader.
 pub(crate) struct Shared {
+    /// Answers the read-only verbs, leading or not.
+    pub(crate) reads: api::reads::Reads,
     pub(crate) client: async_nats::Client,
     pub(crate) store: store::Store,
     pub(crate) config: Config,
@@ -143,7 +145,9 @@ pub async fn run(
         name: config.name.clone(),
     };
     tracing::info!(id = %me.id, name = %me.name, "coordinator ready");
+    let reads = api::reads::Reads::new(client.clone(), store.clone(), config.acme.is_some());
     let shared = Shared {
+        reads,
         client,
         store,
         config,
@@ -184,6 +188,7 @@ pub async fn run(
     let _ = api.unsubscribe().await;
     relays.close();
     relays.wait().await;
+    shared.reads.close().await;
     tracing::info!("coordinator stopped");
     result
 }
@@ -212,7 +217,17 @@ async fn follow(
         tokio::select! {
             _ = shared.shutdown.cancelled() => return None,
             Some(msg) = api.next() => {
-                relays.spawn(api::relay::relay(shared.client.clone(), leader_rx.clone(), msg));
+                let tail = msg
+                    .subject
+                    .strip_prefix(subjects::API_PREFIX)
+                    .and_then(|t| t.strip_prefix('.'))
+                    .unwrap_or_default()
+                    .to_string();
+                if api::reads::is_read(&tail) {
+                    shared.reads.spawn(msg, tail);
+                } else {
+                    relays.spawn(api::relay::relay(shared.client.clone(), leader_rx.clone(), msg));
+                }
             }
             Some(msg) = drive::departures::next(departures.as_mut()) => {
                 if let Some(departure) = drive::departures::parse(&msg.payload) {

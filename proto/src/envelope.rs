@@ -41,6 +41,8 @@ pub enum MessageKind {
     AcmeAttempts = 17,
     Member = 18,
     JoinToken = 19,
+    NodeStatuses = 20,
+    Checkpoint = 21,
 }
 
 /// A type that travels inside an envelope.

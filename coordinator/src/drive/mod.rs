@@ -11,6 +11,8 @@
 //! - `events`: allocation and instance events applied.
 //! - `instances`: starting and stopping app instances, and their events.
 //! - `node_loss`: a lost node's work, after `plan::node_loss`.
+//! - `node_status`: the nodes as `node.list` shows them, for every
+//!   coordinator to answer from.
 //! - `drain`: drain steps, after `plan::drain`.
 //! - `rolling_update`: rolling updates and their reaction to a failure.
 //! - `converge`: the reconciler's driver.
@@ -25,6 +27,7 @@ pub(crate) mod election;
 pub(crate) mod events;
 pub(crate) mod instances;
 pub(crate) mod node_loss;
+pub(crate) mod node_status;
 pub(crate) mod replication;
 pub(crate) mod rolling_update;
 pub(crate) mod routes_writer;
@@ -88,4 +91,8 @@ pub(crate) struct Coordinator {
     /// Allocations this leader's drains asked to stop, so that a drain
     /// past its deadline asks each once.
     pub(crate) drain_stops: HashSet<reef_proto::AllocId>,
+    /// The node statuses as last written for `node.list`.
+    pub(crate) node_statuses: node_status::Published,
+    /// Answers the read-only verbs off the loop.
+    pub(crate) reads: crate::api::reads::Reads,
 }

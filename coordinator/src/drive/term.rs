@@ -110,6 +110,8 @@ async fn lead_term(
         routes: crate::state::route_book::RouteBook::default(),
         converger: crate::state::converger::Converger::new(),
         drain_stops: HashSet::new(),
+        reads: shared.reads.clone(),
+        node_statuses: Default::default(),
     };
     let end = tokio::select! {
         loaded = coordinator.load() => { loaded?; None }
@@ -267,6 +269,7 @@ impl Coordinator {
         self.converge_load(ended).await?;
         self.rebuild_routes().await;
         self.retry_unsent().await;
+        self.publish_node_statuses().await;
         let (nodes, live, pending) = self.cluster.counts();
         tracing::info!(nodes, live, pending, "state loaded");
         Ok(())
@@ -385,6 +388,7 @@ impl Coordinator {
         self.retry_routes().await;
         self.check_liveness().await;
         self.advance_drains().await;
+        self.publish_node_statuses().await;
         self.advance_rollouts().await;
         self.converge_tick().await;
         self.sweep_tokens().await;

@@ -15,10 +15,12 @@
 //! - `drain`: one step of a drain at a given time.
 //! - `route_table`: an app's entry in the routes bucket.
 //! - `verdict`, `replication`: replicated jobs' copies and verdicts.
+//! - `job_query`: which jobs a page of `job.list` holds.
 //! - `lease`: the leader lease, for a follower and for the holder.
 //! - `node_trust`: what a node's credential vouches for.
 
 pub(crate) mod drain;
+pub(crate) mod job_query;
 pub(crate) mod lease;
 pub(crate) mod node_loss;
 pub(crate) mod node_trust;

@@ -61,7 +61,7 @@ async fn a_follower_answers_every_read_without_a_leader_and_writes_wait_for_one(
     cluster.coordinator.kill();
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let holder = tokio::spawn(hold_lease_for_nobody(client.clone(), stopped));
-    let follower =
+    let _follower =
         ReefProcess::coordinator(&cluster.nats.url, cluster.dir.path(), &["--name", "f1"]);
 
     let jobs = eventually(

@@ -275,6 +275,8 @@ async fn start(
         acme: args.control.acme.config()?,
         node_issuer: Some(coordinator_nats.identity()?.issuer),
         authority: None,
+        retain_jobs: args.control.retain_jobs,
+        keep_releases: args.control.keep_releases,
     };
     config.authority = Some(crate::daemons::authority(&coordinator_nats, dir).await?);
     let coordinator = client::connect_daemon(&coordinator_nats, "reef-coordinator").await?;

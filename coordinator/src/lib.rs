@@ -68,6 +68,10 @@ pub struct Config {
     /// user credentials and revoking users and nodes (None: those verbs are
     /// refused with the reason).
     pub authority: Option<std::sync::Arc<Authority>>,
+    /// How long finished jobs, allocations and instances are kept.
+    pub retain_jobs: Duration,
+    /// How many releases of each app are kept, besides those still needed.
+    pub keep_releases: u32,
 }
 
 /// What lets a coordinator issue and revoke credentials.
@@ -99,6 +103,8 @@ impl Default for Config {
             acme: None,
             node_issuer: None,
             authority: None,
+            retain_jobs: Duration::from_secs(7 * 24 * 3600),
+            keep_releases: 10,
         }
     }
 }

@@ -73,6 +73,9 @@ pub struct Checkpoint {
     /// Each node's standing from the verdicts on replicated jobs:
     /// (node, agreed, disagreed).
     pub standing: Vec<(NodeId, u64, u64)>,
+    /// The replicated jobs not decided yet, with the nodes their copies
+    /// went to.
+    pub groups: Vec<(JobId, Vec<NodeId>)>,
 }
 
 impl Message for Checkpoint {

@@ -13,6 +13,7 @@
 //! - `rollout_failure`: a rolling update's reaction to a failed replica.
 //! - `node_loss`: what a lost node's work becomes.
 //! - `drain`: one step of a drain at a given time.
+//! - `retention`: what the leader deletes, and when.
 //! - `route_table`: an app's entry in the routes bucket.
 //! - `verdict`, `replication`: replicated jobs' copies and verdicts.
 //! - `job_query`: which jobs a page of `job.list` holds.
@@ -27,6 +28,7 @@ pub(crate) mod node_trust;
 pub(crate) mod reconcile;
 pub(crate) mod replacement;
 pub(crate) mod replication;
+pub(crate) mod retention;
 pub(crate) mod rollout_failure;
 pub(crate) mod route_table;
 pub mod scheduler;

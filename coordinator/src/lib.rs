@@ -223,12 +223,7 @@ async fn follow(
         tokio::select! {
             _ = shared.shutdown.cancelled() => return None,
             Some(msg) = api.next() => {
-                let tail = msg
-                    .subject
-                    .strip_prefix(subjects::API_PREFIX)
-                    .and_then(|t| t.strip_prefix('.'))
-                    .unwrap_or_default()
-                    .to_string();
+                let tail = api::tail(&msg.subject).to_string();
                 if api::reads::is_read(&tail) {
                     shared.reads.spawn(msg, tail);
                 } else {

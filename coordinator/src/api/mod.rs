@@ -141,6 +141,15 @@ const NODE_CHANGES: [&str; 4] = [
     subjects::verbs::NODE_REMOVE,
 ];
 
+/// An API subject after the shared prefix (`<role>.<caller>.<verb>`);
+/// empty if it has not that prefix.
+pub(crate) fn tail(subject: &str) -> &str {
+    subject
+        .strip_prefix(subjects::API_PREFIX)
+        .and_then(|t| t.strip_prefix('.'))
+        .unwrap_or_default()
+}
+
 /// The caller's role and name (from the subject, whose tail after the API
 /// prefix is `tail`), and its request; or why it cannot be answered.
 pub(crate) fn incoming(
@@ -232,11 +241,10 @@ impl Coordinator {
     /// The verb an API subject names (on the shared API prefix or this
     /// coordinator's relay prefix); empty if neither.
     pub(crate) fn verb_of<'s>(&self, subject: &'s str) -> &'s str {
-        subject
-            .strip_prefix(subjects::API_PREFIX)
-            .or_else(|| subject.strip_prefix(self.relay_prefix.as_str()))
-            .and_then(|v| v.strip_prefix('.'))
-            .unwrap_or_default()
+        match subject.strip_prefix(self.relay_prefix.as_str()) {
+            Some(relayed) => relayed.strip_prefix('.').unwrap_or_default(),
+            None => tail(subject),
+        }
     }
 
     /// Answers `request` from `caller`, whose `role` allows it.

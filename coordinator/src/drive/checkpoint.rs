@@ -96,38 +96,24 @@ async fn named_and_since<T: Stored + Clone>(
     Ok((latest.into_values().collect(), written))
 }
 
+/// Ids as bucket keys.
+fn keys<T: ToString>(ids: impl IntoIterator<Item = T>) -> Vec<String> {
+    ids.into_iter().map(|id| id.to_string()).collect()
+}
+
 async fn since(store: &Store, checkpoint: Checkpoint) -> Result<Records, CoordinatorError> {
-    let (jobs, new_jobs) = named_and_since(
-        &store.jobs,
-        checkpoint
-            .live_jobs
-            .iter()
-            .map(ToString::to_string)
-            .collect(),
-        checkpoint.jobs_seq,
-    )
-    .await?;
-    let (allocs, _) = named_and_since(
-        &store.allocs,
-        checkpoint
-            .live_allocs
-            .iter()
-            .map(ToString::to_string)
-            .collect(),
-        checkpoint.allocs_seq,
-    )
-    .await?;
-    let (instances, _) = named_and_since(
-        &store.instances,
+    let live_jobs = keys(&checkpoint.live_jobs);
+    let (jobs, new_jobs) = named_and_since(&store.jobs, live_jobs, checkpoint.jobs_seq).await?;
+    let live_allocs = keys(&checkpoint.live_allocs);
+    let (allocs, _) = named_and_since(&store.allocs, live_allocs, checkpoint.allocs_seq).await?;
+    let instances = keys(
         checkpoint
             .live_instances
             .iter()
-            .chain(&checkpoint.recent_endings)
-            .map(ToString::to_string)
-            .collect(),
-        checkpoint.instances_seq,
-    )
-    .await?;
+            .chain(&checkpoint.recent_endings),
+    );
+    let (instances, _) =
+        named_and_since(&store.instances, instances, checkpoint.instances_seq).await?;
     // Verdicts decided after the checkpoint are in the jobs written since.
     let replicated = replication::load(&new_jobs);
     let mut standing: HashMap<NodeId, Standing> = checkpoint

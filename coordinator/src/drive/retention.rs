@@ -133,19 +133,10 @@ async fn pass(
     // Jobs; a copy of a replicated job once its group has its verdict.
     let mut expired = Vec::new();
     let mut undecided: HashMap<JobId, bool> = HashMap::new();
-    let mut candidates = Vec::new();
-    store
-        .jobs
-        .oldest_first(|entry| {
-            if policy.past_cutoff(entry.written_ms, now) || candidates.len() >= MAX_PER_PASS {
-                return Next::Stop;
-            }
-            if let Some(job) = entry.value.filter(|j| j.state.is_terminal()) {
-                candidates.push(job);
-            }
-            Next::More
-        })
-        .await?;
+    let candidates = oldest(&store.jobs, &policy, now, |job| {
+        job.state.is_terminal().then_some(job)
+    })
+    .await?;
     for job in candidates {
         let decided = match job.replica {
             None => true,
@@ -171,19 +162,12 @@ async fn pass(
     swept.jobs = erase(&store.jobs, expired, &stop).await?;
 
     // Allocations.
-    let mut expired = Vec::new();
-    store
-        .allocs
-        .oldest_first(|entry| {
-            if policy.past_cutoff(entry.written_ms, now) || expired.len() >= MAX_PER_PASS {
-                return Next::Stop;
-            }
-            if let Some(alloc) = entry.value.filter(|a| policy.alloc_expired(a, now)) {
-                expired.push(alloc.id.to_string());
-            }
-            Next::More
-        })
-        .await?;
+    let expired = oldest(&store.allocs, &policy, now, |alloc| {
+        policy
+            .alloc_expired(&alloc, now)
+            .then(|| alloc.id.to_string())
+    })
+    .await?;
     swept.allocs = erase(&store.allocs, expired, &stop).await?;
 
     // Instances: past releases' go sooner, so the pass reads further.
@@ -193,22 +177,13 @@ async fn pass(
             .min(crate::plan::retention::PAST_RELEASE_GRACE),
         ..policy
     };
-    let mut expired = Vec::new();
-    store
-        .instances
-        .oldest_first(|entry| {
-            if sooner.past_cutoff(entry.written_ms, now) || expired.len() >= MAX_PER_PASS {
-                return Next::Stop;
-            }
-            if let Some(instance) = entry.value {
-                let app_version = current.get(&instance.app).copied();
-                if policy.instance_expired(&instance, app_version, now) {
-                    expired.push(instance.id.to_string());
-                }
-            }
-            Next::More
-        })
-        .await?;
+    let expired = oldest(&store.instances, &sooner, now, |instance| {
+        let current = current.get(&instance.app).copied();
+        policy
+            .instance_expired(&instance, current, now)
+            .then(|| instance.id.to_string())
+    })
+    .await?;
     swept.instances = erase(&store.instances, expired, &stop).await?;
 
     // Releases beyond the newest few, of apps that still exist.
@@ -282,6 +257,27 @@ async fn pass(
         );
     }
     Ok(swept)
+}
+
+/// What `pick` takes of `bucket`'s records, read oldest write first up to
+/// `policy`'s cutoff, at most [`MAX_PER_PASS`].
+async fn oldest<T: Stored, R>(
+    bucket: &Bucket<T>,
+    policy: &Policy,
+    now: u64,
+    mut pick: impl FnMut(T) -> Option<R>,
+) -> Result<Vec<R>, CoordinatorError> {
+    let mut picked = Vec::new();
+    bucket
+        .oldest_first(|entry| {
+            if policy.past_cutoff(entry.written_ms, now) || picked.len() >= MAX_PER_PASS {
+                return Next::Stop;
+            }
+            picked.extend(entry.value.and_then(&mut pick));
+            Next::More
+        })
+        .await?;
+    Ok(picked)
 }
 
 /// Erases `keys` from `bucket`, a few at a time, until `stop`; how many went.

@@ -12,7 +12,7 @@ use anyhow::{anyhow, bail, Context as _, Result};
 use async_nats::jetstream;
 use clap::Args;
 use futures::StreamExt;
-use reef_proto::api::{ApiRequest, ApiResponse, AppStatus};
+use reef_proto::api::{ApiRequest, ApiResponse, AppQuery, AppStatus, DEFAULT_PAGE};
 use reef_proto::app::{ArtifactRef, Instance, InstanceState};
 use reef_proto::subjects;
 use reef_proto::units::{format_duration, format_size};
@@ -500,12 +500,36 @@ async fn status_of(client: &client::Conn, app: &str) -> Result<AppStatus> {
     }
 }
 
-pub async fn apps(nats: &client::Nats, json: bool) -> Result<()> {
+/// `reef apps`: which apps, and how to print them.
+#[derive(clap::Args)]
+pub struct ListArgs {
+    /// Only apps in this state: running, stopped or halted.
+    #[arg(long, value_name = "STATE")]
+    state: Option<String>,
+    /// At most this many (1 to 1000).
+    #[arg(long, default_value_t = DEFAULT_PAGE, value_name = "N")]
+    limit: u32,
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    json: bool,
+}
+
+pub async fn apps(nats: &client::Nats, args: ListArgs) -> Result<()> {
+    let query = AppQuery {
+        state: args.state,
+        limit: args.limit,
+    };
+    query.validate().map_err(|e| anyhow::anyhow!(e))?;
     let client = connect(nats).await?;
-    let ApiResponse::Apps(apps) = call(&client, ApiRequest::ListApps).await? else {
+    let ApiResponse::AppPage { apps, truncated } =
+        call(&client, ApiRequest::QueryApps(query)).await?
+    else {
         bail!("unexpected reply from the coordinator");
     };
-    if json {
+    if truncated {
+        eprintln!("(more apps than --limit {} are not listed)", args.limit);
+    }
+    if args.json {
         println!(
             "{}",
             serde_json::to_string_pretty(&serde_json::Value::Array(

@@ -47,12 +47,28 @@ pub struct ControlArgs {
     /// coordinator takes over.
     #[arg(long, default_value = "3s", value_parser = parse_lease)]
     pub leader_lease: std::time::Duration,
+    /// How long finished jobs, their allocations and finished app instances
+    /// are kept before the leader deletes them.
+    #[arg(long, default_value = "7d", value_parser = parse_retention)]
+    pub retain_jobs: std::time::Duration,
+    /// How many releases of each app are kept (besides the one running, the
+    /// one a rollout would revert to, and any with a live instance).
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..=1000))]
+    pub keep_releases: u32,
     #[command(flatten)]
     pub acme: crate::tls_flags::AcmeArgs,
 }
 
 pub fn parse_trust(input: &str) -> Result<reef_proto::node::TrustClass, String> {
     reef_proto::node::TrustClass::parse(input)
+}
+
+fn parse_retention(input: &str) -> Result<std::time::Duration, String> {
+    let retain = parse_duration(input).map_err(|e| e.to_string())?;
+    if retain < std::time::Duration::from_secs(1) {
+        return Err(format!("invalid retention {input:?}: at least 1s"));
+    }
+    Ok(retain)
 }
 
 fn parse_lease(input: &str) -> Result<std::time::Duration, String> {
@@ -329,6 +345,8 @@ pub fn coordinator_config(args: &CoordinatorArgs) -> reef_coordinator::Config {
         acme: None,
         node_issuer: None,
         authority: None,
+        retain_jobs: args.control.retain_jobs,
+        keep_releases: args.control.keep_releases,
     }
 }
 

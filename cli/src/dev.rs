@@ -310,6 +310,6 @@ async fn demo(url: &client::Nats) -> Result<()> {
     crate::run::run(url, args).await?;
     println!();
     println!("demo: $ reef jobs");
-    crate::jobs::list(url, false).await?;
+    crate::jobs::list(url, crate::jobs::ListArgs::newest()).await?;
     Ok(())
 }

@@ -3,7 +3,7 @@
 use crate::client::{self, call, connect};
 use crate::views;
 use anyhow::{anyhow, bail, Result};
-use reef_proto::api::{ApiRequest, ApiResponse, NodeStatus};
+use reef_proto::api::{ApiRequest, ApiResponse, JobQuery, NodeStatus, DEFAULT_PAGE};
 use reef_proto::job::{JobRecord, JobState};
 use reef_proto::units::{format_duration, format_size};
 use reef_proto::{now_ms, JobId};
@@ -24,7 +24,11 @@ pub async fn resolve(client: &client::Conn, id: &str) -> Result<JobRecord> {
     // Ids are printed in lower case; a prefix may be typed in either.
     let id = id.to_ascii_lowercase();
     let id = id.as_str();
-    let ApiResponse::Jobs { jobs, .. } = call(client, ApiRequest::ListJobs).await? else {
+    let query = JobQuery {
+        prefix: Some(id.to_string()),
+        ..JobQuery::newest(2)
+    };
+    let ApiResponse::Jobs { jobs, .. } = call(client, ApiRequest::QueryJobs(query)).await? else {
         bail!("unexpected reply from the coordinator");
     };
     let mut matches = jobs
@@ -53,13 +57,53 @@ pub async fn node_names(client: &client::Conn) -> HashMap<String, String> {
         .collect()
 }
 
-pub async fn list(nats: &client::Nats, json: bool) -> Result<()> {
+/// `reef jobs`: which page of jobs, and how to print it.
+#[derive(clap::Args)]
+pub struct ListArgs {
+    /// Only jobs in this state: pending, assigned, running, exited, stopped, failed or lost.
+    #[arg(long, value_name = "STATE")]
+    state: Option<String>,
+    /// At most this many (1 to 1000).
+    #[arg(long, default_value_t = DEFAULT_PAGE, value_name = "N")]
+    limit: u32,
+    /// Only jobs submitted before this one: the last of the previous page.
+    #[arg(long, value_name = "JOB")]
+    before: Option<JobId>,
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    json: bool,
+}
+
+impl ListArgs {
+    /// The first page, as a table.
+    pub fn newest() -> Self {
+        Self {
+            state: None,
+            limit: DEFAULT_PAGE,
+            before: None,
+            json: false,
+        }
+    }
+}
+
+pub async fn list(nats: &client::Nats, args: ListArgs) -> Result<()> {
+    let query = JobQuery {
+        state: args.state,
+        limit: args.limit,
+        before: args.before,
+        prefix: None,
+    };
+    query.validate().map_err(|e| anyhow!(e))?;
     let client = connect(nats).await?;
-    let ApiResponse::Jobs { jobs, truncated } = call(&client, ApiRequest::ListJobs).await? else {
+    let ApiResponse::Jobs { jobs, truncated } = call(&client, ApiRequest::QueryJobs(query)).await?
+    else {
         bail!("unexpected reply from the coordinator");
     };
     let names = node_names(&client).await;
-    if json {
+    if let (true, Some(last)) = (truncated, jobs.last()) {
+        eprintln!("(more: reef jobs --before {})", last.id);
+    }
+    if args.json {
         return views::print_json(&serde_json::Value::Array(
             jobs.iter().map(|j| views::job_json(j, &names)).collect(),
         ));
@@ -70,9 +114,6 @@ pub async fn list(nats: &client::Nats, json: bool) -> Result<()> {
         .map(|j| views::job_row(j, &names, now))
         .collect();
     views::print_table(views::JOB_HEADER, &rows);
-    if truncated {
-        eprintln!("(only the newest {} jobs are listed)", jobs.len());
-    }
     Ok(())
 }
 

@@ -63,12 +63,8 @@ struct Cli {
 enum Command {
     /// Run a command as a job on the cluster, streaming its output; exits with its exit code.
     Run(run::RunArgs),
-    /// List jobs, newest first.
-    Jobs {
-        /// Print JSON instead of a table.
-        #[arg(long)]
-        json: bool,
-    },
+    /// List jobs, newest first, a page at a time.
+    Jobs(jobs::ListArgs),
     /// Inspect or stop one job.
     Job {
         #[command(subcommand)]
@@ -95,11 +91,8 @@ enum Command {
     },
     /// Deploy an app: pack the directory, upload it, roll the release out.
     Deploy(apps::DeployArgs),
-    /// List apps.
-    Apps {
-        #[arg(long)]
-        json: bool,
-    },
+    /// List apps, most recently changed first.
+    Apps(apps::ListArgs),
     /// Show an app's release and instances.
     Status {
         app: String,
@@ -298,7 +291,7 @@ async fn dispatch(cli: Cli, matches: &clap::ArgMatches) -> anyhow::Result<ExitCo
     };
     match cli.command {
         Command::Run(args) => run::run(&nats, args).await,
-        Command::Jobs { json } => jobs::list(&nats, json).await.map(|()| ExitCode::SUCCESS),
+        Command::Jobs(args) => jobs::list(&nats, args).await.map(|()| ExitCode::SUCCESS),
         Command::Job {
             command: JobCommand::Status { id, json },
         } => jobs::status(&nats, &id, json)
@@ -314,7 +307,7 @@ async fn dispatch(cli: Cli, matches: &clap::ArgMatches) -> anyhow::Result<ExitCo
             .map(|()| ExitCode::SUCCESS),
         Command::Node { command } => node::node(&nats, command).await.map(|()| ExitCode::SUCCESS),
         Command::Deploy(args) => apps::deploy(&nats, args).await,
-        Command::Apps { json } => apps::apps(&nats, json).await.map(|()| ExitCode::SUCCESS),
+        Command::Apps(args) => apps::apps(&nats, args).await.map(|()| ExitCode::SUCCESS),
         Command::Status { app, json } => apps::status(&nats, &app, json)
             .await
             .map(|()| ExitCode::SUCCESS),

@@ -298,11 +298,7 @@ pub fn instance_rows(
 /// What an app is meant to be doing: `running`, `stopped` (by `reef stop`)
 /// or `halted` (its rollout or first deploy failed; see `rollout_failure`).
 pub fn app_state(record: &reef_proto::app::AppRecord) -> &'static str {
-    match (record.desired, record.halted) {
-        (reef_proto::app::AppDesired::Stopped, _) => "stopped",
-        (_, true) => "halted",
-        _ => "running",
-    }
+    record.state_name()
 }
 
 pub fn app_json(status: &AppStatus, node_names: &HashMap<String, String>) -> Value {

@@ -48,17 +48,6 @@ pub enum CoordinatorError {
 }
 
 impl CoordinatorError {
-    /// `what` could not be published.
-    pub(crate) fn publish(
-        what: impl Into<String>,
-        source: impl std::error::Error + Send + Sync + 'static,
-    ) -> Self {
-        CoordinatorError::Publish {
-            what: what.into(),
-            source: Box::new(source),
-        }
-    }
-
     /// `what` could not be set up.
     pub(crate) fn setup(
         what: impl Into<String>,

@@ -68,6 +68,10 @@ pub struct Config {
     /// user credentials and revoking users and nodes (None: those verbs are
     /// refused with the reason).
     pub authority: Option<std::sync::Arc<Authority>>,
+    /// How long finished jobs, allocations and instances are kept.
+    pub retain_jobs: Duration,
+    /// How many releases of each app are kept, besides those still needed.
+    pub keep_releases: u32,
 }
 
 /// What lets a coordinator issue and revoke credentials.
@@ -102,11 +106,15 @@ impl Default for Config {
             acme: None,
             node_issuer: None,
             authority: None,
+            retain_jobs: Duration::from_secs(7 * 24 * 3600),
+            keep_releases: 10,
         }
     }
 }
 /// Everything a coordinator keeps across its terms as leader.
 pub(crate) struct Shared {
+    /// Answers the read-only verbs, leading or not.
+    pub(crate) reads: api::reads::Reads,
     pub(crate) client: async_nats::Client,
     pub(crate) store: store::Store,
     pub(crate) config: Config,
@@ -146,7 +154,9 @@ pub async fn run(
         name: config.name.clone(),
     };
     tracing::info!(id = %me.id, name = %me.name, "coordinator ready");
+    let reads = api::reads::Reads::new(client.clone(), store.clone(), config.acme.is_some());
     let shared = Shared {
+        reads,
         client,
         store,
         config,
@@ -187,6 +197,7 @@ pub async fn run(
     let _ = api.unsubscribe().await;
     relays.close();
     relays.wait().await;
+    shared.reads.close().await;
     tracing::info!("coordinator stopped");
     result
 }
@@ -215,7 +226,12 @@ async fn follow(
         tokio::select! {
             _ = shared.shutdown.cancelled() => return None,
             Some(msg) = api.next() => {
-                relays.spawn(api::relay::relay(shared.client.clone(), leader_rx.clone(), msg));
+                let tail = api::tail(&msg.subject).to_string();
+                if api::reads::is_read(&tail) {
+                    shared.reads.spawn(msg, tail);
+                } else {
+                    relays.spawn(api::relay::relay(shared.client.clone(), leader_rx.clone(), msg));
+                }
             }
             Some(msg) = drive::departures::next(departures.as_mut()) => {
                 if let Some(departure) = drive::departures::parse(&msg.payload) {

@@ -14,6 +14,96 @@ use serde::{Deserialize, Serialize};
 /// Most jobs one `job.list` reply carries (newest first).
 pub const MAX_LISTED_JOBS: usize = 1000;
 
+/// How many jobs or apps a page holds unless asked otherwise.
+pub const DEFAULT_PAGE: u32 = 50;
+
+/// Most apps one `app.list` reply carries.
+pub const MAX_LISTED_APPS: u32 = 1000;
+
+/// Which jobs a `job.list` answers with: newest first (by submission),
+/// those that pass every filter given, at most `limit`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JobQuery {
+    /// Only jobs in this state ([`crate::job::JobState::name`]).
+    pub state: Option<String>,
+    /// At most this many, 1 to [`MAX_LISTED_JOBS`].
+    pub limit: u32,
+    /// Only jobs submitted before this one: the last of the previous page.
+    pub before: Option<JobId>,
+    /// Only jobs whose id starts with this (hex digits and hyphens).
+    pub prefix: Option<String>,
+}
+
+impl JobQuery {
+    /// A page of the newest `limit` jobs.
+    pub fn newest(limit: u32) -> Self {
+        Self {
+            limit,
+            ..Self::default()
+        }
+    }
+
+    /// Whether the query can be answered; if not, what is wrong with it.
+    pub fn validate(&self) -> Result<(), String> {
+        if !(1..=MAX_LISTED_JOBS as u32).contains(&self.limit) {
+            return Err(format!(
+                "limit must be between 1 and {MAX_LISTED_JOBS}, not {}",
+                self.limit
+            ));
+        }
+        if let Some(state) = &self.state {
+            if !crate::job::JOB_STATES.contains(&state.as_str()) {
+                return Err(format!(
+                    "{state:?} is not a job state; one of {}",
+                    crate::job::JOB_STATES.join(", ")
+                ));
+            }
+        }
+        if let Some(prefix) = &self.prefix {
+            let valid = !prefix.is_empty()
+                && prefix.len() <= 36
+                && prefix
+                    .bytes()
+                    .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b) || b == b'-');
+            if !valid {
+                return Err(format!("{prefix:?} is not the start of a job id"));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Which apps an `app.list` answers with: most recently changed first,
+/// those in `state` if given, at most `limit`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AppQuery {
+    /// Only apps in this state ([`AppRecord::state_name`]).
+    pub state: Option<String>,
+    /// At most this many, 1 to [`MAX_LISTED_APPS`].
+    pub limit: u32,
+}
+
+impl AppQuery {
+    /// Whether the query can be answered; if not, what is wrong with it.
+    pub fn validate(&self) -> Result<(), String> {
+        if !(1..=MAX_LISTED_APPS).contains(&self.limit) {
+            return Err(format!(
+                "limit must be between 1 and {MAX_LISTED_APPS}, not {}",
+                self.limit
+            ));
+        }
+        if let Some(state) = &self.state {
+            if !crate::app::APP_STATES.contains(&state.as_str()) {
+                return Err(format!(
+                    "{state:?} is not an app state; one of {}",
+                    crate::app::APP_STATES.join(", ")
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum ApiRequest {
     SubmitJob(JobSpec),
@@ -113,6 +203,11 @@ pub enum ApiRequest {
     NodeCertificate {
         public_key: Vec<u8>,
     },
+    /// A page of jobs (`job.list`); `ListJobs` is the newest
+    /// [`MAX_LISTED_JOBS`] with no filter.
+    QueryJobs(JobQuery),
+    /// A page of apps (`app.list`); `ListApps` is every app by name.
+    QueryApps(AppQuery),
     /// Create a single-use join token for a server (`reef join --server`):
     /// its credential may also call `server.join`, which hands out the
     /// cluster's keys.
@@ -166,6 +261,8 @@ impl ApiRequest {
             ApiRequest::CreateToken { .. } => verbs::TOKEN_CREATE,
             ApiRequest::JoinNode { .. } => verbs::NODE_JOIN,
             ApiRequest::NodeCertificate { .. } => verbs::NODE_CERTIFICATE,
+            ApiRequest::QueryJobs(_) => verbs::JOB_LIST,
+            ApiRequest::QueryApps(_) => verbs::APP_LIST,
             ApiRequest::CreateServerToken { .. } => verbs::TOKEN_CREATE,
             ApiRequest::JoinServer { .. } => verbs::SERVER_JOIN,
             ApiRequest::ListServers => verbs::SERVER_LIST,
@@ -249,6 +346,11 @@ pub enum ApiResponse {
         cert_pem: String,
         not_after_ms: u64,
     },
+    /// A page of apps, with whether more matched than were listed.
+    AppPage {
+        apps: Vec<AppStatus>,
+        truncated: bool,
+    },
     /// The joined server's node id, its credential's JWT, the cluster's
     /// keys sealed to its X25519 key (`reef_trust::bundle`), and every
     /// server of the cluster, itself included.
@@ -310,4 +412,74 @@ pub struct ApiReply(pub Result<ApiResponse, ApiError>);
 
 impl Message for ApiReply {
     const KIND: MessageKind = MessageKind::ApiReply;
+}
+
+#[cfg(test)]
+mod query_tests {
+    use super::*;
+    use crate::job::{JobState, JOB_STATES};
+
+    #[test]
+    fn every_job_state_name_is_a_valid_filter() {
+        let states = [
+            JobState::Pending { reason: "x".into() },
+            JobState::Assigned,
+            JobState::Running,
+            JobState::Exited { code: 0 },
+            JobState::Stopped,
+            JobState::Failed { reason: "x".into() },
+            JobState::Lost { reason: "x".into() },
+        ];
+        let names: Vec<&str> = states.iter().map(JobState::name).collect();
+        assert_eq!(names, JOB_STATES);
+        for name in JOB_STATES {
+            let query = JobQuery {
+                state: Some(name.into()),
+                ..JobQuery::newest(10)
+            };
+            assert_eq!(query.validate(), Ok(()));
+        }
+    }
+
+    #[test]
+    fn a_query_names_what_is_wrong_with_it() {
+        assert!(JobQuery::newest(0).validate().is_err());
+        assert!(JobQuery::newest(1001).validate().is_err());
+        let bad_state = JobQuery {
+            state: Some("done".into()),
+            ..JobQuery::newest(5)
+        };
+        assert!(bad_state
+            .validate()
+            .expect_err("not a state")
+            .contains("one of pending"));
+        let bad_prefix = JobQuery {
+            prefix: Some("0192 or 1=1".into()),
+            ..JobQuery::newest(5)
+        };
+        assert!(bad_prefix.validate().is_err());
+        let upper = JobQuery {
+            prefix: Some("0192ABC".into()),
+            ..JobQuery::newest(5)
+        };
+        assert!(upper.validate().is_err(), "ids are printed in lower case");
+        assert!(AppQuery {
+            state: Some("halted".into()),
+            limit: 3
+        }
+        .validate()
+        .is_ok());
+        assert!(AppQuery {
+            state: Some("gone".into()),
+            limit: 3
+        }
+        .validate()
+        .is_err());
+        assert!(AppQuery {
+            state: None,
+            limit: 0
+        }
+        .validate()
+        .is_err());
+    }
 }

@@ -70,6 +70,21 @@ impl Message for AppRecord {
     const KIND: MessageKind = MessageKind::AppRecord;
 }
 
+/// Every app state's name, as [`AppRecord::state_name`] gives it.
+pub const APP_STATES: [&str; 3] = ["running", "stopped", "halted"];
+
+impl AppRecord {
+    /// Where the app stands, as `reef apps` shows it: `stopped` (by its
+    /// owner), `halted` (its rollout stopped on a failure) or `running`.
+    pub fn state_name(&self) -> &'static str {
+        match (self.desired, self.halted) {
+            (AppDesired::Stopped, _) => "stopped",
+            (_, true) => "halted",
+            _ => "running",
+        }
+    }
+}
+
 /// Where an instance stands.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum InstanceState {

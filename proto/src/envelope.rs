@@ -64,9 +64,11 @@ pub enum MessageKind {
     AcmeAttempts = 17,
     Member = 18,
     JoinToken = 19,
-    Server = 20,
-    DoctorRequest = 21,
-    DoctorReport = 22,
+    NodeStatuses = 20,
+    Checkpoint = 21,
+    Server = 22,
+    DoctorRequest = 23,
+    DoctorReport = 24,
 }
 
 /// A type that travels inside an envelope.

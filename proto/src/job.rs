@@ -344,7 +344,7 @@ impl JobState {
         )
     }
 
-    /// A short lowercase name, as shown in tables.
+    /// A short lowercase name, as shown in tables (one of [`JOB_STATES`]).
     pub fn name(&self) -> &'static str {
         match self {
             JobState::Pending { .. } => "pending",
@@ -357,6 +357,11 @@ impl JobState {
         }
     }
 }
+
+/// Every job state's name, as [`JobState::name`] gives it.
+pub const JOB_STATES: [&str; 7] = [
+    "pending", "assigned", "running", "exited", "stopped", "failed", "lost",
+];
 
 /// The coordinator's record of one job, stored in the jobs bucket.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -1,8 +1,14 @@
 //! Coordinator leadership: the lease one coordinator holds in the leader
 //! bucket while it schedules. The others serve the API by relaying requests
 //! to the holder, and take the lease over when it stops being renewed.
+//!
+//! The leader also keeps, in the same bucket, what every coordinator
+//! answers `node.list` from ([`NodeStatuses`], key [`crate::subjects::NODE_STATUS_KEY`]) and what
+//! the next leader starts from ([`Checkpoint`], key [`crate::subjects::CHECKPOINT_KEY`]).
 
+use crate::api::NodeStatus;
 use crate::envelope::{Message, MessageKind};
+use crate::ids::{AllocId, InstanceId, JobId, NodeId};
 use serde::{Deserialize, Serialize};
 
 /// The value of the lease key: who leads, since when, and the last renewal.
@@ -28,6 +34,52 @@ pub struct LeaderLease {
 
 impl Message for LeaderLease {
     const KIND: MessageKind = MessageKind::LeaderLease;
+}
+
+/// The nodes as the leader saw them last: what `reef nodes` shows, from
+/// whichever coordinator answers.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NodeStatuses {
+    /// When the leader wrote it.
+    pub at_ms: u64,
+    pub nodes: Vec<NodeStatus>,
+}
+
+impl Message for NodeStatuses {
+    const KIND: MessageKind = MessageKind::NodeStatuses;
+}
+
+/// Where a new leader's view starts: the records that were live when the
+/// leader wrote it, and the position of each bucket's stream then. A new
+/// leader reads these records, then only what was written to each bucket
+/// after its position, so its start does not grow with the finished jobs
+/// and instances the buckets keep.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Checkpoint {
+    pub at_ms: u64,
+    /// The last sequence of the jobs, allocations and instances buckets.
+    pub jobs_seq: u64,
+    pub allocs_seq: u64,
+    pub instances_seq: u64,
+    /// Jobs not finished (pending, placed or running).
+    pub live_jobs: Vec<JobId>,
+    /// Allocations not finished.
+    pub live_allocs: Vec<AllocId>,
+    /// Instances not finished.
+    pub live_instances: Vec<InstanceId>,
+    /// Instances that ended within the reconciler's memory (an hour), for
+    /// its backoffs.
+    pub recent_endings: Vec<InstanceId>,
+    /// Each node's standing from the verdicts on replicated jobs:
+    /// (node, agreed, disagreed).
+    pub standing: Vec<(NodeId, u64, u64)>,
+    /// The replicated jobs not decided yet, with the nodes their copies
+    /// went to.
+    pub groups: Vec<(JobId, Vec<NodeId>)>,
+}
+
+impl Message for Checkpoint {
+    const KIND: MessageKind = MessageKind::Checkpoint;
 }
 
 /// Checks a coordinator id for use in a subject: 1-64 of `[A-Za-z0-9-]`.

@@ -272,6 +272,12 @@ pub fn release_key(app: &str, version: u32) -> String {
 /// KV bucket holding the coordinator leadership lease (one key, [`LEADER_KEY`]).
 pub const LEADER_BUCKET: &str = "reef-leader";
 pub const LEADER_KEY: &str = "lease";
+/// Key of the leader bucket with the nodes as the leader last saw them
+/// (`leader::NodeStatuses`).
+pub const NODE_STATUS_KEY: &str = "nodes";
+/// Key of the leader bucket with where the next leader starts
+/// (`leader::Checkpoint`).
+pub const CHECKPOINT_KEY: &str = "checkpoint";
 
 /// Prefix of the subjects on which the leader takes API requests relayed by
 /// the other coordinators: `reef.coord.<id>.api.<verb>`.

@@ -390,6 +390,8 @@ async fn start_coordinator(args: &ServerArgs, host: &ServerHost, url: &str) -> R
         acme: args.control.acme.config()?,
         node_issuer: Some(nats.identity()?.issuer),
         authority: None,
+        retain_jobs: args.control.retain_jobs,
+        keep_releases: args.control.keep_releases,
     };
     config.authority = Some(crate::daemons::authority(&nats, &host.dir, Some(&cluster_key)).await?);
     let stop = CancellationToken::new();

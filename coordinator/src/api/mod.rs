@@ -7,7 +7,8 @@
 //! - `deploy`, `lifecycle`, `domains`, `secrets`: apps;
 //! - `nodes`: registration, drain and eligibility; `users`, `join`,
 //!   `peers`: credentials; `servers`: servers joining, and the list;
-//! - `reads`: the read-only verbs;
+//! - `reads`: the read-only verbs, answered by any coordinator from KV,
+//!   with `live_instances`, each coordinator's view of the live instances;
 //! - `relay`: a follower passing requests to the leader.
 
 pub(crate) mod deploy;
@@ -15,6 +16,7 @@ pub(crate) mod domains;
 pub(crate) mod jobs;
 pub(crate) mod join;
 pub(crate) mod lifecycle;
+pub(crate) mod live_instances;
 pub(crate) mod nodes;
 pub(crate) mod peers;
 pub(crate) mod reads;
@@ -26,12 +28,11 @@ pub(crate) mod users;
 
 use crate::drive::Coordinator;
 use crate::error::{CoordinatorError, Report};
-use reef_proto::api::{ApiError, ApiErrorKind, ApiReply, ApiRequest, ApiResponse, MAX_LISTED_JOBS};
+use reef_proto::api::{ApiError, ApiErrorKind, ApiReply, ApiRequest, ApiResponse};
 use reef_proto::job::JobRecord;
 use reef_proto::node::TrustClass;
 use reef_proto::roles::Role;
 use reef_proto::{decode, encode, subjects};
-use std::time::Instant;
 
 pub(crate) fn invalid(message: impl Into<String>) -> ApiError {
     ApiError::new(ApiErrorKind::Invalid, message)
@@ -68,7 +69,7 @@ fn deploying(
 
 /// Whether `caller`, with `role` (both from the subject, which the NATS
 /// server let only that credential publish on), may make `request`.
-fn authorize(role: Role, caller: &str, request: &ApiRequest) -> Result<(), ApiError> {
+pub(crate) fn authorize(role: Role, caller: &str, request: &ApiRequest) -> Result<(), ApiError> {
     let verb = request.verb();
     if !role.may_call(verb) {
         return Err(ApiError::new(
@@ -95,7 +96,7 @@ fn authorize(role: Role, caller: &str, request: &ApiRequest) -> Result<(), ApiEr
 
 /// Whether `caller`, with `role`, may see (and, if its role lets it, stop)
 /// `job`: a submitter only its own jobs, every other role any job.
-fn may_see_job(role: Role, caller: &str, job: &JobRecord) -> Result<(), ApiError> {
+pub(crate) fn may_see_job(role: Role, caller: &str, job: &JobRecord) -> Result<(), ApiError> {
     if role != Role::Submitter || job.spec.owner == caller {
         return Ok(());
     }
@@ -134,6 +135,73 @@ fn vouch(request: ApiRequest, role: Role, issuer: Option<&str>) -> Result<ApiReq
     Ok(ApiRequest::RegisterNode { record, credential })
 }
 
+/// The verbs that change what `node.list` shows.
+const NODE_CHANGES: [&str; 4] = [
+    subjects::verbs::NODE_REGISTER,
+    subjects::verbs::NODE_DRAIN,
+    subjects::verbs::NODE_ELIGIBLE,
+    subjects::verbs::NODE_REMOVE,
+];
+
+/// An API subject after the shared prefix (`<role>.<caller>.<verb>`);
+/// empty if it has not that prefix.
+pub(crate) fn tail(subject: &str) -> &str {
+    subject
+        .strip_prefix(subjects::API_PREFIX)
+        .and_then(|t| t.strip_prefix('.'))
+        .unwrap_or_default()
+}
+
+/// The caller's role and name (from the subject, whose tail after the API
+/// prefix is `tail`), and its request; or why it cannot be answered.
+pub(crate) fn incoming(
+    msg: &async_nats::Message,
+    tail: &str,
+) -> Result<(Role, String, ApiRequest), ApiError> {
+    let request = match decode::<ApiRequest>(&msg.payload) {
+        Ok(request) => request,
+        Err(reef_proto::DecodeError::Version { got }) => {
+            tracing::warn!(subject = %msg.subject, protocol = got, "a caller of another protocol was refused");
+            return Err(invalid(reef_proto::envelope::refuse_caller(got)));
+        }
+        Err(e) => return Err(invalid(format!("malformed request: {}", Report(&e)))),
+    };
+    match subjects::parse_api_tail(tail) {
+        None => Err(invalid(format!(
+            "{} is not an API subject (reef.api.<role>.<caller>.<verb>)",
+            msg.subject
+        ))),
+        Some((_, _, verb)) if verb != request.verb() => Err(invalid(format!(
+            "a {} request was sent to {}",
+            request.verb(),
+            msg.subject
+        ))),
+        Some((role, caller, _)) => Ok((role, caller.to_string(), request)),
+    }
+}
+
+/// Sends one API answer.
+pub(crate) async fn send_reply(
+    client: &async_nats::Client,
+    reply_to: async_nats::Subject,
+    result: Result<ApiResponse, ApiError>,
+) {
+    let reply = match encode(&ApiReply(result)) {
+        Ok(bytes) => bytes,
+        Err(e) => {
+            tracing::error!(error = %Report(&e), "reply could not be encoded");
+            let internal = ApiError::new(ApiErrorKind::Internal, Report(&e).to_string());
+            match encode(&ApiReply(Err(internal))) {
+                Ok(bytes) => bytes,
+                Err(_) => return,
+            }
+        }
+    };
+    if let Err(e) = client.publish(reply_to, reply).await {
+        tracing::warn!(error = %Report(&e), "could not send API reply");
+    }
+}
+
 impl Coordinator {
     pub(crate) async fn handle_api(&mut self, msg: async_nats::Message) {
         let Some(reply_to) = msg.reply.clone() else {
@@ -141,99 +209,64 @@ impl Coordinator {
             tracing::debug!(subject = %msg.subject, "dropping API message without a reply subject");
             return;
         };
-        let result = match decode::<ApiRequest>(&msg.payload) {
-            Ok(request) => match subjects::parse_api_tail(self.verb_of(&msg.subject)) {
-                None => Err(invalid(format!(
-                    "{} is not an API subject (reef.api.<role>.<caller>.<verb>)",
-                    msg.subject
-                ))),
-                Some((_, _, verb)) if verb != request.verb() => Err(invalid(format!(
-                    "a {} request was sent to {}",
-                    request.verb(),
-                    msg.subject
-                ))),
-                Some((role, caller, verb)) => {
-                    match authorize(role, caller, &request)
-                        .and_then(|()| vouch(request, role, self.node_issuer.as_deref()))
-                    {
-                        Err(e) => {
-                            tracing::info!(%role, %caller, %verb, error = %Report(&e), "API call refused");
-                            Err(e)
-                        }
-                        Ok(ApiRequest::JoinNode { public_key }) if role == Role::Joiner => self
-                            .join(caller, public_key)
-                            .await
-                            .map(|(node, jwt)| ApiResponse::Joined { node, jwt }),
-                        Ok(ApiRequest::JoinServer {
-                            name,
-                            public_key,
-                            sealing_key,
-                            route,
-                            client,
-                        }) if role == Role::Joiner => self
-                            .join_server(caller, name, public_key, sealing_key, route, client)
-                            .await
-                            .map(|joined| ApiResponse::ServerJoined {
-                                node: joined.node,
-                                jwt: joined.jwt,
-                                bundle: joined.bundle,
-                                servers: joined.servers,
-                            }),
-                        Ok(ApiRequest::NodeCertificate { public_key }) if role == Role::Node => {
-                            self.peer_certificate(caller, &public_key).map(|issued| {
-                                ApiResponse::NodeCertificate {
-                                    cert_pem: issued.cert_pem,
-                                    not_after_ms: issued.not_after_ms,
-                                }
-                            })
-                        }
-                        Ok(request) => self.serve(request, role, caller).await,
-                    }
-                }
-            },
-            Err(reef_proto::DecodeError::Version { got }) => {
-                tracing::warn!(subject = %msg.subject, protocol = got, "a caller of another protocol was refused");
-                Err(invalid(reef_proto::envelope::refuse_caller(got)))
-            }
+        let mut changes_nodes = false;
+        let result = match incoming(&msg, self.verb_of(&msg.subject)) {
             Err(e) => {
                 self.malformed += 1;
-                Err(invalid(format!("malformed request: {e}")))
+                Err(e)
+            }
+            Ok((role, caller, request)) => {
+                let verb = request.verb();
+                changes_nodes = NODE_CHANGES.contains(&verb);
+                match authorize(role, &caller, &request)
+                    .and_then(|()| vouch(request, role, self.node_issuer.as_deref()))
+                {
+                    Err(e) => {
+                        tracing::info!(%role, %caller, %verb, error = %Report(&e), "API call refused");
+                        Err(e)
+                    }
+                    Ok(ApiRequest::JoinNode { public_key }) if role == Role::Joiner => self
+                        .join(&caller, public_key)
+                        .await
+                        .map(|(node, jwt)| ApiResponse::Joined { node, jwt }),
+                    Ok(ApiRequest::JoinServer {
+                        name,
+                        public_key,
+                        sealing_key,
+                        route,
+                        client,
+                    }) if role == Role::Joiner => self
+                        .join_server(&caller, name, public_key, sealing_key, route, client)
+                        .await
+                        .map(|joined| ApiResponse::ServerJoined {
+                            node: joined.node,
+                            jwt: joined.jwt,
+                            bundle: joined.bundle,
+                            servers: joined.servers,
+                        }),
+                    Ok(ApiRequest::NodeCertificate { public_key }) if role == Role::Node => self
+                        .peer_certificate(&caller, &public_key)
+                        .map(|issued| ApiResponse::NodeCertificate {
+                            cert_pem: issued.cert_pem,
+                            not_after_ms: issued.not_after_ms,
+                        }),
+                    Ok(request) => self.serve(request, role, &caller).await,
+                }
             }
         };
-        self.reply(reply_to, result).await;
+        if changes_nodes {
+            // `node.list` answers from these: current before the reply.
+            self.publish_node_statuses().await;
+        }
+        send_reply(&self.client, reply_to, result).await;
     }
 
     /// The verb an API subject names (on the shared API prefix or this
     /// coordinator's relay prefix); empty if neither.
     pub(crate) fn verb_of<'s>(&self, subject: &'s str) -> &'s str {
-        subject
-            .strip_prefix(subjects::API_PREFIX)
-            .or_else(|| subject.strip_prefix(self.relay_prefix.as_str()))
-            .and_then(|v| v.strip_prefix('.'))
-            .unwrap_or_default()
-    }
-
-    /// Sends one API answer.
-    pub(crate) async fn reply(
-        &self,
-        reply_to: async_nats::Subject,
-        result: Result<ApiResponse, ApiError>,
-    ) {
-        let reply = match encode(&ApiReply(result)) {
-            Ok(bytes) => bytes,
-            Err(e) => {
-                tracing::error!(error = %Report(&e), "reply could not be encoded");
-                match encode(&ApiReply(Err(ApiError::new(
-                    ApiErrorKind::Internal,
-                    e.to_string(),
-                )))) {
-                    Ok(bytes) => bytes,
-                    Err(_) => return,
-                }
-            }
-        };
-        if let Err(e) = self.client.publish(reply_to, reply).await {
-            tracing::warn!(error = %Report(&e), "could not send API reply");
+        match subject.strip_prefix(self.relay_prefix.as_str()) {
+            Some(relayed) => relayed.strip_prefix('.').unwrap_or_default(),
+            None => tail(subject),
         }
     }
 
@@ -244,25 +277,13 @@ impl Coordinator {
         role: Role,
         caller: &str,
     ) -> Result<ApiResponse, ApiError> {
+        let request_verb = request.verb();
         match request {
             ApiRequest::SubmitJob(mut spec) => {
                 spec.owner = caller.to_string();
                 self.submit(spec)
                     .await
                     .map(|j| ApiResponse::Job(Box::new(j)))
-            }
-            ApiRequest::GetJob(id) => {
-                let (job, _) = self.job(id).await?;
-                may_see_job(role, caller, &job)?;
-                Ok(ApiResponse::Job(Box::new(job)))
-            }
-            ApiRequest::ListJobs => {
-                let mut jobs = self.store.jobs.all().await?;
-                jobs.retain(|job| may_see_job(role, caller, job).is_ok());
-                jobs.sort_by_key(|j| std::cmp::Reverse(j.id));
-                let truncated = jobs.len() > MAX_LISTED_JOBS;
-                jobs.truncate(MAX_LISTED_JOBS);
-                Ok(ApiResponse::Jobs { jobs, truncated })
             }
             ApiRequest::StopJob(id) => {
                 let (job, _) = self.job(id).await?;
@@ -278,9 +299,6 @@ impl Coordinator {
                 self.copy_ended(&stopped).await?;
                 Ok(ApiResponse::Job(Box::new(stopped)))
             }
-            ApiRequest::ListNodes => Ok(ApiResponse::Nodes(
-                self.cluster.node_statuses(Instant::now()),
-            )),
             ApiRequest::RegisterNode { record, credential } => {
                 let key = credential
                     .as_deref()
@@ -352,14 +370,6 @@ impl Coordinator {
             ApiRequest::DeployApp { spec, artifact } => {
                 self.deploy_app(*spec, artifact).await.map(deploying)
             }
-            ApiRequest::ListApps => self.list_apps().await.map(ApiResponse::Apps),
-            ApiRequest::AppStatus(name) => self
-                .app_status(&name)
-                .await
-                .map(|s| ApiResponse::App(Box::new(s))),
-            ApiRequest::ListReleases(name) => {
-                self.list_releases(&name).await.map(ApiResponse::Releases)
-            }
             ApiRequest::Rollback { app, to } => self.rollback(&app, to).await.map(deploying),
             ApiRequest::Scale { app, replicas } => {
                 self.scale(&app, replicas, false).await.map(deploying)
@@ -380,9 +390,6 @@ impl Coordinator {
                     .await
                     .map(|()| ApiResponse::Done)
             }
-            ApiRequest::ListSecrets(app) => {
-                self.list_secrets(&app).await.map(ApiResponse::SecretNames)
-            }
             ApiRequest::RemoveSecret { app, key } => self
                 .remove_secret(&app, &key)
                 .await
@@ -397,14 +404,24 @@ impl Coordinator {
                     .await
                     .map(|status| ApiResponse::Certificates(vec![status]))
             }
-            ApiRequest::ListCertificates => self
-                .list_certificates()
-                .await
-                .map(ApiResponse::Certificates),
             ApiRequest::RemoveCertificate(domain) => self
                 .remove_certificate(&domain)
                 .await
                 .map(|()| ApiResponse::Done),
+            // Diverted to `reads` before they reach the loop.
+            ApiRequest::GetJob(_)
+            | ApiRequest::ListJobs
+            | ApiRequest::QueryJobs(_)
+            | ApiRequest::ListNodes
+            | ApiRequest::ListApps
+            | ApiRequest::QueryApps(_)
+            | ApiRequest::AppStatus(_)
+            | ApiRequest::ListReleases(_)
+            | ApiRequest::ListSecrets(_)
+            | ApiRequest::ListCertificates => Err(ApiError::new(
+                ApiErrorKind::Internal,
+                format!("{request_verb} is answered by the read path"),
+            )),
         }
     }
 }

@@ -28,12 +28,7 @@ pub(crate) async fn relay(
         tracing::debug!(subject = %msg.subject, "dropping API message without a reply subject");
         return;
     };
-    let verb = msg
-        .subject
-        .strip_prefix(subjects::API_PREFIX)
-        .and_then(|v| v.strip_prefix('.'))
-        .unwrap_or_default()
-        .to_string();
+    let verb = super::tail(&msg.subject).to_string();
     let deadline = Instant::now() + RELAY_BUDGET;
     let mut last_error = String::from("no coordinator holds the leader lease");
     while Instant::now() < deadline {

@@ -4,7 +4,7 @@
 
 use crate::api::invalid;
 use crate::drive::Coordinator;
-use crate::store::Ciphertext;
+use crate::store::{Ciphertext, Store};
 use reef_proto::api::{ApiError, ApiErrorKind};
 use reef_proto::manifest::{valid_secret_key, validate_app_name, AppSpec};
 use reef_proto::{subjects, NodeId};
@@ -12,6 +12,19 @@ use std::collections::BTreeMap;
 
 /// Largest secret value accepted.
 const MAX_SECRET_BYTES: usize = 64 * 1024;
+
+/// The names (never the values) of `app`'s secrets, sorted.
+pub(crate) async fn secret_names(store: &Store, app: &str) -> Result<Vec<String>, ApiError> {
+    validate_app_name(app).map_err(invalid)?;
+    let prefix = format!("{app}.");
+    let keys = store.secrets.keys().await?;
+    let mut names: Vec<String> = keys
+        .into_iter()
+        .filter_map(|k| k.strip_prefix(&prefix).map(str::to_string))
+        .collect();
+    names.sort();
+    Ok(names)
+}
 
 impl Coordinator {
     fn cluster_key(&self) -> Result<&reef_secrets::ClusterKey, ApiError> {
@@ -75,21 +88,9 @@ impl Coordinator {
         Ok(())
     }
 
-    pub(crate) async fn list_secrets(&self, app: &str) -> Result<Vec<String>, ApiError> {
-        validate_app_name(app).map_err(invalid)?;
-        let prefix = format!("{app}.");
-        let keys = self.store.secrets.keys().await?;
-        let mut names: Vec<String> = keys
-            .into_iter()
-            .filter_map(|k| k.strip_prefix(&prefix).map(str::to_string))
-            .collect();
-        names.sort();
-        Ok(names)
-    }
-
     /// Removes every secret of `app` (it is being destroyed); how many.
     pub(crate) async fn remove_secrets_of(&mut self, app: &str) -> Result<usize, ApiError> {
-        let names = self.list_secrets(app).await?;
+        let names = secret_names(&self.store, app).await?;
         for key in &names {
             self.store
                 .secrets

@@ -49,6 +49,12 @@ impl Coordinator {
     pub(crate) async fn handle_api_batch(&mut self, batch: Vec<async_nats::Message>) {
         let mut submissions = Vec::new();
         for msg in batch {
+            let tail = self.verb_of(&msg.subject);
+            if super::reads::is_read(tail) {
+                let tail = tail.to_string();
+                self.reads.spawn(msg, tail);
+                continue;
+            }
             match self.submission(&msg) {
                 Some((reply_to, spec)) => submissions.push((reply_to, spec)),
                 None => self.handle_api(msg).await,
@@ -82,7 +88,7 @@ impl Coordinator {
         let results = self.submit_all(specs).await;
         for (reply_to, result) in replies.into_iter().zip(results) {
             let response = result.map(|job| ApiResponse::Job(Box::new(job)));
-            self.reply(reply_to, response).await;
+            super::send_reply(&self.client, reply_to, response).await;
         }
     }
 

@@ -8,8 +8,11 @@ use super::check::check_file_certificate;
 use super::keys::{self, NewCertificate, NodeKeys};
 use crate::api::invalid;
 use crate::drive::Coordinator;
+use crate::error::CoordinatorError;
+use crate::store::Store;
 use reef_proto::api::{ApiError, ApiErrorKind};
-use reef_proto::certs::{cert_key, CertRecord, CertSource, CertStatus};
+use reef_proto::certs::{cert_key, is_attempts_key, CertRecord, CertSource, CertStatus};
+use std::collections::BTreeMap;
 use std::time::SystemTime;
 
 fn status_of(record: &CertRecord, last_error: Option<String>) -> CertStatus {
@@ -20,6 +23,51 @@ fn status_of(record: &CertRecord, last_error: Option<String>) -> CertStatus {
         nodes: record.sealed_keys.len() as u32,
         last_error,
     }
+}
+
+/// Every stored certificate, and, with ACME on, every domain an app wants
+/// that has none yet, with the last failed order's reason: read from KV,
+/// so any coordinator answers it.
+pub(crate) async fn list(store: &Store, acme: bool) -> Result<Vec<CertStatus>, CoordinatorError> {
+    let stored = bucket::read_all(&store.certs).await?;
+    let attempts = store
+        .acme_attempts
+        .keys()
+        .await?
+        .into_iter()
+        .filter(|k| is_attempts_key(k));
+    let failures: BTreeMap<String, String> = store
+        .acme_attempts
+        .read_many(attempts)
+        .await?
+        .into_iter()
+        .map(|(_, a, _)| (a.domain, a.last_error))
+        .collect();
+    let mut out: Vec<CertStatus> = stored
+        .iter()
+        .map(|s| status_of(&s.record, failures.get(s.record.primary()).cloned()))
+        .collect();
+    if acme {
+        for domain in super::wanted(store).await?.into_keys() {
+            if stored.iter().any(|s| s.record.covers(&domain)) {
+                continue;
+            }
+            let last_error = failures.get(&domain).cloned().or_else(|| {
+                reef_acme::validate_domain(&domain)
+                    .err()
+                    .map(|e| format!("cannot be ordered over ACME: {e}"))
+            });
+            out.push(CertStatus {
+                domains: vec![domain],
+                source: CertSource::Acme,
+                not_after_ms: None,
+                nodes: 0,
+                last_error,
+            });
+        }
+    }
+    out.sort_by(|a, b| a.domains.cmp(&b.domains));
+    Ok(out)
 }
 
 impl Coordinator {
@@ -64,34 +112,6 @@ impl Coordinator {
         tracing::info!(domains = ?record.domains, nodes = nodes.len(), "certificate added from files");
         self.certs.nudge();
         Ok(status_of(&record, None))
-    }
-
-    /// Every stored certificate, and every domain an app wants that has none yet.
-    pub(crate) async fn list_certificates(&self) -> Result<Vec<CertStatus>, ApiError> {
-        let stored = bucket::read_all(&self.store.certs).await?;
-        let domains = self.certs.domains();
-        let mut out: Vec<CertStatus> = stored
-            .iter()
-            .map(|s| {
-                let error = domains
-                    .get(s.record.primary())
-                    .and_then(|d| d.last_error.clone());
-                status_of(&s.record, error)
-            })
-            .collect();
-        for (domain, status) in domains {
-            if !stored.iter().any(|s| s.record.covers(&domain)) {
-                out.push(CertStatus {
-                    domains: vec![domain],
-                    source: CertSource::Acme,
-                    not_after_ms: None,
-                    nodes: 0,
-                    last_error: status.last_error,
-                });
-            }
-        }
-        out.sort_by(|a, b| a.domains.cmp(&b.domains));
-        Ok(out)
     }
 
     /// Forgets the certificate whose primary domain is `domain`. An app that

@@ -23,6 +23,7 @@ mod plan;
 mod sink;
 mod status;
 
+pub(crate) use api::list;
 pub use check::{check_file_certificate, CheckedCertificate, FileCertError, MAX_PEM_BYTES};
-pub(crate) use manager::{Manager, Settings};
+pub(crate) use manager::{wanted, Manager, Settings};
 pub(crate) use status::Handle;

@@ -45,11 +45,6 @@ impl Handle {
         self.shared.nudge.notified().await;
     }
 
-    /// A copy of every domain's state.
-    pub(crate) fn domains(&self) -> BTreeMap<String, DomainStatus> {
-        self.lock().clone()
-    }
-
     /// Changes the state of the domains under the lock (never held across an await).
     pub(crate) fn update<T>(
         &self,

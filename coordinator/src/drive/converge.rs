@@ -46,6 +46,11 @@ impl Coordinator {
             .collect();
         endings.retain(|e| !(e.kind == EndKind::Failed && healthy.contains(e.app.as_str())));
         self.converger.endings = endings;
+        self.converger.ended = ended
+            .iter()
+            .filter(|i| i.updated_at_ms >= cutoff)
+            .map(|i| (i.id, i.updated_at_ms))
+            .collect();
         self.converger.due = true;
         Ok(())
     }
@@ -71,6 +76,7 @@ impl Coordinator {
         let now = now_ms();
         let cutoff = now.saturating_sub(reconcile::ENDING_MEMORY_MS);
         self.converger.endings.retain(|e| e.at_ms >= cutoff);
+        self.converger.ended.retain(|(_, at)| *at >= cutoff);
         let wants = self.read_wants().await?;
         let instances: Vec<&Instance> = self.cluster.instances().collect();
         let started = Instant::now();

@@ -5,7 +5,7 @@
 //! `assigned` is published again; the agent ignores copies.
 
 use crate::drive::Coordinator;
-use crate::error::{CoordinatorError, Report};
+use crate::error::{BoxError, CoordinatorError, Report};
 use crate::plan::scheduler;
 use crate::state::cluster::Pending;
 use async_nats::HeaderMap;
@@ -187,7 +187,10 @@ impl Coordinator {
             .js
             .publish_with_headers(subjects::assign(alloc.node), headers, payload)
             .await
-            .map_err(|e| CoordinatorError::publish(format!("the assignment of {}", alloc.id), e))?;
+            .map_err(|e| CoordinatorError::Publish {
+                what: format!("the assignment of {}", alloc.id),
+                source: e.into(),
+            })?;
         let id = alloc.id;
         self.acks.spawn(async move { (id, ack.await.map(|_| ())) });
         Ok(())
@@ -409,11 +412,15 @@ async fn publish_sealed(
 ) -> Result<(), CoordinatorError> {
     let mut headers = HeaderMap::new();
     headers.insert(async_nats::header::NATS_MESSAGE_ID, msg_id);
+    let failed = |source: BoxError| CoordinatorError::Publish {
+        what: format!("command {msg_id}"),
+        source,
+    };
     js.publish_with_headers(subjects::assign(node), headers, payload)
         .await
-        .map_err(|e| CoordinatorError::publish(format!("command {msg_id}"), e))?
+        .map_err(|e| failed(e.into()))?
         .await
-        .map_err(|e| CoordinatorError::publish(format!("command {msg_id}"), e))?;
+        .map_err(|e| failed(e.into()))?;
     Ok(())
 }
 

@@ -296,10 +296,13 @@ impl Coordinator {
     /// previous coordinator may have stopped before publishing it; a copy
     /// that did land is ignored by JetStream and by the agent).
     /// Returns the instances that ended.
-    pub(crate) async fn load_instances(&mut self) -> Result<Vec<Instance>, CoordinatorError> {
+    pub(crate) async fn load_instances(
+        &mut self,
+        instances: Vec<Instance>,
+    ) -> Result<Vec<Instance>, CoordinatorError> {
         let mut unsent = Vec::new();
         let mut ended = Vec::new();
-        for instance in self.store.instances.all().await? {
+        for instance in instances {
             if instance.state.is_terminal() {
                 ended.push(instance);
                 continue;

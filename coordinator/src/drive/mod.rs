@@ -4,6 +4,8 @@
 //! inside a compare-and-set closure or between two publishes.
 //!
 //! - `term`: a term as leader, its loop and its tick.
+//! - `checkpoint`: where a term starts, and what the leader writes for the
+//!   next one.
 //! - `election`: the leader lease in KV, around `plan::lease`.
 //! - `departures`: the servers' disconnect advisories.
 //! - `dispatch`: placements turned into allocations and assignments, and
@@ -11,13 +13,17 @@
 //! - `events`: allocation and instance events applied.
 //! - `instances`: starting and stopping app instances, and their events.
 //! - `node_loss`: a lost node's work, after `plan::node_loss`.
+//! - `node_status`: the nodes as `node.list` shows them, for every
+//!   coordinator to answer from.
 //! - `drain`: drain steps, after `plan::drain`.
 //! - `rolling_update`: rolling updates and their reaction to a failure.
 //! - `converge`: the reconciler's driver.
 //! - `routes_writer`: the routes bucket.
 //! - `replication`: replicated jobs' verdicts.
+//! - `retention`: deleting what had its time, after `plan::retention`.
 //! - `replicas`: every stream's copies, as the servers call for.
 
+pub(crate) mod checkpoint;
 pub(crate) mod converge;
 pub(crate) mod departures;
 pub(crate) mod dispatch;
@@ -26,8 +32,10 @@ pub(crate) mod election;
 pub(crate) mod events;
 pub(crate) mod instances;
 pub(crate) mod node_loss;
+pub(crate) mod node_status;
 pub(crate) mod replicas;
 pub(crate) mod replication;
+pub(crate) mod retention;
 pub(crate) mod rolling_update;
 pub(crate) mod routes_writer;
 pub(crate) mod term;
@@ -92,4 +100,12 @@ pub(crate) struct Coordinator {
     /// Allocations this leader's drains asked to stop, so that a drain
     /// past its deadline asks each once.
     pub(crate) drain_stops: HashSet<reef_proto::AllocId>,
+    /// What is deleted when, and the pass under way.
+    pub(crate) retention: retention::Retention,
+    /// When the checkpoint was last written.
+    pub(crate) checkpointed: Option<std::time::Instant>,
+    /// The node statuses as last written for `node.list`.
+    pub(crate) node_statuses: node_status::Published,
+    /// Answers the read-only verbs off the loop.
+    pub(crate) reads: crate::api::reads::Reads,
 }

@@ -27,7 +27,12 @@ use std::time::Instant;
 impl Coordinator {
     /// Declares silent nodes lost and moves their work.
     pub(crate) async fn check_liveness(&mut self) {
-        for node in self.cluster.newly_lost(Instant::now(), self.started) {
+        let lost = self.cluster.newly_lost(Instant::now(), self.started);
+        if !lost.is_empty() {
+            // Down in `node.list` before anything of theirs is said lost.
+            self.publish_node_statuses().await;
+        }
+        for node in lost {
             let (name, gone) = self
                 .cluster
                 .node(node)

@@ -111,6 +111,13 @@ async fn lead_term(
         routes: crate::state::route_book::RouteBook::default(),
         converger: crate::state::converger::Converger::new(),
         drain_stops: HashSet::new(),
+        reads: shared.reads.clone(),
+        node_statuses: Default::default(),
+        checkpointed: None,
+        retention: super::retention::Retention::new(crate::plan::retention::Policy {
+            retain: shared.config.retain_jobs,
+            keep_releases: shared.config.keep_releases,
+        }),
     };
     let end = tokio::select! {
         loaded = coordinator.load() => { loaded?; None }
@@ -145,6 +152,7 @@ async fn lead_term(
                 let _ = departures.unsubscribe().await;
             }
             cert_manager.stop().await;
+            coordinator.retention.stop().await;
             served?
         }
     };
@@ -224,15 +232,26 @@ impl Coordinator {
         for node in self.store.nodes.all().await? {
             self.cluster.upsert_node(node);
         }
-        let jobs = self.store.jobs.all().await?;
+        let records = super::checkpoint::read(&self.store).await?;
+        let jobs = records.jobs;
         let current: std::collections::HashMap<_, _> =
             jobs.iter().map(|job| (job.id, job.alloc)).collect();
         let mut strays = Vec::new();
-        for alloc in self.store.allocs.all().await? {
+        for alloc in records.allocs {
             if alloc.state.is_terminal() {
                 continue;
             }
-            if current.get(&alloc.job) != Some(&Some(alloc.id)) {
+            let pointed_at = match current.get(&alloc.job) {
+                Some(pointer) => *pointer == Some(alloc.id),
+                // A job the records left out has ended: read it.
+                None => self
+                    .store
+                    .jobs
+                    .get(&alloc.job.to_string())
+                    .await?
+                    .is_some_and(|(job, _)| job.alloc == Some(alloc.id)),
+            };
+            if !pointed_at {
                 // Written before its job's record, which never followed
                 // (the leader stopped or a write failed in between).
                 strays.push(alloc.id);
@@ -248,9 +267,8 @@ impl Coordinator {
             tracing::info!(alloc = %id, "withdrawing an allocation no job points at");
             self.withdraw(id, "withdrawn: no job points at it").await?;
         }
-        let replicated = crate::plan::replication::load(&jobs);
         self.cluster
-            .load_replicated(replicated.groups, replicated.standing);
+            .load_replicated(records.groups, records.standing);
         for job in jobs {
             if let JobState::Pending { reason } = job.state {
                 self.cluster.wait(
@@ -264,10 +282,12 @@ impl Coordinator {
                 );
             }
         }
-        let ended = self.load_instances().await?;
+        let ended = self.load_instances(records.instances).await?;
         self.converge_load(ended).await?;
         self.rebuild_routes().await;
         self.retry_unsent().await;
+        self.publish_node_statuses().await;
+        self.checkpoint_tick().await;
         let (nodes, live, pending) = self.cluster.counts();
         tracing::info!(nodes, live, pending, "state loaded");
         Ok(())
@@ -386,8 +406,11 @@ impl Coordinator {
         self.retry_routes().await;
         self.check_liveness().await;
         self.advance_drains().await;
+        self.publish_node_statuses().await;
         self.advance_rollouts().await;
         self.converge_tick().await;
+        self.checkpoint_tick().await;
+        self.retention_tick().await;
         self.sweep_tokens().await;
         self.size_replicas().await;
         self.place_pending(true).await;

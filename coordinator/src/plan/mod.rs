@@ -13,13 +13,16 @@
 //! - `rollout_failure`: a rolling update's reaction to a failed replica.
 //! - `node_loss`: what a lost node's work becomes.
 //! - `drain`: one step of a drain at a given time.
+//! - `retention`: what the leader deletes, and when.
 //! - `route_table`: an app's entry in the routes bucket.
 //! - `verdict`, `replication`: replicated jobs' copies and verdicts.
+//! - `job_query`: which jobs a page of `job.list` holds.
 //! - `lease`: the leader lease, for a follower and for the holder.
 //! - `node_trust`: what a node's credential vouches for.
 //! - `replicas`: which streams need more or fewer copies for the servers.
 
 pub(crate) mod drain;
+pub(crate) mod job_query;
 pub(crate) mod lease;
 pub(crate) mod node_loss;
 pub(crate) mod node_trust;
@@ -27,6 +30,7 @@ pub(crate) mod reconcile;
 pub(crate) mod replacement;
 pub(crate) mod replicas;
 pub(crate) mod replication;
+pub(crate) mod retention;
 pub(crate) mod rollout_failure;
 pub(crate) mod route_table;
 pub mod scheduler;

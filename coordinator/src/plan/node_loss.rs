@@ -32,10 +32,11 @@ pub struct Loss {
 /// (those of other nodes, and finished ones, are left alone).
 pub fn plan(node: NodeId, allocs: &[&Allocation], instances: &[&Instance]) -> Loss {
     let mut loss = Loss::default();
+    let live_here = |on: NodeId, ended: bool| on == node && !ended;
     let mut mine: Vec<&Allocation> = allocs
         .iter()
         .copied()
-        .filter(|a| a.node == node && !a.state.is_terminal())
+        .filter(|a| live_here(a.node, a.state.is_terminal()))
         .collect();
     mine.sort_by_key(|a| a.id);
     for alloc in mine {
@@ -48,13 +49,10 @@ pub fn plan(node: NodeId, allocs: &[&Allocation], instances: &[&Instance]) -> Lo
             },
         ));
     }
-    let mut mine: Vec<&Instance> = instances
-        .iter()
-        .copied()
-        .filter(|i| i.node == node && !i.state.is_terminal())
-        .collect();
-    mine.sort_by_key(|i| i.id);
-    for instance in mine {
+    let mut instances: Vec<&Instance> = instances.to_vec();
+    instances.retain(|i| live_here(i.node, i.state.is_terminal()));
+    instances.sort_by_key(|i| i.id);
+    for instance in instances {
         loss.instances.push(instance.id);
         loss.apps.insert(instance.app.clone());
         loss.stops.push((

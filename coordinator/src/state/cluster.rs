@@ -445,6 +445,18 @@ impl Cluster {
         self.standing = standing;
     }
 
+    /// Every node's standing from the verdicts on replicated jobs.
+    pub fn standings(&self) -> impl Iterator<Item = (NodeId, &Standing)> {
+        self.standing.iter().map(|(node, s)| (*node, s))
+    }
+
+    /// The undecided replicated jobs and the nodes their copies went to.
+    pub fn groups(&self) -> impl Iterator<Item = (JobId, &BTreeSet<NodeId>)> {
+        self.replica_nodes
+            .iter()
+            .map(|(group, nodes)| (*group, nodes))
+    }
+
     /// How many nodes, live allocations and pending jobs the view holds.
     pub fn counts(&self) -> (usize, usize, usize) {
         (self.nodes.len(), self.live.len(), self.pending.len())

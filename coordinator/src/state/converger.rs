@@ -3,9 +3,9 @@
 //! decides restarts and backoffs from), whether a pass is due, and what was
 //! last logged about each app.
 
-use crate::plan::reconcile::{EndKind, Ending, Wait};
+use crate::plan::reconcile::{EndKind, Ending, Wait, ENDING_MEMORY_MS};
 use reef_proto::app::{Instance, InstanceState};
-use reef_proto::now_ms;
+use reef_proto::{now_ms, InstanceId};
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Instant;
 
@@ -16,6 +16,9 @@ pub(crate) struct Converger {
     pub(crate) apps: BTreeSet<String>,
     /// Instances that ended, oldest first (see [`Ending`]).
     pub(crate) endings: Vec<Ending>,
+    /// Which instances those were, and when they ended: for the
+    /// checkpoint, so the next leader takes them up too.
+    pub(crate) ended: Vec<(InstanceId, u64)>,
     /// A pass is due at the next tick.
     pub(crate) due: bool,
     pub(crate) last_pass: Option<Instant>,
@@ -30,6 +33,7 @@ impl Converger {
         Self {
             apps: BTreeSet::new(),
             endings: Vec::new(),
+            ended: Vec::new(),
             due: true,
             last_pass: None,
             waiting: BTreeMap::new(),
@@ -44,10 +48,22 @@ impl Converger {
 
     /// Notes that an instance left the view; a pass follows on the next tick.
     pub(crate) fn note_ended(&mut self, instance: &Instance) {
-        if let Some(ending) = ending_of(instance, now_ms()) {
+        let now = now_ms();
+        if let Some(ending) = ending_of(instance, now) {
             self.endings.push(ending);
+            self.ended.push((instance.id, now));
         }
         self.due = true;
+    }
+
+    /// The instances that ended within the reconciler's memory.
+    pub(crate) fn recently_ended(&self, now_ms: u64) -> Vec<InstanceId> {
+        let cutoff = now_ms.saturating_sub(ENDING_MEMORY_MS);
+        self.ended
+            .iter()
+            .filter(|(_, at)| *at >= cutoff)
+            .map(|(id, _)| *id)
+            .collect()
     }
 
     /// Notes that an instance of `app` is healthy: its earlier failures no

@@ -3,13 +3,17 @@
 //! stores ([`Bucket`]).
 //!
 //! - `bucket`: typed reads and compare-and-set writes.
+//! - `history`: a bucket read through its stream in write order, from
+//!   either end.
 //! - `error`: what a failed read or write says.
 
 mod bucket;
 mod error;
+mod history;
 
 pub use bucket::{Bucket, Ciphertext, Stored};
 pub use error::StoreError;
+pub use history::{Next, Written};
 
 use crate::error::{BoxError, CoordinatorError};
 use async_nats::jetstream::{self, kv, stream};
@@ -18,7 +22,7 @@ use reef_proto::app::{AppRecord, Instance, Release};
 use reef_proto::app_routes::AppRoutes;
 use reef_proto::certs::{AcmeAttempts, AcmeChallenge, CertRecord};
 use reef_proto::job::JobRecord;
-use reef_proto::leader::LeaderLease;
+use reef_proto::leader::{Checkpoint, LeaderLease, NodeStatuses};
 use reef_proto::members::{JoinTokenRecord, Member};
 use reef_proto::node::NodeRecord;
 use reef_proto::servers::ServerRecord;
@@ -65,6 +69,10 @@ pub struct Store {
     pub routes: Bucket<AppRoutes>,
     /// The coordinator leadership lease.
     pub leader: Bucket<LeaderLease>,
+    /// The nodes as the leader last saw them (in the leader bucket).
+    pub node_statuses: Bucket<NodeStatuses>,
+    /// Where the next leader starts (in the leader bucket).
+    pub checkpoints: Bucket<Checkpoint>,
     /// TLS certificates (keys named by [`reef_proto::certs::cert_key`]).
     pub certs: Bucket<CertRecord>,
     /// The ACME accounts, encrypted with the cluster key (in the
@@ -143,6 +151,7 @@ pub async fn ensure(
         ..Default::default()
     };
     let certs = open_bucket(&js, bucket(subjects::CERTS_BUCKET)).await?;
+    let leader = open_bucket(&js, bucket(subjects::LEADER_BUCKET)).await?;
     Ok(Store {
         jobs: Bucket::new(open_bucket(&js, bucket(subjects::JOBS_BUCKET)).await?),
         allocs: Bucket::new(open_bucket(&js, bucket(subjects::ALLOCS_BUCKET)).await?),
@@ -152,7 +161,9 @@ pub async fn ensure(
         instances: Bucket::new(open_bucket(&js, bucket(subjects::INSTANCES_BUCKET)).await?),
         secrets: Bucket::new(open_bucket(&js, bucket(subjects::SECRETS_BUCKET)).await?),
         routes: Bucket::new(open_bucket(&js, bucket(subjects::ROUTES_BUCKET)).await?),
-        leader: Bucket::new(open_bucket(&js, bucket(subjects::LEADER_BUCKET)).await?),
+        node_statuses: Bucket::new(leader.clone()),
+        checkpoints: Bucket::new(leader.clone()),
+        leader: Bucket::new(leader),
         acme_accounts: Bucket::new(certs.clone()),
         acme_attempts: Bucket::new(certs.clone()),
         certs: Bucket::new(certs),

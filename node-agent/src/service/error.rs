@@ -26,6 +26,8 @@ pub(crate) enum PrepareError {
         #[source]
         source: Box<dyn std::error::Error + Send + Sync>,
     },
+    #[error("downloading artifact {digest}: no data for {}", reef_proto::units::format_duration(*stalled))]
+    Stalled { digest: String, stalled: Duration },
     #[error("artifact {digest} failed verification: got {bytes} bytes with sha256 {sha256}")]
     Mismatch {
         digest: String,

@@ -2,7 +2,11 @@
 //! stop commands, and the proxy routes that follow instance health.
 //!
 //! - `error`: what each step of starting an instance can fail with.
-//! - `prepare`: artifact download, verification, unpacking, `pre_start`.
+//! - `prepare`: artifact download (ended when it stalls), verification,
+//!   unpacking, `pre_start`; `locks`: one preparation per artifact and per
+//!   app at a time, different ones at once.
+//! - `ports`: ports for instances, never one another live instance holds,
+//!   and a fresh one when another process took it.
 //! - `health`: HTTP and TCP checks.
 //! - `runner`: one instance's life: start, health, traffic, crash restarts,
 //!   drain and stop.
@@ -12,6 +16,8 @@
 
 mod error;
 mod health;
+mod locks;
+mod ports;
 mod prepare;
 mod restart;
 mod routing;
@@ -129,9 +135,11 @@ pub(crate) struct Services {
     pub routing: routing::Routing,
     /// Apps being destroyed: forgotten by the proxy once no instance is left.
     forgotten: std::sync::Mutex<std::collections::HashSet<String>>,
-    /// Serialises artifact preparation, so two instances of one release do
-    /// not unpack it at the same time.
-    pub prepare_lock: tokio::sync::Mutex<()>,
+    /// One download per artifact and one unpacking per app at a time;
+    /// different ones go at once.
+    pub preparing: locks::KeyedLocks,
+    /// The ports handed to live instances.
+    pub ports: ports::Ports,
 }
 
 impl Agent {

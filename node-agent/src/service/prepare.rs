@@ -21,10 +21,18 @@ const HOOK_TIMEOUT: Duration = Duration::from_secs(600);
 const LOG_DRAIN: Duration = Duration::from_secs(10);
 /// Releases of one app kept on disk.
 const KEEP_RELEASES: usize = 5;
+/// A download that brings no data for this long has stalled, and ends.
+const DOWNLOAD_STALL: Duration = Duration::from_secs(30);
 
 /// The unpacked release directory, ready to run.
 pub(crate) async fn release_dir(agent: &Agent, release: &Release) -> Result<PathBuf, PrepareError> {
-    let _one_at_a_time = agent.services.prepare_lock.lock().await;
+    // One unpacking per app at a time (they share its releases directory);
+    // other apps' deploys go on beside it.
+    let _app = agent
+        .services
+        .preparing
+        .lock(&format!("app/{}", release.app))
+        .await;
     let digest = &release.artifact.digest;
     let releases = agent
         .config
@@ -40,7 +48,15 @@ pub(crate) async fn release_dir(agent: &Agent, release: &Release) -> Result<Path
     if dir.is_dir() {
         return Ok(dir);
     }
-    let tarball = fetch(agent, release).await?;
+    let tarball = {
+        // One download per artifact at a time (they share its cache file).
+        let _artifact = agent
+            .services
+            .preparing
+            .lock(&format!("artifact/{digest}"))
+            .await;
+        fetch(agent, release).await?
+    };
     tokio::fs::create_dir_all(&releases)
         .await
         .map_err(|source| PrepareError::Io {
@@ -106,9 +122,25 @@ async fn fetch(agent: &Agent, release: &Release) -> Result<PathBuf, PrepareError
             path: partial.clone(),
             source,
         })?;
-    let copied = tokio::io::copy(&mut object, &mut file)
-        .await
-        .map_err(|e| download(e.into()))?;
+    let copied = match copy_until_stalled(&mut object, &mut file, DOWNLOAD_STALL).await {
+        Ok(copied) => copied,
+        Err(e) => {
+            drop(file);
+            let _ = tokio::fs::remove_file(&partial).await;
+            return Err(match e {
+                Copy::Stalled => PrepareError::Stalled {
+                    digest: digest.clone(),
+                    stalled: DOWNLOAD_STALL,
+                },
+                Copy::Read(e) => download(e.into()),
+                Copy::Write(source) => PrepareError::Io {
+                    action: "writing",
+                    path: partial.clone(),
+                    source,
+                },
+            });
+        }
+    };
     file.flush().await.map_err(|source| PrepareError::Io {
         action: "writing",
         path: partial.clone(),
@@ -142,6 +174,38 @@ async fn fetch(agent: &Agent, release: &Release) -> Result<PathBuf, PrepareError
             source,
         })?;
     Ok(path)
+}
+
+/// Why a copy ended early.
+#[derive(Debug)]
+enum Copy {
+    /// No data came for the stall limit.
+    Stalled,
+    Read(std::io::Error),
+    Write(std::io::Error),
+}
+
+/// Copies `from` to `to` to its end; a read that brings nothing for
+/// `stall` ends the copy (a download that has stopped moving, whatever
+/// its size, has a deadline). Returns how many bytes were copied.
+async fn copy_until_stalled(
+    from: &mut (impl tokio::io::AsyncRead + Unpin),
+    to: &mut (impl tokio::io::AsyncWrite + Unpin),
+    stall: Duration,
+) -> Result<u64, Copy> {
+    use tokio::io::AsyncReadExt;
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut copied = 0u64;
+    loop {
+        let n = match tokio::time::timeout(stall, from.read(&mut buf)).await {
+            Err(_) => return Err(Copy::Stalled),
+            Ok(Err(e)) => return Err(Copy::Read(e)),
+            Ok(Ok(0)) => return Ok(copied),
+            Ok(Ok(n)) => n,
+        };
+        to.write_all(&buf[..n]).await.map_err(Copy::Write)?;
+        copied += n as u64;
+    }
 }
 
 /// Removes all but the newest releases of an app (never `keep`).
@@ -242,5 +306,38 @@ pub(crate) async fn hook(
             command: command.to_string(),
             code: crate::process::exit_code(status),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_download_that_stops_moving_ends_and_one_that_moves_completes() {
+        let (mut tx, mut rx) = tokio::io::duplex(1024);
+        let mut out = Vec::new();
+        tx.write_all(b"first bytes").await.expect("write");
+        let stalled = copy_until_stalled(&mut rx, &mut out, Duration::from_millis(100)).await;
+        assert!(matches!(stalled, Err(Copy::Stalled)), "{stalled:?}");
+        assert_eq!(
+            out, b"first bytes",
+            "what came is kept until the caller drops it"
+        );
+
+        let (mut tx, mut rx) = tokio::io::duplex(16);
+        let writer = tokio::spawn(async move {
+            for _ in 0..10 {
+                tx.write_all(b"0123456789").await.expect("write");
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        });
+        let mut out = Vec::new();
+        let copied = copy_until_stalled(&mut rx, &mut out, Duration::from_secs(5))
+            .await
+            .expect("a slow but moving download completes");
+        writer.await.expect("writer");
+        assert_eq!(copied, 100);
+        assert_eq!(out.len(), 100);
     }
 }

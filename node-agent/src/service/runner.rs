@@ -13,6 +13,7 @@
 //! replace keeps serving.
 
 use super::error::StartError;
+use super::ports;
 use super::restart::{OnCrash, RestartBudget};
 use super::{health, prepare, Control, LocalInstance, Yield};
 use crate::process::{exit_code, start_time};
@@ -125,6 +126,18 @@ impl Runner {
         &self.record.assignment.release.spec
     }
 
+    /// Records the instance's port (reported with its next event).
+    async fn note_port(&mut self, port: u16) {
+        if let Ok(Some(record)) = self
+            .agent
+            .instances
+            .update(self.id, Durability::Written, |r| r.port = Some(port))
+            .await
+        {
+            self.record = record;
+        }
+    }
+
     async fn set(&mut self, state: InstanceState, message: Option<String>) {
         match self
             .agent
@@ -172,13 +185,17 @@ impl Runner {
                 path: data_dir.clone(),
                 source,
             })?;
-        let port = free_port().map_err(StartError::NoPort)?;
-        let _ = self
+        // Held for the instance's whole life: no other instance here gets it.
+        let mut lease = self
             .agent
-            .instances
-            .update(self.id, Durability::Written, |r| r.port = Some(port))
-            .await;
-        let env = self.environment(&spec, &data_dir, port, release.version)?;
+            .services
+            .ports
+            .take()
+            .map_err(StartError::NoPort)?;
+        let mut port = lease.port();
+        self.note_port(port).await;
+        let mut env = self.environment(&spec, &data_dir, port, release.version)?;
+        let mut moved = 0;
         if let Some(command) = &spec.pre_start {
             prepare::hook(
                 &self.agent,
@@ -301,6 +318,28 @@ impl Runner {
                         ),
                         _ => String::new(),
                     };
+                    if ports::retry_on_taken_port(ports::taken(port), moved) {
+                        // Another process took the port between its check
+                        // and the app's bind: a fresh one, not a crash.
+                        moved += 1;
+                        let fresh = self
+                            .agent
+                            .services
+                            .ports
+                            .take()
+                            .map_err(StartError::NoPort)?;
+                        let message = format!(
+                            "port {port} was taken by another process; starting again on port {}",
+                            fresh.port()
+                        );
+                        tracing::warn!(instance = %self.id, app = %spec.name, %message);
+                        lease = fresh;
+                        port = lease.port();
+                        self.note_port(port).await;
+                        env = self.environment(&spec, &data_dir, port, release.version)?;
+                        self.set(InstanceState::Starting, Some(message)).await;
+                        continue;
+                    }
                     if !ever_healthy {
                         return Ok(InstanceState::Failed {
                             reason: format!(
@@ -539,12 +578,6 @@ fn shut_down() -> InstanceState {
     InstanceState::Lost {
         reason: "the node's agent shut down".into(),
     }
-}
-
-fn free_port() -> std::io::Result<u16> {
-    Ok(std::net::TcpListener::bind(("127.0.0.1", 0))?
-        .local_addr()?
-        .port())
 }
 
 impl Runner {

@@ -120,11 +120,44 @@ pub async fn deploy(nats: &client::Nats, args: DeployArgs) -> Result<ExitCode> {
     let names = crate::jobs::node_names(&client).await;
     let hook = release.spec.post_deploy.is_some();
     let rolling = (instances.len() as u32) < release.spec.replicas;
-    let first = follow(&js, &release.app, &instances, &names, hook && !rolling).await?;
-    if !rolling || first != ExitCode::SUCCESS {
-        return Ok(first);
+    let first = follow(
+        &client,
+        &js,
+        &release.app,
+        &instances,
+        &names,
+        hook && !rolling,
+    )
+    .await?;
+    let done = match !rolling || first != ExitCode::SUCCESS {
+        true => first,
+        false => finish_rollout(&client, &release, hook).await?,
+    };
+    if done == ExitCode::SUCCESS {
+        print_where(&client, &release.spec.domains).await;
     }
-    finish_rollout(&client, &release, hook).await
+    Ok(done)
+}
+
+/// Says where a deployed app is reached: its first domain, and how to reach
+/// it through a node's proxy before its DNS points there.
+async fn print_where(client: &client::Conn, domains: &[String]) {
+    let Some(domain) = domains.first() else {
+        return;
+    };
+    let through = match call(client, ApiRequest::ListNodes).await {
+        Ok(ApiResponse::Nodes(nodes)) => nodes
+            .iter()
+            .filter(|n| n.state == reef_proto::api::NodeState::Ready)
+            .find_map(|n| n.record.public_http),
+        _ => None,
+    };
+    match through {
+        Some(addr) => eprintln!(
+            "serving http://{domain}/ (through a node: curl -H 'Host: {domain}' http://{addr}/)"
+        ),
+        None => eprintln!("serving http://{domain}/ on every node's proxy"),
+    }
 }
 
 /// Waits for a rolling update to replace every replica after its first batch:
@@ -147,6 +180,13 @@ async fn finish_rollout(
         if let Some(failure) = &status.record.rollout_failure {
             eprintln!("reef: {app}: {failure}");
             return Ok(ExitCode::FAILURE);
+        }
+        if status.record.version > release.version {
+            eprintln!(
+                "reef: release {} of {app} was superseded by release {}, deployed meanwhile",
+                release.version, status.record.version
+            );
+            return Ok(ExitCode::from(SUPERSEDED));
         }
         if status.record.version != release.version {
             eprintln!(
@@ -223,9 +263,10 @@ async fn upload(
         }
     }
     eprintln!(
-        "uploading artifact {} ({}, {entries} entries)",
+        "uploading artifact {} ({}, {entries} {})",
         &digest[..12],
-        format_size(size)
+        format_size(size),
+        if entries == 1 { "entry" } else { "entries" }
     );
     let mut reader = Progress::new(tokio::fs::File::open(file).await?, size);
     store
@@ -284,6 +325,7 @@ impl<R: tokio::io::AsyncRead + Unpin> tokio::io::AsyncRead for Progress<R> {
 /// Follows new instances until all are healthy or one fails; with
 /// `post_deploy`, then until the hook has reported.
 async fn follow(
+    client: &client::Conn,
     js: &jetstream::Context,
     app: &str,
     instances: &[Instance],
@@ -331,6 +373,16 @@ async fn follow(
             }
         }
         if let Some(failed) = states.values().find(|i| i.state.is_terminal()) {
+            if failed.state == InstanceState::Stopped {
+                if let Some(newer) = superseded_by(client, app, failed.version).await {
+                    eprintln!(
+                        "reef: release {} of {app} was superseded by release {newer}, deployed \
+                         meanwhile: its instances stopped for that one's (see `reef status {app}`)",
+                        failed.version
+                    );
+                    return Ok(ExitCode::from(SUPERSEDED));
+                }
+            }
             let reason = match &failed.state {
                 InstanceState::Failed { reason } | InstanceState::Lost { reason } => reason.clone(),
                 other => other.name().to_string(),
@@ -381,6 +433,20 @@ async fn follow(
     }
 }
 
+/// Exit code of a deploy, rollback, scale or start whose release another
+/// deploy replaced before it was rolled out (docs/cli.md, *Exit codes*).
+pub const SUPERSEDED: u8 = 3;
+
+/// The release that replaced `release` of `app` as the one to run, if one did.
+async fn superseded_by(client: &client::Conn, app: &str, release: u32) -> Option<u32> {
+    match call(client, ApiRequest::AppStatus(app.to_string())).await {
+        Ok(ApiResponse::App(status)) if status.record.version > release => {
+            Some(status.record.version)
+        }
+        _ => None,
+    }
+}
+
 /// Prints the last lines an instance logged, to explain a failure.
 async fn print_last_lines(js: &jetstream::Context, app: &str, instance: reef_proto::InstanceId) {
     let filter = subjects::one_instance_logs(app, instance);
@@ -427,6 +493,7 @@ pub async fn change(nats: &client::Nats, request: ApiRequest, detach: bool) -> R
             // and starting keep the release, whose hook already ran.
             let hook = release.spec.post_deploy.is_some() && rollback;
             follow(
+                &client,
                 &jetstream::new(client.client.clone()),
                 &release.app,
                 &instances,
@@ -530,15 +597,10 @@ pub async fn apps(nats: &client::Nats, args: ListArgs) -> Result<()> {
         eprintln!("(more apps than --limit {} are not listed)", args.limit);
     }
     if args.json {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&serde_json::Value::Array(
-                apps.iter()
-                    .map(|a| views::app_json(a, &HashMap::new()))
-                    .collect()
-            ))?
-        );
-        return Ok(());
+        let names = crate::jobs::node_names(&client).await;
+        return views::print_json(&serde_json::Value::Array(
+            apps.iter().map(|a| views::app_json(a, &names)).collect(),
+        ));
     }
     let rows: Vec<Vec<String>> = apps
         .iter()
@@ -597,28 +659,32 @@ pub async fn status(nats: &client::Nats, app: &str, json: bool) -> Result<()> {
     Ok(())
 }
 
-pub async fn releases(nats: &client::Nats, app: &str) -> Result<()> {
+pub async fn releases(nats: &client::Nats, app: &str, json: bool) -> Result<()> {
     let client = connect(nats).await?;
-    let current = status_of(&client, app).await?.record.version;
+    let record = status_of(&client, app).await?.record;
     let ApiResponse::Releases(releases) =
         call(&client, ApiRequest::ListReleases(app.to_string())).await?
     else {
         bail!("unexpected reply from the coordinator");
     };
+    if json {
+        return views::print_json(&serde_json::Value::Array(
+            releases
+                .iter()
+                .map(|r| views::release_json(r, &record))
+                .collect(),
+        ));
+    }
     let now = reef_proto::now_ms();
     let rows: Vec<Vec<String>> = releases
         .iter()
         .map(|r| {
             vec![
-                format!(
-                    "{}{}",
-                    r.version,
-                    if r.version == current {
-                        " (current)"
-                    } else {
-                        ""
-                    }
-                ),
+                r.version.to_string(),
+                views::release_state(r, &record).to_string(),
+                r.copied_from
+                    .map(|from| format!("copy of {from}"))
+                    .unwrap_or_else(|| "-".into()),
                 r.artifact.digest[..12].to_string(),
                 format_size(r.artifact.size),
                 format!(
@@ -628,7 +694,15 @@ pub async fn releases(nats: &client::Nats, app: &str) -> Result<()> {
             ]
         })
         .collect();
-    views::print_table(&["RELEASE", "ARTIFACT", "SIZE", "CREATED"], &rows);
+    views::print_table(
+        &[
+            "RELEASE", "STATE", "ROLLBACK", "ARTIFACT", "SIZE", "CREATED",
+        ],
+        &rows,
+    );
+    if let Some(failure) = &record.rollout_failure {
+        eprintln!("last rollout: {failure}");
+    }
     Ok(())
 }
 
@@ -643,7 +717,12 @@ pub enum SecretsCommand {
         create: bool,
     },
     /// List an app's secret names (never values).
-    List { app: String },
+    List {
+        app: String,
+        /// Print a JSON list of names.
+        #[arg(long)]
+        json: bool,
+    },
     /// Remove a secret.
     Rm { app: String, key: String },
 }
@@ -654,6 +733,7 @@ pub async fn secrets(nats: &client::Nats, command: SecretsCommand) -> Result<()>
         SecretsCommand::Rm { app, key } => format!("secret {key} removed from {app}"),
         SecretsCommand::List { .. } => String::new(),
     };
+    let json = matches!(command, SecretsCommand::List { json: true, .. });
     let request = match command {
         SecretsCommand::Set { app, key, create } => {
             use std::io::Read;
@@ -677,11 +757,14 @@ pub async fn secrets(nats: &client::Nats, command: SecretsCommand) -> Result<()>
                 create,
             }
         }
-        SecretsCommand::List { app } => ApiRequest::ListSecrets(app),
+        SecretsCommand::List { app, .. } => ApiRequest::ListSecrets(app),
         SecretsCommand::Rm { app, key } => ApiRequest::RemoveSecret { app, key },
     };
     let client = connect(nats).await?;
     match call(&client, request).await? {
+        ApiResponse::SecretNames(names) if json => {
+            views::print_json(&serde_json::json!(names))?;
+        }
         ApiResponse::SecretNames(names) => {
             for name in names {
                 println!("{name}");

@@ -100,7 +100,12 @@ enum Command {
         json: bool,
     },
     /// List an app's releases, newest first.
-    Releases { app: String },
+    Releases {
+        app: String,
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
     /// Roll an app back to an earlier release (as a new release that copies it).
     Rollback {
         app: String,
@@ -241,7 +246,16 @@ fn main() -> ExitCode {
                 return ExitCode::from(2);
             }
         };
-    let matches = Cli::command().get_matches_from(args);
+    let running = runs_a_job(&args);
+    let matches = match Cli::command().try_get_matches_from(&args) {
+        Ok(matches) => matches,
+        // `reef run`'s own usage errors must not look like a job's exit 2.
+        Err(e) if running && e.use_stderr() => {
+            let _ = e.print();
+            return ExitCode::from(run::exit::REEF_ERROR);
+        }
+        Err(e) => e.exit(),
+    };
     let cli = match Cli::from_arg_matches(&matches) {
         Ok(cli) => cli,
         Err(e) => e.exit(),
@@ -278,9 +292,27 @@ fn main() -> ExitCode {
         Ok(code) => code,
         Err(e) => {
             eprintln!("reef: {e:#}");
-            ExitCode::FAILURE
+            match running {
+                true => ExitCode::from(run::exit::REEF_ERROR),
+                false => ExitCode::FAILURE,
+            }
         }
     }
+}
+
+/// Whether the command line is `reef [global flags] run ...`.
+fn runs_a_job(args: &[std::ffi::OsString]) -> bool {
+    let mut rest = args.iter().skip(1).map(|a| a.to_string_lossy());
+    while let Some(arg) = rest.next() {
+        match arg.as_ref() {
+            "--nats" | "--creds" | "--nats-ca" => {
+                rest.next();
+            }
+            flag if flag.starts_with('-') => {}
+            command => return command == "run",
+        }
+    }
+    false
 }
 
 async fn dispatch(cli: Cli, matches: &clap::ArgMatches) -> anyhow::Result<ExitCode> {
@@ -352,7 +384,7 @@ async fn dispatch(cli: Cli, matches: &clap::ArgMatches) -> anyhow::Result<ExitCo
         Command::Certs { command } => certs::certs(&nats, command)
             .await
             .map(|()| ExitCode::SUCCESS),
-        Command::Releases { app } => apps::releases(&nats, &app)
+        Command::Releases { app, json } => apps::releases(&nats, &app, json)
             .await
             .map(|()| ExitCode::SUCCESS),
         Command::Coordinator(args) => daemons::coordinator(&nats, args)
@@ -469,6 +501,21 @@ mod tests {
             }
         }
         assert!(missing.is_empty(), "not in docs/operations.md: {missing:?}");
+    }
+
+    #[test]
+    fn reef_run_is_told_apart_from_other_commands() {
+        let args = |line: &str| -> Vec<std::ffi::OsString> {
+            line.split_whitespace().map(Into::into).collect()
+        };
+        assert!(super::runs_a_job(&args("reef run -- echo hi")));
+        assert!(super::runs_a_job(&args(
+            "reef --nats tls://x:1 --creds c run --bad"
+        )));
+        assert!(super::runs_a_job(&args("reef --nats=tls://x:1 run")));
+        assert!(!super::runs_a_job(&args("reef jobs")));
+        assert!(!super::runs_a_job(&args("reef --nats run jobs")));
+        assert!(!super::runs_a_job(&args("reef")));
     }
 
     #[test]

@@ -138,7 +138,7 @@ pub async fn run(nats: &client::Nats, args: RunArgs) -> Result<ExitCode> {
                 "reef: detached; the job keeps going (reef job status {})",
                 job.id
             );
-            return Ok(ExitCode::from(130));
+            return Ok(ExitCode::from(exit::STOPPED));
         }
         eprintln!("reef: stopping job {} ({signal} again to detach)", job.id);
         if let Err(e) = call(&client, ApiRequest::StopJob(job.id)).await {
@@ -152,22 +152,37 @@ pub async fn run(nats: &client::Nats, args: RunArgs) -> Result<ExitCode> {
         JobState::Exited { code } => ExitCode::from(u8::try_from(code).unwrap_or(1)),
         JobState::Stopped => {
             eprintln!("reef: job {} was stopped", record.id);
-            ExitCode::from(130)
+            ExitCode::from(exit::STOPPED)
         }
         JobState::Failed { reason } => {
             eprintln!("reef: job {} failed: {reason}", record.id);
-            ExitCode::from(1)
+            ExitCode::from(exit::NO_EXIT_CODE)
         }
         JobState::Lost { reason } => {
             eprintln!("reef: job {} was lost: {reason}", record.id);
-            ExitCode::from(1)
+            ExitCode::from(exit::NO_EXIT_CODE)
         }
         other => bail!("job ended in an unexpected state {}", other.name()),
     })
 }
 
+/// `reef run`'s own exit codes, beside the job's: codes a command does not
+/// use by convention (as with `docker run`), so that a script can tell
+/// them from its command's (docs/cli.md, *Exit codes*).
+pub mod exit {
+    /// The job ended without an exit code of its command: it failed (timed
+    /// out, out of memory, could not start), was lost with its node, or,
+    /// replicated, no result was accepted.
+    pub const NO_EXIT_CODE: u8 = 124;
+    /// `reef run` itself failed: a usage error, the cluster unreachable or
+    /// refusing the job.
+    pub const REEF_ERROR: u8 = 125;
+    /// The job was stopped (Ctrl-C, SIGTERM, `reef job stop`).
+    pub const STOPPED: u8 = 130;
+}
+
 /// Exit code of `reef run --replicate` when the copies did not agree on a result.
-pub const UNDECIDED: u8 = 3;
+pub const UNDECIDED: u8 = exit::NO_EXIT_CODE;
 
 /// The end of a replicated job whose first copy was followed: waits for
 /// the verdict, says it, and exits with the accepted result's exit code.

@@ -3,7 +3,7 @@
 //! change without changing what scripts read.
 
 use reef_proto::api::{AppStatus, NodeState, NodeStatus};
-use reef_proto::app::Instance;
+use reef_proto::app::{AppRecord, Instance};
 use reef_proto::job::{JobRecord, JobState};
 use reef_proto::units::{format_duration, format_size};
 use serde_json::{json, Value};
@@ -136,6 +136,7 @@ pub fn node_json(node: &NodeStatus) -> Value {
         })).collect::<Vec<_>>(),
         "version": r.version,
         "proxy": r.proxy_addr.map(|a| a.to_string()),
+        "http": r.public_http.map(|a| a.to_string()),
         "last_seen_ms": node.last_seen_ms,
         "started_at_ms": r.started_at_ms,
     })
@@ -323,6 +324,31 @@ pub fn app_json(status: &AppStatus, node_names: &HashMap<String, String>) -> Val
             "created_at_ms": i.created_at_ms,
             "updated_at_ms": i.updated_at_ms,
         })).collect::<Vec<_>>(),
+    })
+}
+
+/// Where a release stands for its app: `current` (with `halted` when its
+/// rollout stopped on a failure), `reverted` (a newer release the app went
+/// back from after it failed), or `earlier`.
+pub fn release_state(release: &reef_proto::app::Release, app: &AppRecord) -> &'static str {
+    use std::cmp::Ordering;
+    match release.version.cmp(&app.version) {
+        Ordering::Equal if app.halted => "current, halted",
+        Ordering::Equal => "current",
+        Ordering::Greater => "reverted",
+        Ordering::Less => "earlier",
+    }
+}
+
+/// A release as `reef releases --json` shows it.
+pub fn release_json(release: &reef_proto::app::Release, app: &AppRecord) -> Value {
+    json!({
+        "release": release.version,
+        "state": release_state(release, app),
+        "copied_from": release.copied_from,
+        "artifact": { "digest": release.artifact.digest, "size": release.artifact.size },
+        "replicas": release.spec.replicas,
+        "created_at_ms": release.created_at_ms,
     })
 }
 

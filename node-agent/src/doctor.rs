@@ -44,7 +44,7 @@ impl Public {
 
 impl Agent {
     /// Answers doctor requests until shutdown.
-    pub(crate) async fn answer_doctor(self: Arc<Self>, public: Public) {
+    pub(crate) async fn answer_doctor(self: Arc<Self>) {
         let subject = subjects::doctor(self.node);
         let mut requests = loop {
             match self.client.subscribe(subject.clone()).await {
@@ -75,7 +75,7 @@ impl Agent {
                     continue;
                 }
             };
-            let report = self.doctor_report(public, &request.probe).await;
+            let report = self.doctor_report(&request.probe).await;
             match encode(&report) {
                 Ok(bytes) => {
                     if let Err(e) = self.client.publish(reply, bytes).await {
@@ -87,15 +87,15 @@ impl Agent {
         }
     }
 
-    async fn doctor_report(&self, public: Public, probe: &[SocketAddr]) -> DoctorReport {
+    async fn doctor_report(&self, probe: &[SocketAddr]) -> DoctorReport {
         let probes = futures::future::join_all(probe.iter().copied().map(try_connect)).await;
         let (free, total) = disk(&self.config.data_dir);
         DoctorReport {
             node: self.node,
             version: env!("CARGO_PKG_VERSION").to_string(),
             now_ms: reef_proto::now_ms(),
-            http: public.http,
-            https: public.https,
+            http: self.public.http,
+            https: self.public.https,
             data_dir: self.config.data_dir.display().to_string(),
             disk_free_bytes: free,
             disk_total_bytes: total,

@@ -166,6 +166,8 @@ pub(crate) struct Agent {
     router: reef_proxy::Router,
     /// Where other nodes reach this node's peer listener.
     proxy_addr: Option<std::net::SocketAddr>,
+    /// Where clients reach this node's proxy (`reef doctor`, `reef nodes`).
+    public: doctor::Public,
     /// Set once a coordinator accepted this node's registration.
     registered: tokio::sync::watch::Sender<bool>,
     /// Stop tokens of allocations that are live on this node.
@@ -304,6 +306,7 @@ pub async fn run(
         services: service::Services::default(),
         router: reef_proxy::Router::new(),
         proxy_addr,
+        public,
         registered: tokio::sync::watch::Sender::new(false),
         running: Mutex::new(HashMap::new()),
         tasks: TaskTracker::new(),
@@ -316,7 +319,7 @@ pub async fn run(
     });
     tracing::info!(%node, name = %agent.config.name, proxy = ?proxy_addr, sandbox = %agent.sandbox.describe(), "agent starting");
     agent.tasks.spawn(agent.clone().watch_routes());
-    agent.tasks.spawn(agent.clone().answer_doctor(public));
+    agent.tasks.spawn(agent.clone().answer_doctor());
     if let Some(listener) = metrics_listener {
         agent.tasks.spawn(agent.clone().serve_metrics(listener));
     }

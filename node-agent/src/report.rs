@@ -120,6 +120,7 @@ impl Agent {
             proxy_addr: self.proxy_addr,
             sandbox: self.sandbox.enabled(),
             job_network: self.jobs_may_use_network(),
+            public_http: self.public.http,
         }
     }
 

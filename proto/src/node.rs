@@ -110,6 +110,10 @@ pub struct NodeRecord {
     /// Whether jobs that ask for the network (`reef run --network`) may run here.
     #[serde(default)]
     pub job_network: bool,
+    /// Where clients reach this node's proxy over plain HTTP (None: it has
+    /// no public listener, or its address is not known).
+    #[serde(default)]
+    pub public_http: Option<std::net::SocketAddr>,
 }
 
 /// The name a node's certificate for the peer links carries, and the one

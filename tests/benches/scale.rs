@@ -69,6 +69,7 @@ fn node(i: usize) -> NodeRecord {
         proxy_addr: None,
         sandbox: true,
         job_network: false,
+        public_http: None,
     }
 }
 

@@ -177,7 +177,7 @@ async fn a_timeout_kills_the_job_and_says_so() {
         .cli
         .run(&["run", "--timeout", "500ms", "--", "sleep", "30"])
         .await;
-    assert_eq!(out.code, Some(1), "{out:?}");
+    assert_eq!(out.code, Some(124), "{out:?}");
     assert!(out.stderr.contains("timed out after"), "{out:?}");
 }
 
@@ -322,7 +322,7 @@ async fn env_workdir_and_labels_reach_the_job() {
         let out = cli
             .run(&["run", "--label", "zone=b", "--workdir", asked, "--", "true"])
             .await;
-        assert_eq!(out.code, Some(1), "{asked}: {out:?}");
+        assert_eq!(out.code, Some(124), "{asked}: {out:?}");
         assert!(out.stderr.contains(why), "{asked}: {out:?}");
     }
     assert!(!std::path::Path::new(&missing).exists());

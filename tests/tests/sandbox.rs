@@ -144,7 +144,7 @@ async fn a_job_cannot_escape_its_sandbox_and_the_node_is_unharmed() {
         ],
     )
     .await;
-    assert_eq!(code, Some(1), "{err}");
+    assert_eq!(code, Some(124), "{err}");
     assert!(err.contains("out of memory (limit 32 MiB)"), "{err}");
 
     // A fork bomb stays inside its process limit and is reported.

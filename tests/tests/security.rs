@@ -641,6 +641,7 @@ fn node_record(id: NodeId) -> reef_proto::node::NodeRecord {
         proxy_addr: None,
         sandbox: true,
         job_network: false,
+        public_http: None,
     }
 }
 

@@ -53,11 +53,12 @@ impl Coordinator {
 
         // Decide everything before writing anything.
         self.ensure_secrets(&spec).await?;
+        let replicas = self.replicas_to_run(&spec.name, spec.replicas).await?;
         let live = self.live_instances(&spec.name);
-        let mut plan = replacement::plan(&live, spec.replicas);
+        let mut plan = replacement::plan(&live, replicas);
         replacement::limit(&mut plan, spec.rolling.max_parallel);
         let nodes = self.place_replicas(&spec, &plan)?;
-        let release = self.record_release(spec, artifact, None).await?;
+        let release = self.record_release(spec, artifact, None, replicas).await?;
         let instances = self.execute(&release, plan, nodes).await?;
         Ok((release, instances))
     }
@@ -87,13 +88,33 @@ impl Coordinator {
         Ok(nodes)
     }
 
+    /// The replicas a new release of `app` whose manifest says `manifest`
+    /// runs ([`replacement::replicas_to_run`]).
+    pub(crate) async fn replicas_to_run(&self, app: &str, manifest: u32) -> Result<u32, ApiError> {
+        let Some((record, _)) = self.store.apps.get(app).await? else {
+            return Ok(manifest);
+        };
+        let previous = self
+            .store
+            .releases
+            .get(&reef_proto::subjects::release_key(app, record.version))
+            .await?
+            .map(|(release, _)| release.spec.replicas);
+        Ok(replacement::replicas_to_run(
+            Some(record.replicas),
+            previous,
+            manifest,
+        ))
+    }
+
     /// Writes the next release of the app (creating the app on its first one)
-    /// and makes it the one that should run.
+    /// and makes it the one that should run, with `replicas` replicas.
     pub(crate) async fn record_release(
         &mut self,
         spec: AppSpec,
         artifact: ArtifactRef,
         copied_from: Option<u32>,
+        replicas: u32,
     ) -> Result<Release, ApiError> {
         let now = now_ms();
         let name = spec.name.clone();
@@ -111,7 +132,7 @@ impl Coordinator {
                 app.halted = false;
                 app.latest += 1;
                 app.version = app.latest;
-                app.replicas = spec.replicas;
+                app.replicas = replicas;
                 app.desired = AppDesired::Running;
                 app.updated_at_ms = now;
                 true
@@ -124,7 +145,7 @@ impl Coordinator {
                     name: name.clone(),
                     version: 1,
                     latest: 1,
-                    replicas: spec.replicas,
+                    replicas,
                     desired: AppDesired::Running,
                     proven: 0,
                     revert_to: None,

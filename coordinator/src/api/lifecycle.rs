@@ -52,6 +52,12 @@ impl Coordinator {
                 ))
             }
         };
+        if target == record.version {
+            return Err(ApiError::new(
+                ApiErrorKind::Invalid,
+                format!("release {target} is already the current release of {app}: nothing to roll back"),
+            ));
+        }
         let old = self.release(app, target).await?;
         if self
             .store
@@ -66,12 +72,13 @@ impl Coordinator {
             ));
         }
         self.ensure_secrets(&old.spec).await?;
+        let replicas = self.replicas_to_run(app, old.spec.replicas).await?;
         let live = self.live_instances(app);
-        let mut plan = replacement::plan(&live, old.spec.replicas);
+        let mut plan = replacement::plan(&live, replicas);
         replacement::limit(&mut plan, old.spec.rolling.max_parallel);
         let nodes = self.place_replicas(&old.spec, &plan)?;
         let release = self
-            .record_release(old.spec, old.artifact, Some(target))
+            .record_release(old.spec, old.artifact, Some(target), replicas)
             .await?;
         let instances = self.execute(&release, plan, nodes).await?;
         Ok((release, instances))

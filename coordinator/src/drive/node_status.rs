@@ -89,6 +89,7 @@ mod tests {
                 proxy_addr: None,
                 sandbox: true,
                 job_network: false,
+                public_http: None,
             },
             state,
             last_seen_ms: seen,

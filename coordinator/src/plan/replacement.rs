@@ -19,6 +19,19 @@ pub struct Plan {
     pub stop: Vec<InstanceId>,
 }
 
+/// How many replicas a new release (a deploy, or a rollback's copy) runs:
+/// the manifest's count, unless the count the app runs with was changed by
+/// `reef scale` and the manifest's did not change since (`previous`: the
+/// count the running release's manifest said). A scaled app keeps its scale
+/// across deploys until its manifest asks for another count, as Nomad's and
+/// Kubernetes' users expect.
+pub fn replicas_to_run(running: Option<u32>, previous: Option<u32>, manifest: u32) -> u32 {
+    match (running, previous) {
+        (Some(running), Some(previous)) if previous == manifest => running,
+        _ => manifest,
+    }
+}
+
 /// Plans the rollout of a release to `replicas` instances, given the app's
 /// instances that are not finished.
 pub fn plan(live: &[&Instance], replicas: u32) -> Plan {
@@ -134,6 +147,22 @@ pub(crate) fn rank(state: &InstanceState) -> u8 {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_scaled_count_is_kept_until_the_manifest_changes_its_own() {
+        use super::replicas_to_run;
+        // The first release: the manifest's.
+        assert_eq!(replicas_to_run(None, None, 2), 2);
+        // Not scaled: the manifest's, changed or not.
+        assert_eq!(replicas_to_run(Some(2), Some(2), 2), 2);
+        assert_eq!(replicas_to_run(Some(2), Some(2), 4), 4);
+        // Scaled to 5: kept while the manifest still says 2...
+        assert_eq!(replicas_to_run(Some(5), Some(2), 2), 5);
+        // ...and the manifest's new count once it says another.
+        assert_eq!(replicas_to_run(Some(5), Some(2), 3), 3);
+        // The running release unknown: the manifest's.
+        assert_eq!(replicas_to_run(Some(5), None, 2), 2);
+    }
+
     use super::*;
 
     fn instance(state: InstanceState, created: u64) -> Instance {

@@ -56,12 +56,24 @@ impl LocalInstance {
         if self.state.is_terminal() {
             return;
         }
+        let healthy = state == InstanceState::Healthy;
         self.state = state;
-        if message.is_some() {
-            self.message = message;
+        match message {
+            Some(message) => self.message = Some(message),
+            // Healthy says all there is: a crash's "restarting in ..." is
+            // over; the post_deploy hook's result stays.
+            None if healthy && !self.message.as_deref().is_some_and(is_hook_result) => {
+                self.message = None;
+            }
+            None => {}
         }
         self.seq += 1;
     }
+}
+
+/// Whether an instance's message is its `post_deploy` hook's result.
+fn is_hook_result(message: &str) -> bool {
+    message.starts_with("post_deploy")
 }
 
 impl Record for LocalInstance {

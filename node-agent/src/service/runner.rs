@@ -603,6 +603,7 @@ impl Runner {
         env.insert("REEF_APP".into(), spec.name.clone());
         env.insert("REEF_RELEASE".into(), version.to_string());
         env.insert("REEF_INSTANCE_ID".into(), self.id.to_string());
+        env.insert("REEF_NODE_ID".into(), self.agent.node.to_string());
         for (name, value) in crate::executor::gpu_env(&self.record.assignment.gpus) {
             env.insert(name.into(), value);
         }

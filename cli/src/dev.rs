@@ -12,6 +12,7 @@ use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument as _;
 
 #[derive(Args)]
 pub struct DevArgs {
@@ -33,6 +34,10 @@ pub struct DevArgs {
     /// `off`: as your user, with no namespaces and no limits.
     #[arg(long, default_value = "on", value_parser = crate::daemons::parse_on_off, action = clap::ArgAction::Set)]
     pub sandbox: bool,
+    /// Print every log line on the console, not only warnings and errors
+    /// (all of them are in DATA_DIR/reef-dev.log either way).
+    #[arg(long, short = 'v')]
+    pub verbose: bool,
 }
 
 /// Finds `nats-server`: `REEF_NATS_SERVER`, else PATH.
@@ -132,6 +137,9 @@ pub async fn dev(args: DevArgs) -> Result<()> {
         }
     };
     std::fs::create_dir_all(data_dir)?;
+    let log = data_dir.join("reef-dev.log");
+    crate::logging::log_to_file(&log)
+        .with_context(|| format!("could not open {}", log.display()))?;
     let port = pick_port(args.port)?;
     let node_creds = secure(data_dir, port, args.nodes)?;
     let url = format!("tls://127.0.0.1:{port}");
@@ -204,11 +212,16 @@ pub async fn dev(args: DevArgs) -> Result<()> {
         config.credential = Some(nats.jwt()?);
         let agent_client = client::connect_daemon(&nats, &format!("reef-agent-{name}")).await?;
         let token = shutdown.clone();
-        tasks.spawn(async move {
-            reef_node_agent::run(agent_client.client, config, token)
-                .await
-                .with_context(|| format!("agent {name} failed"))
-        });
+        // Its lines say which node they are from.
+        let span = tracing::warn_span!("node", name = %name);
+        tasks.spawn(
+            async move {
+                reef_node_agent::run(agent_client.client, config, token)
+                    .await
+                    .with_context(|| format!("agent {name} failed"))
+            }
+            .instrument(span),
+        );
     }
 
     println!(
@@ -230,6 +243,10 @@ pub async fn dev(args: DevArgs) -> Result<()> {
         println!("  {name} proxy: http://{addr}/  (curl -H 'Host: APP-DOMAIN' http://{addr}/)");
     }
     println!();
+    println!(
+        "Warnings and errors show here; every log line is in {} (--verbose shows them here too).",
+        log.display()
+    );
     println!("Ctrl-C stops the cluster.");
 
     let admin = as_user(data_dir.join("admin.creds"));

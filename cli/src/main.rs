@@ -16,6 +16,7 @@ mod dev;
 mod doctor;
 mod jobs;
 mod join;
+mod logging;
 mod logs;
 mod node;
 mod run;
@@ -220,15 +221,6 @@ pub struct LabelArgs {
     pub labels: Vec<String>,
 }
 
-fn init_tracing(default: &str) {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("REEF_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .init();
-}
-
 fn main() -> ExitCode {
     // The sandbox helper: started by the agent for every job and instance,
     // before anything else (no flags parsed, no logging, no runtime).
@@ -260,20 +252,14 @@ fn main() -> ExitCode {
         Ok(cli) => cli,
         Err(e) => e.exit(),
     };
-    let daemon = matches!(
-        cli.command,
-        Command::Coordinator(_)
-            | Command::Agent(_)
-            | Command::Dev(_)
-            | Command::Server(_)
-            | Command::Join(_)
-    );
-    init_tracing(if daemon {
-        "info,async_nats=warn"
-    } else {
+    match &cli.command {
+        Command::Dev(args) => logging::init_dev(args.verbose),
+        Command::Coordinator(_) | Command::Agent(_) | Command::Server(_) | Command::Join(_) => {
+            logging::init("info,async_nats=warn")
+        }
         // The CLI reports NATS's errors itself, once, in its own words.
-        "warn,async_nats=off"
-    });
+        _ => logging::init("warn,async_nats=off"),
+    }
     // `reef dev` runs the coordinator and agents on the runtime's worker
     // threads; their futures are deep, and a debug build's would overflow
     // the default 2 MiB stack.

@@ -66,6 +66,8 @@ impl Agent {
     /// coordinators create it (after a deletion, say). None if shutdown
     /// came first.
     async fn open_consumer(&self) -> Option<consumer::pull::Stream> {
+        /// Attempts (one every `RETRY`) before a missing consumer is worth a warning.
+        const WARN_AFTER: u64 = 20;
         let mut warned = false;
         for attempt in 1u64.. {
             match self.try_open_consumer().await {
@@ -74,9 +76,13 @@ impl Agent {
                     if attempt % 10 == 0 {
                         self.register().await;
                     }
-                    if !warned {
+                    // At start the coordinator may come up a moment after
+                    // the agent: only a wait that lasts is worth a warning.
+                    if !warned && attempt >= WARN_AFTER {
                         tracing::warn!(error = %e, "waiting for this node's assignment consumer (is a coordinator running, and has it registered this node?)");
                         warned = true;
+                    } else if !warned {
+                        tracing::debug!(error = %e, "waiting for this node's assignment consumer");
                     }
                 }
             }

@@ -60,6 +60,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
+use tracing::Instrument as _;
 
 /// Agent settings.
 #[derive(Clone, Debug)]
@@ -318,8 +319,12 @@ pub async fn run(
         reclaimed: Default::default(),
     });
     tracing::info!(%node, name = %agent.config.name, proxy = ?proxy_addr, sandbox = %agent.sandbox.describe(), "agent starting");
-    agent.tasks.spawn(agent.clone().watch_routes());
-    agent.tasks.spawn(agent.clone().answer_doctor());
+    agent
+        .tasks
+        .spawn(agent.clone().watch_routes().in_current_span());
+    agent
+        .tasks
+        .spawn(agent.clone().answer_doctor().in_current_span());
     if let Some(listener) = metrics_listener {
         agent.tasks.spawn(agent.clone().serve_metrics(listener));
     }
@@ -331,7 +336,7 @@ pub async fn run(
     }
 
     let proxy = proxy_listener.map(|listener| {
-        tracing::info!(addr = ?listener.local_addr().ok(), "node proxy listening");
+        tracing::debug!(addr = ?listener.local_addr().ok(), "node proxy listening");
         tokio::spawn(reef_proxy::serve_per_core(
             listener,
             agent.router.clone(),
@@ -339,7 +344,7 @@ pub async fn run(
             shutdown.clone(),
         ))
     });
-    let heartbeats = tokio::spawn(agent.clone().heartbeat_loop());
+    let heartbeats = tokio::spawn(agent.clone().heartbeat_loop().in_current_span());
     let result = agent.clone().intake_loop().await;
 
     // Shutdown: executors see the token, stop their jobs and report them.
@@ -407,7 +412,8 @@ impl Agent {
     fn start(self: &Arc<Self>, alloc: AllocId) {
         let stop = CancellationToken::new();
         self.lock_running().insert(alloc, stop.clone());
-        self.tasks.spawn(executor::run(self.clone(), alloc, stop));
+        self.tasks
+            .spawn(executor::run(self.clone(), alloc, stop).in_current_span());
     }
 
     /// Whether a job that asks for the network may run here: on a dedicated

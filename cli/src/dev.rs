@@ -317,6 +317,7 @@ async fn demo(url: &client::Nats) -> Result<()> {
         outputs: Vec::new(),
         timeout: None,
         detach: false,
+        stdin: false,
         command: vec![
             "sh".into(),
             "-c".into(),

@@ -5,7 +5,7 @@ use crate::client::{self, call, connect};
 use crate::daemons::{parse_cpu, parse_trust};
 use crate::logs::JobOutput;
 use crate::{parse_pairs, LabelArgs};
-use anyhow::{bail, Result};
+use anyhow::{bail, Context as _, Result};
 use async_nats::jetstream;
 use clap::Args;
 use reef_proto::api::{ApiRequest, ApiResponse};
@@ -68,6 +68,11 @@ pub struct RunArgs {
     /// Print the job id and return at once.
     #[arg(long, short = 'd')]
     pub detach: bool,
+    /// Give the job this command's standard input (read to its end before
+    /// the job is submitted, at most 256 KiB). Without it the job reads end
+    /// of file at once.
+    #[arg(long, short = 'i')]
+    pub stdin: bool,
     /// The command and its arguments.
     #[arg(trailing_var_arg = true, required = true, value_name = "CMD")]
     pub command: Vec<String>,
@@ -102,7 +107,10 @@ impl RunArgs {
 }
 
 pub async fn run(nats: &client::Nats, args: RunArgs) -> Result<ExitCode> {
-    let spec = args.spec()?;
+    let mut spec = args.spec()?;
+    if args.stdin {
+        spec.stdin = Some(read_stdin(reef_proto::job::limits::MAX_STDIN_BYTES)?);
+    }
     let client = connect(nats).await?;
     let ApiResponse::Job(job) = call(&client, ApiRequest::SubmitJob(spec)).await? else {
         bail!("unexpected reply from the coordinator");
@@ -248,4 +256,23 @@ async fn replicated(client: &client::Conn, first: &JobRecord) -> Result<ExitCode
 /// The first 12 digits of a result's fingerprint, as shown.
 pub fn short(fingerprint: &str) -> &str {
     &fingerprint[..fingerprint.len().min(12)]
+}
+
+/// All of this command's standard input, refused when longer than `max`
+/// bytes (read no further than one byte past it).
+fn read_stdin(max: usize) -> Result<Vec<u8>> {
+    use std::io::Read as _;
+    let mut input = Vec::new();
+    std::io::stdin()
+        .lock()
+        .take(max as u64 + 1)
+        .read_to_end(&mut input)
+        .context("reading standard input for --stdin")?;
+    if input.len() > max {
+        bail!(
+            "--stdin: standard input is longer than {} KiB; give larger input as a file the job reads (--workdir, or fetch it with --network)",
+            max / 1024
+        );
+    }
+    Ok(input)
 }

@@ -15,6 +15,7 @@ use reef_proto::AllocId;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::AbortOnDropHandle;
 
 /// How a running job came to an end.
 enum Ending {
@@ -140,6 +141,7 @@ async fn execute(agent: &Arc<Agent>, alloc: AllocId, stop: &CancellationToken) -
         readonly: Vec::new(),
         network: spec.network,
         gpus: &assignment.gpus,
+        stdin: spec.stdin.is_some(),
     };
     let path = std::env::var_os("PATH").unwrap_or_else(|| "/usr/local/bin:/usr/bin:/bin".into());
     let reef_env = [
@@ -179,6 +181,18 @@ async fn execute(agent: &Arc<Agent>, alloc: AllocId, stop: &CancellationToken) -
         Err(e) => tracing::error!(%alloc, error = %e, "could not record the running process"),
     }
 
+    // Its standard input, written beside it: a job that reads none of it
+    // must not hold the executor up. The writer ends with the job (it is
+    // aborted when dropped, on every way out of here).
+    let _feeder = match (child.stdin.take(), spec.stdin.clone()) {
+        (Some(mut pipe), Some(input)) => Some(AbortOnDropHandle::new(tokio::spawn(async move {
+            use tokio::io::AsyncWriteExt as _;
+            // A job that exits first closes the pipe: nothing to report.
+            let _ = pipe.write_all(&input).await;
+            // Dropping the pipe closes it: the job reads its end of input.
+        }))),
+        _ => None,
+    };
     let shippers = logs::ship_output(&agent.js, &mut child, |output| {
         subjects::logs(
             agent.node,

@@ -19,6 +19,8 @@ pub mod limits {
     pub const MAX_REPLICATE: u32 = 16;
     pub const MAX_OUTPUTS: usize = 64;
     pub const MAX_OUTPUT_PATH_BYTES: usize = 1024;
+    /// The most a job's standard input may hold (`reef run --stdin`).
+    pub const MAX_STDIN_BYTES: usize = 256 * 1024;
 }
 
 /// Default CPU request: a tenth of a core, enough for most short jobs.
@@ -90,6 +92,10 @@ pub struct JobSpec {
     /// the job's result beside its stdout (`reef run --output FILE`).
     #[serde(default)]
     pub outputs: Vec<String>,
+    /// What the job reads on its standard input (`reef run --stdin`); None:
+    /// it reads end of file at once.
+    #[serde(default)]
+    pub stdin: Option<Vec<u8>>,
 }
 
 /// Why a job specification was refused.
@@ -115,6 +121,8 @@ pub enum SpecError {
     Replicate(String),
     #[error("output: {0}")]
     Output(String),
+    #[error("stdin: {0}")]
+    Stdin(String),
 }
 
 impl JobSpec {
@@ -134,6 +142,7 @@ impl JobSpec {
             network: false,
             replicate: 0,
             outputs: Vec::new(),
+            stdin: None,
         }
     }
 
@@ -182,6 +191,15 @@ impl JobSpec {
                 return Err(SpecError::Env(format!(
                     "value of {key} contains a NUL byte or is longer than {} bytes",
                     limits::MAX_ARG_BYTES
+                )));
+            }
+        }
+        if let Some(input) = &self.stdin {
+            if input.len() > limits::MAX_STDIN_BYTES {
+                return Err(SpecError::Stdin(format!(
+                    "{} bytes, at most {} allowed: give larger input as a file the job reads",
+                    input.len(),
+                    limits::MAX_STDIN_BYTES
                 )));
             }
         }
@@ -515,6 +533,15 @@ mod tests {
     #[test]
     fn a_plain_spec_is_valid() {
         assert_eq!(spec().validate(), Ok(()));
+    }
+
+    #[test]
+    fn standard_input_is_bounded() {
+        let mut with_input = spec();
+        with_input.stdin = Some(vec![b'x'; limits::MAX_STDIN_BYTES]);
+        assert_eq!(with_input.validate(), Ok(()));
+        with_input.stdin = Some(vec![b'x'; limits::MAX_STDIN_BYTES + 1]);
+        assert!(matches!(with_input.validate(), Err(SpecError::Stdin(_))));
     }
 
     #[test]

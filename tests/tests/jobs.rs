@@ -394,3 +394,66 @@ async fn reef_run_takes_its_command_without_dashes_and_sigterm_stops_the_job() {
     assert_ne!(out.code, Some(0));
     assert!(out.stderr.contains("reef stop hello"), "{out:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reef_run_stdin_gives_the_job_its_input() {
+    let cluster = TestCluster::start(1).await;
+    let out = cluster
+        .cli
+        .run_with_stdin(&["run", "--stdin", "--", "cat"], b"piped\n")
+        .await;
+    assert_eq!(out.code, Some(0), "{out:?}\n{}", cluster.logs());
+    assert_eq!(out.stdout, "piped\n");
+
+    // Without --stdin the job reads end of file at once (it does not wait
+    // for input that never comes), whatever reef run's own input is.
+    let out = cluster
+        .cli
+        .run_with_stdin(&["run", "--", "cat"], b"not for the job\n")
+        .await;
+    assert_eq!(out.code, Some(0), "{out:?}");
+    assert_eq!(out.stdout, "");
+
+    // Input near the limit arrives whole, byte for byte.
+    let input: String = (0..20_000).map(|i| format!("line {i}\n")).collect();
+    assert!(input.len() > 200 * 1024 && input.len() <= 256 * 1024);
+    let out = cluster
+        .cli
+        .run_with_stdin(&["run", "-i", "--", "cat"], input.as_bytes())
+        .await;
+    assert_eq!(out.code, Some(0), "{out:?}");
+    assert!(out.stdout == input, "{} bytes back", out.stdout.len());
+
+    // A job that reads none of its input still ends.
+    let out = cluster
+        .cli
+        .run_with_stdin(&["run", "--stdin", "--", "true"], input.as_bytes())
+        .await;
+    assert_eq!(out.code, Some(0), "{out:?}");
+
+    // Jobs whose inputs together pass the largest message still list (a
+    // listing leaves the inputs out).
+    for _ in 0..4 {
+        let out = cluster
+            .cli
+            .run_with_stdin(&["run", "-d", "--stdin", "--", "true"], input.as_bytes())
+            .await;
+        assert_eq!(out.code, Some(0), "{out:?}");
+    }
+    let jobs = cluster.cli.ok(&["jobs", "--json"]).await.json();
+    assert_eq!(jobs.as_array().map(Vec::len), Some(8), "{jobs}");
+
+    // More than the limit is refused before anything is submitted.
+    let too_much = vec![b'x'; 256 * 1024 + 1];
+    let out = cluster
+        .cli
+        .run_with_stdin(&["run", "--stdin", "--", "cat"], &too_much)
+        .await;
+    assert_eq!(out.code, Some(125), "{out:?}");
+    assert!(
+        out.stderr.contains("--stdin") && out.stderr.contains("256 KiB"),
+        "{out:?}"
+    );
+    let jobs = cluster.cli.ok(&["jobs", "--json"]).await.json();
+    assert_eq!(jobs.as_array().map(Vec::len), Some(8), "{jobs}");
+}

@@ -208,7 +208,10 @@ impl Reader {
                 if page.full(written.written_ms) {
                     return Next::Stop;
                 }
-                if let Some(job) = written.value {
+                if let Some(mut job) = written.value {
+                    // A page holds many jobs, each input up to 256 KiB: a
+                    // listing leaves the input out (a job's own record has it).
+                    job.spec.stdin = None;
                     page.offer(job);
                 }
                 Next::More

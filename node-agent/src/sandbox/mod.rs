@@ -129,6 +129,9 @@ pub struct Launch<'a> {
     pub readonly: Vec<PathBuf>,
     pub network: bool,
     pub gpus: &'a [u32],
+    /// Whether the process reads a pipe its caller writes (else end of
+    /// file at once).
+    pub stdin: bool,
 }
 
 /// The node's sandbox.
@@ -361,9 +364,13 @@ impl Sandbox {
                 .process_group(0);
             command
         };
+        let stdin = match launch.stdin {
+            true => std::process::Stdio::piped(),
+            false => std::process::Stdio::null(),
+        };
         command
             .env_clear()
-            .stdin(std::process::Stdio::null())
+            .stdin(stdin)
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::piped())
             .kill_on_drop(false);
@@ -499,6 +506,7 @@ impl Sandbox {
             readonly: Vec::new(),
             network: false,
             gpus: &[],
+            stdin: false,
         };
         let (mut command, mut tree) = self.command(launch).await.map_err(|e| e.to_string())?;
         command.env("PATH", "/usr/bin:/bin");

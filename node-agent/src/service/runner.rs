@@ -408,6 +408,7 @@ impl Runner {
             // The proxy reaches instances on the host's loopback.
             network: true,
             gpus: &self.record.assignment.gpus,
+            stdin: false,
         };
         let (mut child, tree) = self.agent.sandbox.spawn(launch, env).await?;
         let app = &self.spec().name;

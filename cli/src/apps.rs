@@ -8,6 +8,7 @@
 
 use crate::client::{self, call, connect};
 use crate::views;
+use crate::views::counted;
 use anyhow::{anyhow, bail, Context as _, Result};
 use async_nats::jetstream;
 use clap::Args;
@@ -108,10 +109,10 @@ pub async fn deploy(nats: &client::Nats, args: DeployArgs) -> Result<ExitCode> {
         bail!("unexpected reply from the coordinator");
     };
     eprintln!(
-        "release {} of {}: rolling out to {} instance(s)",
+        "release {} of {}: rolling out to {}",
         release.version,
         release.app,
-        instances.len()
+        counted(instances.len(), "instance", "instances")
     );
     if args.detach {
         println!("{}", release.version);
@@ -263,10 +264,10 @@ async fn upload(
         }
     }
     eprintln!(
-        "uploading artifact {} ({}, {entries} {})",
+        "uploading artifact {} ({}, {})",
         &digest[..12],
         format_size(size),
-        if entries == 1 { "entry" } else { "entries" }
+        counted(entries as usize, "entry", "entries")
     );
     let mut reader = Progress::new(tokio::fs::File::open(file).await?, size);
     store
@@ -483,7 +484,10 @@ pub async fn change(nats: &client::Nats, request: ApiRequest, detach: bool) -> R
             if instances.is_empty() {
                 eprintln!("{what}: nothing new to start (it runs its replicas; any beyond the count are stopped)");
             } else {
-                eprintln!("{what}: starting {} instance(s)", instances.len());
+                eprintln!(
+                    "{what}: starting {}",
+                    counted(instances.len(), "instance", "instances")
+                );
             }
             if detach || instances.is_empty() {
                 return Ok(ExitCode::SUCCESS);
@@ -530,7 +534,10 @@ pub async fn stop(nats: &client::Nats, request: ApiRequest) -> Result<ExitCode> 
     let ApiResponse::Stopping(instances) = call(&client, request).await? else {
         bail!("unexpected reply from the coordinator");
     };
-    eprintln!("stopping {} instance(s)", instances.len());
+    eprintln!(
+        "stopping {}",
+        counted(instances.len(), "instance", "instances")
+    );
     let bucket = jetstream::new(client.client)
         .get_key_value(subjects::INSTANCES_BUCKET)
         .await

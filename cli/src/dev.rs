@@ -225,8 +225,8 @@ pub async fn dev(args: DevArgs) -> Result<()> {
     }
 
     println!(
-        "reef dev cluster: NATS at {url}, {} agent(s), data in {}",
-        args.nodes,
+        "reef dev cluster: NATS at {url}, {}, data in {}",
+        crate::views::counted(args.nodes.into(), "agent", "agents"),
         data_dir.display()
     );
     println!();

@@ -104,8 +104,13 @@ async fn wait_drained(client: &client::Conn, name: &str) -> Result<()> {
             Eligibility::Draining { .. } => {
                 if last_left != Some(node.allocations) {
                     println!(
-                        "{}: {} allocation(s) left",
-                        node.record.name, node.allocations
+                        "{}: {} left",
+                        node.record.name,
+                        crate::views::counted(
+                            node.allocations as usize,
+                            "allocation",
+                            "allocations"
+                        )
                     );
                     last_left = Some(node.allocations);
                 }

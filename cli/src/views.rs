@@ -59,6 +59,14 @@ pub fn job_json(job: &JobRecord, node_names: &HashMap<String, String>) -> Value 
     })
 }
 
+/// `n` things, the noun in the number it takes: "1 instance", "2 instances".
+pub fn counted(n: usize, one: &str, many: &str) -> String {
+    match n {
+        1 => format!("1 {one}"),
+        n => format!("{n} {many}"),
+    }
+}
+
 /// A node's name from `node_names` (id → name), or its id if unknown.
 pub fn node_name(node_names: &HashMap<String, String>, node: &reef_proto::NodeId) -> String {
     let id = node.to_string();

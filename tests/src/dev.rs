@@ -15,18 +15,25 @@ pub struct ReefDev {
     lines: Lines<BufReader<ChildStdout>>,
     /// The pid file of the nats-server it runs, killed on drop too.
     nats_pid_file: Option<std::path::PathBuf>,
+    /// Every line of its stdout read so far.
+    transcript: Vec<String>,
 }
 
 impl ReefDev {
     /// Starts `reef dev ARGS... --data-dir DIR`.
     pub fn start(args: &[&str], dir: &Path) -> Self {
+        Self::start_with_stderr(args, dir, std::process::Stdio::null())
+    }
+
+    /// [`ReefDev::start`], its stderr written to `stderr`.
+    pub fn start_with_stderr(args: &[&str], dir: &Path, stderr: std::process::Stdio) -> Self {
         let mut command = tokio::process::Command::new(reef_bin());
         command
             .arg("dev")
             .args(args)
             .arg("--data-dir")
             .arg(dir)
-            .stderr(std::process::Stdio::null());
+            .stderr(stderr);
         let mut dev = Self::spawn(command);
         dev.nats_pid_file = Some(dir.join("nats/nats-server.pid"));
         dev
@@ -67,6 +74,7 @@ impl ReefDev {
             child,
             lines,
             nats_pid_file: None,
+            transcript: Vec::new(),
         }
     }
 
@@ -80,11 +88,13 @@ impl ReefDev {
 
     /// [`ReefDev::printed`] within `within`, or why not.
     pub async fn try_printed(&mut self, prefix: &str, within: Duration) -> Result<String, String> {
-        let lines = &mut self.lines;
+        let (lines, transcript) = (&mut self.lines, &mut self.transcript);
         tokio::time::timeout(within, async {
             while let Ok(Some(line)) = lines.next_line().await {
-                if let Some(rest) = line.trim().strip_prefix(prefix) {
-                    return Some(rest.to_string());
+                let rest = line.trim().strip_prefix(prefix).map(str::to_string);
+                transcript.push(line);
+                if rest.is_some() {
+                    return rest;
                 }
             }
             None
@@ -109,6 +119,27 @@ impl ReefDev {
     /// Whether it has exited, and how.
     pub fn exited(&mut self) -> Option<std::process::ExitStatus> {
         self.child.try_wait().expect("wait")
+    }
+
+    /// SIGTERM, insisting that it exits 0 within 30 s, and every line it
+    /// printed, from its first to its last.
+    pub async fn finish(mut self) -> Vec<String> {
+        let pid = nix::unistd::Pid::from_raw(self.child.id().expect("pid") as i32);
+        nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).expect("SIGTERM");
+        let (lines, transcript) = (&mut self.lines, &mut self.transcript);
+        tokio::time::timeout(Duration::from_secs(30), async {
+            while let Ok(Some(line)) = lines.next_line().await {
+                transcript.push(line);
+            }
+        })
+        .await
+        .expect("reef ends its output within 30s");
+        let status = tokio::time::timeout(Duration::from_secs(30), self.child.wait())
+            .await
+            .expect("reef dev stops within 30s")
+            .expect("wait");
+        assert!(status.success(), "{status:?}");
+        std::mem::take(&mut self.transcript)
     }
 
     /// SIGTERM, then insists that it exits 0 within 30 s.

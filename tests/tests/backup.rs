@@ -164,7 +164,7 @@ async fn a_backup_restored_into_a_new_cluster_brings_the_app_back_as_it_was() {
     // The right key: the app is back, at release 2, with its secret.
     let out = restore(&file, Some(&old_key)).await;
     assert_eq!(out.code, Some(0), "{out:?}");
-    assert!(out.stdout.contains("1 app(s) (hello)"), "{out:?}");
+    assert!(out.stdout.contains("1 app (hello)"), "{out:?}");
     let served = eventually(
         "the app on the new cluster",
         Duration::from_secs(60),

@@ -14,6 +14,7 @@ mod format;
 mod plan;
 
 use crate::client::{self, connect};
+use crate::views::counted;
 use anyhow::{anyhow, bail, Context as _, Result};
 use async_nats::jetstream;
 use clap::Subcommand;
@@ -450,18 +451,17 @@ async fn restore(
     }
     let count = |bucket: &str| contents.writes.get(bucket).map_or(0, BTreeMap::len);
     println!(
-        "restored from the backup of cluster {} (made {} ago): {} app(s) ({}), {} release(s), \
-         {} secret(s), {} certificate(s), {} artifact(s)",
+        "restored from the backup of cluster {} (made {} ago): {} ({}), {}, {}, {}, {}",
         header.cluster,
         reef_proto::units::format_duration(std::time::Duration::from_millis(
             reef_proto::now_ms().saturating_sub(header.created_at_ms)
         )),
-        contents.apps.len(),
+        counted(contents.apps.len(), "app", "apps"),
         contents.apps.join(", "),
-        count(subjects::RELEASES_BUCKET),
-        count(subjects::SECRETS_BUCKET),
-        count(subjects::CERTS_BUCKET),
-        contents.artifacts.len(),
+        counted(count(subjects::RELEASES_BUCKET), "release", "releases"),
+        counted(count(subjects::SECRETS_BUCKET), "secret", "secrets"),
+        counted(count(subjects::CERTS_BUCKET), "certificate", "certificates"),
+        counted(contents.artifacts.len(), "artifact", "artifacts"),
     );
     let skipped: Vec<String> = contents
         .skipped

@@ -3,6 +3,7 @@
 //! certificates and the apps' domains as DNS resolves them. Every problem
 //! names what is wrong and the fix; checks that pass say so in one line.
 
+use crate::views::counted;
 use reef_proto::api::NodeState;
 use reef_proto::certs::CertStatus;
 use reef_proto::doctor::DoctorReport;
@@ -142,7 +143,7 @@ fn nodes(seen: &Seen, out: &mut Vec<Finding>) {
         out,
         "nodes",
         before,
-        format!("{up} node(s), all up and answering"),
+        format!("{}, all up and answering", counted(up, "node", "nodes")),
     );
 }
 
@@ -260,7 +261,10 @@ fn dns(seen: &Seen, out: &mut Vec<Finding>) {
         out,
         "dns",
         before,
-        format!("{checked} domain(s), each pointing at a node"),
+        format!(
+            "{}, each pointing at a node",
+            counted(checked, "domain", "domains")
+        ),
     );
 }
 
@@ -325,8 +329,8 @@ fn streams(seen: &Seen, out: &mut Vec<Finding>) {
         "nats",
         before,
         format!(
-            "{} stream(s) with {copies} copies each, all current",
-            seen.streams.len()
+            "{} with {copies} copies each, all current",
+            counted(seen.streams.len(), "stream", "streams")
         ),
     );
 }
@@ -369,7 +373,10 @@ fn certificates(seen: &Seen, out: &mut Vec<Finding>) {
         out,
         "certs",
         before,
-        format!("{} certificate(s), none close to expiry", seen.certs.len()),
+        format!(
+            "{}, none close to expiry",
+            counted(seen.certs.len(), "certificate", "certificates")
+        ),
     );
 }
 

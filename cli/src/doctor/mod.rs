@@ -128,9 +128,9 @@ fn print(found: &[Finding]) {
     let count = |level| found.iter().filter(|f| f.level == level).count();
     println!();
     println!(
-        "{} failed, {} warning(s), {} passed",
+        "{} failed, {}, {} passed",
         count(Level::Fail),
-        count(Level::Warn),
+        crate::views::counted(count(Level::Warn), "warning", "warnings"),
         count(Level::Ok)
     );
 }

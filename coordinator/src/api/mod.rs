@@ -20,6 +20,7 @@ pub(crate) mod live_instances;
 pub(crate) mod nodes;
 pub(crate) mod peers;
 pub(crate) mod reads;
+pub(crate) mod recent_jobs;
 pub(crate) mod relay;
 pub(crate) mod secrets;
 pub(crate) mod submit;

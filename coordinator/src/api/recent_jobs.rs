@@ -15,26 +15,17 @@
 //! records last written before its cutoff: before a listing, the view's
 //! records that old are read again, and those gone are forgotten.
 
-use crate::error::Report;
+use super::followed::{Followed, View};
 use crate::store::{Bucket, Next, StoreError};
 use async_nats::jetstream::kv::{Entry, Operation};
-use futures::StreamExt;
 use reef_proto::decode;
 use reef_proto::job::JobRecord;
 use std::collections::{BTreeMap, HashMap};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
-use tokio::sync::watch;
-use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 /// How many of the latest writes the view keeps.
 pub(crate) const KEPT: usize = 4096;
-/// Longest a listing waits for the view to catch up.
-const CATCH_UP_WAIT: Duration = Duration::from_secs(2);
-/// Pause before watching again after the watch failed.
-const REWATCH_AFTER: Duration = Duration::from_secs(1);
 
 /// One write as the view keeps it: the job's key, when the servers stored
 /// it, and the record (None: deleted).
@@ -60,7 +51,7 @@ impl Ring {
         }
     }
 
-    fn take_in(&mut self, seq: u64, key: String, written_ms: u64, job: Option<JobRecord>) {
+    fn keep(&mut self, seq: u64, key: String, written_ms: u64, job: Option<JobRecord>) {
         if let Some(older) = self.seq_of.insert(key.clone(), seq) {
             self.by_seq.remove(&older);
         }
@@ -76,34 +67,46 @@ impl Ring {
     }
 }
 
+impl View for Ring {
+    fn reset(&mut self, last: u64) -> Option<u64> {
+        // A little more than the ring keeps: some were rewritten since.
+        let from = last.saturating_sub(4 * KEPT as u64).max(1);
+        *self = Ring {
+            floor: from - 1,
+            ..Ring::default()
+        };
+        Some(from)
+    }
+
+    fn take_in(&mut self, entry: Entry) {
+        let job = match entry.operation {
+            Operation::Put => decode::<JobRecord>(&entry.value).ok(),
+            Operation::Delete | Operation::Purge => None,
+        };
+        let written_ms = (entry.created.unix_timestamp_nanos() / 1_000_000).max(0) as u64;
+        self.keep(entry.revision, entry.key, written_ms, job);
+    }
+}
+
 pub(crate) struct RecentJobs {
     bucket: Bucket<JobRecord>,
     /// How long finished jobs are kept: older records may have been erased.
     retain: Duration,
-    tasks: TaskTracker,
-    ring: Arc<Mutex<Ring>>,
-    /// The highest sequence the view has taken in.
-    seen: watch::Sender<u64>,
-    started: AtomicBool,
-    stop: CancellationToken,
+    followed: Followed<Ring>,
 }
 
 impl RecentJobs {
     pub(crate) fn new(bucket: Bucket<JobRecord>, retain: Duration, tasks: TaskTracker) -> Self {
         Self {
+            followed: Followed::new(bucket.kv().clone(), tasks),
             bucket,
             retain,
-            tasks,
-            ring: Arc::default(),
-            seen: watch::Sender::new(0),
-            started: AtomicBool::new(false),
-            stop: CancellationToken::new(),
         }
     }
 
     /// Ends the watch.
     pub(crate) fn stop(&self) {
-        self.stop.cancel();
+        self.followed.stop();
     }
 
     /// Visits the view's writes newest first (when the servers stored
@@ -114,20 +117,8 @@ impl RecentJobs {
         &self,
         mut visit: impl FnMut(u64, Option<&JobRecord>) -> Next,
     ) -> Result<(Next, u64), StoreError> {
-        if !self.started.swap(true, Ordering::SeqCst) {
-            self.tasks.spawn(follow(
-                self.bucket.clone(),
-                self.ring.clone(),
-                self.seen.clone(),
-                self.stop.clone(),
-            ));
-        }
         let last = self.bucket.last_written().await?;
-        let mut seen = self.seen.subscribe();
-        if tokio::time::timeout(CATCH_UP_WAIT, seen.wait_for(|s| *s >= last))
-            .await
-            .is_err()
-        {
+        if !self.followed.caught_up(last).await {
             tracing::debug!(
                 last,
                 "the recent jobs view is behind; listing from the stream"
@@ -135,7 +126,7 @@ impl RecentJobs {
             return Ok((Next::More, last + 1));
         }
         self.forget_erased().await?;
-        let ring = self.ring.lock().unwrap_or_else(PoisonError::into_inner);
+        let ring = self.followed.view();
         for (_, written_ms, job) in ring.by_seq.values().rev() {
             if visit(*written_ms, job.as_ref()) == Next::Stop {
                 return Ok((Next::Stop, ring.floor + 1));
@@ -143,108 +134,27 @@ impl RecentJobs {
         }
         Ok((Next::More, ring.floor + 1))
     }
-}
 
-impl RecentJobs {
     /// Reads again the records last written before retention's cutoff,
     /// and forgets those retention erased.
     async fn forget_erased(&self) -> Result<(), StoreError> {
         let retain = u64::try_from(self.retain.as_millis()).unwrap_or(u64::MAX);
         let cutoff = reef_proto::now_ms().saturating_sub(retain);
-        let old: Vec<(u64, String)> = {
-            let ring = self.ring.lock().unwrap_or_else(PoisonError::into_inner);
-            ring.by_seq
-                .iter()
-                .filter(|(_, (_, written_ms, job))| *written_ms <= cutoff && job.is_some())
-                .map(|(seq, (key, _, _))| (*seq, key.clone()))
-                .collect()
-        };
+        let old: Vec<(u64, String)> = self
+            .followed
+            .view()
+            .by_seq
+            .iter()
+            .filter(|(_, (_, written_ms, job))| *written_ms <= cutoff && job.is_some())
+            .map(|(seq, (key, _, _))| (*seq, key.clone()))
+            .collect();
         for (seq, key) in old {
             if !self.bucket.contains(&key).await? {
-                self.ring
-                    .lock()
-                    .unwrap_or_else(PoisonError::into_inner)
-                    .forget(seq);
+                self.followed.view().forget(seq);
             }
         }
         Ok(())
     }
-}
-
-/// Keeps `ring` in line with the bucket's latest writes until `stop`,
-/// watching again (from scratch) after a failure.
-async fn follow(
-    bucket: Bucket<JobRecord>,
-    ring: Arc<Mutex<Ring>>,
-    seen: watch::Sender<u64>,
-    stop: CancellationToken,
-) {
-    loop {
-        let start = tokio::select! {
-            () = stop.cancelled() => return,
-            last = bucket.last_written() => last,
-        };
-        let watched = match start {
-            Ok(last) => {
-                // A little more than the ring keeps: some were rewritten since.
-                let from = last.saturating_sub(4 * KEPT as u64).max(1);
-                *ring.lock().unwrap_or_else(PoisonError::into_inner) = Ring {
-                    floor: from - 1,
-                    ..Ring::default()
-                };
-                if last == 0 {
-                    seen.send_replace(0);
-                }
-                tokio::select! {
-                    () = stop.cancelled() => return,
-                    watched = bucket.kv().watch_all_from_revision(from) => watched.map_err(|e| Report(&e).to_string()),
-                }
-            }
-            Err(e) => Err(Report(&e).to_string()),
-        };
-        match watched {
-            Ok(mut entries) => loop {
-                let entry = tokio::select! {
-                    () = stop.cancelled() => return,
-                    entry = entries.next() => entry,
-                };
-                match entry {
-                    Some(Ok(entry)) => take_in(&ring, &seen, entry),
-                    Some(Err(e)) => {
-                        tracing::warn!(error = %Report(&e), "the recent jobs watch failed; watching again");
-                        break;
-                    }
-                    None => break,
-                }
-            },
-            Err(e) => tracing::warn!(error = %e, "cannot watch the jobs bucket yet"),
-        }
-        tokio::select! {
-            () = stop.cancelled() => return,
-            () = tokio::time::sleep(REWATCH_AFTER) => {}
-        }
-    }
-}
-
-fn take_in(ring: &Mutex<Ring>, seen: &watch::Sender<u64>, entry: Entry) {
-    let job = match entry.operation {
-        Operation::Put => decode::<JobRecord>(&entry.value).ok(),
-        Operation::Delete | Operation::Purge => None,
-    };
-    let written_ms = (entry.created.unix_timestamp_nanos() / 1_000_000).max(0) as u64;
-    ring.lock().unwrap_or_else(PoisonError::into_inner).take_in(
-        entry.revision,
-        entry.key,
-        written_ms,
-        job,
-    );
-    seen.send_if_modified(|s| {
-        let newer = entry.revision > *s;
-        if newer {
-            *s = entry.revision;
-        }
-        newer
-    });
 }
 
 #[cfg(test)]
@@ -254,12 +164,12 @@ mod tests {
     #[test]
     fn the_ring_keeps_each_jobs_latest_write_and_the_last_few() {
         let mut ring = Ring::default();
-        ring.take_in(1, "a".into(), 10, None);
-        ring.take_in(2, "b".into(), 11, None);
-        ring.take_in(3, "a".into(), 12, None);
+        ring.keep(1, "a".into(), 10, None);
+        ring.keep(2, "b".into(), 11, None);
+        ring.keep(3, "a".into(), 12, None);
         assert_eq!(ring.by_seq.keys().copied().collect::<Vec<_>>(), vec![2, 3]);
         for seq in 4..(KEPT as u64 + 10) {
-            ring.take_in(seq, format!("k{seq}"), seq, None);
+            ring.keep(seq, format!("k{seq}"), seq, None);
         }
         assert_eq!(ring.by_seq.len(), KEPT);
         let oldest = *ring.by_seq.keys().next().expect("kept");

@@ -108,7 +108,7 @@ async fn failover(
 }
 
 /// Median latency of `job.list` pages of 50 (the API call), and of a whole
-/// `reef jobs --limit 50` run.
+/// `reef jobs --limit 50` run, over four times the rounds each.
 async fn listing(nats: &NatsServer, rounds: usize) -> (Duration, Duration) {
     let client = nats.url.connect().await;
     let mut api_times = Vec::new();
@@ -124,7 +124,7 @@ async fn listing(nats: &NatsServer, rounds: usize) -> (Duration, Duration) {
     }
     let cli = Cli::new(&nats.url);
     let mut cli_times = Vec::new();
-    for _ in 0..rounds {
+    for _ in 0..rounds * 4 {
         let started = Instant::now();
         cli.ok(&["jobs", "--limit", "50", "--json"]).await;
         cli_times.push(started.elapsed());

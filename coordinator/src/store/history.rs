@@ -211,6 +211,17 @@ impl<T: Stored> Bucket<T> {
         Ok(self.bounds().await?.1)
     }
 
+    /// When the servers stored the bucket's oldest message (None: empty).
+    pub async fn oldest_written_ms(&self) -> Result<Option<u64>, StoreError> {
+        let mut stream = self.kv().stream.clone();
+        let info = stream.info().await.map_err(|e| self.stream_error(e))?;
+        if info.state.messages == 0 {
+            return Ok(None);
+        }
+        let ms = info.state.first_timestamp.unix_timestamp_nanos() / 1_000_000;
+        Ok(Some(ms.max(0) as u64))
+    }
+
     /// Removes `key` and every message it left, deletion markers
     /// included, so the bucket holds nothing of it.
     pub async fn erase(&self, key: &str) -> Result<(), StoreError> {

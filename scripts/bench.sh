@@ -12,5 +12,6 @@ cargo bench -p reef-tests --bench dispatch
 cargo bench -p reef-tests --bench deploy
 cargo bench -p reef-tests --bench recovery
 cargo bench -p reef-tests --bench scale
+cargo bench -p reef-tests --bench history
 cargo bench -p reef-coordinator --bench scheduler
 cargo bench -p reef-proxy --bench vs_nginx

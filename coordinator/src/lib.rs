@@ -154,7 +154,12 @@ pub async fn run(
         name: config.name.clone(),
     };
     tracing::info!(id = %me.id, name = %me.name, "coordinator ready");
-    let reads = api::reads::Reads::new(client.clone(), store.clone(), config.acme.is_some());
+    let reads = api::reads::Reads::new(
+        client.clone(),
+        store.clone(),
+        config.acme.is_some(),
+        config.retain_jobs,
+    );
     let shared = Shared {
         reads,
         client,

@@ -8,11 +8,13 @@
 //! - `nodes`: registration, drain and eligibility; `users`, `join`,
 //!   `peers`: credentials; `servers`: servers joining, and the list;
 //! - `reads`: the read-only verbs, answered by any coordinator from KV,
-//!   with `live_instances`, each coordinator's view of the live instances;
+//!   with `live_instances` and `recent_jobs`, each coordinator's views of
+//!   the live instances and of the latest job writes, kept by `followed`;
 //! - `relay`: a follower passing requests to the leader.
 
 pub(crate) mod deploy;
 pub(crate) mod domains;
+pub(crate) mod followed;
 pub(crate) mod jobs;
 pub(crate) mod join;
 pub(crate) mod lifecycle;
@@ -20,6 +22,7 @@ pub(crate) mod live_instances;
 pub(crate) mod nodes;
 pub(crate) mod peers;
 pub(crate) mod reads;
+pub(crate) mod recent_jobs;
 pub(crate) mod relay;
 pub(crate) mod secrets;
 pub(crate) mod servers;

@@ -6,7 +6,8 @@
 //!
 //! - jobs: one read for `job.get`; a page of `job.list` reads the jobs
 //!   bucket from its newest write back only as far as `plan::job_query`
-//!   needs;
+//!   needs, the latest writes from each coordinator's view of them
+//!   ([`RecentJobs`]);
 //! - nodes: what the leader last wrote of them (`NodeStatuses`, at most a
 //!   tick old, at once after a node changes);
 //! - apps: the records and releases, and the live instances from a view
@@ -14,6 +15,7 @@
 //!   ([`LiveInstances`]), caught up with the bucket before it answers.
 
 use super::live_instances::LiveInstances;
+use super::recent_jobs::RecentJobs;
 use super::{authorize, incoming, may_see_job, not_found, send_reply};
 use crate::error::Report;
 use crate::plan::job_query::Page;
@@ -60,11 +62,17 @@ pub(crate) struct Reads {
 }
 
 impl Reads {
-    pub(crate) fn new(client: async_nats::Client, store: Store, acme: bool) -> Self {
+    pub(crate) fn new(
+        client: async_nats::Client,
+        store: Store,
+        acme: bool,
+        retain_jobs: std::time::Duration,
+    ) -> Self {
         let tasks = TaskTracker::new();
         Self {
             reader: Arc::new(Reader {
                 instances: LiveInstances::new(store.instances.clone(), tasks.clone()),
+                recent_jobs: RecentJobs::new(store.jobs.clone(), retain_jobs, tasks.clone()),
                 client,
                 store,
                 acme,
@@ -90,6 +98,7 @@ impl Reads {
     /// `shutdown` must be cancelled first.
     pub(crate) async fn close(&self) {
         self.reader.instances.stop();
+        self.reader.recent_jobs.stop();
         self.tasks.close();
         self.tasks.wait().await;
     }
@@ -100,6 +109,7 @@ pub(crate) struct Reader {
     client: async_nats::Client,
     store: Store,
     instances: LiveInstances,
+    recent_jobs: RecentJobs,
     /// Whether certificates are ordered over ACME (domains without one are
     /// listed then).
     acme: bool,
@@ -201,22 +211,26 @@ impl Reader {
     ) -> Result<ApiResponse, ApiError> {
         query.validate().map_err(super::invalid)?;
         let owner = (role == Role::Submitter).then(|| caller.to_string());
+        let expected = u64::from(query.limit) * 4;
         let mut page = Page::new(query, owner);
-        self.store
-            .jobs
-            .newest_first(|written| {
-                if page.full(written.written_ms) {
-                    return Next::Stop;
-                }
-                if let Some(mut job) = written.value {
-                    // A page holds many jobs, each input up to 256 KiB: a
-                    // listing leaves the input out (a job's own record has it).
-                    job.spec.stdin = None;
-                    page.offer(job);
-                }
-                Next::More
-            })
-            .await?;
+        let mut visit = |written_ms: u64, job: Option<&JobRecord>| {
+            if page.full(written_ms) {
+                return Next::Stop;
+            }
+            if let Some(job) = job {
+                page.offer(job);
+            }
+            Next::More
+        };
+        let (next, below) = self.recent_jobs.newest(&mut visit).await?;
+        if next == Next::More {
+            self.store
+                .jobs
+                .newest_first(Some(below), expected, |written| {
+                    visit(written.written_ms, written.value.as_ref())
+                })
+                .await?;
+        }
         let (jobs, truncated) = page.finish();
         Ok(ApiResponse::Jobs { jobs, truncated })
     }

@@ -1,7 +1,7 @@
 //! Where a term as leader starts: the records its view is built from.
 //!
-//! The leader writes a [`Checkpoint`] every [`CHECKPOINT_EVERY`] (and once
-//! its view is loaded): the live jobs, allocations and instances, the
+//! The leader writes a [`Checkpoint`] every [`CHECKPOINT_EVERY`], once its
+//! view is loaded, and when it shuts down cleanly: the live jobs, allocations and instances, the
 //! instances that ended within the reconciler's memory, the replicated
 //! jobs' groups and standings, and where each of the three buckets' streams
 //! stood. It reads the positions first, then copies the view, with no await

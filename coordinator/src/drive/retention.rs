@@ -268,6 +268,11 @@ async fn oldest<T: Stored, R>(
     mut pick: impl FnMut(T) -> Option<R>,
 ) -> Result<Vec<R>, CoordinatorError> {
     let mut picked = Vec::new();
+    // Nothing old enough: not even a read of the oldest write.
+    match bucket.oldest_written_ms().await? {
+        Some(oldest) if !policy.past_cutoff(oldest, now) => {}
+        _ => return Ok(picked),
+    }
     bucket
         .oldest_first(|entry| {
             if policy.past_cutoff(entry.written_ms, now) || picked.len() >= MAX_PER_PASS {

@@ -153,6 +153,18 @@ async fn lead_term(
             }
             cert_manager.stop().await;
             coordinator.retention.stop().await;
+            if let Ok(TermEnd::Shutdown) = served {
+                // Still holding the lease: the next leader starts from here
+                // with nothing to read since.
+                let wrote = coordinator.write_checkpoint();
+                match tokio::time::timeout(Duration::from_secs(2), wrote).await {
+                    Ok(Ok(())) => {}
+                    Ok(Err(e)) => {
+                        tracing::warn!(error = %Report(&e), "could not write the checkpoint at shutdown")
+                    }
+                    Err(_) => tracing::warn!("writing the checkpoint at shutdown timed out"),
+                }
+            }
             served?
         }
     };

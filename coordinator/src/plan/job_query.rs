@@ -81,9 +81,9 @@ impl Page {
             && self.owner.as_deref().is_none_or(|o| job.spec.owner == o)
     }
 
-    /// Considers `job` for the page.
-    pub fn offer(&mut self, job: JobRecord) {
-        if !self.matches(&job) {
+    /// Considers `job` for the page (copied only if it goes on it).
+    pub fn offer(&mut self, job: &JobRecord) {
+        if !self.matches(job) {
             return;
         }
         let keep = self.query.limit as usize + 1;
@@ -91,6 +91,10 @@ impl Page {
         if at >= keep || self.jobs.get(at).is_some_and(|held| held.id == job.id) {
             return;
         }
+        // A page holds many jobs, each input up to 256 KiB: a listing
+        // leaves the input out (a job's own record has it).
+        let mut job = job.clone();
+        job.spec.stdin = None;
         self.jobs.insert(at, job);
         self.jobs.truncate(keep);
     }

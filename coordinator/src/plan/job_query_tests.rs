@@ -42,7 +42,7 @@ fn a_page_is_the_newest_matches_and_says_whether_more_exist() {
         })
         .collect();
     let mut page = Page::new(JobQuery::newest(3), None);
-    for job in jobs.iter().cloned() {
+    for job in &jobs {
         page.offer(job);
     }
     let (listed, more) = page.finish();
@@ -53,7 +53,7 @@ fn a_page_is_the_newest_matches_and_says_whether_more_exist() {
     assert!(more);
 
     let mut mine = Page::new(JobQuery::newest(10), Some("alice".into()));
-    for job in jobs.iter().cloned() {
+    for job in &jobs {
         mine.offer(job);
     }
     let (listed, more) = mine.finish();
@@ -80,7 +80,7 @@ fn before_pages_on_and_state_filters() {
         ..JobQuery::default()
     };
     let mut page = Page::new(query, None);
-    jobs.iter().cloned().for_each(|j| page.offer(j));
+    jobs.iter().for_each(|j| page.offer(j));
     let (listed, _) = page.finish();
     assert_eq!(
         listed.iter().map(|j| j.id).collect::<Vec<_>>(),
@@ -91,7 +91,7 @@ fn before_pages_on_and_state_filters() {
         ..JobQuery::newest(10)
     };
     let mut page = Page::new(query, None);
-    jobs.iter().cloned().for_each(|j| page.offer(j));
+    jobs.iter().for_each(|j| page.offer(j));
     assert_eq!(page.finish().0.len(), 3);
 }
 
@@ -99,17 +99,17 @@ fn before_pages_on_and_state_filters() {
 fn the_same_job_offered_twice_is_listed_once() {
     let job = job_at(5, "a", JobState::Running);
     let mut page = Page::new(JobQuery::newest(5), None);
-    page.offer(job.clone());
-    page.offer(job);
+    page.offer(&job);
+    page.offer(&job);
     assert_eq!(page.finish().0.len(), 1);
 }
 
 #[test]
 fn a_full_page_stops_the_read_only_past_the_clock_margin() {
     let mut page = Page::new(JobQuery::newest(1), None);
-    page.offer(job_at(100_000, "a", JobState::Running));
+    page.offer(&job_at(100_000, "a", JobState::Running));
     assert!(!page.full(0), "one job is not more than the page needs");
-    page.offer(job_at(100_001, "a", JobState::Running));
+    page.offer(&job_at(100_001, "a", JobState::Running));
     assert!(
         !page.full(100_000 - CLOCK_MARGIN_MS),
         "a write this late may hide a newer job"
@@ -160,7 +160,7 @@ proptest! {
             if page.full(1_000_000 + w) {
                 break;
             }
-            page.offer(job.clone());
+            page.offer(job);
         }
         let (listed, more) = page.finish();
         let mut all: Vec<&JobRecord> = written

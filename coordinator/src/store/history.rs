@@ -34,8 +34,10 @@ pub enum Next {
     Stop,
 }
 
-/// How many messages a window of [`Bucket::newest_first`] holds.
-const WINDOW: u64 = 256;
+/// The most messages a window of [`Bucket::newest_first`] holds; the
+/// first holds what its caller expects to need, each next one twice the
+/// one before.
+const MAX_WINDOW: u64 = 4096;
 /// Longest wait for the next message of a window the servers said exists.
 const MESSAGE_WAIT: Duration = Duration::from_secs(5);
 
@@ -73,7 +75,9 @@ impl<T: Stored> Bucket<T> {
         let consumer = kv
             .stream
             .create_consumer(OrderedConfig {
-                filter_subject: format!("{}>", kv.prefix),
+                // The stream holds the bucket's subjects only; a filter
+                // would make the servers count what is pending subject by
+                // subject, which grows with the bucket.
                 deliver_policy: DeliverPolicy::ByStartSequence {
                     start_sequence: start.max(1),
                 },
@@ -139,19 +143,25 @@ impl<T: Stored> Bucket<T> {
         Ok(Next::More)
     }
 
-    /// Visits the bucket's entries newest write first, until `visit` stops
-    /// or the oldest is reached. Reads a window at a time from the end.
+    /// Visits the bucket's entries written before sequence `before` (None:
+    /// all), newest write first, until `visit` stops or the oldest is
+    /// reached. Reads a window at a time from the end, the first of
+    /// `expected` messages (what the caller expects to need).
     pub async fn newest_first(
         &self,
+        before: Option<u64>,
+        expected: u64,
         mut visit: impl FnMut(Written<T>) -> Next,
     ) -> Result<(), StoreError> {
         let (first, last) = self.bounds().await?;
         if last == 0 {
             return Ok(());
         }
-        let mut end = last + 1;
+        let mut end = before.unwrap_or(last + 1).min(last + 1);
+        let mut window = expected.clamp(1, MAX_WINDOW);
         while end > first {
-            let start = end.saturating_sub(WINDOW).max(first);
+            let start = end.saturating_sub(window).max(first);
+            window = (window * 2).min(MAX_WINDOW);
             let mut window = Vec::new();
             self.read_from(start, Some(end), |entry| {
                 window.push(entry);
@@ -199,6 +209,17 @@ impl<T: Stored> Bucket<T> {
     /// The sequence of the bucket's latest write (0 when it is empty).
     pub async fn last_written(&self) -> Result<u64, StoreError> {
         Ok(self.bounds().await?.1)
+    }
+
+    /// When the servers stored the bucket's oldest message (None: empty).
+    pub async fn oldest_written_ms(&self) -> Result<Option<u64>, StoreError> {
+        let mut stream = self.kv().stream.clone();
+        let info = stream.info().await.map_err(|e| self.stream_error(e))?;
+        if info.state.messages == 0 {
+            return Ok(None);
+        }
+        let ms = info.state.first_timestamp.unix_timestamp_nanos() / 1_000_000;
+        Ok(Some(ms.max(0) as u64))
     }
 
     /// Removes `key` and every message it left, deletion markers

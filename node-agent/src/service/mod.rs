@@ -1,6 +1,7 @@
 //! App instances on this node: their durable records, intake of deploy and
 //! stop commands, and the proxy routes that follow instance health.
 //!
+//! - `environment`: an instance's process environment.
 //! - `error`: what each step of starting an instance can fail with.
 //! - `prepare`: artifact download (ended when it stalls), verification,
 //!   unpacking, `pre_start`; `locks`: one preparation per artifact and per
@@ -14,6 +15,7 @@
 //! - `routing`: what the proxy routes per app, from local instances and the
 //!   cluster's routes.
 
+mod environment;
 mod error;
 mod health;
 mod locks;

@@ -12,6 +12,7 @@
 //! fails at once: it never received traffic, and the instance it was to
 //! replace keeps serving.
 
+use super::environment;
 use super::error::StartError;
 use super::ports;
 use super::restart::{OnCrash, RestartBudget};
@@ -194,7 +195,7 @@ impl Runner {
             .map_err(StartError::NoPort)?;
         let mut port = lease.port();
         self.note_port(port).await;
-        let mut env = self.environment(&spec, &data_dir, port, release.version)?;
+        let mut env = environment::render(&self.agent, &self.record, &data_dir, port)?;
         let mut moved = 0;
         if let Some(command) = &spec.pre_start {
             prepare::hook(
@@ -336,7 +337,7 @@ impl Runner {
                         lease = fresh;
                         port = lease.port();
                         self.note_port(port).await;
-                        env = self.environment(&spec, &data_dir, port, release.version)?;
+                        env = environment::render(&self.agent, &self.record, &data_dir, port)?;
                         self.set(InstanceState::Starting, Some(message)).await;
                         continue;
                     }
@@ -578,57 +579,5 @@ impl Drop for ShippersGuard {
 fn shut_down() -> InstanceState {
     InstanceState::Lost {
         reason: "the node's agent shut down".into(),
-    }
-}
-
-impl Runner {
-    /// The process environment: a base, `PORT`, reef's own variables, and the
-    /// manifest's `[env]` with substitutions filled in. Secrets are opened
-    /// with the node's key here, in memory only.
-    fn environment(
-        &self,
-        spec: &AppSpec,
-        data_dir: &Path,
-        port: u16,
-        version: u32,
-    ) -> Result<BTreeMap<String, String>, StartError> {
-        let data = data_dir.display().to_string();
-        let mut env = BTreeMap::new();
-        env.insert(
-            "PATH".into(),
-            std::env::var("PATH").unwrap_or_else(|_| "/usr/local/bin:/usr/bin:/bin".into()),
-        );
-        env.insert("HOME".into(), data.clone());
-        env.insert("LANG".into(), "C.UTF-8".into());
-        env.insert("PORT".into(), port.to_string());
-        env.insert("REEF_APP".into(), spec.name.clone());
-        env.insert("REEF_RELEASE".into(), version.to_string());
-        env.insert("REEF_INSTANCE_ID".into(), self.id.to_string());
-        env.insert("REEF_NODE_ID".into(), self.agent.node.to_string());
-        for (name, value) in crate::executor::gpu_env(&self.record.assignment.gpus) {
-            env.insert(name.into(), value);
-        }
-        env.insert("REEF_DATA_DIR".into(), data.clone());
-        let sealed = &self.record.assignment.secrets;
-        let open = |name: &str| -> Option<String> {
-            let bytes = sealed.get(name)?;
-            let plain = self
-                .agent
-                .node_key
-                .open(&subjects::secret_context(&spec.name, name), bytes)
-                .map_err(|e| tracing::error!(app = %spec.name, secret = name, error = %e, "cannot open a secret"))
-                .ok()?;
-            String::from_utf8(plain.to_vec()).ok()
-        };
-        for (key, template) in &spec.env {
-            let value = template
-                .render(&data, port, open)
-                .map_err(|reason| StartError::Env {
-                    key: key.clone(),
-                    reason,
-                })?;
-            env.insert(key.clone(), value);
-        }
-        Ok(env)
     }
 }

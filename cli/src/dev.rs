@@ -302,27 +302,29 @@ async fn demo(url: &client::Nats) -> Result<()> {
     println!();
     println!("demo: $ reef run -- sh -c 'echo hello from reef on $(hostname); exit 3'");
     let args = crate::run::RunArgs {
-        cpu: None,
-        mem: None,
-        labels: Default::default(),
-        env: Vec::new(),
-        workdir: None,
-        gpus: 0,
-        gpu_model: None,
-        min_vram: None,
-        trust: None,
-        retries: 0,
-        network: false,
-        replicate: 0,
-        outputs: Vec::new(),
-        timeout: None,
+        job: crate::run::JobArgs {
+            cpu: None,
+            mem: None,
+            labels: Default::default(),
+            env: Vec::new(),
+            workdir: None,
+            gpus: 0,
+            gpu_model: None,
+            min_vram: None,
+            trust: None,
+            retries: 0,
+            network: false,
+            replicate: 0,
+            outputs: Vec::new(),
+            timeout: None,
+            command: vec![
+                "sh".into(),
+                "-c".into(),
+                "echo hello from reef on $(hostname); exit 3".into(),
+            ],
+        },
         detach: false,
         stdin: false,
-        command: vec![
-            "sh".into(),
-            "-c".into(),
-            "echo hello from reef on $(hostname); exit 3".into(),
-        ],
     };
     // `reef run` exits with the job's code; here the job's record shows it.
     crate::run::run(url, args).await?;

@@ -11,6 +11,7 @@ mod certs;
 mod client;
 mod cluster;
 mod config_file;
+mod cron;
 mod daemons;
 mod dev;
 mod doctor;
@@ -73,6 +74,11 @@ enum Command {
     },
     /// Print a job's output (stdout to stdout, stderr to stderr).
     Logs(logs::LogsArgs),
+    /// Periodic jobs: add, list, history, rm.
+    Cron {
+        #[command(subcommand)]
+        command: cron::CronCommand,
+    },
     /// List the cluster's nodes.
     Nodes {
         /// Print JSON instead of a table.
@@ -319,6 +325,7 @@ async fn dispatch(cli: Cli, matches: &clap::ArgMatches) -> anyhow::Result<ExitCo
             command: JobCommand::Stop { id },
         } => jobs::stop(&nats, &id).await.map(|()| ExitCode::SUCCESS),
         Command::Logs(args) => logs::logs(&nats, args).await.map(|()| ExitCode::SUCCESS),
+        Command::Cron { command } => cron::cron(&nats, command).await.map(|()| ExitCode::SUCCESS),
         Command::Nodes { json } => jobs::nodes(&nats, json).await.map(|()| ExitCode::SUCCESS),
         Command::Servers { json } => servers::servers(&nats, json)
             .await

@@ -17,6 +17,21 @@ use std::process::ExitCode;
 
 #[derive(Args)]
 pub struct RunArgs {
+    #[command(flatten)]
+    pub job: JobArgs,
+    /// Print the job id and return at once.
+    #[arg(long, short = 'd')]
+    pub detach: bool,
+    /// Give the job this command's standard input (read to its end before
+    /// the job is submitted, at most 256 KiB). Without it the job reads end
+    /// of file at once.
+    #[arg(long, short = 'i')]
+    pub stdin: bool,
+}
+
+/// What a job is: its command and what it needs (`reef run`, `reef cron add`).
+#[derive(Args)]
+pub struct JobArgs {
     /// CPU cores the job needs (e.g. 0.5, 2).
     #[arg(long, value_parser = parse_cpu)]
     pub cpu: Option<u32>,
@@ -65,20 +80,12 @@ pub struct RunArgs {
     /// Kill the job after this long (e.g. 30s, 5m, 2h).
     #[arg(long, value_parser = parse_duration)]
     pub timeout: Option<std::time::Duration>,
-    /// Print the job id and return at once.
-    #[arg(long, short = 'd')]
-    pub detach: bool,
-    /// Give the job this command's standard input (read to its end before
-    /// the job is submitted, at most 256 KiB). Without it the job reads end
-    /// of file at once.
-    #[arg(long, short = 'i')]
-    pub stdin: bool,
     /// The command and its arguments.
     #[arg(trailing_var_arg = true, required = true, value_name = "CMD")]
     pub command: Vec<String>,
 }
 
-impl RunArgs {
+impl JobArgs {
     pub fn spec(&self) -> Result<JobSpec> {
         let mut spec = JobSpec::new(self.command.clone());
         spec.resources = Resources {
@@ -107,7 +114,7 @@ impl RunArgs {
 }
 
 pub async fn run(nats: &client::Nats, args: RunArgs) -> Result<ExitCode> {
-    let mut spec = args.spec()?;
+    let mut spec = args.job.spec()?;
     if args.stdin {
         spec.stdin = Some(read_stdin(reef_proto::job::limits::MAX_STDIN_BYTES)?);
     }

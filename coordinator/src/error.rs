@@ -45,6 +45,9 @@ pub enum CoordinatorError {
     /// The cluster key could not be loaded or created.
     #[error("could not load the cluster key")]
     ClusterKey(#[source] reef_secrets::SecretsError),
+    /// A periodic job's tick could not be carried out (yet).
+    #[error("periodic job {name}: {reason}")]
+    Cron { name: String, reason: String },
 }
 
 impl CoordinatorError {

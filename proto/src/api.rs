@@ -225,6 +225,16 @@ pub enum ApiRequest {
         client: String,
     },
     ListServers,
+    /// Add a periodic job (`reef cron add`); its owner is the caller.
+    AddCron(crate::cron::CronSpec),
+    ListCrons,
+    /// A periodic job's latest runs, newest first, at most `limit`.
+    CronHistory {
+        name: String,
+        limit: u32,
+    },
+    /// Remove a periodic job; runs under way go on.
+    RemoveCron(String),
 }
 
 impl ApiRequest {
@@ -266,6 +276,10 @@ impl ApiRequest {
             ApiRequest::CreateServerToken { .. } => verbs::TOKEN_CREATE,
             ApiRequest::JoinServer { .. } => verbs::SERVER_JOIN,
             ApiRequest::ListServers => verbs::SERVER_LIST,
+            ApiRequest::AddCron(_) => verbs::CRON_ADD,
+            ApiRequest::ListCrons => verbs::CRON_LIST,
+            ApiRequest::CronHistory { .. } => verbs::CRON_HISTORY,
+            ApiRequest::RemoveCron(_) => verbs::CRON_REMOVE,
         }
     }
 }
@@ -365,6 +379,9 @@ pub enum ApiResponse {
         servers: Vec<crate::servers::ServerRecord>,
         streams: Vec<crate::servers::StreamHealth>,
     },
+    Cron(Box<crate::cron::CronStatus>),
+    Crons(Vec<crate::cron::CronStatus>),
+    CronRuns(Vec<crate::cron::RunStatus>),
 }
 
 /// An app as `reef apps` and `reef status` show it.

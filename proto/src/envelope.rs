@@ -69,6 +69,8 @@ pub enum MessageKind {
     Server = 22,
     DoctorRequest = 23,
     DoctorReport = 24,
+    CronRecord = 25,
+    CronClaim = 26,
 }
 
 /// A type that travels inside an envelope.

@@ -412,6 +412,9 @@ pub struct JobRecord {
     /// have all ended, whether they agree.
     #[serde(default)]
     pub verification: Option<Verification>,
+    /// The periodic job and tick that started it, if one did.
+    #[serde(default)]
+    pub cron: Option<crate::cron::CronTick>,
 }
 
 /// What a job produced, as its node reports it: digests of its stdout and

@@ -33,6 +33,7 @@ pub mod api;
 pub mod app;
 pub mod app_routes;
 pub mod certs;
+pub mod cron;
 pub mod doctor;
 pub mod envelope;
 pub mod ids;

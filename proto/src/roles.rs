@@ -69,6 +69,8 @@ impl Role {
             SECRET_LIST,
             CERT_LIST,
             SERVER_LIST,
+            CRON_LIST,
+            CRON_HISTORY,
         ];
         match self {
             Role::Admin => verbs::ALL.contains(&verb),
@@ -78,7 +80,20 @@ impl Role {
                     || verb.starts_with("app.")
                     || [SECRET_SET, SECRET_REMOVE].contains(&verb)
             }
-            Role::Submitter => [JOB_SUBMIT, JOB_LIST, JOB_GET, JOB_STOP, NODE_LIST].contains(&verb),
+            // Periodic jobs are jobs: a submitter adds its own, and sees and
+            // removes only those.
+            Role::Submitter => [
+                JOB_SUBMIT,
+                JOB_LIST,
+                JOB_GET,
+                JOB_STOP,
+                NODE_LIST,
+                CRON_ADD,
+                CRON_LIST,
+                CRON_HISTORY,
+                CRON_REMOVE,
+            ]
+            .contains(&verb),
             Role::Node => [NODE_REGISTER, NODE_CERTIFICATE].contains(&verb),
             Role::Coordinator => false,
             // Which joiner may call `server.join` is the NATS server's to

@@ -46,9 +46,13 @@ pub mod verbs {
     pub const NODE_CERTIFICATE: &str = "node.certificate";
     pub const SERVER_JOIN: &str = "server.join";
     pub const SERVER_LIST: &str = "server.list";
+    pub const CRON_ADD: &str = "cron.add";
+    pub const CRON_LIST: &str = "cron.list";
+    pub const CRON_HISTORY: &str = "cron.history";
+    pub const CRON_REMOVE: &str = "cron.remove";
 
     /// Every verb.
-    pub const ALL: [&str; 32] = [
+    pub const ALL: [&str; 36] = [
         JOB_SUBMIT,
         JOB_LIST,
         JOB_GET,
@@ -81,6 +85,10 @@ pub mod verbs {
         NODE_CERTIFICATE,
         SERVER_JOIN,
         SERVER_LIST,
+        CRON_ADD,
+        CRON_LIST,
+        CRON_HISTORY,
+        CRON_REMOVE,
     ];
 }
 
@@ -305,6 +313,15 @@ pub const NODES_BUCKET: &str = "reef-nodes";
 
 /// KV bucket of the cluster's servers (`reef server`), keyed by name.
 pub const SERVERS_BUCKET: &str = "reef-servers";
+/// Periodic jobs, by name (`reef cron`); only coordinators read or write it.
+pub const CRON_BUCKET: &str = "reef-cron";
+/// The claim on each tick of a periodic job, kept a day; only coordinators.
+pub const CRON_TICKS_BUCKET: &str = "reef-cron-ticks";
+
+/// A tick's key in [`CRON_TICKS_BUCKET`]: `<name>.<tick in ms>`.
+pub fn cron_tick_key(name: &str, tick_ms: u64) -> String {
+    format!("{name}.{tick_ms}")
+}
 
 #[cfg(test)]
 mod tests {

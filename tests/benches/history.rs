@@ -218,6 +218,7 @@ async fn put_history(client: &async_nats::Client, node: NodeId, jobs: usize, ins
             result: None,
             replica: None,
             verification: None,
+            cron: None,
         };
         let subject = format!("$KV.{}.{}", subjects::ALLOCS_BUCKET, alloc.id);
         acks.push(

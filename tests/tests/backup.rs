@@ -89,6 +89,19 @@ async fn a_backup_restored_into_a_new_cluster_brings_the_app_back_as_it_was() {
         "\n[env]\nGREETING = \"${secret:greeting}\"\n",
     );
     a_cli.ok(&["deploy", app.to_str().expect("path")]).await;
+    a_cli
+        .ok(&[
+            "cron",
+            "add",
+            "nightly",
+            "--schedule",
+            "0 3 * * *",
+            "--tz",
+            "Europe/Berlin",
+            "--",
+            "true",
+        ])
+        .await;
     let served = eventually("v2 on the old cluster", Duration::from_secs(30), || {
         get("127.0.0.31", a_http, "/")
     })
@@ -165,6 +178,16 @@ async fn a_backup_restored_into_a_new_cluster_brings_the_app_back_as_it_was() {
     let out = restore(&file, Some(&old_key)).await;
     assert_eq!(out.code, Some(0), "{out:?}");
     assert!(out.stdout.contains("1 app (hello)"), "{out:?}");
+    assert!(out.stdout.contains("1 periodic job"), "{out:?}");
+    // The periodic job is back, and the new cluster's leader keeps it.
+    let crons = eventually("the periodic job", Duration::from_secs(20), || async {
+        let list = b_cli.ok(&["cron", "list", "--json"]).await.json();
+        (list.as_array().map(Vec::len) == Some(1)).then_some(list)
+    })
+    .await;
+    assert_eq!(crons[0]["name"], "nightly", "{crons}");
+    assert_eq!(crons[0]["time_zone"], "Europe/Berlin", "{crons}");
+    assert!(crons[0]["next_ms"].as_u64().is_some(), "{crons}");
     let served = eventually(
         "the app on the new cluster",
         Duration::from_secs(60),

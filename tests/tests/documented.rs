@@ -72,6 +72,30 @@ async fn the_json_shapes_are_the_documented_ones() {
         .ok(&["secrets", "list", "hello", "--json"])
         .await
         .json();
+    cluster
+        .cli
+        .ok(&[
+            "cron",
+            "add",
+            "tick",
+            "--schedule",
+            "* * * * * *",
+            "--",
+            "true",
+        ])
+        .await;
+    let runs = eventually("a periodic job's run", Duration::from_secs(20), || async {
+        let runs = cluster
+            .cli
+            .ok(&["cron", "history", "tick", "--json"])
+            .await
+            .json();
+        runs.as_array()
+            .is_some_and(|r| !r.is_empty())
+            .then_some(runs)
+    })
+    .await;
+    let crons = cluster.cli.ok(&["cron", "list", "--json"]).await.json();
 
     let mut missing = Vec::new();
     for (what, value) in [
@@ -82,6 +106,9 @@ async fn the_json_shapes_are_the_documented_ones() {
         ("status --json", &app_status),
         ("status --json instances", &app_status["instances"][0]),
         ("releases --json", &releases[0]),
+        ("cron list --json", &crons[0]),
+        ("cron list --json last", &crons[0]["last"]),
+        ("cron history --json", &runs[0]),
     ] {
         for key in undocumented(value, &cli_md) {
             missing.push(format!("{what}: {key}"));

@@ -12,7 +12,7 @@ use reef_tests::confined::Confined;
 use reef_tests::{Cli, NatsServer, ReefProcess, TestCluster};
 use std::time::Duration;
 
-const BUCKETS: [&str; 11] = [
+const BUCKETS: [&str; 13] = [
     subjects::JOBS_BUCKET,
     subjects::ALLOCS_BUCKET,
     subjects::NODES_BUCKET,
@@ -24,6 +24,8 @@ const BUCKETS: [&str; 11] = [
     subjects::CERTS_BUCKET,
     subjects::LEADER_BUCKET,
     subjects::SERVERS_BUCKET,
+    subjects::CRON_BUCKET,
+    subjects::CRON_TICKS_BUCKET,
 ];
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -204,6 +206,8 @@ fn forbidden_for_node(me: NodeId, other: NodeId) -> (Vec<String>, Vec<String>) {
         subjects::JOBS_BUCKET,
         subjects::NODES_BUCKET,
         subjects::LEADER_BUCKET,
+        subjects::CRON_BUCKET,
+        subjects::CRON_TICKS_BUCKET,
     ] {
         publish.push(format!("$JS.API.STREAM.INFO.KV_{bucket}"));
         publish.push(format!("$JS.API.DIRECT.GET.KV_{bucket}"));
@@ -494,6 +498,10 @@ async fn each_user_role_does_its_work_and_is_refused_the_rest() {
             &["secrets", "set", "hello", "K"][..],
             "needs the deployer role",
         ),
+        (
+            &["cron", "add", "p", "--schedule", "@daily", "--", "true"][..],
+            "needs the submitter role",
+        ),
     ];
     for (args, why) in refused {
         let out = viewer.run_with_stdin(args, b"v").await;
@@ -556,6 +564,39 @@ async fn each_user_role_does_its_work_and_is_refused_the_rest() {
     );
     submitter.ok(&["job", "stop", &mine]).await;
 
+    // Its periodic jobs are its own too.
+    submitter
+        .ok(&[
+            "cron",
+            "add",
+            "nightly",
+            "--schedule",
+            "0 3 * * *",
+            "--",
+            "true",
+        ])
+        .await;
+    let listed = submitter.ok(&["cron", "list", "--json"]).await.json();
+    assert_eq!(listed[0]["owner"], "submitter-1", "{listed}");
+    assert_eq!(
+        bob.ok(&["cron", "list", "--json"]).await.json(),
+        serde_json::json!([])
+    );
+    for args in [
+        &["cron", "history", "nightly"][..],
+        &["cron", "rm", "nightly"][..],
+    ] {
+        let out = bob.run(args).await;
+        assert_ne!(out.code, Some(0), "bob: reef {args:?}");
+        assert!(
+            out.stderr
+                .contains("a submitter sees and removes only its own"),
+            "bob: reef {args:?}: {out:?}"
+        );
+    }
+    viewer.ok(&["cron", "history", "nightly"]).await;
+    submitter.ok(&["cron", "rm", "nightly"]).await;
+
     // A deployer deploys, but drains no node and runs no job.
     let app = cluster.dir.path().join("hello");
     reef_tests::app::write_app(&app, "v1", 200, "");
@@ -583,6 +624,9 @@ async fn each_user_role_does_its_work_and_is_refused_the_rest() {
         ),
         format!("$JS.API.DIRECT.GET.KV_{}", subjects::JOBS_BUCKET),
         format!("$JS.API.CONSUMER.CREATE.KV_{}", subjects::JOBS_BUCKET),
+        format!("$JS.API.DIRECT.GET.KV_{}", subjects::CRON_BUCKET),
+        format!("$JS.API.CONSUMER.CREATE.KV_{}", subjects::CRON_TICKS_BUCKET),
+        format!("$KV.{}.forged", subjects::CRON_BUCKET),
     ] {
         if !mallory.publish_refused(&subject).await {
             allowed.push(subject);

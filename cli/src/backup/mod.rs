@@ -22,6 +22,7 @@ use format::{FormatError, Header, Reader, Record, Writer};
 use plan::Disposition;
 use reef_proto::app::{AppRecord, Release};
 use reef_proto::certs::{key_context, CertRecord};
+use reef_proto::cron::CronRecord;
 use reef_proto::{decode, encode, subjects};
 use reef_secrets::ClusterKey;
 use std::collections::BTreeMap;
@@ -241,6 +242,8 @@ struct Contents {
     /// bucket → key → value, as the target will store them.
     writes: BTreeMap<&'static str, BTreeMap<String, Vec<u8>>>,
     apps: Vec<String>,
+    /// The periodic jobs, by name.
+    crons: Vec<String>,
     /// Artifact name → size.
     artifacts: BTreeMap<String, u64>,
     skipped: BTreeMap<&'static str, u64>,
@@ -337,6 +340,15 @@ fn entry(
             contents.apps.push(key.clone());
             (subjects::APPS_BUCKET, value)
         }
+        Disposition::Write if bucket == subjects::CRON_BUCKET => {
+            let cron = decode::<CronRecord>(&value).map_err(|e| bad(e.to_string()))?;
+            if cron.spec.name != key {
+                return Err(bad(format!("it names periodic job {}", cron.spec.name)));
+            }
+            cron.spec.validate().map_err(|e| bad(e.to_string()))?;
+            contents.crons.push(key.clone());
+            (subjects::CRON_BUCKET, value)
+        }
         Disposition::Write => {
             decode::<Release>(&value).map_err(|e| bad(e.to_string()))?;
             (subjects::RELEASES_BUCKET, value)
@@ -416,6 +428,18 @@ async fn restore(
             conflicts.join(", ")
         );
     }
+    let crons = js
+        .get_key_value(subjects::CRON_BUCKET)
+        .await
+        .map_err(|e| anyhow!("this cluster's periodic jobs: {e}"))?;
+    let conflicts = plan::conflicts(&contents.crons, &list_keys(&crons).await?);
+    if !conflicts.is_empty() {
+        bail!(
+            "this cluster already has the periodic jobs {}: a restore does not overwrite them \
+             (reef cron rm them first); nothing was written",
+            conflicts.join(", ")
+        );
+    }
     // Second reading: the artifacts into files, then everything written.
     let staging = tempfile::tempdir().context("a temporary directory for the artifacts")?;
     let (_, contents) = read_backup(file, &from, &to, Some(staging.path()))?;
@@ -451,7 +475,7 @@ async fn restore(
     }
     let count = |bucket: &str| contents.writes.get(bucket).map_or(0, BTreeMap::len);
     println!(
-        "restored from the backup of cluster {} (made {} ago): {} ({}), {}, {}, {}, {}",
+        "restored from the backup of cluster {} (made {} ago): {} ({}), {}, {}, {}, {}, {}",
         header.cluster,
         reef_proto::units::format_duration(std::time::Duration::from_millis(
             reef_proto::now_ms().saturating_sub(header.created_at_ms)
@@ -461,6 +485,7 @@ async fn restore(
         counted(count(subjects::RELEASES_BUCKET), "release", "releases"),
         counted(count(subjects::SECRETS_BUCKET), "secret", "secrets"),
         counted(count(subjects::CERTS_BUCKET), "certificate", "certificates"),
+        counted(contents.crons.len(), "periodic job", "periodic jobs"),
         counted(contents.artifacts.len(), "artifact", "artifacts"),
     );
     let skipped: Vec<String> = contents

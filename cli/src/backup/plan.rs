@@ -4,8 +4,9 @@
 //! keys of its own: what belongs to the old cluster's machines and
 //! credentials (nodes, jobs and their allocations, instances, members,
 //! tokens, the leader's lease, the servers, routes, ACME state) is left out;
-//! what describes the apps (apps, releases, secrets, certificates) comes
-//! back, secrets and certificate keys encrypted again with the target's key.
+//! what describes the apps (apps, releases, secrets, certificates) and the
+//! periodic jobs comes back, secrets and certificate keys encrypted again
+//! with the target's key.
 
 use reef_proto::subjects;
 
@@ -25,16 +26,20 @@ pub enum Disposition {
 
 /// The buckets a restore writes, in the order it writes them: the apps
 /// last, so that when the leader sees an app, all it needs is there.
-pub const WRITTEN: [&str; 4] = [
+pub const WRITTEN: [&str; 5] = [
     subjects::RELEASES_BUCKET,
     subjects::SECRETS_BUCKET,
     subjects::CERTS_BUCKET,
+    subjects::CRON_BUCKET,
     subjects::APPS_BUCKET,
 ];
 
 pub fn disposition(bucket: &str, key: &str) -> Disposition {
     match bucket {
-        subjects::APPS_BUCKET | subjects::RELEASES_BUCKET => Disposition::Write,
+        subjects::APPS_BUCKET | subjects::RELEASES_BUCKET | subjects::CRON_BUCKET => {
+            Disposition::Write
+        }
+        subjects::CRON_TICKS_BUCKET => Disposition::Skip("claims on ticks the old cluster handled"),
         subjects::SECRETS_BUCKET => match key.split_once('.') {
             Some((app, name)) if !app.is_empty() && !name.is_empty() => Disposition::Secret {
                 app: app.to_string(),
@@ -113,6 +118,7 @@ mod tests {
             "reef-tokens",
             "reef-leader",
             "reef-challenges",
+            "reef-cron-ticks",
             "something-else",
         ] {
             assert!(
@@ -125,6 +131,11 @@ mod tests {
             assert!(!matches!(disposition(bucket, "a.b"), Disposition::Skip(_)));
         }
         assert_eq!(WRITTEN.last(), Some(&"reef-apps"));
+    }
+
+    #[test]
+    fn periodic_jobs_come_back() {
+        assert_eq!(disposition("reef-cron", "nightly"), Disposition::Write);
     }
 
     #[test]

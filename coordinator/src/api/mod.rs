@@ -12,6 +12,7 @@
 //!   the live instances and of the latest job writes, kept by `followed`;
 //! - `relay`: a follower passing requests to the leader.
 
+pub(crate) mod cron;
 pub(crate) mod deploy;
 pub(crate) mod domains;
 pub(crate) mod followed;
@@ -411,6 +412,14 @@ impl Coordinator {
                 .remove_certificate(&domain)
                 .await
                 .map(|()| ApiResponse::Done),
+            ApiRequest::AddCron(spec) => self
+                .add_cron(spec, caller)
+                .await
+                .map(|status| ApiResponse::Cron(Box::new(status))),
+            ApiRequest::RemoveCron(name) => self
+                .remove_cron(&name, role, caller)
+                .await
+                .map(|()| ApiResponse::Done),
             // Diverted to `reads` before they reach the loop.
             ApiRequest::GetJob(_)
             | ApiRequest::ListJobs
@@ -421,7 +430,9 @@ impl Coordinator {
             | ApiRequest::AppStatus(_)
             | ApiRequest::ListReleases(_)
             | ApiRequest::ListSecrets(_)
-            | ApiRequest::ListCertificates => Err(ApiError::new(
+            | ApiRequest::ListCertificates
+            | ApiRequest::ListCrons
+            | ApiRequest::CronHistory { .. } => Err(ApiError::new(
                 ApiErrorKind::Internal,
                 format!("{request_verb} is answered by the read path"),
             )),

@@ -1,5 +1,6 @@
 //! The read-only verbs (`job.get`, `job.list`, `node.list`, `app.status`,
-//! `app.list`, `app.releases`, `secret.list`, `cert.list`), answered by
+//! `app.list`, `app.releases`, `secret.list`, `cert.list`, `cron.list`,
+//! `cron.history`), answered by
 //! whichever coordinator takes the request, from KV, on a task of their
 //! own: they never wait in the leader's loop, and a follower answers them
 //! without relaying.
@@ -33,7 +34,7 @@ use tokio::sync::Semaphore;
 use tokio_util::task::TaskTracker;
 
 /// The verbs answered here.
-const READ_VERBS: [&str; 8] = [
+const READ_VERBS: [&str; 10] = [
     subjects::verbs::JOB_GET,
     subjects::verbs::JOB_LIST,
     subjects::verbs::NODE_LIST,
@@ -42,6 +43,8 @@ const READ_VERBS: [&str; 8] = [
     subjects::verbs::APP_RELEASES,
     subjects::verbs::SECRET_LIST,
     subjects::verbs::CERT_LIST,
+    subjects::verbs::CRON_LIST,
+    subjects::verbs::CRON_HISTORY,
 ];
 
 /// How many reads are answered at once; more wait their turn.
@@ -184,6 +187,12 @@ impl Reader {
             )),
             ApiRequest::ListCertificates => Ok(ApiResponse::Certificates(
                 crate::certs::list(&self.store, self.acme).await?,
+            )),
+            ApiRequest::ListCrons => Ok(ApiResponse::Crons(
+                super::cron::list(&self.store, role, caller).await?,
+            )),
+            ApiRequest::CronHistory { name, limit } => Ok(ApiResponse::CronRuns(
+                super::cron::history(&self.store, &name, limit, role, caller).await?,
             )),
             other => Err(ApiError::new(
                 ApiErrorKind::Internal,

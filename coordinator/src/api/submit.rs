@@ -38,6 +38,24 @@ pub(crate) fn batch(
     batch
 }
 
+/// A job to record: its spec, the id it gets and what started it.
+pub(crate) struct NewJob {
+    pub(crate) spec: JobSpec,
+    pub(crate) id: JobId,
+    pub(crate) cron: Option<reef_proto::cron::CronTick>,
+}
+
+impl NewJob {
+    /// A job submitted by its owner, with a fresh id.
+    pub(crate) fn submitted(spec: JobSpec) -> Self {
+        Self {
+            spec,
+            id: JobId::new(),
+            cron: None,
+        }
+    }
+}
+
 /// A new job, and the allocation decided for it (None: it waits).
 struct Planned {
     job: JobRecord,
@@ -98,12 +116,24 @@ impl Coordinator {
         &mut self,
         specs: Vec<JobSpec>,
     ) -> Vec<Result<JobRecord, reef_proto::api::ApiError>> {
+        self.record_jobs(specs.into_iter().map(NewJob::submitted).collect())
+            .await
+    }
+
+    /// [`Coordinator::submit_all`] for jobs whose ids are chosen already
+    /// (a periodic job's run): a job whose id is recorded already is not
+    /// recorded again (its result is an error), so a run is started once
+    /// however often it is asked for.
+    pub(crate) async fn record_jobs(
+        &mut self,
+        jobs: Vec<NewJob>,
+    ) -> Vec<Result<JobRecord, reef_proto::api::ApiError>> {
         // Each spec's records, the first (the one answered with) first.
-        let planned: Vec<(usize, Planned)> = specs
+        let planned: Vec<(usize, Planned)> = jobs
             .into_iter()
             .enumerate()
-            .flat_map(|(i, spec)| {
-                let copies = self.plan(spec);
+            .flat_map(|(i, new)| {
+                let copies = self.plan(new);
                 copies.into_iter().map(move |p| (i, p))
             })
             .collect::<Vec<_>>();
@@ -146,11 +176,12 @@ impl Coordinator {
     /// Decides where a new job goes (each copy of a replicated one to a
     /// node of its own) and, where it fits, commits the allocation to the
     /// view at once, so the next job of the batch sees it.
-    fn plan(&mut self, spec: JobSpec) -> Vec<Planned> {
+    fn plan(&mut self, new: NewJob) -> Vec<Planned> {
+        let NewJob { spec, id, cron } = new;
         let now = now_ms();
         let copies = spec.copies();
         let job = JobRecord {
-            id: JobId::new(),
+            id,
             spec,
             state: JobState::Pending {
                 reason: "waiting to be placed".into(),
@@ -167,6 +198,7 @@ impl Coordinator {
             result: None,
             replica: None,
             verification: None,
+            cron,
         };
         let jobs = match copies {
             1 => vec![job],

@@ -22,9 +22,11 @@
 //! - `replication`: replicated jobs' verdicts.
 //! - `retention`: deleting what had its time, after `plan::retention`.
 //! - `replicas`: every stream's copies, as the servers call for.
+//! - `cron`: periodic jobs' ticks, claimed then carried out.
 
 pub(crate) mod checkpoint;
 pub(crate) mod converge;
+pub(crate) mod cron;
 pub(crate) mod departures;
 pub(crate) mod dispatch;
 pub(crate) mod drain;
@@ -108,4 +110,6 @@ pub(crate) struct Coordinator {
     pub(crate) node_statuses: node_status::Published,
     /// Answers the read-only verbs off the loop.
     pub(crate) reads: crate::api::reads::Reads,
+    /// The periodic jobs and when each next needs the leader.
+    pub(crate) crons: cron::Crons,
 }

@@ -113,6 +113,7 @@ async fn lead_term(
         drain_stops: HashSet::new(),
         reads: shared.reads.clone(),
         node_statuses: Default::default(),
+        crons: Default::default(),
         checkpointed: None,
         retention: super::retention::Retention::new(crate::plan::retention::Policy {
             retain: shared.config.retain_jobs,
@@ -231,6 +232,7 @@ impl Coordinator {
                     Err(e) => tracing::warn!(error = %Report(&e), "waiting for an assignment's acknowledgement failed"),
                 },
                 _ = tick.tick() => self.tick().await,
+                _ = tokio::time::sleep_until(self.crons.wake()) => self.cron_tick().await,
             }
         }
     }
@@ -300,6 +302,7 @@ impl Coordinator {
         self.retry_unsent().await;
         self.publish_node_statuses().await;
         self.checkpoint_tick().await;
+        self.load_crons().await?;
         let (nodes, live, pending) = self.cluster.counts();
         tracing::info!(nodes, live, pending, "state loaded");
         Ok(())
@@ -426,5 +429,6 @@ impl Coordinator {
         self.sweep_tokens().await;
         self.size_replicas().await;
         self.place_pending(true).await;
+        self.cron_tick().await;
     }
 }

@@ -23,6 +23,7 @@ pub(crate) fn job(spec: JobSpec) -> JobRecord {
         result: None,
         replica: None,
         verification: None,
+        cron: None,
     }
 }
 

@@ -20,7 +20,9 @@
 //! - `lease`: the leader lease, for a follower and for the holder.
 //! - `node_trust`: what a node's credential vouches for.
 //! - `replicas`: which streams need more or fewer copies for the servers.
+//! - `cron`: which ticks of a periodic job are due, and what becomes of each.
 
+pub(crate) mod cron;
 pub(crate) mod drain;
 pub(crate) mod job_query;
 pub(crate) mod lease;

@@ -21,6 +21,7 @@ use reef_proto::alloc::Allocation;
 use reef_proto::app::{AppRecord, Instance, Release};
 use reef_proto::app_routes::AppRoutes;
 use reef_proto::certs::{AcmeAttempts, AcmeChallenge, CertRecord};
+use reef_proto::cron::{CronClaim, CronRecord};
 use reef_proto::job::JobRecord;
 use reef_proto::leader::{Checkpoint, LeaderLease, NodeStatuses};
 use reef_proto::members::{JoinTokenRecord, Member};
@@ -89,6 +90,11 @@ pub struct Store {
     pub tokens: Bucket<JoinTokenRecord>,
     /// The cluster's servers (`reef server`).
     pub servers: Bucket<ServerRecord>,
+    /// Periodic jobs, by name.
+    pub crons: Bucket<CronRecord>,
+    /// The claim on each tick of a periodic job, kept
+    /// [`reef_proto::cron::CLAIM_MAX_AGE_MS`].
+    pub cron_ticks: Bucket<CronClaim>,
     pub artifacts: async_nats::jetstream::object_store::ObjectStore,
 }
 
@@ -170,6 +176,18 @@ pub async fn ensure(
         members: Bucket::new(open_bucket(&js, bucket(subjects::MEMBERS_BUCKET)).await?),
         tokens: Bucket::new(open_bucket(&js, bucket(subjects::TOKENS_BUCKET)).await?),
         servers: Bucket::new(open_bucket(&js, bucket(subjects::SERVERS_BUCKET)).await?),
+        crons: Bucket::new(open_bucket(&js, bucket(subjects::CRON_BUCKET)).await?),
+        cron_ticks: Bucket::new(
+            open_bucket(
+                &js,
+                kv::Config {
+                    // A claim matters until its tick can no longer run late.
+                    max_age: Duration::from_millis(reef_proto::cron::CLAIM_MAX_AGE_MS),
+                    ..bucket(subjects::CRON_TICKS_BUCKET)
+                },
+            )
+            .await?,
+        ),
         challenges: Bucket::new(
             open_bucket(
                 &js,

@@ -752,6 +752,46 @@ async fn removed_users_and_nodes_are_disconnected_and_refused_within_seconds() {
         "{users}"
     );
 
+    // A removed user's periodic jobs go with it: nothing runs in its name.
+    let creds = cluster.dir.path().join("cj.creds");
+    let path = creds.to_str().expect("path");
+    cluster
+        .cli
+        .ok(&["user", "add", "cj", "--role", "submitter", "--out", path])
+        .await;
+    let cj = Cli::with_creds(&cluster.nats.url, &creds, &ca);
+    cj.ok(&[
+        "cron",
+        "add",
+        "cj-nightly",
+        "--schedule",
+        "0 3 * * *",
+        "--",
+        "true",
+    ])
+    .await;
+    cluster
+        .cli
+        .ok(&[
+            "cron",
+            "add",
+            "admins",
+            "--schedule",
+            "0 3 * * *",
+            "--",
+            "true",
+        ])
+        .await;
+    cluster.cli.ok(&["user", "rm", "cj"]).await;
+    let crons = cluster.cli.ok(&["cron", "list", "--json"]).await.json();
+    let names: Vec<&str> = crons
+        .as_array()
+        .expect("crons")
+        .iter()
+        .filter_map(|c| c["name"].as_str())
+        .collect();
+    assert_eq!(names, ["admins"], "{crons}");
+
     // A removed node: its agent is cut off and its credential refused.
     let node_creds = cluster.dir.path().join("creds/node-2.creds");
     let node = Confined::connect(&cluster.nats.url, &node_creds).await;

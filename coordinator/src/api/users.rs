@@ -129,6 +129,11 @@ impl Coordinator {
         };
         self.revoke(&authority, user).await?;
         tracing::info!(user = %name, "user revoked");
+        // Nothing runs in a removed user's name from now on.
+        let removed = self.remove_crons_of(name).await?;
+        if !removed.is_empty() {
+            tracing::info!(user = %name, crons = ?removed, "the user's periodic jobs were removed with it");
+        }
         Ok(())
     }
 

@@ -161,6 +161,22 @@ impl Coordinator {
         Ok(())
     }
 
+    /// Removes every periodic job `owner` added; their names.
+    pub(crate) async fn remove_crons_of(
+        &mut self,
+        owner: &str,
+    ) -> Result<Vec<String>, CoordinatorError> {
+        let mut removed = Vec::new();
+        for record in self.store.crons.all().await? {
+            if record.spec.job.owner == owner {
+                self.store.crons.delete(&record.spec.name).await?;
+                self.crons.remove(&record.spec.name);
+                removed.push(record.spec.name);
+            }
+        }
+        Ok(removed)
+    }
+
     /// Handles every periodic job whose time has come.
     pub(crate) async fn cron_tick(&mut self) {
         if self

@@ -12,6 +12,9 @@ use tokio_util::sync::CancellationToken;
 /// The first wait after a failure; it doubles up to [`MAX_RETRY`].
 const FIRST_RETRY: Duration = Duration::from_millis(250);
 const MAX_RETRY: Duration = Duration::from_secs(2);
+/// How long a bucket may be missing before it is worth a warning: at start
+/// the coordinator that creates it may come up a moment after the agent.
+const WARN_AFTER: Duration = Duration::from_secs(10);
 /// How often [`Follower::tick`] runs.
 const TICK: Duration = Duration::from_secs(30);
 
@@ -39,6 +42,8 @@ pub(crate) async fn follow(
 ) {
     let mut delay = FIRST_RETRY;
     let mut warned = false;
+    // When the current run of failures to open the bucket began.
+    let mut missing_since: Option<tokio::time::Instant> = None;
     let mut tick = tokio::time::interval(TICK);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -50,6 +55,7 @@ pub(crate) async fn follow(
             Ok(mut watch) => {
                 tracing::debug!(%bucket, "following");
                 warned = false;
+                missing_since = None;
                 delay = FIRST_RETRY;
                 loop {
                     tokio::select! {
@@ -69,11 +75,15 @@ pub(crate) async fn follow(
                     }
                 }
             }
-            Err(e) if !warned => {
-                tracing::warn!(%bucket, error = %e, "cannot watch the bucket yet (is a coordinator running?); retrying");
-                warned = true;
+            Err(e) => {
+                let since = *missing_since.get_or_insert_with(tokio::time::Instant::now);
+                if !warned && since.elapsed() >= WARN_AFTER {
+                    tracing::warn!(%bucket, error = %e, "cannot watch the bucket yet (is a coordinator running?); retrying");
+                    warned = true;
+                } else {
+                    tracing::debug!(%bucket, error = %e, "cannot watch the bucket yet");
+                }
             }
-            Err(e) => tracing::debug!(%bucket, error = %e, "cannot watch the bucket yet"),
         }
         tokio::select! {
             () = shutdown.cancelled() => return,

@@ -51,6 +51,9 @@ pub struct ControlArgs {
     /// are kept before the leader deletes them.
     #[arg(long, default_value = "7d", value_parser = parse_retention)]
     pub retain_jobs: std::time::Duration,
+    /// How long the audit log keeps an entry.
+    #[arg(long, default_value = "90d", value_parser = parse_retention)]
+    pub audit_retention: std::time::Duration,
     /// How many releases of each app are kept (besides the one running, the
     /// one a rollout would revert to, and any with a live instance).
     #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..=1000))]
@@ -336,6 +339,7 @@ pub fn coordinator_config(args: &CoordinatorArgs) -> reef_coordinator::Config {
         store: reef_coordinator::StoreConfig {
             replicas: args.replicas as usize,
             logs_max_bytes: args.control.logs_max_bytes.min(i64::MAX as u64) as i64,
+            audit_max_age: args.control.audit_retention,
             ..Default::default()
         },
         node_grace: args.control.node_grace,

@@ -6,6 +6,7 @@
 #![deny(rust_2018_idioms)]
 
 mod apps;
+mod audit;
 mod backup;
 mod certs;
 mod client;
@@ -175,6 +176,8 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Who changed what and when, and which calls were refused (admins).
+    Audit(audit::AuditArgs),
     /// Back up the cluster's state to a file, or restore it from one.
     Backup {
         #[command(subcommand)]
@@ -398,6 +401,7 @@ async fn dispatch(cli: Cli, matches: &clap::ArgMatches) -> anyhow::Result<ExitCo
             join::join(*args, given).await.map(|()| ExitCode::SUCCESS)
         }
         Command::Doctor { json } => doctor::doctor(&nats, json).await,
+        Command::Audit(args) => audit::audit(&nats, args).await.map(|()| ExitCode::SUCCESS),
         Command::Backup { command } => backup::backup(&nats, command)
             .await
             .map(|()| ExitCode::SUCCESS),

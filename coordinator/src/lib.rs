@@ -115,6 +115,8 @@ impl Default for Config {
 pub(crate) struct Shared {
     /// Answers the read-only verbs, leading or not.
     pub(crate) reads: api::reads::Reads,
+    /// Writes the audit log, leading or not.
+    pub(crate) audit: api::audit::Audit,
     pub(crate) client: async_nats::Client,
     pub(crate) store: store::Store,
     pub(crate) config: Config,
@@ -154,14 +156,17 @@ pub async fn run(
         name: config.name.clone(),
     };
     tracing::info!(id = %me.id, name = %me.name, "coordinator ready");
+    let audit = api::audit::Audit::start(store.js.clone(), &config.name, shutdown.clone());
     let reads = api::reads::Reads::new(
         client.clone(),
         store.clone(),
         config.acme.is_some(),
         config.retain_jobs,
+        audit.clone(),
     );
     let shared = Shared {
         reads,
+        audit,
         client,
         store,
         config,
@@ -203,6 +208,7 @@ pub async fn run(
     relays.close();
     relays.wait().await;
     shared.reads.close().await;
+    shared.audit.close().await;
     tracing::info!("coordinator stopped");
     result
 }

@@ -235,6 +235,8 @@ pub enum ApiRequest {
     },
     /// Remove a periodic job; runs under way go on.
     RemoveCron(String),
+    /// The audit log's newest entries that match (`reef audit`).
+    ListAudit(crate::audit::AuditQuery),
 }
 
 impl ApiRequest {
@@ -280,6 +282,7 @@ impl ApiRequest {
             ApiRequest::ListCrons => verbs::CRON_LIST,
             ApiRequest::CronHistory { .. } => verbs::CRON_HISTORY,
             ApiRequest::RemoveCron(_) => verbs::CRON_REMOVE,
+            ApiRequest::ListAudit(_) => verbs::AUDIT_LIST,
         }
     }
 }
@@ -382,6 +385,11 @@ pub enum ApiResponse {
     Cron(Box<crate::cron::CronStatus>),
     Crons(Vec<crate::cron::CronStatus>),
     CronRuns(Vec<crate::cron::RunStatus>),
+    /// Audit entries, oldest first, and whether older ones matched too.
+    Audit {
+        entries: Vec<crate::audit::AuditEntry>,
+        truncated: bool,
+    },
 }
 
 /// An app as `reef apps` and `reef status` show it.

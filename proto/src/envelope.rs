@@ -71,6 +71,7 @@ pub enum MessageKind {
     DoctorReport = 24,
     CronRecord = 25,
     CronClaim = 26,
+    AuditEntry = 27,
 }
 
 /// A type that travels inside an envelope.

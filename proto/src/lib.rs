@@ -32,6 +32,7 @@ pub mod alloc;
 pub mod api;
 pub mod app;
 pub mod app_routes;
+pub mod audit;
 pub mod certs;
 pub mod cron;
 pub mod doctor;

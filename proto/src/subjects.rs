@@ -50,9 +50,10 @@ pub mod verbs {
     pub const CRON_LIST: &str = "cron.list";
     pub const CRON_HISTORY: &str = "cron.history";
     pub const CRON_REMOVE: &str = "cron.remove";
+    pub const AUDIT_LIST: &str = "audit.list";
 
     /// Every verb.
-    pub const ALL: [&str; 36] = [
+    pub const ALL: [&str; 37] = [
         JOB_SUBMIT,
         JOB_LIST,
         JOB_GET,
@@ -89,6 +90,7 @@ pub mod verbs {
         CRON_LIST,
         CRON_HISTORY,
         CRON_REMOVE,
+        AUDIT_LIST,
     ];
 }
 
@@ -119,6 +121,17 @@ pub fn parse_api_tail(tail: &str) -> Option<(Role, &str, &str)> {
 /// another's answers.
 pub fn inbox_prefix(role: Role, caller: &str) -> String {
     format!("_INBOX_{role}_{caller}")
+}
+
+/// Stream holding the audit log ([`crate::audit`]); subjects
+/// `reef.audit.<role>.<caller>.<verb>`, written by coordinators only.
+pub const AUDIT_STREAM: &str = "REEF_AUDIT";
+pub const AUDIT_PREFIX: &str = "reef.audit";
+pub const AUDIT_WILDCARD: &str = "reef.audit.>";
+
+/// The audit subject of a call of `verb` by `caller` with `role`.
+pub fn audit(role: &str, caller: &str, verb: &str) -> String {
+    format!("{AUDIT_PREFIX}.{role}.{caller}.{verb}")
 }
 
 /// Stream holding every agent command; subjects `reef.assign.<node>`.

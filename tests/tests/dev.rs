@@ -209,7 +209,12 @@ async fn the_readme_session_from_a_clean_data_dir_prints_nothing_alarming() {
     let page = reef_tests::http::get_at(proxy, "hello.localhost", "/")
         .await
         .expect("the app through node-1's proxy");
-    assert_eq!(page.status, 200, "{page:?}");
+    assert_eq!(
+        page.status,
+        200,
+        "{page:?}\n\nreef-dev.log:\n{}",
+        std::fs::read_to_string(data.join("reef-dev.log")).unwrap_or_default()
+    );
     assert!(page.body.contains("hello from reef"), "{page:?}");
 
     let mut lines = dev.finish().await;

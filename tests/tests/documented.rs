@@ -96,6 +96,19 @@ async fn the_json_shapes_are_the_documented_ones() {
     })
     .await;
     let crons = cluster.cli.ok(&["cron", "list", "--json"]).await.json();
+    let (audit, deployed) = eventually(
+        "the deploy in the audit log",
+        Duration::from_secs(10),
+        || async {
+            let audit = cluster.cli.ok(&["audit", "--json"]).await.json();
+            let deployed = audit["entries"]
+                .as_array()
+                .and_then(|e| e.iter().find(|e| e["verb"] == "app.deploy"))
+                .cloned()?;
+            Some((audit, deployed))
+        },
+    )
+    .await;
 
     let mut missing = Vec::new();
     for (what, value) in [
@@ -109,6 +122,8 @@ async fn the_json_shapes_are_the_documented_ones() {
         ("cron list --json", &crons[0]),
         ("cron list --json last", &crons[0]["last"]),
         ("cron history --json", &runs[0]),
+        ("audit --json", &audit),
+        ("audit --json entries", &deployed),
     ] {
         for key in undocumented(value, &cli_md) {
             missing.push(format!("{what}: {key}"));

@@ -381,6 +381,7 @@ async fn start_coordinator(args: &ServerArgs, host: &ServerHost, url: &str) -> R
         store: reef_coordinator::StoreConfig {
             replicas: reef_proto::servers::replicas_for(servers),
             logs_max_bytes: args.control.logs_max_bytes.min(i64::MAX as u64) as i64,
+            audit_max_age: args.control.audit_retention,
             ..Default::default()
         },
         node_grace: args.control.node_grace,

@@ -12,6 +12,7 @@
 //!   the live instances and of the latest job writes, kept by `followed`;
 //! - `relay`: a follower passing requests to the leader.
 
+pub(crate) mod audit;
 pub(crate) mod cron;
 pub(crate) mod deploy;
 pub(crate) mod domains;
@@ -222,7 +223,8 @@ impl Coordinator {
             Ok((role, caller, request)) => {
                 let verb = request.verb();
                 changes_nodes = NODE_CHANGES.contains(&verb);
-                match authorize(role, &caller, &request)
+                let target = reef_proto::audit::target(&request);
+                let result = match authorize(role, &caller, &request)
                     .and_then(|()| vouch(request, role, self.node_issuer.as_deref()))
                 {
                     Err(e) => {
@@ -255,7 +257,9 @@ impl Coordinator {
                             not_after_ms: issued.not_after_ms,
                         }),
                     Ok(request) => self.serve(request, role, &caller).await,
-                }
+                };
+                self.audit.record((role, &caller), (verb, target), &result);
+                result
             }
         };
         if changes_nodes {
@@ -432,7 +436,8 @@ impl Coordinator {
             | ApiRequest::ListSecrets(_)
             | ApiRequest::ListCertificates
             | ApiRequest::ListCrons
-            | ApiRequest::CronHistory { .. } => Err(ApiError::new(
+            | ApiRequest::CronHistory { .. }
+            | ApiRequest::ListAudit(_) => Err(ApiError::new(
                 ApiErrorKind::Internal,
                 format!("{request_verb} is answered by the read path"),
             )),

@@ -34,7 +34,7 @@ use tokio::sync::Semaphore;
 use tokio_util::task::TaskTracker;
 
 /// The verbs answered here.
-const READ_VERBS: [&str; 10] = [
+const READ_VERBS: [&str; 11] = [
     subjects::verbs::JOB_GET,
     subjects::verbs::JOB_LIST,
     subjects::verbs::NODE_LIST,
@@ -45,6 +45,7 @@ const READ_VERBS: [&str; 10] = [
     subjects::verbs::CERT_LIST,
     subjects::verbs::CRON_LIST,
     subjects::verbs::CRON_HISTORY,
+    subjects::verbs::AUDIT_LIST,
 ];
 
 /// How many reads are answered at once; more wait their turn.
@@ -70,6 +71,7 @@ impl Reads {
         store: Store,
         acme: bool,
         retain_jobs: std::time::Duration,
+        audit: super::audit::Audit,
     ) -> Self {
         let tasks = TaskTracker::new();
         Self {
@@ -79,6 +81,7 @@ impl Reads {
                 client,
                 store,
                 acme,
+                audit,
             }),
             tasks,
             slots: Arc::new(Semaphore::new(READS_AT_ONCE)),
@@ -116,6 +119,7 @@ pub(crate) struct Reader {
     /// Whether certificates are ordered over ACME (domains without one are
     /// listed then).
     acme: bool,
+    audit: super::audit::Audit,
 }
 
 impl Reader {
@@ -124,13 +128,18 @@ impl Reader {
             return;
         };
         let result = match incoming(&msg, tail) {
-            Ok((role, caller, request)) => match authorize(role, &caller, &request) {
-                Ok(()) => self.serve(request, role, &caller).await,
-                Err(e) => {
-                    tracing::info!(%role, %caller, error = %Report(&e), "API call refused");
-                    Err(e)
-                }
-            },
+            Ok((role, caller, request)) => {
+                let (verb, target) = (request.verb(), reef_proto::audit::target(&request));
+                let result = match authorize(role, &caller, &request) {
+                    Ok(()) => self.serve(request, role, &caller).await,
+                    Err(e) => {
+                        tracing::info!(%role, %caller, error = %Report(&e), "API call refused");
+                        Err(e)
+                    }
+                };
+                self.audit.record((role, &caller), (verb, target), &result);
+                result
+            }
             Err(e) => Err(e),
         };
         send_reply(&self.client, reply_to, result).await;
@@ -194,6 +203,10 @@ impl Reader {
             ApiRequest::CronHistory { name, limit } => Ok(ApiResponse::CronRuns(
                 super::cron::history(&self.store, &name, limit, role, caller).await?,
             )),
+            ApiRequest::ListAudit(query) => {
+                let (entries, truncated) = super::audit::list(&self.store, &query).await?;
+                Ok(ApiResponse::Audit { entries, truncated })
+            }
             other => Err(ApiError::new(
                 ApiErrorKind::Internal,
                 format!("{} is not a read", other.verb()),

@@ -56,6 +56,13 @@ impl NewJob {
     }
 }
 
+/// A valid submission, taken off the batch: where to answer, and who asked.
+struct Submission {
+    reply_to: async_nats::Subject,
+    role: reef_proto::roles::Role,
+    spec: JobSpec,
+}
+
 /// A new job, and the allocation decided for it (None: it waits).
 struct Planned {
     job: JobRecord,
@@ -74,7 +81,7 @@ impl Coordinator {
                 continue;
             }
             match self.submission(&msg) {
-                Some((reply_to, spec)) => submissions.push((reply_to, spec)),
+                Some(submission) => submissions.push(submission),
                 None => self.handle_api(msg).await,
             }
         }
@@ -86,7 +93,7 @@ impl Coordinator {
     /// The reply subject and job of a well-formed, valid submission by a
     /// caller whose role may submit, the caller made its owner; None for
     /// anything else (which `handle_api` answers, refusals and errors included).
-    fn submission(&self, msg: &async_nats::Message) -> Option<(async_nats::Subject, JobSpec)> {
+    fn submission(&self, msg: &async_nats::Message) -> Option<Submission> {
         let reply_to = msg.reply.clone()?;
         let (role, caller, verb) = subjects::parse_api_tail(self.verb_of(&msg.subject))?;
         if verb != subjects::verbs::JOB_SUBMIT || !role.may_call(verb) {
@@ -95,17 +102,32 @@ impl Coordinator {
         match decode::<ApiRequest>(&msg.payload) {
             Ok(ApiRequest::SubmitJob(mut spec)) if spec.validate().is_ok() => {
                 spec.owner = caller.to_string();
-                Some((reply_to, spec))
+                Some(Submission {
+                    reply_to,
+                    role,
+                    spec,
+                })
             }
             _ => None,
         }
     }
 
-    async fn submit_batch(&mut self, submissions: Vec<(async_nats::Subject, JobSpec)>) {
-        let (replies, specs): (Vec<_>, Vec<_>) = submissions.into_iter().unzip();
+    async fn submit_batch(&mut self, submissions: Vec<Submission>) {
+        let mut callers = Vec::with_capacity(submissions.len());
+        let mut specs = Vec::with_capacity(submissions.len());
+        for s in submissions {
+            let target = reef_proto::audit::job_target(&s.spec);
+            callers.push((s.reply_to, s.role, s.spec.owner.clone(), target));
+            specs.push(s.spec);
+        }
         let results = self.submit_all(specs).await;
-        for (reply_to, result) in replies.into_iter().zip(results) {
+        for ((reply_to, role, caller, target), result) in callers.into_iter().zip(results) {
             let response = result.map(|job| ApiResponse::Job(Box::new(job)));
+            self.audit.record(
+                (role, &caller),
+                (subjects::verbs::JOB_SUBMIT, target),
+                &response,
+            );
             super::send_reply(&self.client, reply_to, response).await;
         }
     }

@@ -110,6 +110,8 @@ pub(crate) struct Coordinator {
     pub(crate) node_statuses: node_status::Published,
     /// Answers the read-only verbs off the loop.
     pub(crate) reads: crate::api::reads::Reads,
+    /// Where each call goes into the audit log.
+    pub(crate) audit: crate::api::audit::Audit,
     /// The periodic jobs and when each next needs the leader.
     pub(crate) crons: cron::Crons,
 }

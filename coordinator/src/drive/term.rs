@@ -112,6 +112,7 @@ async fn lead_term(
         converger: crate::state::converger::Converger::new(),
         drain_stops: HashSet::new(),
         reads: shared.reads.clone(),
+        audit: shared.audit.clone(),
         node_statuses: Default::default(),
         crons: Default::default(),
         checkpointed: None,

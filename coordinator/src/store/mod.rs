@@ -39,6 +39,8 @@ pub struct StoreConfig {
     pub logs_max_bytes: i64,
     /// How long log lines are kept.
     pub logs_max_age: Duration,
+    /// How long audit entries are kept.
+    pub audit_max_age: Duration,
 }
 
 impl Default for StoreConfig {
@@ -47,9 +49,14 @@ impl Default for StoreConfig {
             replicas: 1,
             logs_max_bytes: 1 << 30,
             logs_max_age: Duration::from_secs(7 * 24 * 3600),
+            audit_max_age: Duration::from_secs(90 * 24 * 3600),
         }
     }
 }
+
+/// Upper bound of the audit stream; the oldest entries go beyond it, so a
+/// flood of refused calls cannot fill a server's disk.
+pub const AUDIT_MAX_BYTES: i64 = 1 << 30;
 
 /// How long an ACME challenge answer stays in its bucket at most.
 pub const CHALLENGE_MAX_AGE: Duration = Duration::from_secs(600);
@@ -139,6 +146,18 @@ pub async fn ensure(
             max_bytes: config.logs_max_bytes,
             max_age: config.logs_max_age,
             max_message_size: max_message,
+            num_replicas: config.replicas,
+            ..Default::default()
+        },
+        stream::Config {
+            name: subjects::AUDIT_STREAM.into(),
+            subjects: vec![subjects::AUDIT_WILDCARD.into()],
+            retention: stream::RetentionPolicy::Limits,
+            discard: stream::DiscardPolicy::Old,
+            max_bytes: AUDIT_MAX_BYTES,
+            max_age: config.audit_max_age,
+            max_message_size: max_message,
+            duplicate_window: Duration::from_secs(120),
             num_replicas: config.replicas,
             ..Default::default()
         },

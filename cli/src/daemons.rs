@@ -51,6 +51,9 @@ pub struct ControlArgs {
     /// are kept before the leader deletes them.
     #[arg(long, default_value = "7d", value_parser = parse_retention)]
     pub retain_jobs: std::time::Duration,
+    /// Where the coordinator serves `GET /metrics` (Prometheus text), or `off`.
+    #[arg(long, default_value = "off", value_parser = parse_listen)]
+    pub coordinator_metrics: Listen,
     /// How long the audit log keeps an entry.
     #[arg(long, default_value = "90d", value_parser = parse_retention)]
     pub audit_retention: std::time::Duration,
@@ -350,6 +353,7 @@ pub fn coordinator_config(args: &CoordinatorArgs) -> reef_coordinator::Config {
         node_issuer: None,
         authority: None,
         retain_jobs: args.control.retain_jobs,
+        metrics: args.control.coordinator_metrics.0,
         keep_releases: args.control.keep_releases,
     }
 }

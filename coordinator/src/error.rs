@@ -35,6 +35,13 @@ pub enum CoordinatorError {
         #[source]
         source: BoxError,
     },
+    /// The metrics listener could not be bound.
+    #[error("cannot listen for metrics on {addr}")]
+    Listen {
+        addr: std::net::SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
     /// A subscription needed to serve the API or apply events failed.
     #[error("could not subscribe to {subject}")]
     Subscription {

@@ -27,6 +27,7 @@ mod api;
 pub mod certs;
 mod drive;
 pub mod error;
+mod metrics;
 mod plan;
 mod state;
 pub mod store;
@@ -72,6 +73,8 @@ pub struct Config {
     pub retain_jobs: Duration,
     /// How many releases of each app are kept, besides those still needed.
     pub keep_releases: u32,
+    /// Where `GET /metrics` is served (None: nowhere).
+    pub metrics: Option<std::net::SocketAddr>,
 }
 
 /// What lets a coordinator issue and revoke credentials.
@@ -108,6 +111,7 @@ impl Default for Config {
             authority: None,
             retain_jobs: Duration::from_secs(7 * 24 * 3600),
             keep_releases: 10,
+            metrics: None,
         }
     }
 }
@@ -117,6 +121,7 @@ pub(crate) struct Shared {
     pub(crate) reads: api::reads::Reads,
     /// Writes the audit log, leading or not.
     pub(crate) audit: api::audit::Audit,
+    pub(crate) metrics: metrics::Metrics,
     pub(crate) client: async_nats::Client,
     pub(crate) store: store::Store,
     pub(crate) config: Config,
@@ -144,6 +149,14 @@ pub async fn run(
         )),
         None => None,
     };
+    let metrics_listener = match config.metrics {
+        Some(addr) => Some(
+            tokio::net::TcpListener::bind(addr)
+                .await
+                .map_err(|source| CoordinatorError::Listen { addr, source })?,
+        ),
+        None => None,
+    };
     let js = async_nats::jetstream::new(client.clone());
     let store = store::ensure(js, &config.store).await?;
     let api_subject = format!("{}.>", subjects::API_PREFIX);
@@ -157,16 +170,30 @@ pub async fn run(
     };
     tracing::info!(id = %me.id, name = %me.name, "coordinator ready");
     let audit = api::audit::Audit::start(store.js.clone(), &config.name, shutdown.clone());
+    let metrics = metrics::Metrics::default();
+    metrics.audit_dropped(audit.dropped());
     let reads = api::reads::Reads::new(
         client.clone(),
         store.clone(),
         config.acme.is_some(),
         config.retain_jobs,
         audit.clone(),
+        metrics.clone(),
     );
+    let endpoint = TaskTracker::new();
+    if let Some(listener) = metrics_listener {
+        let render = metrics.clone();
+        endpoint.spawn(reef_proxy::exposition::serve_metrics(
+            listener,
+            std::sync::Arc::new(move || render.render()),
+            shutdown.clone(),
+        ));
+    }
+    endpoint.close();
     let shared = Shared {
         reads,
         audit,
+        metrics,
         client,
         store,
         config,
@@ -209,6 +236,7 @@ pub async fn run(
     relays.wait().await;
     shared.reads.close().await;
     shared.audit.close().await;
+    endpoint.wait().await;
     tracing::info!("coordinator stopped");
     result
 }

@@ -1,29 +1,12 @@
 //! The agent's `/metrics` endpoint (`--metrics ADDR`): the node proxy's
 //! counters (requests per app and status class, latency, open connections,
 //! TLS handshake failures) and a few gauges of the agent's own, in the
-//! Prometheus text format. Any other path is 404. One tracked task per
-//! connection; everything ends on shutdown.
+//! Prometheus text format, served by [`reef_proxy::exposition`].
 
 use crate::Agent;
-use bytes::Bytes;
-use http::{header, Method, Request, Response, StatusCode};
-use http_body_util::Full;
-use hyper::body::Incoming;
-use hyper_util::rt::{TokioIo, TokioTimer};
 use std::fmt::Write;
 use std::sync::Arc;
-use std::time::Duration;
 use tokio::net::TcpListener;
-use tokio_util::task::TaskTracker;
-
-/// The content type of the Prometheus text exposition format.
-pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
-/// How long a client may take to send its request head.
-const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
-/// How long open connections get to finish at shutdown.
-const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
-/// Pause after a failed accept, so the loop does not spin.
-const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
 
 /// Binds the metrics listener, if one is configured.
 pub(crate) async fn bind(
@@ -41,81 +24,10 @@ pub(crate) async fn bind(
 impl Agent {
     /// Serves `/metrics` on `listener` until shutdown.
     pub(crate) async fn serve_metrics(self: Arc<Self>, listener: TcpListener) {
-        tracing::info!(addr = ?listener.local_addr().ok(), "metrics listening");
-        let connections = TaskTracker::new();
-        loop {
-            let stream = tokio::select! {
-                _ = self.shutdown.cancelled() => break,
-                accepted = listener.accept() => match accepted {
-                    Ok((stream, _)) => stream,
-                    Err(e) => {
-                        tracing::warn!(error = %e, "metrics: could not accept a connection");
-                        tokio::select! {
-                            _ = self.shutdown.cancelled() => break,
-                            _ = tokio::time::sleep(ACCEPT_BACKOFF) => continue,
-                        }
-                    }
-                },
-            };
-            connections.spawn(self.clone().metrics_connection(stream));
-        }
-        connections.close();
-        if tokio::time::timeout(SHUTDOWN_GRACE * 2, connections.wait())
-            .await
-            .is_err()
-        {
-            tracing::warn!("metrics connections did not close in time");
-        }
-    }
-
-    async fn metrics_connection(self: Arc<Self>, stream: tokio::net::TcpStream) {
-        let agent = self.clone();
-        let service = hyper::service::service_fn(move |request| {
-            let response = agent.answer_metrics(&request);
-            async move { Ok::<_, std::convert::Infallible>(response) }
-        });
-        let connection = hyper::server::conn::http1::Builder::new()
-            .timer(TokioTimer::new())
-            .header_read_timeout(HEADER_TIMEOUT)
-            .serve_connection(TokioIo::new(stream), service);
-        let mut connection = std::pin::pin!(connection);
-        let result = tokio::select! {
-            result = connection.as_mut() => result,
-            _ = self.shutdown.cancelled() => {
-                connection.as_mut().graceful_shutdown();
-                match tokio::time::timeout(SHUTDOWN_GRACE, connection.as_mut()).await {
-                    Ok(result) => result,
-                    Err(_) => Ok(()),
-                }
-            }
-        };
-        if let Err(e) = result {
-            tracing::debug!(error = %e, "metrics connection ended with an error");
-        }
-    }
-
-    fn answer_metrics(&self, request: &Request<Incoming>) -> Response<Full<Bytes>> {
-        let (status, content_type, body) = if request.uri().path() != "/metrics" {
-            (
-                StatusCode::NOT_FOUND,
-                "text/plain",
-                "not found\n".to_string(),
-            )
-        } else if request.method() != Method::GET && request.method() != Method::HEAD {
-            (
-                StatusCode::METHOD_NOT_ALLOWED,
-                "text/plain",
-                "use GET\n".to_string(),
-            )
-        } else {
-            (StatusCode::OK, CONTENT_TYPE, self.render_metrics())
-        };
-        let mut response = Response::new(Full::new(Bytes::from(body)));
-        *response.status_mut() = status;
-        if let Ok(value) = header::HeaderValue::from_str(content_type) {
-            response.headers_mut().insert(header::CONTENT_TYPE, value);
-        }
-        response
+        let shutdown = self.shutdown.clone();
+        let agent = self;
+        let render: reef_proxy::exposition::Render = Arc::new(move || agent.render_metrics());
+        reef_proxy::exposition::serve_metrics(listener, render, shutdown).await;
     }
 
     /// The proxy's metrics, then the agent's gauges.

@@ -58,6 +58,7 @@ mod connection;
 mod deadline;
 mod error;
 mod exec;
+pub mod exposition;
 mod forward;
 mod h1;
 mod handler;

@@ -19,6 +19,8 @@ use std::time::Duration;
 
 use http::StatusCode;
 
+use crate::exposition::escape_label;
+
 /// Upper bounds of the latency buckets, in seconds, and as rendered in `le`.
 const BUCKETS: [(f64, &str); 13] = [
     (0.001, "0.001"),
@@ -235,20 +237,6 @@ impl fmt::Debug for Metrics {
             .field("open_connections", &self.open_connections())
             .finish_non_exhaustive()
     }
-}
-
-/// A label value as the exposition format wants it: `\`, `"` and newlines escaped.
-fn escape_label(value: &str) -> String {
-    let mut escaped = String::with_capacity(value.len());
-    for c in value.chars() {
-        match c {
-            '\\' => escaped.push_str("\\\\"),
-            '"' => escaped.push_str("\\\""),
-            '\n' => escaped.push_str("\\n"),
-            c => escaped.push(c),
-        }
-    }
-    escaped
 }
 
 #[cfg(test)]

@@ -392,6 +392,7 @@ async fn start_coordinator(args: &ServerArgs, host: &ServerHost, url: &str) -> R
         node_issuer: Some(nats.identity()?.issuer),
         authority: None,
         retain_jobs: args.control.retain_jobs,
+        metrics: args.control.coordinator_metrics.0,
         keep_releases: args.control.keep_releases,
     };
     config.authority = Some(crate::daemons::authority(&nats, &host.dir, Some(&cluster_key)).await?);

@@ -115,6 +115,11 @@ impl Audit {
         }
     }
 
+    /// The count of entries dropped because the writer fell behind.
+    pub(crate) fn dropped(&self) -> Arc<AtomicU64> {
+        Arc::clone(&self.dropped)
+    }
+
     /// Waits for the writer to write what is queued and stop; the
     /// shutdown token given to [`Audit::start`] must be cancelled first.
     pub(crate) async fn close(&self) {

@@ -215,6 +215,7 @@ impl Coordinator {
             return;
         };
         let mut changes_nodes = false;
+        let started = std::time::Instant::now();
         let result = match incoming(&msg, self.verb_of(&msg.subject)) {
             Err(e) => {
                 self.malformed += 1;
@@ -259,6 +260,7 @@ impl Coordinator {
                     Ok(request) => self.serve(request, role, &caller).await,
                 };
                 self.audit.record((role, &caller), (verb, target), &result);
+                self.metrics.api_call(verb, &result, started.elapsed());
                 result
             }
         };

@@ -72,6 +72,7 @@ impl Reads {
         acme: bool,
         retain_jobs: std::time::Duration,
         audit: super::audit::Audit,
+        metrics: crate::metrics::Metrics,
     ) -> Self {
         let tasks = TaskTracker::new();
         Self {
@@ -82,6 +83,7 @@ impl Reads {
                 store,
                 acme,
                 audit,
+                metrics,
             }),
             tasks,
             slots: Arc::new(Semaphore::new(READS_AT_ONCE)),
@@ -120,6 +122,7 @@ pub(crate) struct Reader {
     /// listed then).
     acme: bool,
     audit: super::audit::Audit,
+    metrics: crate::metrics::Metrics,
 }
 
 impl Reader {
@@ -129,6 +132,7 @@ impl Reader {
         };
         let result = match incoming(&msg, tail) {
             Ok((role, caller, request)) => {
+                let started = std::time::Instant::now();
                 let (verb, target) = (request.verb(), reef_proto::audit::target(&request));
                 let result = match authorize(role, &caller, &request) {
                     Ok(()) => self.serve(request, role, &caller).await,
@@ -138,6 +142,7 @@ impl Reader {
                     }
                 };
                 self.audit.record((role, &caller), (verb, target), &result);
+                self.metrics.api_call(verb, &result, started.elapsed());
                 result
             }
             Err(e) => Err(e),

@@ -113,6 +113,7 @@ impl Coordinator {
     }
 
     async fn submit_batch(&mut self, submissions: Vec<Submission>) {
+        let started = std::time::Instant::now();
         let mut callers = Vec::with_capacity(submissions.len());
         let mut specs = Vec::with_capacity(submissions.len());
         for s in submissions {
@@ -128,6 +129,8 @@ impl Coordinator {
                 (subjects::verbs::JOB_SUBMIT, target),
                 &response,
             );
+            self.metrics
+                .api_call(subjects::verbs::JOB_SUBMIT, &response, started.elapsed());
             super::send_reply(&self.client, reply_to, response).await;
         }
     }
@@ -164,6 +167,13 @@ impl Coordinator {
             .iter()
             .map(|(_, p)| write(&store, &p.job, p.alloc.as_ref()));
         let results = futures::future::join_all(writes).await;
+        let placed = planned
+            .iter()
+            .zip(&results)
+            .filter(|((_, p), r)| p.alloc.is_some() && r.is_ok())
+            .count();
+        self.metrics
+            .jobs_recorded(results.iter().filter(|r| r.is_ok()).count(), placed);
         let mut out = Vec::with_capacity(results.len());
         let mut answered = None;
         for ((spec, Planned { job, alloc }), result) in planned.into_iter().zip(results) {

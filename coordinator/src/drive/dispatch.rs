@@ -87,6 +87,7 @@ impl Coordinator {
             return Ok(None);
         }
         self.cluster.commit(alloc.clone());
+        self.metrics.placed(1);
         self.note_copy(job, node);
         self.cluster.note_alloc_revision(alloc.id, alloc_revision);
         if let Some(revision) = written {

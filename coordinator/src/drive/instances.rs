@@ -108,6 +108,7 @@ impl Coordinator {
             .await?;
         self.cluster
             .commit_instance(instance.clone(), release.spec.resources);
+        self.metrics.placed(1);
         self.send_command(node, format!("deploy-{}", instance.id), command)
             .await;
         Ok(instance)
@@ -138,7 +139,7 @@ impl Coordinator {
             .unwrap_or_default();
         if (free.len() as u32) < request.count {
             return Err(invalid(format!(
-                "cannot place a replica of {}: the node has {} free matching GPU(s), {} needed",
+                "cannot place a replica of {}: the node has {} free matching GPUs, {} needed",
                 release.app,
                 free.len(),
                 request.count

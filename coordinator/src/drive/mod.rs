@@ -112,6 +112,8 @@ pub(crate) struct Coordinator {
     pub(crate) reads: crate::api::reads::Reads,
     /// Where each call goes into the audit log.
     pub(crate) audit: crate::api::audit::Audit,
+    /// What `/metrics` reports.
+    pub(crate) metrics: crate::metrics::Metrics,
     /// The periodic jobs and when each next needs the leader.
     pub(crate) crons: cron::Crons,
 }

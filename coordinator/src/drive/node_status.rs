@@ -74,23 +74,7 @@ mod tests {
 
     fn status(name: &str, state: NodeState, seen: u64) -> NodeStatus {
         NodeStatus {
-            record: reef_proto::node::NodeRecord {
-                id: reef_proto::NodeId::new(),
-                name: name.into(),
-                labels: Default::default(),
-                resources: Default::default(),
-                version: "1".into(),
-                started_at_ms: 0,
-                registered_at_ms: 0,
-                sealing_key: [0; 32],
-                gpus: Vec::new(),
-                trust: Default::default(),
-                eligibility: Default::default(),
-                proxy_addr: None,
-                sandbox: true,
-                job_network: false,
-                public_http: None,
-            },
+            record: crate::plan::fixtures::node_record(name),
             state,
             last_seen_ms: seen,
             allocated: Default::default(),

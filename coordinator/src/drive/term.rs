@@ -29,7 +29,9 @@ pub(crate) async fn lead(
     let term = CancellationToken::new();
     let deposed = CancellationToken::new();
     let renewer = tokio::spawn(keep_lease(lease, term.clone(), deposed.clone()));
+    shared.metrics.leading();
     let result = lead_term(shared, api, &deposed).await;
+    shared.metrics.following();
     term.cancel();
     if let Err(e) = renewer.await {
         tracing::warn!(error = %Report(&e), "the lease renewal task failed");
@@ -113,6 +115,7 @@ async fn lead_term(
         drain_stops: HashSet::new(),
         reads: shared.reads.clone(),
         audit: shared.audit.clone(),
+        metrics: shared.metrics.clone(),
         node_statuses: Default::default(),
         crons: Default::default(),
         checkpointed: None,
@@ -431,5 +434,25 @@ impl Coordinator {
         self.size_replicas().await;
         self.place_pending(true).await;
         self.cron_tick().await;
+        self.metrics.view(self.metrics_view());
+    }
+
+    /// The cluster's gauges as this leader sees them now.
+    fn metrics_view(&self) -> crate::plan::metrics::View {
+        let now = std::time::Instant::now();
+        crate::plan::metrics::view(
+            self.cluster.pending().values().map(|p| p.reason.as_str()),
+            self.cluster.allocs().map(|a| &a.state),
+            self.cluster
+                .instances()
+                .map(|i| (i.app.as_str(), i.version, &i.state)),
+            self.cluster.nodes().map(|n| {
+                (
+                    self.cluster.node_ready(n.record.id, now),
+                    n.paused,
+                    &n.record.eligibility,
+                )
+            }),
+        )
     }
 }

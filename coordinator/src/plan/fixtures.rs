@@ -47,6 +47,27 @@ pub(crate) fn instance(app: &str, version: u32, node: NodeId, state: InstanceSta
     }
 }
 
+/// A dedicated, eligible node's record with nothing declared.
+pub(crate) fn node_record(name: &str) -> reef_proto::node::NodeRecord {
+    reef_proto::node::NodeRecord {
+        id: NodeId::new(),
+        name: name.into(),
+        labels: Default::default(),
+        resources: Default::default(),
+        version: "1".into(),
+        started_at_ms: 0,
+        registered_at_ms: 0,
+        sealing_key: [0; 32],
+        gpus: Vec::new(),
+        trust: Default::default(),
+        eligibility: Default::default(),
+        proxy_addr: None,
+        sandbox: true,
+        job_network: false,
+        public_http: None,
+    }
+}
+
 /// Any state a live (not yet finished) instance can be in.
 pub(crate) fn live_state() -> impl Strategy<Value = InstanceState> {
     prop_oneof![

@@ -21,11 +21,14 @@
 //! - `node_trust`: what a node's credential vouches for.
 //! - `replicas`: which streams need more or fewer copies for the servers.
 //! - `cron`: which ticks of a periodic job are due, and what becomes of each.
+//! - `metrics`: the cluster's gauges from the leader's view, and what keeps
+//!   a waiting job waiting.
 
 pub(crate) mod cron;
 pub(crate) mod drain;
 pub(crate) mod job_query;
 pub(crate) mod lease;
+pub(crate) mod metrics;
 pub(crate) mod node_loss;
 pub(crate) mod node_trust;
 pub(crate) mod reconcile;

@@ -177,7 +177,8 @@ impl Rejections {
         }
         if self.gpus > 0 {
             let g = demand.gpus;
-            let mut what = format!("{} free GPU(s)", g.count);
+            let gpus = if g.count == 1 { "GPU" } else { "GPUs" };
+            let mut what = format!("{} free {gpus}", g.count);
             if let Some(model) = &g.model {
                 what.push_str(&format!(" matching {model:?}"));
             }

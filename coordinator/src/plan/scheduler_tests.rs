@@ -208,6 +208,7 @@ fn trust_class_filters_and_is_explained() {
     nodes[0].trust = TrustClass::Contributed;
     let err = place(&spec, &nodes).unwrap_err().reason;
     assert!(err.contains("2 not dedicated"), "{err}");
+    assert_eq!(crate::plan::metrics::pending_cause(&err), "trust");
 }
 
 #[test]
@@ -219,6 +220,7 @@ fn ineligible_nodes_get_no_new_work() {
     nodes[1].eligible = false;
     let err = place(&job(100, 1), &nodes).unwrap_err().reason;
     assert!(err.contains("2 draining, paused or ineligible"), "{err}");
+    assert_eq!(crate::plan::metrics::pending_cause(&err), "ineligible");
 }
 
 #[test]
@@ -272,6 +274,7 @@ fn too_much_memory_is_explained() {
     let err = place(&job(100, 64 * GIB), &f.nodes()).unwrap_err().reason;
     assert!(err.contains("2 with too little free memory"), "{err}");
     assert!(err.contains("needs 64G"), "{err}");
+    assert_eq!(crate::plan::metrics::pending_cause(&err), "memory");
 }
 
 #[test]
@@ -285,6 +288,7 @@ fn labels_must_all_match() {
     spec.constraints.insert("gpu".into(), "yes".into());
     let err = place(&spec, &f.nodes()).unwrap_err().reason;
     assert!(err.contains("2 without labels gpu=yes,zone=b"), "{err}");
+    assert_eq!(crate::plan::metrics::pending_cause(&err), "labels");
 }
 
 #[test]
@@ -359,7 +363,8 @@ fn gpus_are_given_by_index_and_never_twice() {
     assert_eq!(second.gpus, vec![1]);
     f.in_use[1].insert(1);
     let err = place(&spec, &f.nodes()).expect_err("no free GPU").reason;
-    assert!(err.contains("2 without 1 free GPU(s)"), "{err}");
+    assert!(err.contains("2 without 1 free GPU"), "{err}");
+    assert_eq!(crate::plan::metrics::pending_cause(&err), "gpus");
 }
 
 #[test]

@@ -14,6 +14,10 @@ use futures::{StreamExt, TryStreamExt};
 use reef_proto::{decode, encode, Message};
 use std::marker::PhantomData;
 
+/// How long each write (create, put, compare-and-set) took, in this
+/// process: `reef_coordinator_kv_write_duration_seconds`.
+pub static WRITES: reef_proxy::exposition::Histogram = reef_proxy::exposition::Histogram::new();
+
 /// What a bucket can hold: how a value becomes bytes and back.
 pub trait Stored: Sized {
     fn to_bytes(&self) -> Result<bytes::Bytes, reef_proto::EncodeError>;
@@ -137,7 +141,10 @@ impl<T: Stored> Bucket<T> {
     /// Creates `key`; `Ok(None)` if it exists already.
     pub async fn create(&self, key: &str, value: &T) -> Result<Option<u64>, StoreError> {
         let bytes = self.encode(key, value)?;
-        match self.kv.create(key, bytes).await {
+        let started = std::time::Instant::now();
+        let created = self.kv.create(key, bytes).await;
+        WRITES.observe(started.elapsed());
+        match created {
             Ok(revision) => Ok(Some(revision)),
             Err(e) if e.kind() == kv::CreateErrorKind::AlreadyExists => Ok(None),
             Err(e) => Err(self.fail(key, e)),
@@ -157,7 +164,10 @@ impl<T: Stored> Bucket<T> {
     /// Writes `value` whatever `key` holds.
     pub async fn put(&self, key: &str, value: &T) -> Result<u64, StoreError> {
         let bytes = self.encode(key, value)?;
-        self.kv.put(key, bytes).await.map_err(|e| self.fail(key, e))
+        let started = std::time::Instant::now();
+        let put = self.kv.put(key, bytes).await;
+        WRITES.observe(started.elapsed());
+        put.map_err(|e| self.fail(key, e))
     }
 
     /// Writes `value` only if `key` is still at `revision`; `Ok(None)` on conflict.
@@ -168,7 +178,10 @@ impl<T: Stored> Bucket<T> {
         revision: u64,
     ) -> Result<Option<u64>, StoreError> {
         let bytes = self.encode(key, value)?;
-        match self.kv.update(key, bytes, revision).await {
+        let started = std::time::Instant::now();
+        let updated = self.kv.update(key, bytes, revision).await;
+        WRITES.observe(started.elapsed());
+        match updated {
             Ok(revision) => Ok(Some(revision)),
             Err(e) if e.kind() == kv::UpdateErrorKind::WrongLastRevision => Ok(None),
             Err(e) => Err(self.fail(key, e)),

@@ -7,7 +7,7 @@
 //!   either end.
 //! - `error`: what a failed read or write says.
 
-mod bucket;
+pub(crate) mod bucket;
 mod error;
 mod history;
 

@@ -19,24 +19,7 @@ use std::time::Duration;
 
 use http::StatusCode;
 
-use crate::exposition::escape_label;
-
-/// Upper bounds of the latency buckets, in seconds, and as rendered in `le`.
-const BUCKETS: [(f64, &str); 13] = [
-    (0.001, "0.001"),
-    (0.0025, "0.0025"),
-    (0.005, "0.005"),
-    (0.01, "0.01"),
-    (0.025, "0.025"),
-    (0.05, "0.05"),
-    (0.1, "0.1"),
-    (0.25, "0.25"),
-    (0.5, "0.5"),
-    (1.0, "1"),
-    (2.5, "2.5"),
-    (5.0, "5"),
-    (10.0, "10"),
-];
+use crate::exposition::{escape_label, Histogram};
 
 /// Status classes, as rendered in `class`.
 const CLASSES: [&str; 5] = ["1xx", "2xx", "3xx", "4xx", "5xx"];
@@ -58,11 +41,7 @@ struct Inner {
 #[derive(Default)]
 struct AppStats {
     by_class: [AtomicU64; 5],
-    /// Requests per bucket (not cumulative; rendering adds them up). The last
-    /// slot holds those slower than every bound.
-    buckets: [AtomicU64; BUCKETS.len() + 1],
-    sum_micros: AtomicU64,
-    count: AtomicU64,
+    duration: Histogram,
 }
 
 /// Counts one open connection until dropped.
@@ -97,15 +76,7 @@ impl Metrics {
         let stats = self.stats(app);
         let class = usize::from(status.as_u16() / 100).clamp(1, 5) - 1;
         stats.by_class[class].fetch_add(1, Ordering::Relaxed);
-        let seconds = latency.as_secs_f64();
-        let bucket = BUCKETS
-            .iter()
-            .position(|(bound, _)| seconds <= *bound)
-            .unwrap_or(BUCKETS.len());
-        stats.buckets[bucket].fetch_add(1, Ordering::Relaxed);
-        let micros = u64::try_from(latency.as_micros()).unwrap_or(u64::MAX);
-        stats.sum_micros.fetch_add(micros, Ordering::Relaxed);
-        stats.count.fetch_add(1, Ordering::Relaxed);
+        stats.duration.observe(latency);
     }
 
     /// Counts a connection as open until the returned guard drops.
@@ -161,31 +132,11 @@ impl Metrics {
         )?;
         writeln!(out, "# TYPE reef_proxy_request_duration_seconds histogram")?;
         for (app, stats) in apps {
-            let mut cumulative = 0;
-            for ((_, le), count) in BUCKETS.iter().zip(&stats.buckets) {
-                cumulative += count.load(Ordering::Relaxed);
-                writeln!(
-                    out,
-                    "reef_proxy_request_duration_seconds_bucket{{app=\"{app}\",le=\"{le}\"}} {cumulative}"
-                )?;
-            }
-            // Read once, so +Inf and _count agree even while requests are recorded.
-            let count = stats.count.load(Ordering::Relaxed);
-            let sum = stats.sum_micros.load(Ordering::Relaxed) as f64 / 1e6;
-            writeln!(
+            stats.duration.write(
                 out,
-                "reef_proxy_request_duration_seconds_bucket{{app=\"{app}\",le=\"+Inf\"}} {}",
-                count.max(cumulative)
-            )?;
-            writeln!(
-                out,
-                "reef_proxy_request_duration_seconds_sum{{app=\"{app}\"}} {sum}"
-            )?;
-            writeln!(
-                out,
-                "reef_proxy_request_duration_seconds_count{{app=\"{app}\"}} {}",
-                count.max(cumulative)
-            )?;
+                "reef_proxy_request_duration_seconds",
+                &format!("app=\"{app}\""),
+            );
         }
         writeln!(
             out,

@@ -70,15 +70,10 @@ pub fn view<'a>(
     }
     let mut releases: BTreeMap<&str, BTreeSet<u32>> = BTreeMap::new();
     for (app, version, state) in instances {
-        let state = match state {
-            InstanceState::Assigned => "assigned",
-            InstanceState::Preparing => "preparing",
-            InstanceState::Starting => "starting",
-            InstanceState::Healthy => "healthy",
-            InstanceState::Unhealthy => "unhealthy",
-            InstanceState::Draining => "draining",
-            _ => continue,
-        };
+        if state.is_terminal() {
+            continue;
+        }
+        let state = state.name();
         *view.instances.entry(state).or_default() += 1;
         releases.entry(app).or_default().insert(version);
     }

@@ -143,9 +143,18 @@ pub async fn deploy(nats: &client::Nats, args: DeployArgs) -> Result<ExitCode> {
 /// Says where a deployed app is reached: its first domain, and how to reach
 /// it through a node's proxy before its DNS points there.
 async fn print_where(client: &client::Conn, domains: &[String]) {
-    let Some(domain) = domains.first() else {
+    let Some(route) = domains
+        .first()
+        .map(|d| reef_proto::route_domain::RouteDomain::split(d))
+    else {
         return;
     };
+    // A wildcard is shown with a name it covers.
+    let host = match route.host.strip_prefix("*.") {
+        Some(parent) => format!("www.{parent}"),
+        None => route.host,
+    };
+    let (domain, path) = (host, route.prefix);
     let through = match call(client, ApiRequest::ListNodes).await {
         Ok(ApiResponse::Nodes(nodes)) => nodes
             .iter()
@@ -155,9 +164,9 @@ async fn print_where(client: &client::Conn, domains: &[String]) {
     };
     match through {
         Some(addr) => eprintln!(
-            "serving http://{domain}/ (through a node: curl -H 'Host: {domain}' http://{addr}/)"
+            "serving http://{domain}{path}/ (through a node: curl -H 'Host: {domain}' http://{addr}{path}/)"
         ),
-        None => eprintln!("serving http://{domain}/ on every node's proxy"),
+        None => eprintln!("serving http://{domain}{path}/ on every node's proxy"),
     }
 }
 

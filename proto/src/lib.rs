@@ -44,6 +44,7 @@ pub mod members;
 pub mod node;
 mod report;
 pub mod roles;
+pub mod route_domain;
 pub mod seal;
 pub mod servers;
 pub mod subjects;

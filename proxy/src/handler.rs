@@ -124,7 +124,7 @@ impl Handler {
         record.host = Some(host.name.clone());
         let routes = self
             .router
-            .lookup(&host.name)
+            .lookup(&host.name, request.uri().path())
             .ok_or_else(|| ProxyError::UnknownHost {
                 host: host.name.clone(),
             })?;

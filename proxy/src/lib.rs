@@ -70,6 +70,7 @@ mod pages;
 mod peer;
 mod redirect;
 mod router;
+mod routes_index;
 mod server;
 mod side;
 mod table;

@@ -87,6 +87,29 @@ fn only_running_apps_at_their_current_release_want_domains() {
 }
 
 #[test]
+fn a_path_route_wants_its_hosts_certificate_and_a_wildcard_none() {
+    let apps = vec![
+        app("api", 1, AppDesired::Running),
+        app("tenants", 1, AppDesired::Running),
+    ];
+    let releases = BTreeMap::from([
+        (
+            "api".to_string(),
+            release("api", 1, &["shop.example.com/api"]),
+        ),
+        (
+            "tenants".to_string(),
+            release("tenants", 1, &["*.shop.example.com"]),
+        ),
+    ]);
+    let wanted = wanted_domains(&apps, &releases);
+    assert_eq!(
+        wanted.keys().map(String::as_str).collect::<Vec<_>>(),
+        vec!["shop.example.com"]
+    );
+}
+
+#[test]
 fn a_domain_needs_a_certificate_until_one_covers_it() {
     let now = SystemTime::now();
     let renew = reef_acme::DEFAULT_RENEW_BEFORE;

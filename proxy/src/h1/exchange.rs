@@ -526,7 +526,7 @@ fn plan(
     if fast.side.is_plain() && head.path.starts_with(CHALLENGE_PREFIX) {
         return Parsed::Fallback;
     }
-    let Some(routes) = fast.router.lookup(&head.name) else {
+    let Some(routes) = fast.router.lookup(&head.name, head.path) else {
         return Parsed::Fallback;
     };
     if fast.side.is_plain() && routes.redirect_https {

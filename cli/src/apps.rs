@@ -629,7 +629,10 @@ pub async fn apps(nats: &client::Nats, args: ListArgs) -> Result<()> {
             vec![
                 a.record.name.clone(),
                 a.record.version.to_string(),
-                views::app_state(&a.record).into(),
+                match a.record.maintenance {
+                    Some(_) => format!("{} (maintenance)", views::app_state(&a.record)),
+                    None => views::app_state(&a.record).into(),
+                },
                 format!("{healthy}/{}", a.record.replicas),
                 if a.release.spec.domains.is_empty() {
                     "-".into()
@@ -666,6 +669,18 @@ pub async fn status(nats: &client::Nats, app: &str, json: bool) -> Result<()> {
     }
     if let Some(failure) = &status.record.rollout_failure {
         println!("rollout:  {failure}");
+    }
+    if let Some(maintenance) = &status.record.maintenance {
+        let since = reef_proto::now_ms().saturating_sub(maintenance.since_ms);
+        let page = match maintenance.custom_page {
+            true => format!("a page of {}", format_size(maintenance.page_bytes)),
+            false => "the default page".into(),
+        };
+        println!(
+            "maintenance: on for {} (every node answers 503 with {page}; `reef maintenance off {}` ends it)",
+            format_duration(Duration::from_millis(since)),
+            status.record.name
+        );
     }
     println!();
     views::print_table(

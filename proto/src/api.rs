@@ -235,6 +235,13 @@ pub enum ApiRequest {
     },
     /// Remove a periodic job; runs under way go on.
     RemoveCron(String),
+    /// Put an app in maintenance with this page (None: the default one), or
+    /// take it out (`on` false, `page` ignored).
+    SetMaintenance {
+        app: String,
+        on: bool,
+        page: Option<crate::maintenance::MaintenancePage>,
+    },
 }
 
 impl ApiRequest {
@@ -280,6 +287,7 @@ impl ApiRequest {
             ApiRequest::ListCrons => verbs::CRON_LIST,
             ApiRequest::CronHistory { .. } => verbs::CRON_HISTORY,
             ApiRequest::RemoveCron(_) => verbs::CRON_REMOVE,
+            ApiRequest::SetMaintenance { .. } => verbs::APP_MAINTENANCE,
         }
     }
 }

@@ -50,9 +50,10 @@ pub mod verbs {
     pub const CRON_LIST: &str = "cron.list";
     pub const CRON_HISTORY: &str = "cron.history";
     pub const CRON_REMOVE: &str = "cron.remove";
+    pub const APP_MAINTENANCE: &str = "app.maintenance";
 
     /// Every verb.
-    pub const ALL: [&str; 36] = [
+    pub const ALL: [&str; 37] = [
         JOB_SUBMIT,
         JOB_LIST,
         JOB_GET,
@@ -89,6 +90,7 @@ pub mod verbs {
         CRON_LIST,
         CRON_HISTORY,
         CRON_REMOVE,
+        APP_MAINTENANCE,
     ];
 }
 

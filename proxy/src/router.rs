@@ -22,6 +22,7 @@ use std::time::Duration;
 use crate::acme::Challenges;
 use crate::host::normalize;
 use crate::load::LoadRegistry;
+use crate::maintenance::MaintenancePage;
 use crate::metrics::Metrics;
 use crate::routes_index::normalize_entry;
 use crate::table::{AppRoutes, Pool, Slot, Table};
@@ -71,6 +72,9 @@ pub struct AppRoute {
     /// Answer plain-HTTP requests with a 308 redirect to HTTPS (ACME
     /// challenges excepted).
     pub redirect_https: bool,
+    /// In maintenance: every request for the app is answered with this
+    /// page (after the HTTPS redirect), none forwarded.
+    pub maintenance: Option<Arc<MaintenancePage>>,
 }
 
 /// The routing state shared by the proxy and the agent. Cheap to clone (Arc inside).
@@ -102,6 +106,7 @@ impl Router {
                 domains: domains.to_vec(),
                 backends,
                 redirect_https: false,
+                maintenance: None,
             },
         );
     }
@@ -132,6 +137,7 @@ impl Router {
                 app: Arc::from(app),
                 domains,
                 redirect_https: route.redirect_https,
+                maintenance: route.maintenance,
                 local,
                 remote,
             }));
@@ -152,6 +158,7 @@ impl Router {
                     app: Arc::clone(&old.app),
                     domains: old.domains.clone(),
                     redirect_https: old.redirect_https,
+                    maintenance: old.maintenance.clone(),
                     local: Arc::clone(&old.local),
                     remote,
                 },
@@ -159,6 +166,7 @@ impl Router {
                     app: Arc::from(app),
                     domains: Vec::new(),
                     redirect_https: false,
+                    maintenance: None,
                     local: Arc::default(),
                     remote,
                 },

@@ -227,11 +227,17 @@ fn set_remote_keeps_domains_instances_and_redirect() {
             domains: domains(&["web.example"]),
             backends: vec![backend("w1", 1)],
             redirect_https: true,
+            maintenance: Some(Arc::new(MaintenancePage {
+                content_type: "text/plain; charset=utf-8".into(),
+                body: bytes::Bytes::from_static(b"later"),
+                retry_after_secs: 1,
+            })),
         },
     );
     router.set_remote("web", vec![backend("node-b", 8001)]);
     let routes = router.lookup("web.example", "/").expect("known");
     assert!(routes.redirect_https);
+    assert!(routes.maintenance.is_some());
     assert_eq!(routes.local.backends(), vec![backend("w1", 1)]);
     router.set_remote("web", Vec::new());
     assert_eq!(router.remotes_for("web.example"), Some(Vec::new()));

@@ -6,6 +6,7 @@ fn app(name: &str) -> Arc<AppRoutes> {
         app: Arc::from(name),
         domains: Vec::new(),
         redirect_https: false,
+        maintenance: None,
         local: Arc::default(),
         remote: Arc::default(),
     })

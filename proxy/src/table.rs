@@ -12,6 +12,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use crate::load::{InFlight, Load};
+use crate::maintenance::MaintenancePage;
 use crate::router::Backend;
 use crate::routes_index::RoutesIndex;
 
@@ -32,6 +33,8 @@ pub(crate) struct AppRoutes {
     pub(crate) domains: Vec<String>,
     /// Plain-HTTP requests get redirected to HTTPS.
     pub(crate) redirect_https: bool,
+    /// In maintenance: every request is answered with this page.
+    pub(crate) maintenance: Option<Arc<MaintenancePage>>,
     /// This node's instances.
     pub(crate) local: Arc<Pool>,
     /// Other nodes' proxies, used only while `local` is empty.

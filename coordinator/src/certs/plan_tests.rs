@@ -18,6 +18,7 @@ fn app(name: &str, version: u32, desired: AppDesired) -> AppRecord {
         halted: false,
         created_at_ms: 0,
         updated_at_ms: 0,
+        maintenance: None,
     }
 }
 

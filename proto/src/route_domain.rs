@@ -3,7 +3,8 @@
 //! (`example.com/api`). The proxy routes a request to the entry with the
 //! request's host (an exact host before a wildcard) and the longest prefix
 //! that matches the request's path on whole segments: `/api` takes `/api`
-//! and `/api/x`, not `/apix`. The path is forwarded as the client sent it.
+//! and `/api/x`, not `/apix` (the proxy's `routes_index.rs`). The path is
+//! forwarded as the client sent it.
 
 use crate::manifest::validate_domain;
 
@@ -141,15 +142,6 @@ fn percent_escapes_ok(segment: &str) -> bool {
         }
     }
     true
-}
-
-/// Whether `prefix` (as [`RouteDomain::prefix`]) takes request path `path`
-/// (without its query): on whole segments.
-pub fn prefix_matches(prefix: &str, path: &str) -> bool {
-    match path.strip_prefix(prefix) {
-        Some(rest) => prefix.is_empty() || rest.is_empty() || rest.starts_with('/'),
-        None => false,
-    }
 }
 
 #[cfg(test)]

@@ -2,8 +2,8 @@
 //! the one running the app and the one forwarding to it, answer 503 with
 //! the page and a Retry-After, while the instance keeps running untouched
 //! (same process, same instance); `reef status` and `reef apps` say so;
-//! `off` serves the app again from that same process. Bad pages are
-//! refused before anything changes.
+//! `off` serves the app again from that same process; a deploy while in
+//! maintenance stays in it. Bad pages are refused before anything changes.
 
 use reef_tests::app::{instance_pids, process_in, write_app};
 use reef_tests::{eventually, http, TestCluster};
@@ -153,4 +153,23 @@ async fn maintenance_answers_503_on_every_node_while_the_instance_keeps_running(
         before,
         "the instance is untouched"
     );
+
+    // A deploy while in maintenance keeps it: the new release's routes
+    // carry the page too, until `off`.
+    cluster.cli.ok(&["maintenance", "on", "hello"]).await;
+    write_app(&app, "v2", 200, "");
+    cluster.deploy(&app).await;
+    for &port in &ports {
+        let (status, body, _) = answer(port).await.expect("answer");
+        assert_eq!(status, 503, "{body}");
+    }
+    cluster.cli.ok(&["maintenance", "off", "hello"]).await;
+    for &port in &ports {
+        eventually("v2 served", Duration::from_secs(10), || async {
+            answer(port)
+                .await
+                .filter(|a| a.0 == 200 && a.1.starts_with("v2 "))
+        })
+        .await;
+    }
 }

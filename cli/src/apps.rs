@@ -143,9 +143,18 @@ pub async fn deploy(nats: &client::Nats, args: DeployArgs) -> Result<ExitCode> {
 /// Says where a deployed app is reached: its first domain, and how to reach
 /// it through a node's proxy before its DNS points there.
 async fn print_where(client: &client::Conn, domains: &[String]) {
-    let Some(domain) = domains.first() else {
+    let Some(route) = domains
+        .first()
+        .map(|d| reef_proto::route_domain::RouteDomain::split(d))
+    else {
         return;
     };
+    // A wildcard is shown with a name it covers.
+    let host = match route.host.strip_prefix("*.") {
+        Some(parent) => format!("www.{parent}"),
+        None => route.host,
+    };
+    let (domain, path) = (host, route.prefix);
     let through = match call(client, ApiRequest::ListNodes).await {
         Ok(ApiResponse::Nodes(nodes)) => nodes
             .iter()
@@ -155,9 +164,9 @@ async fn print_where(client: &client::Conn, domains: &[String]) {
     };
     match through {
         Some(addr) => eprintln!(
-            "serving http://{domain}/ (through a node: curl -H 'Host: {domain}' http://{addr}/)"
+            "serving http://{domain}{path}/ (through a node: curl -H 'Host: {domain}' http://{addr}{path}/)"
         ),
-        None => eprintln!("serving http://{domain}/ on every node's proxy"),
+        None => eprintln!("serving http://{domain}{path}/ on every node's proxy"),
     }
 }
 
@@ -620,7 +629,10 @@ pub async fn apps(nats: &client::Nats, args: ListArgs) -> Result<()> {
             vec![
                 a.record.name.clone(),
                 a.record.version.to_string(),
-                views::app_state(&a.record).into(),
+                match a.record.maintenance {
+                    Some(_) => format!("{} (maintenance)", views::app_state(&a.record)),
+                    None => views::app_state(&a.record).into(),
+                },
                 format!("{healthy}/{}", a.record.replicas),
                 if a.release.spec.domains.is_empty() {
                     "-".into()
@@ -657,6 +669,18 @@ pub async fn status(nats: &client::Nats, app: &str, json: bool) -> Result<()> {
     }
     if let Some(failure) = &status.record.rollout_failure {
         println!("rollout:  {failure}");
+    }
+    if let Some(maintenance) = &status.record.maintenance {
+        let since = reef_proto::now_ms().saturating_sub(maintenance.since_ms);
+        let page = match maintenance.custom_page {
+            true => format!("a page of {}", format_size(maintenance.page_bytes)),
+            false => "the default page".into(),
+        };
+        println!(
+            "maintenance: on for {} (every node answers 503 with {page}; `reef maintenance off {}` ends it)",
+            format_duration(Duration::from_millis(since)),
+            status.record.name
+        );
     }
     println!();
     views::print_table(

@@ -20,6 +20,7 @@ mod jobs;
 mod join;
 mod logging;
 mod logs;
+mod maintenance;
 mod node;
 mod run;
 mod server;
@@ -132,6 +133,17 @@ enum Command {
     },
     /// Drain and stop every instance of an app (its releases are kept).
     Stop { app: String },
+    /// Answer an app's routes with 503 and a page on every node while its
+    /// instances keep running (`on`), or serve it again (`off`).
+    Maintenance {
+        #[arg(value_parser = ["on", "off"])]
+        mode: String,
+        app: String,
+        /// The page to serve: a .html, .htm, .txt or .json file, UTF-8, at
+        /// most 64 KiB [default: a short "down for maintenance" page].
+        #[arg(long)]
+        page: Option<std::path::PathBuf>,
+    },
     /// Start a stopped app again at its current release.
     Start {
         app: String,
@@ -368,6 +380,10 @@ async fn dispatch(cli: Cli, matches: &clap::ArgMatches) -> anyhow::Result<ExitCo
             apps::change(&nats, reef_proto::api::ApiRequest::StartApp(app), detach).await
         }
         Command::Stop { app } => apps::stop(&nats, reef_proto::api::ApiRequest::StopApp(app)).await,
+        Command::Maintenance { mode, app, page } => {
+            maintenance::maintenance(&nats, mode == "on", app, page.as_deref()).await?;
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Destroy { app, yes } => {
             if !yes && !apps::confirm_destroy(&app)? {
                 return Ok(ExitCode::from(1));

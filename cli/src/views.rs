@@ -318,6 +318,12 @@ pub fn app_json(status: &AppStatus, node_names: &HashMap<String, String>) -> Val
         "state": app_state(&status.record),
         "rollout_failure": status.record.rollout_failure,
         "revert_to": status.record.revert_to,
+        "maintenance": status.record.maintenance.as_ref().map(|m| json!({
+            "since_ms": m.since_ms,
+            "content_type": m.page.content_type,
+            "page_bytes": m.page_bytes,
+            "custom_page": m.custom_page,
+        })),
         "domains": status.release.spec.domains,
         "artifact": { "digest": status.release.artifact.digest, "size": status.release.artifact.size },
         "instances": status.instances.iter().map(|i| json!({

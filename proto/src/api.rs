@@ -237,6 +237,13 @@ pub enum ApiRequest {
     RemoveCron(String),
     /// The audit log's newest entries that match (`reef audit`).
     ListAudit(crate::audit::AuditQuery),
+    /// Put an app in maintenance with this page (None: the default one), or
+    /// take it out (`on` false, `page` ignored).
+    SetMaintenance {
+        app: String,
+        on: bool,
+        page: Option<crate::maintenance::MaintenancePage>,
+    },
 }
 
 impl ApiRequest {
@@ -283,6 +290,7 @@ impl ApiRequest {
             ApiRequest::CronHistory { .. } => verbs::CRON_HISTORY,
             ApiRequest::RemoveCron(_) => verbs::CRON_REMOVE,
             ApiRequest::ListAudit(_) => verbs::AUDIT_LIST,
+            ApiRequest::SetMaintenance { .. } => verbs::APP_MAINTENANCE,
         }
     }
 }

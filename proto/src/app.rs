@@ -64,6 +64,10 @@ pub struct AppRecord {
     pub halted: bool,
     pub created_at_ms: u64,
     pub updated_at_ms: u64,
+    /// In maintenance (`reef maintenance on`): every node answers the app's
+    /// routes with 503 and this page while its instances keep running.
+    #[serde(default)]
+    pub maintenance: Option<crate::maintenance::Maintenance>,
 }
 
 impl Message for AppRecord {

@@ -21,6 +21,10 @@ pub struct AppRoutes {
     /// Every healthy instance, sorted by instance id. Never empty: an app
     /// with no healthy instance has no key.
     pub backends: Vec<RouteBackend>,
+    /// The app is in maintenance: every node answers its routes with 503
+    /// and this page.
+    #[serde(default)]
+    pub maintenance: Option<crate::maintenance::MaintenancePage>,
 }
 
 /// One healthy instance and how another node reaches it.

@@ -10,6 +10,7 @@ fn routes() -> AppRoutes {
         app: "hello".into(),
         domains: vec!["hello.example.com".into()],
         https_redirect: true,
+        maintenance: Some(crate::maintenance::MaintenancePage::default_page()),
         backends: vec![
             RouteBackend {
                 instance: InstanceId::new(),

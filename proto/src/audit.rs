@@ -158,6 +158,9 @@ pub fn target(request: &ApiRequest) -> String {
         ApiRequest::Rollback { app, to: Some(to) } => format!("{app} to release {to}"),
         ApiRequest::Rollback { app, to: None } => app.clone(),
         ApiRequest::Scale { app, replicas } => format!("{app} to {replicas}"),
+        ApiRequest::SetMaintenance { app, on, .. } => {
+            format!("{app} {}", if *on { "on" } else { "off" })
+        }
         ApiRequest::SetSecret { app, key, .. } | ApiRequest::RemoveSecret { app, key } => {
             format!("{app} {key}")
         }

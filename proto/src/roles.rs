@@ -185,6 +185,10 @@ mod tests {
         assert_eq!(Role::needed_for(APP_DEPLOY), Role::Deployer);
         assert_eq!(Role::needed_for(JOB_SUBMIT), Role::Submitter);
         assert_eq!(Role::needed_for(APP_LIST), Role::Viewer);
+        assert!(Role::Deployer.may_call(APP_MAINTENANCE));
+        assert!(!Role::Viewer.may_call(APP_MAINTENANCE));
+        assert!(!Role::Submitter.may_call(APP_MAINTENANCE));
+        assert_eq!(Role::needed_for(APP_MAINTENANCE), Role::Deployer);
     }
 
     #[test]

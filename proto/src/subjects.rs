@@ -51,9 +51,10 @@ pub mod verbs {
     pub const CRON_HISTORY: &str = "cron.history";
     pub const CRON_REMOVE: &str = "cron.remove";
     pub const AUDIT_LIST: &str = "audit.list";
+    pub const APP_MAINTENANCE: &str = "app.maintenance";
 
     /// Every verb.
-    pub const ALL: [&str; 37] = [
+    pub const ALL: [&str; 38] = [
         JOB_SUBMIT,
         JOB_LIST,
         JOB_GET,
@@ -91,6 +92,7 @@ pub mod verbs {
         CRON_HISTORY,
         CRON_REMOVE,
         AUDIT_LIST,
+        APP_MAINTENANCE,
     ];
 }
 

@@ -1,5 +1,6 @@
 //! Answering one request, in order: ACME challenges (plain HTTP only), the
-//! host's route, the HTTPS redirect (plain HTTP only), the body size limit,
+//! host's route, the HTTPS redirect (plain HTTP only), the maintenance page
+//! of an app in maintenance, the body size limit,
 //! the choice of backend (local first, another node's proxy only for an app
 //! with no local instance and a request that did not cross a node already),
 //! then the upstream exchange or an upgrade tunnel. Every request is
@@ -124,7 +125,7 @@ impl Handler {
         record.host = Some(host.name.clone());
         let routes = self
             .router
-            .lookup(&host.name)
+            .lookup(&host.name, request.uri().path())
             .ok_or_else(|| ProxyError::UnknownHost {
                 host: host.name.clone(),
             })?;
@@ -135,6 +136,9 @@ impl Handler {
             let location = https_location(&host.name, self.https_port, request.uri())
                 .ok_or(ProxyError::BadHost)?;
             return Ok(redirect(location));
+        }
+        if let Some(page) = &routes.maintenance {
+            return Ok(page.response());
         }
         check_declared_length(request.headers(), self.max_body)?;
         // A request from another node is served here or not at all.

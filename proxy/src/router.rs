@@ -22,7 +22,9 @@ use std::time::Duration;
 use crate::acme::Challenges;
 use crate::host::normalize;
 use crate::load::LoadRegistry;
+use crate::maintenance::MaintenancePage;
 use crate::metrics::Metrics;
+use crate::routes_index::normalize_entry;
 use crate::table::{AppRoutes, Pool, Slot, Table};
 
 /// Somewhere requests for an app can be sent: a local instance (given to
@@ -61,13 +63,18 @@ impl Backend {
 /// Everything [`Router::set_app_with`] sets for an app.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct AppRoute {
-    /// Host names (any case, a trailing dot allowed).
+    /// Route entries: host names (any case, a trailing dot allowed) or
+    /// one-label wildcards (`*.example.com`), each optionally followed by a
+    /// path prefix (`example.com/api`); see [`Router::set_app_with`].
     pub domains: Vec<String>,
     /// This node's instances of the app.
     pub backends: Vec<Backend>,
     /// Answer plain-HTTP requests with a 308 redirect to HTTPS (ACME
     /// challenges excepted).
     pub redirect_https: bool,
+    /// In maintenance: every request for the app is answered with this
+    /// page (after the HTTPS redirect), none forwarded.
+    pub maintenance: Option<Arc<MaintenancePage>>,
 }
 
 /// The routing state shared by the proxy and the agent. Cheap to clone (Arc inside).
@@ -99,6 +106,7 @@ impl Router {
                 domains: domains.to_vec(),
                 backends,
                 redirect_https: false,
+                maintenance: None,
             },
         );
     }
@@ -110,9 +118,14 @@ impl Router {
     /// stays known: its hosts answer 503.
     ///
     /// A domain another app owned moves to `app` (the last writer wins).
+    ///
+    /// A request goes to the entry of its host with the longest path prefix
+    /// that takes its path on whole segments (`/api` takes `/api/x`, not
+    /// `/apix`); an exact host before a `*.parent` wildcard, which covers
+    /// one label. The path is forwarded unchanged.
     pub fn set_app_with(&self, app: &str, route: AppRoute) {
         let local = Arc::new(self.pool(route.backends));
-        let mut domains: Vec<String> = route.domains.iter().map(|d| normalize(d)).collect();
+        let mut domains: Vec<String> = route.domains.iter().map(|d| normalize_entry(d)).collect();
         domains.sort();
         domains.dedup();
         self.update(|table| {
@@ -124,6 +137,7 @@ impl Router {
                 app: Arc::from(app),
                 domains,
                 redirect_https: route.redirect_https,
+                maintenance: route.maintenance,
                 local,
                 remote,
             }));
@@ -144,6 +158,7 @@ impl Router {
                     app: Arc::clone(&old.app),
                     domains: old.domains.clone(),
                     redirect_https: old.redirect_https,
+                    maintenance: old.maintenance.clone(),
                     local: Arc::clone(&old.local),
                     remote,
                 },
@@ -151,6 +166,7 @@ impl Router {
                     app: Arc::from(app),
                     domains: Vec::new(),
                     redirect_https: false,
+                    maintenance: None,
                     local: Arc::default(),
                     remote,
                 },
@@ -170,19 +186,19 @@ impl Router {
 
     /// The local instances `host` currently routes to (None: unknown host).
     pub fn backends_for(&self, host: &str) -> Option<Vec<Backend>> {
-        let routes = self.lookup(&normalize(host))?;
+        let routes = self.lookup(&normalize(host), "/")?;
         Some(routes.local.backends())
     }
 
     /// The other nodes' proxies `host` falls back to (None: unknown host).
     pub fn remotes_for(&self, host: &str) -> Option<Vec<Backend>> {
-        let routes = self.lookup(&normalize(host))?;
+        let routes = self.lookup(&normalize(host), "/")?;
         Some(routes.remote.backends())
     }
 
     /// Whether plain-HTTP requests for `host` are redirected to HTTPS (None: unknown host).
     pub fn redirects_https(&self, host: &str) -> Option<bool> {
-        Some(self.lookup(&normalize(host))?.redirect_https)
+        Some(self.lookup(&normalize(host), "/")?.redirect_https)
     }
 
     /// Requests backend `id` is serving right now: counted from the moment a
@@ -217,9 +233,15 @@ impl Router {
         &self.shared.metrics
     }
 
-    /// The routes of `host` (already normalized).
-    pub(crate) fn lookup(&self, host: &str) -> Option<Arc<AppRoutes>> {
-        self.table().hosts.get(host).cloned()
+    /// The app a request for `host` (already normalized) and `target` (its
+    /// path and query) goes to.
+    pub(crate) fn lookup(&self, host: &str, target: &str) -> Option<Arc<AppRoutes>> {
+        self.table().index.lookup(host, target).cloned()
+    }
+
+    /// Which app `host` and `path` route to (None: none).
+    pub fn app_for(&self, host: &str, path: &str) -> Option<String> {
+        Some(self.lookup(&normalize(host), path)?.app.to_string())
     }
 
     fn pool(&self, backends: Vec<Backend>) -> Pool {
@@ -253,6 +275,7 @@ impl Router {
                 .unwrap_or_else(PoisonError::into_inner);
             let mut next = Table::clone(&current);
             change(&mut next);
+            next.reindex();
             *current = Arc::new(next);
         }
         self.shared.loads.prune();

@@ -19,7 +19,7 @@ fn pick(router: &Router, host: &str) -> (String, InFlight) {
 /// Routes one request for `host` (`hop`: it came from another node).
 fn pick_as(router: &Router, host: &str, hop: bool) -> Pick {
     router
-        .lookup(host)
+        .lookup(host, "/")
         .unwrap_or_else(|| panic!("{host} is unknown"))
         .pick(hop)
         .unwrap_or_else(|| panic!("no backend for {host}"))
@@ -47,7 +47,7 @@ fn hosts_route_to_their_app() {
         Some(vec![backend("a1", 2)])
     );
     assert_eq!(router.backends_for("other.example"), None);
-    assert!(router.lookup("other.example").is_none());
+    assert!(router.lookup("other.example", "/").is_none());
 }
 
 #[test]
@@ -79,7 +79,7 @@ fn an_app_without_backends_is_known_but_unavailable() {
     let router = Router::new();
     router.set_app("web", &domains(&["web.example"]), Vec::new());
     assert_eq!(router.backends_for("web.example"), Some(Vec::new()));
-    let routes = router.lookup("web.example").expect("known");
+    let routes = router.lookup("web.example", "/").expect("known");
     assert_eq!(&*routes.app, "web");
     assert!(routes.pick(false).is_none());
 }
@@ -213,7 +213,7 @@ fn a_request_from_another_node_is_never_forwarded_again() {
     let router = Router::new();
     router.set_app("web", &domains(&["web.example"]), Vec::new());
     router.set_remote("web", vec![backend("node-b", 8001)]);
-    let routes = router.lookup("web.example").expect("known");
+    let routes = router.lookup("web.example", "/").expect("known");
     assert!(routes.pick(true).is_none());
     assert!(routes.pick(false).is_some());
 }
@@ -227,11 +227,17 @@ fn set_remote_keeps_domains_instances_and_redirect() {
             domains: domains(&["web.example"]),
             backends: vec![backend("w1", 1)],
             redirect_https: true,
+            maintenance: Some(Arc::new(MaintenancePage {
+                content_type: "text/plain; charset=utf-8".into(),
+                body: bytes::Bytes::from_static(b"later"),
+                retry_after_secs: 1,
+            })),
         },
     );
     router.set_remote("web", vec![backend("node-b", 8001)]);
-    let routes = router.lookup("web.example").expect("known");
+    let routes = router.lookup("web.example", "/").expect("known");
     assert!(routes.redirect_https);
+    assert!(routes.maintenance.is_some());
     assert_eq!(routes.local.backends(), vec![backend("w1", 1)]);
     router.set_remote("web", Vec::new());
     assert_eq!(router.remotes_for("web.example"), Some(Vec::new()));
@@ -247,7 +253,10 @@ fn set_remote_does_not_take_back_a_domain_another_app_took() {
     router.set_app("old", &domains(&["shared.example"]), Vec::new());
     router.set_app("new", &domains(&["shared.example"]), vec![backend("n1", 1)]);
     router.set_remote("old", vec![backend("node-b", 8001)]);
-    assert_eq!(&*router.lookup("shared.example").expect("known").app, "new");
+    assert_eq!(
+        &*router.lookup("shared.example", "/").expect("known").app,
+        "new"
+    );
 }
 
 #[test]
@@ -259,12 +268,15 @@ fn removing_an_app_gives_a_shared_domain_back_to_the_app_that_still_lists_it() {
         vec![backend("h1", 1)],
     );
     router.set_app("dup", &domains(&["hello.example"]), vec![backend("d1", 2)]);
-    assert_eq!(&*router.lookup("hello.example").expect("known").app, "dup");
+    assert_eq!(
+        &*router.lookup("hello.example", "/").expect("known").app,
+        "dup"
+    );
     router.remove_app("dup");
-    let routes = router.lookup("hello.example").expect("still routed");
+    let routes = router.lookup("hello.example", "/").expect("still routed");
     assert_eq!(&*routes.app, "hello");
     router.remove_app("hello");
-    assert!(router.lookup("hello.example").is_none());
+    assert!(router.lookup("hello.example", "/").is_none());
 }
 
 #[test]
@@ -300,7 +312,55 @@ fn set_app_turns_the_redirect_off() {
             ..AppRoute::default()
         },
     );
-    assert!(router.lookup("web.example").expect("known").redirect_https);
+    assert!(
+        router
+            .lookup("web.example", "/")
+            .expect("known")
+            .redirect_https
+    );
     router.set_app("web", &domains(&["web.example"]), Vec::new());
-    assert!(!router.lookup("web.example").expect("known").redirect_https);
+    assert!(
+        !router
+            .lookup("web.example", "/")
+            .expect("known")
+            .redirect_https
+    );
+}
+
+#[test]
+fn apps_share_a_host_on_path_prefixes_and_each_keeps_its_own_when_the_other_goes() {
+    let router = Router::new();
+    router.set_app("web", &domains(&["shop.example"]), vec![backend("w", 1)]);
+    router.set_app(
+        "api",
+        &domains(&["Shop.Example/api/"]),
+        vec![backend("a", 2)],
+    );
+    router.set_app("tenants", &domains(&["*.shop.example"]), vec![]);
+    assert_eq!(
+        router.app_for("shop.example", "/api/x").as_deref(),
+        Some("api")
+    );
+    assert_eq!(
+        router.app_for("shop.example", "/apix").as_deref(),
+        Some("web")
+    );
+    assert_eq!(router.app_for("SHOP.example.", "/").as_deref(), Some("web"));
+    assert_eq!(
+        router.app_for("a.shop.example", "/").as_deref(),
+        Some("tenants")
+    );
+    router.remove_app("web");
+    assert_eq!(router.app_for("shop.example", "/"), None);
+    assert_eq!(
+        router.app_for("shop.example", "/api").as_deref(),
+        Some("api")
+    );
+    // A new set of entries replaces the old one.
+    router.set_app("api", &domains(&["shop.example/v2"]), vec![backend("a", 2)]);
+    assert_eq!(router.app_for("shop.example", "/api"), None);
+    assert_eq!(
+        router.app_for("shop.example", "/v2").as_deref(),
+        Some("api")
+    );
 }

@@ -1,5 +1,6 @@
-//! One consistent routing, immutable once built: which app owns each host,
-//! and for each app its local instances and the other nodes' proxies that
+//! One consistent routing, immutable once built: which app owns each route
+//! entry (a host, a wildcard host, either with a path prefix; see
+//! `routes_index.rs`), and for each app its local instances and the other nodes' proxies that
 //! can serve it. Choosing a backend for one request lives here too.
 //!
 //! Local instances are always preferred. Only an app with none on this node
@@ -11,22 +12,29 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use crate::load::{InFlight, Load};
+use crate::maintenance::MaintenancePage;
 use crate::router::Backend;
+use crate::routes_index::RoutesIndex;
 
-/// Host → app, and app → its routes.
+/// Route entry → app, and app → its routes.
 #[derive(Clone, Default)]
 pub(crate) struct Table {
+    /// Keyed by normalized entry (`example.com/api`).
     pub(crate) hosts: HashMap<String, Arc<AppRoutes>>,
     pub(crate) apps: HashMap<String, Arc<AppRoutes>>,
+    /// `hosts` as requests look it up; [`Table::reindex`] after a change.
+    pub(crate) index: RoutesIndex,
 }
 
 /// What one app is routed to.
 pub(crate) struct AppRoutes {
     pub(crate) app: Arc<str>,
-    /// Normalized, sorted, without duplicates.
+    /// Route entries, normalized, sorted, without duplicates.
     pub(crate) domains: Vec<String>,
     /// Plain-HTTP requests get redirected to HTTPS.
     pub(crate) redirect_https: bool,
+    /// In maintenance: every request is answered with this page.
+    pub(crate) maintenance: Option<Arc<MaintenancePage>>,
     /// This node's instances.
     pub(crate) local: Arc<Pool>,
     /// Other nodes' proxies, used only while `local` is empty.
@@ -101,6 +109,11 @@ impl AppRoutes {
 }
 
 impl Table {
+    /// Rebuilds the index requests are routed by from `hosts`.
+    pub(crate) fn reindex(&mut self) {
+        self.index = RoutesIndex::build(&self.hosts);
+    }
+
     /// Removes `app` and the hosts that still route to it; a host another
     /// app also lists goes back to that app (the first by name), so that
     /// forgetting one app never leaves another's domain unrouted.

@@ -502,6 +502,10 @@ async fn each_user_role_does_its_work_and_is_refused_the_rest() {
             &["cron", "add", "p", "--schedule", "@daily", "--", "true"][..],
             "needs the submitter role",
         ),
+        (
+            &["maintenance", "on", "hello"][..],
+            "needs the deployer role",
+        ),
     ];
     for (args, why) in refused {
         let out = viewer.run_with_stdin(args, b"v").await;
@@ -516,6 +520,8 @@ async fn each_user_role_does_its_work_and_is_refused_the_rest() {
     assert_eq!(out.code, Some(0), "{out:?}\n{}", cluster.logs());
     assert_eq!(out.stdout, "from a submitter\n");
     let out = submitter.run(&["scale", "hello", "2"]).await;
+    assert!(out.stderr.contains("needs the deployer role"), "{out:?}");
+    let out = submitter.run(&["maintenance", "off", "hello"]).await;
     assert!(out.stderr.contains("needs the deployer role"), "{out:?}");
 
     // It owns its jobs: another submitter neither sees nor stops them, nor

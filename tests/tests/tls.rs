@@ -483,3 +483,40 @@ async fn a_new_leader_waits_out_a_failed_order_instead_of_ordering_again() {
         logs(&coordinators)
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wildcard_host_is_served_over_https_with_a_wildcard_certificate_from_files() {
+    let cluster = TestCluster::start(1).await;
+    let ca = TestCa::new();
+    let root = ca.root_pem();
+    let issued = ca.issue(&["*.wild.reef.test"], false);
+    let cert = cluster.dir.path().join("cert.pem");
+    let key = cluster.dir.path().join("key.pem");
+    std::fs::write(&cert, &issued.chain_pem).expect("write");
+    std::fs::write(&key, &issued.key_pem).expect("write");
+    cluster
+        .cli
+        .ok(&[
+            "certs",
+            "add",
+            "*.wild.reef.test",
+            "--cert",
+            cert.to_str().expect("path"),
+            "--key",
+            key.to_str().expect("path"),
+        ])
+        .await;
+    let app = cluster.dir.path().join("app");
+    write_named_app(&app, "wild", &["*.wild.reef.test"], "", "");
+    cluster.deploy(&app).await;
+    let port = cluster.agents[0].https_port.expect("https port");
+    let answer = https_ok(port, "tenant.wild.reef.test", &root, &|| cluster.logs()).await;
+    assert!(answer.body.starts_with("v1 "), "{answer:?}");
+    // The certificate covers one label, and so does the route.
+    assert!(
+        https::get(port, "a.b.wild.reef.test", "/", &root)
+            .await
+            .is_err(),
+        "no certificate for two labels"
+    );
+}

@@ -74,10 +74,18 @@ pub async fn doctor(nats: &client::Nats, json: bool) -> Result<ExitCode> {
     let mut domains = Vec::new();
     for app in &apps {
         for domain in &app.release.spec.domains {
+            // DNS is about hosts: a path route shares its host's records,
+            // and a wildcard has no name to look up.
+            let route = reef_proto::route_domain::RouteDomain::split(domain);
+            let seen = |d: &DomainSeen| d.domain == route.host && d.app == app.record.name;
+            if route.is_wildcard() || domains.iter().any(seen) {
+                continue;
+            }
+            let domain = route.host;
             domains.push(DomainSeen {
                 domain: domain.clone(),
                 app: app.record.name.clone(),
-                resolved: resolve(domain).await,
+                resolved: resolve(&domain).await,
             });
         }
     }

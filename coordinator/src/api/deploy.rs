@@ -153,6 +153,7 @@ impl Coordinator {
                     halted: false,
                     created_at_ms: now,
                     updated_at_ms: now,
+                    maintenance: None,
                 };
                 self.store
                     .apps

@@ -1,15 +1,20 @@
-//! Who owns a domain: the app whose current release lists it. A release
-//! that would take a domain another app owns is refused, naming the owner,
+//! Who owns a domain: the app whose current release lists it. A route is a
+//! host and a path prefix (`example.com/api`): two apps may share a host on
+//! different prefixes, never one host and prefix. A release that would take
+//! a route another app owns is refused, naming the owner,
 //! so one app can never silently take another's traffic; moving a domain
 //! is explicit (remove it from the owner's manifest and deploy the owner,
 //! or destroy the owner, then deploy the new one).
 
 use crate::drive::Coordinator;
 use reef_proto::api::{ApiError, ApiErrorKind};
+use reef_proto::route_domain::RouteDomain;
 
-/// A domain as the proxy routes it: lowercase, without a trailing dot.
+/// A route as the proxy compares it: the host lowercase, without a trailing
+/// dot; the prefix without a trailing `/`.
 fn normalized(domain: &str) -> String {
-    domain.trim_end_matches('.').to_ascii_lowercase()
+    let route = RouteDomain::split(domain);
+    format!("{}{}", route.host, route.prefix)
 }
 
 /// The domains in `wanted` that an app other than `app` owns, with that
@@ -100,6 +105,31 @@ mod tests {
         // An app's own domains are its own to keep.
         assert!(taken("hello", &["hello.example".to_string()], &owned).is_empty());
         assert!(taken("dup", &["free.example".to_string()], &owned).is_empty());
+    }
+
+    #[test]
+    fn one_host_is_shared_on_different_prefixes_never_on_the_same_one() {
+        let owned = vec![
+            ("web".to_string(), vec!["shop.example".to_string()]),
+            ("api".to_string(), vec!["shop.example/api".to_string()]),
+            ("any".to_string(), vec!["*.shop.example".to_string()]),
+        ];
+        let wanted = |d: &str| vec![d.to_string()];
+        assert!(taken("docs", &wanted("shop.example/docs"), &owned).is_empty());
+        assert!(taken("v2", &wanted("shop.example/api/v2"), &owned).is_empty());
+        assert!(taken("one", &wanted("a.shop.example"), &owned).is_empty());
+        assert_eq!(
+            taken("new", &wanted("Shop.Example./api"), &owned),
+            vec![("shop.example/api".to_string(), "api")]
+        );
+        assert_eq!(
+            taken("new", &wanted("shop.example/"), &owned),
+            vec![("shop.example".to_string(), "web")]
+        );
+        assert_eq!(
+            taken("new", &wanted("*.shop.example"), &owned),
+            vec![("*.shop.example".to_string(), "any")]
+        );
     }
 
     #[test]

@@ -21,6 +21,7 @@ pub(crate) mod jobs;
 pub(crate) mod join;
 pub(crate) mod lifecycle;
 pub(crate) mod live_instances;
+pub(crate) mod maintenance;
 pub(crate) mod nodes;
 pub(crate) mod peers;
 pub(crate) mod reads;
@@ -424,6 +425,10 @@ impl Coordinator {
                 .map(|status| ApiResponse::Cron(Box::new(status))),
             ApiRequest::RemoveCron(name) => self
                 .remove_cron(&name, role, caller)
+                .await
+                .map(|()| ApiResponse::Done),
+            ApiRequest::SetMaintenance { app, on, page } => self
+                .set_maintenance(&app, on, page)
                 .await
                 .map(|()| ApiResponse::Done),
             // Diverted to `reads` before they reach the loop.

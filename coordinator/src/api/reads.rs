@@ -272,7 +272,12 @@ impl Reader {
         self.status_of(record).await
     }
 
-    async fn status_of(&self, record: AppRecord) -> Result<AppStatus, ApiError> {
+    async fn status_of(&self, mut record: AppRecord) -> Result<AppStatus, ApiError> {
+        // A listing of many apps must stay small: the page stays in the
+        // record and the routes, its size is listed.
+        if let Some(maintenance) = record.maintenance.as_mut() {
+            maintenance.page.body = Vec::new();
+        }
         let name = record.name.clone();
         let (release, _) = self
             .store

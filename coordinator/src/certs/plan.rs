@@ -5,6 +5,7 @@
 
 use reef_proto::app::{AppDesired, AppRecord, Release};
 use reef_proto::certs::{CertRecord, CertSource};
+use reef_proto::route_domain::RouteDomain;
 use reef_proto::NodeId;
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -35,9 +36,14 @@ pub(crate) fn wanted_domains(
             continue;
         }
         for domain in &release.spec.domains {
-            wanted
-                .entry(domain.clone())
-                .or_insert_with(|| app.name.clone());
+            // A certificate is for a host, whatever path prefixes route on
+            // it; a wildcard host needs a certificate added from files
+            // (HTTP-01 cannot prove one).
+            let route = RouteDomain::split(domain);
+            if route.is_wildcard() {
+                continue;
+            }
+            wanted.entry(route.host).or_insert_with(|| app.name.clone());
         }
     }
     wanted

@@ -18,6 +18,7 @@ fn app(name: &str, version: u32, desired: AppDesired) -> AppRecord {
         halted: false,
         created_at_ms: 0,
         updated_at_ms: 0,
+        maintenance: None,
     }
 }
 
@@ -84,6 +85,29 @@ fn only_running_apps_at_their_current_release_want_domains() {
         vec!["a.example.com", "b.example.com"]
     );
     assert_eq!(wanted["a.example.com"], "web");
+}
+
+#[test]
+fn a_path_route_wants_its_hosts_certificate_and_a_wildcard_none() {
+    let apps = vec![
+        app("api", 1, AppDesired::Running),
+        app("tenants", 1, AppDesired::Running),
+    ];
+    let releases = BTreeMap::from([
+        (
+            "api".to_string(),
+            release("api", 1, &["shop.example.com/api"]),
+        ),
+        (
+            "tenants".to_string(),
+            release("tenants", 1, &["*.shop.example.com"]),
+        ),
+    ]);
+    let wanted = wanted_domains(&apps, &releases);
+    assert_eq!(
+        wanted.keys().map(String::as_str).collect::<Vec<_>>(),
+        vec!["shop.example.com"]
+    );
 }
 
 #[test]

@@ -18,6 +18,7 @@ use crate::error::Report;
 use crate::plan::route_table::{build, ReleaseRouting};
 use reef_proto::app::{Instance, InstanceState};
 use reef_proto::app_routes::AppRoutes;
+use reef_proto::maintenance::MaintenancePage;
 use reef_proto::{subjects, InstanceId, NodeId};
 use std::collections::{BTreeSet, HashSet};
 
@@ -64,6 +65,7 @@ impl Coordinator {
     /// Forgets a destroyed app's cached release routing.
     pub(crate) fn routes_forget_app(&mut self, app: &str) {
         self.routes.releases.retain(|(name, _), _| name != app);
+        self.routes.maintenance.remove(app);
     }
 
     /// Re-syncs every app with an instance on `node` (its proxy address changed).
@@ -108,6 +110,14 @@ impl Coordinator {
 
     async fn try_rebuild_routes(&mut self) -> Result<(), CoordinatorError> {
         self.routes.written.clear();
+        self.routes.maintenance = self
+            .store
+            .apps
+            .all()
+            .await?
+            .into_iter()
+            .filter_map(|record| Some((record.name, record.maintenance?.page)))
+            .collect();
         let stored: BTreeSet<String> = self.store.routes.keys().await?.into_iter().collect();
         let mut apps: BTreeSet<String> = self.cluster.instances().map(|i| i.app.clone()).collect();
         apps.extend(stored.iter().cloned());
@@ -135,13 +145,23 @@ impl Coordinator {
         };
         let release = self.release_routing(app, version).await?;
         let cluster = &self.cluster;
-        Ok(build(
-            app,
-            release,
-            &instances,
-            &self.routes.stopping,
-            |node| cluster.node(node).and_then(|n| n.record.proxy_addr),
-        ))
+        let routes = build(app, release, &instances, &self.routes.stopping, |node| {
+            cluster.node(node).and_then(|n| n.record.proxy_addr)
+        });
+        Ok(routes.map(|routes| AppRoutes {
+            maintenance: self.routes.maintenance.get(app).cloned(),
+            ..routes
+        }))
+    }
+
+    /// Puts `app` in maintenance with `page`, or takes it out (None), in
+    /// its routes now.
+    pub(crate) async fn route_maintenance(&mut self, app: &str, page: Option<MaintenancePage>) {
+        match page {
+            Some(page) => self.routes.maintenance.insert(app.to_string(), page),
+            None => self.routes.maintenance.remove(app),
+        };
+        self.sync_routes(app).await;
     }
 
     /// What release `version` of `app` says about routing (no domains if it is gone).

@@ -35,6 +35,7 @@ fn app(version: u32, revert_to: Option<u32>) -> AppRecord {
         halted: false,
         created_at_ms: 0,
         updated_at_ms: 0,
+        maintenance: None,
     }
 }
 

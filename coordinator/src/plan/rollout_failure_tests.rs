@@ -19,6 +19,7 @@ fn record(version: u32, proven: u32, revert_to: Option<u32>) -> AppRecord {
         halted: false,
         created_at_ms: 0,
         updated_at_ms: 0,
+        maintenance: None,
     }
 }
 

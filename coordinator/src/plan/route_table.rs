@@ -47,6 +47,7 @@ pub(crate) fn build<'a>(
         domains: release.domains,
         https_redirect: release.https_redirect,
         backends,
+        maintenance: None,
     })
 }
 

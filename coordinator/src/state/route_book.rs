@@ -1,10 +1,11 @@
 //! What the leader remembers about the routes bucket between writes: what
 //! each app's key holds as last written, the instances it asked to stop
-//! (out of the routes at once), each release's routing, and the apps whose
-//! write must be tried again.
+//! (out of the routes at once), each release's routing, the apps in
+//! maintenance, and the apps whose write must be tried again.
 
 use crate::plan::route_table::ReleaseRouting;
 use reef_proto::app_routes::AppRoutes;
+use reef_proto::maintenance::MaintenancePage;
 use reef_proto::InstanceId;
 use std::collections::{BTreeSet, HashMap, HashSet};
 
@@ -22,4 +23,7 @@ pub(crate) struct RouteBook {
     /// The whole bucket needs rewriting (the rebuild at the start of the
     /// term failed).
     pub(crate) rebuild: bool,
+    /// The page of each app in maintenance, as its record says (read
+    /// again with every rebuild).
+    pub(crate) maintenance: HashMap<String, MaintenancePage>,
 }

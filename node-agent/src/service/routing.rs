@@ -11,11 +11,12 @@
 //! `routes::refresh`).
 
 use reef_proto::app_routes::AppRoutes;
+use reef_proto::maintenance::RETRY_AFTER_SECS;
 use reef_proto::{InstanceId, NodeId};
-use reef_proxy::{Backend, Router};
+use reef_proxy::{Backend, MaintenancePage, Router};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::SocketAddr;
-use std::sync::{Mutex, MutexGuard, OnceLock};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 
 /// The routing of every app this node knows of.
 #[derive(Default)]
@@ -49,6 +50,9 @@ struct ClusterRoutes {
     https_redirect: bool,
     /// Instances on other nodes, reached through their nodes' proxies.
     remote: Vec<Backend>,
+    /// The app is in maintenance: this node answers with the page, whether
+    /// it runs an instance or not.
+    maintenance: Option<Arc<MaintenancePage>>,
 }
 
 impl Routing {
@@ -153,6 +157,13 @@ impl Routing {
                 .collect(),
             domains: routes.domains,
             https_redirect: routes.https_redirect,
+            maintenance: routes.maintenance.map(|page| {
+                Arc::new(MaintenancePage {
+                    content_type: page.content_type,
+                    body: page.body.into(),
+                    retry_after_secs: RETRY_AFTER_SECS,
+                })
+            }),
         });
         entry.publish(router, app);
         true
@@ -198,6 +209,7 @@ impl AppRouting {
                 domains,
                 backends: local,
                 redirect_https,
+                maintenance: self.cluster.as_ref().and_then(|c| c.maintenance.clone()),
             },
         );
     }

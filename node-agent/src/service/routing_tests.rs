@@ -9,6 +9,7 @@ fn cluster_routes(app: &str, backends: &[(InstanceId, NodeId, u16)]) -> AppRoute
         app: app.into(),
         domains: vec![format!("{app}.test")],
         https_redirect: false,
+        maintenance: None,
         backends: backends
             .iter()
             .map(|(instance, node, port)| RouteBackend {

@@ -2,11 +2,11 @@
 //! fields it does not know, so a typo is an error that names it.
 
 use super::{
-    duration_ms, invalid, labels, size_bytes, validate_app_name, validate_domain, AppSpec,
-    EnvTemplate, HealthCheck, HealthSpec, ManifestError, RestartPolicy, RollingPolicy, RunSpec,
-    Strategy,
+    duration_ms, invalid, labels, size_bytes, validate_app_name, AppSpec, EnvTemplate, HealthCheck,
+    HealthSpec, ManifestError, RestartPolicy, RollingPolicy, RunSpec, Strategy,
 };
 use crate::job::{GpuRequest, Resources, DEFAULT_CPU_MILLIS, DEFAULT_MEMORY_BYTES};
+use crate::route_domain::validate_route_domain;
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -155,7 +155,7 @@ impl Manifest {
         validate_app_name(&self.app.name).map_err(|e| invalid("app.name", e))?;
         let mut domains = Vec::new();
         for (i, domain) in self.app.domains.iter().enumerate() {
-            validate_domain(domain).map_err(|e| invalid(&format!("app.domains[{i}]"), e))?;
+            validate_route_domain(domain).map_err(|e| invalid(&format!("app.domains[{i}]"), e))?;
             if domains.contains(domain) {
                 return Err(invalid(
                     &format!("app.domains[{i}]"),

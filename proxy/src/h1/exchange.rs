@@ -526,10 +526,10 @@ fn plan(
     if fast.side.is_plain() && head.path.starts_with(CHALLENGE_PREFIX) {
         return Parsed::Fallback;
     }
-    let Some(routes) = fast.router.lookup(&head.name) else {
+    let Some(routes) = fast.router.lookup(&head.name, head.path) else {
         return Parsed::Fallback;
     };
-    if fast.side.is_plain() && routes.redirect_https {
+    if (fast.side.is_plain() && routes.redirect_https) || routes.maintenance.is_some() {
         return Parsed::Fallback;
     }
     if matches!(head.body, RequestBody::Length(length) if length > fast.max_body) {

@@ -344,6 +344,7 @@ async fn an_https_request_crossing_nodes_keeps_its_scheme_and_is_not_redirected(
             domains: web_domains(),
             backends: vec![instance.backend()],
             redirect_https: true,
+            ..AppRoute::default()
         },
     );
     let node_a_proxy = TestProxy::start_node(router_a, with_peer(ca.peer(NAME_A)), None).await;

@@ -19,6 +19,7 @@ async fn redirecting() -> (TestBackend, TestBackend, Router) {
             domains: vec!["web.test".to_owned()],
             backends: vec![web.backend()],
             redirect_https: true,
+            ..AppRoute::default()
         },
     );
     router.set_app("open", &["open.test".to_owned()], vec![open.backend()]);

@@ -83,7 +83,7 @@ pub async fn audit(nats: &client::Nats, args: AuditArgs) -> Result<()> {
 }
 
 /// A duration, or `0` for no bound.
-fn parse_since(input: &str) -> Result<Duration, String> {
+pub fn parse_since(input: &str) -> Result<Duration, String> {
     if input.trim() == "0" {
         return Ok(Duration::ZERO);
     }

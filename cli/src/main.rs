@@ -16,6 +16,7 @@ mod cron;
 mod daemons;
 mod dev;
 mod doctor;
+mod events;
 mod jobs;
 mod join;
 mod logging;
@@ -190,6 +191,9 @@ enum Command {
     },
     /// Who changed what and when, and which calls were refused (admins).
     Audit(audit::AuditArgs),
+    /// What happened in the cluster: nodes, deploys, crashes, certificates,
+    /// failed periodic runs (-f to follow).
+    Events(events::EventsArgs),
     /// Back up the cluster's state to a file, or restore it from one.
     Backup {
         #[command(subcommand)]
@@ -418,6 +422,9 @@ async fn dispatch(cli: Cli, matches: &clap::ArgMatches) -> anyhow::Result<ExitCo
         }
         Command::Doctor { json } => doctor::doctor(&nats, json).await,
         Command::Audit(args) => audit::audit(&nats, args).await.map(|()| ExitCode::SUCCESS),
+        Command::Events(args) => events::events(&nats, args)
+            .await
+            .map(|()| ExitCode::SUCCESS),
         Command::Backup { command } => backup::backup(&nats, command)
             .await
             .map(|()| ExitCode::SUCCESS),

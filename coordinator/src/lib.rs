@@ -25,8 +25,10 @@
 
 mod api;
 pub mod certs;
+mod cluster_events;
 mod drive;
 pub mod error;
+mod journal;
 mod metrics;
 mod plan;
 mod state;
@@ -122,6 +124,8 @@ pub(crate) struct Shared {
     /// Writes the audit log, leading or not.
     pub(crate) audit: api::audit::Audit,
     pub(crate) metrics: metrics::Metrics,
+    /// Where the leader records the cluster's events.
+    pub(crate) events: cluster_events::ClusterEvents,
     pub(crate) client: async_nats::Client,
     pub(crate) store: store::Store,
     pub(crate) config: Config,
@@ -190,10 +194,12 @@ pub async fn run(
         ));
     }
     endpoint.close();
+    let events = cluster_events::ClusterEvents::start(store.js.clone(), shutdown.clone());
     let shared = Shared {
         reads,
         audit,
         metrics,
+        events,
         client,
         store,
         config,
@@ -236,6 +242,7 @@ pub async fn run(
     relays.wait().await;
     shared.reads.close().await;
     shared.audit.close().await;
+    shared.events.close().await;
     endpoint.wait().await;
     tracing::info!("coordinator stopped");
     result

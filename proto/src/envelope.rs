@@ -72,6 +72,7 @@ pub enum MessageKind {
     CronRecord = 25,
     CronClaim = 26,
     AuditEntry = 27,
+    ClusterEvent = 28,
 }
 
 /// A type that travels inside an envelope.

@@ -37,6 +37,7 @@ pub mod certs;
 pub mod cron;
 pub mod doctor;
 pub mod envelope;
+pub mod events;
 pub mod ids;
 pub mod job;
 pub mod leader;

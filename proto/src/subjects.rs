@@ -136,6 +136,12 @@ pub fn audit(role: &str, caller: &str, verb: &str) -> String {
     format!("{AUDIT_PREFIX}.{role}.{caller}.{verb}")
 }
 
+/// Stream holding the cluster's events ([`crate::events`]); subjects
+/// `reef.cluster.<kind>`, written by the leader only.
+pub const CLUSTER_EVENTS_STREAM: &str = "REEF_CLUSTER_EVENTS";
+pub const CLUSTER_EVENTS_PREFIX: &str = "reef.cluster";
+pub const CLUSTER_EVENTS_WILDCARD: &str = "reef.cluster.>";
+
 /// Stream holding every agent command; subjects `reef.assign.<node>`.
 pub const ASSIGN_STREAM: &str = "REEF_ASSIGN";
 pub const ASSIGN_WILDCARD: &str = "reef.assign.>";

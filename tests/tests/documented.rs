@@ -96,6 +96,18 @@ async fn the_json_shapes_are_the_documented_ones() {
     })
     .await;
     let crons = cluster.cli.ok(&["cron", "list", "--json"]).await.json();
+    let event: serde_json::Value =
+        eventually("the deploy's event", Duration::from_secs(10), || async {
+            let out = cluster
+                .cli
+                .ok(&["events", "--json", "--kind", "deploy.started"])
+                .await;
+            out.stdout
+                .lines()
+                .next()
+                .and_then(|l| serde_json::from_str(l).ok())
+        })
+        .await;
     let (audit, deployed) = eventually(
         "the deploy in the audit log",
         Duration::from_secs(10),
@@ -123,6 +135,7 @@ async fn the_json_shapes_are_the_documented_ones() {
         ("cron list --json last", &crons[0]["last"]),
         ("cron history --json", &runs[0]),
         ("audit --json", &audit),
+        ("events --json", &event),
         ("audit --json entries", &deployed),
     ] {
         for key in undocumented(value, &cli_md) {

@@ -210,6 +210,12 @@ pub fn user(role: Role, name: &str) -> Permissions {
     for bucket in follows {
         publish.extend(read_stream(&kv(bucket)));
     }
+    // The cluster's events (`reef events`) name nodes, apps and domains: a
+    // deployer and a viewer read them, a submitter (who sees its own jobs
+    // only) does not.
+    if matches!(role, Role::Deployer | Role::Viewer) {
+        publish.extend(read_stream(subjects::CLUSTER_EVENTS_STREAM));
+    }
     if role == Role::Deployer {
         let store = format!("OBJ_{}", subjects::ARTIFACTS_STORE);
         publish.extend(read_stream(&store));

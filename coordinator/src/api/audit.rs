@@ -1,33 +1,23 @@
 //! The audit log's writer and reader. Whichever coordinator takes a call
-//! hands its entry to [`Audit::record`], which never waits: a task of its
-//! own publishes the entries in order to the audit stream, each with an id
-//! the stream uses to drop a copy, so an entry whose acknowledgement was
-//! lost is sent again without being written twice. `audit.list` reads the
-//! stream back through an ordered consumer filtered by caller and verb.
+//! hands its entry to [`Audit::record`], which never waits: a
+//! [`Journal`] writes the entries in order to the audit stream.
+//! `audit.list` reads the stream back through an ordered consumer filtered
+//! by caller and verb.
 
 use super::{invalid, ApiError};
+use crate::journal::Journal;
 use crate::store::Store;
 use async_nats::jetstream::{self, consumer};
 use futures::StreamExt;
 use reef_proto::api::{ApiErrorKind, ApiResponse};
 use reef_proto::audit::{self, AuditEntry, AuditQuery, Outcome};
 use reef_proto::roles::Role;
-use reef_proto::{decode, encode, now_ms, subjects, Report};
+use reef_proto::{decode, now_ms, subjects, Report};
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
-use tokio_util::task::TaskTracker;
 
-/// Entries waiting for the writer; beyond this a burst's entries are
-/// dropped (and counted) rather than slow the calls down.
-const QUEUE: usize = 4096;
-/// Tries per entry before it is given up (with a warning).
-const TRIES: u32 = 3;
-/// How long one publish may wait for the stream's acknowledgement.
-const ACK_WAIT: Duration = Duration::from_secs(5);
 /// The most entries one `audit.list` reads before it answers with what it
 /// has (the newest of those), marked truncated.
 const MAX_SCANNED: u64 = 200_000;
@@ -37,9 +27,7 @@ const READ_WAIT: Duration = Duration::from_secs(10);
 /// Hands entries to the writer; cheap to clone.
 #[derive(Clone)]
 pub(crate) struct Audit {
-    queue: mpsc::Sender<AuditEntry>,
-    dropped: Arc<AtomicU64>,
-    writer: TaskTracker,
+    journal: Journal,
     coordinator: Arc<str>,
 }
 
@@ -51,14 +39,8 @@ impl Audit {
         coordinator: &str,
         shutdown: CancellationToken,
     ) -> Self {
-        let (queue, entries) = mpsc::channel(QUEUE);
-        let writer = TaskTracker::new();
-        writer.spawn(write(js, entries, shutdown));
-        writer.close();
         Self {
-            queue,
-            dropped: Arc::default(),
-            writer,
+            journal: Journal::start("audit entries", js, shutdown),
             coordinator: coordinator.into(),
         }
     }
@@ -97,87 +79,20 @@ impl Audit {
             outcome,
             coordinator: self.coordinator.to_string(),
         };
-        match self.queue.try_send(entry) {
-            Ok(()) => {}
-            Err(mpsc::error::TrySendError::Full(_)) => {
-                let dropped = self.dropped.fetch_add(1, Ordering::Relaxed) + 1;
-                // Once per power of two: a flood is seen, not echoed.
-                if dropped.is_power_of_two() {
-                    tracing::warn!(
-                        dropped,
-                        "audit entries dropped: the audit stream is not keeping up"
-                    );
-                }
-            }
-            Err(mpsc::error::TrySendError::Closed(entry)) => {
-                tracing::debug!(verb = %entry.verb, caller = %entry.caller, "a call after shutdown is not in the audit log");
-            }
-        }
+        let subject = subjects::audit(&entry.role, &entry.caller, &entry.verb);
+        self.journal.write(subject, &entry);
     }
 
     /// The count of entries dropped because the writer fell behind.
-    pub(crate) fn dropped(&self) -> Arc<AtomicU64> {
-        Arc::clone(&self.dropped)
+    pub(crate) fn dropped(&self) -> Arc<std::sync::atomic::AtomicU64> {
+        self.journal.dropped()
     }
 
     /// Waits for the writer to write what is queued and stop; the
     /// shutdown token given to [`Audit::start`] must be cancelled first.
     pub(crate) async fn close(&self) {
-        self.writer.wait().await;
+        self.journal.close().await;
     }
-}
-
-/// Publishes entries in order until shutdown, then what is left.
-async fn write(
-    js: jetstream::Context,
-    mut entries: mpsc::Receiver<AuditEntry>,
-    shutdown: CancellationToken,
-) {
-    loop {
-        tokio::select! {
-            biased;
-            entry = entries.recv() => match entry {
-                Some(entry) => publish(&js, &entry).await,
-                None => return,
-            },
-            () = shutdown.cancelled() => break,
-        }
-    }
-    entries.close();
-    while let Some(entry) = entries.recv().await {
-        publish(&js, &entry).await;
-    }
-}
-
-async fn publish(js: &jetstream::Context, entry: &AuditEntry) {
-    let bytes = match encode(entry) {
-        Ok(bytes) => bytes,
-        Err(e) => {
-            tracing::error!(error = %Report(&e), verb = %entry.verb, "audit entry could not be encoded");
-            return;
-        }
-    };
-    let subject = subjects::audit(&entry.role, &entry.caller, &entry.verb);
-    // The stream drops a second copy of one id: a retry after a lost
-    // acknowledgement writes nothing twice.
-    let id = uuid::Uuid::now_v7().to_string();
-    let mut last = String::new();
-    for _ in 0..TRIES {
-        let sent = async {
-            let mut headers = async_nats::HeaderMap::new();
-            headers.insert(async_nats::header::NATS_MESSAGE_ID, id.as_str());
-            js.publish_with_headers(subject.clone(), headers, bytes.clone())
-                .await?
-                .await?;
-            Ok::<(), async_nats::Error>(())
-        };
-        match tokio::time::timeout(ACK_WAIT, sent).await {
-            Ok(Ok(())) => return,
-            Ok(Err(e)) => last = Report(&*e).to_string(),
-            Err(_) => last = "no acknowledgement in time".into(),
-        }
-    }
-    tracing::warn!(verb = %entry.verb, caller = %entry.caller, error = %last, "an audit entry could not be written");
 }
 
 /// The newest entries `query` asks for, oldest first, and whether older

@@ -182,6 +182,11 @@ impl Coordinator {
             .await?;
         self.converger.note_app(&name);
         tracing::info!(app = %name, version = release.version, "release recorded");
+        self.events.emit(
+            reef_proto::events::EventKind::DeployStarted,
+            &name,
+            format!("release {}", release.version),
+        );
         Ok(release)
     }
 

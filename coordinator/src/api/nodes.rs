@@ -48,6 +48,11 @@ impl Coordinator {
             .await?;
         let id = record.id;
         tracing::info!(node = %id, name = %record.name, proxy = ?record.proxy_addr, "node registered");
+        self.events.emit(
+            reef_proto::events::EventKind::NodeUp,
+            &record.name,
+            format!("registered ({}, {})", record.trust.name(), record.version),
+        );
         let proxy_moved = self
             .cluster
             .node(id)

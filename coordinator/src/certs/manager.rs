@@ -25,6 +25,7 @@ use crate::store::Store;
 use futures::stream::{select_all, BoxStream};
 use futures::StreamExt;
 use reef_proto::certs::{acme_attempts_key, is_attempts_key, AcmeAttempts};
+use reef_proto::events::EventKind;
 use reef_proto::{subjects, NodeId};
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -47,6 +48,7 @@ pub(crate) struct Settings {
     pub store: Store,
     pub cluster_key: Option<Arc<reef_secrets::ClusterKey>>,
     pub acme: Option<reef_acme::AcmeConfig>,
+    pub events: crate::cluster_events::ClusterEvents,
 }
 
 /// The running manager of one term.
@@ -239,6 +241,9 @@ impl State {
                     status.failures = 0;
                     status.last_error = None;
                     status.retry_at = None;
+                    self.settings
+                        .events
+                        .emit(EventKind::CertIssued, &domain, "issued over ACME");
                     None
                 }
                 Err(error) => {
@@ -246,6 +251,14 @@ impl State {
                     status.failures = status.failures.saturating_add(1);
                     let delay = plan::retry_delay(status.failures);
                     tracing::warn!(%domain, %error, retry_in = ?delay, "certificate order failed");
+                    self.settings.events.emit(
+                        EventKind::CertFailed,
+                        &domain,
+                        format!(
+                            "{error} (next try in {})",
+                            reef_proto::units::format_duration(delay)
+                        ),
+                    );
                     status.last_error = Some(error.clone());
                     status.retry_at = Some(Instant::now() + delay);
                     let delay_ms = u64::try_from(delay.as_millis()).unwrap_or(u64::MAX);

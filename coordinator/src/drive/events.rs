@@ -201,10 +201,34 @@ impl Coordinator {
             );
         } else if !job.state.is_terminal() {
             self.cluster.cache_job(job, revision);
-        } else if job.replica.is_some() {
-            self.copy_ended(&job).await?;
+        } else {
+            if let (Some(cron), Some(failure)) = (&job.cron, run_failure(&job.state)) {
+                self.events.emit(
+                    reef_proto::events::EventKind::CronFailed,
+                    &cron.name,
+                    format!(
+                        "the run of {} (job {}) {failure}",
+                        reef_proto::cron::tick_text(cron.tick_ms),
+                        job.id
+                    ),
+                );
+            }
+            if job.replica.is_some() {
+                self.copy_ended(&job).await?;
+            }
         }
         Ok(())
+    }
+}
+
+/// How a job that ended failed, if it did: an exit code other than 0, a
+/// failure or a loss (a stop is no failure).
+fn run_failure(state: &JobState) -> Option<String> {
+    match state {
+        JobState::Exited { code } if *code != 0 => Some(format!("exited with code {code}")),
+        JobState::Failed { reason } => Some(format!("failed: {reason}")),
+        JobState::Lost { reason } => Some(format!("was lost: {reason}")),
+        _ => None,
     }
 }
 

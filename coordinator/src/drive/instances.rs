@@ -197,6 +197,7 @@ impl Coordinator {
         event: &InstanceEvent,
     ) -> Result<bool, CoordinatorError> {
         let key = event.instance.to_string();
+        let restarts_before = self.cluster.instance(event.instance).map(|i| i.restarts);
         let stored = self
             .store
             .instances
@@ -211,6 +212,17 @@ impl Coordinator {
             return Ok(false);
         }
         tracing::debug!(instance = %instance.id, state = instance.state.name(), "instance event applied");
+        if let Some(what) = crate::plan::transitions::crash(restarts_before, &instance) {
+            let node = self
+                .cluster
+                .node(instance.node)
+                .map_or_else(|| instance.node.to_string(), |n| n.record.name.clone());
+            self.events.emit(
+                reef_proto::events::EventKind::InstanceCrashed,
+                &instance.app,
+                format!("release {} on {node}: {what}", instance.version),
+            );
+        }
         let app = instance.app.clone();
         if instance.state.is_terminal() {
             // Once: a replay, or a late event for an instance the
@@ -278,6 +290,11 @@ impl Coordinator {
             return Ok(());
         }
         tracing::info!(app = %record.name, version, "every replica is healthy");
+        self.events.emit(
+            reef_proto::events::EventKind::DeployHealthy,
+            &record.name,
+            format!("release {version}: every replica is healthy"),
+        );
         if release.spec.post_deploy.is_some() {
             tracing::info!(app = %record.name, version, "running post_deploy");
             self.send_command(

@@ -114,6 +114,8 @@ pub(crate) struct Coordinator {
     pub(crate) audit: crate::api::audit::Audit,
     /// What `/metrics` reports.
     pub(crate) metrics: crate::metrics::Metrics,
+    /// Where the cluster's events go (`reef events`).
+    pub(crate) events: crate::cluster_events::ClusterEvents,
     /// The periodic jobs and when each next needs the leader.
     pub(crate) crons: cron::Crons,
 }

@@ -19,6 +19,7 @@ use crate::error::CoordinatorError;
 use crate::plan::{replacement, rollout_failure};
 use crate::store::StoreError;
 use reef_proto::app::{AppDesired, Instance, InstanceState};
+use reef_proto::events::EventKind;
 use reef_proto::{now_ms, subjects};
 use std::collections::BTreeSet;
 
@@ -115,6 +116,11 @@ impl Coordinator {
                 .is_some()
             {
                 tracing::warn!(app = %instance.app, failure = reaction.failure(), "rollout stopped");
+                let kind = match reaction {
+                    rollout_failure::Reaction::Revert { .. } => EventKind::DeployReverted,
+                    rollout_failure::Reaction::Halt { .. } => EventKind::DeployFailed,
+                };
+                self.events.emit(kind, &instance.app, reaction.failure());
                 return Ok(());
             }
         }

@@ -135,6 +135,22 @@ pub fn apply_instance_event(instance: &mut Instance, event: &InstanceEvent, now_
     true
 }
 
+/// Whether an instance that had restarted `restarts_before` times (None:
+/// not known) crashed on its way to `after`: it restarted again, or failed
+/// for good. What it said, if so.
+pub fn crash(restarts_before: Option<u32>, after: &Instance) -> Option<String> {
+    if let reef_proto::app::InstanceState::Failed { reason } = &after.state {
+        return Some(reason.clone());
+    }
+    let restarted = restarts_before.is_some_and(|before| after.restarts > before);
+    restarted.then(|| {
+        after
+            .message
+            .clone()
+            .unwrap_or_else(|| format!("restarted ({} restarts)", after.restarts))
+    })
+}
+
 #[cfg(test)]
 #[path = "transitions_tests.rs"]
 mod tests;

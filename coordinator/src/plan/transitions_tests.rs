@@ -322,3 +322,26 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn a_restart_or_a_failure_is_a_crash_and_nothing_else_is() {
+    let node = NodeId::new();
+    let mut after = crate::plan::fixtures::instance("web", 1, node, InstanceState::Starting);
+    after.restarts = 2;
+    after.message = Some("exited with code 7; restarting in 500ms".into());
+    assert_eq!(
+        crash(Some(1), &after).as_deref(),
+        Some("exited with code 7; restarting in 500ms")
+    );
+    assert_eq!(crash(Some(2), &after), None, "the same restart again");
+    assert_eq!(crash(None, &after), None, "unknown before");
+    after.state = InstanceState::Healthy;
+    assert_eq!(crash(Some(2), &after), None);
+    after.state = InstanceState::Failed {
+        reason: "the binary is missing".into(),
+    };
+    assert_eq!(
+        crash(Some(2), &after).as_deref(),
+        Some("the binary is missing")
+    );
+}

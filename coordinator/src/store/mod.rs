@@ -58,6 +58,10 @@ impl Default for StoreConfig {
 /// flood of refused calls cannot fill a server's disk.
 pub const AUDIT_MAX_BYTES: i64 = 1 << 30;
 
+/// How long the cluster's events are kept, and their upper bound.
+pub const EVENTS_MAX_AGE: Duration = Duration::from_secs(30 * 24 * 3600);
+pub const EVENTS_MAX_BYTES: i64 = 256 << 20;
+
 /// How long an ACME challenge answer stays in its bucket at most.
 pub const CHALLENGE_MAX_AGE: Duration = Duration::from_secs(600);
 
@@ -146,6 +150,18 @@ pub async fn ensure(
             max_bytes: config.logs_max_bytes,
             max_age: config.logs_max_age,
             max_message_size: max_message,
+            num_replicas: config.replicas,
+            ..Default::default()
+        },
+        stream::Config {
+            name: subjects::CLUSTER_EVENTS_STREAM.into(),
+            subjects: vec![subjects::CLUSTER_EVENTS_WILDCARD.into()],
+            retention: stream::RetentionPolicy::Limits,
+            discard: stream::DiscardPolicy::Old,
+            max_bytes: EVENTS_MAX_BYTES,
+            max_age: EVENTS_MAX_AGE,
+            max_message_size: max_message,
+            duplicate_window: Duration::from_secs(120),
             num_replicas: config.replicas,
             ..Default::default()
         },

@@ -39,6 +39,7 @@ pub mod envelope;
 pub mod ids;
 pub mod job;
 pub mod leader;
+pub mod log_batch;
 pub mod manifest;
 pub mod members;
 pub mod node;

@@ -215,6 +215,23 @@ async fn app_logs_show_the_current_release_by_node_and_instance_and_all_shows_hi
     .await
     .expect("v3's output while following");
     assert!(is_prefixed(&line), "{line}");
+    drop(follower);
+
+    // With no instance of the current release left, it says where the rest is.
+    cluster
+        .cli
+        .run_with_timeout(&["stop", "hello"], Duration::from_secs(20))
+        .await;
+    let hint = eventually(
+        "the stopped app's instances to end",
+        Duration::from_secs(20),
+        || async {
+            let out = cluster.cli.ok(&["logs", "hello"]).await;
+            out.stdout.is_empty().then_some(out.stderr)
+        },
+    )
+    .await;
+    assert!(hint.contains("reef logs hello --all"), "{hint}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

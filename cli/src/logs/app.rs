@@ -70,13 +70,18 @@ pub async fn app_logs(
         (Sequencer::default(), Joiners::default(), Printer::default());
     let keep = tail.unwrap_or(usize::MAX);
     let mut lines: VecDeque<(String, JoinedLine)> = VecDeque::new();
+    let mut hidden = false;
     for _ in 0..backlog {
         let msg = tokio::time::timeout(BACKLOG_WAIT, messages.next())
             .await
             .map_err(|_| anyhow!("timed out reading logs"))?;
         let Some(Ok(msg)) = msg else { break };
         let instance = subjects::instance_of_log(&msg.subject).map(|(_, i)| i);
-        if keep == 0 || !instance.is_some_and(|i| shown.shows(i)) {
+        if !instance.is_some_and(|i| shown.shows(i)) {
+            hidden = true;
+            continue;
+        }
+        if keep == 0 {
             continue;
         }
         for piece in sequencer.accept(&msg.subject, &msg.payload) {
@@ -87,6 +92,12 @@ pub async fn app_logs(
                 lines.push_back((msg.subject.to_string(), line));
             }
         }
+    }
+    if lines.is_empty() && hidden && keep > 0 {
+        eprintln!(
+            "reef: no output of release {} of {} yet; `reef logs {} --all` shows earlier releases'",
+            app.release.version, app.record.name, app.record.name
+        );
     }
     for (subject, line) in lines {
         printer.line(&prefix(&names, &subject), &line);

@@ -261,3 +261,48 @@ async fn a_failed_deploy_reports_its_last_lines_in_the_order_written() {
         .collect();
     assert_eq!(reported, expected, "{}", out.stderr);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_instance_restarted_after_a_crash_keeps_both_runs_output() {
+    let cluster = TestCluster::start(1).await;
+    let app = cluster.dir.path().join("app");
+    write_app(&app, "v1", 200, "");
+    let out = cluster
+        .cli
+        .run(&["deploy", app.to_str().expect("path")])
+        .await;
+    assert_eq!(out.code, Some(0), "{out:?}\n{}", cluster.logs());
+    let starts = |logs: &str| logs.lines().filter(|l| l.contains("starting v1")).count();
+    eventually(
+        "the first run's output",
+        Duration::from_secs(20),
+        || async { (starts(&cluster.cli.ok(&["logs", "hello"]).await.stdout) == 1).then_some(()) },
+    )
+    .await;
+    let pids = cluster.agents[0].app_pids();
+    assert_eq!(pids.len(), 1, "one app process: {pids:?}");
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(pids[0]),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .expect("kill the app");
+    // The restarted process writes to the same instance's subject, its
+    // batches numbered from the start again: both runs' lines are shown.
+    let logs = eventually(
+        "the second run's output",
+        Duration::from_secs(40),
+        || async {
+            let logs = cluster.cli.ok(&["logs", "hello"]).await.stdout;
+            (starts(&logs) == 2).then_some(logs)
+        },
+    )
+    .await;
+    let prefixes: Vec<&str> = logs
+        .lines()
+        .filter_map(|l| l.split_once("] ").map(|(p, _)| p))
+        .collect();
+    assert!(
+        prefixes.windows(2).all(|w| w[0] == w[1]),
+        "one instance: {logs}"
+    );
+}

@@ -36,7 +36,7 @@ use std::process::ExitCode;
 
 /// `reef --version`: the release and the wire protocol it speaks (only
 /// processes of one protocol share a cluster).
-const VERSION: &str = concat!(env!("CARGO_PKG_VERSION"), " (protocol 1)");
+const VERSION: &str = concat!(env!("CARGO_PKG_VERSION"), " (protocol 2)");
 
 #[derive(Parser)]
 #[command(

@@ -128,15 +128,7 @@ pub async fn run(nats: &client::Nats, args: RunArgs) -> Result<ExitCode> {
     }
     let js = jetstream::new(client.client.clone());
     let mut output = JobOutput::open(&js, &job, None).await?;
-    let mut last_reason = String::new();
-    let follow = output.follow(&client, job.id, |record| {
-        if let JobState::Pending { reason } = &record.state {
-            if *reason != last_reason {
-                eprintln!("reef: job {} is waiting: {reason}", record.id);
-                last_reason = reason.clone();
-            }
-        }
-    });
+    let follow = output.follow(&client, job.id, crate::logs::say_pending());
     tokio::pin!(follow);
     let mut interrupts = 0;
     // SIGTERM (a supervisor, a CI runner giving up) is taken like Ctrl-C.

@@ -193,15 +193,11 @@ async fn execute(agent: &Arc<Agent>, alloc: AllocId, stop: &CancellationToken) -
         }))),
         _ => None,
     };
-    let shippers = logs::ship_output(&agent.js, &mut child, |output| {
-        subjects::logs(
-            agent.node,
-            &assignment.spec.owner,
-            assignment.job,
-            alloc,
-            output,
-        )
-    });
+    let shippers = logs::ship_output(
+        &agent.js,
+        &mut child,
+        subjects::logs(agent.node, &assignment.spec.owner, assignment.job, alloc),
+    );
 
     let timeout = spec.timeout_ms.map(Duration::from_millis);
     let timeout_sleep = async {

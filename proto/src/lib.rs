@@ -41,6 +41,7 @@ pub mod events;
 pub mod ids;
 pub mod job;
 pub mod leader;
+pub mod log_batch;
 pub mod maintenance;
 pub mod manifest;
 pub mod members;

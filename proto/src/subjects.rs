@@ -184,10 +184,12 @@ pub fn doctor(node: NodeId) -> String {
 }
 
 /// Stream of job and app output; subjects
-/// `reef.logs.<node>.job.<owner>.<job>.<alloc>.<out|err>` and
-/// `reef.logs.<node>.app.<app>.<instance>.<out|err>`: the node that wrote a
-/// line comes first, so the server lets a node write only its own, and a
+/// `reef.logs.<node>.job.<owner>.<job>.<alloc>.log` and
+/// `reef.logs.<node>.app.<app>.<instance>.log`: the node that wrote a
+/// batch comes first, so the server lets a node write only its own, and a
 /// job's owner is in it, so a submitter may read only its own jobs' logs.
+/// Each message is a batch of stdout and stderr pieces
+/// ([`crate::log_batch`]).
 pub const LOGS_STREAM: &str = "REEF_LOGS";
 pub const LOGS_WILDCARD: &str = "reef.logs.>";
 
@@ -198,22 +200,12 @@ pub enum Output {
     Stderr,
 }
 
-impl Output {
-    pub fn token(self) -> &'static str {
-        match self {
-            Output::Stdout => "out",
-            Output::Stderr => "err",
-        }
-    }
-}
-
-/// The log subject of one output of a job's allocation. `owner` is the
-/// job's owner (a user name); a job recorded without one is under `_`.
-pub fn logs(node: NodeId, owner: &str, job: JobId, alloc: AllocId, output: Output) -> String {
+/// The log subject of a job's allocation. `owner` is the job's owner (a
+/// user name); a job recorded without one is under `_`.
+pub fn logs(node: NodeId, owner: &str, job: JobId, alloc: AllocId) -> String {
     format!(
-        "reef.logs.{node}.job.{}.{job}.{alloc}.{}",
-        owner_token(owner),
-        output.token()
+        "reef.logs.{node}.job.{}.{job}.{alloc}.log",
+        owner_token(owner)
     )
 }
 
@@ -241,18 +233,17 @@ pub fn job_logs(owner: &str, job: JobId) -> String {
     format!("reef.logs.*.job.{}.{job}.>", owner_token(owner))
 }
 
-/// Parses the output token out of a log subject.
-pub fn log_output(subject: &str) -> Option<Output> {
-    match subject.rsplit('.').next()? {
-        "out" => Some(Output::Stdout),
-        "err" => Some(Output::Stderr),
-        _ => None,
-    }
+/// The log subject of one app instance: `reef.logs.<node>.app.<app>.<instance>.log`.
+pub fn instance_logs(node: NodeId, app: &str, instance: InstanceId) -> String {
+    format!("reef.logs.{node}.app.{app}.{instance}.log")
 }
 
-/// Log subjects of one app instance: `reef.logs.<node>.app.<app>.<instance>.<out|err>`.
-pub fn instance_logs(node: NodeId, app: &str, instance: InstanceId, output: Output) -> String {
-    format!("reef.logs.{node}.app.{app}.{instance}.{}", output.token())
+/// The node and instance tokens of an app instance's log subject.
+pub fn instance_of_log(subject: &str) -> Option<(&str, &str)> {
+    let mut tokens = subject.split('.');
+    let (node, kind) = (tokens.nth(2)?, tokens.next()?);
+    let instance = tokens.nth(1)?;
+    (kind == "app").then_some((node, instance))
 }
 
 /// Every log subject of one app instance.
@@ -356,20 +347,24 @@ mod tests {
         assert_eq!(assign(node), format!("reef.assign.{node}"));
         assert_eq!(event(node, alloc).split('.').count(), 4);
         assert_eq!(
-            log_output(&logs(node, "alice", job, alloc, Output::Stderr)),
-            Some(Output::Stderr)
+            logs(node, "alice", job, alloc),
+            format!("reef.logs.{node}.job.alice.{job}.{alloc}.log")
         );
+        let instance = InstanceId::new();
+        let subject = instance_logs(node, "web", instance);
         assert_eq!(
-            logs(node, "alice", job, alloc, Output::Stdout),
-            format!("reef.logs.{node}.job.alice.{job}.{alloc}.out")
+            instance_of_log(&subject),
+            Some((node.to_string().as_str(), instance.to_string().as_str()))
         );
+        assert_eq!(instance_of_log(&logs(node, "alice", job, alloc)), None);
+        assert_eq!(instance_of_log("reef.logs"), None);
         assert_eq!(
             job_logs("alice", job),
             format!("reef.logs.*.job.alice.{job}.>")
         );
         assert_eq!(owned_job_logs("alice"), "reef.logs.*.job.alice.>");
         // A job without an owner (recorded before owners) is under `_`.
-        assert!(logs(node, "", job, alloc, Output::Stdout).contains(".job._."));
+        assert!(logs(node, "", job, alloc).contains(".job._."));
         assert_eq!(job_logs("", job), format!("reef.logs.*.job._.{job}.>"));
         assert_eq!(
             api(Role::Admin, "ops", verbs::JOB_SUBMIT),

@@ -154,13 +154,8 @@ fn forbidden_for_node(me: NodeId, other: NodeId) -> (Vec<String>, Vec<String>) {
         // Another node's events, heartbeats and logs.
         subjects::event(other, alloc),
         subjects::heartbeat(other),
-        subjects::logs(other, "admin", job, alloc, subjects::Output::Stdout),
-        subjects::instance_logs(
-            other,
-            "hello",
-            reef_proto::InstanceId::new(),
-            subjects::Output::Stderr,
-        ),
+        subjects::logs(other, "admin", job, alloc),
+        subjects::instance_logs(other, "hello", reef_proto::InstanceId::new()),
         // Registering as another node, or asking for its certificate;
         // calling as a user or coordinator.
         subjects::api(

@@ -36,9 +36,11 @@ async fn a_caller_of_another_protocol_is_told_which_and_what_to_do() {
         .await
         .expect("connect");
     let subject = subjects::api(Role::Admin, "admin", subjects::verbs::NODE_LIST);
+    let ours = reef_proto::envelope::VERSION as u8;
+    let theirs = ours + 1;
     let reply = tokio::time::timeout(
         Duration::from_secs(10),
-        client.request(subject, of_protocol(&ApiRequest::ListNodes, 2).into()),
+        client.request(subject, of_protocol(&ApiRequest::ListNodes, theirs).into()),
     )
     .await
     .expect("an answer in time")
@@ -46,8 +48,12 @@ async fn a_caller_of_another_protocol_is_told_which_and_what_to_do() {
     let ApiReply(answer) = decode::<ApiReply>(&reply.payload).expect("in this build's protocol");
     let refused = answer.expect_err("refused");
     assert!(
-        refused.message.contains("speak reef protocol 1")
-            && refused.message.contains("the caller speaks protocol 2")
+        refused
+            .message
+            .contains(&format!("speak reef protocol {ours}"))
+            && refused
+                .message
+                .contains(&format!("the caller speaks protocol {theirs}"))
             && refused.message.contains("Upgrades"),
         "{refused}"
     );

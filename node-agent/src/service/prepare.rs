@@ -281,9 +281,11 @@ pub(crate) async fn hook(
         .spawn(launch, env)
         .await
         .map_err(|source| HookError::Start { name, source })?;
-    let shippers = crate::logs::ship_output(&agent.js, &mut child, |output| {
-        subjects::instance_logs(agent.node, app, instance, output)
-    });
+    let shippers = crate::logs::ship_output(
+        &agent.js,
+        &mut child,
+        subjects::instance_logs(agent.node, app, instance),
+    );
     let status = match tokio::time::timeout(HOOK_TIMEOUT, child.wait()).await {
         Ok(status) => status.map_err(|source| HookError::Wait { name, source }),
         Err(_) => {

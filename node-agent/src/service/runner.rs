@@ -413,9 +413,11 @@ impl Runner {
         };
         let (mut child, tree) = self.agent.sandbox.spawn(launch, env).await?;
         let app = &self.spec().name;
-        let shippers = crate::logs::ship_output(&self.agent.js, &mut child, |output| {
-            subjects::instance_logs(self.agent.node, app, self.id, output)
-        });
+        let shippers = crate::logs::ship_output(
+            &self.agent.js,
+            &mut child,
+            subjects::instance_logs(self.agent.node, app, self.id),
+        );
         Ok((child, shippers, tree))
     }
 

@@ -1,18 +1,24 @@
 //! Reading job output from the logs stream: the backlog (optionally only its
-//! last N lines), then, when following, live lines until the job has ended
-//! and every line it produced has been printed.
+//! last N lines), then, when following, live output until the job has ended
+//! and every line it produced has been printed. Output comes back as it was
+//! written, stdout and stderr in the order the agent read them, long lines
+//! whole and a last line without a newline without one.
+
+mod app;
+mod reader;
 
 use crate::client;
 use anyhow::{anyhow, Context as _, Result};
 use async_nats::jetstream::{self, consumer};
 use clap::Args;
 use futures::StreamExt;
-use reef_proto::api::{ApiRequest, ApiResponse, AppStatus};
-use reef_proto::job::JobRecord;
-use reef_proto::subjects::{self, Output};
+use reader::{Joiners, Printer, Sequencer};
+use reef_proto::api::{ApiRequest, ApiResponse};
+use reef_proto::job::{JobRecord, JobState};
+use reef_proto::log_batch::JoinedLine;
+use reef_proto::subjects;
 use reef_proto::{decode, JobId};
 use std::collections::VecDeque;
-use std::io::Write;
 use std::time::Duration;
 
 #[derive(Args)]
@@ -25,6 +31,10 @@ pub struct LogsArgs {
     /// Only the last N lines of what is already there.
     #[arg(long, value_name = "N")]
     pub tail: Option<usize>,
+    /// For an app: every instance's output, of every release, not only
+    /// the current release's.
+    #[arg(long)]
+    pub all: bool,
 }
 
 /// After a job ends, how long to wait for lines still in flight.
@@ -40,18 +50,38 @@ pub async fn logs(nats: &client::Nats, args: LogsArgs) -> Result<()> {
         if let Ok(ApiResponse::App(app)) =
             client::call(&client, ApiRequest::AppStatus(args.job.clone())).await
         {
-            return app_logs(&client, &app, args.tail, args.follow).await;
+            return app::app_logs(&client, &app, args.tail, args.follow, args.all).await;
         }
     }
     let job = crate::jobs::resolve(&client, &args.job).await?;
     let js = jetstream::new(client.client.clone());
     let mut output = JobOutput::open(&js, &job, args.tail).await?;
     if args.follow {
-        output.follow(&client, job.id, |_| {}).await?;
+        output.follow(&client, job.id, say_pending()).await?;
     } else {
         output.print_backlog().await?;
+        if let JobState::Pending { reason } = &job.state {
+            eprintln!(
+                "reef: job {} is pending, so it has no output yet: {reason}",
+                job.id
+            );
+        }
     }
     Ok(())
+}
+
+/// A follower's note, on stderr, each time its job waits for a new reason
+/// (`reef run`, `reef logs -f`): a job that waits says why.
+pub fn say_pending() -> impl FnMut(&JobRecord) {
+    let mut last_reason = String::new();
+    move |record| {
+        if let JobState::Pending { reason } = &record.state {
+            if *reason != last_reason {
+                eprintln!("reef: job {} is waiting: {reason}", record.id);
+                last_reason = reason.clone();
+            }
+        }
+    }
 }
 
 /// One job's output, read in order from the logs stream.
@@ -60,8 +90,11 @@ pub struct JobOutput {
     /// Messages that were in the stream when it was opened.
     backlog: u64,
     read: u64,
-    tail: Option<VecDeque<(Output, Vec<u8>)>>,
+    tail: Option<VecDeque<JoinedLine>>,
     tail_len: usize,
+    sequencer: Sequencer,
+    joiners: Joiners,
+    printer: Printer,
     /// Lines printed (stdout, stderr).
     pub printed: (u64, u64),
     closed: bool,
@@ -81,6 +114,9 @@ impl JobOutput {
             read: 0,
             tail: tail.map(|n| VecDeque::with_capacity(n.min(10_000))),
             tail_len: tail.unwrap_or(0),
+            sequencer: Sequencer::default(),
+            joiners: Joiners::default(),
+            printer: Printer::default(),
             printed: (0, 0),
             closed: false,
         })
@@ -93,7 +129,7 @@ impl JobOutput {
                 .await
                 .map_err(|_| anyhow!("timed out reading logs"))?;
             match msg {
-                Some(Ok(msg)) => self.take(&msg.subject, msg.payload.to_vec()),
+                Some(Ok(msg)) => self.take(&msg.subject, &msg.payload),
                 Some(Err(e)) => return Err(anyhow!("reading logs failed: {e}")),
                 None => break,
             }
@@ -132,7 +168,7 @@ impl JobOutput {
             };
             tokio::select! {
                 msg = self.messages.next(), if !self.closed => match msg {
-                    Some(Ok(msg)) => self.take(&msg.subject, msg.payload.to_vec()),
+                    Some(Ok(msg)) => self.take(&msg.subject, &msg.payload),
                     Some(Err(e)) => return Err(anyhow!("reading logs failed: {e}")),
                     None => self.closed = true,
                 },
@@ -153,37 +189,45 @@ impl JobOutput {
         }
     }
 
-    fn take(&mut self, subject: &str, line: Vec<u8>) {
-        let output = subjects::log_output(subject).unwrap_or(Output::Stdout);
+    fn take(&mut self, subject: &str, payload: &[u8]) {
         self.read += 1;
-        match output {
-            Output::Stdout => self.printed.0 += 1,
-            Output::Stderr => self.printed.1 += 1,
-        }
-        if self.read <= self.backlog {
-            if let Some(tail) = &mut self.tail {
-                if self.tail_len == 0 {
-                    return;
+        let in_backlog = self.read <= self.backlog;
+        for piece in self.sequencer.accept(subject, payload) {
+            if piece.ends_line() {
+                match piece.output {
+                    subjects::Output::Stdout => self.printed.0 += 1,
+                    subjects::Output::Stderr => self.printed.1 += 1,
                 }
-                if tail.len() == self.tail_len {
-                    tail.pop_front();
+            }
+            match &mut self.tail {
+                Some(tail) if in_backlog => {
+                    let Some(line) = self.joiners.push(subject, &piece) else {
+                        continue;
+                    };
+                    if self.tail_len == 0 {
+                        continue;
+                    }
+                    if tail.len() == self.tail_len {
+                        tail.pop_front();
+                    }
+                    tail.push_back(line);
                 }
-                tail.push_back((output, line));
-                if self.read == self.backlog {
-                    self.flush_tail();
-                }
-                return;
+                _ => self.printer.piece(subject, b"", &piece),
             }
         }
-        print_line(output, &line);
+        if in_backlog && self.read == self.backlog {
+            self.flush_tail();
+        }
+        self.printer.flush();
     }
 
     fn flush_tail(&mut self) {
         if let Some(tail) = self.tail.take() {
-            for (output, line) in tail {
-                print_line(output, &line);
+            for line in tail {
+                self.printer.line(b"", &line);
             }
         }
+        self.printer.flush();
     }
 }
 
@@ -252,108 +296,34 @@ impl JobUpdates {
     }
 }
 
-fn print_line(output: Output, line: &[u8]) {
-    let result = match output {
-        Output::Stdout => {
-            let mut out = std::io::stdout().lock();
-            out.write_all(line).and_then(|()| out.write_all(b"\n"))
-        }
-        Output::Stderr => {
-            let mut err = std::io::stderr().lock();
-            err.write_all(line).and_then(|()| err.write_all(b"\n"))
-        }
-    };
-    if let Err(e) = result {
-        if e.kind() == std::io::ErrorKind::BrokenPipe {
-            // The reader went away (`reef logs X | head`): stop quietly.
-            std::process::exit(0);
-        }
-    }
-}
-
-/// The last `n` lines stored under a log subject filter.
+/// The last `n` whole lines stored under a log subject filter, stdout and
+/// stderr together in the order they were written.
 pub async fn last_lines(js: &jetstream::Context, filter: &str, n: usize) -> Result<Vec<Vec<u8>>> {
     let (backlog, mut messages) = ordered(js, filter.to_string()).await?;
+    let (mut sequencer, mut joiners) = (Sequencer::default(), Joiners::default());
     let mut lines = VecDeque::with_capacity(n);
     for _ in 0..backlog {
         let msg = tokio::time::timeout(BACKLOG_WAIT, messages.next())
             .await
             .map_err(|_| anyhow!("timed out reading logs"))?;
         let Some(Ok(msg)) = msg else { break };
-        if lines.len() == n {
-            lines.pop_front();
+        for piece in sequencer.accept(&msg.subject, &msg.payload) {
+            let Some(line) = joiners.push(&msg.subject, &piece) else {
+                continue;
+            };
+            if lines.len() == n {
+                lines.pop_front();
+            }
+            if n > 0 {
+                lines.push_back(line.bytes);
+            }
         }
-        lines.push_back(msg.payload.to_vec());
     }
     Ok(lines.into())
 }
 
-/// Every replica's output of an app, oldest first, each line prefixed with
-/// its node and instance; with `follow`, then live until interrupted.
-async fn app_logs(
-    client: &client::Conn,
-    app: &AppStatus,
-    tail: Option<usize>,
-    follow: bool,
-) -> Result<()> {
-    let names = crate::jobs::node_names(client).await;
-    let nodes: std::collections::HashMap<String, String> = app
-        .instances
-        .iter()
-        .map(|i| {
-            let node = names
-                .get(&i.node.to_string())
-                .cloned()
-                .unwrap_or_else(|| i.node.to_string());
-            (i.id.to_string(), node)
-        })
-        .collect();
-    let prefix = |subject: &str| -> String {
-        // reef.logs.app.<app>.<instance>.<out|err>
-        let instance = subject.rsplit('.').nth(1).unwrap_or("?");
-        let short = &instance[instance.len().saturating_sub(6)..];
-        match nodes.get(instance) {
-            Some(node) => format!("[{node}/{short}] "),
-            None => format!("[{short}] "),
-        }
-    };
-    let js = jetstream::new(client.client.clone());
-    let (backlog, mut messages) = ordered(&js, subjects::app_logs(&app.record.name)).await?;
-    let keep = tail.unwrap_or(usize::MAX);
-    let mut lines: VecDeque<(Output, Vec<u8>)> = VecDeque::new();
-    for _ in 0..backlog {
-        let msg = tokio::time::timeout(BACKLOG_WAIT, messages.next())
-            .await
-            .map_err(|_| anyhow!("timed out reading logs"))?;
-        let Some(Ok(msg)) = msg else { break };
-        if keep == 0 {
-            continue;
-        }
-        if lines.len() == keep {
-            lines.pop_front();
-        }
-        let output = subjects::log_output(&msg.subject).unwrap_or(Output::Stdout);
-        let mut line = prefix(&msg.subject).into_bytes();
-        line.extend_from_slice(&msg.payload);
-        lines.push_back((output, line));
-    }
-    for (output, line) in lines {
-        print_line(output, &line);
-    }
-    if follow {
-        while let Some(msg) = messages.next().await {
-            let msg = msg.map_err(|e| anyhow!("reading logs failed: {e}"))?;
-            let output = subjects::log_output(&msg.subject).unwrap_or(Output::Stdout);
-            let mut line = prefix(&msg.subject).into_bytes();
-            line.extend_from_slice(&msg.payload);
-            print_line(output, &line);
-        }
-    }
-    Ok(())
-}
-
-/// An ordered consumer over every stored log line matching `filter`, from
-/// the oldest, with the number of lines stored when it was opened.
+/// An ordered consumer over every stored log batch matching `filter`, from
+/// the oldest, with the number of batches stored when it was opened.
 async fn ordered(
     js: &jetstream::Context,
     filter: String,

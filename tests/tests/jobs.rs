@@ -48,8 +48,8 @@ async fn a_job_streams_its_output_and_passes_on_its_exit_code() {
     assert_eq!(out.stdout, "out\nmore\n");
     assert!(out.stderr.contains("err\n"), "{out:?}");
 
-    // --tail keeps the last lines. (Order between stdout and stderr is not
-    // kept across the two pipes, so this job writes only stdout.)
+    // --tail keeps the last lines. (Between stdout and stderr the order is
+    // the one the agent read the two pipes in, so this job writes only stdout.)
     let out = cluster
         .cli
         .ok(&["run", "--", "sh", "-c", "echo a; echo b; echo c"])

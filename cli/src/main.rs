@@ -23,6 +23,7 @@ mod logging;
 mod logs;
 mod maintenance;
 mod node;
+mod notify;
 mod run;
 mod server;
 mod servers;
@@ -194,6 +195,11 @@ enum Command {
     /// What happened in the cluster: nodes, deploys, crashes, certificates,
     /// failed periodic runs (-f to follow).
     Events(events::EventsArgs),
+    /// Webhooks that receive the cluster's events: add, list, rm (admins).
+    Notify {
+        #[command(subcommand)]
+        command: notify::NotifyCommand,
+    },
     /// Back up the cluster's state to a file, or restore it from one.
     Backup {
         #[command(subcommand)]
@@ -423,6 +429,9 @@ async fn dispatch(cli: Cli, matches: &clap::ArgMatches) -> anyhow::Result<ExitCo
         Command::Doctor { json } => doctor::doctor(&nats, json).await,
         Command::Audit(args) => audit::audit(&nats, args).await.map(|()| ExitCode::SUCCESS),
         Command::Events(args) => events::events(&nats, args)
+            .await
+            .map(|()| ExitCode::SUCCESS),
+        Command::Notify { command } => notify::notify(&nats, command)
             .await
             .map(|()| ExitCode::SUCCESS),
         Command::Backup { command } => backup::backup(&nats, command)

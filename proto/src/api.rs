@@ -244,6 +244,14 @@ pub enum ApiRequest {
         on: bool,
         page: Option<crate::maintenance::MaintenancePage>,
     },
+    /// Send the cluster's events of `kinds` (all when empty) to `url`.
+    AddWebhook {
+        name: String,
+        url: String,
+        kinds: Vec<crate::events::EventKind>,
+    },
+    ListWebhooks,
+    RemoveWebhook(String),
 }
 
 impl ApiRequest {
@@ -291,6 +299,9 @@ impl ApiRequest {
             ApiRequest::RemoveCron(_) => verbs::CRON_REMOVE,
             ApiRequest::ListAudit(_) => verbs::AUDIT_LIST,
             ApiRequest::SetMaintenance { .. } => verbs::APP_MAINTENANCE,
+            ApiRequest::AddWebhook { .. } => verbs::NOTIFY_ADD,
+            ApiRequest::ListWebhooks => verbs::NOTIFY_LIST,
+            ApiRequest::RemoveWebhook(_) => verbs::NOTIFY_REMOVE,
         }
     }
 }
@@ -398,6 +409,7 @@ pub enum ApiResponse {
         entries: Vec<crate::audit::AuditEntry>,
         truncated: bool,
     },
+    Webhooks(Vec<crate::notify::Webhook>),
 }
 
 /// An app as `reef apps` and `reef status` show it.

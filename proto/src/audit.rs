@@ -133,6 +133,7 @@ pub fn records(verb: &str) -> bool {
             | verbs::CRON_LIST
             | verbs::CRON_HISTORY
             | verbs::AUDIT_LIST
+            | verbs::NOTIFY_LIST
     )
 }
 
@@ -158,6 +159,8 @@ pub fn target(request: &ApiRequest) -> String {
         ApiRequest::Rollback { app, to: Some(to) } => format!("{app} to release {to}"),
         ApiRequest::Rollback { app, to: None } => app.clone(),
         ApiRequest::Scale { app, replicas } => format!("{app} to {replicas}"),
+        // Not its URL, which may carry a token.
+        ApiRequest::AddWebhook { name, .. } | ApiRequest::RemoveWebhook(name) => name.clone(),
         ApiRequest::SetMaintenance { app, on, .. } => {
             format!("{app} {}", if *on { "on" } else { "off" })
         }
@@ -184,7 +187,8 @@ pub fn target(request: &ApiRequest) -> String {
         | ApiRequest::QueryApps(_)
         | ApiRequest::ListServers
         | ApiRequest::ListCrons
-        | ApiRequest::ListAudit(_) => String::new(),
+        | ApiRequest::ListAudit(_)
+        | ApiRequest::ListWebhooks => String::new(),
     };
     clip(&text)
 }

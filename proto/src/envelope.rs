@@ -73,6 +73,7 @@ pub enum MessageKind {
     CronClaim = 26,
     AuditEntry = 27,
     ClusterEvent = 28,
+    Webhook = 29,
 }
 
 /// A type that travels inside an envelope.

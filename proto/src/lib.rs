@@ -46,6 +46,7 @@ pub mod maintenance;
 pub mod manifest;
 pub mod members;
 pub mod node;
+pub mod notify;
 mod report;
 pub mod roles;
 pub mod route_domain;

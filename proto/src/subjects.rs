@@ -52,9 +52,12 @@ pub mod verbs {
     pub const CRON_REMOVE: &str = "cron.remove";
     pub const AUDIT_LIST: &str = "audit.list";
     pub const APP_MAINTENANCE: &str = "app.maintenance";
+    pub const NOTIFY_ADD: &str = "notify.add";
+    pub const NOTIFY_LIST: &str = "notify.list";
+    pub const NOTIFY_REMOVE: &str = "notify.remove";
 
     /// Every verb.
-    pub const ALL: [&str; 38] = [
+    pub const ALL: [&str; 41] = [
         JOB_SUBMIT,
         JOB_LIST,
         JOB_GET,
@@ -93,6 +96,9 @@ pub mod verbs {
         CRON_REMOVE,
         AUDIT_LIST,
         APP_MAINTENANCE,
+        NOTIFY_ADD,
+        NOTIFY_LIST,
+        NOTIFY_REMOVE,
     ];
 }
 
@@ -329,6 +335,8 @@ pub const SERVERS_BUCKET: &str = "reef-servers";
 pub const CRON_BUCKET: &str = "reef-cron";
 /// The claim on each tick of a periodic job, kept a day; only coordinators.
 pub const CRON_TICKS_BUCKET: &str = "reef-cron-ticks";
+/// Webhooks for the cluster's events, by name.
+pub const NOTIFY_BUCKET: &str = "reef-notify";
 
 /// A tick's key in [`CRON_TICKS_BUCKET`]: `<name>.<tick in ms>`.
 pub fn cron_tick_key(name: &str, tick_ms: u64) -> String {

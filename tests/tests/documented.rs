@@ -96,6 +96,18 @@ async fn the_json_shapes_are_the_documented_ones() {
     })
     .await;
     let crons = cluster.cli.ok(&["cron", "list", "--json"]).await.json();
+    cluster
+        .cli
+        .ok(&[
+            "notify",
+            "add",
+            "ops",
+            "http://127.0.0.1:9/",
+            "--events",
+            "node.down",
+        ])
+        .await;
+    let hooks = cluster.cli.ok(&["notify", "list", "--json"]).await.json();
     let event: serde_json::Value =
         eventually("the deploy's event", Duration::from_secs(10), || async {
             let out = cluster
@@ -136,6 +148,7 @@ async fn the_json_shapes_are_the_documented_ones() {
         ("cron history --json", &runs[0]),
         ("audit --json", &audit),
         ("events --json", &event),
+        ("notify list --json", &hooks[0]),
         ("audit --json entries", &deployed),
     ] {
         for key in undocumented(value, &cli_md) {

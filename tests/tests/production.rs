@@ -318,7 +318,17 @@ async fn from_three_empty_servers_to_an_https_app_that_outlives_the_first_server
     )
     .await;
     assert!(secrets.contains("LAST"), "{secrets}");
-    let jobs = cli.ok(&["jobs", "--json"]).await.stdout;
+    // Each stream elects its leader among the servers left on its own, so
+    // the jobs bucket may answer a moment after the secrets did.
+    let jobs = eventually(
+        "the jobs after the kill",
+        Duration::from_secs(30),
+        || async {
+            let out = cli.run(&["jobs", "--json"]).await;
+            (out.code == Some(0)).then_some(out.stdout)
+        },
+    )
+    .await;
     assert!(jobs.contains("acknowledged"), "{jobs}");
     let after = eventually("a job after the kill", Duration::from_secs(30), || async {
         let out = cli.run(&["run", "--", "echo", "after"]).await;

@@ -23,6 +23,7 @@ pub(crate) mod lifecycle;
 pub(crate) mod live_instances;
 pub(crate) mod maintenance;
 pub(crate) mod nodes;
+pub(crate) mod notify;
 pub(crate) mod peers;
 pub(crate) mod reads;
 pub(crate) mod recent_jobs;
@@ -429,6 +430,15 @@ impl Coordinator {
                 .map(|()| ApiResponse::Done),
             ApiRequest::SetMaintenance { app, on, page } => self
                 .set_maintenance(&app, on, page)
+                .await
+                .map(|()| ApiResponse::Done),
+            ApiRequest::AddWebhook { name, url, kinds } => {
+                notify::add(&self.store, name, url, kinds, caller)
+                    .await
+                    .map(|()| ApiResponse::Done)
+            }
+            ApiRequest::ListWebhooks => notify::list(&self.store).await.map(ApiResponse::Webhooks),
+            ApiRequest::RemoveWebhook(name) => notify::remove(&self.store, &name)
                 .await
                 .map(|()| ApiResponse::Done),
             // Diverted to `reads` before they reach the loop.

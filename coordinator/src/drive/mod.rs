@@ -35,6 +35,7 @@ pub(crate) mod events;
 pub(crate) mod instances;
 pub(crate) mod node_loss;
 pub(crate) mod node_status;
+pub(crate) mod notify;
 pub(crate) mod replicas;
 pub(crate) mod replication;
 pub(crate) mod retention;

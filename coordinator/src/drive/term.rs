@@ -143,6 +143,7 @@ async fn lead_term(
                 coordinator.certs.clone(),
                 &shared.shutdown,
             );
+            let notifier = super::notify::Notifier::start(shared.store.clone(), &shared.shutdown);
             let mut departures = departures::follow(coordinator.authority.as_deref()).await;
             coordinator.load_node_keys().await;
             let served = coordinator
@@ -159,6 +160,7 @@ async fn lead_term(
                 let _ = departures.unsubscribe().await;
             }
             cert_manager.stop().await;
+            notifier.stop().await;
             coordinator.retention.stop().await;
             if let Ok(TermEnd::Shutdown) = served {
                 // Still holding the lease: the next leader starts from here

@@ -106,6 +106,8 @@ pub struct Store {
     /// The claim on each tick of a periodic job, kept
     /// [`reef_proto::cron::CLAIM_MAX_AGE_MS`].
     pub cron_ticks: Bucket<CronClaim>,
+    /// Webhooks for the cluster's events, by name.
+    pub webhooks: Bucket<reef_proto::notify::Webhook>,
     pub artifacts: async_nats::jetstream::object_store::ObjectStore,
 }
 
@@ -212,6 +214,7 @@ pub async fn ensure(
         tokens: Bucket::new(open_bucket(&js, bucket(subjects::TOKENS_BUCKET)).await?),
         servers: Bucket::new(open_bucket(&js, bucket(subjects::SERVERS_BUCKET)).await?),
         crons: Bucket::new(open_bucket(&js, bucket(subjects::CRON_BUCKET)).await?),
+        webhooks: Bucket::new(open_bucket(&js, bucket(subjects::NOTIFY_BUCKET)).await?),
         cron_ticks: Bucket::new(
             open_bucket(
                 &js,

@@ -43,14 +43,17 @@ impl Coordinator {
                 false => format!("node {name} stopped responding"),
             };
             tracing::warn!(%node, %name, %reason, "node lost; moving its work");
-            self.events.emit(
-                reef_proto::events::EventKind::NodeDown,
-                &name,
-                reason.as_str(),
-            );
-            if let Err(e) = self.node_lost(node, &reason).await {
-                tracing::error!(%node, error = %Report(&e), "could not move the work of a lost node; will retry");
-                self.cluster.unmark_lost(node);
+            match self.node_lost(node, &reason).await {
+                // Once: a loss whose work could not be moved is tried again.
+                Ok(()) => self.events.emit(
+                    reef_proto::events::EventKind::NodeDown,
+                    &name,
+                    reason.as_str(),
+                ),
+                Err(e) => {
+                    tracing::error!(%node, error = %Report(&e), "could not move the work of a lost node; will retry");
+                    self.cluster.unmark_lost(node);
+                }
             }
         }
     }

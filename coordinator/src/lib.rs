@@ -174,7 +174,7 @@ pub async fn run(
     };
     tracing::info!(id = %me.id, name = %me.name, "coordinator ready");
     let audit = api::audit::Audit::start(store.js.clone(), &config.name, shutdown.clone());
-    let metrics = metrics::Metrics::default();
+    let metrics = metrics::Metrics::new(metrics_listener.is_some());
     metrics.audit_dropped(audit.dropped());
     let reads = api::reads::Reads::new(
         client.clone(),

@@ -14,13 +14,15 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 /// What the coordinator counts; cheap to clone.
-#[derive(Clone, Default)]
+#[derive(Clone)]
 pub(crate) struct Metrics {
     inner: Arc<Inner>,
 }
 
 #[derive(Default)]
 struct Inner {
+    /// Whether anything serves them: the leader's view is computed only then.
+    served: bool,
     leading: AtomicBool,
     terms: AtomicU64,
     placements: AtomicU64,
@@ -41,6 +43,21 @@ struct VerbStats {
 const OUTCOMES: [&str; 3] = ["done", "refused", "failed"];
 
 impl Metrics {
+    /// Metrics that `served` says a `/metrics` endpoint shows.
+    pub(crate) fn new(served: bool) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                served,
+                ..Inner::default()
+            }),
+        }
+    }
+
+    /// Whether the leader's view is worth computing (something serves it).
+    pub(crate) fn wants_view(&self) -> bool {
+        self.inner.served
+    }
+
     /// Counts a call of `verb` that ended with `result` after `took`.
     pub(crate) fn api_call(
         &self,

@@ -438,7 +438,9 @@ impl Coordinator {
         self.size_replicas().await;
         self.place_pending(true).await;
         self.cron_tick().await;
-        self.metrics.view(self.metrics_view());
+        if self.metrics.wants_view() {
+            self.metrics.view(self.metrics_view());
+        }
     }
 
     /// The cluster's gauges as this leader sees them now.

@@ -87,6 +87,11 @@ if [ ! -e "$root/etc/reef/server.toml" ]; then
 # https = "0.0.0.0:443"
 # peer = "0.0.0.0:7443"
 # label = ["zone=fsn1"]
+
+# Prometheus scrapes the agent at `metrics` (127.0.0.1:9464 by default) and
+# the coordinator where this says (docs/operations.md#metrics):
+# coordinator_metrics = "127.0.0.1:9465"
+# audit_retention = "90d"     # how long `reef audit` keeps an entry
 EOF
 fi
 

@@ -120,6 +120,13 @@ async fn events_are_followed_live_read_back_and_kept_from_submitters() {
     .await;
     cluster.cli.ok(&["cron", "rm", "broken"]).await;
 
+    // A node that stops answering is down, and up again when heard from.
+    let agent = nix::unistd::Pid::from_raw(cluster.agents[1].pid().expect("pid") as i32);
+    nix::sys::signal::kill(agent, nix::sys::signal::Signal::SIGSTOP).expect("stop node-2");
+    saw("node-2 silent", "node.down", "node-2", "node-2").await;
+    nix::sys::signal::kill(agent, nix::sys::signal::Signal::SIGCONT).expect("continue node-2");
+    saw("node-2 back", "node.up", "node-2", "heard from again").await;
+
     // A drain, then a lost node.
     cluster.cli.ok(&["node", "drain", "node-2"]).await;
     saw(
@@ -130,7 +137,16 @@ async fn events_are_followed_live_read_back_and_kept_from_submitters() {
     )
     .await;
     cluster.agents[1].kill();
-    saw("node-2 down", "node.down", "node-2", "node-2").await;
+    // Down a second time (its connection closed, or it went silent).
+    eventually("node-2 down again", Duration::from_secs(30), || async {
+        let seen = seen.lock().expect("seen");
+        let downs = seen
+            .iter()
+            .filter(|e| e["kind"] == "node.down" && e["target"] == "node-2")
+            .count();
+        (downs >= 2).then_some(())
+    })
+    .await;
 
     // Read back, narrowed to one kind, as a viewer may.
     let viewer = Cli::with_creds(

@@ -7,6 +7,7 @@ use crate::api;
 use crate::certs;
 use crate::error::{BoxError, CoordinatorError, Report};
 use crate::state::cluster::Cluster;
+use crate::state::cluster::Heard;
 use crate::sub_err;
 use crate::Shared;
 use crate::StoreConfig;
@@ -401,13 +402,22 @@ impl Coordinator {
             tracing::debug!(subject = %msg.subject, "dropping heartbeat sent on another node's subject");
             return;
         }
-        if !self
-            .cluster
-            .heard_from(hb.node, std::time::Instant::now(), reef_proto::now_ms())
-        {
+        let heard =
+            self.cluster
+                .heard_from(hb.node, std::time::Instant::now(), reef_proto::now_ms());
+        if heard == Heard::Unknown {
             self.unknown_nodes.insert(hb.node);
-        } else {
-            self.cluster.note_heartbeat(hb.node, hb.running, hb.paused);
+            return;
+        }
+        self.cluster.note_heartbeat(hb.node, hb.running, hb.paused);
+        if heard == Heard::Back {
+            if let Some(entry) = self.cluster.node(hb.node) {
+                self.events.emit(
+                    reef_proto::events::EventKind::NodeUp,
+                    &entry.record.name,
+                    "heard from again after it was lost",
+                );
+            }
         }
     }
 

@@ -51,6 +51,16 @@ pub(crate) struct Pending {
     pub group: Option<JobId>,
 }
 
+/// What hearing from a node told.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Heard {
+    /// Not in the view.
+    Unknown,
+    Known,
+    /// Declared lost, and heard from again.
+    Back,
+}
+
 pub(crate) struct Cluster {
     nodes: HashMap<NodeId, NodeEntry>,
     live: HashMap<AllocId, Allocation>,
@@ -145,7 +155,7 @@ impl Cluster {
     }
 
     /// Records a heartbeat; false if the node is not known here.
-    pub fn heard_from(&mut self, node: NodeId, now: Instant, now_ms: u64) -> bool {
+    pub fn heard_from(&mut self, node: NodeId, now: Instant, now_ms: u64) -> Heard {
         match self.nodes.get_mut(&node) {
             Some(entry) => {
                 entry.last_seen = Some(now);
@@ -154,10 +164,11 @@ impl Cluster {
                 if entry.lost {
                     tracing::info!(%node, name = %entry.record.name, "lost node is back");
                     entry.lost = false;
+                    return Heard::Back;
                 }
-                true
+                Heard::Known
             }
-            None => false,
+            None => Heard::Unknown,
         }
     }
 

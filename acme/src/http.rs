@@ -30,6 +30,32 @@ const MAX_BODY: usize = 1024 * 1024;
 /// How long an idle connection to the CA is kept for the next request.
 const POOL_IDLE: Duration = Duration::from_secs(30);
 
+/// An HTTP/1.1 connector over rustls (ring) trusting `roots`, which gives
+/// up connecting after `timeout`; HTTPS only when `https_only`, else plain
+/// HTTP too. The ACME client and the coordinator's webhooks share it.
+pub fn web_connector(
+    roots: RootCertStore,
+    timeout: Duration,
+    https_only: bool,
+) -> Result<HttpsConnector<HttpConnector>, String> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let tls = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|err| format!("TLS setup failed: {err}"))?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    let mut tcp = HttpConnector::new();
+    tcp.enforce_http(false);
+    tcp.set_connect_timeout(Some(timeout));
+    let builder = hyper_rustls::HttpsConnectorBuilder::new().with_tls_config(tls);
+    let builder = if https_only {
+        builder.https_only()
+    } else {
+        builder.https_or_http()
+    };
+    Ok(builder.enable_http1().wrap_connector(tcp))
+}
+
 /// An HTTPS-only client for one CA. Cheap to clone.
 #[derive(Clone)]
 pub(crate) struct HttpsClient {
@@ -52,20 +78,7 @@ impl HttpsClient {
                 roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
             },
         };
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let tls = rustls::ClientConfig::builder_with_provider(provider)
-            .with_safe_default_protocol_versions()
-            .map_err(|err| AcmeError::Config(format!("TLS setup failed: {err}")))?
-            .with_root_certificates(roots)
-            .with_no_client_auth();
-        let mut tcp = HttpConnector::new();
-        tcp.enforce_http(false);
-        tcp.set_connect_timeout(Some(timeout));
-        let connector = hyper_rustls::HttpsConnectorBuilder::new()
-            .with_tls_config(tls)
-            .https_only()
-            .enable_http1()
-            .wrap_connector(tcp);
+        let connector = web_connector(roots, timeout, true).map_err(AcmeError::Config)?;
         let client = Client::builder(TokioExecutor::new())
             .pool_idle_timeout(POOL_IDLE)
             .build(connector);

@@ -43,4 +43,5 @@ pub use challenge::{
 pub use config::{AcmeConfig, LETS_ENCRYPT_PRODUCTION, LETS_ENCRYPT_STAGING};
 pub use domain::{validate_domain, InvalidDomain};
 pub use error::{AcmeError, CertificateError};
+pub use http::web_connector;
 pub use validity::{certificate_validity, needs_renewal, DEFAULT_RENEW_BEFORE};

@@ -400,6 +400,11 @@ impl Cli {
         }
     }
 
+    /// The CLI with a new credential for user `name` with `role` at `nats`.
+    pub fn user(nats: &NatsUrl, role: &str, name: &str) -> Self {
+        Self::with_creds(nats, &nats.user_creds(role, name), &nats.ca())
+    }
+
     /// The CLI for a `reef dev` cluster at `nats` with its data in `dir`.
     pub fn for_dev(nats: &str, dir: &Path) -> Self {
         Self::with_creds(nats, &dir.join("admin.creds"), &dir.join("tls/ca.pem"))

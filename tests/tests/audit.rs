@@ -35,10 +35,7 @@ fn entry<'a>(entries: &'a [Value], user: &str, verb: &str) -> &'a Value {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_change_and_every_refusal_is_recorded_with_its_user_and_only_an_admin_reads_it() {
     let cluster = TestCluster::start(1).await;
-    let user = |role: &str, name: &str| {
-        let creds = cluster.nats.url.user_creds(role, name);
-        Cli::with_creds(&cluster.nats.url, &creds, &cluster.nats.url.ca())
-    };
+    let user = |role: &str, name: &str| Cli::user(&cluster.nats.url, role, name);
     let (dora, sam, vic) = (
         user("deployer", "dora"),
         user("submitter", "sam"),

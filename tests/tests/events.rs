@@ -149,11 +149,7 @@ async fn events_are_followed_live_read_back_and_kept_from_submitters() {
     .await;
 
     // Read back, narrowed to one kind, as a viewer may.
-    let viewer = Cli::with_creds(
-        &cluster.nats.url,
-        &cluster.nats.url.user_creds("viewer", "vic"),
-        &cluster.nats.url.ca(),
-    );
+    let viewer = Cli::user(&cluster.nats.url, "viewer", "vic");
     let out = viewer
         .ok(&["events", "--json", "--kind", "deploy.started"])
         .await;

@@ -63,11 +63,7 @@ async fn the_coordinator_s_metrics_follow_jobs_calls_and_nodes() {
         .cli
         .ok(&["run", "--detach", "--mem", "64T", "--", "echo", "big"])
         .await;
-    let viewer = Cli::with_creds(
-        &cluster.nats.url,
-        &cluster.nats.url.user_creds("viewer", "vic"),
-        &cluster.nats.url.ca(),
-    );
+    let viewer = Cli::user(&cluster.nats.url, "viewer", "vic");
     assert_ne!(viewer.run(&["run", "--", "true"]).await.code, Some(0));
 
     let text = until(
@@ -159,11 +155,14 @@ async fn the_coordinator_s_metrics_follow_jobs_calls_and_nodes() {
         std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/operations.md"),
     )
     .expect("docs/operations.md");
-    let undocumented: Vec<&str> = text
+    let served: Vec<&str> = text
         .lines()
         .chain(agent.lines())
         .filter_map(|line| line.strip_prefix("# TYPE "))
         .filter_map(|line| line.split(' ').next())
+        .collect();
+    let undocumented: Vec<&&str> = served
+        .iter()
         .filter(|name| !guide.contains(&format!("| `{name}` |")))
         .collect();
     assert!(
@@ -179,12 +178,6 @@ async fn the_coordinator_s_metrics_follow_jobs_calls_and_nodes() {
         .expect("docs/grafana-reef.json"),
     )
     .expect("the dashboard is JSON");
-    let served: Vec<&str> = text
-        .lines()
-        .chain(agent.lines())
-        .filter_map(|line| line.strip_prefix("# TYPE "))
-        .filter_map(|line| line.split(' ').next())
-        .collect();
     for panel in dashboard["panels"].as_array().expect("panels") {
         for target in panel["targets"].as_array().expect("targets") {
             let expr = target["expr"].as_str().expect("expr");

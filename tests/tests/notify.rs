@@ -186,11 +186,7 @@ async fn events_reach_webhooks_and_failed_deliveries_are_counted() {
     assert_eq!(left.as_array().map(Vec::len), Some(1), "{left}");
 
     // Only an admin manages webhooks; no other role reads their bucket.
-    let deployer = Cli::with_creds(
-        &cluster.nats.url,
-        &cluster.nats.url.user_creds("deployer", "dora"),
-        &cluster.nats.url.ca(),
-    );
+    let deployer = Cli::user(&cluster.nats.url, "deployer", "dora");
     let out = deployer.run(&["notify", "list"]).await;
     assert!(out.stderr.contains("needs the admin role"), "{out:?}");
     let creds = cluster.nats.url.user_creds("viewer", "vic");

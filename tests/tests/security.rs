@@ -476,10 +476,7 @@ async fn a_contributed_node_cannot_read_routes_certificates_challenges_or_artifa
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn each_user_role_does_its_work_and_is_refused_the_rest() {
     let cluster = TestCluster::start(1).await;
-    let user = |role: &str| {
-        let creds = cluster.nats.url.user_creds(role, &format!("{role}-1"));
-        Cli::with_creds(&cluster.nats.url, &creds, &cluster.nats.url.ca())
-    };
+    let user = |role: &str| Cli::user(&cluster.nats.url, role, &format!("{role}-1"));
     let (viewer, submitter, deployer) = (user("viewer"), user("submitter"), user("deployer"));
 
     // A viewer reads and changes nothing.
@@ -534,11 +531,7 @@ async fn each_user_role_does_its_work_and_is_refused_the_rest() {
         "{listed:?}"
     );
     assert_eq!(listed.len(), 2, "{listed:?}");
-    let bob = Cli::with_creds(
-        &cluster.nats.url,
-        &cluster.nats.url.user_creds("submitter", "bob"),
-        &cluster.nats.url.ca(),
-    );
+    let bob = Cli::user(&cluster.nats.url, "submitter", "bob");
     assert_eq!(
         bob.ok(&["jobs", "--json"]).await.json(),
         serde_json::json!([])

@@ -102,13 +102,9 @@ impl Coordinator {
         }
         if step.drained {
             tracing::info!(%node, "node drained");
-            let name = self
-                .cluster
-                .node(node)
-                .map_or_else(|| node.to_string(), |n| n.record.name.clone());
             self.events.emit(
                 reef_proto::events::EventKind::NodeDrained,
-                &name,
+                &self.cluster.node_name(node),
                 "nothing runs on it; it takes no new work until made eligible",
             );
             self.set_eligibility(node, Eligibility::Drained).await?;

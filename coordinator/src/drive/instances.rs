@@ -213,10 +213,7 @@ impl Coordinator {
         }
         tracing::debug!(instance = %instance.id, state = instance.state.name(), "instance event applied");
         if let Some(what) = crate::plan::transitions::crash(restarts_before, &instance) {
-            let node = self
-                .cluster
-                .node(instance.node)
-                .map_or_else(|| instance.node.to_string(), |n| n.record.name.clone());
+            let node = self.cluster.node_name(instance.node);
             self.events.emit(
                 reef_proto::events::EventKind::InstanceCrashed,
                 &instance.app,

@@ -17,7 +17,6 @@ use hyper_util::rt::TokioExecutor;
 use reef_proto::events::ClusterEvent;
 use reef_proto::notify::Webhook;
 use reef_proto::{decode, subjects, Report};
-use std::sync::Arc;
 use std::time::Duration;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
@@ -220,21 +219,9 @@ async fn post(client: &HttpClient, url: &str, body: Bytes) -> Result<(), String>
 
 /// An HTTP and HTTPS client trusting the public web roots.
 fn client() -> Result<HttpClient, String> {
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let tls = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .map_err(|e| format!("TLS setup failed: {e}"))?
-        .with_root_certificates(rustls::RootCertStore {
-            roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
-        })
-        .with_no_client_auth();
-    let mut tcp = HttpConnector::new();
-    tcp.enforce_http(false);
-    tcp.set_connect_timeout(Some(POST_TIMEOUT));
-    let connector = hyper_rustls::HttpsConnectorBuilder::new()
-        .with_tls_config(tls)
-        .https_or_http()
-        .enable_http1()
-        .wrap_connector(tcp);
+    let roots = rustls::RootCertStore {
+        roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
+    };
+    let connector = reef_acme::web_connector(roots, POST_TIMEOUT, false)?;
     Ok(Client::builder(TokioExecutor::new()).build(connector))
 }

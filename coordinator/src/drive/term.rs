@@ -411,13 +411,11 @@ impl Coordinator {
         }
         self.cluster.note_heartbeat(hb.node, hb.running, hb.paused);
         if heard == Heard::Back {
-            if let Some(entry) = self.cluster.node(hb.node) {
-                self.events.emit(
-                    reef_proto::events::EventKind::NodeUp,
-                    &entry.record.name,
-                    "heard from again after it was lost",
-                );
-            }
+            self.events.emit(
+                reef_proto::events::EventKind::NodeUp,
+                &self.cluster.node_name(hb.node),
+                "heard from again after it was lost",
+            );
         }
     }
 

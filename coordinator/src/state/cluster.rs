@@ -317,6 +317,13 @@ impl Cluster {
         Some(instance)
     }
 
+    /// A node's name, or its id when it is not in the view.
+    pub fn node_name(&self, id: NodeId) -> String {
+        self.nodes
+            .get(&id)
+            .map_or_else(|| id.to_string(), |n| n.record.name.clone())
+    }
+
     /// A registered node.
     pub fn node(&self, id: NodeId) -> Option<&NodeEntry> {
         self.nodes.get(&id)

@@ -200,7 +200,8 @@ enum Command {
         #[command(subcommand)]
         command: notify::NotifyCommand,
     },
-    /// Back up the cluster's state to a file, or restore it from one.
+    /// Back up an app's data and restore it (run, list, restore), or the
+    /// cluster's state to a file (create, restore --file).
     Backup {
         #[command(subcommand)]
         command: backup::BackupCommand,
@@ -434,9 +435,7 @@ async fn dispatch(cli: Cli, matches: &clap::ArgMatches) -> anyhow::Result<ExitCo
         Command::Notify { command } => notify::notify(&nats, command)
             .await
             .map(|()| ExitCode::SUCCESS),
-        Command::Backup { command } => backup::backup(&nats, command)
-            .await
-            .map(|()| ExitCode::SUCCESS),
+        Command::Backup { command } => backup::backup(&nats, command).await,
         Command::Token {
             command: TokenCommand::Create(args),
         } => join::create(&nats, args).await.map(|()| ExitCode::SUCCESS),

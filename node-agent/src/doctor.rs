@@ -43,29 +43,44 @@ impl Public {
 }
 
 impl Agent {
-    /// Answers doctor requests until shutdown.
-    pub(crate) async fn answer_doctor(self: Arc<Self>) {
-        let subject = subjects::doctor(self.node);
-        let mut requests = loop {
+    /// Subscribes to `subject`, where `what` requests come, trying again
+    /// until it works; None at shutdown.
+    pub(crate) async fn listen(
+        &self,
+        subject: String,
+        what: &str,
+    ) -> Option<async_nats::Subscriber> {
+        loop {
             match self.client.subscribe(subject.clone()).await {
-                Ok(requests) => break requests,
+                Ok(requests) => return Some(requests),
                 Err(e) => {
-                    tracing::warn!(error = %e, "cannot listen for doctor requests yet");
+                    tracing::warn!(error = %e, "cannot listen for {what} requests yet");
                     tokio::select! {
-                        _ = self.shutdown.cancelled() => return,
+                        _ = self.shutdown.cancelled() => return None,
                         _ = tokio::time::sleep(Duration::from_secs(5)) => {}
                     }
                 }
             }
+        }
+    }
+
+    /// The next request on `requests`; None at shutdown or when they end.
+    pub(crate) async fn next_request(
+        &self,
+        requests: &mut async_nats::Subscriber,
+    ) -> Option<async_nats::Message> {
+        tokio::select! {
+            _ = self.shutdown.cancelled() => None,
+            message = requests.next() => message,
+        }
+    }
+
+    /// Answers doctor requests until shutdown.
+    pub(crate) async fn answer_doctor(self: Arc<Self>) {
+        let Some(mut requests) = self.listen(subjects::doctor(self.node), "doctor").await else {
+            return;
         };
-        loop {
-            let message = tokio::select! {
-                _ = self.shutdown.cancelled() => return,
-                message = requests.next() => match message {
-                    Some(message) => message,
-                    None => return,
-                },
-            };
+        while let Some(message) = self.next_request(&mut requests).await {
             let Some(reply) = message.reply else { continue };
             let request = match decode::<DoctorRequest>(&message.payload) {
                 Ok(request) if request.probe.len() <= MAX_PROBES => request,

@@ -26,6 +26,7 @@
 #![deny(rust_2018_idioms)]
 
 pub mod advertise;
+mod backup;
 mod doctor;
 pub mod error;
 mod executor;
@@ -325,6 +326,12 @@ pub async fn run(
     agent
         .tasks
         .spawn(agent.clone().answer_doctor().in_current_span());
+    if agent.config.trust == reef_proto::node::TrustClass::Dedicated {
+        // Only dedicated nodes run apps, so only they hold app data.
+        agent
+            .tasks
+            .spawn(agent.clone().answer_backups().in_current_span());
+    }
     if let Some(listener) = metrics_listener {
         agent.tasks.spawn(agent.clone().serve_metrics(listener));
     }

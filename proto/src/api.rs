@@ -252,6 +252,16 @@ pub enum ApiRequest {
     },
     ListWebhooks,
     RemoveWebhook(String),
+    /// Back up an app now (`reef backup run`).
+    BackupApp(String),
+    /// An app's backups, newest first (`reef backup list`).
+    ListBackups(String),
+    /// Restore an app from one of its backups (the newest finished one
+    /// when `id` is None).
+    RestoreApp {
+        app: String,
+        id: Option<u64>,
+    },
 }
 
 impl ApiRequest {
@@ -302,6 +312,9 @@ impl ApiRequest {
             ApiRequest::AddWebhook { .. } => verbs::NOTIFY_ADD,
             ApiRequest::ListWebhooks => verbs::NOTIFY_LIST,
             ApiRequest::RemoveWebhook(_) => verbs::NOTIFY_REMOVE,
+            ApiRequest::BackupApp(_) => verbs::APP_BACKUP,
+            ApiRequest::ListBackups(_) => verbs::APP_BACKUPS,
+            ApiRequest::RestoreApp { .. } => verbs::APP_RESTORE,
         }
     }
 }
@@ -410,6 +423,13 @@ pub enum ApiResponse {
         truncated: bool,
     },
     Webhooks(Vec<crate::notify::Webhook>),
+    /// A backup was started, or a restore of it: follow it in `app.backups`.
+    BackupStarted {
+        app: String,
+        id: u64,
+        restore_started_ms: Option<u64>,
+    },
+    Backups(Vec<crate::backup::BackupRecord>),
 }
 
 /// An app as `reef apps` and `reef status` show it.

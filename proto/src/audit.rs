@@ -134,6 +134,7 @@ pub fn records(verb: &str) -> bool {
             | verbs::CRON_HISTORY
             | verbs::AUDIT_LIST
             | verbs::NOTIFY_LIST
+            | verbs::APP_BACKUPS
     )
 }
 
@@ -176,6 +177,9 @@ pub fn target(request: &ApiRequest) -> String {
         ApiRequest::JoinServer { name, .. } => name.clone(),
         ApiRequest::AddCron(spec) => spec.name.clone(),
         ApiRequest::CronHistory { name, .. } | ApiRequest::RemoveCron(name) => name.clone(),
+        ApiRequest::BackupApp(app) | ApiRequest::ListBackups(app) => app.clone(),
+        ApiRequest::RestoreApp { app, id: Some(id) } => format!("{app} from backup {id}"),
+        ApiRequest::RestoreApp { app, id: None } => format!("{app} from its newest backup"),
         ApiRequest::ListJobs
         | ApiRequest::ListNodes
         | ApiRequest::ListApps

@@ -31,6 +31,7 @@ fn reads_are_left_out_and_every_other_verb_is_recorded() {
         verbs::CRON_HISTORY,
         verbs::AUDIT_LIST,
         verbs::NOTIFY_LIST,
+        verbs::APP_BACKUPS,
     ];
     for verb in verbs::ALL {
         assert_eq!(records(verb), !reads.contains(&verb), "{verb}");

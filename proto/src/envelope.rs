@@ -74,6 +74,9 @@ pub enum MessageKind {
     AuditEntry = 27,
     ClusterEvent = 28,
     Webhook = 29,
+    BackupRecord = 30,
+    BackupRequest = 31,
+    BackupAnswer = 32,
 }
 
 /// A type that travels inside an envelope.

@@ -33,6 +33,7 @@ pub mod api;
 pub mod app;
 pub mod app_routes;
 pub mod audit;
+pub mod backup;
 pub mod certs;
 pub mod cron;
 pub mod doctor;

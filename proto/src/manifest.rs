@@ -117,6 +117,8 @@ pub struct AppSpec {
     /// GPUs each replica gets (given by index, as `CUDA_VISIBLE_DEVICES`).
     pub gpus: crate::job::GpuRequest,
     pub constraints: BTreeMap<String, String>,
+    /// `[backup]`: the app's `${data_dir}` backed up on a schedule or on demand.
+    pub backup: Option<crate::backup::BackupSpec>,
 }
 
 impl AppSpec {

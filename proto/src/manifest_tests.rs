@@ -110,6 +110,27 @@ fn beam_releases_run_in_the_foreground() {
     );
 }
 
+#[test]
+fn backups_are_declared_in_their_table() {
+    let base = "[app]\nname = \"x\"\n[deploy]\nbinary = \"server\"\n";
+    assert_eq!(parse(base).expect("valid").backup, None);
+    let spec = parse(&format!(
+        "{base}[backup]\nschedule = \"30 2 * * *\"\ntz = \"Europe/Paris\"\nkeep = 3\npre_backup = \"sqlite3 db .backup\"\n"
+    ))
+    .expect("valid");
+    let backup = spec.backup.expect("declared");
+    assert_eq!(backup.schedule.as_deref(), Some("30 2 * * *"));
+    assert_eq!(backup.time_zone, "Europe/Paris");
+    assert_eq!(backup.keep, 3);
+    assert_eq!(backup.pre_backup.as_deref(), Some("sqlite3 db .backup"));
+    let defaults = parse(&format!("{base}[backup]\n")).expect("valid");
+    let backup = defaults.backup.expect("declared");
+    assert_eq!(
+        (backup.schedule, backup.time_zone.as_str(), backup.keep),
+        (None, "UTC", 7)
+    );
+}
+
 fn error(text: &str) -> String {
     parse(text).expect_err("should be refused").to_string()
 }
@@ -185,6 +206,16 @@ fn errors_name_the_field() {
         ("not toml at all [", "line 1"),
         (&format!("{base}drain = \"2h\"\n"), "deploy.drain"),
         (&format!("{base}drain = \"soon\"\n"), "deploy.drain"),
+        (
+            &format!("{base}[backup]\nschedule = \"every day\"\n"),
+            "backup.schedule",
+        ),
+        (
+            &format!("{base}[backup]\ntz = \"Nowhere/Else\"\n"),
+            "backup.tz",
+        ),
+        (&format!("{base}[backup]\nkeep = 0\n"), "backup.keep"),
+        (&format!("{base}[backup]\nwhen = 1\n"), "when"),
     ];
     for (text, field) in cases {
         let message = error(text);

@@ -71,6 +71,7 @@ impl Role {
             SERVER_LIST,
             CRON_LIST,
             CRON_HISTORY,
+            APP_BACKUPS,
         ];
         match self {
             Role::Admin => verbs::ALL.contains(&verb),
@@ -189,6 +190,12 @@ mod tests {
         assert!(!Role::Viewer.may_call(APP_MAINTENANCE));
         assert!(!Role::Submitter.may_call(APP_MAINTENANCE));
         assert_eq!(Role::needed_for(APP_MAINTENANCE), Role::Deployer);
+        assert!(Role::Deployer.may_call(APP_BACKUP));
+        assert!(Role::Deployer.may_call(APP_RESTORE));
+        assert!(!Role::Viewer.may_call(APP_BACKUP));
+        assert!(!Role::Viewer.may_call(APP_RESTORE));
+        assert!(!Role::Submitter.may_call(APP_BACKUPS));
+        assert_eq!(Role::needed_for(APP_BACKUPS), Role::Viewer);
     }
 
     #[test]

@@ -55,9 +55,12 @@ pub mod verbs {
     pub const NOTIFY_ADD: &str = "notify.add";
     pub const NOTIFY_LIST: &str = "notify.list";
     pub const NOTIFY_REMOVE: &str = "notify.remove";
+    pub const APP_BACKUP: &str = "app.backup";
+    pub const APP_BACKUPS: &str = "app.backups";
+    pub const APP_RESTORE: &str = "app.restore";
 
     /// Every verb.
-    pub const ALL: [&str; 41] = [
+    pub const ALL: [&str; 44] = [
         JOB_SUBMIT,
         JOB_LIST,
         JOB_GET,
@@ -99,6 +102,9 @@ pub mod verbs {
         NOTIFY_ADD,
         NOTIFY_LIST,
         NOTIFY_REMOVE,
+        APP_BACKUP,
+        APP_BACKUPS,
+        APP_RESTORE,
     ];
 }
 
@@ -182,6 +188,12 @@ pub const HEARTBEAT_WILDCARD: &str = "reef.hb.*";
 
 pub fn heartbeat(node: NodeId) -> String {
     format!("reef.hb.{node}")
+}
+
+/// Where the leader asks one node to make or restore a part of an app's
+/// backup (core request/reply).
+pub fn backup(node: NodeId) -> String {
+    format!("reef.backup.{node}")
 }
 
 /// Where `reef doctor` asks one node for its report (core request/reply).
@@ -337,6 +349,10 @@ pub const CRON_BUCKET: &str = "reef-cron";
 pub const CRON_TICKS_BUCKET: &str = "reef-cron-ticks";
 /// Webhooks for the cluster's events, by name.
 pub const NOTIFY_BUCKET: &str = "reef-notify";
+/// App backups' records: key = `<app>.<id>` ([`crate::backup::key`]).
+pub const BACKUPS_BUCKET: &str = "reef-backups";
+/// App backups' encrypted parts: name = [`crate::backup::object_name`].
+pub const BACKUPS_STORE: &str = "reef-backups";
 
 /// A tick's key in [`CRON_TICKS_BUCKET`]: `<name>.<tick in ms>`.
 pub fn cron_tick_key(name: &str, tick_ms: u64) -> String {

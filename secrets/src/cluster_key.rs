@@ -41,6 +41,11 @@ impl ClusterKey {
         Ok(sealed)
     }
 
+    /// The key's bytes, for keys derived from it in this crate.
+    pub(crate) fn bytes(&self) -> &[u8; 32] {
+        &self.0
+    }
+
     /// Decrypts what [`ClusterKey::encrypt`] produced with the same `context`.
     pub fn decrypt(
         &self,

@@ -12,6 +12,8 @@
 //!
 //! - [`cluster_key`]: the cluster key, `encrypt` and `decrypt`.
 //! - [`node_key`]: node key pairs, [`seal`] and [`NodeKey::open`].
+//! - [`backup`]: backup parts, encrypted on a node to the cluster's backup
+//!   key and opened where the cluster key is.
 //! - `keyfile`: the hex, `0600`, atomically created key file both keys use.
 //! - `cipher`: the XChaCha20-Poly1305 framing both formats share.
 //! - [`error`]: [`SecretsError`], whose messages never contain secrets.
@@ -19,6 +21,7 @@
 #![forbid(unsafe_code)]
 #![deny(rust_2018_idioms)]
 
+pub mod backup;
 mod cipher;
 pub mod cluster_key;
 pub mod error;

@@ -37,6 +37,11 @@ impl NodeKey {
         keyfile::read_or_create(path, cipher::random).map(|bytes| Self::from_bytes(&bytes))
     }
 
+    /// The key pair whose secret half is `seed` (a key derived elsewhere).
+    pub(crate) fn from_seed(seed: &Zeroizing<[u8; 32]>) -> Self {
+        Self::from_bytes(seed)
+    }
+
     fn from_bytes(bytes: &Zeroizing<[u8; 32]>) -> Self {
         // `StaticSecret` wipes itself on drop; `bytes` is wiped by its owner.
         Self(StaticSecret::from(**bytes))

@@ -136,6 +136,7 @@ async fn a_backup_restored_into_a_new_cluster_brings_the_app_back_as_it_was() {
         let mut args = vec![
             "backup".to_string(),
             "restore".into(),
+            "--file".into(),
             file.to_str().expect("path").into(),
             "--data-dir".into(),
             b_dir.to_str().expect("path").into(),

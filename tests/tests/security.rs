@@ -182,6 +182,10 @@ fn forbidden_for_node(me: NodeId, other: NodeId) -> (Vec<String>, Vec<String>) {
         subjects::doctor(me),
         // Joining as a server is for a server token's credential.
         subjects::api(Role::Joiner, "token", subjects::verbs::SERVER_JOIN),
+        // Backups: a node asks no node to make or restore one, and reads
+        // no backup records (it writes parts only).
+        subjects::backup(other),
+        subjects::backup(me),
         // Artifacts: no writes.
         "$O.reef-artifacts.C.forged".into(),
         "$JS.API.STREAM.PURGE.OBJ_reef-artifacts".into(),
@@ -203,6 +207,7 @@ fn forbidden_for_node(me: NodeId, other: NodeId) -> (Vec<String>, Vec<String>) {
         subjects::LEADER_BUCKET,
         subjects::CRON_BUCKET,
         subjects::CRON_TICKS_BUCKET,
+        subjects::BACKUPS_BUCKET,
     ] {
         publish.push(format!("$JS.API.STREAM.INFO.KV_{bucket}"));
         publish.push(format!("$JS.API.DIRECT.GET.KV_{bucket}"));
@@ -224,6 +229,8 @@ fn forbidden_for_node(me: NodeId, other: NodeId) -> (Vec<String>, Vec<String>) {
         "$KV.>".into(),
         subjects::doctor(other),
         "reef.doctor.*".into(),
+        subjects::backup(other),
+        "reef.backup.*".into(),
         ">".into(),
     ];
     (publish, subscribe)

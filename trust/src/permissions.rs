@@ -103,14 +103,23 @@ pub fn node(node: reef_proto::NodeId, trust: NodeTrust) -> Permissions {
             publish.extend(read_stream(&kv(bucket)));
         }
         publish.extend(read_stream(&format!("OBJ_{}", subjects::ARTIFACTS_STORE)));
+        // App backups: a dedicated node writes the parts it makes and reads
+        // the parts it restores (encrypted: it cannot open one it made).
+        publish.extend(read_stream(&format!("OBJ_{}", subjects::BACKUPS_STORE)));
+        publish.push(format!("$O.{}.>", subjects::BACKUPS_STORE));
+    }
+    let mut subscribe = vec![
+        format!("{}.>", subjects::inbox_prefix(Role::Node, &id)),
+        subjects::doctor(node),
+    ];
+    if trust == NodeTrust::Dedicated {
+        subscribe.push(subjects::backup(node));
     }
     Permissions {
         publish: allow(publish),
-        subscribe: allow(vec![
-            format!("{}.>", subjects::inbox_prefix(Role::Node, &id)),
-            subjects::doctor(node),
-        ]),
-        // Only to answer `reef doctor` on its own subject.
+        subscribe: allow(subscribe),
+        // Only to answer `reef doctor` and the leader's backup requests on
+        // its own subjects.
         responses: Some(Responses { max: 1, ttl: 0 }),
         limits: Limits {
             subs: 256,

@@ -1,4 +1,5 @@
-//! `reef backup create FILE` and `reef backup restore FILE`: the control
+//! `reef backup run|list|restore APP` are an app's data backups
+//! ([`apps`]). `reef backup create FILE` and `reef backup restore --file FILE`: the control
 //! plane's state in one file, encrypted with the cluster key
 //! ([`format`]): every bucket's entries and every artifact. Both run where
 //! the cluster's key is (a server's data dir, `--data-dir`), as the admin.
@@ -10,6 +11,7 @@
 //! and artifacts, secrets and certificates; the leader then starts the
 //! apps' instances on the cluster's own machines.
 
+mod apps;
 mod format;
 mod plan;
 
@@ -31,39 +33,84 @@ use tokio::io::AsyncReadExt as _;
 
 #[derive(Subcommand)]
 pub enum BackupCommand {
-    /// Write every bucket's entries and every artifact to FILE, encrypted
-    /// with the cluster key.
+    /// Back up an app's data now (its `${data_dir}` on each node that runs
+    /// it, after its `pre_backup`), and wait for the outcome.
+    Run {
+        app: String,
+        /// Return once the backup has started.
+        #[arg(long)]
+        no_wait: bool,
+    },
+    /// An app's backups, newest first, with their restores.
+    List {
+        app: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Restore an app's data from one of its backups (ID; the newest
+    /// finished one when left out): every part is checked whole first, then
+    /// the app's instances on each node step aside while their data is put
+    /// back, and start again. With --file: the cluster's state from a file
+    /// of `reef backup create` instead.
+    Restore {
+        #[arg(required_unless_present = "file", conflicts_with = "file")]
+        app: Option<String>,
+        #[arg(conflicts_with = "file")]
+        id: Option<u64>,
+        /// Return once the restore has started.
+        #[arg(long, conflicts_with = "file")]
+        no_wait: bool,
+        /// A file of `reef backup create`: bring its apps back into this
+        /// cluster (a new one, or this one after its state was lost): apps,
+        /// releases, artifacts, secrets and certificates. Refuses, writing
+        /// nothing, if an app of the backup exists here.
+        #[arg(long, value_name = "FILE")]
+        file: Option<PathBuf>,
+        /// With --file: the server data dir of the cluster restored into
+        /// (its key encrypts the restored secrets).
+        #[arg(long, default_value = "/var/lib/reef")]
+        data_dir: PathBuf,
+        /// With --file: the key of the cluster the backup was made of (its
+        /// cluster.key) [default: the data dir's, for the same cluster].
+        #[arg(long, value_name = "FILE")]
+        key: Option<PathBuf>,
+    },
+    /// Write the cluster's state (every bucket's entries and every
+    /// artifact) to FILE, encrypted with the cluster key.
     Create {
         file: PathBuf,
         /// The server data dir that holds the cluster's key and identity.
         #[arg(long, default_value = "/var/lib/reef")]
         data_dir: PathBuf,
     },
-    /// Bring the apps of a backup back into this cluster (a new one, or
-    /// this one after its state was lost): apps, releases, artifacts,
-    /// secrets and certificates. Refuses, writing nothing, if an app of the
-    /// backup exists here.
-    Restore {
-        file: PathBuf,
-        /// The server data dir of the cluster restored into: its key
-        /// encrypts the restored secrets.
-        #[arg(long, default_value = "/var/lib/reef")]
-        data_dir: PathBuf,
-        /// The key of the cluster the backup was made of (its
-        /// cluster.key) [default: the data dir's, for the same cluster].
-        #[arg(long, value_name = "FILE")]
-        key: Option<PathBuf>,
-    },
 }
 
-pub async fn backup(nats: &client::Nats, command: BackupCommand) -> Result<()> {
+pub async fn backup(nats: &client::Nats, command: BackupCommand) -> Result<std::process::ExitCode> {
+    let ok = |()| std::process::ExitCode::SUCCESS;
     match command {
-        BackupCommand::Create { file, data_dir } => create(nats, &file, &data_dir).await,
+        BackupCommand::Create { file, data_dir } => create(nats, &file, &data_dir).await.map(ok),
+        BackupCommand::Run { app, no_wait } => apps::run(nats, &app, !no_wait).await,
+        BackupCommand::List { app, json } => apps::list(nats, &app, json).await.map(ok),
         BackupCommand::Restore {
-            file,
+            file: Some(file),
             data_dir,
             key,
-        } => restore(nats, &file, &data_dir, key.as_deref()).await,
+            ..
+        } => restore(nats, &file, &data_dir, key.as_deref())
+            .await
+            .map(ok),
+        BackupCommand::Restore {
+            app: Some(app),
+            id,
+            no_wait,
+            ..
+        } => {
+            if reef_proto::manifest::validate_app_name(&app).is_err() && Path::new(&app).is_file() {
+                bail!("{app} is a file: `reef backup restore --file {app}` restores the cluster's state from it");
+            }
+            apps::restore(nats, &app, id, !no_wait).await
+        }
+        BackupCommand::Restore { .. } => bail!("name an app, or a state file with --file"),
     }
 }
 

@@ -60,6 +60,9 @@ pub fn disposition(bucket: &str, key: &str) -> Disposition {
         subjects::NODES_BUCKET | subjects::SERVERS_BUCKET => {
             Disposition::Skip("machines join the cluster they run in")
         }
+        subjects::BACKUPS_BUCKET => {
+            Disposition::Skip("app backups stay in the cluster that made them")
+        }
         subjects::MEMBERS_BUCKET | subjects::TOKENS_BUCKET => {
             Disposition::Skip("credentials belong to the cluster that issued them")
         }

@@ -13,6 +13,7 @@
 //! - `relay`: a follower passing requests to the leader.
 
 pub(crate) mod audit;
+pub(crate) mod backups;
 pub(crate) mod cron;
 pub(crate) mod deploy;
 pub(crate) mod domains;
@@ -441,6 +442,8 @@ impl Coordinator {
             ApiRequest::RemoveWebhook(name) => notify::remove(&self.store, &name)
                 .await
                 .map(|()| ApiResponse::Done),
+            ApiRequest::BackupApp(app) => self.backup_app(&app).await,
+            ApiRequest::RestoreApp { app, id } => self.restore_app(&app, id, caller).await,
             // Diverted to `reads` before they reach the loop.
             ApiRequest::GetJob(_)
             | ApiRequest::ListJobs
@@ -454,7 +457,8 @@ impl Coordinator {
             | ApiRequest::ListCertificates
             | ApiRequest::ListCrons
             | ApiRequest::CronHistory { .. }
-            | ApiRequest::ListAudit(_) => Err(ApiError::new(
+            | ApiRequest::ListAudit(_)
+            | ApiRequest::ListBackups(_) => Err(ApiError::new(
                 ApiErrorKind::Internal,
                 format!("{request_verb} is answered by the read path"),
             )),

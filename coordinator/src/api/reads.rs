@@ -34,7 +34,7 @@ use tokio::sync::Semaphore;
 use tokio_util::task::TaskTracker;
 
 /// The verbs answered here.
-const READ_VERBS: [&str; 11] = [
+const READ_VERBS: [&str; 12] = [
     subjects::verbs::JOB_GET,
     subjects::verbs::JOB_LIST,
     subjects::verbs::NODE_LIST,
@@ -46,6 +46,7 @@ const READ_VERBS: [&str; 11] = [
     subjects::verbs::CRON_LIST,
     subjects::verbs::CRON_HISTORY,
     subjects::verbs::AUDIT_LIST,
+    subjects::verbs::APP_BACKUPS,
 ];
 
 /// How many reads are answered at once; more wait their turn.
@@ -212,6 +213,9 @@ impl Reader {
                 let (entries, truncated) = super::audit::list(&self.store, &query).await?;
                 Ok(ApiResponse::Audit { entries, truncated })
             }
+            ApiRequest::ListBackups(app) => Ok(ApiResponse::Backups(
+                super::backups::list(&self.store, &app).await?,
+            )),
             other => Err(ApiError::new(
                 ApiErrorKind::Internal,
                 format!("{} is not a read", other.verb()),

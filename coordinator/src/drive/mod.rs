@@ -24,6 +24,7 @@
 //! - `replicas`: every stream's copies, as the servers call for.
 //! - `cron`: periodic jobs' ticks, claimed then carried out.
 
+pub(crate) mod backups;
 pub(crate) mod checkpoint;
 pub(crate) mod converge;
 pub(crate) mod cron;
@@ -83,6 +84,8 @@ pub(crate) struct Coordinator {
     )>,
     /// Shared with this term's certificate manager.
     pub(crate) certs: certs::Handle,
+    /// Where backups and restores go to this term's backups task.
+    pub(crate) backups: Option<tokio::sync::mpsc::Sender<backups::Work>>,
     /// The routes bucket as this leader wrote it.
     pub(crate) routes: RouteBook,
     /// The reconciler's memory between passes.

@@ -111,6 +111,7 @@ async fn lead_term(
         command_seq: reef_proto::now_ms().saturating_mul(1000),
         acks: Default::default(),
         certs: certs::Handle::default(),
+        backups: None,
         routes: crate::state::route_book::RouteBook::default(),
         converger: crate::state::converger::Converger::new(),
         drain_stops: HashSet::new(),
@@ -145,6 +146,13 @@ async fn lead_term(
                 &shared.shutdown,
             );
             let notifier = super::notify::Notifier::start(shared.store.clone(), &shared.shutdown);
+            let backups = super::backups::Backups::start(
+                shared.store.clone(),
+                coordinator.client.clone(),
+                shared.cluster_key.clone(),
+                &shared.shutdown,
+            );
+            coordinator.backups = Some(backups.sender());
             let mut departures = departures::follow(coordinator.authority.as_deref()).await;
             coordinator.load_node_keys().await;
             let served = coordinator
@@ -162,6 +170,8 @@ async fn lead_term(
             }
             cert_manager.stop().await;
             notifier.stop().await;
+            coordinator.backups = None;
+            backups.stop().await;
             coordinator.retention.stop().await;
             if let Ok(TermEnd::Shutdown) = served {
                 // Still holding the lease: the next leader starts from here

@@ -24,6 +24,7 @@
 //! - `metrics`: the cluster's gauges from the leader's view, and what keeps
 //!   a waiting job waiting.
 
+pub(crate) mod backups;
 pub(crate) mod cron;
 pub(crate) mod drain;
 pub(crate) mod job_query;

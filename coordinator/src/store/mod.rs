@@ -109,6 +109,9 @@ pub struct Store {
     /// Webhooks for the cluster's events, by name.
     pub webhooks: Bucket<reef_proto::notify::Webhook>,
     pub artifacts: async_nats::jetstream::object_store::ObjectStore,
+    pub backups: Bucket<reef_proto::backup::BackupRecord>,
+    /// App backups' encrypted parts.
+    pub backup_parts: async_nats::jetstream::object_store::ObjectStore,
 }
 
 fn setup_error(
@@ -237,7 +240,21 @@ pub async fn ensure(
             )
             .await?,
         ),
-        artifacts: open_object_store(&js, config.replicas).await?,
+        artifacts: open_object_store(
+            &js,
+            subjects::ARTIFACTS_STORE,
+            "release artifacts, named by sha256",
+            config.replicas,
+        )
+        .await?,
+        backups: Bucket::new(open_bucket(&js, bucket(subjects::BACKUPS_BUCKET)).await?),
+        backup_parts: open_object_store(
+            &js,
+            subjects::BACKUPS_STORE,
+            "app backups' encrypted parts",
+            config.replicas,
+        )
+        .await?,
         js,
     })
 }
@@ -262,17 +279,18 @@ async fn open_bucket(
 
 async fn open_object_store(
     js: &jetstream::Context,
+    name: &str,
+    description: &str,
     replicas: usize,
 ) -> Result<async_nats::jetstream::object_store::ObjectStore, CoordinatorError> {
     use async_nats::jetstream::object_store;
-    let name = subjects::ARTIFACTS_STORE;
     if let Ok(store) = js.get_object_store(name).await {
         return Ok(store);
     }
     let created = js
         .create_object_store(object_store::Config {
             bucket: name.to_string(),
-            description: Some("release artifacts, named by sha256".into()),
+            description: Some(description.into()),
             num_replicas: replicas,
             ..Default::default()
         })

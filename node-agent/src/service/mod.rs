@@ -132,6 +132,12 @@ pub(crate) enum Control {
     Yield(Yield),
     /// Run the release's `post_deploy` hook (every replica is healthy).
     PostDeploy,
+    /// Run a backup's `pre_backup` command beside the instance, with its
+    /// environment; the answer is the hook's outcome.
+    PreBackup {
+        command: String,
+        done: oneshot::Sender<Result<(), String>>,
+    },
 }
 
 /// How the agent talks to an active instance runner.
@@ -225,6 +231,46 @@ impl Agent {
             Some(control) => control.send(Control::PostDeploy).await.is_ok(),
             None => false,
         }
+    }
+
+    /// Runs `command` as a `pre_backup` hook beside a healthy local instance
+    /// of `app`. None: no healthy instance of it runs here (or it went away).
+    pub(crate) async fn pre_backup(&self, app: &str, command: &str) -> Option<Result<(), String>> {
+        let control = {
+            let running = self.services.lock_running();
+            running
+                .iter()
+                .filter(|(id, _)| {
+                    self.instances.get(**id).is_some_and(|r| {
+                        r.assignment.release.app == app && r.state == InstanceState::Healthy
+                    })
+                })
+                .map(|(_, handle)| handle.control.clone())
+                .next()
+        }?;
+        let (done, answer) = oneshot::channel();
+        control
+            .send(Control::PreBackup {
+                command: command.to_string(),
+                done,
+            })
+            .await
+            .ok()?;
+        answer.await.ok()
+    }
+
+    /// The instances of `app` whose runner is active here.
+    pub(crate) fn local_instances(&self, app: &str) -> Vec<InstanceId> {
+        self.services
+            .lock_running()
+            .keys()
+            .filter(|id| {
+                self.instances
+                    .get(**id)
+                    .is_some_and(|r| r.assignment.release.app == app)
+            })
+            .copied()
+            .collect()
     }
 
     /// Asks a local instance to drain and stop its process for a sequential

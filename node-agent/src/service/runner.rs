@@ -488,6 +488,14 @@ impl Runner {
                 Some(control) = self.control.recv() => match control {
                     Control::Yield(request) => return Watch::Yield(request),
                     Control::PostDeploy => self.post_deploy(dir, data_dir, env).await,
+                    Control::PreBackup { command, done } => {
+                        let app = self.spec().name.clone();
+                        let place = prepare::Place { release: dir, data: data_dir, env };
+                        let outcome = prepare::hook(&self.agent, "pre_backup", &command, &place, &app, self.id)
+                            .await
+                            .map_err(|e| reef_proto::Report(&e).to_string());
+                        let _ = done.send(outcome);
+                    }
                 },
                 _ = tokio::time::sleep(STEADY_CHECK) => {
                     match health::check(&health.check, port, timeout).await {

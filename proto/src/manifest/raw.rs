@@ -23,7 +23,21 @@ pub(super) struct Manifest {
     resources: ResourcesTable,
     #[serde(default)]
     placement: Placement,
+    backup: Option<BackupTable>,
 }
+
+/// `[backup]`: when the app's data is backed up and how many are kept.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct BackupTable {
+    schedule: Option<String>,
+    tz: Option<String>,
+    keep: Option<u32>,
+    pre_backup: Option<String>,
+}
+
+/// Backups kept when `[backup]` does not say.
+const DEFAULT_BACKUPS_KEPT: u32 = 7;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -446,6 +460,19 @@ impl Manifest {
             },
             gpus,
             constraints: self.placement.labels,
+            backup: match self.backup {
+                None => None,
+                Some(b) => {
+                    let spec = crate::backup::BackupSpec {
+                        schedule: b.schedule,
+                        time_zone: b.tz.unwrap_or_else(|| "UTC".into()),
+                        keep: b.keep.unwrap_or(DEFAULT_BACKUPS_KEPT),
+                        pre_backup: command_line("backup.pre_backup", &b.pre_backup)?,
+                    };
+                    spec.validate().map_err(|(field, e)| invalid(&field, e))?;
+                    Some(spec)
+                }
+            },
         })
     }
 }

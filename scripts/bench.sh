@@ -15,3 +15,4 @@ cargo bench -p reef-tests --bench scale
 cargo bench -p reef-tests --bench history
 cargo bench -p reef-coordinator --bench scheduler
 cargo bench -p reef-proxy --bench vs_nginx
+cargo bench -p reef-tests --bench deployed

@@ -63,6 +63,7 @@ ensure_proxy_bench_tools() {
     command -v caddy >/dev/null 2>&1 || missing+=(caddy)
     command -v wrk >/dev/null 2>&1 || missing+=(wrk)
     command -v h2load >/dev/null 2>&1 || missing+=(nghttp2-client)
+    command -v haproxy >/dev/null 2>&1 || missing+=(haproxy)
     if [ ${#missing[@]} -gt 0 ]; then
         echo "installing ${missing[*]} for the proxy benchmark" >&2
         apt-get update -qq && apt-get install -y -qq "${missing[@]}" >/dev/null

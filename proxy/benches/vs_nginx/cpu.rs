@@ -16,6 +16,14 @@ pub(crate) fn process_tree(pid: u32) -> Option<Duration> {
     Some(Duration::from_millis(ticks * 1000 / TICKS_PER_SECOND))
 }
 
+/// User plus system time used so far by `pid` alone (all its threads, none
+/// of its children). The deployed-proxy bench (`tests/benches/deployed.rs`),
+/// which shares this file, reads an agent without the app it runs.
+#[allow(dead_code)]
+pub(crate) fn process(pid: u32) -> Option<Duration> {
+    ticks(pid).map(|t| Duration::from_millis(t * 1000 / TICKS_PER_SECOND))
+}
+
 /// `pid` and its live descendants.
 pub(crate) fn tree(pid: u32) -> Vec<u32> {
     let mut found = vec![pid];

@@ -113,7 +113,7 @@ pub(crate) fn print_forwarding(targets: &[Target], plain: &str, mtls: &str, ngin
 }
 
 /// Throughput, p99 and CPU per request of `ours` over `theirs`.
-fn ratios(ours: &Target, theirs: &Target) -> String {
+pub(crate) fn ratios(ours: &Target, theirs: &Target) -> String {
     let cpu = match (ours.proxy_cpu(), theirs.proxy_cpu()) {
         (Some(ours), Some(theirs)) if theirs > 0.0 => format!("{:.2}x", ours / theirs),
         _ => "-".to_owned(),
@@ -153,11 +153,7 @@ fn print_ratios(targets: &[Target]) {
         return;
     };
     println!();
-    let peers = || {
-        targets
-            .iter()
-            .filter(|t| t.name == "nginx" || t.name == "caddy")
-    };
+    let peers = || targets.iter().filter(|t| PEERS.contains(&t.name));
     for ours in targets.iter().filter(|t| t.name.starts_with("reef")) {
         for peer in peers() {
             println!(
@@ -183,6 +179,9 @@ fn print_ratios(targets: &[Target]) {
         fractions.join(", ")
     );
 }
+
+/// The servers reef is compared with, by target name.
+const PEERS: [&str; 3] = ["nginx", "caddy", "haproxy"];
 
 fn micros(value: Option<f64>) -> String {
     value.map_or_else(|| "-".to_owned(), |us| format!("{us:.1} µs"))
@@ -295,13 +294,14 @@ pub(crate) fn print_h2(targets: &[H2Target]) {
     }
     println!();
     for ours in targets.iter().filter(|t| t.name.starts_with("reef")) {
-        let peer = targets
+        let peers = targets
             .iter()
-            .find(|t| t.name == "nginx" && t.streams == ours.streams);
-        if let Some(peer) = peer {
+            .filter(|t| PEERS.contains(&t.name) && t.streams == ours.streams);
+        for peer in peers {
             println!(
-                "{} / nginx, HTTP/2, {:>2} streams per connection: throughput {:.2}x, CPU per request {}",
+                "{} / {}, HTTP/2, {:>2} streams per connection: throughput {:.2}x, CPU per request {}",
                 ours.name,
+                peer.name,
                 ours.streams,
                 ours.requests_per_sec() / peer.requests_per_sec(),
                 match (ours.proxy_cpu(), peer.proxy_cpu()) {

@@ -22,7 +22,14 @@ pub enum RunSpec {
     /// first, then on PATH.
     Exec { command: Vec<String> },
     /// An Erlang/Elixir release, run in the foreground as `bin/<release> <command>`.
-    Beam { release: String, command: String },
+    Beam {
+        release: String,
+        command: String,
+        /// Erlang distribution asked for (`[deploy] distribution = true`):
+        /// a node name per instance and an epmd of the instance's own;
+        /// otherwise a mix release runs with distribution off.
+        distribution: bool,
+    },
 }
 
 impl RunSpec {
@@ -30,7 +37,9 @@ impl RunSpec {
     pub fn argv(&self) -> Vec<String> {
         match self {
             RunSpec::Exec { command } => command.clone(),
-            RunSpec::Beam { release, command } => vec![format!("bin/{release}"), command.clone()],
+            RunSpec::Beam {
+                release, command, ..
+            } => vec![format!("bin/{release}"), command.clone()],
         }
     }
 }

@@ -110,6 +110,38 @@ fn beam_releases_run_in_the_foreground() {
     );
 }
 
+#[test]
+fn beam_distribution_is_off_unless_asked_and_then_takes_its_cookie_from_a_secret() {
+    let off = parse("[app]\nname = \"x\"\n[deploy]\ntype = \"beam\"\n").expect("valid");
+    assert!(matches!(
+        off.run,
+        RunSpec::Beam {
+            distribution: false,
+            ..
+        }
+    ));
+    assert!(off.secrets().is_empty());
+    let on = parse("[app]\nname = \"x\"\n[deploy]\ntype = \"beam\"\ndistribution = true\n")
+        .expect("valid");
+    assert!(matches!(
+        on.run,
+        RunSpec::Beam {
+            distribution: true,
+            ..
+        }
+    ));
+    assert_eq!(on.secrets(), vec!["RELEASE_COOKIE"]);
+    assert!(on.env.contains_key("RELEASE_COOKIE") && on.env.contains_key("RELX_COOKIE"));
+    // `[env]` may name the cookie itself.
+    let own = parse("[app]\nname = \"x\"\n[deploy]\ntype = \"beam\"\ndistribution = true\n[env]\nRELEASE_COOKIE = \"${secret:MINE}\"\nRELX_COOKIE = \"${secret:MINE}\"\n")
+        .expect("valid");
+    assert_eq!(own.secrets(), vec!["MINE"]);
+    assert!(
+        error("[app]\nname = \"x\"\n[deploy]\ncommand = [\"x\"]\ndistribution = true\n")
+            .contains("deploy.distribution")
+    );
+}
+
 fn error(text: &str) -> String {
     parse(text).expect_err("should be refused").to_string()
 }

@@ -2,6 +2,7 @@
 //! stop commands, and the proxy routes that follow instance health.
 //!
 //! - `environment`: an instance's process environment.
+//! - `beam`: what an Erlang/Elixir release needs of its instance (pure).
 //! - `error`: what each step of starting an instance can fail with.
 //! - `prepare`: artifact download (ended when it stalls), verification,
 //!   unpacking, `pre_start`; `locks`: one preparation per artifact and per
@@ -15,6 +16,9 @@
 //! - `routing`: what the proxy routes per app, from local instances and the
 //!   cluster's routes.
 
+mod beam;
+#[cfg(test)]
+mod beam_tests;
 mod environment;
 mod error;
 mod health;

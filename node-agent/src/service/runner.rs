@@ -12,6 +12,7 @@
 //! fails at once: it never received traffic, and the instance it was to
 //! replace keeps serving.
 
+use super::beam;
 use super::environment;
 use super::error::StartError;
 use super::ports;
@@ -46,15 +47,28 @@ pub(crate) async fn run(
 ) {
     let end = match agent.instances.get(id) {
         Some(record) => {
-            Runner {
+            let scratch = beam::needs_scratch(&record.assignment.release.spec.run)
+                .then(|| scratch_dir(&agent, &record.assignment.release.app, id));
+            let end = Runner {
                 agent: agent.clone(),
                 id,
                 stop,
                 control,
                 record,
+                scratch: scratch.clone(),
+                epmd_port: None,
             }
             .supervise()
-            .await
+            .await;
+            if let Some(scratch) = scratch {
+                // Its processes are gone; nothing of the instance stays behind.
+                if let Err(e) = tokio::fs::remove_dir_all(&scratch).await {
+                    if e.kind() != std::io::ErrorKind::NotFound {
+                        tracing::warn!(instance = %id, path = %scratch.display(), error = %e, "could not remove an instance's scratch directory");
+                    }
+                }
+            }
+            end
         }
         None => InstanceState::Failed {
             reason: "instance record vanished".into(),
@@ -90,6 +104,21 @@ struct Runner {
     stop: CancellationToken,
     control: mpsc::Receiver<Control>,
     record: LocalInstance,
+    /// A release's writable directory of its own (see `beam`).
+    scratch: Option<std::path::PathBuf>,
+    /// The port of a release's own epmd, held for the instance's life.
+    epmd_port: Option<u16>,
+}
+
+/// Where instance `id` of `app` keeps what only it writes.
+fn scratch_dir(agent: &Agent, app: &str, id: InstanceId) -> std::path::PathBuf {
+    agent
+        .config
+        .data_dir
+        .join("apps")
+        .join(app)
+        .join("instances")
+        .join(id.to_string())
 }
 
 /// Why the watch over a running process ended.
@@ -125,6 +154,19 @@ impl Drop for Standby {
 impl Runner {
     fn spec(&self) -> &AppSpec {
         &self.record.assignment.release.spec
+    }
+
+    /// The instance's environment on `port`, with a release's own variables.
+    fn render_env(
+        &self,
+        data_dir: &Path,
+        port: u16,
+    ) -> Result<BTreeMap<String, String>, StartError> {
+        let extra = match &self.scratch {
+            Some(scratch) => beam::env(&self.spec().run, self.id, scratch, self.epmd_port),
+            None => Vec::new(),
+        };
+        environment::render(&self.agent, &self.record, data_dir, port, extra)
     }
 
     /// Records the instance's port (reported with its next event).
@@ -195,7 +237,26 @@ impl Runner {
             .map_err(StartError::NoPort)?;
         let mut port = lease.port();
         self.note_port(port).await;
-        let mut env = environment::render(&self.agent, &self.record, &data_dir, port)?;
+        let _epmd_lease = if beam::needs_epmd(&spec.run) {
+            let lease = self
+                .agent
+                .services
+                .ports
+                .take()
+                .map_err(StartError::NoPort)?;
+            self.epmd_port = Some(lease.port());
+            Some(lease)
+        } else {
+            None
+        };
+        if let Some(scratch) = &self.scratch {
+            for dir in beam::scratch_dirs(scratch) {
+                tokio::fs::create_dir_all(&dir)
+                    .await
+                    .map_err(|source| StartError::DataDir { path: dir, source })?;
+            }
+        }
+        let mut env = self.render_env(&data_dir, port)?;
         let mut moved = 0;
         if let Some(command) = &spec.pre_start {
             prepare::hook(
@@ -205,6 +266,7 @@ impl Runner {
                 &prepare::Place {
                     release: &dir,
                     data: &data_dir,
+                    scratch: self.scratch.as_deref(),
                     env: &env,
                 },
                 &spec.name,
@@ -337,7 +399,7 @@ impl Runner {
                         lease = fresh;
                         port = lease.port();
                         self.note_port(port).await;
-                        env = environment::render(&self.agent, &self.record, &data_dir, port)?;
+                        env = self.render_env(&data_dir, port)?;
                         self.set(InstanceState::Starting, Some(message)).await;
                         continue;
                     }
@@ -388,6 +450,9 @@ impl Runner {
             argv[0].clone().into()
         };
         let spec = self.spec();
+        let writable: Vec<_> = std::iter::once(data_dir.to_path_buf())
+            .chain(self.scratch.clone())
+            .collect();
         let mut full = vec![program.clone().into_os_string()];
         full.extend(argv[1..].iter().map(Into::into));
         let launch = crate::sandbox::Launch {
@@ -403,8 +468,8 @@ impl Runner {
             },
             argv: full,
             workdir: dir.to_path_buf(),
-            writable: vec![data_dir.to_path_buf()],
-            owned: vec![data_dir.to_path_buf()],
+            writable: writable.clone(),
+            owned: writable,
             readonly: vec![dir.to_path_buf()],
             // The proxy reaches instances on the host's loopback.
             network: true,
@@ -525,6 +590,7 @@ impl Runner {
             &prepare::Place {
                 release: dir,
                 data: data_dir,
+                scratch: self.scratch.as_deref(),
                 env,
             },
             &app,

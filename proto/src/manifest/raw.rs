@@ -11,6 +11,9 @@ use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+/// The secret a distributed BEAM release's cookie comes from.
+const BEAM_COOKIE_SECRET: &str = "RELEASE_COOKIE";
+
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(super) struct Manifest {
@@ -75,6 +78,7 @@ struct Deploy {
     post_deploy: Option<String>,
     #[serde(default)]
     restart: Restart,
+    distribution: Option<bool>,
 }
 
 #[derive(Deserialize, Default)]
@@ -170,6 +174,9 @@ impl Manifest {
                 if d.release.is_some() || d.beam_command.is_some() {
                     return Err(invalid("deploy.release", "only for type = \"beam\""));
                 }
+                if d.distribution.is_some() {
+                    return Err(invalid("deploy.distribution", "only for type = \"beam\""));
+                }
                 match (&d.binary, &d.command) {
                     (Some(binary), None) => {
                         relative_path("deploy.binary", binary)?;
@@ -239,7 +246,11 @@ impl Manifest {
                         "must be \"start\" (Elixir) or \"foreground\" (Erlang)",
                     ));
                 }
-                RunSpec::Beam { release, command }
+                RunSpec::Beam {
+                    release,
+                    command,
+                    distribution: d.distribution.unwrap_or(false),
+                }
             }
         };
         let check = match &d.health {
@@ -358,6 +369,21 @@ impl Manifest {
             ));
         }
         let mut env = BTreeMap::new();
+        if matches!(
+            run,
+            RunSpec::Beam {
+                distribution: true,
+                ..
+            }
+        ) {
+            // Nodes that talk to each other share a cookie, kept as a secret
+            // (a deploy without it is refused, naming it); `[env]` may say otherwise.
+            for key in ["RELEASE_COOKIE", "RELX_COOKIE"] {
+                let template = EnvTemplate::parse(&format!("${{secret:{BEAM_COOKIE_SECRET}}}"))
+                    .map_err(|e| invalid("deploy.distribution", e))?;
+                env.insert(key.to_string(), template);
+            }
+        }
         for (key, value) in &self.env {
             let field = format!("env.{key}");
             let valid_key = !key.is_empty()

@@ -9,9 +9,11 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+mod cron;
 mod raw;
 mod template;
 
+pub use cron::{job_name as cron_job_name, AppCron};
 pub use template::{valid_secret_key, EnvPart, EnvTemplate};
 
 /// How an app's process is started.
@@ -126,6 +128,8 @@ pub struct AppSpec {
     /// GPUs each replica gets (given by index, as `CUDA_VISIBLE_DEVICES`).
     pub gpus: crate::job::GpuRequest,
     pub constraints: BTreeMap<String, String>,
+    /// `[[cron]]`: periodic commands run with the app's release and environment.
+    pub cron: Vec<AppCron>,
 }
 
 impl AppSpec {

@@ -274,3 +274,45 @@ fn drain_takes_seconds_or_a_duration() {
         assert_eq!(spec.drain_ms, ms, "drain = {drain}");
     }
 }
+
+#[test]
+fn cron_tables_become_periodic_jobs_in_the_apps_release() {
+    let spec = parse("[app]\nname = \"shop\"\n[deploy]\ncommand = [\"x\"]\n[env]\nK = \"v\"\n[[cron]]\nname = \"report\"\nschedule = \"*/5 * * * *\"\ntz = \"Europe/Berlin\"\noverlap = \"queue\"\ncommand = \"./bin/report\"\n[[cron]]\nname = \"tick\"\nschedule = \"* * * * * *\"\ncommand = \"true\"\n")
+        .expect("valid");
+    assert_eq!(spec.cron.len(), 2);
+    let jobs = spec.cron_jobs("alice");
+    assert_eq!(jobs[0].name, "shop-report");
+    assert_eq!(jobs[0].time_zone, "Europe/Berlin");
+    assert_eq!(jobs[0].overlap, crate::cron::Overlap::Queue);
+    assert_eq!(jobs[0].job.command, vec!["sh", "-c", "./bin/report"]);
+    assert_eq!(jobs[0].job.app.as_deref(), Some("shop"));
+    assert_eq!(jobs[0].job.owner, "alice");
+    assert_eq!(jobs[1].time_zone, "UTC");
+    assert_eq!(jobs[1].overlap, crate::cron::Overlap::Skip);
+    for job in &jobs {
+        job.validate().expect("a valid periodic job");
+    }
+}
+
+#[test]
+fn bad_cron_tables_are_refused_naming_the_table_and_field() {
+    let with = |table: &str| {
+        error(&format!(
+            "[app]\nname = \"shop\"\n[deploy]\ncommand = [\"x\"]\n[[cron]]\n{table}\n"
+        ))
+    };
+    let cases = [
+        ("name = \"r\"\nschedule = \"61 * * * *\"\ncommand = \"x\"", "cron[0].schedule"),
+        ("name = \"r\"\nschedule = \"* * * * *\"\ntz = \"Mars/Olympus\"\ncommand = \"x\"", "cron[0].tz"),
+        ("name = \"r\"\nschedule = \"* * * * *\"\noverlap = \"twice\"\ncommand = \"x\"", "cron[0].overlap"),
+        ("name = \"R!\"\nschedule = \"* * * * *\"\ncommand = \"x\"", "cron[0].name"),
+        ("name = \"r\"\nschedule = \"* * * * *\"\ncommand = \" \"", "cron[0].command"),
+        ("name = \"r\"\nschedule = \"* * * * *\"\ncommand = \"x\"\nextra = 1", "extra"),
+        ("name = \"r\"\nschedule = \"* * * * *\"\ncommand = \"x\"\n[[cron]]\nname = \"r\"\nschedule = \"* * * * *\"\ncommand = \"y\"", "cron[1].name"),
+        (&format!("name = \"{}\"\nschedule = \"* * * * *\"\ncommand = \"x\"", "a".repeat(60)), "longer than 63"),
+    ];
+    for (table, wanted) in cases {
+        let message = with(table);
+        assert!(message.contains(wanted), "{wanted}: {message}");
+    }
+}

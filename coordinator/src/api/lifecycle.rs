@@ -160,6 +160,7 @@ impl Coordinator {
             }
             self.store.apps.purge(app).await?;
             self.remove_secrets_of(app).await?;
+            self.sync_app_crons(app, &[]).await?;
             self.routes_forget_app(app);
             tracing::info!(%app, "app destroyed");
         }

@@ -110,8 +110,13 @@ struct Runner {
     epmd_port: Option<u16>,
 }
 
+/// The data directory of `app` on this node, shared by its instances.
+pub(crate) fn data_dir(agent: &Agent, app: &str) -> std::path::PathBuf {
+    agent.config.data_dir.join("apps").join(app).join("data")
+}
+
 /// Where instance `id` of `app` keeps what only it writes.
-fn scratch_dir(agent: &Agent, app: &str, id: InstanceId) -> std::path::PathBuf {
+pub(crate) fn scratch_dir(agent: &Agent, app: &str, id: InstanceId) -> std::path::PathBuf {
     agent
         .config
         .data_dir
@@ -215,13 +220,7 @@ impl Runner {
         let release = self.record.assignment.release.clone();
         let spec = release.spec.clone();
         let dir = prepare::release_dir(&self.agent, &release).await?;
-        let data_dir = self
-            .agent
-            .config
-            .data_dir
-            .join("apps")
-            .join(&spec.name)
-            .join("data");
+        let data_dir = data_dir(&self.agent, &spec.name);
         tokio::fs::create_dir_all(&data_dir)
             .await
             .map_err(|source| StartError::DataDir {

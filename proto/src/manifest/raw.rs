@@ -26,6 +26,8 @@ pub(super) struct Manifest {
     resources: ResourcesTable,
     #[serde(default)]
     placement: Placement,
+    #[serde(default)]
+    cron: Vec<super::cron::CronTable>,
 }
 
 #[derive(Deserialize)]
@@ -449,6 +451,7 @@ impl Manifest {
             ));
         }
         labels("placement.labels", &self.placement.labels)?;
+        let cron = super::cron::validate(&self.app.name, &self.cron)?;
         Ok(AppSpec {
             name: self.app.name,
             domains,
@@ -472,6 +475,7 @@ impl Manifest {
             },
             gpus,
             constraints: self.placement.labels,
+            cron,
         })
     }
 }

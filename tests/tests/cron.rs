@@ -466,6 +466,15 @@ async fn cron_tables_run_with_the_apps_release_and_environment_and_follow_its_de
     let plain = deploy("\n[env]\nTOKEN = \"${secret:TOKEN}\"\n".into()).await;
     assert_eq!(plain.code, Some(0), "{plain:?}");
     assert!(app_crons(&cluster).await.is_empty());
+    // A rollback brings back the tables of the release it goes back to.
+    let back = cluster
+        .cli
+        .run_with_timeout(&["rollback", "hello"], Duration::from_secs(60))
+        .await;
+    assert_eq!(back.code, Some(0), "{back:?}");
+    let crons = app_crons(&cluster).await;
+    assert_eq!(crons.len(), 1, "{crons:?}");
+    assert_eq!(crons[0]["schedule"], "*/2 * * * * *");
 
     // Destroying the app removes its jobs.
     let again = deploy(cron_manifest(&out, "* * * * * *", "UTC")).await;

@@ -388,7 +388,9 @@ impl Coordinator {
                 .deploy_app(*spec, artifact, caller)
                 .await
                 .map(deploying),
-            ApiRequest::Rollback { app, to } => self.rollback(&app, to).await.map(deploying),
+            ApiRequest::Rollback { app, to } => {
+                self.rollback(&app, to, caller).await.map(deploying)
+            }
             ApiRequest::Scale { app, replicas } => {
                 self.scale(&app, replicas, false).await.map(deploying)
             }

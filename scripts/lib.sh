@@ -55,11 +55,12 @@ ensure_sandbox_tools() {
     fi
 }
 
-# The tests of `type = "beam"` build a real Elixir release with mix
-# (Debian's elixir and erlang packages; no hex packages, no network).
+# The tests of `type = "beam"` build real releases with mix and rebar3
+# (Debian's elixir, erlang and rebar3 packages; no hex packages, no network).
 ensure_beam_tools() {
     local missing=()
     command -v mix >/dev/null 2>&1 || missing+=(elixir)
+    command -v rebar3 >/dev/null 2>&1 || missing+=(rebar3)
     command -v erl >/dev/null 2>&1 || missing+=(erlang-base)
     [ -d /usr/lib/erlang/lib ] && ls -d /usr/lib/erlang/lib/inets-* >/dev/null 2>&1 \
         || missing+=(erlang-inets)

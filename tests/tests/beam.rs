@@ -1,10 +1,11 @@
 //! Real Erlang/Elixir releases (`type = "beam"`): a `mix release` of a tiny
-//! Elixir app at its default settings, built in the test from Debian's
-//! `elixir` and `erlang` packages, deployed, replaced blue-green under load
-//! and sequentially, run with distribution on, and destroyed without a
-//! process left behind.
+//! Elixir app and a `rebar3 release` of a tiny Erlang one at their default
+//! settings, built in the test from Debian's `elixir`, `erlang` and
+//! `rebar3` packages, deployed, replaced blue-green under load and
+//! sequentially, run with distribution on, and destroyed without a process
+//! left behind.
 
-use reef_tests::beam_app::write_beam_app;
+use reef_tests::beam_app::{write_beam_app, Tool};
 use reef_tests::probe::Prober;
 use reef_tests::process::{live_pids_where, pids_with_env};
 use reef_tests::{eventually, http, TestCluster};
@@ -69,7 +70,7 @@ async fn a_mix_release_deploys_and_is_replaced_blue_green_under_load_without_a_f
     let v1 = cluster.dir.path().join("v1");
     tokio::task::spawn_blocking({
         let v1 = v1.clone();
-        move || write_beam_app(&v1, "shop", "v1", "")
+        move || write_beam_app(&v1, Tool::Mix, "shop", "v1", "")
     })
     .await
     .expect("release");
@@ -90,7 +91,7 @@ async fn a_mix_release_deploys_and_is_replaced_blue_green_under_load_without_a_f
     let v2 = cluster.dir.path().join("v2");
     tokio::task::spawn_blocking({
         let v2 = v2.clone();
-        move || write_beam_app(&v2, "shop", "v2", "")
+        move || write_beam_app(&v2, Tool::Mix, "shop", "v2", "")
     })
     .await
     .expect("release");
@@ -131,7 +132,7 @@ async fn a_mix_release_is_replaced_sequentially() {
         let v = wanted.to_string();
         tokio::task::spawn_blocking({
             let dir = dir.clone();
-            move || write_beam_app(&dir, "seq", &v, "strategy = \"sequential\"\n")
+            move || write_beam_app(&dir, Tool::Mix, "seq", &v, "strategy = \"sequential\"\n")
         })
         .await
         .expect("release");
@@ -154,7 +155,7 @@ async fn a_distributed_release_gets_a_node_and_epmd_per_instance_and_destroy_lea
     let v1 = cluster.dir.path().join("v1");
     tokio::task::spawn_blocking({
         let v1 = v1.clone();
-        move || write_beam_app(&v1, "chat", "v1", "distribution = true\n")
+        move || write_beam_app(&v1, Tool::Mix, "chat", "v1", "distribution = true\n")
     })
     .await
     .expect("release");
@@ -198,7 +199,7 @@ async fn a_distributed_release_gets_a_node_and_epmd_per_instance_and_destroy_lea
     let v2 = cluster.dir.path().join("v2");
     tokio::task::spawn_blocking({
         let v2 = v2.clone();
-        move || write_beam_app(&v2, "chat", "v2", "distribution = true\n")
+        move || write_beam_app(&v2, Tool::Mix, "chat", "v2", "distribution = true\n")
     })
     .await
     .expect("release");
@@ -240,6 +241,84 @@ async fn a_distributed_release_gets_a_node_and_epmd_per_instance_and_destroy_lea
         let left = (
             app_processes("chat"),
             release_processes(&dir, "chat"),
+            cluster.agents[0].app_pids(),
+        );
+        (left.0.is_empty() && left.1.is_empty() && left.2.is_empty()).then_some(())
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rebar3_release_is_replaced_blue_green_under_load_and_destroy_leaves_nothing() {
+    let cluster = TestCluster::start(1).await;
+    let port = cluster.agents[0].http_port.expect("proxy port");
+    let write = |version: &'static str| {
+        let dir = cluster.dir.path().join(version);
+        async move {
+            let at = dir.clone();
+            tokio::task::spawn_blocking(move || {
+                write_beam_app(&at, Tool::Rebar3, "erl", version, "")
+            })
+            .await
+            .expect("release");
+            dir
+        }
+    };
+    let v1 = write("v1").await;
+    deploy(&cluster, &v1).await;
+    let body = get(port, "erl", "/").await.expect("v1 answers");
+    // relx's vm.args names the node; each instance has an epmd of its own.
+    assert!(
+        body.starts_with("v1 hi@") && body.trim_end().ends_with(" relx"),
+        "{body}"
+    );
+    let processes = app_processes("erl");
+    // relx names the VM after the release (argv[0] "hi").
+    for program in ["hi", "erl_child_setup", "epmd"] {
+        assert!(
+            processes.iter().any(|p| p == program),
+            "{program}: {processes:?}"
+        );
+    }
+
+    // The same node name twice at once, each on its own epmd.
+    let v2 = write("v2").await;
+    let prober = Prober::start(port, "erl.test");
+    eventually("the client to see v1", Duration::from_secs(10), || async {
+        (prober.ok() > 5).then_some(())
+    })
+    .await;
+    deploy(&cluster, &v2).await;
+    eventually("the client to see v2", Duration::from_secs(30), || async {
+        (prober.seen().last().map(String::as_str) == Some("v2")).then_some(())
+    })
+    .await;
+    let after = prober.ok();
+    eventually(
+        "more requests after the switch",
+        Duration::from_secs(20),
+        || async { (prober.ok() > after + 20).then_some(()) },
+    )
+    .await;
+    let probed = prober.finish().await;
+    assert_eq!(
+        probed.failed,
+        0,
+        "no request failed: {probed:?}\n{}",
+        cluster.logs()
+    );
+    assert_eq!(probed.seen, vec!["v1".to_string(), "v2".into()]);
+
+    let dir = cluster.dir.path().display().to_string();
+    let out = cluster
+        .cli
+        .run_with_timeout(&["destroy", "erl", "--yes"], Duration::from_secs(30))
+        .await;
+    assert_eq!(out.code, Some(0), "{out:?}");
+    eventually("no process of the app", Duration::from_secs(20), || async {
+        let left = (
+            app_processes("erl"),
+            release_processes(&dir, "erl"),
             cluster.agents[0].app_pids(),
         );
         (left.0.is_empty() && left.1.is_empty() && left.2.is_empty()).then_some(())

@@ -55,6 +55,21 @@ ensure_sandbox_tools() {
     fi
 }
 
+# The tests of `type = "beam"` build real releases with mix and rebar3
+# (Debian's elixir, erlang and rebar3 packages; no hex packages, no network).
+ensure_beam_tools() {
+    local missing=()
+    command -v mix >/dev/null 2>&1 || missing+=(elixir)
+    command -v rebar3 >/dev/null 2>&1 || missing+=(rebar3)
+    command -v erl >/dev/null 2>&1 || missing+=(erlang-base)
+    [ -d /usr/lib/erlang/lib ] && ls -d /usr/lib/erlang/lib/inets-* >/dev/null 2>&1 \
+        || missing+=(erlang-inets)
+    if [ ${#missing[@]} -gt 0 ]; then
+        echo "installing ${missing[*]} for the BEAM release tests" >&2
+        apt-get update -qq && apt-get install -y -qq "${missing[@]}" >/dev/null
+    fi
+}
+
 # The proxy benchmark puts nginx and Caddy next to reef's proxy and loads all
 # three with wrk (Debian packages).
 ensure_proxy_bench_tools() {

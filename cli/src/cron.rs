@@ -158,6 +158,7 @@ async fn list(nats: &client::Nats, json: bool) -> Result<()> {
             });
             vec![
                 spec.name.clone(),
+                spec.job.app.clone().unwrap_or_else(|| "-".into()),
                 spec.schedule.clone(),
                 spec.time_zone.clone(),
                 spec.overlap.name().to_string(),
@@ -169,7 +170,7 @@ async fn list(nats: &client::Nats, json: bool) -> Result<()> {
         .collect();
     views::print_table(
         &[
-            "NAME", "SCHEDULE", "ZONE", "OVERLAP", "NEXT", "LAST", "COMMAND",
+            "NAME", "APP", "SCHEDULE", "ZONE", "OVERLAP", "NEXT", "LAST", "COMMAND",
         ],
         &rows,
     );
@@ -261,6 +262,7 @@ pub fn cron_json(status: &CronStatus) -> Value {
         "overlap": spec.overlap.name(),
         "catch_up_ms": spec.catch_up_ms,
         "owner": spec.job.owner,
+        "app": spec.job.app,
         "command": spec.job.command,
         "created_at_ms": record.created_at_ms,
         "handled_ms": record.handled_ms,

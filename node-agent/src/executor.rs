@@ -125,9 +125,28 @@ async fn execute(agent: &Arc<Agent>, alloc: AllocId, stop: &CancellationToken) -
             "this node's owner does not let jobs use the network (--allow-network)".into(),
         );
     }
+    // A job of an app's `[[cron]]`: in the release, as the app's uid.
+    let app_place = match &spec.app {
+        Some(app) => match agent.app_place(app).await {
+            Ok(place) => Some(place),
+            Err(why) => return failed(why),
+        },
+        None => None,
+    };
+    let mut writable = vec![workdir.clone()];
+    let mut readonly = Vec::new();
+    if let Some(place) = &app_place {
+        writable.push(place.data.clone());
+        writable.extend(place.scratch.clone());
+        owned.extend(writable[1..].iter().cloned());
+        readonly.push(place.release.clone());
+    }
     let launch = Launch {
         group: alloc.to_string(),
-        identity: Identity::Job,
+        identity: match &spec.app {
+            Some(app) => Identity::App(app),
+            None => Identity::Job,
+        },
         limits: Limits {
             memory_bytes: spec.resources.memory_bytes,
             cpu_max_millis: Some(spec.resources.cpu_millis),
@@ -135,10 +154,12 @@ async fn execute(agent: &Arc<Agent>, alloc: AllocId, stop: &CancellationToken) -
             pids_max: agent.sandbox.settings().pids_max,
         },
         argv: spec.command.iter().map(Into::into).collect(),
-        workdir: workdir.clone(),
-        writable: vec![workdir.clone()],
+        workdir: app_place
+            .as_ref()
+            .map_or_else(|| workdir.clone(), |p| p.release.clone()),
+        writable,
         owned,
-        readonly: Vec::new(),
+        readonly,
         network: spec.network,
         gpus: &assignment.gpus,
         stdin: spec.stdin.is_some(),
@@ -152,9 +173,11 @@ async fn execute(agent: &Arc<Agent>, alloc: AllocId, stop: &CancellationToken) -
         ("REEF_ALLOC_ID", alloc.to_string().into()),
         ("REEF_NODE_ID", assignment.node.to_string().into()),
     ];
+    let app_env = app_place.iter().flat_map(|p| &p.env);
     let env = reef_env
         .into_iter()
         .map(|(k, v)| (std::ffi::OsString::from(k), v))
+        .chain(app_env.map(|(k, v)| (k.into(), v.into())))
         .chain(spec.env.iter().map(|(k, v)| (k.into(), v.into())))
         .chain(gpu_env(&assignment.gpus).map(|(k, v)| (k.into(), v.into())));
     let (mut child, mut tree) = match agent.sandbox.spawn(launch, env).await {

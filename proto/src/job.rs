@@ -96,6 +96,11 @@ pub struct JobSpec {
     /// it reads end of file at once.
     #[serde(default)]
     pub stdin: Option<Vec<u8>>,
+    /// Run in this app's release and environment, beside one of its
+    /// healthy instances: set by the coordinator alone, for the app's
+    /// `[[cron]]` tables; refused from a client.
+    #[serde(default)]
+    pub app: Option<String>,
 }
 
 /// Why a job specification was refused.
@@ -143,6 +148,7 @@ impl JobSpec {
             replicate: 0,
             outputs: Vec::new(),
             stdin: None,
+            app: None,
         }
     }
 

@@ -9,9 +9,11 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+mod cron;
 mod raw;
 mod template;
 
+pub use cron::{job_name as cron_job_name, AppCron};
 pub use template::{valid_secret_key, EnvPart, EnvTemplate};
 
 /// How an app's process is started.
@@ -22,7 +24,14 @@ pub enum RunSpec {
     /// first, then on PATH.
     Exec { command: Vec<String> },
     /// An Erlang/Elixir release, run in the foreground as `bin/<release> <command>`.
-    Beam { release: String, command: String },
+    Beam {
+        release: String,
+        command: String,
+        /// Erlang distribution asked for (`[deploy] distribution = true`):
+        /// a node name per instance and an epmd of the instance's own;
+        /// otherwise a mix release runs with distribution off.
+        distribution: bool,
+    },
 }
 
 impl RunSpec {
@@ -30,7 +39,9 @@ impl RunSpec {
     pub fn argv(&self) -> Vec<String> {
         match self {
             RunSpec::Exec { command } => command.clone(),
-            RunSpec::Beam { release, command } => vec![format!("bin/{release}"), command.clone()],
+            RunSpec::Beam {
+                release, command, ..
+            } => vec![format!("bin/{release}"), command.clone()],
         }
     }
 }
@@ -119,6 +130,8 @@ pub struct AppSpec {
     pub constraints: BTreeMap<String, String>,
     /// `[backup]`: the app's `${data_dir}` backed up on a schedule or on demand.
     pub backup: Option<crate::backup::BackupSpec>,
+    /// `[[cron]]`: periodic commands run with the app's release and environment.
+    pub cron: Vec<AppCron>,
 }
 
 impl AppSpec {

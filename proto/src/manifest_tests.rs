@@ -131,6 +131,38 @@ fn backups_are_declared_in_their_table() {
     );
 }
 
+#[test]
+fn beam_distribution_is_off_unless_asked_and_then_takes_its_cookie_from_a_secret() {
+    let off = parse("[app]\nname = \"x\"\n[deploy]\ntype = \"beam\"\n").expect("valid");
+    assert!(matches!(
+        off.run,
+        RunSpec::Beam {
+            distribution: false,
+            ..
+        }
+    ));
+    assert!(off.secrets().is_empty());
+    let on = parse("[app]\nname = \"x\"\n[deploy]\ntype = \"beam\"\ndistribution = true\n")
+        .expect("valid");
+    assert!(matches!(
+        on.run,
+        RunSpec::Beam {
+            distribution: true,
+            ..
+        }
+    ));
+    assert_eq!(on.secrets(), vec!["RELEASE_COOKIE"]);
+    assert!(on.env.contains_key("RELEASE_COOKIE") && on.env.contains_key("RELX_COOKIE"));
+    // `[env]` may name the cookie itself.
+    let own = parse("[app]\nname = \"x\"\n[deploy]\ntype = \"beam\"\ndistribution = true\n[env]\nRELEASE_COOKIE = \"${secret:MINE}\"\nRELX_COOKIE = \"${secret:MINE}\"\n")
+        .expect("valid");
+    assert_eq!(own.secrets(), vec!["MINE"]);
+    assert!(
+        error("[app]\nname = \"x\"\n[deploy]\ncommand = [\"x\"]\ndistribution = true\n")
+            .contains("deploy.distribution")
+    );
+}
+
 fn error(text: &str) -> String {
     parse(text).expect_err("should be refused").to_string()
 }
@@ -271,5 +303,47 @@ fn drain_takes_seconds_or_a_duration() {
     ] {
         let spec = parse(&format!("{base}drain = {drain}\n")).expect("valid");
         assert_eq!(spec.drain_ms, ms, "drain = {drain}");
+    }
+}
+
+#[test]
+fn cron_tables_become_periodic_jobs_in_the_apps_release() {
+    let spec = parse("[app]\nname = \"shop\"\n[deploy]\ncommand = [\"x\"]\n[env]\nK = \"v\"\n[[cron]]\nname = \"report\"\nschedule = \"*/5 * * * *\"\ntz = \"Europe/Berlin\"\noverlap = \"queue\"\ncommand = \"./bin/report\"\n[[cron]]\nname = \"tick\"\nschedule = \"* * * * * *\"\ncommand = \"true\"\n")
+        .expect("valid");
+    assert_eq!(spec.cron.len(), 2);
+    let jobs = spec.cron_jobs("alice");
+    assert_eq!(jobs[0].name, "shop-report");
+    assert_eq!(jobs[0].time_zone, "Europe/Berlin");
+    assert_eq!(jobs[0].overlap, crate::cron::Overlap::Queue);
+    assert_eq!(jobs[0].job.command, vec!["sh", "-c", "./bin/report"]);
+    assert_eq!(jobs[0].job.app.as_deref(), Some("shop"));
+    assert_eq!(jobs[0].job.owner, "alice");
+    assert_eq!(jobs[1].time_zone, "UTC");
+    assert_eq!(jobs[1].overlap, crate::cron::Overlap::Skip);
+    for job in &jobs {
+        job.validate().expect("a valid periodic job");
+    }
+}
+
+#[test]
+fn bad_cron_tables_are_refused_naming_the_table_and_field() {
+    let with = |table: &str| {
+        error(&format!(
+            "[app]\nname = \"shop\"\n[deploy]\ncommand = [\"x\"]\n[[cron]]\n{table}\n"
+        ))
+    };
+    let cases = [
+        ("name = \"r\"\nschedule = \"61 * * * *\"\ncommand = \"x\"", "cron[0].schedule"),
+        ("name = \"r\"\nschedule = \"* * * * *\"\ntz = \"Mars/Olympus\"\ncommand = \"x\"", "cron[0].tz"),
+        ("name = \"r\"\nschedule = \"* * * * *\"\noverlap = \"twice\"\ncommand = \"x\"", "cron[0].overlap"),
+        ("name = \"R!\"\nschedule = \"* * * * *\"\ncommand = \"x\"", "cron[0].name"),
+        ("name = \"r\"\nschedule = \"* * * * *\"\ncommand = \" \"", "cron[0].command"),
+        ("name = \"r\"\nschedule = \"* * * * *\"\ncommand = \"x\"\nextra = 1", "extra"),
+        ("name = \"r\"\nschedule = \"* * * * *\"\ncommand = \"x\"\n[[cron]]\nname = \"r\"\nschedule = \"* * * * *\"\ncommand = \"y\"", "cron[1].name"),
+        (&format!("name = \"{}\"\nschedule = \"* * * * *\"\ncommand = \"x\"", "a".repeat(60)), "longer than 63"),
+    ];
+    for (table, wanted) in cases {
+        let message = with(table);
+        assert!(message.contains(wanted), "{wanted}: {message}");
     }
 }

@@ -8,6 +8,7 @@
 
 pub mod api;
 pub mod app;
+pub mod beam_app;
 pub mod cluster;
 pub mod confined;
 pub mod dev;

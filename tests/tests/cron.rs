@@ -378,3 +378,138 @@ async fn bad_periodic_jobs_are_refused_naming_what_is_wrong() {
     assert_eq!(list[0]["name"], "nightly");
     assert_eq!(list[0]["schedule"], "0 3 * * *");
 }
+
+/// `[[cron]]` lines for the test app's manifest: `report` appends what it
+/// sees (a file of the release, an `[env]` value, a secret) to `out`.
+fn cron_manifest(out: &str, schedule: &str, tz: &str) -> String {
+    format!(
+        "\n[env]\nGREETING = \"hi\"\nTOKEN = \"${{secret:TOKEN}}\"\n\n[[cron]]\nname = \"report\"\nschedule = {schedule:?}\ntz = {tz:?}\ncommand = \"test -f server.py && echo release $GREETING $TOKEN $REEF_CRON >> {out}\"\n"
+    )
+}
+
+async fn app_crons(cluster: &TestCluster) -> Vec<serde_json::Value> {
+    let out = cluster.cli.ok(&["cron", "list", "--json"]).await;
+    out.json().as_array().cloned().unwrap_or_default()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cron_tables_run_with_the_apps_release_and_environment_and_follow_its_deploys() {
+    use reef_tests::app::write_app;
+    let cluster = TestCluster::start(1).await;
+    let out = cluster.shared_file("report");
+    let secret = "s3cret-42";
+    let set = cluster
+        .cli
+        .run_with_stdin(
+            &["secrets", "set", "hello", "TOKEN", "--create"],
+            secret.as_bytes(),
+        )
+        .await;
+    assert_eq!(set.code, Some(0), "{set:?}");
+    let app = cluster.dir.path().join("app");
+    let cli = &cluster.cli;
+    let deploy = |manifest: String| {
+        let app = app.clone();
+        async move {
+            write_app(&app, "v1", 200, &manifest);
+            cli.run_with_timeout(
+                &["deploy", app.to_str().expect("path")],
+                Duration::from_secs(60),
+            )
+            .await
+        }
+    };
+
+    // Bad input: an invalid schedule or time zone is named, nothing deployed.
+    for (schedule, tz, field) in [
+        ("61 * * * *", "UTC", "cron[0].schedule"),
+        ("* * * * * *", "Mars/Olympus", "cron[0].tz"),
+    ] {
+        let refused = deploy(cron_manifest(&out, schedule, tz)).await;
+        assert_ne!(refused.code, Some(0), "{refused:?}");
+        assert!(refused.stderr.contains(field), "{field}: {refused:?}");
+    }
+    assert_ne!(cluster.cli.run(&["status", "hello"]).await.code, Some(0));
+    assert!(app_crons(&cluster).await.is_empty());
+
+    // Deployed: the job is listed with its app and runs in the release.
+    let done = deploy(cron_manifest(&out, "* * * * * *", "Europe/Berlin")).await;
+    assert_eq!(done.code, Some(0), "{done:?}\n{}", cluster.logs());
+    let crons = app_crons(&cluster).await;
+    assert_eq!(crons.len(), 1, "{crons:?}");
+    assert_eq!(crons[0]["name"], "hello-report");
+    assert_eq!(crons[0]["app"], "hello");
+    assert_eq!(crons[0]["time_zone"], "Europe/Berlin");
+    let table = cluster.cli.ok(&["cron", "list"]).await.stdout;
+    assert!(
+        table.contains("hello-report") && table.contains(" hello "),
+        "{table}"
+    );
+    let line = format!("release hi {secret} hello-report");
+    eventually(
+        "a run that saw the release, [env] and the secret",
+        Duration::from_secs(30),
+        || async {
+            std::fs::read_to_string(&out)
+                .ok()
+                .filter(|text| text.lines().any(|l| l == line))
+        },
+    )
+    .await;
+
+    // A changed table changes the job; a removed one removes it.
+    let changed = deploy(cron_manifest(&out, "*/2 * * * * *", "UTC")).await;
+    assert_eq!(changed.code, Some(0), "{changed:?}");
+    let crons = app_crons(&cluster).await;
+    assert_eq!(crons.len(), 1, "{crons:?}");
+    assert_eq!(crons[0]["schedule"], "*/2 * * * * *");
+    let plain = deploy("\n[env]\nTOKEN = \"${secret:TOKEN}\"\n".into()).await;
+    assert_eq!(plain.code, Some(0), "{plain:?}");
+    assert!(app_crons(&cluster).await.is_empty());
+    // A rollback brings back the tables of the release it goes back to.
+    let back = cluster
+        .cli
+        .run_with_timeout(&["rollback", "hello"], Duration::from_secs(60))
+        .await;
+    assert_eq!(back.code, Some(0), "{back:?}");
+    let crons = app_crons(&cluster).await;
+    assert_eq!(crons.len(), 1, "{crons:?}");
+    assert_eq!(crons[0]["schedule"], "*/2 * * * * *");
+
+    // Destroying the app removes its jobs.
+    let again = deploy(cron_manifest(&out, "* * * * * *", "UTC")).await;
+    assert_eq!(again.code, Some(0), "{again:?}");
+    assert_eq!(app_crons(&cluster).await.len(), 1);
+    let destroyed = cluster
+        .cli
+        .run_with_timeout(&["destroy", "hello", "--yes"], Duration::from_secs(30))
+        .await;
+    assert_eq!(destroyed.code, Some(0), "{destroyed:?}");
+    assert!(app_crons(&cluster).await.is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_an_apps_own_cron_tables_run_in_its_release() {
+    let cluster = TestCluster::start(1).await;
+    let client = cluster.nats.url.connect().await;
+    let mut job = api::shell("true");
+    job.app = Some("hello".into());
+    let reply = api::call(&client, ApiRequest::SubmitJob(job.clone())).await;
+    let err = reply.0.expect_err("a job in an app's release is refused");
+    assert_eq!(err.kind, ApiErrorKind::Invalid, "{err:?}");
+    assert!(err.message.contains("[[cron]]"), "{err:?}");
+    let spec = CronSpec {
+        name: "sneaky".into(),
+        schedule: "* * * * *".into(),
+        time_zone: "UTC".into(),
+        overlap: Overlap::Skip,
+        catch_up_ms: 0,
+        job,
+    };
+    let reply = api::call(&client, ApiRequest::AddCron(spec)).await;
+    let err = reply
+        .0
+        .expect_err("a periodic job in an app's release is refused");
+    assert_eq!(err.kind, ApiErrorKind::Invalid, "{err:?}");
+    assert!(app_crons(&cluster).await.is_empty());
+}

@@ -19,6 +19,7 @@ impl Coordinator {
         &mut self,
         spec: AppSpec,
         artifact: ArtifactRef,
+        caller: &str,
     ) -> Result<(Release, Vec<Instance>), ApiError> {
         validate_app_name(&spec.name).map_err(invalid)?;
         if !(1..=1000).contains(&spec.replicas) {
@@ -53,13 +54,17 @@ impl Coordinator {
 
         // Decide everything before writing anything.
         self.ensure_secrets(&spec).await?;
+        let crons = spec.cron_jobs(caller);
+        self.check_app_crons(&spec.name, &crons).await?;
         let replicas = self.replicas_to_run(&spec.name, spec.replicas).await?;
         let live = self.live_instances(&spec.name);
         let mut plan = replacement::plan(&live, replicas);
         replacement::limit(&mut plan, spec.rolling.max_parallel);
         let nodes = self.place_replicas(&spec, &plan)?;
+        let app = spec.name.clone();
         let release = self.record_release(spec, artifact, None, replicas).await?;
         let instances = self.execute(&release, plan, nodes).await?;
+        self.sync_app_crons(&app, &crons).await?;
         Ok((release, instances))
     }
 

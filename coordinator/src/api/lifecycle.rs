@@ -40,6 +40,7 @@ impl Coordinator {
         &mut self,
         app: &str,
         to: Option<u32>,
+        caller: &str,
     ) -> Result<(Release, Vec<Instance>), ApiError> {
         let record = self.app_record(app).await?;
         let target = match to {
@@ -72,6 +73,9 @@ impl Coordinator {
             ));
         }
         self.ensure_secrets(&old.spec).await?;
+        // The release's own `[[cron]]` tables come back with it.
+        let crons = old.spec.cron_jobs(caller);
+        self.check_app_crons(app, &crons).await?;
         let replicas = self.replicas_to_run(app, old.spec.replicas).await?;
         let live = self.live_instances(app);
         let mut plan = replacement::plan(&live, replicas);
@@ -81,6 +85,7 @@ impl Coordinator {
             .record_release(old.spec, old.artifact, Some(target), replicas)
             .await?;
         let instances = self.execute(&release, plan, nodes).await?;
+        self.sync_app_crons(app, &crons).await?;
         Ok((release, instances))
     }
 
@@ -160,6 +165,7 @@ impl Coordinator {
             }
             self.store.apps.purge(app).await?;
             self.remove_secrets_of(app).await?;
+            self.sync_app_crons(app, &[]).await?;
             self.routes_forget_app(app);
             tracing::info!(%app, "app destroyed");
         }

@@ -293,6 +293,11 @@ impl Coordinator {
         let request_verb = request.verb();
         match request {
             ApiRequest::SubmitJob(mut spec) => {
+                if spec.app.is_some() {
+                    return Err(invalid(
+                        "a job runs in an app's release only from the app's [[cron]] tables",
+                    ));
+                }
                 spec.owner = caller.to_string();
                 self.submit(spec)
                     .await
@@ -380,10 +385,13 @@ impl Coordinator {
             ApiRequest::RemoveNode(node) => {
                 self.remove_node(&node).await.map(|()| ApiResponse::Done)
             }
-            ApiRequest::DeployApp { spec, artifact } => {
-                self.deploy_app(*spec, artifact).await.map(deploying)
+            ApiRequest::DeployApp { spec, artifact } => self
+                .deploy_app(*spec, artifact, caller)
+                .await
+                .map(deploying),
+            ApiRequest::Rollback { app, to } => {
+                self.rollback(&app, to, caller).await.map(deploying)
             }
-            ApiRequest::Rollback { app, to } => self.rollback(&app, to).await.map(deploying),
             ApiRequest::Scale { app, replicas } => {
                 self.scale(&app, replicas, false).await.map(deploying)
             }

@@ -100,7 +100,10 @@ impl Coordinator {
             return None;
         }
         match decode::<ApiRequest>(&msg.payload) {
-            Ok(ApiRequest::SubmitJob(mut spec)) if spec.validate().is_ok() => {
+            // Only the app's own `[[cron]]` runs in its release.
+            Ok(ApiRequest::SubmitJob(mut spec))
+                if spec.validate().is_ok() && spec.app.is_none() =>
+            {
                 spec.owner = caller.to_string();
                 Some(Submission {
                     reply_to,

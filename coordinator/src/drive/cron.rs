@@ -8,6 +8,7 @@
 use crate::api::submit::NewJob;
 use crate::drive::Coordinator;
 use crate::error::{CoordinatorError, Report};
+use crate::plan::app_crons;
 use crate::plan::cron::{self as plan, Runs, Step};
 use jiff::tz::TimeZone;
 use reef_proto::cron::{tick_text, CronClaim, CronRecord, CronRun, CronTick, RunOutcome, Schedule};
@@ -121,6 +122,11 @@ impl Coordinator {
     ) -> Result<reef_proto::cron::CronStatus, reef_proto::api::ApiError> {
         spec.validate()
             .map_err(|e| crate::api::invalid(e.to_string()))?;
+        if spec.job.app.is_some() {
+            return Err(crate::api::invalid(
+                "a periodic job runs in an app's release only from the app's [[cron]] tables",
+            ));
+        }
         spec.job.owner = owner.to_string();
         let name = spec.name.clone();
         let now = now_ms();
@@ -158,6 +164,69 @@ impl Coordinator {
         crate::api::cron::may_see(role, caller, &record)?;
         self.store.crons.delete(name).await?;
         self.crons.remove(name);
+        Ok(())
+    }
+
+    /// Checks the periodic jobs `wanted` for app `app` before its deploy
+    /// writes anything: each valid, and no name another job holds.
+    pub(crate) async fn check_app_crons(
+        &self,
+        app: &str,
+        wanted: &[reef_proto::cron::CronSpec],
+    ) -> Result<(), reef_proto::api::ApiError> {
+        for spec in wanted {
+            spec.validate()
+                .map_err(|e| crate::api::invalid(format!("[[cron]] {}: {e}", spec.name)))?;
+        }
+        let existing = self.store.crons.all().await?;
+        if let Some(name) = app_crons::taken(&existing, app, wanted) {
+            return Err(crate::api::invalid(format!(
+                "[[cron]]: a periodic job named {name} exists and is not {app}'s (reef cron rm {name}, or rename the table)"
+            )));
+        }
+        Ok(())
+    }
+
+    /// Makes `app`'s periodic jobs those of its `[[cron]]` tables: new ones
+    /// recorded (first tick after now), changed ones rewritten with their
+    /// runs kept, those whose tables are gone removed.
+    pub(crate) async fn sync_app_crons(
+        &mut self,
+        app: &str,
+        wanted: &[reef_proto::cron::CronSpec],
+    ) -> Result<(), CoordinatorError> {
+        let existing = self.store.crons.all().await?;
+        let plan = app_crons::sync(&existing, app, wanted);
+        let now = now_ms();
+        for spec in plan.create {
+            let name = spec.name.clone();
+            let record = CronRecord {
+                spec,
+                created_at_ms: now,
+                handled_ms: now,
+                recent: Vec::new(),
+            };
+            if let Some(revision) = self.store.crons.create(&name, &record).await? {
+                tracing::info!(%app, cron = %name, "periodic job added");
+                self.crons.keep(&name, record, revision);
+            }
+        }
+        for spec in plan.update {
+            let name = spec.name.clone();
+            let Some((mut record, revision)) = self.store.crons.get(&name).await? else {
+                continue;
+            };
+            record.spec = spec;
+            if let Some(revision) = self.store.crons.put_if(&name, &record, revision).await? {
+                tracing::info!(%app, cron = %name, "periodic job changed");
+                self.crons.keep(&name, record, revision);
+            }
+        }
+        for name in plan.remove {
+            self.store.crons.delete(&name).await?;
+            self.crons.remove(&name);
+            tracing::info!(%app, cron = %name, "periodic job removed with its [[cron]] table");
+        }
         Ok(())
     }
 

@@ -31,13 +31,30 @@ impl Coordinator {
         let exclude = group
             .and_then(|g| self.cluster.copies_went_to(g))
             .unwrap_or(&NONE);
+        let mut candidates = self.cluster.candidates(Instant::now());
+        if let Some(app) = &spec.app {
+            // An app's `[[cron]]` runs beside one of its healthy instances,
+            // in the release that instance has unpacked.
+            let beside: std::collections::BTreeSet<NodeId> = self
+                .live_instances(app)
+                .into_iter()
+                .filter(|i| i.state == reef_proto::app::InstanceState::Healthy)
+                .map(|i| i.node)
+                .collect();
+            candidates.retain(|c| beside.contains(&c.id));
+            if candidates.is_empty() {
+                return Err(scheduler::NoFit {
+                    reason: format!("no healthy instance of app {app} to run beside"),
+                });
+            }
+        }
         scheduler::place_demand(
             scheduler::Demand {
                 failed_on: avoid,
                 exclude,
                 ..spec.into()
             },
-            &self.cluster.candidates(Instant::now()),
+            &candidates,
             scheduler::Scan::Sampled {
                 start: self.cluster.scan_start(),
             },

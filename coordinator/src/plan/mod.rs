@@ -21,9 +21,11 @@
 //! - `node_trust`: what a node's credential vouches for.
 //! - `replicas`: which streams need more or fewer copies for the servers.
 //! - `cron`: which ticks of a periodic job are due, and what becomes of each.
+//! - `app_crons`: what a deploy does to an app's `[[cron]]` periodic jobs.
 //! - `metrics`: the cluster's gauges from the leader's view, and what keeps
 //!   a waiting job waiting.
 
+pub(crate) mod app_crons;
 pub(crate) mod backups;
 pub(crate) mod cron;
 pub(crate) mod drain;

@@ -9,12 +9,15 @@ use reef_proto::subjects;
 use std::collections::BTreeMap;
 use std::path::Path;
 
-/// The process environment of `record`'s instance on `port`.
+/// The process environment of `record`'s instance on `port`; `extra` (a
+/// release's own variables) comes before the manifest's `[env]`, which may
+/// override it.
 pub(crate) fn render(
     agent: &Agent,
     record: &LocalInstance,
     data_dir: &Path,
     port: u16,
+    extra: Vec<(&'static str, String)>,
 ) -> Result<BTreeMap<String, String>, StartError> {
     let spec = &record.assignment.release.spec;
     let version = record.assignment.release.version;
@@ -38,6 +41,7 @@ pub(crate) fn render(
         env.insert(name.into(), value);
     }
     env.insert("REEF_DATA_DIR".into(), data.clone());
+    env.extend(extra.into_iter().map(|(k, v)| (k.to_string(), v)));
     let sealed = &record.assignment.secrets;
     let open = |name: &str| -> Option<String> {
         let bytes = sealed.get(name)?;

@@ -2,6 +2,9 @@
 //! stop commands, and the proxy routes that follow instance health.
 //!
 //! - `environment`: an instance's process environment.
+//! - `beam`: what an Erlang/Elixir release needs of its instance (pure).
+//! - `beside`: the release, directories and environment a job of an app's
+//!   `[[cron]]` runs with, from one of its healthy instances.
 //! - `error`: what each step of starting an instance can fail with.
 //! - `prepare`: artifact download (ended when it stalls), verification,
 //!   unpacking, `pre_start`; `locks`: one preparation per artifact and per
@@ -15,6 +18,10 @@
 //! - `routing`: what the proxy routes per app, from local instances and the
 //!   cluster's routes.
 
+mod beam;
+#[cfg(test)]
+mod beam_tests;
+mod beside;
 mod environment;
 mod error;
 mod health;

@@ -236,6 +236,8 @@ fn prune_releases(releases: &Path, keep: &Path) {
 pub(crate) struct Place<'a> {
     pub release: &'a Path,
     pub data: &'a Path,
+    /// The instance's own writable directory, when it has one (a release's).
+    pub scratch: Option<&'a Path>,
     pub env: &'a BTreeMap<String, String>,
 }
 
@@ -250,8 +252,13 @@ pub(crate) async fn hook(
     let Place {
         release: dir,
         data: data_dir,
+        scratch,
         env,
     } = *place;
+    let writable: Vec<_> = std::iter::once(data_dir)
+        .chain(scratch)
+        .map(Path::to_path_buf)
+        .collect();
     let spec_limits = crate::sandbox::Limits {
         memory_bytes: agent
             .instances
@@ -269,8 +276,8 @@ pub(crate) async fn hook(
         limits: spec_limits,
         argv: vec!["sh".into(), "-c".into(), command.into()],
         workdir: dir.to_path_buf(),
-        writable: vec![data_dir.to_path_buf()],
-        owned: vec![data_dir.to_path_buf()],
+        writable: writable.clone(),
+        owned: writable,
         readonly: vec![dir.to_path_buf()],
         network: true,
         gpus: &[],

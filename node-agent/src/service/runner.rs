@@ -12,6 +12,7 @@
 //! fails at once: it never received traffic, and the instance it was to
 //! replace keeps serving.
 
+use super::beam;
 use super::environment;
 use super::error::StartError;
 use super::ports;
@@ -46,15 +47,28 @@ pub(crate) async fn run(
 ) {
     let end = match agent.instances.get(id) {
         Some(record) => {
-            Runner {
+            let scratch = beam::needs_scratch(&record.assignment.release.spec.run)
+                .then(|| scratch_dir(&agent, &record.assignment.release.app, id));
+            let end = Runner {
                 agent: agent.clone(),
                 id,
                 stop,
                 control,
                 record,
+                scratch: scratch.clone(),
+                epmd_port: None,
             }
             .supervise()
-            .await
+            .await;
+            if let Some(scratch) = scratch {
+                // Its processes are gone; nothing of the instance stays behind.
+                if let Err(e) = tokio::fs::remove_dir_all(&scratch).await {
+                    if e.kind() != std::io::ErrorKind::NotFound {
+                        tracing::warn!(instance = %id, path = %scratch.display(), error = %e, "could not remove an instance's scratch directory");
+                    }
+                }
+            }
+            end
         }
         None => InstanceState::Failed {
             reason: "instance record vanished".into(),
@@ -90,6 +104,26 @@ struct Runner {
     stop: CancellationToken,
     control: mpsc::Receiver<Control>,
     record: LocalInstance,
+    /// A release's writable directory of its own (see `beam`).
+    scratch: Option<std::path::PathBuf>,
+    /// The port of a release's own epmd, held for the instance's life.
+    epmd_port: Option<u16>,
+}
+
+/// The data directory of `app` on this node, shared by its instances.
+pub(crate) fn data_dir(agent: &Agent, app: &str) -> std::path::PathBuf {
+    agent.config.data_dir.join("apps").join(app).join("data")
+}
+
+/// Where instance `id` of `app` keeps what only it writes.
+pub(crate) fn scratch_dir(agent: &Agent, app: &str, id: InstanceId) -> std::path::PathBuf {
+    agent
+        .config
+        .data_dir
+        .join("apps")
+        .join(app)
+        .join("instances")
+        .join(id.to_string())
 }
 
 /// Why the watch over a running process ended.
@@ -125,6 +159,19 @@ impl Drop for Standby {
 impl Runner {
     fn spec(&self) -> &AppSpec {
         &self.record.assignment.release.spec
+    }
+
+    /// The instance's environment on `port`, with a release's own variables.
+    fn render_env(
+        &self,
+        data_dir: &Path,
+        port: u16,
+    ) -> Result<BTreeMap<String, String>, StartError> {
+        let extra = match &self.scratch {
+            Some(scratch) => beam::env(&self.spec().run, self.id, scratch, self.epmd_port),
+            None => Vec::new(),
+        };
+        environment::render(&self.agent, &self.record, data_dir, port, extra)
     }
 
     /// Records the instance's port (reported with its next event).
@@ -173,13 +220,7 @@ impl Runner {
         let release = self.record.assignment.release.clone();
         let spec = release.spec.clone();
         let dir = prepare::release_dir(&self.agent, &release).await?;
-        let data_dir = self
-            .agent
-            .config
-            .data_dir
-            .join("apps")
-            .join(&spec.name)
-            .join("data");
+        let data_dir = data_dir(&self.agent, &spec.name);
         tokio::fs::create_dir_all(&data_dir)
             .await
             .map_err(|source| StartError::DataDir {
@@ -195,7 +236,26 @@ impl Runner {
             .map_err(StartError::NoPort)?;
         let mut port = lease.port();
         self.note_port(port).await;
-        let mut env = environment::render(&self.agent, &self.record, &data_dir, port)?;
+        let _epmd_lease = if beam::needs_epmd(&spec.run) {
+            let lease = self
+                .agent
+                .services
+                .ports
+                .take()
+                .map_err(StartError::NoPort)?;
+            self.epmd_port = Some(lease.port());
+            Some(lease)
+        } else {
+            None
+        };
+        if let Some(scratch) = &self.scratch {
+            for dir in beam::scratch_dirs(scratch) {
+                tokio::fs::create_dir_all(&dir)
+                    .await
+                    .map_err(|source| StartError::DataDir { path: dir, source })?;
+            }
+        }
+        let mut env = self.render_env(&data_dir, port)?;
         let mut moved = 0;
         if let Some(command) = &spec.pre_start {
             prepare::hook(
@@ -205,6 +265,7 @@ impl Runner {
                 &prepare::Place {
                     release: &dir,
                     data: &data_dir,
+                    scratch: self.scratch.as_deref(),
                     env: &env,
                 },
                 &spec.name,
@@ -337,7 +398,7 @@ impl Runner {
                         lease = fresh;
                         port = lease.port();
                         self.note_port(port).await;
-                        env = environment::render(&self.agent, &self.record, &data_dir, port)?;
+                        env = self.render_env(&data_dir, port)?;
                         self.set(InstanceState::Starting, Some(message)).await;
                         continue;
                     }
@@ -388,6 +449,9 @@ impl Runner {
             argv[0].clone().into()
         };
         let spec = self.spec();
+        let writable: Vec<_> = std::iter::once(data_dir.to_path_buf())
+            .chain(self.scratch.clone())
+            .collect();
         let mut full = vec![program.clone().into_os_string()];
         full.extend(argv[1..].iter().map(Into::into));
         let launch = crate::sandbox::Launch {
@@ -403,8 +467,8 @@ impl Runner {
             },
             argv: full,
             workdir: dir.to_path_buf(),
-            writable: vec![data_dir.to_path_buf()],
-            owned: vec![data_dir.to_path_buf()],
+            writable: writable.clone(),
+            owned: writable,
             readonly: vec![dir.to_path_buf()],
             // The proxy reaches instances on the host's loopback.
             network: true,
@@ -490,7 +554,7 @@ impl Runner {
                     Control::PostDeploy => self.post_deploy(dir, data_dir, env).await,
                     Control::PreBackup { command, done } => {
                         let app = self.spec().name.clone();
-                        let place = prepare::Place { release: dir, data: data_dir, env };
+                        let place = prepare::Place { release: dir, data: data_dir, scratch: self.scratch.as_deref(), env };
                         let outcome = prepare::hook(&self.agent, "pre_backup", &command, &place, &app, self.id)
                             .await
                             .map_err(|e| reef_proto::Report(&e).to_string());
@@ -533,6 +597,7 @@ impl Runner {
             &prepare::Place {
                 release: dir,
                 data: data_dir,
+                scratch: self.scratch.as_deref(),
                 env,
             },
             &app,

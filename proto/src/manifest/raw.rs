@@ -11,6 +11,9 @@ use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+/// The secret a distributed BEAM release's cookie comes from.
+const BEAM_COOKIE_SECRET: &str = "RELEASE_COOKIE";
+
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(super) struct Manifest {
@@ -24,6 +27,8 @@ pub(super) struct Manifest {
     #[serde(default)]
     placement: Placement,
     backup: Option<BackupTable>,
+    #[serde(default)]
+    cron: Vec<super::cron::CronTable>,
 }
 
 /// `[backup]`: when the app's data is backed up and how many are kept.
@@ -89,6 +94,7 @@ struct Deploy {
     post_deploy: Option<String>,
     #[serde(default)]
     restart: Restart,
+    distribution: Option<bool>,
 }
 
 #[derive(Deserialize, Default)]
@@ -184,6 +190,9 @@ impl Manifest {
                 if d.release.is_some() || d.beam_command.is_some() {
                     return Err(invalid("deploy.release", "only for type = \"beam\""));
                 }
+                if d.distribution.is_some() {
+                    return Err(invalid("deploy.distribution", "only for type = \"beam\""));
+                }
                 match (&d.binary, &d.command) {
                     (Some(binary), None) => {
                         relative_path("deploy.binary", binary)?;
@@ -253,7 +262,11 @@ impl Manifest {
                         "must be \"start\" (Elixir) or \"foreground\" (Erlang)",
                     ));
                 }
-                RunSpec::Beam { release, command }
+                RunSpec::Beam {
+                    release,
+                    command,
+                    distribution: d.distribution.unwrap_or(false),
+                }
             }
         };
         let check = match &d.health {
@@ -372,6 +385,21 @@ impl Manifest {
             ));
         }
         let mut env = BTreeMap::new();
+        if matches!(
+            run,
+            RunSpec::Beam {
+                distribution: true,
+                ..
+            }
+        ) {
+            // Nodes that talk to each other share a cookie, kept as a secret
+            // (a deploy without it is refused, naming it); `[env]` may say otherwise.
+            for key in ["RELEASE_COOKIE", "RELX_COOKIE"] {
+                let template = EnvTemplate::parse(&format!("${{secret:{BEAM_COOKIE_SECRET}}}"))
+                    .map_err(|e| invalid("deploy.distribution", e))?;
+                env.insert(key.to_string(), template);
+            }
+        }
         for (key, value) in &self.env {
             let field = format!("env.{key}");
             let valid_key = !key.is_empty()
@@ -437,6 +465,7 @@ impl Manifest {
             ));
         }
         labels("placement.labels", &self.placement.labels)?;
+        let cron = super::cron::validate(&self.app.name, &self.cron)?;
         Ok(AppSpec {
             name: self.app.name,
             domains,
@@ -473,6 +502,7 @@ impl Manifest {
                     Some(spec)
                 }
             },
+            cron,
         })
     }
 }

@@ -252,6 +252,8 @@ pub enum ApiRequest {
     },
     ListWebhooks,
     RemoveWebhook(String),
+    /// A one-time sign-in link to the web dashboard for the caller (`reef ui`).
+    UiLink,
 }
 
 impl ApiRequest {
@@ -302,6 +304,7 @@ impl ApiRequest {
             ApiRequest::AddWebhook { .. } => verbs::NOTIFY_ADD,
             ApiRequest::ListWebhooks => verbs::NOTIFY_LIST,
             ApiRequest::RemoveWebhook(_) => verbs::NOTIFY_REMOVE,
+            ApiRequest::UiLink => verbs::UI_LINK,
         }
     }
 }
@@ -410,6 +413,13 @@ pub enum ApiResponse {
         truncated: bool,
     },
     Webhooks(Vec<crate::notify::Webhook>),
+    /// A sign-in link's single-use token, the dashboard of the coordinator
+    /// that answered (None: it serves none), and when the token expires.
+    UiLink {
+        token: String,
+        base: Option<String>,
+        expires_at_ms: u64,
+    },
 }
 
 /// An app as `reef apps` and `reef status` show it.

@@ -71,6 +71,7 @@ impl Role {
             SERVER_LIST,
             CRON_LIST,
             CRON_HISTORY,
+            UI_LINK,
         ];
         match self {
             Role::Admin => verbs::ALL.contains(&verb),
@@ -92,6 +93,7 @@ impl Role {
                 CRON_LIST,
                 CRON_HISTORY,
                 CRON_REMOVE,
+                UI_LINK,
             ]
             .contains(&verb),
             Role::Node => [NODE_REGISTER, NODE_CERTIFICATE].contains(&verb),

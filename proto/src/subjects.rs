@@ -55,9 +55,11 @@ pub mod verbs {
     pub const NOTIFY_ADD: &str = "notify.add";
     pub const NOTIFY_LIST: &str = "notify.list";
     pub const NOTIFY_REMOVE: &str = "notify.remove";
+    /// A one-time sign-in link to the web dashboard for the caller.
+    pub const UI_LINK: &str = "ui.link";
 
     /// Every verb.
-    pub const ALL: [&str; 41] = [
+    pub const ALL: [&str; 42] = [
         JOB_SUBMIT,
         JOB_LIST,
         JOB_GET,
@@ -99,6 +101,7 @@ pub mod verbs {
         NOTIFY_ADD,
         NOTIFY_LIST,
         NOTIFY_REMOVE,
+        UI_LINK,
     ];
 }
 
@@ -337,6 +340,12 @@ pub const CRON_BUCKET: &str = "reef-cron";
 pub const CRON_TICKS_BUCKET: &str = "reef-cron-ticks";
 /// Webhooks for the cluster's events, by name.
 pub const NOTIFY_BUCKET: &str = "reef-notify";
+/// The dashboard's one-time sign-in links (coordinators only), key = the
+/// hash of the link's token; entries expire by themselves.
+pub const UI_LINKS_BUCKET: &str = "reef-ui-links";
+/// The key every coordinator signs and checks dashboard sessions with
+/// (coordinators only).
+pub const UI_KEYS_BUCKET: &str = "reef-ui-keys";
 
 /// A tick's key in [`CRON_TICKS_BUCKET`]: `<name>.<tick in ms>`.
 pub fn cron_tick_key(name: &str, tick_ms: u64) -> String {

@@ -394,7 +394,15 @@ async fn start_coordinator(args: &ServerArgs, host: &ServerHost, url: &str) -> R
         retain_jobs: args.control.retain_jobs,
         metrics: args.control.coordinator_metrics.0,
         keep_releases: args.control.keep_releases,
+        ui: args
+            .control
+            .ui
+            .map_or(Some(crate::daemons::SERVER_UI), |ui| ui.0),
+        ui_link_ttl: args.control.ui_link_ttl,
     };
+    if let Some(addr) = config.ui {
+        println!("The dashboard: http://{addr}/ (sign in with a link from `reef ui`)");
+    }
     config.authority = Some(crate::daemons::authority(&nats, &host.dir, Some(&cluster_key)).await?);
     let stop = CancellationToken::new();
     let token = stop.clone();

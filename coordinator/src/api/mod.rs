@@ -454,7 +454,8 @@ impl Coordinator {
             | ApiRequest::ListCertificates
             | ApiRequest::ListCrons
             | ApiRequest::CronHistory { .. }
-            | ApiRequest::ListAudit(_) => Err(ApiError::new(
+            | ApiRequest::ListAudit(_)
+            | ApiRequest::UiLink => Err(ApiError::new(
                 ApiErrorKind::Internal,
                 format!("{request_verb} is answered by the read path"),
             )),

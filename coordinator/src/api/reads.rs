@@ -34,7 +34,7 @@ use tokio::sync::Semaphore;
 use tokio_util::task::TaskTracker;
 
 /// The verbs answered here.
-const READ_VERBS: [&str; 11] = [
+const READ_VERBS: [&str; 12] = [
     subjects::verbs::JOB_GET,
     subjects::verbs::JOB_LIST,
     subjects::verbs::NODE_LIST,
@@ -46,6 +46,7 @@ const READ_VERBS: [&str; 11] = [
     subjects::verbs::CRON_LIST,
     subjects::verbs::CRON_HISTORY,
     subjects::verbs::AUDIT_LIST,
+    subjects::verbs::UI_LINK,
 ];
 
 /// How many reads are answered at once; more wait their turn.
@@ -73,6 +74,7 @@ impl Reads {
         retain_jobs: std::time::Duration,
         audit: super::audit::Audit,
         metrics: crate::metrics::Metrics,
+        (links, ui_base): (crate::ui::links::Links, Option<String>),
     ) -> Self {
         let tasks = TaskTracker::new();
         Self {
@@ -84,6 +86,8 @@ impl Reads {
                 acme,
                 audit,
                 metrics,
+                links,
+                ui_base,
             }),
             tasks,
             slots: Arc::new(Semaphore::new(READS_AT_ONCE)),
@@ -123,6 +127,10 @@ pub(crate) struct Reader {
     acme: bool,
     audit: super::audit::Audit,
     metrics: crate::metrics::Metrics,
+    /// Sign-in links to the dashboard, which any coordinator issues.
+    links: crate::ui::links::Links,
+    /// This coordinator's dashboard (None: it serves none).
+    ui_base: Option<String>,
 }
 
 impl Reader {
@@ -211,6 +219,19 @@ impl Reader {
             ApiRequest::ListAudit(query) => {
                 let (entries, truncated) = super::audit::list(&self.store, &query).await?;
                 Ok(ApiResponse::Audit { entries, truncated })
+            }
+            ApiRequest::UiLink => {
+                let (token, expires_at_ms) = self.links.issue(caller, role).await.map_err(|e| {
+                    ApiError::new(
+                        ApiErrorKind::Unavailable,
+                        format!("no sign-in link could be made: {e}"),
+                    )
+                })?;
+                Ok(ApiResponse::UiLink {
+                    token,
+                    base: self.ui_base.clone(),
+                    expires_at_ms,
+                })
             }
             other => Err(ApiError::new(
                 ApiErrorKind::Internal,

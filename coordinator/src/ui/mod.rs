@@ -1,0 +1,358 @@
+//! The web dashboard every coordinator may serve (`reef coordinator --ui
+//! ADDR`): pages embedded in the binary (`assets/`), sign-in by one-time
+//! link (`links`) into a signed session cookie (`session`), live views
+//! pushed over server-sent events from the buckets' watches (`live`), a
+//! job's output followed as it is written (`logs`), and actions.
+//!
+//! The dashboard decides no permission itself: every read and every action
+//! is an API call on the signed-in user's own subject
+//! (`reef.api.<role>.<user>.<verb>`), answered by the coordinators' usual
+//! dispatch, which checks the role and writes the audit log.
+
+pub(crate) mod links;
+mod live;
+mod logs;
+mod pages;
+pub(crate) mod session;
+
+use crate::api::audit::Audit;
+use bytes::Bytes;
+use http_body_util::{combinators::BoxBody, BodyExt, Full};
+use hyper::body::Incoming;
+use hyper::{Method, Request, Response, StatusCode};
+use hyper_util::rt::{TokioIo, TokioTimer};
+use reef_proto::api::{ApiError, ApiErrorKind, ApiReply, ApiRequest, ApiResponse};
+use reef_proto::{now_ms, subjects, Report};
+use session::{CookieRefused, Session};
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+pub(crate) type Body = BoxBody<Bytes, Infallible>;
+
+/// How long one API call made for the dashboard may take.
+const CALL_TIMEOUT: Duration = Duration::from_secs(5);
+/// The largest request body the dashboard reads.
+const MAX_BODY: usize = 16 * 1024;
+
+/// What serving the dashboard needs; shared by its connections.
+pub(crate) struct Ui {
+    client: async_nats::Client,
+    js: async_nats::jetstream::Context,
+    links: links::Links,
+    audit: Audit,
+    changes: tokio::sync::broadcast::Sender<live::Topic>,
+    tasks: TaskTracker,
+    shutdown: CancellationToken,
+}
+
+/// Serves the dashboard on `listener` until `shutdown`; waits for its
+/// connections and streams to end.
+pub(crate) async fn serve(
+    listener: TcpListener,
+    client: async_nats::Client,
+    js: async_nats::jetstream::Context,
+    links: links::Links,
+    audit: Audit,
+    shutdown: CancellationToken,
+) {
+    tracing::info!(addr = ?listener.local_addr().ok(), "dashboard listening");
+    let (changes, _) = tokio::sync::broadcast::channel(256);
+    let tasks = TaskTracker::new();
+    live::watch(&client, &js, &changes, &tasks, &shutdown).await;
+    let ui = Arc::new(Ui {
+        client,
+        js,
+        links,
+        audit,
+        changes,
+        tasks: tasks.clone(),
+        shutdown: shutdown.clone(),
+    });
+    loop {
+        let stream = tokio::select! {
+            _ = shutdown.cancelled() => break,
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => stream,
+                Err(e) => {
+                    tracing::warn!(error = %e, "dashboard: could not accept a connection");
+                    tokio::select! {
+                        _ = shutdown.cancelled() => break,
+                        _ = tokio::time::sleep(Duration::from_millis(100)) => continue,
+                    }
+                }
+            },
+        };
+        tasks.spawn(connection(stream, ui.clone()));
+    }
+    tasks.close();
+    if tokio::time::timeout(Duration::from_secs(5), tasks.wait())
+        .await
+        .is_err()
+    {
+        tracing::warn!("dashboard connections did not close in time");
+    }
+}
+
+async fn connection(stream: tokio::net::TcpStream, ui: Arc<Ui>) {
+    let shutdown = ui.shutdown.clone();
+    let service = hyper::service::service_fn(move |request| {
+        let ui = ui.clone();
+        async move { Ok::<_, Infallible>(ui.answer(request).await) }
+    });
+    let connection = hyper::server::conn::http1::Builder::new()
+        .timer(TokioTimer::new())
+        .header_read_timeout(Duration::from_secs(10))
+        .serve_connection(TokioIo::new(stream), service);
+    let mut connection = std::pin::pin!(connection);
+    let result = tokio::select! {
+        result = connection.as_mut() => result,
+        _ = shutdown.cancelled() => {
+            connection.as_mut().graceful_shutdown();
+            tokio::time::timeout(Duration::from_secs(2), connection.as_mut()).await.unwrap_or(Ok(()))
+        }
+    };
+    if let Err(e) = result {
+        tracing::debug!(error = %e, "dashboard connection ended with an error");
+    }
+}
+
+pub(crate) fn full(
+    status: StatusCode,
+    content_type: &str,
+    body: impl Into<Bytes>,
+) -> Response<Body> {
+    let mut response = Response::new(Full::new(body.into()).boxed());
+    *response.status_mut() = status;
+    let headers = response.headers_mut();
+    headers.insert("content-type", header(content_type));
+    headers.insert("cache-control", header("no-store"));
+    headers.insert("x-content-type-options", header("nosniff"));
+    headers.insert("x-frame-options", header("DENY"));
+    headers.insert(
+        "content-security-policy",
+        header("default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; frame-ancestors 'none'"),
+    );
+    response
+}
+
+fn header(value: &str) -> hyper::header::HeaderValue {
+    hyper::header::HeaderValue::from_str(value)
+        .unwrap_or_else(|_| hyper::header::HeaderValue::from_static(""))
+}
+
+pub(crate) fn json(status: StatusCode, value: &serde_json::Value) -> Response<Body> {
+    full(status, "application/json", value.to_string())
+}
+
+/// The HTTP status an API error is answered with.
+fn status_of(error: &ApiError) -> StatusCode {
+    match error.kind {
+        ApiErrorKind::Forbidden => StatusCode::FORBIDDEN,
+        ApiErrorKind::Invalid => StatusCode::BAD_REQUEST,
+        ApiErrorKind::NotFound => StatusCode::NOT_FOUND,
+        ApiErrorKind::Unavailable | ApiErrorKind::Internal => StatusCode::SERVICE_UNAVAILABLE,
+    }
+}
+
+/// Why a request carries no usable session.
+enum NoSession {
+    /// No cookie at all: the sign-in page, nothing to record.
+    Absent,
+    /// A cookie that was refused: recorded in the audit log.
+    Refused(CookieRefused),
+}
+
+impl Ui {
+    async fn answer(self: &Arc<Self>, request: Request<Incoming>) -> Response<Body> {
+        let path = request.uri().path().to_string();
+        let method = request.method().clone();
+        match (method, path.as_str()) {
+            (Method::GET, "/app.js") => full(StatusCode::OK, "text/javascript", pages::APP_JS),
+            (Method::GET, "/app.css") => full(StatusCode::OK, "text/css", pages::APP_CSS),
+            (Method::GET, "/signin") => self.sign_in(&request).await,
+            (method, path) => {
+                let (session, cookie) = match self.session(&request, path) {
+                    Ok(found) => found,
+                    Err(NoSession::Absent) => return pages::signed_out(None),
+                    Err(NoSession::Refused(why)) => return pages::signed_out(Some(why)),
+                };
+                match (method, path) {
+                    (Method::GET, "/") => {
+                        full(StatusCode::OK, "text/html; charset=utf-8", pages::INDEX)
+                    }
+                    (Method::GET, "/session") => self.whoami(&session, &cookie),
+                    (Method::GET, "/events") => live::stream(self, session),
+                    (Method::POST, "/action") => self.act(request, &session, &cookie).await,
+                    (Method::GET, path) if path.starts_with("/logs/") => {
+                        let download = request.uri().query() == Some("download=1");
+                        logs::answer(self, session, &path["/logs/".len()..], download).await
+                    }
+                    _ => full(StatusCode::NOT_FOUND, "text/plain", "not found\n"),
+                }
+            }
+        }
+    }
+
+    /// The session a request's cookie carries, with the cookie's value.
+    fn session(
+        &self,
+        request: &Request<Incoming>,
+        path: &str,
+    ) -> Result<(Session, String), NoSession> {
+        let value = request
+            .headers()
+            .get_all("cookie")
+            .iter()
+            .filter_map(|h| h.to_str().ok())
+            .find_map(|h| session::cookie_value(h, session::COOKIE))
+            .ok_or(NoSession::Absent)?;
+        match session::open(&self.links.key, value, now_ms()) {
+            Ok(session) => Ok((session, value.to_string())),
+            Err(why) => {
+                // The name a cookie claims, where it is one, so the entry
+                // says whose session someone tried.
+                let claimed = value.split('.').next().filter(|u| session::is_token(u));
+                self.audit.refused_outside(
+                    claimed.unwrap_or("anonymous"),
+                    "ui.session",
+                    path,
+                    &why.to_string(),
+                );
+                tracing::info!(error = %why, "dashboard session refused");
+                Err(NoSession::Refused(why))
+            }
+        }
+    }
+
+    /// `GET /signin?token=T`: the link's session in a cookie, then `/`
+    /// without the token.
+    async fn sign_in(&self, request: &Request<Incoming>) -> Response<Body> {
+        let token = request
+            .uri()
+            .query()
+            .unwrap_or_default()
+            .split('&')
+            .find_map(|pair| pair.strip_prefix("token="))
+            .unwrap_or_default();
+        match self.links.redeem(token).await {
+            Ok(session) => {
+                let secure = request
+                    .headers()
+                    .get("x-forwarded-proto")
+                    .is_some_and(|p| p.as_bytes() == b"https");
+                let cookie = session::seal(&self.links.key, &session);
+                let mut response = full(StatusCode::SEE_OTHER, "text/plain", "signed in\n");
+                response.headers_mut().insert("location", header("/"));
+                response
+                    .headers_mut()
+                    .insert("set-cookie", header(&session::set_cookie(&cookie, secure)));
+                response
+            }
+            Err(why) => {
+                self.audit.refused_outside(
+                    why.user().unwrap_or("anonymous"),
+                    "ui.signin",
+                    "sign-in link",
+                    &why.to_string(),
+                );
+                tracing::info!(error = %why, "dashboard sign-in refused");
+                pages::link_refused(&why)
+            }
+        }
+    }
+
+    /// `GET /session`: who is signed in, the form token, and which verbs
+    /// the role may call (from the API's own table, to hide what it may not).
+    fn whoami(&self, session: &Session, cookie: &str) -> Response<Body> {
+        let may: serde_json::Map<String, serde_json::Value> = subjects::verbs::ALL
+            .iter()
+            .map(|verb| (verb.to_string(), session.role.may_call(verb).into()))
+            .collect();
+        json(
+            StatusCode::OK,
+            &serde_json::json!({
+                "user": session.user,
+                "role": session.role.as_str(),
+                "csrf": session::csrf(&self.links.key, cookie),
+                "may": may,
+            }),
+        )
+    }
+
+    /// `POST /action`: one action, as an API call of the signed-in user.
+    /// Refused unless it carries the session's form token and, when the
+    /// browser names one, comes from the dashboard's own origin.
+    async fn act(
+        &self,
+        request: Request<Incoming>,
+        session: &Session,
+        cookie: &str,
+    ) -> Response<Body> {
+        let forbidden =
+            |why: &str| json(StatusCode::FORBIDDEN, &serde_json::json!({ "error": why }));
+        let headers = request.headers();
+        let given = headers
+            .get("x-reef-csrf")
+            .and_then(|h| h.to_str().ok())
+            .unwrap_or_default();
+        if !session::csrf_matches(&self.links.key, cookie, given) {
+            return forbidden("the form token is missing or wrong: reload the page");
+        }
+        if let (Some(origin), Some(host)) = (headers.get("origin"), headers.get("host")) {
+            let origin = origin.to_str().unwrap_or_default();
+            let host = host.to_str().unwrap_or_default();
+            if origin != format!("http://{host}") && origin != format!("https://{host}") {
+                return forbidden("the request came from another site");
+            }
+        }
+        let body = match http_body_util::Limited::new(request.into_body(), MAX_BODY)
+            .collect()
+            .await
+        {
+            Ok(body) => body.to_bytes(),
+            Err(_) => {
+                return json(
+                    StatusCode::BAD_REQUEST,
+                    &serde_json::json!({ "error": "the request body is too large or was cut off" }),
+                )
+            }
+        };
+        let action = match pages::action(&body) {
+            Ok(action) => action,
+            Err(why) => {
+                return json(
+                    StatusCode::BAD_REQUEST,
+                    &serde_json::json!({ "error": why }),
+                )
+            }
+        };
+        match self.call(session, action).await {
+            Ok(_) => json(StatusCode::OK, &serde_json::json!({ "ok": true })),
+            Err(e) => json(status_of(&e), &serde_json::json!({ "error": e.message })),
+        }
+    }
+
+    /// Calls the API as `session`'s user: the same subject, checks, audit
+    /// and dispatch as that user's own CLI.
+    pub(crate) async fn call(
+        &self,
+        session: &Session,
+        request: ApiRequest,
+    ) -> Result<ApiResponse, ApiError> {
+        let unavailable = |why: String| ApiError::new(ApiErrorKind::Unavailable, why);
+        let subject = subjects::api(session.role, &session.user, request.verb());
+        let payload =
+            reef_proto::encode(&request).map_err(|e| unavailable(Report(&e).to_string()))?;
+        let reply = tokio::time::timeout(CALL_TIMEOUT, self.client.request(subject, payload))
+            .await
+            .map_err(|_| unavailable("no coordinator answered within 5s".into()))?
+            .map_err(|e| unavailable(Report(&e).to_string()))?;
+        reef_proto::decode::<ApiReply>(&reply.payload)
+            .map_err(|e| unavailable(Report(&e).to_string()))?
+            .0
+    }
+}

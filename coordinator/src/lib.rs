@@ -230,6 +230,7 @@ pub async fn run(
             store.js.clone(),
             links,
             audit.clone(),
+            store.members.clone(),
             shutdown.clone(),
         ));
     }

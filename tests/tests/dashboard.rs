@@ -316,6 +316,32 @@ async fn a_viewer_forged_cookies_and_spent_links_are_refused_and_audited() {
     })
     .await;
 
+    // A user removed after signing in is signed out.
+    let creds = cluster.dir.path().join("rita.creds");
+    let creds_arg = creds.to_str().expect("path");
+    admin
+        .ok(&[
+            "user", "add", "rita", "--role", "deployer", "--out", creds_arg,
+        ])
+        .await;
+    let rita = Cli::with_creds(
+        &cluster.nats.url.to_string(),
+        &creds,
+        &cluster.nats.url.ca(),
+    );
+    browser.goto(&link(&rita).await).await.expect("rita's link");
+    browser
+        .wait_text("rita signed in", "#who", WAIT, |t| t == "rita (deployer)")
+        .await;
+    admin.ok(&["user", "rm", "rita"]).await;
+    browser.goto(&format!("{base}/")).await.expect("reload");
+    let reason = browser
+        .text("#reason")
+        .await
+        .expect("page")
+        .unwrap_or_default();
+    assert!(reason.contains("removed"), "{reason}");
+
     // An expired link: the coordinator gives links 4s here.
     let late = link(&admin).await;
     tokio::time::sleep(Duration::from_millis(4_500)).await;

@@ -12,7 +12,7 @@ use reef_tests::confined::Confined;
 use reef_tests::{Cli, NatsServer, ReefProcess, TestCluster};
 use std::time::Duration;
 
-const BUCKETS: [&str; 13] = [
+const BUCKETS: [&str; 15] = [
     subjects::JOBS_BUCKET,
     subjects::ALLOCS_BUCKET,
     subjects::NODES_BUCKET,
@@ -26,6 +26,8 @@ const BUCKETS: [&str; 13] = [
     subjects::SERVERS_BUCKET,
     subjects::CRON_BUCKET,
     subjects::CRON_TICKS_BUCKET,
+    subjects::UI_LINKS_BUCKET,
+    subjects::UI_KEYS_BUCKET,
 ];
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -203,6 +205,8 @@ fn forbidden_for_node(me: NodeId, other: NodeId) -> (Vec<String>, Vec<String>) {
         subjects::LEADER_BUCKET,
         subjects::CRON_BUCKET,
         subjects::CRON_TICKS_BUCKET,
+        subjects::UI_LINKS_BUCKET,
+        subjects::UI_KEYS_BUCKET,
     ] {
         publish.push(format!("$JS.API.STREAM.INFO.KV_{bucket}"));
         publish.push(format!("$JS.API.DIRECT.GET.KV_{bucket}"));
@@ -645,6 +649,12 @@ async fn each_user_role_does_its_work_and_is_refused_the_rest() {
         "$JS.API.STREAM.DELETE.REEF_LOGS".into(),
         subjects::doctor(NodeId::new()),
         subjects::api(Role::Joiner, "token", subjects::verbs::SERVER_JOIN),
+        // The dashboard's links and session key are the coordinators' alone.
+        format!("$JS.API.DIRECT.GET.KV_{}", subjects::UI_LINKS_BUCKET),
+        format!("$JS.API.CONSUMER.CREATE.KV_{}", subjects::UI_LINKS_BUCKET),
+        format!("$JS.API.STREAM.INFO.KV_{}", subjects::UI_KEYS_BUCKET),
+        format!("$JS.API.DIRECT.GET.KV_{}", subjects::UI_KEYS_BUCKET),
+        format!("$KV.{}.forged", subjects::UI_LINKS_BUCKET),
     ] {
         if !eve.publish_refused(&subject).await {
             allowed.push(subject);

@@ -44,6 +44,8 @@ pub(crate) struct Ui {
     js: async_nats::jetstream::Context,
     links: links::Links,
     audit: Audit,
+    /// Who holds a credential: a removed user's session ends with it.
+    members: crate::store::Bucket<reef_proto::members::Member>,
     changes: tokio::sync::broadcast::Sender<live::Topic>,
     tasks: TaskTracker,
     shutdown: CancellationToken,
@@ -57,6 +59,7 @@ pub(crate) async fn serve(
     js: async_nats::jetstream::Context,
     links: links::Links,
     audit: Audit,
+    members: crate::store::Bucket<reef_proto::members::Member>,
     shutdown: CancellationToken,
 ) {
     tracing::info!(addr = ?listener.local_addr().ok(), "dashboard listening");
@@ -68,6 +71,7 @@ pub(crate) async fn serve(
         js,
         links,
         audit,
+        members,
         changes,
         tasks: tasks.clone(),
         shutdown: shutdown.clone(),
@@ -175,7 +179,7 @@ impl Ui {
             (Method::GET, "/app.css") => full(StatusCode::OK, "text/css", pages::APP_CSS),
             (Method::GET, "/signin") => self.sign_in(&request).await,
             (method, path) => {
-                let (session, cookie) = match self.session(&request, path) {
+                let (session, cookie) = match self.session(&request, path).await {
                     Ok(found) => found,
                     Err(NoSession::Absent) => return pages::signed_out(None),
                     Err(NoSession::Refused(why)) => return pages::signed_out(Some(why)),
@@ -198,7 +202,7 @@ impl Ui {
     }
 
     /// The session a request's cookie carries, with the cookie's value.
-    fn session(
+    async fn session(
         &self,
         request: &Request<Incoming>,
         path: &str,
@@ -210,7 +214,11 @@ impl Ui {
             .filter_map(|h| h.to_str().ok())
             .find_map(|h| session::cookie_value(h, session::COOKIE))
             .ok_or(NoSession::Absent)?;
-        match session::open(&self.links.key, value, now_ms()) {
+        let opened = match session::open(&self.links.key, value, now_ms()) {
+            Ok(session) => self.still_member(session).await,
+            Err(why) => Err(why),
+        };
+        match opened {
             Ok(session) => Ok((session, value.to_string())),
             Err(why) => {
                 // The name a cookie claims, where it is one, so the entry
@@ -224,6 +232,21 @@ impl Ui {
                 );
                 tracing::info!(error = %why, "dashboard session refused");
                 Err(NoSession::Refused(why))
+            }
+        }
+    }
+
+    /// `session`, unless its user was removed (`reef user rm`) or given
+    /// another role since it signed in. A user whose credential was issued
+    /// outside the cluster (`reef cluster creds`) has no record to check.
+    async fn still_member(&self, session: Session) -> Result<Session, CookieRefused> {
+        let key = reef_proto::members::Member::key_for(session.role.as_str(), &session.user);
+        match self.members.get(&key).await {
+            Ok(Some((member, _))) if member.revoked_at_s.is_some() => Err(CookieRefused::Revoked),
+            Ok(_) => Ok(session),
+            Err(e) => {
+                tracing::warn!(error = %Report(&e), "dashboard: the members bucket cannot be read");
+                Err(CookieRefused::Unchecked)
             }
         }
     }

@@ -32,9 +32,14 @@ pub(crate) fn signed_out(why: Option<CookieRefused>) -> Response<Body> {
             "Sign in",
             "You are not signed in.",
         ),
-        Some(why @ CookieRefused::Expired) => page(
+        Some(why @ (CookieRefused::Expired | CookieRefused::Revoked)) => page(
             StatusCode::UNAUTHORIZED,
             "Session refused",
+            &why.to_string(),
+        ),
+        Some(why @ CookieRefused::Unchecked) => page(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "Session not checked",
             &why.to_string(),
         ),
         Some(why) => page(StatusCode::FORBIDDEN, "Session refused", &why.to_string()),

@@ -41,6 +41,12 @@ pub(crate) enum CookieRefused {
     /// the session expired
     #[error("the session expired: sign in again with `reef ui`")]
     Expired,
+    /// the session's user was removed
+    #[error("the session's user was removed from the cluster")]
+    Revoked,
+    /// the session could not be checked
+    #[error("the session could not be checked now: try again")]
+    Unchecked,
 }
 
 /// HMAC-SHA256 (RFC 2104) of `message` under `key`.

@@ -154,6 +154,26 @@ async fn a_deployer_signs_in_and_watches_nodes_deploys_jobs_and_rolls_back() {
             t.contains("release 2") && t.contains("1/1 healthy")
         })
         .await;
+    // Requests through the proxies show on the app's chart.
+    for _ in 0..20 {
+        let answer = reef_tests::http::get(cluster.proxy_port("node-1"), "hello.test", "/")
+            .await
+            .expect("a request through the proxy");
+        assert_eq!(answer.status, 200, "{answer:?}");
+    }
+    browser
+        .wait_text(
+            "the requests on the chart",
+            ".app[data-app=hello] .traffic",
+            WAIT,
+            |t| {
+                t.split(' ')
+                    .next()
+                    .and_then(|n| n.parse::<u32>().ok())
+                    .is_some_and(|n| n >= 20)
+            },
+        )
+        .await;
     if let Some(dir) = std::env::var_os("REEF_SCREENSHOTS") {
         let dir = std::path::PathBuf::from(dir);
         browser

@@ -5,6 +5,7 @@
 //! pushes it as a server-sent event. Nothing polls.
 
 use super::session::Session;
+use super::traffic::Traffic;
 use super::{Body, Ui};
 use bytes::Bytes;
 use futures::StreamExt;
@@ -17,7 +18,7 @@ use reef_proto::subjects::{self, verbs};
 use reef_proto::Report;
 use std::collections::BTreeSet;
 use std::convert::Infallible;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::{broadcast, mpsc};
 use tokio_util::sync::CancellationToken;
@@ -31,15 +32,17 @@ pub(crate) enum Topic {
     Jobs,
     Certs,
     Audit,
+    Traffic,
 }
 
 impl Topic {
-    const ALL: [Topic; 5] = [
+    const ALL: [Topic; 6] = [
         Topic::Nodes,
         Topic::Apps,
         Topic::Jobs,
         Topic::Certs,
         Topic::Audit,
+        Topic::Traffic,
     ];
 
     fn name(self) -> &'static str {
@@ -49,6 +52,7 @@ impl Topic {
             Topic::Jobs => "jobs",
             Topic::Certs => "certs",
             Topic::Audit => "audit",
+            Topic::Traffic => "traffic",
         }
     }
 
@@ -60,6 +64,7 @@ impl Topic {
             Topic::Jobs => verbs::JOB_LIST,
             Topic::Certs => verbs::CERT_LIST,
             Topic::Audit => verbs::AUDIT_LIST,
+            Topic::Traffic => verbs::APP_LIST,
         }
     }
 
@@ -85,14 +90,31 @@ const KEEPALIVE: Duration = Duration::from_secs(15);
 /// The most apps whose release history the apps view carries.
 const APPS_WITH_HISTORY: usize = 50;
 
-/// Starts the watches that feed `changes`, on `tasks`, until `shutdown`.
+/// How often pages hear that the traffic charts moved, at most.
+const TRAFFIC_EVERY: Duration = Duration::from_secs(5);
+
+/// Starts the watches that feed `changes` (and `traffic`, from the
+/// nodes' heartbeats), on `tasks`, until `shutdown`.
 pub(crate) async fn watch(
     client: &async_nats::Client,
     js: &async_nats::jetstream::Context,
     changes: &broadcast::Sender<Topic>,
+    traffic: &Arc<Mutex<Traffic>>,
     tasks: &TaskTracker,
     shutdown: &CancellationToken,
 ) {
+    match client.subscribe(subjects::HEARTBEAT_WILDCARD).await {
+        Ok(beats) => {
+            let (changes, traffic, shutdown) = (changes.clone(), traffic.clone(), shutdown.clone());
+            tasks.spawn(async move {
+                tokio::select! {
+                    _ = shutdown.cancelled() => {}
+                    _ = follow_traffic(beats, &traffic, &changes) => {}
+                }
+            });
+        }
+        Err(e) => tracing::warn!(error = %Report(&e), "dashboard: heartbeats cannot be followed"),
+    }
     for bucket in [
         subjects::LEADER_BUCKET,
         subjects::APPS_BUCKET,
@@ -132,6 +154,33 @@ pub(crate) async fn watch(
         }
         Err(e) => {
             tracing::warn!(error = %Report(&e), "dashboard: the audit log cannot be followed")
+        }
+    }
+}
+
+async fn follow_traffic(
+    mut beats: async_nats::Subscriber,
+    traffic: &Mutex<Traffic>,
+    changes: &broadcast::Sender<Topic>,
+) {
+    let mut told = tokio::time::Instant::now();
+    while let Some(msg) = beats.next().await {
+        let Ok(beat) = reef_proto::decode::<reef_proto::node::Heartbeat>(&msg.payload) else {
+            continue;
+        };
+        // A node speaks only for itself: the server lets it publish on its own subject alone.
+        if msg.subject.as_str() != subjects::heartbeat(beat.node) {
+            continue;
+        }
+        let moved = !beat.traffic.is_empty();
+        traffic.lock().unwrap_or_else(|e| e.into_inner()).observe(
+            &beat.node.to_string(),
+            &beat.traffic,
+            reef_proto::now_ms(),
+        );
+        if moved && told.elapsed() >= TRAFFIC_EVERY {
+            told = tokio::time::Instant::now();
+            let _ = changes.send(Topic::Traffic);
         }
     }
 }
@@ -265,6 +314,11 @@ async fn view(ui: &Ui, session: &Session, topic: Topic) -> Bytes {
             ApiResponse::Certificates(certs) => serde_json::json!(certs),
             _ => serde_json::Value::Null,
         }),
+        Topic::Traffic => Ok(serde_json::json!(ui
+            .traffic
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .hour(reef_proto::now_ms()))),
         Topic::Audit => call(ApiRequest::ListAudit(AuditQuery {
             since_ms: 0,
             user: None,

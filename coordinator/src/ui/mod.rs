@@ -14,6 +14,7 @@ mod live;
 mod logs;
 mod pages;
 pub(crate) mod session;
+mod traffic;
 
 use crate::api::audit::Audit;
 use bytes::Bytes;
@@ -47,6 +48,8 @@ pub(crate) struct Ui {
     /// Who holds a credential: a removed user's session ends with it.
     members: crate::store::Bucket<reef_proto::members::Member>,
     changes: tokio::sync::broadcast::Sender<live::Topic>,
+    /// Each app's last hour of requests, from the nodes' heartbeats.
+    traffic: Arc<std::sync::Mutex<traffic::Traffic>>,
     tasks: TaskTracker,
     shutdown: CancellationToken,
 }
@@ -65,7 +68,8 @@ pub(crate) async fn serve(
     tracing::info!(addr = ?listener.local_addr().ok(), "dashboard listening");
     let (changes, _) = tokio::sync::broadcast::channel(256);
     let tasks = TaskTracker::new();
-    live::watch(&client, &js, &changes, &tasks, &shutdown).await;
+    let traffic = Arc::default();
+    live::watch(&client, &js, &changes, &traffic, &tasks, &shutdown).await;
     let ui = Arc::new(Ui {
         client,
         js,
@@ -73,6 +77,7 @@ pub(crate) async fn serve(
         audit,
         members,
         changes,
+        traffic,
         tasks: tasks.clone(),
         shutdown: shutdown.clone(),
     });

@@ -3,7 +3,7 @@
 // the session's form token; the server makes it an API call as the user.
 "use strict";
 
-const data = { nodes: null, apps: null, jobs: null, certs: null, audit: null };
+const data = { nodes: null, apps: null, jobs: null, certs: null, audit: null, traffic: null };
 let session = null;
 let logSource = null;
 
@@ -84,6 +84,40 @@ function instancesOn(nodeId) {
   return out;
 }
 
+function svg(tag, attrs) {
+  const node = document.createElementNS("http://www.w3.org/2000/svg", tag);
+  for (const [k, v] of Object.entries(attrs)) node.setAttribute(k, String(v));
+  return node;
+}
+
+// The last hour of an app's requests (bars, per minute) and their mean
+// latency (the line), from the agents' proxies.
+function chart(app) {
+  const minutes = (data.traffic && data.traffic[app]) || [];
+  const total = minutes.reduce((n, m) => n + m.requests, 0);
+  const errors = minutes.reduce((n, m) => n + m.errors, 0);
+  const micros = minutes.reduce((n, m) => n + m.latency_micros, 0);
+  const caption = el("div", { class: "traffic muted" }, total
+    ? total + " requests, mean " + (micros / total / 1000).toFixed(1) + " ms, " + errors + " errors in the last hour"
+    : "no requests in the last hour");
+  if (!total) return caption;
+  const w = 360, h = 60, step = w / minutes.length;
+  const most = Math.max(...minutes.map((m) => m.requests));
+  const means = minutes.map((m) => (m.requests ? m.latency_micros / m.requests : null));
+  const slowest = Math.max(...means.filter((x) => x !== null), 1);
+  const picture = svg("svg", { class: "chart", viewBox: "0 0 " + w + " " + h, width: w, height: h, role: "img" });
+  picture.append(svg("title", {}));
+  picture.firstChild.textContent = "requests per minute and mean latency, last hour";
+  minutes.forEach((m, i) => {
+    if (!m.requests) return;
+    const bar = (m.requests / most) * (h - 4);
+    picture.append(svg("rect", { x: i * step + 0.5, y: h - bar, width: Math.max(step - 1, 1), height: bar, class: m.errors ? "bar-errors" : "bar-ok" }));
+  });
+  const points = means.map((x, i) => (x === null ? null : (i * step + step / 2).toFixed(1) + "," + (h - 2 - (x / slowest) * (h - 6)).toFixed(1))).filter(Boolean);
+  if (points.length > 1) picture.append(svg("polyline", { points: points.join(" "), class: "latency" }));
+  return el("div", { class: "chart-box" }, picture, caption);
+}
+
 const pages = {
   nodes() {
     if (!data.nodes) return el("p", { class: "muted" }, "loading…");
@@ -135,6 +169,7 @@ const pages = {
         el("div", { class: "rollout" }, "rollout ", el("span", { class: "bar bg" }, el("span", { class: "bar", "data-pct": rollout })), " " + rollout + "%"),
         r.rollout_failure ? el("p", { class: "state failed" }, r.rollout_failure) : null,
         actions.length ? el("div", { class: "actions" }, actions) : null,
+        chart(r.name),
         el("table", {}, el("tr", {}, ["instance", "node", "release", "state", "restarts", "message"].map((h) => el("th", {}, h))),
           live.map((i) => el("tr", { class: "instance", "data-state": stateOf(i.state).name, "data-version": i.version },
             el("td", { class: "muted" }, i.id.slice(-12)), el("td", {}, names[i.node] || i.node), el("td", {}, i.version),

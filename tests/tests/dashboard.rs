@@ -380,3 +380,65 @@ async fn a_viewer_forged_cookies_and_spent_links_are_refused_and_audited() {
     })
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reef_dev_prints_its_dashboard_and_reef_ui_signs_in_there_once() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut dev = reef_tests::dev::ReefDev::start(&["--nodes", "1", "--port", "0"], dir.path());
+    let exports = dev.printed("export REEF_NATS_URL=").await;
+    let url = exports
+        .split_whitespace()
+        .next()
+        .expect("a NATS URL")
+        .to_string();
+    let printed = dev.printed("dashboard: http://").await;
+    let addr = printed.split('/').next().expect("an address").to_string();
+    let port: u16 = addr
+        .rsplit(':')
+        .next()
+        .and_then(|p| p.parse().ok())
+        .expect("a port");
+    let cli = Cli::for_dev(&url, dir.path());
+    assert_eq!(cli.wait_for_nodes(1).await.len(), 1);
+    let link = link(&cli).await;
+    let path = link
+        .strip_prefix(&format!("http://{addr}"))
+        .unwrap_or_else(|| panic!("{link} is not on the printed dashboard {addr}"))
+        .to_string();
+
+    let signed_in = reef_tests::http::get(port, &addr, &path)
+        .await
+        .expect("sign in");
+    assert_eq!(signed_in.status, 303, "{signed_in:?}");
+    let header = |name: &str| {
+        signed_in
+            .headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.clone())
+            .unwrap_or_default()
+    };
+    assert_eq!(header("location"), "/");
+    let set_cookie = header("set-cookie");
+    for attribute in ["HttpOnly", "SameSite=Strict", "Path=/"] {
+        assert!(set_cookie.contains(attribute), "{set_cookie}");
+    }
+    let cookie = set_cookie.split(';').next().expect("a cookie").to_string();
+    let request =
+        format!("GET / HTTP/1.1\r\nHost: {addr}\r\nCookie: {cookie}\r\nConnection: close\r\n\r\n");
+    let page = reef_tests::http::send(port, request.as_bytes())
+        .await
+        .expect("the page");
+    assert_eq!(page.status, 200, "{page:?}");
+    assert!(page.body.contains("/app.js"), "{}", page.body);
+
+    let again = reef_tests::http::get(port, &addr, &path)
+        .await
+        .expect("the link again");
+    assert_eq!(again.status, 401, "{again:?}");
+    let anonymous = reef_tests::http::get(port, &addr, "/")
+        .await
+        .expect("no cookie");
+    assert_eq!(anonymous.status, 401, "{anonymous:?}");
+    dev.terminate().await;
+}

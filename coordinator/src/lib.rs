@@ -226,11 +226,14 @@ pub async fn run(
     if let Some(listener) = ui_listener {
         endpoint.spawn(ui::serve(
             listener,
-            client.clone(),
-            store.js.clone(),
-            links,
-            audit.clone(),
-            store.members.clone(),
+            ui::Parts {
+                client: client.clone(),
+                js: store.js.clone(),
+                links,
+                audit: audit.clone(),
+                members: store.members.clone(),
+                issuer: config.node_issuer.clone(),
+            },
             shutdown.clone(),
         ));
     }

@@ -164,6 +164,37 @@ impl Browser {
         Ok(())
     }
 
+    /// Types `text` into the first element matching `css` (for a file
+    /// input: chooses the file at that path).
+    pub async fn send_keys(&self, css: &str, text: &str) -> Result<()> {
+        let found = self
+            .command(
+                "POST",
+                "/element",
+                Some(json!({ "using": "css selector", "value": css })),
+            )
+            .await?;
+        let id = found
+            .as_object()
+            .and_then(|o| o.values().next())
+            .and_then(Value::as_str)
+            .ok_or_else(|| anyhow!("no element {css}"))?
+            .to_string();
+        self.command(
+            "POST",
+            &format!("/element/{id}/value"),
+            Some(json!({ "text": text })),
+        )
+        .await?;
+        Ok(())
+    }
+
+    /// Forgets every cookie of the page's site.
+    pub async fn clear_cookies(&self) -> Result<()> {
+        self.command("DELETE", "/cookie", None).await?;
+        Ok(())
+    }
+
     /// Runs `script` (an async function body calling its last argument
     /// with the result) in the page, with `args`.
     pub async fn run_async(&self, script: &str, args: Value) -> Result<Value> {

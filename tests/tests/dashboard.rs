@@ -382,6 +382,60 @@ async fn a_viewer_forged_cookies_and_spent_links_are_refused_and_audited() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_user_signs_in_with_a_creds_file_and_a_nodes_is_refused() {
+    let Some(browser) = browser().await else {
+        return;
+    };
+    let (cluster, base) = cluster_with_ui(1, &[]).await;
+    let admin = Cli::new(&cluster.nats.url);
+    let vera = cluster.nats.url.user_creds("viewer", "vera");
+    browser
+        .goto(&format!("{base}/"))
+        .await
+        .expect("the sign-in page");
+    browser
+        .send_keys("#creds", vera.to_str().expect("path"))
+        .await
+        .expect("choose the file");
+    browser.click("#creds-signin").await.expect("sign in");
+    browser
+        .wait_text("vera signed in", "#who", WAIT, |t| t == "vera (viewer)")
+        .await;
+    browser
+        .wait_text("the nodes", "#nodes tr[data-node=node-1]", WAIT, |t| {
+            t.contains("ready")
+        })
+        .await;
+
+    // A node's credential is not a user's: refused, and in the audit log.
+    browser.clear_cookies().await.expect("sign out");
+    browser
+        .goto(&format!("{base}/"))
+        .await
+        .expect("the sign-in page");
+    let node = cluster.nats.url.node_creds("dedicated");
+    browser
+        .send_keys("#creds", node.to_str().expect("path"))
+        .await
+        .expect("choose the file");
+    browser.click("#creds-signin").await.expect("sign in");
+    browser
+        .wait_text("the refusal", "#creds-error", WAIT, |t| {
+            t.contains("only users'")
+        })
+        .await;
+    wait_audited(&admin, "the node's credential refused", |e| {
+        e["verb"] == "ui.signin"
+            && e["outcome"] == "refused"
+            && e["error"]
+                .as_str()
+                .unwrap_or_default()
+                .contains("only users'")
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reef_dev_prints_its_dashboard_and_reef_ui_signs_in_there_once() {
     let dir = tempfile::tempdir().expect("tempdir");
     let mut dev = reef_tests::dev::ReefDev::start(&["--nodes", "1", "--port", "0"], dir.path());

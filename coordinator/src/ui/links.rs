@@ -22,7 +22,13 @@ struct Link {
     user: String,
     role: String,
     expires_at_ms: u64,
+    /// A nonce for a credential to sign, not a sign-in link.
+    #[serde(default)]
+    nonce: bool,
 }
+
+/// How long a credential has to sign a nonce.
+const NONCE_TTL_MS: u64 = 60_000;
 
 /// Why a link did not sign anyone in.
 #[derive(Debug, thiserror::Error)]
@@ -93,18 +99,69 @@ impl Links {
             user: user.to_string(),
             role: role.as_str().to_string(),
             expires_at_ms,
+            nonce: false,
         };
-        let value = serde_json::to_vec(&link).map_err(|e| e.to_string())?;
+        self.store(&token, &link).await?;
+        Ok((token, expires_at_ms))
+    }
+
+    /// A new single-use nonce for a credential to sign within a minute.
+    pub(crate) async fn issue_nonce(&self) -> Result<String, String> {
+        let nonce = session::hex(&random()?);
+        let link = Link {
+            user: String::new(),
+            role: String::new(),
+            expires_at_ms: now_ms() + NONCE_TTL_MS,
+            nonce: true,
+        };
+        self.store(&nonce, &link).await?;
+        Ok(nonce)
+    }
+
+    /// Uses up `nonce`: Ok once, within its minute.
+    pub(crate) async fn spend_nonce(&self, nonce: &str) -> Result<(), LinkRefused> {
+        let link = self.take(nonce).await?;
+        if !link.nonce {
+            return Err(LinkRefused::Unknown);
+        }
+        if link.expires_at_ms <= now_ms() {
+            return Err(LinkRefused::Expired {
+                user: "anonymous".into(),
+            });
+        }
+        Ok(())
+    }
+
+    async fn store(&self, token: &str, link: &Link) -> Result<(), String> {
+        let value = serde_json::to_vec(link).map_err(|e| e.to_string())?;
         self.links
-            .create(session::token_key(&token), value.into())
+            .create(session::token_key(token), value.into())
             .await
             .map_err(|e| Report(&e).to_string())?;
-        Ok((token, expires_at_ms))
+        Ok(())
     }
 
     /// The session a link's token starts, once: the entry is deleted on
     /// the revision it was read at, so a second visit finds it gone.
     pub(crate) async fn redeem(&self, token: &str) -> Result<Session, LinkRefused> {
+        let link = self.take(token).await?;
+        if link.nonce {
+            return Err(LinkRefused::Unknown);
+        }
+        if link.expires_at_ms <= now_ms() {
+            return Err(LinkRefused::Expired { user: link.user });
+        }
+        let role = Role::parse(&link.role).map_err(|_| LinkRefused::Unknown)?;
+        Ok(Session {
+            user: link.user,
+            role,
+            expires_at_ms: now_ms() + session::SESSION_MS,
+        })
+    }
+
+    /// The entry of `token`, deleted on the revision it was read at, so
+    /// only one caller ever gets it.
+    async fn take(&self, token: &str) -> Result<Link, LinkRefused> {
         if !session::is_link_token(token) {
             return Err(LinkRefused::Unknown);
         }
@@ -128,15 +185,7 @@ impl Links {
             tracing::debug!(error = %Report(&e), "a sign-in link was redeemed twice at once");
             return Err(LinkRefused::Used);
         }
-        if link.expires_at_ms <= now_ms() {
-            return Err(LinkRefused::Expired { user: link.user });
-        }
-        let role = Role::parse(&link.role).map_err(|_| LinkRefused::Unknown)?;
-        Ok(Session {
-            user: link.user,
-            role,
-            expires_at_ms: now_ms() + session::SESSION_MS,
-        })
+        Ok(link)
     }
 }
 

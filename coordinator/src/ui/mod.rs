@@ -9,6 +9,7 @@
 //! (`reef.api.<role>.<user>.<verb>`), answered by the coordinators' usual
 //! dispatch, which checks the role and writes the audit log.
 
+mod creds;
 pub(crate) mod links;
 mod live;
 mod logs;
@@ -38,6 +39,27 @@ pub(crate) type Body = BoxBody<Bytes, Infallible>;
 const CALL_TIMEOUT: Duration = Duration::from_secs(5);
 /// The largest request body the dashboard reads.
 const MAX_BODY: usize = 16 * 1024;
+/// The largest credential sign-in it reads (a JWT may take 64 KiB).
+const MAX_CREDS_BODY: usize = 80 * 1024;
+
+/// Whether the request came through a TLS proxy.
+fn is_tls(headers: &hyper::HeaderMap) -> bool {
+    headers
+        .get("x-forwarded-proto")
+        .is_some_and(|p| p.as_bytes() == b"https")
+}
+
+/// Refuses a request whose browser says it came from another site.
+fn same_origin(headers: &hyper::HeaderMap) -> Result<(), &'static str> {
+    if let (Some(origin), Some(host)) = (headers.get("origin"), headers.get("host")) {
+        let origin = origin.to_str().unwrap_or_default();
+        let host = host.to_str().unwrap_or_default();
+        if origin != format!("http://{host}") && origin != format!("https://{host}") {
+            return Err("the request came from another site");
+        }
+    }
+    Ok(())
+}
 
 /// What serving the dashboard needs; shared by its connections.
 pub(crate) struct Ui {
@@ -47,6 +69,9 @@ pub(crate) struct Ui {
     audit: Audit,
     /// Who holds a credential: a removed user's session ends with it.
     members: crate::store::Bucket<reef_proto::members::Member>,
+    /// The key that signs the cluster's credentials (None: sign-in with a
+    /// credential is refused here).
+    issuer: Option<String>,
     changes: tokio::sync::broadcast::Sender<live::Topic>,
     /// Each app's last hour of requests, from the nodes' heartbeats.
     traffic: Arc<std::sync::Mutex<traffic::Traffic>>,
@@ -54,17 +79,28 @@ pub(crate) struct Ui {
     shutdown: CancellationToken,
 }
 
+/// What the dashboard is served with, from the coordinator.
+pub(crate) struct Parts {
+    pub(crate) client: async_nats::Client,
+    pub(crate) js: async_nats::jetstream::Context,
+    pub(crate) links: links::Links,
+    pub(crate) audit: Audit,
+    pub(crate) members: crate::store::Bucket<reef_proto::members::Member>,
+    /// The key that signs the cluster's credentials.
+    pub(crate) issuer: Option<String>,
+}
+
 /// Serves the dashboard on `listener` until `shutdown`; waits for its
 /// connections and streams to end.
-pub(crate) async fn serve(
-    listener: TcpListener,
-    client: async_nats::Client,
-    js: async_nats::jetstream::Context,
-    links: links::Links,
-    audit: Audit,
-    members: crate::store::Bucket<reef_proto::members::Member>,
-    shutdown: CancellationToken,
-) {
+pub(crate) async fn serve(listener: TcpListener, parts: Parts, shutdown: CancellationToken) {
+    let Parts {
+        client,
+        js,
+        links,
+        audit,
+        members,
+        issuer,
+    } = parts;
     tracing::info!(addr = ?listener.local_addr().ok(), "dashboard listening");
     let (changes, _) = tokio::sync::broadcast::channel(256);
     let tasks = TaskTracker::new();
@@ -76,6 +112,7 @@ pub(crate) async fn serve(
         links,
         audit,
         members,
+        issuer,
         changes,
         traffic,
         tasks: tasks.clone(),
@@ -182,7 +219,18 @@ impl Ui {
         match (method, path.as_str()) {
             (Method::GET, "/app.js") => full(StatusCode::OK, "text/javascript", pages::APP_JS),
             (Method::GET, "/app.css") => full(StatusCode::OK, "text/css", pages::APP_CSS),
+            (Method::GET, "/signin.js") => {
+                full(StatusCode::OK, "text/javascript", pages::SIGNIN_JS)
+            }
             (Method::GET, "/signin") => self.sign_in(&request).await,
+            (Method::POST, "/signin/nonce") => match self.links.issue_nonce().await {
+                Ok(nonce) => json(StatusCode::OK, &serde_json::json!({ "nonce": nonce })),
+                Err(e) => json(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    &serde_json::json!({ "error": e }),
+                ),
+            },
+            (Method::POST, "/signin/creds") => self.sign_in_with_creds(request).await,
             (method, path) => {
                 let (session, cookie) = match self.session(&request, path).await {
                     Ok(found) => found,
@@ -268,10 +316,7 @@ impl Ui {
             .unwrap_or_default();
         match self.links.redeem(token).await {
             Ok(session) => {
-                let secure = request
-                    .headers()
-                    .get("x-forwarded-proto")
-                    .is_some_and(|p| p.as_bytes() == b"https");
+                let secure = is_tls(request.headers());
                 let cookie = session::seal(&self.links.key, &session);
                 let mut response = full(StatusCode::SEE_OTHER, "text/plain", "signed in\n");
                 response.headers_mut().insert("location", header("/"));
@@ -291,6 +336,79 @@ impl Ui {
                 pages::link_refused(&why)
             }
         }
+    }
+
+    /// `POST /signin/creds`: a credential's JWT and its signature of a
+    /// nonce this dashboard gave out; the seed never left the browser.
+    async fn sign_in_with_creds(&self, request: Request<Incoming>) -> Response<Body> {
+        if let Err(why) = same_origin(request.headers()) {
+            return json(StatusCode::FORBIDDEN, &serde_json::json!({ "error": why }));
+        }
+        let secure = is_tls(request.headers());
+        let body = match http_body_util::Limited::new(request.into_body(), MAX_CREDS_BODY)
+            .collect()
+            .await
+        {
+            Ok(body) => body.to_bytes(),
+            Err(_) => {
+                return json(
+                    StatusCode::BAD_REQUEST,
+                    &serde_json::json!({ "error": "the request body is too large or was cut off" }),
+                )
+            }
+        };
+        let value: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
+        let field = |name: &str| value[name].as_str().unwrap_or_default().to_string();
+        let (jwt, nonce, signature) = (field("jwt"), field("nonce"), field("signature"));
+        let refuse = |user: &str, status: StatusCode, why: String| {
+            self.audit
+                .refused_outside(user, "ui.signin", "credential", &why);
+            tracing::info!(error = %why, "dashboard sign-in with a credential refused");
+            json(status, &serde_json::json!({ "error": why }))
+        };
+        let Some(issuer) = &self.issuer else {
+            return json(
+                StatusCode::SERVICE_UNAVAILABLE,
+                &serde_json::json!({ "error": "this coordinator does not know the cluster's signing key: sign in with `reef ui`" }),
+            );
+        };
+        if self.links.spend_nonce(&nonce).await.is_err() {
+            return refuse(
+                "anonymous",
+                StatusCode::UNAUTHORIZED,
+                "the sign-in challenge is unknown, used or expired: try again".into(),
+            );
+        }
+        let now_s = now_ms() / 1000;
+        let (user, role, issued_at) = match creds::check(&jwt, issuer, &nonce, &signature, now_s) {
+            Ok(who) => who,
+            Err(why) => return refuse("anonymous", StatusCode::UNAUTHORIZED, why.to_string()),
+        };
+        let key = reef_proto::members::Member::key_for(role.as_str(), &user);
+        match self.members.get(&key).await {
+            Ok(Some((member, _))) if member.revoked_at_s.is_some_and(|r| issued_at <= r) => {
+                let why = creds::CredsRefused::Revoked(user.clone()).to_string();
+                return refuse(&user, StatusCode::UNAUTHORIZED, why);
+            }
+            Ok(_) => {}
+            Err(e) => {
+                return json(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    &serde_json::json!({ "error": format!("the credential cannot be checked now: {}", Report(&e)) }),
+                )
+            }
+        }
+        let session = Session {
+            user,
+            role,
+            expires_at_ms: now_ms() + session::SESSION_MS,
+        };
+        let cookie = session::seal(&self.links.key, &session);
+        let mut response = json(StatusCode::OK, &serde_json::json!({ "ok": true }));
+        response
+            .headers_mut()
+            .insert("set-cookie", header(&session::set_cookie(&cookie, secure)));
+        response
     }
 
     /// `GET /session`: who is signed in, the form token, and which verbs
@@ -330,12 +448,8 @@ impl Ui {
         if !session::csrf_matches(&self.links.key, cookie, given) {
             return forbidden("the form token is missing or wrong: reload the page");
         }
-        if let (Some(origin), Some(host)) = (headers.get("origin"), headers.get("host")) {
-            let origin = origin.to_str().unwrap_or_default();
-            let host = host.to_str().unwrap_or_default();
-            if origin != format!("http://{host}") && origin != format!("https://{host}") {
-                return forbidden("the request came from another site");
-            }
+        if let Err(why) = same_origin(headers) {
+            return forbidden(why);
         }
         let body = match http_body_util::Limited::new(request.into_body(), MAX_BODY)
             .collect()

@@ -12,13 +12,17 @@ use reef_proto::subjects::verbs;
 pub(crate) const INDEX: &str = include_str!("assets/index.html");
 pub(crate) const APP_JS: &str = include_str!("assets/app.js");
 pub(crate) const APP_CSS: &str = include_str!("assets/app.css");
+pub(crate) const SIGNIN_JS: &str = include_str!("assets/signin.js");
 
 fn page(status: StatusCode, title: &str, text: &str) -> Response<Body> {
     let html = format!(
         "<!doctype html><html><head><meta charset=\"utf-8\"><title>reef: {title}</title>\
          <link rel=\"stylesheet\" href=\"/app.css\"></head><body><main class=\"notice\">\
          <h1>{title}</h1><p id=\"reason\">{}</p><p>Run <code>reef ui</code> for a sign-in link.</p>\
-         </main></body></html>",
+         <p>Or sign in with your credential file (<code>.creds</code>); its key stays in this browser:<br>\
+         <input type=\"file\" id=\"creds\" accept=\".creds\"> <button id=\"creds-signin\">Sign in</button></p>\
+         <p id=\"creds-error\" class=\"state failed\"></p>\
+         </main><script src=\"/signin.js\"></script></body></html>",
         escape(text)
     );
     full(status, "text/html; charset=utf-8", html)

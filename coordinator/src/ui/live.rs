@@ -90,7 +90,7 @@ const KEEPALIVE: Duration = Duration::from_secs(15);
 /// The most apps whose release history the apps view carries.
 const APPS_WITH_HISTORY: usize = 50;
 
-/// How often pages hear that the traffic charts moved, at most.
+/// How often pages hear of the traffic charts and the nodes' heartbeats.
 const TRAFFIC_EVERY: Duration = Duration::from_secs(5);
 
 /// Starts the watches that feed `changes` (and `traffic`, from the
@@ -172,13 +172,12 @@ async fn follow_traffic(
         if msg.subject.as_str() != subjects::heartbeat(beat.node) {
             continue;
         }
-        let moved = !beat.traffic.is_empty();
         traffic.lock().unwrap_or_else(|e| e.into_inner()).observe(
             &beat.node.to_string(),
             &beat.traffic,
             reef_proto::now_ms(),
         );
-        if moved && told.elapsed() >= TRAFFIC_EVERY {
+        if told.elapsed() >= TRAFFIC_EVERY {
             told = tokio::time::Instant::now();
             let _ = changes.send(Topic::Traffic);
         }
@@ -314,11 +313,13 @@ async fn view(ui: &Ui, session: &Session, topic: Topic) -> Bytes {
             ApiResponse::Certificates(certs) => serde_json::json!(certs),
             _ => serde_json::Value::Null,
         }),
-        Topic::Traffic => Ok(serde_json::json!(ui
-            .traffic
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .hour(reef_proto::now_ms()))),
+        Topic::Traffic => {
+            let traffic = ui.traffic.lock().unwrap_or_else(|e| e.into_inner());
+            Ok(serde_json::json!({
+                "apps": traffic.hour(reef_proto::now_ms()),
+                "heard": traffic.heard(),
+            }))
+        }
         Topic::Audit => call(ApiRequest::ListAudit(AuditQuery {
             since_ms: 0,
             user: None,

@@ -40,6 +40,8 @@ pub(crate) struct Traffic {
     last: HashMap<(String, String), Counts>,
     nodes: HashSet<String>,
     apps: BTreeMap<String, VecDeque<Minute>>,
+    /// When each node's latest heartbeat arrived here.
+    heard: HashMap<String, u64>,
 }
 
 impl Traffic {
@@ -49,6 +51,9 @@ impl Traffic {
     /// app first reported by a node heard from before counts whole, since
     /// the node reports an app from its first request on.
     pub(crate) fn observe(&mut self, node: &str, counts: &[AppTraffic], now_ms: u64) {
+        if self.heard.len() < MAX_NODES || self.heard.contains_key(node) {
+            self.heard.insert(node.to_string(), now_ms);
+        }
         let known_node = self.nodes.contains(node);
         if !known_node && self.nodes.len() < MAX_NODES {
             self.nodes.insert(node.to_string());
@@ -99,6 +104,11 @@ impl Traffic {
         while minutes.front().is_some_and(|m| m.start_ms < oldest) {
             minutes.pop_front();
         }
+    }
+
+    /// When each node was last heard from, by node id.
+    pub(crate) fn heard(&self) -> &HashMap<String, u64> {
+        &self.heard
     }
 
     /// Every app's last hour at `now_ms`: [`MINUTES`] minutes, oldest

@@ -84,3 +84,13 @@ fn apps_beyond_the_bound_are_not_kept() {
     traffic.observe("n1", &many, T + 1_000);
     assert_eq!(traffic.hour(T + 1_000).len(), MAX_APPS);
 }
+
+#[test]
+fn every_beat_says_when_its_node_was_heard() {
+    let mut traffic = Traffic::default();
+    traffic.observe("n1", &[], T);
+    traffic.observe("n1", &[], T + 1_000);
+    traffic.observe("n2", &[], T + 500);
+    assert_eq!(traffic.heard().get("n1"), Some(&(T + 1_000)));
+    assert_eq!(traffic.heard().get("n2"), Some(&(T + 500)));
+}

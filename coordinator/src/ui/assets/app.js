@@ -79,9 +79,16 @@ function nodeNames() {
 function instancesOn(nodeId) {
   const out = [];
   for (const app of (data.apps && data.apps.apps) || []) {
-    for (const i of app.instances) if (i.node === nodeId) out.push(app.record.name);
+    for (const i of app.instances) if (i.node === nodeId) out.push({ app: app.record.name, gpus: i.gpus.length });
   }
   return out;
+}
+
+// The latest heartbeat this coordinator heard from a node, else what the
+// leader last wrote of it.
+function lastHeard(n) {
+  const heard = data.traffic && data.traffic.heard[n.record.id];
+  return Math.max(heard || 0, n.last_seen_ms || 0);
 }
 
 function svg(tag, attrs) {
@@ -93,7 +100,7 @@ function svg(tag, attrs) {
 // The last hour of an app's requests (bars, per minute) and their mean
 // latency (the line), from the agents' proxies.
 function chart(app) {
-  const minutes = (data.traffic && data.traffic[app]) || [];
+  const minutes = (data.traffic && data.traffic.apps[app]) || [];
   const total = minutes.reduce((n, m) => n + m.requests, 0);
   const errors = minutes.reduce((n, m) => n + m.errors, 0);
   const micros = minutes.reduce((n, m) => n + m.latency_micros, 0);
@@ -123,8 +130,9 @@ const pages = {
     if (!data.nodes) return el("p", { class: "muted" }, "loading…");
     const rows = data.nodes.map((n) => {
       const r = n.record;
-      const gpus = r.gpus.length ? r.gpus.map((g) => g.model).join(", ") : "none";
       const runs = instancesOn(r.id);
+      const gpusUsed = runs.reduce((n, i) => n + i.gpus, 0);
+      const gpus = r.gpus.length ? gpusUsed + " / " + r.gpus.length + " (" + r.gpus.map((g) => g.model).join(", ") + ")" : "none";
       return el("tr", { "data-node": r.name },
         el("td", {}, el("strong", {}, r.name), el("div", { class: "muted" }, r.id)),
         stateCell(n.paused ? "Paused" : n.state),
@@ -133,8 +141,8 @@ const pages = {
         el("td", {}, size(n.allocated.memory_bytes) + " / " + size(r.resources.memory_bytes)),
         el("td", {}, gpus),
         el("td", {}, Object.entries(r.labels).map(([k, v]) => el("span", { class: "label" }, k + "=" + v))),
-        el("td", {}, n.allocations + " jobs", runs.length ? el("div", { class: "muted" }, "apps: " + runs.join(", ")) : null),
-        el("td", { class: "heartbeat" }, ago(n.last_seen_ms)));
+        el("td", {}, n.allocations + " jobs", runs.length ? el("div", { class: "muted" }, "apps: " + runs.map((i) => i.app).join(", ")) : null),
+        el("td", { class: "heartbeat" }, ago(lastHeard(n))));
     });
     return el("section", { id: "nodes" }, el("h2", {}, "Nodes (" + rows.length + ")"),
       el("table", {}, el("tr", {}, ["node", "state", "trust", "cpu", "memory", "gpus", "labels", "runs", "last heartbeat"].map((h) => el("th", {}, h))), rows));
@@ -247,7 +255,14 @@ function render() {
   if (page !== "jobs" && logSource) { logSource.close(); logSource = null; }
   for (const a of document.querySelectorAll("nav a")) a.classList.toggle("current", a.dataset.page === page);
   const main = document.getElementById("page");
+  // What someone is typing survives a redraw.
+  const typing = document.activeElement && document.activeElement.closest && document.activeElement.closest(".app[data-app]");
+  const kept = typing ? [typing.dataset.app, document.activeElement.value] : null;
   main.replaceChildren(draw(id));
+  if (kept) {
+    const input = main.querySelector('.app[data-app="' + CSS.escape(kept[0]) + '"] input');
+    if (input) { input.value = kept[1]; input.focus(); }
+  }
   for (const bar of main.querySelectorAll(".bar[data-pct]")) bar.style.width = bar.dataset.pct + "%";
 }
 

@@ -229,6 +229,30 @@ async fn a_deployer_signs_in_and_watches_nodes_deploys_jobs_and_rolls_back() {
         later.contains("line-1\n") || later.starts_with("line-1"),
         "{later}"
     );
+    // The output so far, as a download.
+    let downloaded = browser
+        .run_async(
+            "fetch(document.getElementById('download').href)
+               .then(r => r.text().then(t => arguments[0]([r.status, r.headers.get('content-disposition'), t])));",
+            json!([]),
+        )
+        .await
+        .expect("download");
+    assert_eq!(downloaded[0], 200, "{downloaded}");
+    assert!(
+        downloaded[1]
+            .as_str()
+            .unwrap_or_default()
+            .contains("attachment"),
+        "{downloaded}"
+    );
+    assert!(
+        downloaded[2]
+            .as_str()
+            .unwrap_or_default()
+            .starts_with("line-1\nline-2\n"),
+        "{downloaded}"
+    );
     if let Some(dir) = std::env::var_os("REEF_SCREENSHOTS") {
         let dir = std::path::PathBuf::from(dir);
         browser
@@ -433,6 +457,95 @@ async fn a_user_signs_in_with_a_creds_file_and_a_nodes_is_refused() {
                 .contains("only users'")
     })
     .await;
+}
+
+/// Reads a response's head and body from `addr` until `until` appears in
+/// it, within 30 s: for a stream of events that does not end.
+async fn read_until(addr: &str, request: &str, until: &str) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let io = async {
+        let mut stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
+        stream.write_all(request.as_bytes()).await.expect("send");
+        let mut seen = Vec::new();
+        let mut buf = [0u8; 8192];
+        while !String::from_utf8_lossy(&seen).contains(until) {
+            let n = stream.read(&mut buf).await.expect("read");
+            assert!(
+                n > 0,
+                "closed before {until:?}: {}",
+                String::from_utf8_lossy(&seen)
+            );
+            seen.extend_from_slice(&buf[..n]);
+        }
+        String::from_utf8_lossy(&seen).to_string()
+    };
+    tokio::time::timeout(WAIT, io)
+        .await
+        .unwrap_or_else(|_| panic!("no {until:?} from {addr} within 30s"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn any_coordinator_serves_the_dashboard_and_honours_the_others_links_and_sessions() {
+    let (cluster, leader) = cluster_with_ui(1, &[]).await;
+    let follower_addr = format!("127.0.0.1:{}", reef_tests::wait::free_port());
+    let mut second = ReefProcess::coordinator(
+        &cluster.nats.url,
+        cluster.dir.path(),
+        &["--ui", &follower_addr, "--name", "second"],
+    );
+    let follower = format!("http://{follower_addr}");
+    let port: u16 = follower_addr
+        .rsplit(':')
+        .next()
+        .and_then(|p| p.parse().ok())
+        .expect("port");
+    eventually("the second coordinator's dashboard", WAIT, || async {
+        reef_tests::http::get(port, &follower_addr, "/").await.ok()
+    })
+    .await;
+    // Links are issued by whichever coordinator answers; each works on
+    // either dashboard.
+    let viewer = Cli::user(&cluster.nats.url, "viewer", "vic");
+    let link = viewer
+        .ok(&["ui", "--url", &follower])
+        .await
+        .stdout
+        .trim()
+        .to_string();
+    assert!(
+        link.starts_with(&format!("{follower}/signin?token=")),
+        "{link}"
+    );
+    let path = link.strip_prefix(&follower).expect("path").to_string();
+    let signed_in = reef_tests::http::get(port, &follower_addr, &path)
+        .await
+        .expect("sign in");
+    assert_eq!(
+        signed_in.status,
+        303,
+        "{signed_in:?}\n{}",
+        second.log_text()
+    );
+    let cookie = signed_in
+        .headers
+        .iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case("set-cookie"))
+        .and_then(|(_, v)| v.split(';').next())
+        .expect("a cookie")
+        .to_string();
+
+    // The session works on the other coordinator's dashboard too, and both
+    // push the cluster's nodes.
+    for base in [&follower, &leader] {
+        let addr = base.trim_start_matches("http://");
+        let request = format!(
+            "GET /events HTTP/1.1\r\nHost: {addr}\r\nCookie: {cookie}\r\nConnection: close\r\n\r\n"
+        );
+        let events = read_until(addr, &request, "node-1").await;
+        assert!(events.starts_with("HTTP/1.1 200"), "{events}");
+        assert!(events.contains("event: nodes"), "{events}");
+    }
+    second.terminate().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

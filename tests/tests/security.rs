@@ -310,6 +310,20 @@ async fn a_node_credential_is_refused_everything_outside_its_own_subjects() {
     assert_eq!(err.kind, ApiErrorKind::Forbidden, "{err:?}");
     assert!(err.message.contains("needs the submitter role"), "{err:?}");
 
+    // A sign-in link to the dashboard is for users only.
+    let reply = node
+        .request(
+            &own(subjects::verbs::UI_LINK),
+            encode(&ApiRequest::UiLink).expect("encode"),
+        )
+        .await;
+    let err = decode::<ApiReply>(&reply.payload)
+        .expect("decode")
+        .0
+        .expect_err("a node may not sign in to the dashboard");
+    assert_eq!(err.kind, ApiErrorKind::Forbidden, "{err:?}");
+    assert!(err.message.contains("needs the viewer role"), "{err:?}");
+
     // Registering another node's id under its own subject: refused.
     let record = node_record(other);
     let register = encode(&ApiRequest::RegisterNode {

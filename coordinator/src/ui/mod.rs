@@ -10,6 +10,7 @@
 //! dispatch, which checks the role and writes the audit log.
 
 mod creds;
+mod http;
 pub(crate) mod links;
 mod live;
 mod logs;
@@ -19,7 +20,8 @@ mod traffic;
 
 use crate::api::audit::Audit;
 use bytes::Bytes;
-use http_body_util::{combinators::BoxBody, BodyExt, Full};
+use http::{full, header, is_tls, json, same_origin, status_of};
+use http_body_util::{combinators::BoxBody, BodyExt};
 use hyper::body::Incoming;
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::{TokioIo, TokioTimer};
@@ -41,25 +43,6 @@ const CALL_TIMEOUT: Duration = Duration::from_secs(5);
 const MAX_BODY: usize = 16 * 1024;
 /// The largest credential sign-in it reads (a JWT may take 64 KiB).
 const MAX_CREDS_BODY: usize = 80 * 1024;
-
-/// Whether the request came through a TLS proxy.
-fn is_tls(headers: &hyper::HeaderMap) -> bool {
-    headers
-        .get("x-forwarded-proto")
-        .is_some_and(|p| p.as_bytes() == b"https")
-}
-
-/// Refuses a request whose browser says it came from another site.
-fn same_origin(headers: &hyper::HeaderMap) -> Result<(), &'static str> {
-    if let (Some(origin), Some(host)) = (headers.get("origin"), headers.get("host")) {
-        let origin = origin.to_str().unwrap_or_default();
-        let host = host.to_str().unwrap_or_default();
-        if origin != format!("http://{host}") && origin != format!("https://{host}") {
-            return Err("the request came from another site");
-        }
-    }
-    Ok(())
-}
 
 /// What serving the dashboard needs; shared by its connections.
 pub(crate) struct Ui {
@@ -163,44 +146,6 @@ async fn connection(stream: tokio::net::TcpStream, ui: Arc<Ui>) {
     };
     if let Err(e) = result {
         tracing::debug!(error = %e, "dashboard connection ended with an error");
-    }
-}
-
-pub(crate) fn full(
-    status: StatusCode,
-    content_type: &str,
-    body: impl Into<Bytes>,
-) -> Response<Body> {
-    let mut response = Response::new(Full::new(body.into()).boxed());
-    *response.status_mut() = status;
-    let headers = response.headers_mut();
-    headers.insert("content-type", header(content_type));
-    headers.insert("cache-control", header("no-store"));
-    headers.insert("x-content-type-options", header("nosniff"));
-    headers.insert("x-frame-options", header("DENY"));
-    headers.insert(
-        "content-security-policy",
-        header("default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; frame-ancestors 'none'"),
-    );
-    response
-}
-
-fn header(value: &str) -> hyper::header::HeaderValue {
-    hyper::header::HeaderValue::from_str(value)
-        .unwrap_or_else(|_| hyper::header::HeaderValue::from_static(""))
-}
-
-pub(crate) fn json(status: StatusCode, value: &serde_json::Value) -> Response<Body> {
-    full(status, "application/json", value.to_string())
-}
-
-/// The HTTP status an API error is answered with.
-fn status_of(error: &ApiError) -> StatusCode {
-    match error.kind {
-        ApiErrorKind::Forbidden => StatusCode::FORBIDDEN,
-        ApiErrorKind::Invalid => StatusCode::BAD_REQUEST,
-        ApiErrorKind::NotFound => StatusCode::NOT_FOUND,
-        ApiErrorKind::Unavailable | ApiErrorKind::Internal => StatusCode::SERVICE_UNAVAILABLE,
     }
 }
 

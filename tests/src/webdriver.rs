@@ -113,8 +113,19 @@ impl Browser {
         Ok(url.as_str().unwrap_or_default().to_string())
     }
 
-    /// The visible text of every element matching `css`.
+    /// The visible text of every element matching `css` (read again when
+    /// the page redraws in the middle, a few times).
     pub async fn texts(&self, css: &str) -> Result<Vec<String>> {
+        let mut tries = 0;
+        loop {
+            match self.texts_once(css).await {
+                Err(e) if tries < 5 && e.to_string().contains("stale element") => tries += 1,
+                other => return other,
+            }
+        }
+    }
+
+    async fn texts_once(&self, css: &str) -> Result<Vec<String>> {
         let found = self
             .command(
                 "POST",
@@ -144,42 +155,26 @@ impl Browser {
         Ok(self.texts(css).await?.into_iter().next())
     }
 
-    /// Clicks the first element matching `css`.
+    /// Clicks the first element matching `css`. A page that redraws
+    /// itself between finding and clicking is tried again, a few times.
     pub async fn click(&self, css: &str) -> Result<()> {
-        let found = self
-            .command(
-                "POST",
-                "/element",
-                Some(json!({ "using": "css selector", "value": css })),
-            )
-            .await?;
-        let id = found
-            .as_object()
-            .and_then(|o| o.values().next())
-            .and_then(Value::as_str)
-            .ok_or_else(|| anyhow!("no element {css}"))?
-            .to_string();
-        self.command("POST", &format!("/element/{id}/click"), Some(json!({})))
-            .await?;
-        Ok(())
+        let mut tries = 0;
+        loop {
+            let id = self.element(css).await?;
+            match self
+                .command("POST", &format!("/element/{id}/click"), Some(json!({})))
+                .await
+            {
+                Err(e) if tries < 5 && e.to_string().contains("stale element") => tries += 1,
+                other => return other.map(|_| ()),
+            }
+        }
     }
 
     /// Types `text` into the first element matching `css` (for a file
     /// input: chooses the file at that path).
     pub async fn send_keys(&self, css: &str, text: &str) -> Result<()> {
-        let found = self
-            .command(
-                "POST",
-                "/element",
-                Some(json!({ "using": "css selector", "value": css })),
-            )
-            .await?;
-        let id = found
-            .as_object()
-            .and_then(|o| o.values().next())
-            .and_then(Value::as_str)
-            .ok_or_else(|| anyhow!("no element {css}"))?
-            .to_string();
+        let id = self.element(css).await?;
         self.command(
             "POST",
             &format!("/element/{id}/value"),
@@ -187,6 +182,38 @@ impl Browser {
         )
         .await?;
         Ok(())
+    }
+
+    /// Replaces what the first input matching `css` holds with `text`.
+    pub async fn fill(&self, css: &str, text: &str) -> Result<()> {
+        let id = self.element(css).await?;
+        self.command("POST", &format!("/element/{id}/clear"), Some(json!({})))
+            .await?;
+        self.command(
+            "POST",
+            &format!("/element/{id}/value"),
+            Some(json!({ "text": text })),
+        )
+        .await?;
+        Ok(())
+    }
+
+    /// The WebDriver id of the first element matching `css`.
+    async fn element(&self, css: &str) -> Result<String> {
+        let found = self
+            .command(
+                "POST",
+                "/element",
+                Some(json!({ "using": "css selector", "value": css })),
+            )
+            .await?;
+        let id = found
+            .as_object()
+            .and_then(|o| o.values().next())
+            .and_then(Value::as_str)
+            .ok_or_else(|| anyhow!("no element {css}"))?
+            .to_string();
+        Ok(id)
     }
 
     /// Forgets every cookie of the page's site.

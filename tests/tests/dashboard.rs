@@ -197,6 +197,24 @@ async fn a_deployer_signs_in_and_watches_nodes_deploys_jobs_and_rolls_back() {
         .await;
     let status = deployer.ok(&["status", "hello", "--json"]).await.json();
     assert_eq!(status["release"], 3, "{status}");
+
+    // Scaled out from the page: a second healthy replica.
+    browser
+        .fill(".app[data-app=hello] input", "2")
+        .await
+        .expect("type the replicas");
+    browser
+        .click(".app[data-app=hello] button[data-action='app.scale']")
+        .await
+        .expect("click scale");
+    browser
+        .wait_text(
+            "two healthy replicas",
+            ".app[data-app=hello] h3",
+            WAIT,
+            |t| t.contains("2/2 healthy"),
+        )
+        .await;
     wait_audited(
         &Cli::new(&cluster.nats.url),
         "dana's rollback in the audit log",

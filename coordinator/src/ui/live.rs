@@ -214,10 +214,14 @@ async fn follow_bucket(
 /// `GET /events`: every view the user's role may read at once, then each
 /// again whenever it changes.
 pub(crate) fn stream(ui: &Arc<Ui>, session: Session) -> Response<Body> {
+    let Some(slot) = ui.stream_slot() else {
+        return super::too_many_streams();
+    };
     let (tx, rx) = mpsc::channel::<Bytes>(16);
     let changes = ui.changes.subscribe();
     let (calls, shutdown) = (ui.clone(), ui.shutdown.clone());
     ui.tasks.spawn(async move {
+        let _slot = slot;
         tokio::select! {
             _ = shutdown.cancelled() => {}
             _ = push(calls, session, tx, changes) => {}

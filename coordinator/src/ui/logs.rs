@@ -60,9 +60,13 @@ pub(crate) async fn answer(
     if download {
         return downloaded(messages, &job).await;
     }
+    let Some(slot) = ui.stream_slot() else {
+        return super::too_many_streams();
+    };
     let (tx, rx) = mpsc::channel::<Bytes>(64);
     let shutdown = ui.shutdown.clone();
     ui.tasks.spawn(async move {
+        let _slot = slot;
         tokio::select! {
             _ = shutdown.cancelled() => {}
             _ = follow(messages, tx) => {}

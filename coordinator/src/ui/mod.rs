@@ -58,9 +58,15 @@ pub(crate) struct Ui {
     changes: tokio::sync::broadcast::Sender<live::Topic>,
     /// Each app's last hour of requests, from the nodes' heartbeats.
     traffic: Arc<std::sync::Mutex<traffic::Traffic>>,
+    /// Open event streams (pages and followed logs), at most [`MAX_STREAMS`].
+    streams: Arc<tokio::sync::Semaphore>,
     tasks: TaskTracker,
     shutdown: CancellationToken,
 }
+
+/// The most event streams one coordinator's dashboard keeps open; more are
+/// answered 503 until some close.
+const MAX_STREAMS: usize = 512;
 
 /// What the dashboard is served with, from the coordinator.
 pub(crate) struct Parts {
@@ -98,6 +104,7 @@ pub(crate) async fn serve(listener: TcpListener, parts: Parts, shutdown: Cancell
         issuer,
         changes,
         traffic,
+        streams: Arc::new(tokio::sync::Semaphore::new(MAX_STREAMS)),
         tasks: tasks.clone(),
         shutdown: shutdown.clone(),
     });
@@ -157,7 +164,20 @@ enum NoSession {
     Refused(CookieRefused),
 }
 
+/// The answer when every stream is taken.
+fn too_many_streams() -> Response<Body> {
+    json(
+        StatusCode::SERVICE_UNAVAILABLE,
+        &serde_json::json!({ "error": "this dashboard has as many live views open as it serves: try again later" }),
+    )
+}
+
 impl Ui {
+    /// A place for one more event stream, held until it closes.
+    fn stream_slot(&self) -> Option<tokio::sync::OwnedSemaphorePermit> {
+        self.streams.clone().try_acquire_owned().ok()
+    }
+
     async fn answer(self: &Arc<Self>, request: Request<Incoming>) -> Response<Body> {
         let path = request.uri().path().to_string();
         let method = request.method().clone();

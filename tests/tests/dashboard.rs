@@ -354,6 +354,15 @@ async fn a_viewer_forged_cookies_and_spent_links_are_refused_and_audited() {
         .expect("page")
         .unwrap_or_default();
     assert!(reason.contains("used already"), "{reason}");
+    wait_audited(&admin, "the reused link", |e| {
+        e["verb"] == "ui.signin"
+            && e["outcome"] == "refused"
+            && e["error"]
+                .as_str()
+                .unwrap_or_default()
+                .contains("used already")
+    })
+    .await;
 
     // A forged cookie: the viewer's, made to say admin.
     let cookie = browser.cookie("reef_session").await.expect("cookie");

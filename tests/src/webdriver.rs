@@ -184,18 +184,27 @@ impl Browser {
         Ok(())
     }
 
-    /// Replaces what the first input matching `css` holds with `text`.
+    /// Replaces what the first input matching `css` holds with `text`,
+    /// from the start again when the page redraws in the middle.
     pub async fn fill(&self, css: &str, text: &str) -> Result<()> {
-        let id = self.element(css).await?;
-        self.command("POST", &format!("/element/{id}/clear"), Some(json!({})))
-            .await?;
-        self.command(
-            "POST",
-            &format!("/element/{id}/value"),
-            Some(json!({ "text": text })),
-        )
-        .await?;
-        Ok(())
+        let mut tries = 0;
+        loop {
+            let id = self.element(css).await?;
+            let done = async {
+                self.command("POST", &format!("/element/{id}/clear"), Some(json!({})))
+                    .await?;
+                self.command(
+                    "POST",
+                    &format!("/element/{id}/value"),
+                    Some(json!({ "text": text })),
+                )
+                .await
+            };
+            match done.await {
+                Err(e) if tries < 5 && e.to_string().contains("stale element") => tries += 1,
+                other => return other.map(|_| ()),
+            }
+        }
     }
 
     /// The WebDriver id of the first element matching `css`.

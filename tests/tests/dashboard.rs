@@ -5,7 +5,8 @@
 //! expired or reused link and a forged cookie, each in the audit log.
 //!
 //! With `REEF_SCREENSHOTS=DIR` the first test saves the main pages there
-//! (`docs/screenshots/` holds the README's).
+//! (a relative DIR from the repository's root; `docs/screenshots/` holds
+//! the README's).
 
 use reef_tests::app::write_app;
 use reef_tests::webdriver::{self, Browser};
@@ -24,6 +25,13 @@ async fn cluster_with_ui(nodes: usize, extra: &[&str]) -> (TestCluster, String) 
     flags.extend_from_slice(extra);
     let cluster = TestCluster::start_with(nodes, &flags, |_| Vec::new()).await;
     (cluster, format!("http://{listen}"))
+}
+
+/// Where to save pictures of the pages, if anywhere (`REEF_SCREENSHOTS`).
+fn screenshots() -> Option<std::path::PathBuf> {
+    let dir = std::path::PathBuf::from(std::env::var_os("REEF_SCREENSHOTS")?);
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    Some(root.join(dir))
 }
 
 /// A sign-in link printed by `reef ui` for `cli`'s user.
@@ -119,8 +127,7 @@ async fn a_deployer_signs_in_and_watches_nodes_deploys_jobs_and_rolls_back() {
         .await
         .expect("read the mark");
     assert_eq!(mark, json!(42), "the page was not reloaded");
-    if let Some(dir) = std::env::var_os("REEF_SCREENSHOTS") {
-        let dir = std::path::PathBuf::from(dir);
+    if let Some(dir) = screenshots() {
         browser
             .screenshot(&dir.join("nodes.png"))
             .await
@@ -174,8 +181,7 @@ async fn a_deployer_signs_in_and_watches_nodes_deploys_jobs_and_rolls_back() {
             },
         )
         .await;
-    if let Some(dir) = std::env::var_os("REEF_SCREENSHOTS") {
-        let dir = std::path::PathBuf::from(dir);
+    if let Some(dir) = screenshots() {
         browser
             .screenshot(&dir.join("apps.png"))
             .await
@@ -271,8 +277,7 @@ async fn a_deployer_signs_in_and_watches_nodes_deploys_jobs_and_rolls_back() {
             .starts_with("line-1\nline-2\n"),
         "{downloaded}"
     );
-    if let Some(dir) = std::env::var_os("REEF_SCREENSHOTS") {
-        let dir = std::path::PathBuf::from(dir);
+    if let Some(dir) = screenshots() {
         browser
             .screenshot(&dir.join("jobs.png"))
             .await

@@ -92,6 +92,11 @@ if [ ! -e "$root/etc/reef/server.toml" ]; then
 # the coordinator where this says (docs/operations.md#metrics):
 # coordinator_metrics = "127.0.0.1:9465"
 # audit_retention = "90d"     # how long `reef audit` keeps an entry
+
+# The web dashboard, on loopback (reach it through an SSH tunnel or a TLS
+# proxy: docs/operations.md#the-dashboard; sign in with `reef ui`):
+# ui = "127.0.0.1:7480"        # or "off"
+# ui_link_ttl = "5m"
 EOF
 fi
 

@@ -70,6 +70,18 @@ ensure_beam_tools() {
     fi
 }
 
+# The dashboard's tests drive a real browser: headless Chromium and its
+# WebDriver server (Debian's chromium, chromium-driver).
+ensure_browser_tools() {
+    local missing=()
+    command -v chromium >/dev/null 2>&1 || missing+=(chromium)
+    command -v chromedriver >/dev/null 2>&1 || missing+=(chromium-driver)
+    if [ ${#missing[@]} -gt 0 ]; then
+        echo "installing ${missing[*]} for the dashboard's tests" >&2
+        apt-get update -qq && apt-get install -y -qq "${missing[@]}" >/dev/null
+    fi
+}
+
 # The proxy benchmark puts nginx and Caddy next to reef's proxy and loads all
 # three with wrk (Debian packages).
 ensure_proxy_bench_tools() {

@@ -9,6 +9,7 @@ ensure_nats_server
 ensure_test_tools
 ensure_sandbox_tools
 ensure_beam_tools
+ensure_browser_tools
 
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets -- -D warnings

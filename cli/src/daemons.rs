@@ -63,6 +63,27 @@ pub struct ControlArgs {
     pub keep_releases: u32,
     #[command(flatten)]
     pub acme: crate::tls_flags::AcmeArgs,
+    /// Where the coordinator serves the web dashboard, or `off`
+    /// [default: off for `reef coordinator`, 127.0.0.1:7480 for `reef server`].
+    #[arg(long, value_name = "ADDR", value_parser = parse_listen)]
+    pub ui: Option<Listen>,
+    /// How long a sign-in link from `reef ui` stays valid (1s to 10m).
+    #[arg(long, default_value = "5m", value_parser = parse_link_ttl)]
+    pub ui_link_ttl: std::time::Duration,
+}
+
+/// The dashboard `reef server` serves unless told otherwise: loopback only.
+pub const SERVER_UI: std::net::SocketAddr =
+    std::net::SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST), 7480);
+
+fn parse_link_ttl(input: &str) -> Result<std::time::Duration, String> {
+    let ttl = parse_duration(input).map_err(|e| e.to_string())?;
+    if !(std::time::Duration::from_secs(1)..=std::time::Duration::from_secs(600)).contains(&ttl) {
+        return Err(format!(
+            "invalid link lifetime {input:?}: must be between 1s and 10m"
+        ));
+    }
+    Ok(ttl)
 }
 
 pub fn parse_trust(input: &str) -> Result<reef_proto::node::TrustClass, String> {
@@ -355,6 +376,8 @@ pub fn coordinator_config(args: &CoordinatorArgs) -> reef_coordinator::Config {
         retain_jobs: args.control.retain_jobs,
         metrics: args.control.coordinator_metrics.0,
         keep_releases: args.control.keep_releases,
+        ui: args.control.ui.and_then(|ui| ui.0),
+        ui_link_ttl: args.control.ui_link_ttl,
     }
 }
 

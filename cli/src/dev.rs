@@ -38,6 +38,10 @@ pub struct DevArgs {
     /// (all of them are in DATA_DIR/reef-dev.log either way).
     #[arg(long, short = 'v')]
     pub verbose: bool,
+    /// Where the web dashboard is served (loopback), or `off`
+    /// [default: 127.0.0.1:7480, or a free port if that is taken].
+    #[arg(long, value_name = "ADDR")]
+    pub ui: Option<String>,
 }
 
 /// Finds `nats-server`: `REEF_NATS_SERVER`, else PATH.
@@ -174,7 +178,18 @@ pub async fn dev(args: DevArgs) -> Result<()> {
     .await?;
     let mut proxies = Vec::new();
     let coordinator_nats = as_user(data_dir.join("coordinator.creds"));
+    let ui = match args.ui.as_deref() {
+        Some("off") => None,
+        Some(addr) => Some(addr.parse::<std::net::SocketAddr>().map_err(|_| {
+            anyhow!("--ui {addr:?}: expected HOST:PORT (e.g. 127.0.0.1:7480) or off")
+        })?),
+        None => Some(std::net::SocketAddr::from((
+            [127, 0, 0, 1],
+            free_port(7480)?,
+        ))),
+    };
     let coordinator_config = reef_coordinator::Config {
+        ui,
         secrets_key: Some(data_dir.join("cluster.key")),
         node_issuer: Some(coordinator_nats.identity()?.issuer),
         authority: Some(
@@ -241,6 +256,9 @@ pub async fn dev(args: DevArgs) -> Result<()> {
     println!();
     for (name, addr) in &proxies {
         println!("  {name} proxy: http://{addr}/  (curl -H 'Host: APP-DOMAIN' http://{addr}/)");
+    }
+    if let Some(addr) = ui {
+        println!("  dashboard: http://{addr}/  (sign in: reef ui)");
     }
     println!();
     println!(

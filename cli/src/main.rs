@@ -28,6 +28,7 @@ mod run;
 mod server;
 mod servers;
 mod tls_flags;
+mod ui;
 mod users;
 mod views;
 
@@ -221,6 +222,8 @@ enum Command {
         #[command(subcommand)]
         command: cluster::ClusterCommand,
     },
+    /// Print a one-time sign-in link to the web dashboard, as you.
+    Ui(ui::UiArgs),
 }
 
 #[derive(Subcommand)]
@@ -443,6 +446,7 @@ async fn dispatch(cli: Cli, matches: &clap::ArgMatches) -> anyhow::Result<ExitCo
             .await
             .map(|()| ExitCode::SUCCESS),
         Command::Cluster { command } => cluster::cluster(command).map(|()| ExitCode::SUCCESS),
+        Command::Ui(args) => ui::ui(&nats, args).await.map(|()| ExitCode::SUCCESS),
     }
 }
 

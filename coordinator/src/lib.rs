@@ -33,6 +33,7 @@ mod metrics;
 mod plan;
 mod state;
 pub mod store;
+mod ui;
 
 pub use error::CoordinatorError;
 pub use plan::scheduler;
@@ -77,6 +78,10 @@ pub struct Config {
     pub keep_releases: u32,
     /// Where `GET /metrics` is served (None: nowhere).
     pub metrics: Option<std::net::SocketAddr>,
+    /// Where the web dashboard is served (None: nowhere).
+    pub ui: Option<std::net::SocketAddr>,
+    /// How long a sign-in link from `reef ui` stays valid (at most 10 minutes).
+    pub ui_link_ttl: Duration,
 }
 
 /// What lets a coordinator issue and revoke credentials.
@@ -114,6 +119,8 @@ impl Default for Config {
             retain_jobs: Duration::from_secs(7 * 24 * 3600),
             keep_releases: 10,
             metrics: None,
+            ui: None,
+            ui_link_ttl: Duration::from_secs(300),
         }
     }
 }
@@ -161,8 +168,30 @@ pub async fn run(
         ),
         None => None,
     };
+    let ui_listener = match config.ui {
+        Some(addr) => Some(
+            tokio::net::TcpListener::bind(addr)
+                .await
+                .map_err(|source| CoordinatorError::Listen { addr, source })?,
+        ),
+        None => None,
+    };
     let js = async_nats::jetstream::new(client.clone());
     let store = store::ensure(js, &config.store).await?;
+    let links =
+        ui::links::Links::open(&store.js, config.store.replicas, config.ui_link_ttl).await?;
+    let ui_base = match &ui_listener {
+        Some(listener) => Some(format!(
+            "http://{}",
+            listener
+                .local_addr()
+                .map_err(|source| CoordinatorError::Listen {
+                    addr: config.ui.unwrap_or_else(|| ([0, 0, 0, 0], 0).into()),
+                    source
+                })?
+        )),
+        None => None,
+    };
     let api_subject = format!("{}.>", subjects::API_PREFIX);
     let mut api = client
         .queue_subscribe(api_subject.clone(), subjects::API_QUEUE_GROUP.into())
@@ -183,6 +212,7 @@ pub async fn run(
         config.retain_jobs,
         audit.clone(),
         metrics.clone(),
+        (links.clone(), ui_base),
     );
     let endpoint = TaskTracker::new();
     if let Some(listener) = metrics_listener {
@@ -190,6 +220,20 @@ pub async fn run(
         endpoint.spawn(reef_proxy::exposition::serve_metrics(
             listener,
             std::sync::Arc::new(move || render.render()),
+            shutdown.clone(),
+        ));
+    }
+    if let Some(listener) = ui_listener {
+        endpoint.spawn(ui::serve(
+            listener,
+            ui::Parts {
+                client: client.clone(),
+                js: store.js.clone(),
+                links,
+                audit: audit.clone(),
+                members: store.members.clone(),
+                issuer: config.node_issuer.clone(),
+            },
             shutdown.clone(),
         ));
     }

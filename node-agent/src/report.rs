@@ -181,6 +181,18 @@ impl Agent {
             running: (self.records.live_count() + self.instances.live_count()) as u32,
             sent_at_ms: now_ms(),
             paused: self.paused(),
+            traffic: self
+                .router
+                .metrics()
+                .traffic(reef_proto::node::MAX_TRAFFIC_APPS)
+                .into_iter()
+                .map(|c| reef_proto::node::AppTraffic {
+                    app: c.app,
+                    requests: c.requests,
+                    errors: c.errors,
+                    latency_micros: c.latency_micros,
+                })
+                .collect(),
         };
         match encode(&hb) {
             Ok(payload) => {

@@ -262,6 +262,8 @@ pub enum ApiRequest {
         app: String,
         id: Option<u64>,
     },
+    /// A one-time sign-in link to the web dashboard for the caller (`reef ui`).
+    UiLink,
 }
 
 impl ApiRequest {
@@ -315,6 +317,7 @@ impl ApiRequest {
             ApiRequest::BackupApp(_) => verbs::APP_BACKUP,
             ApiRequest::ListBackups(_) => verbs::APP_BACKUPS,
             ApiRequest::RestoreApp { .. } => verbs::APP_RESTORE,
+            ApiRequest::UiLink => verbs::UI_LINK,
         }
     }
 }
@@ -430,6 +433,13 @@ pub enum ApiResponse {
         restore_started_ms: Option<u64>,
     },
     Backups(Vec<crate::backup::BackupRecord>),
+    /// A sign-in link's single-use token, the dashboard of the coordinator
+    /// that answered (None: it serves none), and when the token expires.
+    UiLink {
+        token: String,
+        base: Option<String>,
+        expires_at_ms: u64,
+    },
 }
 
 /// An app as `reef apps` and `reef status` show it.

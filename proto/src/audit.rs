@@ -192,7 +192,8 @@ pub fn target(request: &ApiRequest) -> String {
         | ApiRequest::ListServers
         | ApiRequest::ListCrons
         | ApiRequest::ListAudit(_)
-        | ApiRequest::ListWebhooks => String::new(),
+        | ApiRequest::ListWebhooks
+        | ApiRequest::UiLink => String::new(),
     };
     clip(&text)
 }

@@ -138,6 +138,25 @@ pub struct Heartbeat {
     /// The machine's owner paused it (`reef agent pause`): no new work.
     #[serde(default)]
     pub paused: bool,
+    /// Each app's requests through this node's proxy since the agent
+    /// started (cumulative), at most [`MAX_TRAFFIC_APPS`]: the dashboard's
+    /// per-app chart.
+    #[serde(default)]
+    pub traffic: Vec<AppTraffic>,
+}
+
+/// The most apps one heartbeat reports traffic of.
+pub const MAX_TRAFFIC_APPS: usize = 64;
+
+/// One app's requests through one node's proxy since its agent started.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AppTraffic {
+    pub app: String,
+    pub requests: u64,
+    /// Of those, answered with a 5xx status.
+    pub errors: u64,
+    /// Their latencies added up, in microseconds.
+    pub latency_micros: u64,
 }
 
 impl Message for Heartbeat {

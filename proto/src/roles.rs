@@ -72,6 +72,7 @@ impl Role {
             CRON_LIST,
             CRON_HISTORY,
             APP_BACKUPS,
+            UI_LINK,
         ];
         match self {
             Role::Admin => verbs::ALL.contains(&verb),
@@ -93,6 +94,7 @@ impl Role {
                 CRON_LIST,
                 CRON_HISTORY,
                 CRON_REMOVE,
+                UI_LINK,
             ]
             .contains(&verb),
             Role::Node => [NODE_REGISTER, NODE_CERTIFICATE].contains(&verb),

@@ -58,9 +58,11 @@ pub mod verbs {
     pub const APP_BACKUP: &str = "app.backup";
     pub const APP_BACKUPS: &str = "app.backups";
     pub const APP_RESTORE: &str = "app.restore";
+    /// A one-time sign-in link to the web dashboard for the caller.
+    pub const UI_LINK: &str = "ui.link";
 
     /// Every verb.
-    pub const ALL: [&str; 44] = [
+    pub const ALL: [&str; 45] = [
         JOB_SUBMIT,
         JOB_LIST,
         JOB_GET,
@@ -105,6 +107,7 @@ pub mod verbs {
         APP_BACKUP,
         APP_BACKUPS,
         APP_RESTORE,
+        UI_LINK,
     ];
 }
 
@@ -353,6 +356,12 @@ pub const NOTIFY_BUCKET: &str = "reef-notify";
 pub const BACKUPS_BUCKET: &str = "reef-backups";
 /// App backups' encrypted parts: name = [`crate::backup::object_name`].
 pub const BACKUPS_STORE: &str = "reef-backups";
+/// The dashboard's one-time sign-in links (coordinators only), key = the
+/// hash of the link's token; entries expire by themselves.
+pub const UI_LINKS_BUCKET: &str = "reef-ui-links";
+/// The key every coordinator signs and checks dashboard sessions with
+/// (coordinators only).
+pub const UI_KEYS_BUCKET: &str = "reef-ui-keys";
 
 /// A tick's key in [`CRON_TICKS_BUCKET`]: `<name>.<tick in ms>`.
 pub fn cron_tick_key(name: &str, tick_ms: u64) -> String {

@@ -79,6 +79,11 @@ impl Histogram {
     }
 
     /// How many were observed.
+    /// The observed durations added up, in microseconds.
+    pub fn sum_micros(&self) -> u64 {
+        self.sum_micros.load(Ordering::Relaxed)
+    }
+
     pub fn count(&self) -> u64 {
         self.buckets.iter().map(|b| b.load(Ordering::Relaxed)).sum()
     }

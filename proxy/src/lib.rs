@@ -85,7 +85,7 @@ pub use acme::{ChallengeError, ChallengeSource, Challenges};
 pub use certs::{CertError, Certificates};
 pub use config::ProxyConfig;
 pub use maintenance::MaintenancePage;
-pub use metrics::Metrics;
+pub use metrics::{AppCounts, Metrics};
 pub use peer::{PeerTls, PeerTlsError};
 pub use router::{AppRoute, Backend, Router};
 pub use server::{serve, serve_peer, serve_tls};

@@ -44,6 +44,16 @@ struct AppStats {
     duration: Histogram,
 }
 
+/// One app's answered requests, those answered 5xx, and their latencies
+/// added up, since the proxy started.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AppCounts {
+    pub app: String,
+    pub requests: u64,
+    pub errors: u64,
+    pub latency_micros: u64,
+}
+
 /// Counts one open connection until dropped.
 #[derive(Debug)]
 pub(crate) struct OpenConnection {
@@ -77,6 +87,26 @@ impl Metrics {
         let class = usize::from(status.as_u16() / 100).clamp(1, 5) - 1;
         stats.by_class[class].fetch_add(1, Ordering::Relaxed);
         stats.duration.observe(latency);
+    }
+
+    /// Each app's requests since the proxy started (cumulative; requests
+    /// for no app left out), the first `max` apps by name: what the agent
+    /// tells the coordinators with its heartbeat.
+    pub fn traffic(&self, max: usize) -> Vec<AppCounts> {
+        let apps = self.inner.apps.read().unwrap_or_else(|e| e.into_inner());
+        let mut counts: Vec<AppCounts> = apps
+            .iter()
+            .filter(|(app, _)| !app.is_empty())
+            .map(|(app, stats)| AppCounts {
+                app: app.clone(),
+                requests: stats.duration.count(),
+                errors: stats.by_class[4].load(Ordering::Relaxed),
+                latency_micros: stats.duration.sum_micros(),
+            })
+            .collect();
+        counts.sort_by(|a, b| a.app.cmp(&b.app));
+        counts.truncate(max);
+        counts
     }
 
     /// Counts a connection as open until the returned guard drops.

@@ -142,3 +142,31 @@ fn odd_statuses_fall_into_the_nearest_class() {
         Some("1")
     );
 }
+
+#[test]
+fn traffic_sums_each_apps_requests_errors_and_latency_for_the_heartbeat() {
+    let metrics = Metrics::new();
+    metrics.record("web", StatusCode::OK, Duration::from_millis(3));
+    metrics.record("web", StatusCode::BAD_GATEWAY, Duration::from_millis(5));
+    metrics.record("api", StatusCode::OK, Duration::from_micros(7));
+    metrics.record("", StatusCode::NOT_FOUND, Duration::ZERO);
+    let traffic = metrics.traffic(10);
+    assert_eq!(
+        traffic,
+        vec![
+            AppCounts {
+                app: "api".into(),
+                requests: 1,
+                errors: 0,
+                latency_micros: 7,
+            },
+            AppCounts {
+                app: "web".into(),
+                requests: 2,
+                errors: 1,
+                latency_micros: 8_000,
+            },
+        ]
+    );
+    assert_eq!(metrics.traffic(1).len(), 1, "bounded");
+}

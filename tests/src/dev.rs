@@ -19,6 +19,18 @@ pub struct ReefDev {
     transcript: Vec<String>,
 }
 
+/// A dashboard address of its own (`--ui 127.0.0.1:PORT`) unless `args`
+/// name one: processes started side by side must not all want 7480.
+fn own_ui(args: &[&str]) -> Vec<String> {
+    if args.contains(&"--ui") {
+        return Vec::new();
+    }
+    vec![
+        "--ui".into(),
+        format!("127.0.0.1:{}", crate::wait::free_port()),
+    ]
+}
+
 impl ReefDev {
     /// Starts `reef dev ARGS... --data-dir DIR`.
     pub fn start(args: &[&str], dir: &Path) -> Self {
@@ -31,6 +43,7 @@ impl ReefDev {
         command
             .arg("dev")
             .args(args)
+            .args(own_ui(args))
             .arg("--data-dir")
             .arg(dir)
             .stderr(stderr);
@@ -50,6 +63,7 @@ impl ReefDev {
         command
             .arg("server")
             .args(args)
+            .args(own_ui(args))
             .arg("--data-dir")
             .arg(dir)
             .env_remove("REEF_NATS_URL")

@@ -26,6 +26,7 @@ pub mod process;
 pub mod reef;
 pub mod stream_app;
 pub mod wait;
+pub mod webdriver;
 pub mod wiretap;
 pub mod ws_app;
 

@@ -12,7 +12,7 @@ use reef_tests::confined::Confined;
 use reef_tests::{Cli, NatsServer, ReefProcess, TestCluster};
 use std::time::Duration;
 
-const BUCKETS: [&str; 13] = [
+const BUCKETS: [&str; 15] = [
     subjects::JOBS_BUCKET,
     subjects::ALLOCS_BUCKET,
     subjects::NODES_BUCKET,
@@ -26,6 +26,8 @@ const BUCKETS: [&str; 13] = [
     subjects::SERVERS_BUCKET,
     subjects::CRON_BUCKET,
     subjects::CRON_TICKS_BUCKET,
+    subjects::UI_LINKS_BUCKET,
+    subjects::UI_KEYS_BUCKET,
 ];
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -208,6 +210,8 @@ fn forbidden_for_node(me: NodeId, other: NodeId) -> (Vec<String>, Vec<String>) {
         subjects::CRON_BUCKET,
         subjects::CRON_TICKS_BUCKET,
         subjects::BACKUPS_BUCKET,
+        subjects::UI_LINKS_BUCKET,
+        subjects::UI_KEYS_BUCKET,
     ] {
         publish.push(format!("$JS.API.STREAM.INFO.KV_{bucket}"));
         publish.push(format!("$JS.API.DIRECT.GET.KV_{bucket}"));
@@ -312,6 +316,20 @@ async fn a_node_credential_is_refused_everything_outside_its_own_subjects() {
         .expect_err("a node may not submit jobs");
     assert_eq!(err.kind, ApiErrorKind::Forbidden, "{err:?}");
     assert!(err.message.contains("needs the submitter role"), "{err:?}");
+
+    // A sign-in link to the dashboard is for users only.
+    let reply = node
+        .request(
+            &own(subjects::verbs::UI_LINK),
+            encode(&ApiRequest::UiLink).expect("encode"),
+        )
+        .await;
+    let err = decode::<ApiReply>(&reply.payload)
+        .expect("decode")
+        .0
+        .expect_err("a node may not sign in to the dashboard");
+    assert_eq!(err.kind, ApiErrorKind::Forbidden, "{err:?}");
+    assert!(err.message.contains("needs the viewer role"), "{err:?}");
 
     // Registering another node's id under its own subject: refused.
     let record = node_record(other);
@@ -652,6 +670,12 @@ async fn each_user_role_does_its_work_and_is_refused_the_rest() {
         "$JS.API.STREAM.DELETE.REEF_LOGS".into(),
         subjects::doctor(NodeId::new()),
         subjects::api(Role::Joiner, "token", subjects::verbs::SERVER_JOIN),
+        // The dashboard's links and session key are the coordinators' alone.
+        format!("$JS.API.DIRECT.GET.KV_{}", subjects::UI_LINKS_BUCKET),
+        format!("$JS.API.CONSUMER.CREATE.KV_{}", subjects::UI_LINKS_BUCKET),
+        format!("$JS.API.STREAM.INFO.KV_{}", subjects::UI_KEYS_BUCKET),
+        format!("$JS.API.DIRECT.GET.KV_{}", subjects::UI_KEYS_BUCKET),
+        format!("$KV.{}.forged", subjects::UI_LINKS_BUCKET),
     ] {
         if !eve.publish_refused(&subject).await {
             allowed.push(subject);

@@ -394,7 +394,26 @@ async fn start_coordinator(args: &ServerArgs, host: &ServerHost, url: &str) -> R
         retain_jobs: args.control.retain_jobs,
         metrics: args.control.coordinator_metrics.0,
         keep_releases: args.control.keep_releases,
+        ui: match args.control.ui {
+            Some(ui) => ui.0,
+            // The default only where it is free: a port taken by something
+            // else must not keep the coordinator from starting.
+            None if std::net::TcpListener::bind(crate::daemons::SERVER_UI).is_ok() => {
+                Some(crate::daemons::SERVER_UI)
+            }
+            None => {
+                eprintln!(
+                    "reef server: {} is taken, so no dashboard; set `ui` in server.toml (or --ui) to serve it elsewhere",
+                    crate::daemons::SERVER_UI
+                );
+                None
+            }
+        },
+        ui_link_ttl: args.control.ui_link_ttl,
     };
+    if let Some(addr) = config.ui {
+        println!("The dashboard: http://{addr}/ (sign in with a link from `reef ui`)");
+    }
     config.authority = Some(crate::daemons::authority(&nats, &host.dir, Some(&cluster_key)).await?);
     let stop = CancellationToken::new();
     let token = stop.clone();

@@ -83,6 +83,25 @@ impl Audit {
         self.journal.write(subject, &entry);
     }
 
+    /// Records a refusal that no API call made: a sign-in link or session
+    /// cookie the dashboard refused. `caller` is the user it named, or
+    /// `anonymous`; the role is `web`, since nothing vouched for one.
+    pub(crate) fn refused_outside(&self, caller: &str, verb: &str, target: &str, reason: &str) {
+        let entry = AuditEntry {
+            at_ms: now_ms(),
+            role: "web".to_string(),
+            caller: caller.to_string(),
+            verb: verb.to_string(),
+            target: audit::clip(target),
+            outcome: Outcome::Refused {
+                reason: audit::clip(reason),
+            },
+            coordinator: self.coordinator.to_string(),
+        };
+        let subject = subjects::audit(&entry.role, &entry.caller, &entry.verb);
+        self.journal.write(subject, &entry);
+    }
+
     /// The count of entries dropped because the writer fell behind.
     pub(crate) fn dropped(&self) -> Arc<std::sync::atomic::AtomicU64> {
         self.journal.dropped()

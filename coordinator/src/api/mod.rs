@@ -466,7 +466,8 @@ impl Coordinator {
             | ApiRequest::ListCrons
             | ApiRequest::CronHistory { .. }
             | ApiRequest::ListAudit(_)
-            | ApiRequest::ListBackups(_) => Err(ApiError::new(
+            | ApiRequest::ListBackups(_)
+            | ApiRequest::UiLink => Err(ApiError::new(
                 ApiErrorKind::Internal,
                 format!("{request_verb} is answered by the read path"),
             )),

@@ -34,7 +34,7 @@ use tokio::sync::Semaphore;
 use tokio_util::task::TaskTracker;
 
 /// The verbs answered here.
-const READ_VERBS: [&str; 12] = [
+const READ_VERBS: [&str; 13] = [
     subjects::verbs::JOB_GET,
     subjects::verbs::JOB_LIST,
     subjects::verbs::NODE_LIST,
@@ -47,6 +47,7 @@ const READ_VERBS: [&str; 12] = [
     subjects::verbs::CRON_HISTORY,
     subjects::verbs::AUDIT_LIST,
     subjects::verbs::APP_BACKUPS,
+    subjects::verbs::UI_LINK,
 ];
 
 /// How many reads are answered at once; more wait their turn.
@@ -74,6 +75,7 @@ impl Reads {
         retain_jobs: std::time::Duration,
         audit: super::audit::Audit,
         metrics: crate::metrics::Metrics,
+        (links, ui_base): (crate::ui::links::Links, Option<String>),
     ) -> Self {
         let tasks = TaskTracker::new();
         Self {
@@ -85,6 +87,8 @@ impl Reads {
                 acme,
                 audit,
                 metrics,
+                links,
+                ui_base,
             }),
             tasks,
             slots: Arc::new(Semaphore::new(READS_AT_ONCE)),
@@ -124,6 +128,10 @@ pub(crate) struct Reader {
     acme: bool,
     audit: super::audit::Audit,
     metrics: crate::metrics::Metrics,
+    /// Sign-in links to the dashboard, which any coordinator issues.
+    links: crate::ui::links::Links,
+    /// This coordinator's dashboard (None: it serves none).
+    ui_base: Option<String>,
 }
 
 impl Reader {
@@ -216,6 +224,19 @@ impl Reader {
             ApiRequest::ListBackups(app) => Ok(ApiResponse::Backups(
                 super::backups::list(&self.store, &app).await?,
             )),
+            ApiRequest::UiLink => {
+                let (token, expires_at_ms) = self.links.issue(caller, role).await.map_err(|e| {
+                    ApiError::new(
+                        ApiErrorKind::Unavailable,
+                        format!("no sign-in link could be made: {e}"),
+                    )
+                })?;
+                Ok(ApiResponse::UiLink {
+                    token,
+                    base: self.ui_base.clone(),
+                    expires_at_ms,
+                })
+            }
             other => Err(ApiError::new(
                 ApiErrorKind::Internal,
                 format!("{} is not a read", other.verb()),

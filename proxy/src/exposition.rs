@@ -78,12 +78,12 @@ impl Histogram {
         self.sum_micros.fetch_add(micros, Ordering::Relaxed);
     }
 
-    /// How many were observed.
     /// The observed durations added up, in microseconds.
     pub fn sum_micros(&self) -> u64 {
         self.sum_micros.load(Ordering::Relaxed)
     }
 
+    /// How many were observed.
     pub fn count(&self) -> u64 {
         self.buckets.iter().map(|b| b.load(Ordering::Relaxed)).sum()
     }

@@ -45,6 +45,7 @@ pub mod resources;
 mod routes_watch;
 pub mod sandbox;
 mod service;
+mod services;
 mod tls;
 
 pub use error::AgentError;
@@ -164,6 +165,8 @@ pub(crate) struct Agent {
     node_key: reef_secrets::NodeKey,
     instances: Records<service::LocalInstance>,
     services: service::Services,
+    /// The managed services (Postgres) this node runs for apps.
+    managed: services::Managed,
     router: reef_proxy::Router,
     /// Where other nodes reach this node's peer listener.
     proxy_addr: Option<std::net::SocketAddr>,
@@ -305,6 +308,7 @@ pub async fn run(
         node_key,
         instances,
         services: service::Services::default(),
+        managed: services::Managed::default(),
         router: reef_proxy::Router::new(),
         proxy_addr,
         public,
@@ -325,6 +329,11 @@ pub async fn run(
     agent
         .tasks
         .spawn(agent.clone().answer_doctor().in_current_span());
+    if agent.config.trust == reef_proto::node::TrustClass::Dedicated {
+        agent
+            .tasks
+            .spawn(agent.clone().watch_services().in_current_span());
+    }
     if let Some(listener) = metrics_listener {
         agent.tasks.spawn(agent.clone().serve_metrics(listener));
     }

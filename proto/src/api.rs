@@ -252,6 +252,13 @@ pub enum ApiRequest {
     },
     ListWebhooks,
     RemoveWebhook(String),
+    /// Destroy an app like [`ApiRequest::DestroyApp`]; with `delete_data`,
+    /// also remove its managed services' data on their nodes (without, it
+    /// is kept, and a later deploy of the app takes it up again).
+    DestroyAppData {
+        app: String,
+        delete_data: bool,
+    },
 }
 
 impl ApiRequest {
@@ -302,6 +309,7 @@ impl ApiRequest {
             ApiRequest::AddWebhook { .. } => verbs::NOTIFY_ADD,
             ApiRequest::ListWebhooks => verbs::NOTIFY_LIST,
             ApiRequest::RemoveWebhook(_) => verbs::NOTIFY_REMOVE,
+            ApiRequest::DestroyAppData { .. } => verbs::APP_DESTROY,
         }
     }
 }
@@ -420,6 +428,25 @@ pub struct AppStatus {
     pub release: Release,
     /// Every instance that is not finished, of any release.
     pub instances: Vec<Instance>,
+    /// The app's managed services (never their passwords).
+    #[serde(default)]
+    pub services: Vec<ServiceStatus>,
+}
+
+/// A managed service as `reef status APP` shows it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ServiceStatus {
+    pub kind: crate::services::ServiceKind,
+    pub version: u32,
+    pub databases: Vec<String>,
+    pub node: NodeId,
+    /// The node's name, when it is known.
+    pub node_name: Option<String>,
+    pub port: u16,
+    pub role: String,
+    pub desired: crate::services::ServiceDesired,
+    /// What the cluster sees: `running`, `waiting: node NAME is down`, ...
+    pub state: String,
 }
 
 /// What kind of failure an API error is, so clients can react without parsing text.

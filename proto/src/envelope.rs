@@ -74,6 +74,7 @@ pub enum MessageKind {
     AuditEntry = 27,
     ClusterEvent = 28,
     Webhook = 29,
+    ServiceRecord = 30,
 }
 
 /// A type that travels inside an envelope.

@@ -10,6 +10,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 mod raw;
+mod services;
 mod template;
 
 pub use template::{valid_secret_key, EnvPart, EnvTemplate};
@@ -117,6 +118,10 @@ pub struct AppSpec {
     /// GPUs each replica gets (given by index, as `CUDA_VISIBLE_DEVICES`).
     pub gpus: crate::job::GpuRequest,
     pub constraints: BTreeMap<String, String>,
+    /// The managed services the app asks for (`[services.<kind>]`), at
+    /// most one of each kind, in kind order.
+    #[serde(default)]
+    pub services: Vec<crate::services::ServiceSpec>,
 }
 
 impl AppSpec {

@@ -242,3 +242,80 @@ fn drain_takes_seconds_or_a_duration() {
         assert_eq!(spec.drain_ms, ms, "drain = {drain}");
     }
 }
+
+const WITH_POSTGRES: &str = r#"
+[app]
+name = "shop"
+
+[deploy]
+command = ["./server"]
+
+[services.postgres]
+version = 15
+databases = ["shop", "analytics_2"]
+"#;
+
+#[test]
+fn a_postgres_service_parses() {
+    let spec = parse(WITH_POSTGRES).unwrap();
+    assert_eq!(
+        spec.services,
+        vec![crate::services::ServiceSpec {
+            kind: crate::services::ServiceKind::Postgres,
+            version: 15,
+            databases: vec!["shop".into(), "analytics_2".into()],
+        }]
+    );
+    let text = WITH_POSTGRES.replace("version = 15", "version = \"16\"");
+    assert_eq!(parse(&text).unwrap().services[0].version, 16);
+    assert!(parse(FULL).unwrap().services.is_empty());
+}
+
+#[test]
+fn bad_services_are_errors_that_name_them() {
+    let cases = [
+        (
+            WITH_POSTGRES.replace("[services.postgres]", "[services.redis]"),
+            "services.redis: unknown service kind \"redis\" (reef runs: postgres)",
+        ),
+        (
+            WITH_POSTGRES.replace("version = 15", "version = 9"),
+            "services.postgres.version: unsupported version 9 (reef runs postgres 13 to 17)",
+        ),
+        (
+            WITH_POSTGRES.replace("version = 15", "version = \"latest\""),
+            "services.postgres.version: unsupported version \"latest\" (reef runs postgres 13 to 17)",
+        ),
+        (
+            WITH_POSTGRES.replace("version = 15\n", ""),
+            "services.postgres.version: is required (reef runs postgres 13 to 17)",
+        ),
+        (
+            WITH_POSTGRES.replace("\"analytics_2\"", "\"Bad-Name\""),
+            "services.postgres.databases[1]: \"Bad-Name\" is not a valid database name",
+        ),
+        (
+            WITH_POSTGRES.replace("\"analytics_2\"", "\"shop\""),
+            "services.postgres.databases[1]: shop is listed twice",
+        ),
+        (
+            WITH_POSTGRES.replace("\"analytics_2\"", "\"template1\""),
+            "services.postgres.databases[1]: \"template1\" is PostgreSQL's own database",
+        ),
+        (
+            WITH_POSTGRES.replace("[\"shop\", \"analytics_2\"]", "[]"),
+            "services.postgres.databases: name at least one database",
+        ),
+        (
+            WITH_POSTGRES.replace("version = 15", "version = 15\nport = 5432"),
+            "unknown field `port`",
+        ),
+    ];
+    for (text, expected) in cases {
+        let message = error(&text);
+        assert!(
+            message.contains(expected),
+            "expected {expected:?} in {message:?}"
+        );
+    }
+}

@@ -114,6 +114,10 @@ pub struct NodeRecord {
     /// no public listener, or its address is not known).
     #[serde(default)]
     pub public_http: Option<std::net::SocketAddr>,
+    /// The PostgreSQL major versions installed here
+    /// (`/usr/lib/postgresql/<N>/bin/postgres`), for managed Postgres.
+    #[serde(default)]
+    pub postgres_versions: Vec<u32>,
 }
 
 /// The name a node's certificate for the peer links carries, and the one

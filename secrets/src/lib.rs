@@ -14,6 +14,7 @@
 //! - [`node_key`]: node key pairs, [`seal`] and [`NodeKey::open`].
 //! - `keyfile`: the hex, `0600`, atomically created key file both keys use.
 //! - `cipher`: the XChaCha20-Poly1305 framing both formats share.
+//! - [`password`]: generated passwords for the services reef runs.
 //! - [`error`]: [`SecretsError`], whose messages never contain secrets.
 
 #![forbid(unsafe_code)]
@@ -24,6 +25,7 @@ pub mod cluster_key;
 pub mod error;
 mod keyfile;
 pub mod node_key;
+pub mod password;
 
 pub use cluster_key::ClusterKey;
 pub use error::SecretsError;

@@ -70,6 +70,7 @@ fn node(i: usize) -> NodeRecord {
         sandbox: true,
         job_network: false,
         public_http: None,
+        postgres_versions: Vec::new(),
     }
 }
 

@@ -99,6 +99,7 @@ pub fn node(node: reef_proto::NodeId, trust: NodeTrust) -> Permissions {
             subjects::ROUTES_BUCKET,
             subjects::CERTS_BUCKET,
             subjects::CHALLENGES_BUCKET,
+            subjects::SERVICES_BUCKET,
         ] {
             publish.extend(read_stream(&kv(bucket)));
         }

@@ -58,6 +58,8 @@ impl Coordinator {
         let mut plan = replacement::plan(&live, replicas);
         replacement::limit(&mut plan, spec.rolling.max_parallel);
         let nodes = self.place_replicas(&spec, &plan)?;
+        let services = self.plan_services(&spec).await?;
+        self.write_services(&spec.name, services).await?;
         let release = self.record_release(spec, artifact, None, replicas).await?;
         let instances = self.execute(&release, plan, nodes).await?;
         Ok((release, instances))

@@ -30,6 +30,7 @@ pub(crate) mod recent_jobs;
 pub(crate) mod relay;
 pub(crate) mod secrets;
 pub(crate) mod servers;
+pub(crate) mod services;
 pub(crate) mod submit;
 pub(crate) mod users;
 
@@ -391,6 +392,10 @@ impl Coordinator {
             ApiRequest::DestroyApp(app) => {
                 self.stop_app(&app, true).await.map(ApiResponse::Stopping)
             }
+            ApiRequest::DestroyAppData { app, delete_data } => self
+                .destroy_app(&app, delete_data)
+                .await
+                .map(ApiResponse::Stopping),
             ApiRequest::SetSecret {
                 app,
                 key,

@@ -57,5 +57,18 @@ pub(crate) fn render(
             })?;
         env.insert(key.clone(), value);
     }
+    // The app's managed services: DATABASE_URL and friends.
+    for endpoint in &record.assignment.services {
+        let secret = endpoint.kind.password_secret();
+        let Some(password) = open(secret) else {
+            tracing::warn!(app = %spec.name, kind = endpoint.kind.name(), "no password for the service");
+            continue;
+        };
+        match endpoint.env(agent.node, &password) {
+            Some(vars) => env.extend(vars),
+            None => tracing::warn!(app = %spec.name, kind = endpoint.kind.name(),
+                "the service's node has no address this node can reach"),
+        }
+    }
     Ok(env)
 }

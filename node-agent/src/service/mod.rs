@@ -21,7 +21,7 @@ mod health;
 mod locks;
 mod ports;
 mod prepare;
-mod restart;
+pub(crate) mod restart;
 mod routing;
 mod runner;
 

@@ -197,6 +197,12 @@ impl Runner {
         self.note_port(port).await;
         let mut env = environment::render(&self.agent, &self.record, &data_dir, port)?;
         let mut moved = 0;
+        // Its services first (a new Postgres takes a few seconds to set up).
+        tokio::select! {
+            _ = crate::services::reachable(&self.agent, &self.record.assignment.services) => {}
+            _ = self.stop.cancelled() => return Ok(InstanceState::Stopped),
+            _ = self.agent.shutdown.cancelled() => return Ok(shut_down()),
+        }
         if let Some(command) = &spec.pre_start {
             prepare::hook(
                 &self.agent,
@@ -409,6 +415,7 @@ impl Runner {
             // The proxy reaches instances on the host's loopback.
             network: true,
             gpus: &self.record.assignment.gpus,
+            files: Vec::new(),
             stdin: false,
         };
         let (mut child, tree) = self.agent.sandbox.spawn(launch, env).await?;

@@ -23,6 +23,8 @@ pub(super) struct Manifest {
     resources: ResourcesTable,
     #[serde(default)]
     placement: Placement,
+    #[serde(default)]
+    services: BTreeMap<String, super::services::RawService>,
 }
 
 #[derive(Deserialize)]
@@ -446,6 +448,7 @@ impl Manifest {
             },
             gpus,
             constraints: self.placement.labels,
+            services: super::services::validate(&self.services)?,
         })
     }
 }

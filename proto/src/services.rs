@@ -1,0 +1,238 @@
+//! Managed services: what an app asks for in `Reef.toml`
+//! (`[services.postgres]`), the kinds reef knows, and where the cluster
+//! runs each one ([`ServiceRecord`], kept in the services bucket).
+//!
+//! Every kind has the same shape: a name, the versions reef accepts, a
+//! secret that holds its password, and the environment its app's
+//! instances get. A new kind (Redis, say) is a variant of [`ServiceKind`]
+//! and a row in each of its `match`es; the cluster's decisions (which node,
+//! kept where its data is) and the agent's supervision take any kind.
+
+use crate::envelope::{Message, MessageKind};
+use crate::ids::NodeId;
+use serde::{Deserialize, Serialize};
+use std::ops::RangeInclusive;
+
+/// A kind of managed service.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum ServiceKind {
+    /// PostgreSQL, from the node's `postgresql-<major>` packages.
+    Postgres,
+}
+
+impl ServiceKind {
+    pub const ALL: &'static [ServiceKind] = &[ServiceKind::Postgres];
+
+    /// Its name in `Reef.toml` (`[services.<name>]`) and in keys.
+    pub fn name(self) -> &'static str {
+        match self {
+            ServiceKind::Postgres => "postgres",
+        }
+    }
+
+    pub fn parse(name: &str) -> Option<Self> {
+        Self::ALL.iter().copied().find(|k| k.name() == name)
+    }
+
+    /// The major versions reef runs.
+    pub fn versions(self) -> RangeInclusive<u32> {
+        match self {
+            ServiceKind::Postgres => 13..=17,
+        }
+    }
+
+    /// The app secret that holds the service's generated password.
+    pub fn password_secret(self) -> &'static str {
+        match self {
+            ServiceKind::Postgres => "POSTGRES_PASSWORD",
+        }
+    }
+
+    /// The names of every kind, for messages.
+    pub fn known() -> String {
+        Self::ALL
+            .iter()
+            .map(|k| k.name())
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+}
+
+/// One service an app asks for, validated.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ServiceSpec {
+    pub kind: ServiceKind,
+    /// The major version.
+    pub version: u32,
+    /// The databases to create, the first being the one `DATABASE_URL` names.
+    pub databases: Vec<String>,
+}
+
+/// Checks a database name: 1 to 63 of lowercase letters, digits and `_`,
+/// starting with a letter or `_`, and not one PostgreSQL keeps for itself.
+pub fn validate_database_name(name: &str) -> Result<(), String> {
+    let ok = !name.is_empty()
+        && name.len() <= 63
+        && name.starts_with(|c: char| c.is_ascii_lowercase() || c == '_')
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
+    if !ok {
+        return Err(format!(
+            "{name:?} is not a valid database name: use 1 to 63 lowercase letters, digits and '_', \
+             starting with a letter or '_'"
+        ));
+    }
+    if matches!(name, "postgres" | "template0" | "template1") {
+        return Err(format!(
+            "{name:?} is PostgreSQL's own database; choose another name"
+        ));
+    }
+    Ok(())
+}
+
+/// What should become of a service's process and data.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ServiceDesired {
+    /// Run it.
+    Running,
+    /// The app was destroyed without `--delete-data`: stopped, its data
+    /// kept on its node, and a later deploy of the app takes it up again.
+    Kept,
+    /// The app was destroyed with `--delete-data`: stopped and its data
+    /// directory removed; a later deploy starts afresh, on any node.
+    Deleted,
+}
+
+impl ServiceDesired {
+    pub fn name(self) -> &'static str {
+        match self {
+            ServiceDesired::Running => "running",
+            ServiceDesired::Kept => "stopped, data kept",
+            ServiceDesired::Deleted => "deleted",
+        }
+    }
+}
+
+/// Where an app's service runs, kept in the services bucket under
+/// `<app>.<kind>`. Once placed, a service is pinned: its data lives on
+/// `node`, and nothing moves it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ServiceRecord {
+    pub app: String,
+    pub kind: ServiceKind,
+    pub version: u32,
+    pub databases: Vec<String>,
+    /// The node that runs it and keeps its data.
+    pub node: NodeId,
+    /// The TCP port it listens on, on the node's loopback (and its peer
+    /// address, for other nodes' instances).
+    pub port: u16,
+    /// The role the app's instances log in as.
+    pub role: String,
+    /// Where other nodes reach it (the node's peer address); None: only
+    /// instances on `node` itself can.
+    pub host: Option<std::net::IpAddr>,
+    pub desired: ServiceDesired,
+    /// The password, sealed to `node`'s key (context
+    /// `<app>/<password secret>`): only that node opens it.
+    pub sealed_password: Vec<u8>,
+    /// The addresses of the cluster's dedicated nodes, the only ones it
+    /// takes connections from besides its own loopback.
+    pub peers: Vec<std::net::IpAddr>,
+    pub created_at_ms: u64,
+    pub updated_at_ms: u64,
+}
+
+impl Message for ServiceRecord {
+    const KIND: MessageKind = MessageKind::ServiceRecord;
+}
+
+/// How an instance reaches its app's service: given with each instance's
+/// assignment (the password travels as a sealed secret beside it).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ServiceEndpoint {
+    pub kind: ServiceKind,
+    pub node: NodeId,
+    pub host: Option<std::net::IpAddr>,
+    pub port: u16,
+    pub role: String,
+    pub databases: Vec<String>,
+}
+
+impl ServiceEndpoint {
+    pub fn of(record: &ServiceRecord) -> Self {
+        Self {
+            kind: record.kind,
+            node: record.node,
+            host: record.host,
+            port: record.port,
+            role: record.role.clone(),
+            databases: record.databases.clone(),
+        }
+    }
+
+    /// The environment an instance on node `here` gets: for Postgres,
+    /// `DATABASE_URL` for the first database and, with several,
+    /// `DATABASE_URL_<NAME>` for each. None when the instance's node cannot
+    /// reach the service.
+    pub fn env(&self, here: NodeId, password: &str) -> Option<Vec<(String, String)>> {
+        let (host, tls) = if here == self.node {
+            ("127.0.0.1".to_string(), false)
+        } else {
+            match self.host? {
+                std::net::IpAddr::V4(ip) => (ip.to_string(), !ip.is_loopback()),
+                std::net::IpAddr::V6(ip) => (format!("[{ip}]"), !ip.is_loopback()),
+            }
+        };
+        match self.kind {
+            ServiceKind::Postgres => {
+                let password = percent_encode(password);
+                let url = |db: &str| {
+                    let mut url = format!(
+                        "postgres://{}:{password}@{host}:{}/{db}",
+                        self.role, self.port
+                    );
+                    if tls {
+                        url.push_str("?sslmode=require");
+                    }
+                    url
+                };
+                let mut env = Vec::new();
+                if let Some(first) = self.databases.first() {
+                    env.push(("DATABASE_URL".to_string(), url(first)));
+                }
+                if self.databases.len() > 1 {
+                    for db in &self.databases {
+                        env.push((format!("DATABASE_URL_{}", db.to_uppercase()), url(db)));
+                    }
+                }
+                Some(env)
+            }
+        }
+    }
+}
+
+/// `text` with every byte but URL-unreserved ones as `%XX` (a password
+/// set by hand may hold any character).
+fn percent_encode(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for b in text.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// The role an app's instances log in as: the app's name (valid as a
+/// PostgreSQL role once quoted, and in a URL as it is).
+pub fn role_name(app: &str) -> String {
+    app.to_string()
+}
+
+#[cfg(test)]
+#[path = "services_tests.rs"]
+mod tests;

@@ -1,0 +1,90 @@
+use super::*;
+
+fn endpoint(databases: &[&str], host: Option<std::net::IpAddr>) -> ServiceEndpoint {
+    ServiceEndpoint {
+        kind: ServiceKind::Postgres,
+        node: NodeId(uuid::Uuid::from_u128(1)),
+        host,
+        port: 21000,
+        role: "shop".into(),
+        databases: databases.iter().map(|d| d.to_string()).collect(),
+    }
+}
+
+#[test]
+fn kinds_round_trip_by_name() {
+    for kind in ServiceKind::ALL {
+        assert_eq!(ServiceKind::parse(kind.name()), Some(*kind));
+    }
+    assert_eq!(ServiceKind::parse("redis"), None);
+}
+
+#[test]
+fn database_names_are_checked() {
+    for good in ["shop", "_x", "a1_b2", &"a".repeat(63)] {
+        assert!(validate_database_name(good).is_ok(), "{good}");
+    }
+    for bad in [
+        "",
+        "1shop",
+        "Shop",
+        "sh-op",
+        "sh op",
+        "shop;",
+        &"a".repeat(64),
+        "postgres",
+    ] {
+        assert!(validate_database_name(bad).is_err(), "{bad}");
+    }
+}
+
+#[test]
+fn an_instance_on_the_service_node_uses_loopback() {
+    let env = endpoint(&["shop"], Some("10.0.0.5".parse().unwrap()))
+        .env(NodeId(uuid::Uuid::from_u128(1)), "pw")
+        .unwrap();
+    assert_eq!(
+        env,
+        vec![(
+            "DATABASE_URL".to_string(),
+            "postgres://shop:pw@127.0.0.1:21000/shop".to_string()
+        )]
+    );
+}
+
+#[test]
+fn an_instance_elsewhere_uses_the_node_address_over_tls() {
+    let env = endpoint(&["shop", "stats"], Some("10.0.0.5".parse().unwrap()))
+        .env(NodeId(uuid::Uuid::from_u128(2)), "pw")
+        .unwrap();
+    let url = |db: &str| format!("postgres://shop:pw@10.0.0.5:21000/{db}?sslmode=require");
+    assert_eq!(
+        env,
+        vec![
+            ("DATABASE_URL".to_string(), url("shop")),
+            ("DATABASE_URL_SHOP".to_string(), url("shop")),
+            ("DATABASE_URL_STATS".to_string(), url("stats")),
+        ]
+    );
+    // A node on loopback (one machine): no TLS to ask for.
+    let env = endpoint(&["shop"], Some("127.0.0.1".parse().unwrap()))
+        .env(NodeId(uuid::Uuid::from_u128(2)), "pw")
+        .unwrap();
+    assert_eq!(env[0].1, "postgres://shop:pw@127.0.0.1:21000/shop");
+    // No address: other nodes cannot reach it.
+    assert_eq!(
+        endpoint(&["shop"], None).env(NodeId(uuid::Uuid::from_u128(2)), "pw"),
+        None
+    );
+}
+
+#[test]
+fn a_password_set_by_hand_is_encoded_in_the_url() {
+    let env = endpoint(&["shop"], None)
+        .env(NodeId(uuid::Uuid::from_u128(1)), "p@ss:w/rd%")
+        .unwrap();
+    assert_eq!(
+        env[0].1,
+        "postgres://shop:p%40ss%3Aw%2Frd%25@127.0.0.1:21000/shop"
+    );
+}

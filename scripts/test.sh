@@ -8,6 +8,7 @@ cd "$(dirname "$0")/.."
 ensure_nats_server
 ensure_test_tools
 ensure_sandbox_tools
+ensure_postgres
 
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets -- -D warnings

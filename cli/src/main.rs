@@ -37,7 +37,7 @@ use std::process::ExitCode;
 
 /// `reef --version`: the release and the wire protocol it speaks (only
 /// processes of one protocol share a cluster).
-const VERSION: &str = concat!(env!("CARGO_PKG_VERSION"), " (protocol 2)");
+const VERSION: &str = concat!(env!("CARGO_PKG_VERSION"), " (protocol 3)");
 
 #[derive(Parser)]
 #[command(

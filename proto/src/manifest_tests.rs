@@ -276,7 +276,7 @@ fn bad_services_are_errors_that_name_them() {
     let cases = [
         (
             WITH_POSTGRES.replace("[services.postgres]", "[services.redis]"),
-            "services.redis: unknown service kind \"redis\" (reef runs: postgres)",
+            "services.redis: unknown service kind \"redis\" (reef runs: postgres, nats)",
         ),
         (
             WITH_POSTGRES.replace("version = 15", "version = 9"),
@@ -318,4 +318,17 @@ fn bad_services_are_errors_that_name_them() {
             "expected {expected:?} in {message:?}"
         );
     }
+}
+
+#[test]
+fn a_nats_service_takes_no_fields() {
+    let text = "[app]\nname = \"chat\"\n[deploy]\nbinary = \"s\"\n[services.nats]\n";
+    let spec = parse(text).unwrap();
+    assert_eq!(spec.services.len(), 1);
+    assert_eq!(spec.services[0].kind, crate::services::ServiceKind::Nats);
+    let message = error(&format!("{text}version = 2\n"));
+    assert!(
+        message.starts_with("services.nats: takes no fields"),
+        "{message}"
+    );
 }

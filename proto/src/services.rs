@@ -18,15 +18,27 @@ use std::ops::RangeInclusive;
 pub enum ServiceKind {
     /// PostgreSQL, from the node's `postgresql-<major>` packages.
     Postgres,
+    /// A credential of the app's own on the cluster's NATS, limited to
+    /// `app.<name>.>`: nothing runs on a node for it.
+    Nats,
 }
 
 impl ServiceKind {
-    pub const ALL: &'static [ServiceKind] = &[ServiceKind::Postgres];
+    pub const ALL: &'static [ServiceKind] = &[ServiceKind::Postgres, ServiceKind::Nats];
 
     /// Its name in `Reef.toml` (`[services.<name>]`) and in keys.
     pub fn name(self) -> &'static str {
         match self {
             ServiceKind::Postgres => "postgres",
+            ServiceKind::Nats => "nats",
+        }
+    }
+
+    /// Whether it runs on a node the cluster picks (and keeps data there).
+    pub fn placed(self) -> bool {
+        match self {
+            ServiceKind::Postgres => true,
+            ServiceKind::Nats => false,
         }
     }
 
@@ -38,6 +50,8 @@ impl ServiceKind {
     pub fn versions(self) -> RangeInclusive<u32> {
         match self {
             ServiceKind::Postgres => 13..=17,
+            // The cluster's own NATS: no version to choose.
+            ServiceKind::Nats => 0..=0,
         }
     }
 
@@ -45,6 +59,8 @@ impl ServiceKind {
     pub fn password_secret(self) -> &'static str {
         match self {
             ServiceKind::Postgres => "POSTGRES_PASSWORD",
+            // The whole `.creds` file: the credential's JWT and its seed.
+            ServiceKind::Nats => "NATS_CREDS",
         }
     }
 
@@ -209,8 +225,24 @@ impl ServiceEndpoint {
                 }
                 Some(env)
             }
+            ServiceKind::Nats => None,
         }
     }
+}
+
+/// The subjects an app's own NATS credential may use: its own subjects,
+/// and its own inbox prefix for request and reply (a client must be told
+/// to use it: `NATS_INBOX_PREFIX`).
+pub fn app_subjects(app: &str) -> [String; 2] {
+    [
+        format!("app.{app}.>"),
+        format!("{}.>", app_inbox_prefix(app)),
+    ]
+}
+
+/// The inbox prefix of app `app`'s clients.
+pub fn app_inbox_prefix(app: &str) -> String {
+    format!("_INBOX_app_{app}")
 }
 
 /// `text` with every byte but URL-unreserved ones as `%XX` (a password

@@ -60,6 +60,7 @@ impl Coordinator {
         let nodes = self.place_replicas(&spec, &plan)?;
         let services = self.plan_services(&spec).await?;
         self.write_services(&spec.name, services).await?;
+        self.ensure_app_credential(&spec).await?;
         let release = self.record_release(spec, artifact, None, replicas).await?;
         let instances = self.execute(&release, plan, nodes).await?;
         Ok((release, instances))

@@ -160,6 +160,7 @@ impl Coordinator {
             }
             self.store.apps.purge(app).await?;
             self.retire_services(app, false).await?;
+            self.revoke_app_credential(app).await?;
             self.remove_secrets_of(app).await?;
             self.routes_forget_app(app);
             tracing::info!(%app, "app destroyed");

@@ -11,9 +11,10 @@ use crate::plan::services::{self as plan, Placement, ServiceNode};
 use crate::store::Store;
 use reef_proto::api::{ApiError, ApiErrorKind, ServiceStatus};
 use reef_proto::manifest::AppSpec;
+use reef_proto::members::{Member, APP_ROLE};
 use reef_proto::node::{Eligibility, NodeRecord, TrustClass};
 use reef_proto::services::{
-    role_name, ServiceDesired, ServiceEndpoint, ServiceRecord, ServiceSpec,
+    role_name, ServiceDesired, ServiceEndpoint, ServiceKind, ServiceRecord, ServiceSpec,
 };
 use reef_proto::{now_ms, subjects, NodeId};
 use std::time::Instant;
@@ -38,10 +39,14 @@ impl Coordinator {
         }
         // The password is kept encrypted with the cluster key.
         self.cluster_key()?;
+        if spec.services.iter().any(|s| s.kind == ServiceKind::Nats) {
+            // Its credential is signed with the cluster's keys.
+            self.authority()?;
+        }
         let records = self.store.services.all().await?;
         let now = Instant::now();
         let mut plans = Vec::new();
-        for service in &spec.services {
+        for service in spec.services.iter().filter(|s| s.kind.placed()) {
             let existing = records
                 .iter()
                 .find(|r| r.app == spec.name && r.kind == service.kind);
@@ -152,6 +157,59 @@ impl Coordinator {
             tracing::info!(%app, kind = record.kind.name(), node = %record.node, port = record.port,
                 "service recorded");
         }
+        Ok(())
+    }
+
+    /// Gives `app` a credential of its own on the cluster's NATS, kept as
+    /// its secret `NATS_CREDS`, unless it has one.
+    pub(crate) async fn ensure_app_credential(&mut self, spec: &AppSpec) -> Result<(), ApiError> {
+        let kind = ServiceKind::Nats;
+        if !spec.services.iter().any(|s| s.kind == kind) {
+            return Ok(());
+        }
+        let app = &spec.name;
+        if self
+            .secret_value(app, kind.password_secret())
+            .await?
+            .is_some()
+        {
+            return Ok(());
+        }
+        let authority = self.authority()?;
+        let (creds, public_key) = authority
+            .dir
+            .issue_app(app)
+            .map_err(|e| ApiError::new(ApiErrorKind::Internal, e.to_string()))?;
+        // Known as a holder first, so that destroying the app revokes it.
+        let member = Member {
+            name: app.clone(),
+            role: APP_ROLE.to_string(),
+            public_key,
+            added_at_ms: now_ms(),
+            revoked_at_s: None,
+        };
+        self.store.members.put(&member.key(), &member).await?;
+        self.set_secret(app, kind.password_secret(), creds.as_bytes(), true)
+            .await?;
+        tracing::info!(%app, "app credential on NATS issued");
+        Ok(())
+    }
+
+    /// Revokes `app`'s own NATS credential, if it has one (it is destroyed).
+    pub(crate) async fn revoke_app_credential(&mut self, app: &str) -> Result<(), ApiError> {
+        let key = Member::key_for(APP_ROLE, app);
+        let Some((member, _)) = self.store.members.get(&key).await? else {
+            return Ok(());
+        };
+        if member.revoked_at_s.is_some() {
+            return Ok(());
+        }
+        let Some(authority) = self.authority.clone() else {
+            tracing::warn!(%app, "the app's NATS credential is not revoked: this coordinator holds no cluster keys (--cluster-dir)");
+            return Ok(());
+        };
+        self.revoke(&authority, member).await?;
+        tracing::info!(%app, "app credential on NATS revoked");
         Ok(())
     }
 

@@ -145,6 +145,7 @@ pub(crate) fn ports_on(records: &[ServiceRecord], node: NodeId) -> BTreeSet<u16>
 pub(crate) fn versions_of(kind: ServiceKind, record: &reef_proto::node::NodeRecord) -> &[u32] {
     match kind {
         ServiceKind::Postgres => &record.postgres_versions,
+        ServiceKind::Nats => &[],
     }
 }
 

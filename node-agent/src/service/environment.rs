@@ -57,6 +57,19 @@ pub(crate) fn render(
             })?;
         env.insert(key.clone(), value);
     }
+    if spec
+        .services
+        .iter()
+        .any(|s| s.kind == reef_proto::services::ServiceKind::Nats)
+    {
+        let secret = reef_proto::services::ServiceKind::Nats.password_secret();
+        match open(secret) {
+            Some(creds) => env.extend(crate::services::nats_env(
+                agent, &spec.name, data_dir, &creds,
+            )?),
+            None => tracing::warn!(app = %spec.name, "no NATS credential for the app"),
+        }
+    }
     // The app's managed services: DATABASE_URL and friends.
     for endpoint in &record.assignment.services {
         let secret = endpoint.kind.password_secret();

@@ -16,7 +16,7 @@
 //!   cluster's routes.
 
 mod environment;
-mod error;
+pub(crate) mod error;
 mod health;
 mod locks;
 mod ports;

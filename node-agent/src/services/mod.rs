@@ -237,6 +237,64 @@ impl Agent {
     }
 }
 
+/// The environment of an instance of `app` whose manifest asks for
+/// `[services.nats]`: its credential (`creds`, the `.creds` text) and the
+/// cluster's CA written to `<data_dir>/.reef/` (0600, the app's uid), and
+/// `NATS_URL`, `NATS_CREDS`, `NATS_CA` and `NATS_INBOX_PREFIX` naming them.
+pub(crate) fn nats_env(
+    agent: &Agent,
+    app: &str,
+    data_dir: &std::path::Path,
+    creds: &str,
+) -> Result<Vec<(String, String)>, crate::service::error::StartError> {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = data_dir.join(".reef");
+    let fail = |source: std::io::Error| crate::service::error::StartError::DataDir {
+        path: dir.clone(),
+        source,
+    };
+    let uid = agent
+        .sandbox
+        .enabled()
+        .then(|| agent.sandbox.app_uid(app).ok())
+        .flatten();
+    std::fs::create_dir_all(&dir).map_err(fail)?;
+    let mut files = vec![(dir.join("nats.creds"), creds.as_bytes().to_vec())];
+    if let Some(ca) = &agent.config.cluster_ca {
+        files.push((dir.join("nats-ca.pem"), ca.clone()));
+    }
+    for (path, bytes) in &files {
+        let partial = path.with_extension("partial");
+        std::fs::write(&partial, bytes).map_err(fail)?;
+        std::fs::set_permissions(&partial, std::fs::Permissions::from_mode(0o600)).map_err(fail)?;
+        if let Some(uid) = uid {
+            std::os::unix::fs::lchown(&partial, Some(uid), Some(uid)).map_err(fail)?;
+        }
+        std::fs::rename(&partial, path).map_err(fail)?;
+    }
+    if let Some(uid) = uid {
+        std::os::unix::fs::lchown(&dir, Some(uid), Some(uid)).map_err(fail)?;
+    }
+    let mut env = vec![
+        ("NATS_URL".to_string(), agent.config.nats_servers.join(",")),
+        (
+            "NATS_CREDS".to_string(),
+            dir.join("nats.creds").display().to_string(),
+        ),
+        (
+            "NATS_INBOX_PREFIX".to_string(),
+            reef_proto::services::app_inbox_prefix(app),
+        ),
+    ];
+    if agent.config.cluster_ca.is_some() {
+        env.push((
+            "NATS_CA".to_string(),
+            dir.join("nats-ca.pem").display().to_string(),
+        ));
+    }
+    Ok(env)
+}
+
 /// How long an instance waits for its app's services to accept connections
 /// before it starts anyway (and its app reports what it finds).
 const SERVICES_WAIT: Duration = Duration::from_secs(120);

@@ -60,6 +60,8 @@ pub(super) async fn supervise(
         ServiceKind::Postgres => {
             supervise_kind(&super::postgres::Postgres, &agent, updates, &stop).await
         }
+        // The cluster's own NATS: nothing runs on a node for it.
+        ServiceKind::Nats => tracing::warn!("a record for a service no node runs; ignored"),
     }
     finished.send_replace(true);
 }

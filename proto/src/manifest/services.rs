@@ -39,6 +39,20 @@ pub(super) fn validate(
                 ),
             )
         })?;
+        if kind == ServiceKind::Nats {
+            if service.version.is_some() || !service.databases.is_empty() {
+                return Err(invalid(
+                    &field,
+                    "takes no fields: the app gets a credential of its own on the cluster's NATS",
+                ));
+            }
+            specs.push(ServiceSpec {
+                kind,
+                version: 0,
+                databases: Vec::new(),
+            });
+            continue;
+        }
         let versions = kind.versions();
         let supported = || {
             format!(

@@ -182,6 +182,7 @@ impl Agent {
             running: (self.records.live_count() + self.instances.live_count()) as u32,
             sent_at_ms: now_ms(),
             paused: self.paused(),
+            services: self.managed.reports(),
         };
         match encode(&hb) {
             Ok(payload) => {

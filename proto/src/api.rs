@@ -343,6 +343,9 @@ pub struct NodeStatus {
     /// accepted one; None if it has none on record.
     #[serde(default)]
     pub verdicts: Option<(u64, u64)>,
+    /// The managed services it runs, as its last heartbeat said.
+    #[serde(default)]
+    pub services: Vec<crate::services::ServiceHealth>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -142,6 +142,9 @@ pub struct Heartbeat {
     /// The machine's owner paused it (`reef agent pause`): no new work.
     #[serde(default)]
     pub paused: bool,
+    /// The managed services it runs, and how each is.
+    #[serde(default)]
+    pub services: Vec<crate::services::ServiceHealth>,
 }
 
 impl Message for Heartbeat {

@@ -164,6 +164,38 @@ impl Message for ServiceRecord {
     const KIND: MessageKind = MessageKind::ServiceRecord;
 }
 
+/// What a node says of a service it runs, with each heartbeat.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ServiceHealth {
+    pub app: String,
+    pub kind: ServiceKind,
+    /// `starting`, `running`, `restarting: ...`, `failed: ...`.
+    pub state: String,
+}
+
+/// The most services a heartbeat reports, and the longest state kept: a
+/// node's word is bounded like any input.
+pub const MAX_REPORTED: usize = 256;
+pub const MAX_STATE_BYTES: usize = 300;
+
+impl ServiceHealth {
+    /// `reports` within the bounds: at most [`MAX_REPORTED`], each state cut
+    /// to [`MAX_STATE_BYTES`] on a character boundary.
+    pub fn bounded(mut reports: Vec<ServiceHealth>) -> Vec<ServiceHealth> {
+        reports.truncate(MAX_REPORTED);
+        for report in &mut reports {
+            if report.state.len() > MAX_STATE_BYTES {
+                let mut end = MAX_STATE_BYTES;
+                while !report.state.is_char_boundary(end) {
+                    end -= 1;
+                }
+                report.state.truncate(end);
+            }
+        }
+        reports
+    }
+}
+
 /// How an instance reaches its app's service: given with each instance's
 /// assignment (the password travels as a sealed secret beside it).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -88,3 +88,22 @@ fn a_password_set_by_hand_is_encoded_in_the_url() {
         "postgres://shop:p%40ss%3Aw%2Frd%25@127.0.0.1:21000/shop"
     );
 }
+
+#[test]
+fn what_a_node_reports_is_bounded() {
+    let report = |state: &str| ServiceHealth {
+        app: "shop".into(),
+        kind: ServiceKind::Postgres,
+        state: state.into(),
+    };
+    let long = "é".repeat(MAX_STATE_BYTES);
+    let many = vec![report(&long); MAX_REPORTED + 5];
+    let bounded = ServiceHealth::bounded(many);
+    assert_eq!(bounded.len(), MAX_REPORTED);
+    assert!(bounded[0].state.len() <= MAX_STATE_BYTES);
+    assert!(bounded[0].state.chars().all(|c| c == 'é'));
+    assert_eq!(
+        ServiceHealth::bounded(vec![report("running")])[0].state,
+        "running"
+    );
+}

@@ -191,6 +191,7 @@ async fn main() {
                         running: 0,
                         sent_at_ms: now_ms(),
                         paused: false,
+                        services: Vec::new(),
                     };
                     let _ = client
                         .publish(subjects::heartbeat(*id), encode(&beat).expect("encode"))

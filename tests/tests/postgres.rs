@@ -169,8 +169,17 @@ async fn an_apps_postgres_serves_both_nodes_and_keeps_its_data_across_restarts_a
     nodes.sort();
     assert_eq!(nodes, vec!["node-1", "node-2"], "one replica on each node");
 
-    // The service: on one node, running, its password nowhere in the status.
-    let json = status(&cluster).await;
+    // The service: on one node, running (as its node reports), its
+    // password nowhere in the status.
+    let json = eventually(
+        "the service reported running",
+        Duration::from_secs(10),
+        || async {
+            let json = status(&cluster).await;
+            (json["services"][0]["state"] == "running").then_some(json)
+        },
+    )
+    .await;
     let service = &json["services"][0];
     assert_eq!(service["kind"], "postgres", "{json}");
     assert_eq!(service["version"], version, "{json}");

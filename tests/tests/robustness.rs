@@ -26,6 +26,7 @@ fn garbage() -> Vec<Vec<u8>> {
             running: 0,
             sent_at_ms: 0,
             paused: false,
+            services: Vec::new(),
         })
         .expect("encode")
         .to_vec(),

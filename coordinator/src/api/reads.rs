@@ -302,12 +302,7 @@ impl Reader {
                 .map(|(statuses, _)| statuses.nodes)
                 .unwrap_or_default();
             super::services::service_statuses(&self.store, &name, |id| {
-                nodes.iter().find(|n| n.record.id == id).map(|n| {
-                    (
-                        n.record.name.clone(),
-                        n.state == reef_proto::api::NodeState::Ready,
-                    )
-                })
+                nodes.iter().find(|n| n.record.id == id).cloned()
             })
             .await?
         };

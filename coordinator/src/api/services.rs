@@ -279,12 +279,12 @@ fn peer_addresses<'a>(nodes: impl Iterator<Item = &'a NodeRecord>) -> Vec<std::n
     peers
 }
 
-/// `app`'s services as `reef status` shows them; `nodes` gives each node's
-/// name and whether it is up.
+/// `app`'s services as `reef status` shows them; `node` gives a node's
+/// status as the leader last wrote it.
 pub(crate) async fn service_statuses(
     store: &Store,
     app: &str,
-    node: impl Fn(NodeId) -> Option<(String, bool)>,
+    node: impl Fn(NodeId) -> Option<reef_proto::api::NodeStatus>,
 ) -> Result<Vec<ServiceStatus>, ApiError> {
     let mut out = Vec::new();
     for kind in reef_proto::services::ServiceKind::ALL {
@@ -296,8 +296,16 @@ pub(crate) async fn service_statuses(
             continue;
         }
         let seen = node(record.node);
-        let name = seen.as_ref().map(|(name, _)| name.as_str());
-        let ready = seen.as_ref().is_some_and(|(_, ready)| *ready);
+        let name = seen.as_ref().map(|n| n.record.name.as_str());
+        let ready = seen
+            .as_ref()
+            .is_some_and(|n| n.state == reef_proto::api::NodeState::Ready);
+        let reported = seen.as_ref().and_then(|n| {
+            n.services
+                .iter()
+                .find(|s| s.app == record.app && s.kind == record.kind)
+                .map(|s| s.state.as_str())
+        });
         out.push(ServiceStatus {
             kind: record.kind,
             version: record.version,
@@ -307,7 +315,7 @@ pub(crate) async fn service_statuses(
             port: record.port,
             role: record.role.clone(),
             desired: record.desired,
-            state: plan::state(&record, name, ready),
+            state: plan::state(&record, name, ready, reported),
         });
     }
     Ok(out)

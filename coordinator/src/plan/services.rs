@@ -110,12 +110,18 @@ pub(crate) fn choose_port(used: &BTreeSet<u16>, seed: u64) -> Option<u16> {
         .find(|port| !used.contains(port))
 }
 
-/// What `reef status` says of a service: what should become of it and
-/// whether its node is up.
-pub(crate) fn state(record: &ServiceRecord, node_name: Option<&str>, ready: bool) -> String {
+/// What `reef status` says of a service: what should become of it,
+/// whether its node is up, and what that node last reported of it
+/// (`reported`; None: nothing yet, it is being started).
+pub(crate) fn state(
+    record: &ServiceRecord,
+    node_name: Option<&str>,
+    ready: bool,
+    reported: Option<&str>,
+) -> String {
     let name = node_name.map_or_else(|| record.node.to_string(), str::to_string);
     match record.desired {
-        ServiceDesired::Running if ready => "running".into(),
+        ServiceDesired::Running if ready => reported.unwrap_or("starting").into(),
         ServiceDesired::Running => format!(
             "waiting: node {name} is down (its data is there; the {} comes back with the node)",
             record.kind.name()

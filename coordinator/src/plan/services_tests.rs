@@ -158,8 +158,21 @@ fn ports_are_free_ones_in_the_range() {
 #[test]
 fn status_says_when_the_service_waits_for_its_node() {
     let running = record(id(1), 15, ServiceDesired::Running);
-    assert_eq!(state(&running, Some("a"), true), "running");
-    assert!(state(&running, Some("a"), false).starts_with("waiting: node a is down"));
+    assert_eq!(state(&running, Some("a"), true, Some("running")), "running");
+    assert_eq!(state(&running, Some("a"), true, None), "starting");
+    assert_eq!(
+        state(
+            &running,
+            Some("a"),
+            true,
+            Some("restarting: exited with code 1")
+        ),
+        "restarting: exited with code 1"
+    );
+    // A node that is down says nothing that counts.
+    assert!(
+        state(&running, Some("a"), false, Some("running")).starts_with("waiting: node a is down")
+    );
     let kept = record(id(1), 15, ServiceDesired::Kept);
-    assert_eq!(state(&kept, Some("a"), true), "stopped, data kept");
+    assert_eq!(state(&kept, Some("a"), true, None), "stopped, data kept");
 }

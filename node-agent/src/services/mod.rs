@@ -36,6 +36,8 @@ const NATS_TIMEOUT: Duration = Duration::from_secs(5);
 #[derive(Default)]
 pub(crate) struct Managed {
     running: std::sync::Mutex<BTreeMap<String, Running>>,
+    /// How each is, for the heartbeat.
+    health: std::sync::Mutex<BTreeMap<String, reef_proto::services::ServiceHealth>>,
 }
 
 struct Running {
@@ -337,6 +339,38 @@ pub(crate) async fn reachable(agent: &Agent, endpoints: &[reef_proto::services::
 impl Managed {
     fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, Running>> {
         self.running.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn lock_health(
+        &self,
+    ) -> std::sync::MutexGuard<'_, BTreeMap<String, reef_proto::services::ServiceHealth>> {
+        self.health.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Notes how `record`'s service is (None: it is stopped, nothing to say).
+    pub(crate) fn note(&self, record: &ServiceRecord, state: Option<String>) {
+        let key = subjects::service_key(&record.app, record.kind.name());
+        let mut health = self.lock_health();
+        match state {
+            Some(state) => {
+                health.insert(
+                    key,
+                    reef_proto::services::ServiceHealth {
+                        app: record.app.clone(),
+                        kind: record.kind,
+                        state,
+                    },
+                );
+            }
+            None => {
+                health.remove(&key);
+            }
+        }
+    }
+
+    /// Every service's state, for the heartbeat.
+    pub(crate) fn reports(&self) -> Vec<reef_proto::services::ServiceHealth> {
+        self.lock_health().values().cloned().collect()
     }
 }
 

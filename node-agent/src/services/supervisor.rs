@@ -73,21 +73,40 @@ async fn supervise_kind<K: Kind>(
     stop: &CancellationToken,
 ) {
     let mut budget = RestartBudget::new(&policy());
+    let record = updates.borrow().clone();
     loop {
         match run_once(kind, agent, &mut updates, stop).await {
-            Ended::Stopped => return,
+            Ended::Stopped => {
+                agent.managed.note(&record, None);
+                return;
+            }
             Ended::Failed { code, reason } => {
                 tracing::warn!(%reason, "service failed");
                 let wait = match budget.on_crash(Instant::now(), code) {
-                    OnCrash::Restart(delay) => Some(delay),
+                    OnCrash::Restart(delay) => {
+                        agent
+                            .managed
+                            .note(&record, Some(format!("restarting: {reason}")));
+                        Some(delay)
+                    }
                     OnCrash::GiveUp(why) => {
                         tracing::error!(reason = %why, "service given up until its app is deployed again");
+                        agent.managed.note(
+                            &record,
+                            Some(format!("failed: {reason} (given up until the next deploy)")),
+                        );
                         None
                     }
                 };
                 tokio::select! {
-                    _ = stop.cancelled() => return,
-                    _ = agent.shutdown.cancelled() => return,
+                    _ = stop.cancelled() => {
+                        agent.managed.note(&record, None);
+                        return;
+                    }
+                    _ = agent.shutdown.cancelled() => {
+                        agent.managed.note(&record, None);
+                        return;
+                    }
                     _ = async {
                         match wait {
                             Some(delay) => tokio::time::sleep(delay).await,
@@ -163,6 +182,7 @@ async fn run_once<K: Kind>(
     stop: &CancellationToken,
 ) -> Ended {
     let mut record = updates.borrow_and_update().clone();
+    agent.managed.note(&record, Some("starting".into()));
     let dirs = Dirs::of(&agent.config.data_dir, &record.app, record.kind);
     let identity = format!("{}.{}", record.kind.name(), record.app);
     let uid = match agent.sandbox.app_uid(&identity) {
@@ -328,6 +348,7 @@ async fn serve<K: Kind>(
         return Some(failed(e));
     }
     tracing::info!(port = record.port, "service running");
+    agent.managed.note(record, Some("running".into()));
     let mut failures = 0;
     loop {
         tokio::select! {

@@ -170,6 +170,8 @@ pub(crate) struct Agent {
     router: reef_proxy::Router,
     /// Where other nodes reach this node's peer listener.
     proxy_addr: Option<std::net::SocketAddr>,
+    /// Node-to-node TLS, for tunnels to other nodes' services.
+    peer_tls: Option<reef_proxy::PeerTls>,
     /// Where clients reach this node's proxy (`reef doctor`, `reef nodes`).
     public: doctor::Public,
     /// Set once a coordinator accepted this node's registration.
@@ -311,6 +313,7 @@ pub async fn run(
         managed: services::Managed::default(),
         router: reef_proxy::Router::new(),
         proxy_addr,
+        peer_tls: peer.as_ref().map(|p| p.tls.clone()),
         public,
         registered: tokio::sync::watch::Sender::new(false),
         running: Mutex::new(HashMap::new()),
@@ -340,6 +343,11 @@ pub async fn run(
     agent.sandbox.sweep().await;
     agent.recover().await;
     tls::start(&agent, https_listener, proxy_config.clone());
+    if let Some(tls) = &agent.peer_tls {
+        tls.set_tunnels(Arc::new(services::TunnelEnd {
+            agent: Arc::downgrade(&agent),
+        }));
+    }
     if let (Some(peer), Some(listener)) = (peer, peer_listener) {
         peer::start(&agent, peer, listener, proxy_config.clone());
     }

@@ -141,21 +141,17 @@ pub struct ServiceRecord {
     pub databases: Vec<String>,
     /// The node that runs it and keeps its data.
     pub node: NodeId,
-    /// The TCP port it listens on, on the node's loopback (and its peer
-    /// address, for other nodes' instances).
+    /// The TCP port it listens on, on its node's loopback only.
     pub port: u16,
     /// The role the app's instances log in as.
     pub role: String,
-    /// Where other nodes reach it (the node's peer address); None: only
-    /// instances on `node` itself can.
-    pub host: Option<std::net::IpAddr>,
+    /// Its node's peer listener, where other nodes' agents open tunnels
+    /// to it (mutual TLS); None: only instances on `node` reach it.
+    pub peer: Option<std::net::SocketAddr>,
     pub desired: ServiceDesired,
     /// The password, sealed to `node`'s key (context
     /// `<app>/<password secret>`): only that node opens it.
     pub sealed_password: Vec<u8>,
-    /// The addresses of the cluster's dedicated nodes, the only ones it
-    /// takes connections from besides its own loopback.
-    pub peers: Vec<std::net::IpAddr>,
     pub created_at_ms: u64,
     pub updated_at_ms: u64,
 }
@@ -202,7 +198,8 @@ impl ServiceHealth {
 pub struct ServiceEndpoint {
     pub kind: ServiceKind,
     pub node: NodeId,
-    pub host: Option<std::net::IpAddr>,
+    /// Its node's peer listener (tunnels from other nodes go there).
+    pub peer: Option<std::net::SocketAddr>,
     pub port: u16,
     pub role: String,
     pub databases: Vec<String>,
@@ -213,7 +210,7 @@ impl ServiceEndpoint {
         Self {
             kind: record.kind,
             node: record.node,
-            host: record.host,
+            peer: record.peer,
             port: record.port,
             role: record.role.clone(),
             databases: record.databases.clone(),
@@ -222,30 +219,25 @@ impl ServiceEndpoint {
 
     /// The environment an instance on node `here` gets: for Postgres,
     /// `DATABASE_URL` for the first database and, with several,
-    /// `DATABASE_URL_<NAME>` for each. None when the instance's node cannot
-    /// reach the service.
-    pub fn env(&self, here: NodeId, password: &str) -> Option<Vec<(String, String)>> {
-        let (host, tls) = if here == self.node {
-            ("127.0.0.1".to_string(), false)
+    /// `DATABASE_URL_<NAME>` for each. On the service's node it is reached
+    /// on loopback; elsewhere through the local end of a tunnel to it
+    /// (`forwarder`, a port on this node's loopback). None when neither.
+    pub fn env(
+        &self,
+        here: NodeId,
+        password: &str,
+        forwarder: Option<u16>,
+    ) -> Option<Vec<(String, String)>> {
+        let port = if here == self.node {
+            self.port
         } else {
-            match self.host? {
-                std::net::IpAddr::V4(ip) => (ip.to_string(), !ip.is_loopback()),
-                std::net::IpAddr::V6(ip) => (format!("[{ip}]"), !ip.is_loopback()),
-            }
+            forwarder?
         };
         match self.kind {
             ServiceKind::Postgres => {
                 let password = percent_encode(password);
-                let url = |db: &str| {
-                    let mut url = format!(
-                        "postgres://{}:{password}@{host}:{}/{db}",
-                        self.role, self.port
-                    );
-                    if tls {
-                        url.push_str("?sslmode=require");
-                    }
-                    url
-                };
+                let url =
+                    |db: &str| format!("postgres://{}:{password}@127.0.0.1:{port}/{db}", self.role);
                 let mut env = Vec::new();
                 if let Some(first) = self.databases.first() {
                     env.push(("DATABASE_URL".to_string(), url(first)));

@@ -1,10 +1,10 @@
 use super::*;
 
-fn endpoint(databases: &[&str], host: Option<std::net::IpAddr>) -> ServiceEndpoint {
+fn endpoint(databases: &[&str]) -> ServiceEndpoint {
     ServiceEndpoint {
         kind: ServiceKind::Postgres,
         node: NodeId(uuid::Uuid::from_u128(1)),
-        host,
+        peer: Some("10.0.0.5:7443".parse().unwrap()),
         port: 21000,
         role: "shop".into(),
         databases: databases.iter().map(|d| d.to_string()).collect(),
@@ -39,9 +39,9 @@ fn database_names_are_checked() {
 }
 
 #[test]
-fn an_instance_on_the_service_node_uses_loopback() {
-    let env = endpoint(&["shop"], Some("10.0.0.5".parse().unwrap()))
-        .env(NodeId(uuid::Uuid::from_u128(1)), "pw")
+fn an_instance_on_the_service_node_uses_its_port_on_loopback() {
+    let env = endpoint(&["shop"])
+        .env(NodeId(uuid::Uuid::from_u128(1)), "pw", None)
         .unwrap();
     assert_eq!(
         env,
@@ -53,11 +53,12 @@ fn an_instance_on_the_service_node_uses_loopback() {
 }
 
 #[test]
-fn an_instance_elsewhere_uses_the_node_address_over_tls() {
-    let env = endpoint(&["shop", "stats"], Some("10.0.0.5".parse().unwrap()))
-        .env(NodeId(uuid::Uuid::from_u128(2)), "pw")
+fn an_instance_elsewhere_uses_its_local_forwarder() {
+    let here = NodeId(uuid::Uuid::from_u128(2));
+    let env = endpoint(&["shop", "stats"])
+        .env(here, "pw", Some(40001))
         .unwrap();
-    let url = |db: &str| format!("postgres://shop:pw@10.0.0.5:21000/{db}?sslmode=require");
+    let url = |db: &str| format!("postgres://shop:pw@127.0.0.1:40001/{db}");
     assert_eq!(
         env,
         vec![
@@ -66,22 +67,14 @@ fn an_instance_elsewhere_uses_the_node_address_over_tls() {
             ("DATABASE_URL_STATS".to_string(), url("stats")),
         ]
     );
-    // A node on loopback (one machine): no TLS to ask for.
-    let env = endpoint(&["shop"], Some("127.0.0.1".parse().unwrap()))
-        .env(NodeId(uuid::Uuid::from_u128(2)), "pw")
-        .unwrap();
-    assert_eq!(env[0].1, "postgres://shop:pw@127.0.0.1:21000/shop");
-    // No address: other nodes cannot reach it.
-    assert_eq!(
-        endpoint(&["shop"], None).env(NodeId(uuid::Uuid::from_u128(2)), "pw"),
-        None
-    );
+    // No forwarder: nothing to reach it by.
+    assert_eq!(endpoint(&["shop"]).env(here, "pw", None), None);
 }
 
 #[test]
 fn a_password_set_by_hand_is_encoded_in_the_url() {
-    let env = endpoint(&["shop"], None)
-        .env(NodeId(uuid::Uuid::from_u128(1)), "p@ss:w/rd%")
+    let env = endpoint(&["shop"])
+        .env(NodeId(uuid::Uuid::from_u128(1)), "p@ss:w/rd%", None)
         .unwrap();
     assert_eq!(
         env[0].1,

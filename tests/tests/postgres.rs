@@ -196,6 +196,21 @@ async fn an_apps_postgres_serves_both_nodes_and_keeps_its_data_across_restarts_a
         || database_url(port),
     )
     .await;
+    // The instance on the service's node reaches it on loopback, the other
+    // through its node's forwarder (a tunnel over the peer link): another port.
+    let other = eventually(
+        "the other instance's DATABASE_URL",
+        Duration::from_secs(10),
+        || database_url(cluster.proxy_port("node-2")),
+    )
+    .await;
+    let service_port = format!(":{}/", json["services"][0]["port"]);
+    let direct: Vec<&String> = [&url, &other]
+        .into_iter()
+        .filter(|u| u.contains(&service_port))
+        .collect();
+    assert_eq!(direct.len(), 1, "{url} {other} {service_port}");
+    assert_ne!(url, other, "one of them goes through a forwarder");
     let password = url
         .trim_start_matches("postgres://shop:")
         .split('@')

@@ -12,7 +12,7 @@ use crate::store::Store;
 use reef_proto::api::{ApiError, ApiErrorKind, ServiceStatus};
 use reef_proto::manifest::AppSpec;
 use reef_proto::members::{Member, APP_ROLE};
-use reef_proto::node::{Eligibility, NodeRecord, TrustClass};
+use reef_proto::node::Eligibility;
 use reef_proto::services::{
     role_name, ServiceDesired, ServiceEndpoint, ServiceKind, ServiceRecord, ServiceSpec,
 };
@@ -126,10 +126,9 @@ impl Coordinator {
                     .map(|r| r.sealed_password.clone())
                     .unwrap_or_default(),
             };
-            let host = node
+            let peer = node
                 .and_then(|r| r.proxy_addr)
-                .map(|a| a.ip())
-                .or(plan.existing.as_ref().and_then(|r| r.host));
+                .or(plan.existing.as_ref().and_then(|r| r.peer));
             let now = now_ms();
             let record = ServiceRecord {
                 app: app.to_string(),
@@ -139,10 +138,9 @@ impl Coordinator {
                 node: plan.node,
                 port: plan.port,
                 role: role_name(app),
-                host,
+                peer,
                 desired: ServiceDesired::Running,
                 sealed_password,
-                peers: peer_addresses(self.cluster.nodes().map(|e| &e.record)),
                 created_at_ms: plan
                     .existing
                     .as_ref()
@@ -265,18 +263,6 @@ impl Coordinator {
         }
         Ok(any)
     }
-}
-
-/// The addresses of the dedicated nodes' peer listeners: the only remote
-/// addresses a service takes connections from.
-fn peer_addresses<'a>(nodes: impl Iterator<Item = &'a NodeRecord>) -> Vec<std::net::IpAddr> {
-    let mut peers: Vec<std::net::IpAddr> = nodes
-        .filter(|n| n.trust == TrustClass::Dedicated)
-        .filter_map(|n| n.proxy_addr.map(|a| a.ip()))
-        .collect();
-    peers.sort();
-    peers.dedup();
-    peers
 }
 
 /// `app`'s services as `reef status` shows them; `node` gives a node's

@@ -34,10 +34,9 @@ fn record(node: NodeId, version: u32, desired: ServiceDesired) -> ServiceRecord 
         node,
         port: 21_000,
         role: "shop".into(),
-        host: None,
+        peer: None,
         desired,
         sealed_password: Vec::new(),
-        peers: Vec::new(),
         created_at_ms: 1,
         updated_at_ms: 1,
     }

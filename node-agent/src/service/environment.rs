@@ -11,7 +11,7 @@ use std::path::Path;
 
 /// The process environment of `record`'s instance on `port`.
 pub(crate) fn render(
-    agent: &Agent,
+    agent: &std::sync::Arc<Agent>,
     record: &LocalInstance,
     data_dir: &Path,
     port: u16,
@@ -77,10 +77,13 @@ pub(crate) fn render(
             tracing::warn!(app = %spec.name, kind = endpoint.kind.name(), "no password for the service");
             continue;
         };
-        match endpoint.env(agent.node, &password) {
+        let forwarder = (endpoint.node != agent.node)
+            .then(|| crate::services::forwarder(agent, &spec.name, endpoint))
+            .flatten();
+        match endpoint.env(agent.node, &password, forwarder) {
             Some(vars) => env.extend(vars),
             None => tracing::warn!(app = %spec.name, kind = endpoint.kind.name(),
-                "the service's node has no address this node can reach"),
+                "the service's node has no peer link this node can reach"),
         }
     }
     Ok(env)

@@ -199,7 +199,7 @@ impl Runner {
         let mut moved = 0;
         // Its services first (a new Postgres takes a few seconds to set up).
         tokio::select! {
-            _ = crate::services::reachable(&self.agent, &self.record.assignment.services) => {}
+            _ = crate::services::reachable(&self.agent, &spec.name, &self.record.assignment.services) => {}
             _ = self.stop.cancelled() => return Ok(InstanceState::Stopped),
             _ = self.agent.shutdown.cancelled() => return Ok(shut_down()),
         }

@@ -8,12 +8,6 @@ use super::Dirs;
 use reef_proto::services::ServiceRecord;
 use std::ffi::OsString;
 
-/// A TLS certificate and key the service may present to other nodes.
-pub(crate) struct Tls {
-    pub cert_pem: Vec<u8>,
-    pub key_pem: Vec<u8>,
-}
-
 pub(crate) trait Kind: Send + Sync {
     /// Whether its directory was set up already (its data is there).
     fn initialized(&self, dirs: &Dirs) -> bool;
@@ -26,10 +20,9 @@ pub(crate) trait Kind: Send + Sync {
         &self,
         dirs: &Dirs,
         record: &ServiceRecord,
-        tls: Option<&Tls>,
     ) -> std::io::Result<Vec<std::path::PathBuf>>;
     /// The service's own process, run in its sandbox.
-    fn argv(&self, dirs: &Dirs, record: &ServiceRecord, tls: bool) -> Vec<OsString>;
+    fn argv(&self, dirs: &Dirs, record: &ServiceRecord) -> Vec<OsString>;
     /// Whether it accepts connections now.
     fn ready(
         &self,

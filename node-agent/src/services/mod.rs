@@ -15,11 +15,14 @@
 mod kind;
 mod postgres;
 mod supervisor;
+mod tunnel;
+
+pub(crate) use tunnel::{forwarder, TunnelEnd};
 
 use crate::Agent;
 use async_nats::jetstream::kv;
 use futures::StreamExt;
-use reef_proto::services::{ServiceDesired, ServiceKind, ServiceRecord};
+use reef_proto::services::{ServiceDesired, ServiceEndpoint, ServiceKind, ServiceRecord};
 use reef_proto::{decode, subjects};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -38,7 +41,13 @@ pub(crate) struct Managed {
     running: std::sync::Mutex<BTreeMap<String, Running>>,
     /// How each is, for the heartbeat.
     health: std::sync::Mutex<BTreeMap<String, reef_proto::services::ServiceHealth>>,
+    /// This node's forwarders to other nodes' services, by key: the local
+    /// port, and where the service is.
+    forwarders: std::sync::Mutex<BTreeMap<String, Forwarder>>,
 }
+
+/// A forwarder's local port, and where its service is.
+type Forwarder = (u16, Arc<std::sync::Mutex<ServiceEndpoint>>);
 
 struct Running {
     updates: tokio::sync::watch::Sender<ServiceRecord>,
@@ -301,26 +310,32 @@ pub(crate) fn nats_env(
 /// before it starts anyway (and its app reports what it finds).
 const SERVICES_WAIT: Duration = Duration::from_secs(120);
 
-/// Returns once every service in `endpoints` accepts TCP connections from
-/// this node, or after [`SERVICES_WAIT`].
-pub(crate) async fn reachable(agent: &Agent, endpoints: &[reef_proto::services::ServiceEndpoint]) {
+/// Returns once every service of `app` in `endpoints` accepts connections
+/// from this node (on loopback here, else through a tunnel), or after
+/// [`SERVICES_WAIT`].
+pub(crate) async fn reachable(agent: &Agent, app: &str, endpoints: &[ServiceEndpoint]) {
     let deadline = tokio::time::Instant::now() + SERVICES_WAIT;
     for endpoint in endpoints {
-        let ip = if endpoint.node == agent.node {
-            std::net::IpAddr::from([127, 0, 0, 1])
-        } else {
-            match endpoint.host {
-                Some(ip) => ip,
-                None => continue,
-            }
+        let local = endpoint.node == agent.node;
+        let addr = match local {
+            true => format!("127.0.0.1:{}", endpoint.port),
+            false => format!("a tunnel to {:?}", endpoint.peer),
         };
-        let addr = std::net::SocketAddr::new(ip, endpoint.port);
         let mut told = false;
         loop {
-            let attempt =
-                tokio::time::timeout(Duration::from_secs(2), tokio::net::TcpStream::connect(addr))
-                    .await;
-            if matches!(attempt, Ok(Ok(_))) {
+            let ok = if local {
+                matches!(
+                    tokio::time::timeout(
+                        Duration::from_secs(2),
+                        tokio::net::TcpStream::connect(("127.0.0.1", endpoint.port)),
+                    )
+                    .await,
+                    Ok(Ok(_))
+                )
+            } else {
+                tunnel::open(agent, app, endpoint).await.is_ok()
+            };
+            if ok {
                 break;
             }
             if tokio::time::Instant::now() >= deadline {
@@ -366,6 +381,18 @@ impl Managed {
                 health.remove(&key);
             }
         }
+    }
+
+    fn lock_forwarders(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, Forwarder>> {
+        self.forwarders.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The loopback port of the service `key` (`<app>.<kind>`) if it runs here.
+    fn local_port(&self, key: &str) -> Option<u16> {
+        self.lock()
+            .get(key)
+            .filter(|service| !*service.done.borrow())
+            .map(|service| service.updates.borrow().port)
     }
 
     /// Every service's state, for the heartbeat.

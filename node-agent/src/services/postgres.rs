@@ -4,16 +4,17 @@
 //! - `initdb` once, with a superuser `reef` that logs in only over the
 //!   unix socket (`trust`: the socket's directory is the service uid's,
 //!   mode 0700, so only that uid and root reach it; the agent is root).
-//! - The app's role logs in with its password (SCRAM) from the node's
-//!   loopback, and, over TLS (`hostssl`) with the node's peer certificate,
-//!   from the cluster's dedicated nodes' addresses; nothing else is in
-//!   `pg_hba.conf`, and it listens nowhere else.
+//! - It listens on the node's loopback only; the app's role logs in with
+//!   its password (SCRAM) from there, nothing else is in `pg_hba.conf`.
+//!   Instances on other nodes reach it through a tunnel over the mutual-TLS
+//!   peer link (`tunnel.rs`), whose end on this node is a loopback
+//!   connection like any other.
 //! - Stopped with SIGINT, PostgreSQL's fast shutdown.
 //!
 //! The password never appears on a command line or in a log: it reaches
 //! `psql` on its standard input, and statements are never logged.
 
-use super::kind::{Kind, Tls};
+use super::kind::Kind;
 use super::Dirs;
 use reef_proto::services::ServiceRecord;
 use std::ffi::OsString;
@@ -51,8 +52,8 @@ fn conf(dirs: &Dirs) -> PathBuf {
 }
 
 /// `pg_hba.conf`: the superuser on the socket, the app's role from
-/// loopback and, over TLS, from the cluster's nodes.
-pub(crate) fn hba(record: &ServiceRecord, tls: bool) -> String {
+/// loopback with its password.
+pub(crate) fn hba(record: &ServiceRecord) -> String {
     let role = quote_ident(&record.role);
     let dbs = record
         .databases
@@ -64,25 +65,7 @@ pub(crate) fn hba(record: &ServiceRecord, tls: bool) -> String {
     out.push_str(&format!("local all {SUPERUSER} trust\n"));
     out.push_str(&format!("host {dbs} {role} 127.0.0.1/32 scram-sha-256\n"));
     out.push_str(&format!("host {dbs} {role} ::1/128 scram-sha-256\n"));
-    if tls {
-        for peer in record.peers.iter().filter(|p| !p.is_loopback()) {
-            let mask = if peer.is_ipv4() { 32 } else { 128 };
-            out.push_str(&format!(
-                "hostssl {dbs} {role} {peer}/{mask} scram-sha-256\n"
-            ));
-        }
-    }
     out
-}
-
-/// Where it listens: loopback, and the node's peer address when other
-/// nodes reach it there over TLS.
-pub(crate) fn listen_addresses(record: &ServiceRecord, tls: bool) -> String {
-    let mut addresses = vec!["127.0.0.1".to_string()];
-    if let Some(host) = record.host.filter(|h| tls && !h.is_loopback()) {
-        addresses.push(host.to_string());
-    }
-    addresses.join(",")
 }
 
 /// `"name"`, with any `"` doubled.
@@ -136,12 +119,7 @@ impl Kind for Postgres {
         ]
     }
 
-    fn configure(
-        &self,
-        dirs: &Dirs,
-        record: &ServiceRecord,
-        tls: Option<&Tls>,
-    ) -> std::io::Result<Vec<PathBuf>> {
+    fn configure(&self, dirs: &Dirs, record: &ServiceRecord) -> std::io::Result<Vec<PathBuf>> {
         let conf = conf(dirs);
         let socket = socket_dir(dirs);
         for dir in [&conf, &socket] {
@@ -150,30 +128,19 @@ impl Kind for Postgres {
         }
         let mut written = vec![conf.clone(), socket.clone()];
         let hba_file = conf.join("pg_hba.conf");
-        std::fs::write(&hba_file, hba(record, tls.is_some()))?;
+        std::fs::write(&hba_file, hba(record))?;
         written.push(hba_file);
-        if let Some(tls) = tls {
-            for (name, bytes) in [("server.crt", &tls.cert_pem), ("server.key", &tls.key_pem)] {
-                let path = conf.join(name);
-                std::fs::write(&path, bytes)?;
-                std::fs::set_permissions(
-                    &path,
-                    std::os::unix::fs::PermissionsExt::from_mode(0o600),
-                )?;
-                written.push(path);
-            }
-        }
         // A lock file left by a process that is gone (the agent's sweep
         // killed it): PostgreSQL would take it for a live one.
         let _ = std::fs::remove_file(data(dirs).join("postmaster.pid"));
         Ok(written)
     }
 
-    fn argv(&self, dirs: &Dirs, record: &ServiceRecord, tls: bool) -> Vec<OsString> {
+    fn argv(&self, dirs: &Dirs, record: &ServiceRecord) -> Vec<OsString> {
         let conf = conf(dirs);
         let mut settings = vec![
             format!("port={}", record.port),
-            format!("listen_addresses={}", listen_addresses(record, tls)),
+            "listen_addresses=127.0.0.1".into(),
             format!("unix_socket_directories={}", socket_dir(dirs).display()),
             "unix_socket_permissions=0700".into(),
             format!("hba_file={}", conf.join("pg_hba.conf").display()),
@@ -185,19 +152,8 @@ impl Kind for Postgres {
             "log_statement=none".into(),
             "logging_collector=off".into(),
         ];
-        if tls {
-            settings.push("ssl=on".into());
-            settings.push(format!(
-                "ssl_cert_file={}",
-                conf.join("server.crt").display()
-            ));
-            settings.push(format!(
-                "ssl_key_file={}",
-                conf.join("server.key").display()
-            ));
-        } else {
-            settings.push("ssl=off".into());
-        }
+        // Loopback only: what crosses machines is in the peer link's TLS.
+        settings.push("ssl=off".into());
         let mut argv: Vec<OsString> = vec![
             bin(record, "postgres").into(),
             "-D".into(),

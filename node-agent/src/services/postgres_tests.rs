@@ -10,14 +10,9 @@ fn record() -> ServiceRecord {
         node: reef_proto::NodeId::new(),
         port: 21_000,
         role: "shop".into(),
-        host: Some("10.0.0.5".parse().unwrap()),
+        peer: Some("10.0.0.5:7443".parse().unwrap()),
         desired: ServiceDesired::Running,
         sealed_password: Vec::new(),
-        peers: vec![
-            "10.0.0.5".parse().unwrap(),
-            "10.0.0.6".parse().unwrap(),
-            "127.0.0.1".parse().unwrap(),
-        ],
         created_at_ms: 1,
         updated_at_ms: 1,
     }
@@ -25,7 +20,7 @@ fn record() -> ServiceRecord {
 
 #[test]
 fn only_the_apps_role_gets_in_with_its_password_and_the_superuser_only_on_the_socket() {
-    let text = hba(&record(), true);
+    let text = hba(&record());
     let lines: Vec<&str> = text.lines().filter(|l| !l.starts_with('#')).collect();
     assert_eq!(
         lines,
@@ -33,21 +28,8 @@ fn only_the_apps_role_gets_in_with_its_password_and_the_superuser_only_on_the_so
             "local all reef trust",
             "host \"shop\",\"stats\" \"shop\" 127.0.0.1/32 scram-sha-256",
             "host \"shop\",\"stats\" \"shop\" ::1/128 scram-sha-256",
-            "hostssl \"shop\",\"stats\" \"shop\" 10.0.0.5/32 scram-sha-256",
-            "hostssl \"shop\",\"stats\" \"shop\" 10.0.0.6/32 scram-sha-256",
         ]
     );
-    // Without TLS, nothing from other machines.
-    assert!(!hba(&record(), false).contains("hostssl"));
-}
-
-#[test]
-fn it_listens_beyond_loopback_only_with_tls() {
-    assert_eq!(listen_addresses(&record(), true), "127.0.0.1,10.0.0.5");
-    assert_eq!(listen_addresses(&record(), false), "127.0.0.1");
-    let mut local = record();
-    local.host = Some("127.0.0.1".parse().unwrap());
-    assert_eq!(listen_addresses(&local, true), "127.0.0.1");
 }
 
 #[test]
@@ -69,7 +51,7 @@ fn provisioning_quotes_what_it_is_given() {
 fn the_server_keeps_statements_out_of_its_log_and_its_socket_private() {
     let dirs = Dirs::of(Path::new("/var/lib/reef"), "shop", ServiceKind::Postgres);
     let argv: Vec<String> = Postgres
-        .argv(&dirs, &record(), true)
+        .argv(&dirs, &record())
         .into_iter()
         .map(|a| a.into_string().unwrap())
         .collect();
@@ -79,7 +61,7 @@ fn the_server_keeps_statements_out_of_its_log_and_its_socket_private() {
         "log_min_error_statement=panic",
         "unix_socket_permissions=0700",
         "unix_socket_directories=/var/lib/reef/services/shop.postgres/s",
-        "ssl=on",
+        "listen_addresses=127.0.0.1",
     ] {
         assert!(argv.iter().any(|a| a == setting), "{setting} in {argv:?}");
     }

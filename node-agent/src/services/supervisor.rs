@@ -7,7 +7,7 @@
 //! sandbox's SIGTERM and SIGKILL) when the app is destroyed or the agent
 //! stops. Nothing of it outlives the supervisor.
 
-use super::kind::{Kind, Tls};
+use super::kind::Kind;
 use super::Dirs;
 use crate::service::restart::{OnCrash, RestartBudget};
 use crate::Agent;
@@ -125,18 +125,6 @@ async fn supervise_kind<K: Kind>(
     }
 }
 
-/// The node's peer certificate and key, which the service presents to
-/// other nodes' instances; None without one (then it takes no remote
-/// connections).
-fn node_tls(agent: &Agent) -> Option<Tls> {
-    let dir = agent.config.data_dir.join("tls");
-    let stored: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(dir.join("peer-cert.json")).ok()?).ok()?;
-    let cert_pem = stored.get("cert_pem")?.as_str()?.as_bytes().to_vec();
-    let key_pem = std::fs::read(dir.join("peer-key.pem")).ok()?;
-    Some(Tls { cert_pem, key_pem })
-}
-
 fn give(paths: &[std::path::PathBuf], uid: u32) -> std::io::Result<()> {
     for path in paths {
         std::os::unix::fs::lchown(path, Some(uid), Some(uid))?;
@@ -251,10 +239,9 @@ async fn run_once<K: Kind>(
             Err(e) => return failed(format!("setting up the data: {e}")),
         }
     }
-    let tls = node_tls(agent);
     let configure = |record: &ServiceRecord| -> Result<(), String> {
         let written = kind
-            .configure(&dirs, record, tls.as_ref())
+            .configure(&dirs, record)
             .map_err(|e| format!("configuring: {e}"))?;
         give(&written, uid).map_err(|e| format!("configuring: {e}"))
     };
@@ -263,10 +250,7 @@ async fn run_once<K: Kind>(
     }
     let (mut child, mut tree) = match agent
         .sandbox
-        .spawn(
-            launch(kind.argv(&dirs, &record, tls.is_some()), &group),
-            env(&dirs),
-        )
+        .spawn(launch(kind.argv(&dirs, &record), &group), env(&dirs))
         .await
     {
         Ok(started) => started,

@@ -257,18 +257,30 @@ async fn an_apps_postgres_serves_both_nodes_and_keeps_its_data_across_restarts_a
             .unwrap_or("0");
         assert_ne!(uid, "0", "pid {pid} runs as root");
     }
-    let agent = cluster
+    let at = cluster
         .agents
-        .iter_mut()
-        .find(|a| a.data_dir().is_some_and(|d| d.ends_with(&home)))
+        .iter()
+        .position(|a| a.data_dir().is_some_and(|d| d.ends_with(&home)))
         .expect("the service's agent");
-    assert!(agent.terminate().await, "the agent stopped cleanly");
+    assert!(
+        cluster.agents[at].terminate().await,
+        "the agent stopped cleanly"
+    );
     assert!(
         processes_under(&dir).is_empty(),
         "left running: {:?}",
         processes_under(&dir)
     );
-    agent.restart();
+    // While its node is away the service waits for it, and says so.
+    eventually("the service waiting", Duration::from_secs(15), || async {
+        let state = status(&cluster).await["services"][0]["state"].clone();
+        state
+            .as_str()
+            .is_some_and(|s| s.starts_with(&format!("waiting: node {home} is down")))
+            .then_some(())
+    })
+    .await;
+    cluster.agents[at].restart();
     cluster.healthy_nodes("shop", 2).await;
     let rows = eventually(
         "Postgres back after the restart",

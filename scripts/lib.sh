@@ -82,6 +82,21 @@ ensure_browser_tools() {
     fi
 }
 
+# Managed Postgres (`[services.postgres]`) runs Debian's PostgreSQL server
+# (/usr/lib/postgresql/<major>/bin/postgres); its test writes rows with psql.
+ensure_postgres() {
+    if ! ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1; then
+        echo "installing postgresql for the managed Postgres tests" >&2
+        apt-get update -qq && apt-get install -y -qq postgresql >/dev/null
+        # The package starts a cluster of its own; reef runs its own servers.
+        if command -v pg_lsclusters >/dev/null 2>&1; then
+            pg_lsclusters -h 2>/dev/null | while read -r version name _; do
+                pg_ctlcluster "$version" "$name" stop 2>/dev/null || true
+            done
+        fi
+    fi
+}
+
 # The proxy benchmark puts nginx and Caddy next to reef's proxy and loads all
 # three with wrk (Debian packages).
 ensure_proxy_bench_tools() {

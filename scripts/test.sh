@@ -10,6 +10,7 @@ ensure_test_tools
 ensure_sandbox_tools
 ensure_beam_tools
 ensure_browser_tools
+ensure_postgres
 
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets -- -D warnings

@@ -521,12 +521,16 @@ pub async fn change(nats: &client::Nats, request: ApiRequest, detach: bool) -> R
 
 /// Asks on the terminal whether to destroy `app`; without a terminal to
 /// ask on, says to pass --yes. True to go on.
-pub fn confirm_destroy(app: &str) -> Result<bool> {
+pub fn confirm_destroy(app: &str, delete_data: bool) -> Result<bool> {
     use std::io::{BufRead as _, IsTerminal as _, Write as _};
+    let data = match delete_data {
+        true => ", and delete its services' data",
+        false => "",
+    };
     if !std::io::stdin().is_terminal() {
-        bail!("reef destroy {app} stops the app and forgets it, its releases and its secrets: pass --yes to do it without a terminal to ask on");
+        bail!("reef destroy {app} stops the app and forgets it, its releases and its secrets{data}: pass --yes to do it without a terminal to ask on");
     }
-    eprint!("destroy {app}: stop it and forget it, its releases and its secrets? [y/N] ");
+    eprint!("destroy {app}: stop it and forget it, its releases and its secrets{data}? [y/N] ");
     std::io::stderr().flush().ok();
     let mut answer = String::new();
     std::io::stdin().lock().read_line(&mut answer)?;
@@ -535,6 +539,46 @@ pub fn confirm_destroy(app: &str) -> Result<bool> {
         eprintln!("not destroyed");
     }
     Ok(yes)
+}
+
+/// `reef destroy APP [--delete-data]`: what becomes of the app's
+/// services' data is said before and after.
+pub async fn destroy(nats: &client::Nats, app: String, delete_data: bool) -> Result<ExitCode> {
+    let services = {
+        let client = connect(nats).await?;
+        match status_of(&client, &app).await {
+            Ok(status) => status.services,
+            // Already destroyed: only its kept data may be left to delete.
+            Err(_) if delete_data => Vec::new(),
+            Err(e) => return Err(e),
+        }
+    };
+    let request = match delete_data {
+        true => ApiRequest::DestroyAppData {
+            app: app.clone(),
+            delete_data,
+        },
+        false => ApiRequest::DestroyApp(app.clone()),
+    };
+    let code = stop(nats, request).await?;
+    for service in &services {
+        let node = service
+            .node_name
+            .clone()
+            .unwrap_or_else(|| service.node.to_string());
+        match delete_data {
+            true => eprintln!(
+                "deleting the {} data of {app} on node {node}",
+                service.kind.name()
+            ),
+            false => eprintln!(
+                "kept: the {} data of {app} on node {node} (a new deploy of {app} takes it up \
+                 again; `reef destroy {app} --delete-data --yes` deletes it)",
+                service.kind.name()
+            ),
+        }
+    }
+    Ok(code)
 }
 
 /// `reef stop` and `reef destroy`: ask, then wait until the instances are gone.
@@ -669,6 +713,9 @@ pub async fn status(nats: &client::Nats, app: &str, json: bool) -> Result<()> {
     }
     if let Some(failure) = &status.record.rollout_failure {
         println!("rollout:  {failure}");
+    }
+    for service in &status.services {
+        println!("service:  {}", views::service_line(service));
     }
     if let Some(maintenance) = &status.record.maintenance {
         let since = reef_proto::now_ms().saturating_sub(maintenance.since_ms);

@@ -38,7 +38,7 @@ use std::process::ExitCode;
 
 /// `reef --version`: the release and the wire protocol it speaks (only
 /// processes of one protocol share a cluster).
-const VERSION: &str = concat!(env!("CARGO_PKG_VERSION"), " (protocol 2)");
+const VERSION: &str = concat!(env!("CARGO_PKG_VERSION"), " (protocol 3)");
 
 #[derive(Parser)]
 #[command(
@@ -160,6 +160,10 @@ enum Command {
         /// Do not ask.
         #[arg(long, short = 'y')]
         yes: bool,
+        /// Also delete the data of the app's managed services (its Postgres)
+        /// on their node; without it the data is kept for a later deploy.
+        #[arg(long)]
+        delete_data: bool,
     },
     /// Manage an app's secrets (`${secret:KEY}` in Reef.toml).
     Secrets {
@@ -398,11 +402,15 @@ async fn dispatch(cli: Cli, matches: &clap::ArgMatches) -> anyhow::Result<ExitCo
             maintenance::maintenance(&nats, mode == "on", app, page.as_deref()).await?;
             Ok(ExitCode::SUCCESS)
         }
-        Command::Destroy { app, yes } => {
-            if !yes && !apps::confirm_destroy(&app)? {
+        Command::Destroy {
+            app,
+            yes,
+            delete_data,
+        } => {
+            if !yes && !apps::confirm_destroy(&app, delete_data)? {
                 return Ok(ExitCode::from(1));
             }
-            apps::stop(&nats, reef_proto::api::ApiRequest::DestroyApp(app)).await
+            apps::destroy(&nats, app, delete_data).await
         }
         Command::Secrets { command } => apps::secrets(&nats, command)
             .await

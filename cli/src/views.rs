@@ -338,7 +338,39 @@ pub fn app_json(status: &AppStatus, node_names: &HashMap<String, String>) -> Val
             "created_at_ms": i.created_at_ms,
             "updated_at_ms": i.updated_at_ms,
         })).collect::<Vec<_>>(),
+        "services": status.services.iter().map(service_json).collect::<Vec<_>>(),
     })
+}
+
+/// A managed service as `reef status --json` shows it (never its password).
+pub fn service_json(service: &reef_proto::api::ServiceStatus) -> Value {
+    json!({
+        "kind": service.kind.name(),
+        "version": service.version,
+        "databases": service.databases,
+        "node": service.node.to_string(),
+        "node_name": service.node_name,
+        "port": service.port,
+        "role": service.role,
+        "state": service.state,
+    })
+}
+
+/// One line of `reef status` for a managed service.
+pub fn service_line(service: &reef_proto::api::ServiceStatus) -> String {
+    let node = service
+        .node_name
+        .clone()
+        .unwrap_or_else(|| service.node.to_string());
+    format!(
+        "{} {} on node {node}, port {}, role {}, databases {}: {}",
+        service.kind.name(),
+        service.version,
+        service.port,
+        service.role,
+        service.databases.join(", "),
+        service.state
+    )
 }
 
 /// Where a release stands for its app: `current` (with `halted` when its

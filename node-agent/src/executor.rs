@@ -162,6 +162,7 @@ async fn execute(agent: &Arc<Agent>, alloc: AllocId, stop: &CancellationToken) -
         readonly,
         network: spec.network,
         gpus: &assignment.gpus,
+        files: Vec::new(),
         stdin: spec.stdin.is_some(),
     };
     let path = std::env::var_os("PATH").unwrap_or_else(|| "/usr/local/bin:/usr/bin:/bin".into());

@@ -46,6 +46,7 @@ pub mod resources;
 mod routes_watch;
 pub mod sandbox;
 mod service;
+mod services;
 mod tls;
 
 pub use error::AgentError;
@@ -165,9 +166,13 @@ pub(crate) struct Agent {
     node_key: reef_secrets::NodeKey,
     instances: Records<service::LocalInstance>,
     services: service::Services,
+    /// The managed services (Postgres) this node runs for apps.
+    managed: services::Managed,
     router: reef_proxy::Router,
     /// Where other nodes reach this node's peer listener.
     proxy_addr: Option<std::net::SocketAddr>,
+    /// Node-to-node TLS, for tunnels to other nodes' services.
+    peer_tls: Option<reef_proxy::PeerTls>,
     /// Where clients reach this node's proxy (`reef doctor`, `reef nodes`).
     public: doctor::Public,
     /// Set once a coordinator accepted this node's registration.
@@ -306,8 +311,10 @@ pub async fn run(
         node_key,
         instances,
         services: service::Services::default(),
+        managed: services::Managed::default(),
         router: reef_proxy::Router::new(),
         proxy_addr,
+        peer_tls: peer.as_ref().map(|p| p.tls.clone()),
         public,
         registered: tokio::sync::watch::Sender::new(false),
         running: Mutex::new(HashMap::new()),
@@ -331,6 +338,9 @@ pub async fn run(
         agent
             .tasks
             .spawn(agent.clone().answer_backups().in_current_span());
+        agent
+            .tasks
+            .spawn(agent.clone().watch_services().in_current_span());
     }
     if let Some(listener) = metrics_listener {
         agent.tasks.spawn(agent.clone().serve_metrics(listener));
@@ -338,6 +348,11 @@ pub async fn run(
     agent.sandbox.sweep().await;
     agent.recover().await;
     tls::start(&agent, https_listener, proxy_config.clone());
+    if let Some(tls) = &agent.peer_tls {
+        tls.set_tunnels(Arc::new(services::TunnelEnd {
+            agent: Arc::downgrade(&agent),
+        }));
+    }
     if let (Some(peer), Some(listener)) = (peer, peer_listener) {
         peer::start(&agent, peer, listener, proxy_config.clone());
     }

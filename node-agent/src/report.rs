@@ -121,6 +121,7 @@ impl Agent {
             sandbox: self.sandbox.enabled(),
             job_network: self.jobs_may_use_network(),
             public_http: self.public.http,
+            postgres_versions: self.postgres_versions(),
         }
     }
 
@@ -193,6 +194,7 @@ impl Agent {
                     latency_micros: c.latency_micros,
                 })
                 .collect(),
+            services: self.managed.reports(),
         };
         match encode(&hb) {
             Ok(payload) => {

@@ -264,6 +264,13 @@ pub enum ApiRequest {
     },
     /// A one-time sign-in link to the web dashboard for the caller (`reef ui`).
     UiLink,
+    /// Destroy an app like [`ApiRequest::DestroyApp`]; with `delete_data`,
+    /// also remove its managed services' data on their nodes (without, it
+    /// is kept, and a later deploy of the app takes it up again).
+    DestroyAppData {
+        app: String,
+        delete_data: bool,
+    },
 }
 
 impl ApiRequest {
@@ -318,6 +325,7 @@ impl ApiRequest {
             ApiRequest::ListBackups(_) => verbs::APP_BACKUPS,
             ApiRequest::RestoreApp { .. } => verbs::APP_RESTORE,
             ApiRequest::UiLink => verbs::UI_LINK,
+            ApiRequest::DestroyAppData { .. } => verbs::APP_DESTROY,
         }
     }
 }
@@ -351,6 +359,9 @@ pub struct NodeStatus {
     /// accepted one; None if it has none on record.
     #[serde(default)]
     pub verdicts: Option<(u64, u64)>,
+    /// The managed services it runs, as its last heartbeat said.
+    #[serde(default)]
+    pub services: Vec<crate::services::ServiceHealth>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -450,6 +461,25 @@ pub struct AppStatus {
     pub release: Release,
     /// Every instance that is not finished, of any release.
     pub instances: Vec<Instance>,
+    /// The app's managed services (never their passwords).
+    #[serde(default)]
+    pub services: Vec<ServiceStatus>,
+}
+
+/// A managed service as `reef status APP` shows it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ServiceStatus {
+    pub kind: crate::services::ServiceKind,
+    pub version: u32,
+    pub databases: Vec<String>,
+    pub node: NodeId,
+    /// The node's name, when it is known.
+    pub node_name: Option<String>,
+    pub port: u16,
+    pub role: String,
+    pub desired: crate::services::ServiceDesired,
+    /// What the cluster sees: `running`, `waiting: node NAME is down`, ...
+    pub state: String,
 }
 
 /// What kind of failure an API error is, so clients can react without parsing text.

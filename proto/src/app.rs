@@ -194,6 +194,10 @@ pub struct InstanceAssignment {
     /// Indices of the node's GPUs the instance may use.
     pub gpus: Vec<u32>,
     pub issued_at_ms: u64,
+    /// How the instance reaches its app's managed services (their
+    /// passwords are among `secrets`).
+    #[serde(default)]
+    pub services: Vec<crate::services::ServiceEndpoint>,
 }
 
 impl std::fmt::Debug for InstanceAssignment {
@@ -206,6 +210,7 @@ impl std::fmt::Debug for InstanceAssignment {
             .field("secrets", &self.secrets.keys().collect::<Vec<_>>())
             .field("gpus", &self.gpus)
             .field("issued_at_ms", &self.issued_at_ms)
+            .field("services", &self.services)
             .finish()
     }
 }
@@ -255,6 +260,7 @@ mod tests {
             replaces: None,
             secrets: BTreeMap::from([("token".to_string(), vec![0xAB; 48])]),
             gpus: Vec::new(),
+            services: Vec::new(),
             issued_at_ms: 1,
         };
         let shown = format!("{assignment:?}");

@@ -157,6 +157,11 @@ pub fn target(request: &ApiRequest) -> String {
         | ApiRequest::StartApp(app)
         | ApiRequest::DestroyApp(app)
         | ApiRequest::ListSecrets(app) => app.clone(),
+        ApiRequest::DestroyAppData {
+            app,
+            delete_data: true,
+        } => format!("{app} with its data"),
+        ApiRequest::DestroyAppData { app, .. } => app.clone(),
         ApiRequest::Rollback { app, to: Some(to) } => format!("{app} to release {to}"),
         ApiRequest::Rollback { app, to: None } => app.clone(),
         ApiRequest::Scale { app, replicas } => format!("{app} to {replicas}"),

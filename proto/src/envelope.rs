@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 /// First bytes of every reef message.
 pub const MAGIC: &[u8; 4] = b"REEF";
 /// The protocol version this build speaks.
-pub const VERSION: u16 = 2;
+pub const VERSION: u16 = 3;
 /// The reef release this build is.
 pub const RELEASE: &str = env!("CARGO_PKG_VERSION");
 
@@ -77,6 +77,7 @@ pub enum MessageKind {
     BackupRecord = 30,
     BackupRequest = 31,
     BackupAnswer = 32,
+    ServiceRecord = 33,
 }
 
 /// A type that travels inside an envelope.

@@ -19,6 +19,7 @@
 //! - [`doctor`]: what `reef doctor` asks each node, and its answer.
 //! - [`roles`]: who may call which API verb.
 //! - [`servers`]: the cluster's servers and how many copies of its state they keep.
+//! - [`services`]: the managed services an app asks for (`[services.postgres]`), where each runs.
 //! - [`members`]: who holds a credential of the cluster, and revocations.
 //! - [`manifest`]: `Reef.toml`, parsed and validated into an app spec.
 //! - [`units`]: parsing and printing of sizes and durations.
@@ -53,6 +54,7 @@ pub mod roles;
 pub mod route_domain;
 pub mod seal;
 pub mod servers;
+pub mod services;
 pub mod subjects;
 pub mod units;
 

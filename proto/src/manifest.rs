@@ -11,6 +11,7 @@ use std::time::Duration;
 
 mod cron;
 mod raw;
+mod services;
 mod template;
 
 pub use cron::{job_name as cron_job_name, AppCron};
@@ -132,6 +133,10 @@ pub struct AppSpec {
     pub backup: Option<crate::backup::BackupSpec>,
     /// `[[cron]]`: periodic commands run with the app's release and environment.
     pub cron: Vec<AppCron>,
+    /// The managed services the app asks for (`[services.<kind>]`), at
+    /// most one of each kind, in kind order.
+    #[serde(default)]
+    pub services: Vec<crate::services::ServiceSpec>,
 }
 
 impl AppSpec {

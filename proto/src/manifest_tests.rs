@@ -347,3 +347,92 @@ fn bad_cron_tables_are_refused_naming_the_table_and_field() {
         assert!(message.contains(wanted), "{wanted}: {message}");
     }
 }
+const WITH_POSTGRES: &str = r#"
+[app]
+name = "shop"
+
+[deploy]
+command = ["./server"]
+
+[services.postgres]
+version = 15
+databases = ["shop", "analytics_2"]
+"#;
+
+#[test]
+fn a_postgres_service_parses() {
+    let spec = parse(WITH_POSTGRES).unwrap();
+    assert_eq!(
+        spec.services,
+        vec![crate::services::ServiceSpec {
+            kind: crate::services::ServiceKind::Postgres,
+            version: 15,
+            databases: vec!["shop".into(), "analytics_2".into()],
+        }]
+    );
+    let text = WITH_POSTGRES.replace("version = 15", "version = \"16\"");
+    assert_eq!(parse(&text).unwrap().services[0].version, 16);
+    assert!(parse(FULL).unwrap().services.is_empty());
+}
+
+#[test]
+fn bad_services_are_errors_that_name_them() {
+    let cases = [
+        (
+            WITH_POSTGRES.replace("[services.postgres]", "[services.redis]"),
+            "services.redis: unknown service kind \"redis\" (reef runs: postgres, nats)",
+        ),
+        (
+            WITH_POSTGRES.replace("version = 15", "version = 9"),
+            "services.postgres.version: unsupported version 9 (reef runs postgres 13 to 17)",
+        ),
+        (
+            WITH_POSTGRES.replace("version = 15", "version = \"latest\""),
+            "services.postgres.version: unsupported version \"latest\" (reef runs postgres 13 to 17)",
+        ),
+        (
+            WITH_POSTGRES.replace("version = 15\n", ""),
+            "services.postgres.version: is required (reef runs postgres 13 to 17)",
+        ),
+        (
+            WITH_POSTGRES.replace("\"analytics_2\"", "\"Bad-Name\""),
+            "services.postgres.databases[1]: \"Bad-Name\" is not a valid database name",
+        ),
+        (
+            WITH_POSTGRES.replace("\"analytics_2\"", "\"shop\""),
+            "services.postgres.databases[1]: shop is listed twice",
+        ),
+        (
+            WITH_POSTGRES.replace("\"analytics_2\"", "\"template1\""),
+            "services.postgres.databases[1]: \"template1\" is PostgreSQL's own database",
+        ),
+        (
+            WITH_POSTGRES.replace("[\"shop\", \"analytics_2\"]", "[]"),
+            "services.postgres.databases: name at least one database",
+        ),
+        (
+            WITH_POSTGRES.replace("version = 15", "version = 15\nport = 5432"),
+            "unknown field `port`",
+        ),
+    ];
+    for (text, expected) in cases {
+        let message = error(&text);
+        assert!(
+            message.contains(expected),
+            "expected {expected:?} in {message:?}"
+        );
+    }
+}
+
+#[test]
+fn a_nats_service_takes_no_fields() {
+    let text = "[app]\nname = \"chat\"\n[deploy]\nbinary = \"s\"\n[services.nats]\n";
+    let spec = parse(text).unwrap();
+    assert_eq!(spec.services.len(), 1);
+    assert_eq!(spec.services[0].kind, crate::services::ServiceKind::Nats);
+    let message = error(&format!("{text}version = 2\n"));
+    assert!(
+        message.starts_with("services.nats: takes no fields"),
+        "{message}"
+    );
+}

@@ -24,17 +24,21 @@ impl Message for Member {
     const KIND: MessageKind = MessageKind::Member;
 }
 
+/// The role an app's own NATS credential holds (`[services.nats]`).
+pub const APP_ROLE: &str = "app";
+
 impl Member {
-    /// The bucket key: `user.<name>` or `node.<id>`.
+    /// The bucket key: `user.<name>`, `node.<id>` or `app.<name>` (an
+    /// app's own credential on the cluster's NATS, `[services.nats]`).
     pub fn key(&self) -> String {
         Self::key_for(&self.role, &self.name)
     }
 
     pub fn key_for(role: &str, name: &str) -> String {
-        if role == "node" {
-            format!("node.{name}")
-        } else {
-            format!("user.{name}")
+        match role {
+            "node" => format!("node.{name}"),
+            APP_ROLE => format!("app.{name}"),
+            _ => format!("user.{name}"),
         }
     }
 }

@@ -114,6 +114,10 @@ pub struct NodeRecord {
     /// no public listener, or its address is not known).
     #[serde(default)]
     pub public_http: Option<std::net::SocketAddr>,
+    /// The PostgreSQL major versions installed here
+    /// (`/usr/lib/postgresql/<N>/bin/postgres`), for managed Postgres.
+    #[serde(default)]
+    pub postgres_versions: Vec<u32>,
 }
 
 /// The name a node's certificate for the peer links carries, and the one
@@ -138,6 +142,9 @@ pub struct Heartbeat {
     /// The machine's owner paused it (`reef agent pause`): no new work.
     #[serde(default)]
     pub paused: bool,
+    /// The managed services it runs, and how each is.
+    #[serde(default)]
+    pub services: Vec<crate::services::ServiceHealth>,
     /// Each app's requests through this node's proxy since the agent
     /// started (cumulative), at most [`MAX_TRAFFIC_APPS`]: the dashboard's
     /// per-app chart.

@@ -298,6 +298,16 @@ pub fn secret_context(app: &str, key: &str) -> String {
     format!("{app}/{key}")
 }
 
+/// KV bucket of the apps' managed services, keyed `<app>.<kind>`
+/// ([`crate::services::ServiceRecord`]); written by coordinators, read by
+/// dedicated nodes (the one that runs the service, and those whose
+/// instances reach it).
+pub const SERVICES_BUCKET: &str = "reef-services";
+
+pub fn service_key(app: &str, kind: &str) -> String {
+    format!("{app}.{kind}")
+}
+
 /// KV bucket of TLS certificates, keyed by primary domain (`certs::cert_key`).
 pub const CERTS_BUCKET: &str = "reef-certs";
 /// KV bucket of pending ACME HTTP-01 answers, keyed by token; entries expire.

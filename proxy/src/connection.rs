@@ -38,6 +38,8 @@ pub(crate) struct Listener {
     pub(crate) metrics: Metrics,
     /// Cancelled when the shutdown grace is over.
     pub(crate) close_now: CancellationToken,
+    /// On the peer listener: where tunnels go ([`crate::peer::TUNNEL_ALPN`]).
+    pub(crate) peer: Option<crate::PeerTls>,
 }
 
 impl Listener {
@@ -62,6 +64,15 @@ impl Listener {
             return self.serve_http(stream, client, watcher).await;
         };
         match tokio::time::timeout(self.handshake_timeout, acceptor.accept(stream)).await {
+            Ok(Ok(stream))
+                if stream.get_ref().1.alpn_protocol() == Some(crate::peer::TUNNEL_ALPN) =>
+            {
+                // Only the peer listener offers it, to nodes of the cluster.
+                match self.peer.as_ref().and_then(crate::PeerTls::tunnel_handler) {
+                    Some(handler) => handler.serve(stream, client).await,
+                    None => tracing::debug!(%client, "a tunnel, and nothing here takes them"),
+                }
+            }
             Ok(Ok(stream)) if stream.get_ref().1.alpn_protocol() == Some(b"h2") => {
                 self.serve_hyper(Rewind::new(Vec::new(), stream), client, watcher)
                     .await;

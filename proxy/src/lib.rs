@@ -31,7 +31,7 @@
 //! - `limits`: request body size limit and stall timeout.
 //! - `headers`: hop-by-hop headers and `X-Forwarded-*`.
 //! - `side`: which listener a request came in on, and what follows from it.
-//! - `peer`: node-to-node mutual TLS, [`PeerTls`].
+//! - `peer`: node-to-node mutual TLS, [`PeerTls`], and tunnels of raw TCP to a node's services over it ([`TunnelHandler`]).
 //! - `acme`: ACME HTTP-01 challenge answers, [`Challenges`].
 //! - `redirect`: HTTP→HTTPS redirects.
 //! - `certs`: certificates by name, [`Certificates`]; `tls`: the TLS settings.
@@ -86,7 +86,7 @@ pub use certs::{CertError, Certificates};
 pub use config::ProxyConfig;
 pub use maintenance::MaintenancePage;
 pub use metrics::{AppCounts, Metrics};
-pub use peer::{PeerTls, PeerTlsError};
+pub use peer::{PeerTls, PeerTlsError, TunnelClient, TunnelHandler, TunnelStream, TUNNEL_ALPN};
 pub use router::{AppRoute, Backend, Router};
 pub use server::{serve, serve_peer, serve_tls};
 pub use workers::{serve_per_core, ProxyListeners};

@@ -27,8 +27,26 @@ use tokio_rustls::{TlsAcceptor, TlsConnector};
 
 use crate::certs::{certified_key, CertError};
 
-/// The only protocol spoken between node proxies.
+/// The protocol spoken between node proxies.
 const ALPN: &[u8] = b"http/1.1";
+/// The other protocol the peer listener takes: a raw TCP stream to a
+/// service of this node (an app's Postgres), handed to the node's
+/// [`TunnelHandler`].
+pub const TUNNEL_ALPN: &[u8] = b"reef-tunnel/1";
+
+/// The server side of a tunnel, as the peer listener accepted it.
+pub type TunnelStream = tokio_rustls::server::TlsStream<tokio::net::TcpStream>;
+/// The client side of a tunnel ([`PeerTls::connect_tunnel`]).
+pub type TunnelClient = tokio_rustls::client::TlsStream<tokio::net::TcpStream>;
+
+/// What a node does with a tunnel another node opened to it.
+pub trait TunnelHandler: Send + Sync {
+    fn serve(
+        &self,
+        stream: TunnelStream,
+        client: std::net::SocketAddr,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send + 'static>>;
+}
 
 /// Why node-to-node TLS could not be set up.
 #[derive(Debug, thiserror::Error)]
@@ -51,6 +69,8 @@ pub struct PeerTls {
     identity: Arc<Identity>,
     acceptor: TlsAcceptor,
     connector: TlsConnector,
+    tunnel_connector: TlsConnector,
+    tunnels: Arc<RwLock<Option<Arc<dyn TunnelHandler>>>>,
 }
 
 /// This node's certificate, swappable.
@@ -87,17 +107,21 @@ impl PeerTls {
             .map_err(|e| PeerTlsError::Settings(e.to_string()))?
             .with_client_cert_verifier(verifier)
             .with_cert_resolver(Arc::clone(&identity) as Arc<dyn ResolvesServerCert>);
-        server.alpn_protocols = vec![ALPN.to_vec()];
+        server.alpn_protocols = vec![ALPN.to_vec(), TUNNEL_ALPN.to_vec()];
         let mut client = ClientConfig::builder_with_provider(provider)
             .with_safe_default_protocol_versions()
             .map_err(|e| PeerTlsError::Settings(e.to_string()))?
             .with_root_certificates(roots)
             .with_client_cert_resolver(Arc::clone(&identity) as Arc<dyn ResolvesClientCert>);
+        let mut tunnel = client.clone();
+        tunnel.alpn_protocols = vec![TUNNEL_ALPN.to_vec()];
         client.alpn_protocols = vec![ALPN.to_vec()];
         Ok(Self {
             identity,
             acceptor: TlsAcceptor::from(Arc::new(server)),
             connector: TlsConnector::from(Arc::new(client)),
+            tunnel_connector: TlsConnector::from(Arc::new(tunnel)),
+            tunnels: Arc::default(),
         })
     }
 
@@ -121,6 +145,37 @@ impl PeerTls {
     /// Whether a certificate is set.
     pub fn has_identity(&self) -> bool {
         self.identity.get().is_some()
+    }
+
+    /// Hands the tunnels other nodes open to this one to `handler` (none
+    /// until then: such a connection is closed).
+    pub fn set_tunnels(&self, handler: Arc<dyn TunnelHandler>) {
+        *self.tunnels.write().unwrap_or_else(PoisonError::into_inner) = Some(handler);
+    }
+
+    pub(crate) fn tunnel_handler(&self) -> Option<Arc<dyn TunnelHandler>> {
+        self.tunnels
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Opens a tunnel to the peer listener at `addr`, which must present
+    /// the certificate naming `name` (the node's peer name).
+    pub async fn connect_tunnel(
+        &self,
+        addr: std::net::SocketAddr,
+        name: &str,
+    ) -> std::io::Result<TunnelClient> {
+        let server = rustls::pki_types::ServerName::try_from(name.to_string())
+            .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
+        let tcp = tokio::net::TcpStream::connect(addr).await?;
+        let _ = tcp.set_nodelay(true);
+        let stream = self.tunnel_connector.connect(server, tcp).await?;
+        if stream.get_ref().1.alpn_protocol() != Some(TUNNEL_ALPN) {
+            return Err(std::io::Error::other("the node does not take tunnels"));
+        }
+        Ok(stream)
     }
 
     pub(crate) fn acceptor(&self) -> TlsAcceptor {

@@ -142,6 +142,10 @@ async fn run(
         first_bytes_timeout: config.client_header_timeout,
         metrics: router.metrics().clone(),
         close_now: close_now.clone(),
+        peer: match side {
+            Side::Peer { .. } => config.peer.clone(),
+            _ => None,
+        },
     });
     let graceful = GracefulShutdown::new();
     tracing::info!(addr = ?listener.local_addr().ok(), scheme, "proxy listening");

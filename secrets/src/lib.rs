@@ -16,6 +16,7 @@
 //!   key and opened where the cluster key is.
 //! - `keyfile`: the hex, `0600`, atomically created key file both keys use.
 //! - `cipher`: the XChaCha20-Poly1305 framing both formats share.
+//! - [`password`]: generated passwords for the services reef runs.
 //! - [`error`]: [`SecretsError`], whose messages never contain secrets.
 
 #![forbid(unsafe_code)]
@@ -27,6 +28,7 @@ pub mod cluster_key;
 pub mod error;
 mod keyfile;
 pub mod node_key;
+pub mod password;
 
 pub use cluster_key::ClusterKey;
 pub use error::SecretsError;

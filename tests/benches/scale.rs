@@ -70,6 +70,7 @@ fn node(i: usize) -> NodeRecord {
         sandbox: true,
         job_network: false,
         public_http: None,
+        postgres_versions: Vec::new(),
     }
 }
 
@@ -191,6 +192,7 @@ async fn main() {
                         sent_at_ms: now_ms(),
                         paused: false,
                         traffic: Vec::new(),
+                        services: Vec::new(),
                     };
                     let _ = client
                         .publish(subjects::heartbeat(*id), encode(&beat).expect("encode"))

@@ -231,6 +231,11 @@ impl ReefProcess {
         agent
     }
 
+    /// For agents: its data directory.
+    pub fn data_dir(&self) -> Option<&Path> {
+        self.data_dir.as_deref()
+    }
+
     pub fn pid(&self) -> Option<u32> {
         self.child.as_ref().map(|c| c.id())
     }

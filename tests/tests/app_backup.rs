@@ -20,7 +20,8 @@ fn app(dir: &Path, backup: &str) {
     let sql = |code: &str| {
         format!("python3 -c \"import sqlite3, os; c = sqlite3.connect(os.environ['DB']); {code}\"")
     };
-    let pre_start = sql("c.execute('create table if not exists rows (n integer)'); c.execute('insert into rows values (7)'); c.commit()");
+    // A row on the first start only: what the test adds later is told apart.
+    let pre_start = sql("c.execute('create table if not exists rows (n integer)'); c.execute('insert into rows select 7 where not exists (select 1 from rows)'); c.commit()");
     let pre_backup =
         sql("b = sqlite3.connect(os.environ['DB'] + '.backup'); c.backup(b); b.close()");
     write_app(
@@ -53,6 +54,20 @@ fn rows(path: &Path) -> Result<String, String> {
         true => Ok(String::from_utf8_lossy(&out.stdout).trim().to_string()),
         false => Err(String::from_utf8_lossy(&out.stderr).to_string()),
     }
+}
+
+/// Adds row `n` to the database file at `path` (python3's own sqlite3).
+fn add_row(path: &Path, n: u32) {
+    let out = Command::new("python3")
+        .args([
+            "-c",
+            "import sqlite3, sys; c = sqlite3.connect(sys.argv[1]); c.execute('insert into rows values (?)', (int(sys.argv[2]),)); c.commit()",
+        ])
+        .arg(path)
+        .arg(n.to_string())
+        .output()
+        .expect("python3");
+    assert!(out.status.success(), "{out:?}");
 }
 
 async fn backups(cluster: &TestCluster) -> Vec<serde_json::Value> {
@@ -89,11 +104,15 @@ async fn scheduled_backups_bring_back_destroyed_data() {
     assert_eq!(rows(&data.join("app.db")).as_deref(), Ok("[7]"));
 
     // Backups come on the schedule; no more than `keep` finished ones stay.
+    // A row only the backups can bring back.
+    let inserted_ms = reef_proto::now_ms();
+    add_row(&data.join("app.db"), 42);
     let made = eventually("two scheduled backups", Duration::from_secs(40), || async {
         let list = backups(&cluster).await;
         let done: Vec<_> = list
             .iter()
             .filter(|b| b["state"] == "done" && b["trigger"] == "schedule")
+            .filter(|b| b["started_ms"].as_u64() > Some(inserted_ms))
             .cloned()
             .collect();
         (done.len() >= 2).then_some(list)
@@ -151,8 +170,8 @@ async fn scheduled_backups_bring_back_destroyed_data() {
             .contains("1 instance(s) stopped and started again"),
         "{out:?}"
     );
-    assert_eq!(rows(&data.join("app.db")).as_deref(), Ok("[7]"));
-    assert_eq!(rows(&data.join("app.db.backup")).as_deref(), Ok("[7]"));
+    assert_eq!(rows(&data.join("app.db")).as_deref(), Ok("[7, 42]"));
+    assert_eq!(rows(&data.join("app.db.backup")).as_deref(), Ok("[7, 42]"));
     let versions = std::fs::read_to_string(data.join("versions")).expect("versions");
     assert!(versions.starts_with("v1\n"), "{versions:?}");
     assert!(!versions.contains("garbage"), "{versions:?}");

@@ -27,6 +27,7 @@ fn garbage() -> Vec<Vec<u8>> {
             sent_at_ms: 0,
             paused: false,
             traffic: Vec::new(),
+            services: Vec::new(),
         })
         .expect("encode")
         .to_vec(),

@@ -12,7 +12,7 @@ use reef_tests::confined::Confined;
 use reef_tests::{Cli, NatsServer, ReefProcess, TestCluster};
 use std::time::Duration;
 
-const BUCKETS: [&str; 15] = [
+const BUCKETS: [&str; 16] = [
     subjects::JOBS_BUCKET,
     subjects::ALLOCS_BUCKET,
     subjects::NODES_BUCKET,
@@ -28,6 +28,7 @@ const BUCKETS: [&str; 15] = [
     subjects::CRON_TICKS_BUCKET,
     subjects::UI_LINKS_BUCKET,
     subjects::UI_KEYS_BUCKET,
+    subjects::SERVICES_BUCKET,
 ];
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -355,7 +356,7 @@ async fn a_node_credential_is_refused_everything_outside_its_own_subjects() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_contributed_node_cannot_read_routes_certificates_challenges_or_artifacts() {
+async fn a_contributed_node_cannot_read_routes_certificates_challenges_services_or_artifacts() {
     let mut cluster = TestCluster::start(1).await;
     cluster.agents.push(ReefProcess::agent(
         &cluster.nats.url,
@@ -376,6 +377,7 @@ async fn a_contributed_node_cannot_read_routes_certificates_challenges_or_artifa
         format!("KV_{}", subjects::ROUTES_BUCKET),
         format!("KV_{}", subjects::CERTS_BUCKET),
         format!("KV_{}", subjects::CHALLENGES_BUCKET),
+        format!("KV_{}", subjects::SERVICES_BUCKET),
         format!("OBJ_{}", subjects::ARTIFACTS_STORE),
     ] {
         for subject in [
@@ -711,6 +713,7 @@ fn node_record(id: NodeId) -> reef_proto::node::NodeRecord {
         sandbox: true,
         job_network: false,
         public_http: None,
+        postgres_versions: Vec::new(),
     }
 }
 

@@ -393,6 +393,28 @@ impl ClusterDir {
         )
     }
 
+    /// Credentials for app `app` on the cluster's NATS (`[services.nats]`),
+    /// with a fresh key made here: the `.creds` text and its public key.
+    pub fn issue_app(&self, app: &str) -> Result<(Zeroizing<String>, String), TrustError> {
+        reef_proto::manifest::validate_app_name(app).map_err(|reason| TrustError::Name {
+            name: app.to_string(),
+            reason,
+        })?;
+        let key = KeyPair::new_user();
+        let token = self.sign_user(
+            app,
+            vec![
+                format!("role:{}", reef_proto::members::APP_ROLE),
+                format!("app:{app}"),
+            ],
+            permissions::app(app),
+            &self.private_key("keys/account-signing.nk")?,
+            self.info.account.clone(),
+            &key.public_key(),
+        )?;
+        Ok((creds::render(&token, &seed(&key)?), key.public_key()))
+    }
+
     /// The certificate of node `node` for the peer links, for the P-256
     /// `public_key` the node made (see [`pki::peer_cert`]).
     pub fn issue_peer_cert(

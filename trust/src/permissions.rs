@@ -77,6 +77,21 @@ fn kv(bucket: &str) -> String {
     format!("KV_{bucket}")
 }
 
+/// An app's own credential (`[services.nats]`): its own subjects
+/// (`app.<app>.>`) and its own inbox prefix, nothing of reef's.
+pub fn app(app: &str) -> Permissions {
+    let own = reef_proto::services::app_subjects(app).to_vec();
+    Permissions {
+        publish: allow(own.clone()),
+        subscribe: allow(own),
+        responses: None,
+        limits: Limits {
+            subs: 1024,
+            payload: MESSAGE,
+        },
+    }
+}
+
 /// A node's permissions: its own assignments, events, heartbeats and logs;
 /// registration under its own id; read access to what its work needs.
 pub fn node(node: reef_proto::NodeId, trust: NodeTrust) -> Permissions {
@@ -99,6 +114,7 @@ pub fn node(node: reef_proto::NodeId, trust: NodeTrust) -> Permissions {
             subjects::ROUTES_BUCKET,
             subjects::CERTS_BUCKET,
             subjects::CHALLENGES_BUCKET,
+            subjects::SERVICES_BUCKET,
         ] {
             publish.extend(read_stream(&kv(bucket)));
         }

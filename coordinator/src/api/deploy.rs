@@ -61,6 +61,9 @@ impl Coordinator {
         let mut plan = replacement::plan(&live, replicas);
         replacement::limit(&mut plan, spec.rolling.max_parallel);
         let nodes = self.place_replicas(&spec, &plan)?;
+        let services = self.plan_services(&spec).await?;
+        self.write_services(&spec.name, services).await?;
+        self.ensure_app_credential(&spec).await?;
         let app = spec.name.clone();
         let release = self.record_release(spec, artifact, None, replicas).await?;
         let instances = self.execute(&release, plan, nodes).await?;

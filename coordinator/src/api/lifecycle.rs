@@ -164,10 +164,36 @@ impl Coordinator {
                 self.store.releases.purge(&key).await?;
             }
             self.store.apps.purge(app).await?;
+            self.retire_services(app, false).await?;
+            self.revoke_app_credential(app).await?;
             self.remove_secrets_of(app).await?;
             self.sync_app_crons(app, &[]).await?;
             self.routes_forget_app(app);
             tracing::info!(%app, "app destroyed");
+        }
+        Ok(stopping)
+    }
+
+    /// Destroys `app` like [`Coordinator::stop_app`]; its services' data
+    /// is removed on their nodes with `delete_data`, else kept there.
+    pub(crate) async fn destroy_app(
+        &mut self,
+        app: &str,
+        delete_data: bool,
+    ) -> Result<Vec<Instance>, ApiError> {
+        let stopping = match self.stop_app(app, true).await {
+            Ok(stopping) => stopping,
+            // An app destroyed earlier may have left its services' data.
+            Err(e) if e.kind == ApiErrorKind::NotFound && delete_data => {
+                if !self.retire_services(app, true).await? {
+                    return Err(e);
+                }
+                Vec::new()
+            }
+            Err(e) => return Err(e),
+        };
+        if delete_data {
+            self.retire_services(app, true).await?;
         }
         Ok(stopping)
     }

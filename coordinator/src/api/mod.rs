@@ -31,6 +31,7 @@ pub(crate) mod recent_jobs;
 pub(crate) mod relay;
 pub(crate) mod secrets;
 pub(crate) mod servers;
+pub(crate) mod services;
 pub(crate) mod submit;
 pub(crate) mod users;
 
@@ -400,6 +401,10 @@ impl Coordinator {
             ApiRequest::DestroyApp(app) => {
                 self.stop_app(&app, true).await.map(ApiResponse::Stopping)
             }
+            ApiRequest::DestroyAppData { app, delete_data } => self
+                .destroy_app(&app, delete_data)
+                .await
+                .map(ApiResponse::Stopping),
             ApiRequest::SetSecret {
                 app,
                 key,

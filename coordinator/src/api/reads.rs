@@ -316,10 +316,26 @@ impl Reader {
                 )
             })?;
         let instances = self.instances.of(&name).await?;
+        let services = if release.spec.services.is_empty() {
+            Vec::new()
+        } else {
+            let nodes = self
+                .store
+                .node_statuses
+                .get(subjects::NODE_STATUS_KEY)
+                .await?
+                .map(|(statuses, _)| statuses.nodes)
+                .unwrap_or_default();
+            super::services::service_statuses(&self.store, &name, |id| {
+                nodes.iter().find(|n| n.record.id == id).cloned()
+            })
+            .await?
+        };
         Ok(AppStatus {
             record,
             release,
             instances,
+            services,
         })
     }
 

@@ -27,7 +27,7 @@ pub(crate) async fn secret_names(store: &Store, app: &str) -> Result<Vec<String>
 }
 
 impl Coordinator {
-    fn cluster_key(&self) -> Result<&reef_secrets::ClusterKey, ApiError> {
+    pub(crate) fn cluster_key(&self) -> Result<&reef_secrets::ClusterKey, ApiError> {
         self.cluster_key.as_deref().ok_or_else(|| {
             ApiError::new(
                 ApiErrorKind::Unavailable,
@@ -158,13 +158,46 @@ impl Coordinator {
         self.open_secrets(spec).await.map(|_| ())
     }
 
-    /// The secrets `spec` uses, each sealed to `node`'s key.
+    /// The value of `app`'s secret `key`, if it is set.
+    pub(crate) async fn secret_value(
+        &self,
+        app: &str,
+        key: &str,
+    ) -> Result<Option<reef_secrets::Zeroizing<Vec<u8>>>, ApiError> {
+        let Some((stored, _)) = self
+            .store
+            .secrets
+            .get(&subjects::secret_key(app, key))
+            .await?
+        else {
+            return Ok(None);
+        };
+        let value = self
+            .cluster_key()?
+            .decrypt(&subjects::secret_context(app, key), &stored.0)
+            .map_err(|e| {
+                ApiError::new(
+                    ApiErrorKind::Internal,
+                    format!("secret {key} of {app}: {e}"),
+                )
+            })?;
+        Ok(Some(value))
+    }
+
+    /// The secrets `spec` uses, and the passwords of its managed services,
+    /// each sealed to `node`'s key.
     pub(crate) async fn sealed_secrets(
         &self,
         spec: &AppSpec,
         node: NodeId,
     ) -> Result<BTreeMap<String, Vec<u8>>, ApiError> {
-        let opened = self.open_secrets(spec).await?;
+        let mut opened = self.open_secrets(spec).await?;
+        for service in &spec.services {
+            let name = service.kind.password_secret();
+            if let Some(value) = self.secret_value(&spec.name, name).await? {
+                opened.insert(name.to_string(), value);
+            }
+        }
         if opened.is_empty() {
             return Ok(BTreeMap::new());
         }

@@ -108,7 +108,7 @@ impl Coordinator {
             .all()
             .await?
             .into_iter()
-            .filter(|m| m.role != "node")
+            .filter(|m| m.role != "node" && m.role != reef_proto::members::APP_ROLE)
             .collect();
         users.sort_by(|a, b| a.name.cmp(&b.name));
         Ok(users)

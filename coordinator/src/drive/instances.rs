@@ -156,6 +156,7 @@ impl Coordinator {
         release: &Release,
     ) -> Result<AgentCommand, ApiError> {
         let secrets = self.sealed_secrets(&release.spec, instance.node).await?;
+        let services = self.service_endpoints(&release.spec).await?;
         Ok(AgentCommand::Deploy(Box::new(InstanceAssignment {
             instance: instance.id,
             node: instance.node,
@@ -164,6 +165,7 @@ impl Coordinator {
             secrets,
             gpus: instance.gpus.clone(),
             issued_at_ms: now_ms(),
+            services,
         })))
     }
 

@@ -81,6 +81,7 @@ mod tests {
             allocations: 0,
             paused: false,
             verdicts: None,
+            services: Vec::new(),
         }
     }
 

@@ -419,7 +419,8 @@ impl Coordinator {
             self.unknown_nodes.insert(hb.node);
             return;
         }
-        self.cluster.note_heartbeat(hb.node, hb.running, hb.paused);
+        self.cluster
+            .note_heartbeat(hb.node, hb.running, hb.paused, hb.services);
         if heard == Heard::Back {
             self.events.emit(
                 reef_proto::events::EventKind::NodeUp,

@@ -65,6 +65,7 @@ pub(crate) fn node_record(name: &str) -> reef_proto::node::NodeRecord {
         sandbox: true,
         job_network: false,
         public_http: None,
+        postgres_versions: Vec::new(),
     }
 }
 

@@ -22,6 +22,8 @@
 //! - `replicas`: which streams need more or fewer copies for the servers.
 //! - `cron`: which ticks of a periodic job are due, and what becomes of each.
 //! - `app_crons`: what a deploy does to an app's `[[cron]]` periodic jobs.
+//! - `services`: which node runs an app's managed service (then pinned
+//!   there), its port, and what `reef status` says of it.
 //! - `metrics`: the cluster's gauges from the leader's view, and what keeps
 //!   a waiting job waiting.
 
@@ -42,6 +44,7 @@ pub(crate) mod retention;
 pub(crate) mod rollout_failure;
 pub(crate) mod route_table;
 pub mod scheduler;
+pub(crate) mod services;
 pub(crate) mod transitions;
 pub(crate) mod verdict;
 

@@ -38,6 +38,8 @@ pub(crate) struct NodeEntry {
     pub running: u32,
     /// Its last heartbeat said its owner paused it: no new work.
     pub paused: bool,
+    /// The managed services its last heartbeat said it runs.
+    pub services: Vec<reef_proto::services::ServiceHealth>,
 }
 
 /// A job waiting for room, as kept in memory between placement passes.
@@ -135,6 +137,7 @@ impl Cluster {
                         gone: false,
                         running: 0,
                         paused: false,
+                        services: Vec::new(),
                     },
                 );
             }
@@ -335,10 +338,17 @@ impl Cluster {
     }
 
     /// Notes what a node's heartbeat says it runs and whether it is paused.
-    pub fn note_heartbeat(&mut self, node: NodeId, running: u32, paused: bool) {
+    pub fn note_heartbeat(
+        &mut self,
+        node: NodeId,
+        running: u32,
+        paused: bool,
+        services: Vec<reef_proto::services::ServiceHealth>,
+    ) {
         if let Some(entry) = self.nodes.get_mut(&node) {
             entry.running = running;
             entry.paused = paused;
+            entry.services = reef_proto::services::ServiceHealth::bounded(services);
         }
     }
 
@@ -495,6 +505,7 @@ impl Cluster {
                 allocated: entry.allocated,
                 allocations: entry.allocations,
                 paused: entry.paused,
+                services: entry.services.clone(),
                 verdicts: self
                     .standing
                     .get(&entry.record.id)

@@ -77,6 +77,8 @@ pub struct Store {
     pub instances: Bucket<Instance>,
     /// Secret values, encrypted with the cluster key.
     pub secrets: Bucket<Ciphertext>,
+    /// Where each app's managed services run (pinned to their node).
+    pub services: Bucket<reef_proto::services::ServiceRecord>,
     /// Each app's healthy instances and their nodes' proxies (the leader writes it).
     pub routes: Bucket<AppRoutes>,
     /// The coordinator leadership lease.
@@ -218,6 +220,7 @@ pub async fn ensure(
         servers: Bucket::new(open_bucket(&js, bucket(subjects::SERVERS_BUCKET)).await?),
         crons: Bucket::new(open_bucket(&js, bucket(subjects::CRON_BUCKET)).await?),
         webhooks: Bucket::new(open_bucket(&js, bucket(subjects::NOTIFY_BUCKET)).await?),
+        services: Bucket::new(open_bucket(&js, bucket(subjects::SERVICES_BUCKET)).await?),
         cron_ticks: Bucket::new(
             open_bucket(
                 &js,

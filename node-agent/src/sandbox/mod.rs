@@ -129,6 +129,8 @@ pub struct Launch<'a> {
     pub readonly: Vec<PathBuf>,
     pub network: bool,
     pub gpus: &'a [u32],
+    /// Host files bound read-only at another path in the sandbox.
+    pub files: Vec<(PathBuf, PathBuf)>,
     /// Whether the process reads a pipe its caller writes (else end of
     /// file at once).
     pub stdin: bool,
@@ -262,6 +264,11 @@ impl Sandbox {
         }
     }
 
+    /// The stable uid that work run as [`Identity::App`]`(name)` gets.
+    pub fn app_uid(&self, name: &str) -> Result<u32, SandboxError> {
+        self.lock_uids().app(name)
+    }
+
     pub fn uid_range(&self) -> UidRange {
         self.lock_uids().range()
     }
@@ -330,6 +337,7 @@ impl Sandbox {
                 readonly,
                 network: launch.network,
                 devices: self.gpu_devices(launch.gpus),
+                files: launch.files.clone(),
                 argv: launch.argv.clone(),
             };
             let wrapped = plan::bwrap_args(&plan, &self.host);
@@ -506,6 +514,7 @@ impl Sandbox {
             readonly: Vec::new(),
             network: false,
             gpus: &[],
+            files: Vec::new(),
             stdin: false,
         };
         let (mut command, mut tree) = self.command(launch).await.map_err(|e| e.to_string())?;
@@ -588,6 +597,20 @@ impl Tree {
         // behind in its group) ends now.
         self.kill();
         let _ = child.wait().await;
+    }
+
+    /// Sends `signal` to every process of the work but bubblewrap's
+    /// monitor: a service's own way to stop (PostgreSQL's fast shutdown is
+    /// SIGINT), before [`Tree::stop`] ends what is left.
+    pub fn signal_work(&self, signal: Signal) {
+        match &self.group {
+            Some(group) => group.signal(signal, self.leader.filter(|_| self.wrapped)),
+            None => {
+                if let Some(leader) = self.leader {
+                    crate::process::signal_group(leader, signal);
+                }
+            }
+        }
     }
 
     /// SIGKILL to everything, at once (the group stays until [`Sandbox::end`]).

@@ -98,6 +98,9 @@ pub struct Plan {
     pub network: bool,
     /// Device nodes bound at `/dev/<name>` (GPUs): (path on the host, name).
     pub devices: Vec<(PathBuf, String)>,
+    /// Host files bound read-only at another path, after everything else,
+    /// so they stand in for the host's (a service's own `/etc/passwd`).
+    pub files: Vec<(PathBuf, PathBuf)>,
     /// The program (a path, or a name looked up on the sandbox's `PATH`) and its arguments.
     pub argv: Vec<OsString>,
 }
@@ -160,6 +163,9 @@ pub fn bwrap_args(plan: &Plan, host: &HostLayout) -> Wrapped {
     }
     for dir in &plan.writable {
         own.push(("--bind", staged(dir), dir.clone()));
+    }
+    for (file, at) in &plan.files {
+        own.push(("--ro-bind", staged(file), at.clone()));
     }
     for (how, from, to) in &own {
         push(&[how.as_ref(), from.as_os_str(), to.as_os_str()]);

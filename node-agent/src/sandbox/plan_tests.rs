@@ -22,6 +22,7 @@ fn job(network: bool) -> Plan {
         readonly: vec!["/var/lib/reef/apps/x/releases/1".into()],
         network,
         devices: vec![("/dev/nvidia1".into(), "nvidia1".into())],
+        files: Vec::new(),
         argv: vec!["sh".into(), "-c".into(), "echo hi".into()],
     }
 }
@@ -117,6 +118,31 @@ fn own_directories_are_staged_in_order_and_bound_at_their_paths() {
     let tmpfs = args.iter().position(|a| a == "--tmpfs").expect("tmpfs");
     let bind = args.iter().position(|a| a == "--bind").expect("bind");
     assert!(bind > tmpfs);
+}
+
+#[test]
+fn a_file_of_its_own_stands_in_for_the_hosts() {
+    let mut plan = job(false);
+    plan.files = vec![(
+        "/var/lib/reef/services/shop.postgres.passwd".into(),
+        "/etc/passwd".into(),
+    )];
+    let wrapped = bwrap_args(&plan, &host());
+    let args = strings(&wrapped.args);
+    assert_eq!(
+        wrapped.stage.last(),
+        Some(&PathBuf::from(
+            "/var/lib/reef/services/shop.postgres.passwd"
+        ))
+    );
+    let binds = after(&args, "--ro-bind", 2);
+    let own = vec!["/tmp/reef-stage/3".to_string(), "/etc/passwd".to_string()];
+    let at = binds.iter().position(|b| *b == own).expect("bound");
+    // After the host's /etc/passwd, so it is the one the process sees.
+    let host = binds
+        .iter()
+        .position(|b| b[1] == "/etc/passwd" && b[0] == "/etc/passwd");
+    assert!(host.is_none_or(|h| h < at), "{binds:?}");
 }
 
 #[test]

@@ -21,7 +21,10 @@ pub(crate) struct AppPlace {
 impl Agent {
     /// The place of a job of `app`, from one of its healthy instances here;
     /// an error says why there is none.
-    pub(crate) async fn app_place(&self, app: &str) -> Result<AppPlace, String> {
+    pub(crate) async fn app_place(
+        self: &std::sync::Arc<Self>,
+        app: &str,
+    ) -> Result<AppPlace, String> {
         let record = self
             .instances
             .all()

@@ -13,7 +13,7 @@ use std::path::Path;
 /// release's own variables) comes before the manifest's `[env]`, which may
 /// override it.
 pub(crate) fn render(
-    agent: &Agent,
+    agent: &std::sync::Arc<Agent>,
     record: &LocalInstance,
     data_dir: &Path,
     port: u16,
@@ -60,6 +60,35 @@ pub(crate) fn render(
                 reason,
             })?;
         env.insert(key.clone(), value);
+    }
+    if spec
+        .services
+        .iter()
+        .any(|s| s.kind == reef_proto::services::ServiceKind::Nats)
+    {
+        let secret = reef_proto::services::ServiceKind::Nats.password_secret();
+        match open(secret) {
+            Some(creds) => env.extend(crate::services::nats_env(
+                agent, &spec.name, data_dir, &creds,
+            )?),
+            None => tracing::warn!(app = %spec.name, "no NATS credential for the app"),
+        }
+    }
+    // The app's managed services: DATABASE_URL and friends.
+    for endpoint in &record.assignment.services {
+        let secret = endpoint.kind.password_secret();
+        let Some(password) = open(secret) else {
+            tracing::warn!(app = %spec.name, kind = endpoint.kind.name(), "no password for the service");
+            continue;
+        };
+        let forwarder = (endpoint.node != agent.node)
+            .then(|| crate::services::forwarder(agent, &spec.name, endpoint))
+            .flatten();
+        match endpoint.env(agent.node, &password, forwarder) {
+            Some(vars) => env.extend(vars),
+            None => tracing::warn!(app = %spec.name, kind = endpoint.kind.name(),
+                "the service's node has no peer link this node can reach"),
+        }
     }
     Ok(env)
 }

@@ -23,12 +23,12 @@ mod beam;
 mod beam_tests;
 mod beside;
 mod environment;
-mod error;
+pub(crate) mod error;
 mod health;
 mod locks;
 mod ports;
 mod prepare;
-mod restart;
+pub(crate) mod restart;
 mod routing;
 mod runner;
 

@@ -281,6 +281,7 @@ pub(crate) async fn hook(
         readonly: vec![dir.to_path_buf()],
         network: true,
         gpus: &[],
+        files: Vec::new(),
         stdin: false,
     };
     let (mut child, mut tree) = agent

@@ -257,6 +257,12 @@ impl Runner {
         }
         let mut env = self.render_env(&data_dir, port)?;
         let mut moved = 0;
+        // Its services first (a new Postgres takes a few seconds to set up).
+        tokio::select! {
+            _ = crate::services::reachable(&self.agent, &spec.name, &self.record.assignment.services) => {}
+            _ = self.stop.cancelled() => return Ok(InstanceState::Stopped),
+            _ = self.agent.shutdown.cancelled() => return Ok(shut_down()),
+        }
         if let Some(command) = &spec.pre_start {
             prepare::hook(
                 &self.agent,
@@ -473,6 +479,7 @@ impl Runner {
             // The proxy reaches instances on the host's loopback.
             network: true,
             gpus: &self.record.assignment.gpus,
+            files: Vec::new(),
             stdin: false,
         };
         let (mut child, tree) = self.agent.sandbox.spawn(launch, env).await?;

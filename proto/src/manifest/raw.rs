@@ -29,6 +29,8 @@ pub(super) struct Manifest {
     backup: Option<BackupTable>,
     #[serde(default)]
     cron: Vec<super::cron::CronTable>,
+    #[serde(default)]
+    services: BTreeMap<String, super::services::RawService>,
 }
 
 /// `[backup]`: when the app's data is backed up and how many are kept.
@@ -503,6 +505,7 @@ impl Manifest {
                 }
             },
             cron,
+            services: super::services::validate(&self.services)?,
         })
     }
 }

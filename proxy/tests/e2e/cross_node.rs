@@ -382,3 +382,64 @@ async fn an_https_request_crossing_nodes_keeps_its_scheme_and_is_not_redirected(
     let direct = node_a_proxy.get("web.test", "/").await;
     assert_eq!(direct.status, StatusCode::PERMANENT_REDIRECT);
 }
+
+/// Echoes what a tunnel carries, after a `>`.
+struct Echo;
+
+impl reef_proxy::TunnelHandler for Echo {
+    fn serve(
+        &self,
+        mut stream: reef_proxy::TunnelStream,
+        _client: SocketAddr,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send + 'static>> {
+        Box::pin(async move {
+            let _ = stream.write_all(b">").await;
+            let mut buffer = [0u8; 64];
+            while let Ok(n) = stream.read(&mut buffer).await {
+                if n == 0 || stream.write_all(&buffer[..n]).await.is_err() {
+                    break;
+                }
+            }
+        })
+    }
+}
+
+/// Whether a tunnel through `tls` to `peer` as `name` reaches [`Echo`].
+async fn echoed(tls: &PeerTls, peer: SocketAddr, name: &str) -> bool {
+    let Ok(mut tunnel) = within(tls.connect_tunnel(peer, name)).await else {
+        return false;
+    };
+    if tunnel.write_all(b"ping").await.is_err() {
+        return false;
+    }
+    let mut answer = [0u8; 5];
+    within(tunnel.read_exact(&mut answer)).await.is_ok() && &answer == b">ping"
+}
+
+#[tokio::test]
+async fn a_tunnel_reaches_a_nodes_handler_only_between_nodes_of_the_cluster() {
+    let ca = TestCa::new();
+    let a_tls = ca.peer(NAME_A);
+    let node_a = TestProxy::start_node(Router::new(), with_peer(a_tls.clone()), None).await;
+    let peer = node_a.peer_addr.expect("peer");
+    let b = ca.peer(NAME_B);
+
+    // No handler on node A yet: nothing answers.
+    assert!(!echoed(&b, peer, NAME_A).await);
+
+    a_tls.set_tunnels(Arc::new(Echo));
+    assert!(echoed(&b, peer, NAME_A).await, "a node of the cluster");
+    // The node it names must be the one that answers.
+    assert!(!echoed(&b, peer, "c.node.reef").await);
+    // A client without a certificate of its own, or of another cluster, gets nothing.
+    let bare = PeerTls::new(ca.pem().as_bytes()).expect("peer TLS");
+    assert!(!echoed(&bare, peer, NAME_A).await);
+    let stranger = TestCa::new();
+    let both = format!("{}{}", ca.pem(), stranger.pem());
+    let foreign = PeerTls::new(both.as_bytes()).expect("peer TLS");
+    let issued = stranger.issue(&[NAME_B]);
+    foreign
+        .set_identity(NAME_B, &issued.chain_pem, &issued.key_pem)
+        .expect("identity");
+    assert!(!echoed(&foreign, peer, NAME_A).await);
+}

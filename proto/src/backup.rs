@@ -60,12 +60,15 @@ impl BackupSpec {
 pub enum PartKind {
     /// The app's `${data_dir}` on the part's node, as a tar.gz.
     Data,
+    /// One database of the app's managed Postgres, as `pg_dump -Fc` writes it.
+    Postgres { database: String },
 }
 
 impl PartKind {
     pub fn describe(&self) -> String {
         match self {
             PartKind::Data => "data directory".into(),
+            PartKind::Postgres { database } => format!("database {database}"),
         }
     }
 }
@@ -156,10 +159,10 @@ pub fn key(app: &str, id: u64) -> String {
 
 /// A part's object name in the backups store.
 pub fn object_name(app: &str, id: u64, node: NodeId, kind: &PartKind) -> String {
-    let kind = match kind {
-        PartKind::Data => "data",
-    };
-    format!("{app}/{id:013}/{node}/{kind}")
+    match kind {
+        PartKind::Data => format!("{app}/{id:013}/{node}/data"),
+        PartKind::Postgres { database } => format!("{app}/{id:013}/{node}/postgres-{database}"),
+    }
 }
 
 /// The associated data a part's content key is sealed under, so a key
@@ -190,6 +193,41 @@ pub enum BackupRequest {
         sha256: String,
         key: Vec<u8>,
     },
+    /// Dump one database of the app's managed Postgres, which runs on this
+    /// node (`version`, listening on `port`), encrypted to `recipient`,
+    /// stored as `object`.
+    MakeDatabase {
+        app: String,
+        database: String,
+        version: u32,
+        port: u16,
+        object: String,
+        recipient: [u8; 32],
+    },
+    /// Put a database back from its dump, in one transaction: the stored
+    /// object must hash to `sha256`; `key` is its content key sealed to
+    /// this node.
+    RestoreDatabase {
+        app: String,
+        database: String,
+        version: u32,
+        port: u16,
+        object: String,
+        sha256: String,
+        key: Vec<u8>,
+    },
+}
+
+impl BackupRequest {
+    /// The app and the object the request is about.
+    pub fn target(&self) -> (&str, &str) {
+        match self {
+            BackupRequest::Make { app, object, .. }
+            | BackupRequest::Restore { app, object, .. }
+            | BackupRequest::MakeDatabase { app, object, .. }
+            | BackupRequest::RestoreDatabase { app, object, .. } => (app, object),
+        }
+    }
 }
 
 impl Message for BackupRequest {
@@ -214,6 +252,10 @@ pub enum BackupAnswer {
     },
     Failed {
         reason: String,
+    },
+    /// A database was put back from its dump.
+    RestoredDatabase {
+        database: String,
     },
 }
 

@@ -21,6 +21,7 @@ pub mod leader;
 pub mod leaks;
 pub mod nats;
 pub mod netns;
+pub mod postgres;
 pub mod probe;
 pub mod process;
 pub mod reef;

@@ -2,8 +2,9 @@
 //! real SQLite database (through its online backup in `pre_backup`) and
 //! the app's other files, keeps only `keep` of them, and after the data is
 //! destroyed `reef backup restore` brings it all back and the app serves it
-//! again; a corrupted backup, one whose digest was forged to match, and
-//! another cluster's are refused before anything on the node is touched.
+//! again; an app's Postgres rows come back with its data directory; a
+//! corrupted backup, one whose digest was forged to match, and another
+//! cluster's are refused before anything on the node is touched.
 
 use async_nats::jetstream;
 use reef_tests::app::{process_in, write_app};
@@ -340,4 +341,95 @@ async fn corrupted_and_foreign_backups_are_refused_and_nothing_is_touched() {
     let out = a.cli.run(&["backup", "run", "nope"]).await;
     assert_ne!(out.code, Some(0));
     assert!(out.stderr.contains("no app nope"), "{out:?}");
+}
+
+/// `DATABASE_URL` as the instance behind `port` sees it, once it answers.
+async fn database_url(port: u16) -> String {
+    eventually(
+        "the instance's DATABASE_URL",
+        Duration::from_secs(20),
+        || async {
+            http::get(port, "hello.test", "/env/DATABASE_URL")
+                .await
+                .ok()
+                .filter(|r| r.status == 200 && r.body.starts_with("postgres://"))
+                .map(|r| r.body)
+        },
+    )
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_apps_postgres_rows_and_data_dir_come_back_together() {
+    use reef_tests::postgres::{installed_version, psql, query};
+    let version = installed_version();
+    let cluster = TestCluster::start(1).await;
+    let dir = cluster.dir.path().join("app");
+    write_app(
+        &dir,
+        "v1",
+        200,
+        &format!(
+            "pre_start = \"sh migrate.sh\"\n\n[env]\nDATA_FILE = \"${{data_dir}}/versions\"\n\n[services.postgres]\nversion = {version}\ndatabases = [\"hello\"]\n\n[backup]\nkeep = 3\n"
+        ),
+    );
+    std::fs::write(
+        dir.join("migrate.sh"),
+        format!(
+            "set -e\nfor i in 1 2 3 4 5 6 7 8 9 10; do\n  {psql} -X -q -v ON_ERROR_STOP=1 \"$DATABASE_URL\" -c \"CREATE TABLE IF NOT EXISTS items (n integer NOT NULL)\" && break\n  sleep 0.3\ndone\n",
+            psql = psql(version)
+        ),
+    )
+    .expect("migrate.sh");
+    cluster.deploy(&dir).await;
+    cluster.healthy_nodes("hello", 1).await;
+    let port = cluster.proxy_port("node-1");
+    let url = database_url(port).await;
+    let rows = |url: String| async move {
+        query(
+            version,
+            &url,
+            "SELECT string_agg(n::text, ',' ORDER BY n) FROM items",
+        )
+        .await
+    };
+    query(version, &url, "INSERT INTO items VALUES (1), (2), (3)")
+        .await
+        .expect("rows written");
+    let data = data_dir(&cluster, "node-1");
+    std::fs::write(data.join("marker"), "kept").expect("marker");
+
+    let made = cluster.cli.ok(&["backup", "run", "hello"]).await;
+    assert!(made.stdout.contains("2 part(s)"), "{made:?}");
+    let list = backups(&cluster).await;
+    let kinds: Vec<&str> = list[0]["parts"]
+        .as_array()
+        .expect("parts")
+        .iter()
+        .filter_map(|p| p["kind"].as_str())
+        .collect();
+    assert_eq!(kinds, vec!["data directory", "database hello"], "{list:?}");
+
+    // Both are lost: the table dropped, the file removed, a row added after.
+    query(version, &url, "DROP TABLE items")
+        .await
+        .expect("drop");
+    std::fs::remove_file(data.join("marker")).expect("remove the marker");
+    assert_eq!(rows(url.clone()).await, None, "the table is gone");
+
+    let out = cluster.cli.ok(&["backup", "restore", "hello"]).await;
+    assert!(
+        out.stdout
+            .contains("database hello on node-1: restored in one transaction"),
+        "{out:?}"
+    );
+    assert!(out.stdout.contains("data directory on node-1"), "{out:?}");
+    assert_eq!(rows(url.clone()).await.as_deref(), Some("1,2,3"));
+    assert_eq!(
+        std::fs::read_to_string(data.join("marker")).expect("the marker is back"),
+        "kept"
+    );
+    // The app serves again, through its database.
+    let new_url = database_url(port).await;
+    assert_eq!(rows(new_url).await.as_deref(), Some("1,2,3"));
 }

@@ -6,32 +6,10 @@
 //! refused with nothing deployed.
 
 use reef_tests::app::write_named_app;
+use reef_tests::postgres::{installed_version, psql, query};
 use reef_tests::{eventually, http, TestCluster};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
-
-/// The highest PostgreSQL major version installed here.
-fn installed_version() -> u32 {
-    let versions: Vec<u32> = std::fs::read_dir("/usr/lib/postgresql")
-        .map(|entries| {
-            entries
-                .filter_map(|e| e.ok())
-                .filter_map(|e| e.file_name().to_str()?.parse().ok())
-                .filter(|v: &u32| {
-                    Path::new(&format!("/usr/lib/postgresql/{v}/bin/postgres")).is_file()
-                })
-                .collect()
-        })
-        .unwrap_or_default();
-    *versions
-        .iter()
-        .max()
-        .expect("PostgreSQL is installed (scripts/lib.sh ensure_postgres)")
-}
-
-fn psql(version: u32) -> String {
-    format!("/usr/lib/postgresql/{version}/bin/psql")
-}
 
 /// The app `shop`: the test app, two replicas, whose `pre_start` writes a
 /// row naming its node and release through `DATABASE_URL`.
@@ -71,18 +49,6 @@ async fn database_url(port: u16) -> Option<String> {
         .ok()
         .filter(|r| r.status == 200 && r.body.starts_with("postgres://"))
         .map(|r| r.body)
-}
-
-/// Runs `sql` through `url` with the host's psql; None when it fails.
-async fn query(version: u32, url: &str, sql: &str) -> Option<String> {
-    let out = tokio::process::Command::new(psql(version))
-        .args(["-X", "-At", "-v", "ON_ERROR_STOP=1", url, "-c", sql])
-        .output()
-        .await
-        .ok()?;
-    out.status
-        .success()
-        .then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
 }
 
 /// The pids of the postgres processes whose command line names `dir`.

@@ -3,8 +3,9 @@
 //! and carries out restores, one at a time.
 //!
 //! A backup asks each node that runs a healthy instance of the app for its
-//! data part ([`BackupRequest::Make`]); the node encrypts it to the
-//! cluster's backup key and stores it. A scheduled tick is claimed by
+//! data part ([`BackupRequest::Make`]), and the node of its managed
+//! Postgres for a dump of each database ([`BackupRequest::MakeDatabase`]);
+//! the node encrypts each part to the cluster's backup key and stores it. A scheduled tick is claimed by
 //! creating its record under `<app>.<tick>`, so it is made once even when
 //! two leaders overlap; ticks that fall while no leader is up are not made
 //! up (the next one runs). After a backup is made, the app's oldest beyond
@@ -13,8 +14,10 @@
 //! A restore first checks every part whole here (its digest, that this
 //! cluster's key opens it, every frame), so a backup from another cluster
 //! or a corrupted one is refused before any node is asked for anything;
-//! then each node puts its part back ([`BackupRequest::Restore`]) with the
-//! content key sealed to it.
+//! then each node puts its part back with the content key sealed to it:
+//! databases first, each with `pg_restore` in one transaction while the app
+//! runs, then data directories ([`BackupRequest::Restore`]), whose local
+//! instances step aside for the swap.
 
 use crate::store::{Store, StoreError};
 use reef_proto::backup::{
@@ -380,7 +383,64 @@ impl Task {
                 other => return Err(format!("node {node} answered {other:?}")),
             }
         }
+        if let Some(service) = self.postgres_of(app).await? {
+            for database in &service.databases {
+                let kind = PartKind::Postgres {
+                    database: database.clone(),
+                };
+                let object = backup::object_name(app, id, service.node, &kind);
+                let request = BackupRequest::MakeDatabase {
+                    app: app.to_string(),
+                    database: database.clone(),
+                    version: service.version,
+                    port: service.port,
+                    object: object.clone(),
+                    recipient,
+                };
+                match self.ask(service.node, &request).await {
+                    Ok(BackupAnswer::Made {
+                        sha256,
+                        size,
+                        plain_size,
+                        ..
+                    }) => parts.push(BackupPart {
+                        kind,
+                        node: service.node,
+                        object,
+                        sha256,
+                        size,
+                        plain_size,
+                    }),
+                    other => {
+                        remove_parts(&self.store, &parts).await;
+                        let why = match other {
+                            Ok(BackupAnswer::Failed { reason }) | Err(reason) => reason,
+                            Ok(answer) => format!("answered {answer:?}"),
+                        };
+                        return Err(format!(
+                            "database {database} on node {}: {why}",
+                            service.node
+                        ));
+                    }
+                }
+            }
+        }
         Ok(parts)
+    }
+
+    /// The app's managed Postgres, if it has one.
+    async fn postgres_of(
+        &self,
+        app: &str,
+    ) -> Result<Option<reef_proto::services::ServiceRecord>, String> {
+        let key = subjects::service_key(app, reef_proto::services::ServiceKind::Postgres.name());
+        Ok(self
+            .store
+            .services
+            .get(&key)
+            .await
+            .map_err(|e| Report(&e).to_string())?
+            .map(|(record, _)| record))
     }
 
     async fn ask(&self, node: NodeId, request: &BackupRequest) -> Result<BackupAnswer, String> {
@@ -422,8 +482,13 @@ impl Task {
             })?;
             content_keys.push(content);
         }
+        let postgres = self.postgres_of(app).await?;
         let mut done = Vec::new();
-        for (part, content) in record.parts.iter().zip(content_keys) {
+        // Databases first (each in one transaction, the app still up), then
+        // the data directories, whose instances step aside.
+        let mut order: Vec<_> = record.parts.iter().zip(content_keys).collect();
+        order.sort_by_key(|(part, _)| matches!(part.kind, PartKind::Data));
+        for (part, content) in order {
             let node = self
                 .store
                 .nodes
@@ -444,16 +509,43 @@ impl Task {
                 content.as_slice(),
             )
             .map_err(|e| Report(&e).to_string())?;
-            let request = BackupRequest::Restore {
-                app: app.to_string(),
-                object: part.object.clone(),
-                sha256: part.sha256.clone(),
-                key: sealed,
+            let request = match &part.kind {
+                PartKind::Data => BackupRequest::Restore {
+                    app: app.to_string(),
+                    object: part.object.clone(),
+                    sha256: part.sha256.clone(),
+                    key: sealed,
+                },
+                PartKind::Postgres { database } => {
+                    let service = postgres
+                        .as_ref()
+                        .filter(|s| s.node == part.node && s.databases.contains(database))
+                        .ok_or_else(|| {
+                            restore_failed(
+                                &done,
+                                &node.name,
+                                &format!("app {app} has no Postgres with database {database} on that node now"),
+                            )
+                        })?;
+                    BackupRequest::RestoreDatabase {
+                        app: app.to_string(),
+                        database: database.clone(),
+                        version: service.version,
+                        port: service.port,
+                        object: part.object.clone(),
+                        sha256: part.sha256.clone(),
+                        key: sealed,
+                    }
+                }
             };
             match self.ask(part.node, &request).await {
                 Ok(BackupAnswer::Restored { files, instances }) => done.push(format!(
                     "{} on {}: {files} files back, {instances} instance(s) stopped and started again",
                     part.kind.describe(),
+                    node.name
+                )),
+                Ok(BackupAnswer::RestoredDatabase { database }) => done.push(format!(
+                    "database {database} on {}: restored in one transaction",
                     node.name
                 )),
                 Ok(BackupAnswer::Failed { reason }) => {

@@ -19,6 +19,13 @@ mod tunnel;
 
 pub(crate) use tunnel::{forwarder, TunnelEnd};
 
+/// Where the agent reaches `app`'s Postgres on this node as its superuser:
+/// the unix socket's directory, and the superuser's name.
+pub(crate) fn postgres_socket(data_dir: &std::path::Path, app: &str) -> (PathBuf, &'static str) {
+    let dirs = Dirs::of(data_dir, app, ServiceKind::Postgres);
+    (postgres::socket_dir(&dirs), postgres::SUPERUSER)
+}
+
 use crate::Agent;
 use async_nats::jetstream::kv;
 use futures::StreamExt;

@@ -25,7 +25,7 @@ use tokio::io::AsyncWriteExt;
 /// Where Debian installs each major version.
 pub(crate) const INSTALL_ROOT: &str = "/usr/lib/postgresql";
 /// The superuser, for the agent's own connections over the socket.
-const SUPERUSER: &str = "reef";
+pub(crate) const SUPERUSER: &str = "reef";
 /// How long provisioning may take.
 const PROVISION_TIMEOUT: Duration = Duration::from_secs(60);
 

@@ -57,18 +57,9 @@ fn rows(path: &Path) -> Result<String, String> {
     }
 }
 
-/// Adds row `n` to the database file at `path` (python3's own sqlite3).
+/// Adds row `n` to the database file at `path`.
 fn add_row(path: &Path, n: u32) {
-    let out = Command::new("python3")
-        .args([
-            "-c",
-            "import sqlite3, sys; c = sqlite3.connect(sys.argv[1]); c.execute('insert into rows values (?)', (int(sys.argv[2]),)); c.commit()",
-        ])
-        .arg(path)
-        .arg(n.to_string())
-        .output()
-        .expect("python3");
-    assert!(out.status.success(), "{out:?}");
+    sqlite(path, &format!("insert into rows values ({n})"));
 }
 
 async fn backups(cluster: &TestCluster) -> Vec<serde_json::Value> {
@@ -360,32 +351,33 @@ async fn database_url(port: u16) -> String {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_apps_postgres_rows_and_data_dir_come_back_together() {
+async fn an_apps_postgres_rows_and_sqlite_file_come_back_from_a_scheduled_backup() {
     use reef_tests::postgres::{installed_version, psql, query};
     let version = installed_version();
     let cluster = TestCluster::start(1).await;
     let dir = cluster.dir.path().join("app");
-    write_app(
-        &dir,
-        "v1",
-        200,
-        &format!(
-            "pre_start = \"sh migrate.sh\"\n\n[env]\nDATA_FILE = \"${{data_dir}}/versions\"\n\n[services.postgres]\nversion = {version}\ndatabases = [\"hello\"]\n\n[backup]\nkeep = 3\n"
-        ),
-    );
-    std::fs::write(
-        dir.join("migrate.sh"),
+    let manifest = |backup: &str| {
         format!(
-            "set -e\nfor i in 1 2 3 4 5 6 7 8 9 10; do\n  {psql} -X -q -v ON_ERROR_STOP=1 \"$DATABASE_URL\" -c \"CREATE TABLE IF NOT EXISTS items (n integer NOT NULL)\" && break\n  sleep 0.3\ndone\n",
-            psql = psql(version)
-        ),
-    )
-    .expect("migrate.sh");
+            "pre_start = \"sh migrate.sh\"\n\n[env]\nDATA_FILE = \"${{data_dir}}/versions\"\n\n[services.postgres]\nversion = {version}\ndatabases = [\"hello\"]\n\n[backup]\nkeep = 3\n{backup}"
+        )
+    };
+    let write = |backup: &str| {
+        write_app(&dir, "v1", 200, &manifest(backup));
+        std::fs::write(
+            dir.join("migrate.sh"),
+            format!(
+                "set -e\nfor i in 1 2 3 4 5 6 7 8 9 10; do\n  {psql} -X -q -v ON_ERROR_STOP=1 \"$DATABASE_URL\" -c \"CREATE TABLE IF NOT EXISTS items (n integer NOT NULL)\" && break\n  sleep 0.3\ndone\n",
+                psql = psql(version)
+            ),
+        )
+        .expect("migrate.sh");
+    };
+    write("schedule = \"*/2 * * * * *\"\n");
     cluster.deploy(&dir).await;
     cluster.healthy_nodes("hello", 1).await;
     let port = cluster.proxy_port("node-1");
     let url = database_url(port).await;
-    let rows = |url: String| async move {
+    let items = |url: String| async move {
         query(
             version,
             &url,
@@ -393,43 +385,83 @@ async fn an_apps_postgres_rows_and_data_dir_come_back_together() {
         )
         .await
     };
+    // Rows in Postgres, and a SQLite file in the data directory.
     query(version, &url, "INSERT INTO items VALUES (1), (2), (3)")
         .await
         .expect("rows written");
     let data = data_dir(&cluster, "node-1");
-    std::fs::write(data.join("marker"), "kept").expect("marker");
+    let db = data.join("app.db");
+    sqlite(
+        &db,
+        "create table rows (n integer); insert into rows values (5), (6)",
+    );
+    let written_ms = reef_proto::now_ms();
 
-    let made = cluster.cli.ok(&["backup", "run", "hello"]).await;
-    assert!(made.stdout.contains("2 part(s)"), "{made:?}");
-    let list = backups(&cluster).await;
-    let kinds: Vec<&str> = list[0]["parts"]
+    // A scheduled backup made after both were written, with both parts.
+    let chosen = eventually(
+        "a scheduled backup of both",
+        Duration::from_secs(40),
+        || async {
+            backups(&cluster).await.into_iter().find(|b| {
+                b["state"] == "done"
+                    && b["trigger"] == "schedule"
+                    && b["started_ms"].as_u64() > Some(written_ms)
+            })
+        },
+    )
+    .await;
+    let kinds: Vec<&str> = chosen["parts"]
         .as_array()
         .expect("parts")
         .iter()
         .filter_map(|p| p["kind"].as_str())
         .collect();
-    assert_eq!(kinds, vec!["data directory", "database hello"], "{list:?}");
+    assert_eq!(kinds, vec!["data directory", "database hello"], "{chosen}");
+    let id = chosen["id"].as_u64().expect("id").to_string();
+    // The next release has no schedule: nothing prunes the chosen one.
+    write("");
+    cluster.deploy(&dir).await;
+    eventually("backups settled", Duration::from_secs(30), || async {
+        let list = backups(&cluster).await;
+        let running = list.iter().any(|b| b["state"] == "running");
+        let kept = list
+            .iter()
+            .any(|b| b["id"].as_u64().map(|n| n.to_string()) == Some(id.clone()));
+        (!running && kept).then_some(())
+    })
+    .await;
 
-    // Both are lost: the table dropped, the file removed, a row added after.
+    // Both are lost: the table dropped, the file removed.
     query(version, &url, "DROP TABLE items")
         .await
         .expect("drop");
-    std::fs::remove_file(data.join("marker")).expect("remove the marker");
-    assert_eq!(rows(url.clone()).await, None, "the table is gone");
+    std::fs::remove_file(&db).expect("remove the database file");
+    assert_eq!(items(url.clone()).await, None, "the table is gone");
 
-    let out = cluster.cli.ok(&["backup", "restore", "hello"]).await;
+    let out = cluster.cli.ok(&["backup", "restore", "hello", &id]).await;
     assert!(
         out.stdout
             .contains("database hello on node-1: restored in one transaction"),
         "{out:?}"
     );
     assert!(out.stdout.contains("data directory on node-1"), "{out:?}");
-    assert_eq!(rows(url.clone()).await.as_deref(), Some("1,2,3"));
-    assert_eq!(
-        std::fs::read_to_string(data.join("marker")).expect("the marker is back"),
-        "kept"
-    );
+    assert_eq!(items(url.clone()).await.as_deref(), Some("1,2,3"));
+    assert_eq!(rows(&db).as_deref(), Ok("[5, 6]"));
     // The app serves again, through its database.
     let new_url = database_url(port).await;
-    assert_eq!(rows(new_url).await.as_deref(), Some("1,2,3"));
+    assert_eq!(items(new_url).await.as_deref(), Some("1,2,3"));
+}
+
+/// Runs `sql` on the SQLite file at `path` (python3's own sqlite3).
+fn sqlite(path: &Path, sql: &str) {
+    let out = Command::new("python3")
+        .args([
+            "-c",
+            "import sqlite3, sys; c = sqlite3.connect(sys.argv[1]); c.executescript(sys.argv[2]); c.commit()",
+        ])
+        .arg(path)
+        .arg(sql)
+        .output()
+        .expect("python3");
+    assert!(out.status.success(), "{out:?}");
 }

@@ -51,7 +51,7 @@ impl TestCluster {
 
     /// Waits until `nodes` agents are ready; on timeout, fails with every
     /// process's log, which says why one was not.
-    async fn wait_ready(&self, nodes: usize) {
+    pub async fn wait_ready(&self, nodes: usize) {
         let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
         loop {
             let listed = self.cli.nodes().await;

@@ -905,7 +905,8 @@ async fn the_ca_rotates_without_cutting_the_cluster_off() {
         agent.restart();
     }
     cluster.nats.reconfigure().await;
-    cluster.cli.wait_for_nodes(1).await;
+    // On a timeout, every process's log says why the node is not back.
+    cluster.wait_ready(1).await;
     let out = cluster.cli.run(&["run", "--", "echo", "after"]).await;
     assert_eq!(out.code, Some(0), "{out:?}\n{}", cluster.logs());
     assert_eq!(out.stdout, "after\n");

@@ -189,6 +189,12 @@ pub struct NodeArgs {
     /// Where `GET /metrics` (Prometheus text) is served, or `off`.
     #[arg(long, default_value = "127.0.0.1:9464", value_parser = parse_listen)]
     pub metrics: Listen,
+    /// Log one line for every request the node's proxy answers (method,
+    /// host, path, status, app, backend, client, bytes, duration). Off by
+    /// default: at high request rates a line per request costs about as
+    /// much as proxying it, and `/metrics` counts every request anyway.
+    #[arg(long)]
+    pub access_log: bool,
     #[command(flatten)]
     pub sandbox: SandboxArgs,
 }

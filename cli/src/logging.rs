@@ -44,6 +44,19 @@ fn filter(default: &str) -> EnvFilter {
     EnvFilter::try_from_env("REEF_LOG").unwrap_or_else(|_| EnvFilter::new(default))
 }
 
+/// What the daemons log by default.
+pub const DAEMON: &str = "info,async_nats=warn";
+
+/// Logging for a process that runs a node's proxy: the daemons' default,
+/// with the proxy's access log only when asked for (`--access-log`, or
+/// `reef_proxy::access=info` in `REEF_LOG`).
+pub fn init_node(access_log: bool) {
+    match access_log {
+        true => init(&format!("{DAEMON},{}=info", reef_proxy::ACCESS_TARGET)),
+        false => init(&format!("{DAEMON},{}=off", reef_proxy::ACCESS_TARGET)),
+    }
+}
+
 /// Logging for every command but `reef dev`: to stderr at `default`.
 pub fn init(default: &str) {
     tracing_subscriber::fmt()
@@ -56,7 +69,7 @@ pub fn init(default: &str) {
 /// Logging for `reef dev`: warnings and errors on the console (everything
 /// with `verbose`), everything to the file [`log_to_file`] names.
 pub fn init_dev(verbose: bool) {
-    let everything = "info,async_nats=warn";
+    let everything = DAEMON;
     let console = match verbose {
         true => filter(everything),
         false => EnvFilter::new("warn,async_nats=error"),

@@ -293,9 +293,10 @@ fn main() -> ExitCode {
     };
     match &cli.command {
         Command::Dev(args) => logging::init_dev(args.verbose),
-        Command::Coordinator(_) | Command::Agent(_) | Command::Server(_) | Command::Join(_) => {
-            logging::init("info,async_nats=warn")
-        }
+        Command::Coordinator(_) => logging::init(logging::DAEMON),
+        Command::Agent(args) => logging::init_node(args.node.access_log),
+        Command::Server(args) => logging::init_node(args.node.access_log),
+        Command::Join(args) => logging::init_node(args.node.access_log),
         // The CLI reports NATS's errors itself, once, in its own words.
         _ => logging::init("warn,async_nats=off"),
     }

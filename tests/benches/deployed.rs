@@ -1,6 +1,6 @@
 //! The proxy as users run it: real `reef agent` processes (release build,
 //! their default settings: metrics on, routes from the cluster, the
-//! sandbox), an app deployed with `reef deploy`, next to nginx and HAProxy
+//! sandbox, the daemon's default logging), an app deployed with `reef deploy`, next to nginx and HAProxy
 //! proxying to the same instance, configured as a careful operator would
 //! (workers or threads = cores, keep-alive to the backend, forwarding
 //! headers), all measured in the same run with the same load generators.
@@ -25,7 +25,7 @@
 //! cargo bench -p reef-tests --bench deployed`. Settings as in the library
 //! bench: `REEF_BENCH_WRK_THREADS` (2), `REEF_BENCH_WRK_CONNECTIONS` (64),
 //! `REEF_BENCH_SECONDS` (10), `REEF_BENCH_ROUNDS` (3), `REEF_BENCH_QUICK=1`
-//! (2 s, one round).
+//! (2 s, one round), `REEF_BENCH_ONLY=http1|http2|cross` for one part.
 
 #![forbid(unsafe_code)]
 
@@ -298,11 +298,16 @@ async fn run() -> anyhow::Result<bool> {
         version("haproxy", &["-v"]),
         std::thread::available_parallelism().map_or(1, |n| n.get())
     );
-    let cluster = TestCluster::start_with(2, &[], |i| match i {
+    let mut cluster = TestCluster::start_with(2, &[], |i| match i {
         1 => vec!["--label".into(), "role=app".into()],
         _ => Vec::new(),
     })
     .await;
+    // The agents log as they do by default, not at the tests' debug level.
+    for agent in &mut cluster.agents {
+        agent.restart_with_default_logging();
+    }
+    cluster.wait_ready(2).await;
     let app: PathBuf = cluster.dir.path().join("bench-app");
     write_app(&app)?;
     cluster.deploy(&app).await;
@@ -354,41 +359,50 @@ async fn run() -> anyhow::Result<bool> {
         cpu: vec![(haproxy_peer.child.id(), true)],
     };
     let mut clean = true;
+    let only = std::env::var("REEF_BENCH_ONLY").ok();
+    let part = |name: &str| only.as_deref().is_none_or(|o| o == name);
 
-    println!();
-    println!(
-        "HTTP/1.1: wrk -t{} -c{} -d{}s, {} rounds",
-        settings.load.threads,
-        settings.load.connections,
-        settings.load.duration.as_secs(),
-        settings.rounds
-    );
-    let (targets, ok) = tokio::task::block_in_place(|| {
-        http1(
-            &settings,
-            &[&backend, &agent, &nginx_m, &haproxy_m],
-            &backend,
-        )
-    })?;
-    clean &= ok;
-    println!();
-    report::print(&targets);
+    if part("http1") {
+        println!();
+        println!(
+            "HTTP/1.1: wrk -t{} -c{} -d{}s, {} rounds",
+            settings.load.threads,
+            settings.load.connections,
+            settings.load.duration.as_secs(),
+            settings.rounds
+        );
+        let (targets, ok) = tokio::task::block_in_place(|| {
+            http1(
+                &settings,
+                &[&backend, &agent, &nginx_m, &haproxy_m],
+                &backend,
+            )
+        })?;
+        clean &= ok;
+        println!();
+        report::print(&targets);
+    }
 
-    println!();
-    println!(
-        "HTTP/2 with prior knowledge: h2load --threads={} --clients={}, {} s, {} rounds",
-        settings.load.threads,
-        settings.load.connections,
-        settings.load.duration.as_secs(),
-        settings.rounds
-    );
-    let (h2_targets, ok) =
-        tokio::task::block_in_place(|| http2(&settings, &[&agent, &nginx_m, &haproxy_m]))?;
-    clean &= ok;
-    println!();
-    report::print_h2(&h2_targets);
+    if part("http2") {
+        println!();
+        println!(
+            "HTTP/2 with prior knowledge: h2load --threads={} --clients={}, {} s, {} rounds",
+            settings.load.threads,
+            settings.load.connections,
+            settings.load.duration.as_secs(),
+            settings.rounds
+        );
+        let (h2_targets, ok) =
+            tokio::task::block_in_place(|| http2(&settings, &[&agent, &nginx_m, &haproxy_m]))?;
+        clean &= ok;
+        println!();
+        report::print_h2(&h2_targets);
+    }
     drop(nginx_peer);
     drop(haproxy_peer);
+    if !part("cross") {
+        return Ok(clean);
+    }
 
     // Cross-node: node-2 has no instance and forwards to node-1.
     let cross = Measured {

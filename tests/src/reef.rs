@@ -43,6 +43,8 @@ pub struct ReefProcess {
     pub metrics_port: Option<u16>,
     /// For agents: the data dir, under which the apps it started keep theirs.
     data_dir: Option<PathBuf>,
+    /// Log as the daemon does by default, not at the tests' debug level.
+    default_logging: bool,
 }
 
 impl ReefProcess {
@@ -57,6 +59,7 @@ impl ReefProcess {
             https_port: None,
             metrics_port: None,
             data_dir: None,
+            default_logging: false,
         };
         process.launch();
         process
@@ -82,12 +85,15 @@ impl ReefProcess {
             }
             None => Command::new(reef_bin()),
         };
-        let child = command
-            .args(&self.args)
-            .env(
+        command.args(&self.args);
+        match self.default_logging {
+            true => command.env_remove("REEF_LOG"),
+            false => command.env(
                 "REEF_LOG",
                 "info,async_nats=warn,reef_coordinator=debug,reef_node_agent=debug",
-            )
+            ),
+        };
+        let child = command
             .env("NO_COLOR", "1")
             .envs(self.env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
@@ -190,6 +196,7 @@ impl ReefProcess {
             metrics_port: Some(metrics_port),
             netns: netns.map(str::to_string),
             data_dir: Some(dir.join(name)),
+            default_logging: false,
         };
         agent.launch();
         agent
@@ -268,6 +275,13 @@ impl ReefProcess {
     }
 
     /// Starts the same process again (after `kill`).
+    /// Starts it again logging as the daemon does by default (what
+    /// benchmarks run), not at the tests' debug level.
+    pub fn restart_with_default_logging(&mut self) {
+        self.default_logging = true;
+        self.restart();
+    }
+
     pub fn restart(&mut self) {
         self.kill();
         self.launch();

@@ -52,6 +52,37 @@ fn release_processes(dir: &str, app: &str) -> Vec<String> {
     })
 }
 
+/// Deploys `v2` over a running v1 while a client sends requests to `host`
+/// through `port` the whole time: every request is answered, by v1 then
+/// v2, and requests still flow after the switch.
+async fn redeploy_under_load(cluster: &TestCluster, port: u16, host: &str, v2: &std::path::Path) {
+    let prober = Prober::start(port, host);
+    eventually("the client to see v1", Duration::from_secs(10), || async {
+        (prober.ok() > 5).then_some(())
+    })
+    .await;
+    deploy(cluster, v2).await;
+    eventually("the client to see v2", Duration::from_secs(30), || async {
+        (prober.seen().last().map(String::as_str) == Some("v2")).then_some(())
+    })
+    .await;
+    let after = prober.ok();
+    eventually(
+        "more requests after the switch",
+        Duration::from_secs(20),
+        || async { (prober.ok() > after + 20).then_some(()) },
+    )
+    .await;
+    let probed = prober.finish().await;
+    assert_eq!(
+        probed.failed,
+        0,
+        "no request failed: {probed:?}\n{}",
+        cluster.logs()
+    );
+    assert_eq!(probed.seen, vec!["v1".to_string(), "v2".into()]);
+}
+
 async fn deploy(cluster: &TestCluster, dir: &std::path::Path) {
     let out = cluster
         .cli
@@ -95,31 +126,7 @@ async fn a_mix_release_deploys_and_is_replaced_blue_green_under_load_without_a_f
     })
     .await
     .expect("release");
-    let prober = Prober::start(port, "shop.test");
-    eventually("the client to see v1", Duration::from_secs(10), || async {
-        (prober.ok() > 5).then_some(())
-    })
-    .await;
-    deploy(&cluster, &v2).await;
-    eventually("the client to see v2", Duration::from_secs(30), || async {
-        (prober.seen().last().map(String::as_str) == Some("v2")).then_some(())
-    })
-    .await;
-    let after = prober.ok();
-    eventually(
-        "more requests after the switch",
-        Duration::from_secs(20),
-        || async { (prober.ok() > after + 20).then_some(()) },
-    )
-    .await;
-    let probed = prober.finish().await;
-    assert_eq!(
-        probed.failed,
-        0,
-        "no request failed: {probed:?}\n{}",
-        cluster.logs()
-    );
-    assert_eq!(probed.seen, vec!["v1".to_string(), "v2".into()]);
+    redeploy_under_load(&cluster, port, "shop.test", &v2).await;
     cluster.healthy_nodes("shop", 1).await;
 }
 
@@ -283,31 +290,7 @@ async fn a_rebar3_release_is_replaced_blue_green_under_load_and_destroy_leaves_n
 
     // The same node name twice at once, each on its own epmd.
     let v2 = write("v2").await;
-    let prober = Prober::start(port, "erl.test");
-    eventually("the client to see v1", Duration::from_secs(10), || async {
-        (prober.ok() > 5).then_some(())
-    })
-    .await;
-    deploy(&cluster, &v2).await;
-    eventually("the client to see v2", Duration::from_secs(30), || async {
-        (prober.seen().last().map(String::as_str) == Some("v2")).then_some(())
-    })
-    .await;
-    let after = prober.ok();
-    eventually(
-        "more requests after the switch",
-        Duration::from_secs(20),
-        || async { (prober.ok() > after + 20).then_some(()) },
-    )
-    .await;
-    let probed = prober.finish().await;
-    assert_eq!(
-        probed.failed,
-        0,
-        "no request failed: {probed:?}\n{}",
-        cluster.logs()
-    );
-    assert_eq!(probed.seen, vec!["v1".to_string(), "v2".into()]);
+    redeploy_under_load(&cluster, port, "erl.test", &v2).await;
 
     let dir = cluster.dir.path().display().to_string();
     let out = cluster

@@ -310,17 +310,9 @@ impl Ui {
             return json(StatusCode::FORBIDDEN, &serde_json::json!({ "error": why }));
         }
         let secure = is_tls(request.headers());
-        let body = match http_body_util::Limited::new(request.into_body(), MAX_CREDS_BODY)
-            .collect()
-            .await
-        {
-            Ok(body) => body.to_bytes(),
-            Err(_) => {
-                return json(
-                    StatusCode::BAD_REQUEST,
-                    &serde_json::json!({ "error": "the request body is too large or was cut off" }),
-                )
-            }
+        let body = match read_body(request, MAX_CREDS_BODY).await {
+            Ok(body) => body,
+            Err(refused) => return refused,
         };
         let value: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
         let field = |name: &str| value[name].as_str().unwrap_or_default().to_string();
@@ -416,17 +408,9 @@ impl Ui {
         if let Err(why) = same_origin(headers) {
             return forbidden(why);
         }
-        let body = match http_body_util::Limited::new(request.into_body(), MAX_BODY)
-            .collect()
-            .await
-        {
-            Ok(body) => body.to_bytes(),
-            Err(_) => {
-                return json(
-                    StatusCode::BAD_REQUEST,
-                    &serde_json::json!({ "error": "the request body is too large or was cut off" }),
-                )
-            }
+        let body = match read_body(request, MAX_BODY).await {
+            Ok(body) => body,
+            Err(refused) => return refused,
         };
         let action = match pages::action(&body) {
             Ok(action) => action,
@@ -461,5 +445,20 @@ impl Ui {
         reef_proto::decode::<ApiReply>(&reply.payload)
             .map_err(|e| unavailable(Report(&e).to_string()))?
             .0
+    }
+}
+
+/// The body of `request`, at most `max` bytes; a larger or cut-off body
+/// gets a 400 that says so.
+async fn read_body(request: Request<Incoming>, max: usize) -> Result<bytes::Bytes, Response<Body>> {
+    match http_body_util::Limited::new(request.into_body(), max)
+        .collect()
+        .await
+    {
+        Ok(body) => Ok(body.to_bytes()),
+        Err(_) => Err(json(
+            StatusCode::BAD_REQUEST,
+            &serde_json::json!({ "error": "the request body is too large or was cut off" }),
+        )),
     }
 }

@@ -74,6 +74,16 @@ async fn wait_audited(
     .await
 }
 
+/// Opens `url` and reads the reason its refusal page gives.
+async fn refusal(browser: &Browser, url: &str) -> String {
+    browser.goto(url).await.expect("open the page");
+    browser
+        .text("#reason")
+        .await
+        .expect("page")
+        .unwrap_or_default()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_deployer_signs_in_and_watches_nodes_deploys_jobs_and_rolls_back() {
     let Some(browser) = browser().await else {
@@ -352,12 +362,7 @@ async fn a_viewer_forged_cookies_and_spent_links_are_refused_and_audited() {
     assert_eq!(no_token, json!(403));
 
     // A link works once.
-    browser.goto(&vic_link).await.expect("the link again");
-    let reason = browser
-        .text("#reason")
-        .await
-        .expect("page")
-        .unwrap_or_default();
+    let reason = refusal(&browser, &vic_link).await;
     assert!(reason.contains("used already"), "{reason}");
     wait_audited(&admin, "the reused link", |e| {
         e["verb"] == "ui.signin"
@@ -377,12 +382,7 @@ async fn a_viewer_forged_cookies_and_spent_links_are_refused_and_audited() {
         .set_cookie("reef_session", &forged)
         .await
         .expect("set cookie");
-    browser.goto(&format!("{base}/")).await.expect("reload");
-    let reason = browser
-        .text("#reason")
-        .await
-        .expect("page")
-        .unwrap_or_default();
+    let reason = refusal(&browser, &format!("{base}/")).await;
     assert!(reason.contains("forged"), "{reason}");
     wait_audited(&admin, "the forged cookie", |e| {
         e["verb"] == "ui.session"
@@ -410,23 +410,13 @@ async fn a_viewer_forged_cookies_and_spent_links_are_refused_and_audited() {
         .wait_text("rita signed in", "#who", WAIT, |t| t == "rita (deployer)")
         .await;
     admin.ok(&["user", "rm", "rita"]).await;
-    browser.goto(&format!("{base}/")).await.expect("reload");
-    let reason = browser
-        .text("#reason")
-        .await
-        .expect("page")
-        .unwrap_or_default();
+    let reason = refusal(&browser, &format!("{base}/")).await;
     assert!(reason.contains("removed"), "{reason}");
 
     // An expired link: the coordinator gives links 4s here.
     let late = link(&admin).await;
     tokio::time::sleep(Duration::from_millis(4_500)).await;
-    browser.goto(&late).await.expect("the late link");
-    let reason = browser
-        .text("#reason")
-        .await
-        .expect("page")
-        .unwrap_or_default();
+    let reason = refusal(&browser, &late).await;
     assert!(reason.contains("expired"), "{reason}");
     wait_audited(&admin, "the expired link", |e| {
         e["verb"] == "ui.signin"

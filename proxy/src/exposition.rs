@@ -139,25 +139,37 @@ pub fn escape_label(value: &str) -> String {
 /// What renders the text of one scrape.
 pub type Render = Arc<dyn Fn() -> String + Send + Sync>;
 
+/// The next connection on `listener` (the `what` listener, for the log);
+/// a failed accept is logged and tried again after a pause. None once
+/// `shutdown` is cancelled.
+pub async fn accept(
+    listener: &TcpListener,
+    shutdown: &CancellationToken,
+    what: &str,
+) -> Option<tokio::net::TcpStream> {
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return None,
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => return Some(stream),
+                Err(e) => {
+                    tracing::warn!(error = %e, "{what}: could not accept a connection");
+                    tokio::select! {
+                        _ = shutdown.cancelled() => return None,
+                        _ = tokio::time::sleep(ACCEPT_BACKOFF) => {}
+                    }
+                }
+            },
+        }
+    }
+}
+
 /// Serves `GET /metrics` on `listener` with the text `render` makes, until
 /// `shutdown`; then waits briefly for open connections.
 pub async fn serve_metrics(listener: TcpListener, render: Render, shutdown: CancellationToken) {
     tracing::info!(addr = ?listener.local_addr().ok(), "metrics listening");
     let connections = TaskTracker::new();
-    loop {
-        let stream = tokio::select! {
-            _ = shutdown.cancelled() => break,
-            accepted = listener.accept() => match accepted {
-                Ok((stream, _)) => stream,
-                Err(e) => {
-                    tracing::warn!(error = %e, "metrics: could not accept a connection");
-                    tokio::select! {
-                        _ = shutdown.cancelled() => break,
-                        _ = tokio::time::sleep(ACCEPT_BACKOFF) => continue,
-                    }
-                }
-            },
-        };
+    while let Some(stream) = accept(&listener, &shutdown, "metrics").await {
         connections.spawn(connection(stream, render.clone(), shutdown.clone()));
     }
     connections.close();

@@ -108,20 +108,8 @@ pub(crate) async fn serve(listener: TcpListener, parts: Parts, shutdown: Cancell
         tasks: tasks.clone(),
         shutdown: shutdown.clone(),
     });
-    loop {
-        let stream = tokio::select! {
-            _ = shutdown.cancelled() => break,
-            accepted = listener.accept() => match accepted {
-                Ok((stream, _)) => stream,
-                Err(e) => {
-                    tracing::warn!(error = %e, "dashboard: could not accept a connection");
-                    tokio::select! {
-                        _ = shutdown.cancelled() => break,
-                        _ = tokio::time::sleep(Duration::from_millis(100)) => continue,
-                    }
-                }
-            },
-        };
+    while let Some(stream) = reef_proxy::exposition::accept(&listener, &shutdown, "dashboard").await
+    {
         tasks.spawn(connection(stream, ui.clone()));
     }
     tasks.close();
